@@ -1,0 +1,84 @@
+//! Kernel micro-benchmarks at SmolLM2-135M's shapes: time per dispatch and achieved GB/s of
+//! weight reads, on the adapter hearth picks (HEARTH_DEVICE / HEARTH_BACKEND to choose).
+//!
+//!     cargo bench --bench kernels [-- FILTER]
+
+use hearth::gpu::{AdapterChoice, Gpu};
+use hearth::model::ggml_type::GgmlType;
+use hearth::ops::linear::{Epilogue, GpuMatrix, Linear, LinearSpec};
+use hearth::ops::{Op, Step, StepBuffers};
+use hearth::quant::testing::{random_tensor, random_vec};
+use hearth::quant::{RowOrder, SourceRows, pack};
+use rand::SeedableRng;
+use std::time::Instant;
+
+struct Shape {
+    name: &'static str,
+    ty: GgmlType,
+    rows: usize,
+    cols: usize,
+    epilogue: Epilogue,
+    norm: bool,
+}
+
+const SHAPES: &[Shape] = &[
+    Shape { name: "qkv", ty: GgmlType::Q4_1, rows: 960, cols: 576, epilogue: Epilogue::Store, norm: true },
+    Shape { name: "attn_out", ty: GgmlType::Q4_1, rows: 576, cols: 576, epilogue: Epilogue::Add, norm: false },
+    Shape { name: "gate_up", ty: GgmlType::Q4_1, rows: 3072, cols: 576, epilogue: Epilogue::SwiGlu, norm: true },
+    Shape { name: "down", ty: GgmlType::Q4_1, rows: 576, cols: 1536, epilogue: Epilogue::Add, norm: false },
+    Shape { name: "lm_head", ty: GgmlType::Q8_0, rows: 49152, cols: 576, epilogue: Epilogue::Store, norm: true },
+];
+
+fn time_op(gpu: &Gpu, op: &dyn Op, step: Step, steps: &StepBuffers, reps: usize) -> f64 {
+    let run = |n: usize| {
+        let ops: Vec<&dyn Op> = (0..n).map(|_| op).collect();
+        let commands = steps.record(gpu, &ops, &step).unwrap();
+        gpu.queue.submit([commands]);
+        gpu.wait().unwrap();
+    };
+    run(2);
+    let started = Instant::now();
+    run(reps);
+    started.elapsed().as_secs_f64() / reps as f64
+}
+
+fn main() {
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let gpu = pollster::block_on(Gpu::new(&AdapterChoice::from_env())).expect("an adapter");
+    println!("adapter: {} ({:?})", gpu.info.name, gpu.info.backend);
+    let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(1);
+    let tokens: usize = std::env::var("BENCH_TOKENS").ok().and_then(|v| v.parse().ok()).unwrap_or(128);
+    println!(
+        "{:<10} {:>6} {:>12} {:>10} {:>14} {:>12}",
+        "kernel", "type", "shape", "µs/token1", "GB/s (decode)", "GFLOP/s (T)"
+    );
+    for s in SHAPES {
+        if filter.as_deref().is_some_and(|f| !s.name.contains(f)) {
+            continue;
+        }
+        let bytes = random_tensor(s.ty, s.rows, s.cols, &mut rng);
+        let order = if s.epilogue == Epilogue::SwiGlu { RowOrder::Interleave } else { RowOrder::Concat };
+        let packed = pack(&[SourceRows { ty: s.ty, bytes: &bytes, rows: s.rows }], s.cols, order).unwrap();
+        let w = GpuMatrix::upload(&gpu, s.name, &packed).unwrap();
+        let x = gpu.activations_with("x", s.cols, &random_vec(tokens * s.cols, &mut rng)).unwrap();
+        let out_width = if s.epilogue == Epilogue::SwiGlu { s.rows / 2 } else { s.rows };
+        let y = gpu.activations("y", tokens, out_width).unwrap();
+        let gamma = gpu.buffer_with("g", &random_vec(s.cols, &mut rng)).unwrap();
+        let steps = StepBuffers::new(&gpu, 4 * (tokens + 1));
+        let spec = LinearSpec { norm: s.norm.then_some((&gamma, 1e-5)), epilogue: s.epilogue, logits: false };
+        let op = Linear::new(&gpu, &steps, &w, &x, &y, &spec).unwrap();
+        let single = time_op(&gpu, &op, Step { n_tokens: 1, ..Default::default() }, &steps, 50);
+        let batch = time_op(&gpu, &op, Step { n_tokens: tokens as u32, ..Default::default() }, &steps, 3);
+        let gbs = bytes.len() as f64 / single / 1e9;
+        let gflops = 2.0 * (s.rows * s.cols * tokens) as f64 / batch / 1e9;
+        println!(
+            "{:<10} {:>6} {:>12} {:>10.1} {:>14.2} {:>12.2}",
+            s.name,
+            s.ty.to_string(),
+            format!("{}x{}", s.rows, s.cols),
+            single * 1e6,
+            gbs,
+            gflops
+        );
+    }
+}

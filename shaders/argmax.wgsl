@@ -1,0 +1,42 @@
+// Greedy sampling: the index of the largest logit of the last row (first index on ties).
+// One workgroup; constants N (vocabulary size) and LS (floats per logits row).
+
+#include "step.wgsl"
+@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(2) var<storage, read_write> result: array<u32>;
+
+const WG: u32 = 256u;
+var<workgroup> best_val: array<f32, WG>;
+var<workgroup> best_idx: array<u32, WG>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_index) lane: u32) {
+    let base = (step.n_tokens - 1u - step.logits_from) * LS;
+    var bv = bitcast<f32>(0xff800000u); // -inf
+    var bi = 0xffffffffu;
+    for (var i = lane; i < N; i += WG) {
+        let v = logits[base + i];
+        // NaN compares false and is never chosen.
+        if v > bv {
+            bv = v;
+            bi = i;
+        }
+    }
+    best_val[lane] = bv;
+    best_idx[lane] = bi;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
+        if lane < stride {
+            let ov = best_val[lane + stride];
+            let oi = best_idx[lane + stride];
+            if ov > best_val[lane] || (ov == best_val[lane] && oi < best_idx[lane]) {
+                best_val[lane] = ov;
+                best_idx[lane] = oi;
+            }
+        }
+        workgroupBarrier();
+    }
+    if lane == 0u {
+        result[0] = min(best_idx[0], N - 1u);
+    }
+}

@@ -1,0 +1,46 @@
+// Embedding lookup: one row of the (tiled, quantized) embedding matrix per token, dequantized.
+// One invocation per (token, block of 32). Constants: K (row length), N (vocabulary rows),
+// YS (floats per output row).
+
+#include "step.wgsl"
+
+@group(0) @binding(1) var<storage, read> ids: array<u32>;
+@group(0) @binding(2) var wq: texture_2d_array<u32>;
+@group(0) @binding(3) var<storage, read_write> y: array<vec4<f32>>;
+#if SCALED
+@group(0) @binding(4) var ws: texture_2d_array<u32>;
+#endif
+
+#include "weights.wgsl"
+
+const NB: u32 = K / 32u;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let t = gid.x / NB;
+    let b = gid.x % NB;
+    if t >= step.n_tokens {
+        return;
+    }
+    // Ids are checked on the host; the clamp only keeps a bad one inside the texture.
+    let row = min(ids[t], N - 1u);
+    let bi = block_index(row, b, NB);
+    let s = load_scales4(bi & ~3u);
+    let lane = bi & 3u;
+    let d = s.d[lane];
+    let m = s.m[lane];
+    let blk = load_block(bi);
+    let o = t * (YS / 4u) + b * 8u;
+    let c0 = chunk(blk, 0u);
+    let c1 = chunk(blk, 1u);
+    let c2 = chunk(blk, 2u);
+    let c3 = chunk(blk, 3u);
+    y[o] = d * c0.lo + m;
+    y[o + 1u] = d * c0.hi + m;
+    y[o + 2u] = d * c1.lo + m;
+    y[o + 3u] = d * c1.hi + m;
+    y[o + 4u] = d * c2.lo + m;
+    y[o + 5u] = d * c2.hi + m;
+    y[o + 6u] = d * c3.lo + m;
+    y[o + 7u] = d * c3.hi + m;
+}

@@ -1,0 +1,116 @@
+// Reading weight blocks in the GPU layout of src/quant/layout.rs, stored in textures as
+// src/gpu/texture.rs describes. The including shader declares `wq: texture_2d_array<u32>` (quant
+// words) with constant WQ_H (its rows per layer) and, for the quantized formats,
+// `ws: texture_2d_array<u32>` (four blocks' f16 pairs (d, m) per texel) with WS_H.
+// A weight is d * q + m. Exactly one of W_Q4, W_Q8, W_F16, W_F32 is set.
+
+const TEXEL_ROW: u32 = 2048u;
+
+fn texel_coords(i: u32, height: u32) -> vec3<u32> {
+    let row = i / TEXEL_ROW;
+    return vec3<u32>(i % TEXEL_ROW, row % height, row / height);
+}
+
+fn quant_texel(i: u32) -> vec4<u32> {
+    let c = texel_coords(i, WQ_H);
+    return textureLoad(wq, c.xy, c.z, 0);
+}
+
+// The raw texels of one block: 1 for 4-bit, 2 for 8-bit, 4 for f16, 8 for f32.
+#if W_Q4
+const BLOCK_TEXELS: u32 = 1u;
+struct Block { t0: vec4<u32> }
+fn load_block(bi: u32) -> Block {
+    return Block(quant_texel(bi));
+}
+#endif
+#if W_Q8
+const BLOCK_TEXELS: u32 = 2u;
+struct Block { t0: vec4<u32>, t1: vec4<u32> }
+fn load_block(bi: u32) -> Block {
+    return Block(quant_texel(2u * bi), quant_texel(2u * bi + 1u));
+}
+#endif
+#if W_F16
+const BLOCK_TEXELS: u32 = 4u;
+struct Block { t0: vec4<u32>, t1: vec4<u32>, t2: vec4<u32>, t3: vec4<u32> }
+fn load_block(bi: u32) -> Block {
+    let i = 4u * bi;
+    return Block(quant_texel(i), quant_texel(i + 1u), quant_texel(i + 2u), quant_texel(i + 3u));
+}
+#endif
+#if W_F32
+const BLOCK_TEXELS: u32 = 8u;
+struct Block { t0: vec4<u32>, t1: vec4<u32>, t2: vec4<u32>, t3: vec4<u32>, t4: vec4<u32>, t5: vec4<u32>, t6: vec4<u32>, t7: vec4<u32> }
+fn load_block(bi: u32) -> Block {
+    let i = 8u * bi;
+    return Block(quant_texel(i), quant_texel(i + 1u), quant_texel(i + 2u), quant_texel(i + 3u),
+                 quant_texel(i + 4u), quant_texel(i + 5u), quant_texel(i + 6u), quant_texel(i + 7u));
+}
+#endif
+
+// Eight consecutive weights (before scaling).
+struct W8 { lo: vec4<f32>, hi: vec4<f32> }
+
+fn nibbles(u: u32) -> W8 {
+    let v = vec4<u32>(u);
+    return W8(vec4<f32>((v >> vec4<u32>(0u, 4u, 8u, 12u)) & vec4<u32>(15u)),
+              vec4<f32>((v >> vec4<u32>(16u, 20u, 24u, 28u)) & vec4<u32>(15u)));
+}
+
+fn signed_bytes(u: u32) -> vec4<f32> {
+    return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(u) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u));
+}
+
+fn halves(w: vec4<u32>) -> W8 {
+    return W8(vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)), vec4<f32>(unpack2x16float(w.z), unpack2x16float(w.w)));
+}
+
+// Weights 8c..8c+7 of a block; `c` is a literal at every call, so this folds to one case.
+fn chunk(b: Block, c: u32) -> W8 {
+#if W_Q4
+    return nibbles(b.t0[c]);
+#endif
+#if W_Q8
+    let t = select(b.t1, b.t0, c < 2u);
+    return W8(signed_bytes(t[(2u * c) % 4u]), signed_bytes(t[(2u * c + 1u) % 4u]));
+#endif
+#if W_F16
+    switch c {
+        case 0u: { return halves(b.t0); }
+        case 1u: { return halves(b.t1); }
+        case 2u: { return halves(b.t2); }
+        default: { return halves(b.t3); }
+    }
+#endif
+#if W_F32
+    switch c {
+        case 0u: { return W8(bitcast<vec4<f32>>(b.t0), bitcast<vec4<f32>>(b.t1)); }
+        case 1u: { return W8(bitcast<vec4<f32>>(b.t2), bitcast<vec4<f32>>(b.t3)); }
+        case 2u: { return W8(bitcast<vec4<f32>>(b.t4), bitcast<vec4<f32>>(b.t5)); }
+        default: { return W8(bitcast<vec4<f32>>(b.t6), bitcast<vec4<f32>>(b.t7)); }
+    }
+#endif
+}
+
+// Scales (d, m) of the four blocks bi..bi+3 (bi a multiple of 4: four neighbouring rows).
+struct Scales4 { d: vec4<f32>, m: vec4<f32> }
+
+fn load_scales4(bi: u32) -> Scales4 {
+#if SCALED
+    let c = texel_coords(bi / 4u, WS_H);
+    let s = textureLoad(ws, c.xy, c.z, 0);
+    let a = unpack2x16float(s.x);
+    let b = unpack2x16float(s.y);
+    let e = unpack2x16float(s.z);
+    let f = unpack2x16float(s.w);
+    return Scales4(vec4<f32>(a.x, b.x, e.x, f.x), vec4<f32>(a.y, b.y, e.y, f.y));
+#else
+    return Scales4(vec4<f32>(1.0), vec4<f32>(0.0));
+#endif
+}
+
+// Index of block `b` of row `row` (see src/quant/layout.rs), for a matrix with `nb` blocks per row.
+fn block_index(row: u32, b: u32, nb: u32) -> u32 {
+    return ((row / 64u) * nb + b) * 64u + row % 64u;
+}

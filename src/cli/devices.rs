@@ -1,0 +1,35 @@
+//! `hearth devices`: every adapter wgpu sees, with what matters for running models.
+
+use super::GpuArgs;
+use clap::Args;
+use hearth::Result;
+use hearth::gpu::list_adapters;
+
+#[derive(Args)]
+pub struct DevicesArgs {
+    #[command(flatten)]
+    gpu: GpuArgs,
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{} MiB", bytes / (1 << 20))
+}
+
+pub fn run(args: DevicesArgs) -> Result<()> {
+    let mut choice = args.gpu.choice();
+    choice.device = None;
+    for a in pollster::block_on(list_adapters(&choice))? {
+        let i = &a.info;
+        println!("[{}] {} — {} {:?}", a.index, i.name, i.backend, i.device_type);
+        println!("    driver: {} {}", i.driver, i.driver_info);
+        println!(
+            "    shader f16: {}   subgroups: {} (sizes {}..{})",
+            if a.f16 { "yes" } else { "no" },
+            if a.subgroups { "yes" } else { "no" },
+            i.subgroup_min_size,
+            i.subgroup_max_size
+        );
+        println!("    max storage binding: {}   max buffer: {}", mib(a.max_binding), mib(a.max_buffer));
+    }
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! `hearth info`: what a model file holds, without touching the GPU.
+
+use super::ModelArgs;
+use clap::Args;
+use hearth::Result;
+use hearth::model::ModelConfig;
+use hearth::model::gguf::Value;
+use std::collections::BTreeMap;
+
+#[derive(Args)]
+pub struct InfoArgs {
+    /// A GGUF file or model name (the default model when omitted)
+    model: Option<String>,
+    /// Also list every metadata key and tensor
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+pub fn run(args: InfoArgs) -> Result<()> {
+    let (path, file) = super::load::open_file(&ModelArgs { model: args.model })?;
+    let h = &file.header;
+    let text = |k: &str| h.get(k).and_then(Value::as_str).unwrap_or("-").to_string();
+    println!("file:          {} ({:.1} MB, GGUF v{})", path.display(), file.len() as f64 / 1e6, h.version);
+    println!("name:          {}", text("general.name"));
+    println!("architecture:  {}", text("general.architecture"));
+    match ModelConfig::from_gguf(h) {
+        Ok(c) => {
+            println!("parameters:    {:.1} M", c.n_params() as f64 / 1e6);
+            println!(
+                "layers {}, width {}, feed-forward {}, heads {} (kv {}), head size {}",
+                c.n_layer, c.n_embd, c.n_ff, c.n_head, c.n_head_kv, c.head_dim
+            );
+            println!(
+                "context {}, vocabulary {}, rope base {} over {} dims, rms eps {:e}, {} embeddings",
+                c.n_ctx_train,
+                c.n_vocab,
+                c.rope_base,
+                c.rope_dims,
+                c.rms_eps,
+                if c.tied_embeddings { "tied" } else { "separate output" }
+            );
+        }
+        Err(e) => println!("runnable:      no ({e})"),
+    }
+    let mut types: BTreeMap<String, (usize, u64)> = BTreeMap::new();
+    for t in &h.tensors {
+        let e = types.entry(t.ty.to_string()).or_default();
+        e.0 += 1;
+        e.1 += t.n_bytes;
+    }
+    let summary: Vec<String> =
+        types.iter().map(|(ty, (n, bytes))| format!("{ty} ×{n} ({:.1} MB)", *bytes as f64 / 1e6)).collect();
+    println!("tensors:       {} — {}", h.tensors.len(), summary.join(", "));
+    println!(
+        "tokenizer:     {} (pre: {}), {} tokens",
+        text("tokenizer.ggml.model"),
+        text("tokenizer.ggml.pre"),
+        h.get("tokenizer.ggml.tokens").and_then(Value::as_array).map_or(0, |a| a.len())
+    );
+    match h.get("tokenizer.chat_template").and_then(Value::as_str) {
+        Some(t) => {
+            println!("chat template:");
+            for line in t.lines() {
+                println!("    {line}");
+            }
+        }
+        None => println!("chat template: none (prompts are sent as they are)"),
+    }
+    if args.verbose {
+        println!("\nmetadata:");
+        for (k, v) in &h.metadata {
+            println!("    {k} = {}", v.summary());
+        }
+        println!("\ntensors:");
+        for t in &h.tensors {
+            println!("    {:<40} {:<8} {:?} at {}", t.name, t.ty.to_string(), t.dims, t.offset);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! Argument definitions (clap derive) and the dispatch to one file per subcommand.
+
+mod devices;
+mod info;
+mod load;
+mod perplexity;
+mod pull;
+mod run;
+mod tokenize;
+
+use clap::{Args, Parser, Subcommand};
+use hearth::Result;
+
+#[derive(Parser)]
+#[command(
+    name = "hearth",
+    version,
+    about = "Run open-weight language models on the GPU you already own (Vulkan, Metal, DX12, GL via wgpu)",
+    after_help = "Quick start: `hearth run \"Tell me a story\"` fetches the default model (SmolLM2-135M-Instruct Q4_1) on first use.\nSet RUST_LOG=info for more detail."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate text from a prompt, streamed to stdout
+    Run(run::RunArgs),
+    /// Print a model's token ids for a text (like llama-tokenize)
+    Tokenize(tokenize::TokenizeArgs),
+    /// Show a model file's architecture, sizes, quant types and chat template
+    Info(info::InfoArgs),
+    /// List the GPU adapters wgpu can use
+    Devices(devices::DevicesArgs),
+    /// Measure perplexity on a text file with llama-perplexity's protocol
+    Perplexity(perplexity::PerplexityArgs),
+    /// Download a model into the cache: a known name, an https:// URL or hf:owner/repo/file.gguf
+    Pull(pull::PullArgs),
+}
+
+/// Which model to use.
+#[derive(Args, Clone, Debug)]
+pub struct ModelArgs {
+    /// A GGUF file, a known model name (see `hearth pull --list`), an https:// URL or
+    /// hf:owner/repo/file.gguf; the default model when omitted
+    #[arg(short, long, env = "HEARTH_MODEL")]
+    pub model: Option<String>,
+}
+
+/// Which GPU adapter to use.
+#[derive(Args, Clone, Debug, Default)]
+pub struct GpuArgs {
+    /// Adapter index or a substring of its name (see `hearth devices`)
+    #[arg(long, env = "HEARTH_DEVICE")]
+    pub device: Option<String>,
+    /// Graphics API: vulkan, metal, dx12 or gl
+    #[arg(long, env = "HEARTH_BACKEND")]
+    pub backend: Option<String>,
+}
+
+impl GpuArgs {
+    pub fn choice(&self) -> hearth::gpu::AdapterChoice {
+        hearth::gpu::AdapterChoice { device: self.device.clone(), backend: self.backend.clone() }
+    }
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Run(a) => run::run(a),
+        Command::Tokenize(a) => tokenize::run(a),
+        Command::Info(a) => info::run(a),
+        Command::Devices(a) => devices::run(a),
+        Command::Perplexity(a) => perplexity::run(a),
+        Command::Pull(a) => pull::run(a),
+    }
+}

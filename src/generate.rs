@@ -1,0 +1,242 @@
+//! A generation session: its own KV cache and buffers over a shared model, prompt processing
+//! in batches, and one forward step per generated token.
+
+use crate::model::Model;
+use crate::model::state::{SessionOptions, State};
+use crate::ops::argmax::Argmax;
+use crate::ops::{Op, Step};
+use crate::{Error, Result};
+use std::sync::Arc;
+
+pub struct Session {
+    pub model: Arc<Model>,
+    state: State,
+    ops: Vec<Box<dyn Op>>,
+    argmax: Argmax,
+    /// Tokens already in the KV cache.
+    pos: usize,
+}
+
+/// What a forward step should leave behind.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// Nothing: an early chunk of a long prompt.
+    Nothing,
+    /// The greedy next token after the last input token.
+    Argmax,
+    /// Logits of the inputs from this index on.
+    LogitsFrom(usize),
+}
+
+impl Session {
+    pub fn new(model: Arc<Model>, options: SessionOptions) -> Result<Session> {
+        let gpu = &model.gpu;
+        let state = State::new(gpu, &model.config, options)?;
+        let ops = model.arch.graph(gpu, &model.config, &state)?;
+        let argmax = Argmax::new(gpu, &state.steps, &state.logits, &state.token)?;
+        Ok(Session { model, state, ops, argmax, pos: 0 })
+    }
+
+    pub fn options(&self) -> SessionOptions {
+        self.state.options
+    }
+
+    /// Tokens in the KV cache.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Forgets everything after the first `pos` tokens (0 starts over).
+    pub fn truncate(&mut self, pos: usize) {
+        self.pos = self.pos.min(pos);
+    }
+
+    pub fn gpu_bytes(&self) -> u64 {
+        self.state.gpu_bytes()
+    }
+
+    fn check_room(&self, n: usize) -> Result<()> {
+        let ctx = self.state.options.ctx;
+        if self.pos + n > ctx {
+            return Err(Error::Input(format!(
+                "the context is full: {} tokens already in it plus {n} new ones exceed the context size {ctx} (raise --ctx)",
+                self.pos
+            )));
+        }
+        Ok(())
+    }
+
+    fn validate_ids(&self, tokens: &[u32]) -> Result<()> {
+        let vocab = self.model.config.n_vocab;
+        if let Some(bad) = tokens.iter().find(|&&t| t as usize >= vocab) {
+            return Err(Error::Input(format!("token id {bad} is outside the vocabulary of {vocab}")));
+        }
+        Ok(())
+    }
+
+    /// Runs `tokens` (at most one batch) through the model and submits the work.
+    fn step(&mut self, tokens: &[u32], want: Want) -> Result<()> {
+        let gpu = &self.model.gpu;
+        let n = tokens.len() as u32;
+        let logits_from = match want {
+            Want::Nothing => n,
+            Want::Argmax => n - 1,
+            Want::LogitsFrom(i) => i as u32,
+        };
+        let step = Step { n_tokens: n, pos0: self.pos as u32, logits_from, pad: 0 };
+        gpu.queue.write_buffer(&self.state.ids, 0, bytemuck::cast_slice(tokens));
+        let mut ops: Vec<&dyn Op> = self.ops.iter().map(|o| o.as_ref()).collect();
+        if want == Want::Argmax {
+            ops.push(&self.argmax);
+        }
+        let commands = self.state.steps.record(gpu, &ops, &step)?;
+        gpu.queue.submit([commands]);
+        self.pos += tokens.len();
+        Ok(())
+    }
+
+    /// Feeds `tokens` (any number, in batches) and leaves the last one's logits computed.
+    fn feed(&mut self, tokens: &[u32], last: Want) -> Result<()> {
+        if tokens.is_empty() {
+            return Err(Error::Input("nothing to evaluate: no tokens".into()));
+        }
+        self.validate_ids(tokens)?;
+        self.check_room(tokens.len())?;
+        let batch = self.state.options.batch;
+        let chunks: Vec<&[u32]> = tokens.chunks(batch).collect();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let want = if i + 1 == chunks.len() { last } else { Want::Nothing };
+            let want = match want {
+                Want::LogitsFrom(_) => Want::LogitsFrom(chunk.len() - 1),
+                w => w,
+            };
+            self.step(chunk, want)?;
+        }
+        Ok(())
+    }
+
+    /// Feeds `tokens` and returns the greedy choice for the next token (computed on the GPU).
+    pub async fn next_greedy(&mut self, tokens: &[u32]) -> Result<u32> {
+        self.feed(tokens, Want::Argmax)?;
+        let bytes = self.model.gpu.read(&self.state.token, 4).await?;
+        Ok(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+    }
+
+    /// Feeds `tokens` and returns the logits that follow the last one.
+    pub async fn next_logits(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        self.feed(tokens, Want::LogitsFrom(0))?;
+        self.model.gpu.read_activations(&self.state.logits, 1).await
+    }
+
+    /// Feeds one batch of `tokens` and returns the logits after each token from `from` on,
+    /// `[token][vocab]` (what perplexity needs).
+    pub async fn logits_from(&mut self, tokens: &[u32], from: usize) -> Result<Vec<f32>> {
+        let o = self.state.options;
+        if tokens.len() > o.batch || from >= tokens.len() || tokens.len() - from > o.logit_rows {
+            return Err(Error::Input(format!(
+                "{} tokens with logits from {from} do not fit this session (batch {}, logit rows {})",
+                tokens.len(),
+                o.batch,
+                o.logit_rows
+            )));
+        }
+        self.validate_ids(tokens)?;
+        self.check_room(tokens.len())?;
+        self.step(tokens, Want::LogitsFrom(from))?;
+        self.model.gpu.read_activations(&self.state.logits, tokens.len() - from).await
+    }
+}
+
+/// Why generation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// The model produced an end-of-generation token.
+    EndOfGeneration,
+    /// `max_tokens` were generated.
+    MaxTokens,
+    /// The caller's callback asked to stop.
+    Cancelled,
+}
+
+#[derive(Clone, Debug)]
+pub struct GenerationStats {
+    pub prompt_tokens: usize,
+    /// Time to process the prompt and pick the first token.
+    pub prompt_seconds: f64,
+    /// Tokens generated (an end-of-generation token is not counted).
+    pub generated: usize,
+    /// Forward steps that fed a generated token back, and their time.
+    pub decode_steps: usize,
+    pub decode_seconds: f64,
+    pub stop: StopReason,
+}
+
+impl GenerationStats {
+    pub fn prompt_tokens_per_second(&self) -> f64 {
+        self.prompt_tokens as f64 / self.prompt_seconds.max(1e-9)
+    }
+    pub fn decode_tokens_per_second(&self) -> f64 {
+        self.decode_steps as f64 / self.decode_seconds.max(1e-9)
+    }
+}
+
+/// Generates up to `max_tokens` after `prompt`, calling `on_token(id)` for each token as it
+/// is chosen; the callback returns false to stop. Stops at end-of-generation tokens.
+pub async fn generate(
+    session: &mut Session,
+    prompt: &[u32],
+    max_tokens: usize,
+    sampler: &mut crate::sample::Sampler,
+    is_eog: impl Fn(u32) -> bool,
+    mut on_token: impl FnMut(u32) -> bool,
+) -> Result<GenerationStats> {
+    let greedy = sampler.config().is_plain_greedy();
+    let mut history: Vec<u32> = prompt.to_vec();
+    let mut stats = GenerationStats {
+        prompt_tokens: prompt.len(),
+        prompt_seconds: 0.0,
+        generated: 0,
+        decode_steps: 0,
+        decode_seconds: 0.0,
+        stop: StopReason::MaxTokens,
+    };
+    let mut input: Vec<u32> = prompt.to_vec();
+    while stats.generated < max_tokens {
+        let started = web_time::Instant::now();
+        let next = if greedy {
+            session.next_greedy(&input).await?
+        } else {
+            let logits = session.next_logits(&input).await?;
+            sampler.sample(&logits, &history)
+        };
+        let elapsed = started.elapsed().as_secs_f64();
+        if stats.generated == 0 {
+            stats.prompt_seconds = elapsed;
+        } else {
+            stats.decode_steps += 1;
+            stats.decode_seconds += elapsed;
+        }
+        if is_eog(next) {
+            stats.stop = StopReason::EndOfGeneration;
+            break;
+        }
+        stats.generated += 1;
+        history.push(next);
+        if !on_token(next) {
+            stats.stop = StopReason::Cancelled;
+            break;
+        }
+        if stats.generated == max_tokens {
+            break;
+        }
+        if session.position() + 1 > session.options().ctx {
+            return Err(Error::Input(format!(
+                "the context ({} tokens) is full after {} generated tokens (raise --ctx or lower -n)",
+                session.options().ctx,
+                stats.generated
+            )));
+        }
+        input = vec![next];
+    }
+    Ok(stats)
+}

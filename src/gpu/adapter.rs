@@ -1,0 +1,123 @@
+//! Which adapters wgpu sees, and which one hearth opens.
+
+use crate::{Error, Result};
+
+/// What the user asked for: `--device INDEX|NAME-SUBSTRING` and `--backend NAME`.
+#[derive(Clone, Debug, Default)]
+pub struct AdapterChoice {
+    pub device: Option<String>,
+    pub backend: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct AdapterSummary {
+    pub index: usize,
+    pub info: wgpu::AdapterInfo,
+    pub f16: bool,
+    pub subgroups: bool,
+    pub max_binding: u64,
+    pub max_buffer: u64,
+}
+
+fn backends(choice: &AdapterChoice) -> Result<wgpu::Backends> {
+    match choice.backend.as_deref() {
+        None => Ok(wgpu::Backends::all().with_env()),
+        Some(name) => {
+            let b = match name.to_ascii_lowercase().as_str() {
+                "vulkan" | "vk" => wgpu::Backends::VULKAN,
+                "metal" => wgpu::Backends::METAL,
+                "dx12" | "d3d12" => wgpu::Backends::DX12,
+                "gl" | "gles" | "opengl" => wgpu::Backends::GL,
+                other => {
+                    return Err(Error::Input(format!("unknown backend {other:?}: use one of vulkan, metal, dx12, gl")));
+                }
+            };
+            Ok(b)
+        }
+    }
+}
+
+fn instance(backends: wgpu::Backends) -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    desc.backends = backends;
+    wgpu::Instance::new(desc)
+}
+
+/// Lower is preferred: discrete, integrated, virtual, then CPU adapters; GL after native APIs.
+fn preference(info: &wgpu::AdapterInfo) -> (u8, u8) {
+    let kind = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    };
+    (kind, u8::from(info.backend == wgpu::Backend::Gl))
+}
+
+async fn adapters(choice: &AdapterChoice) -> Result<Vec<wgpu::Adapter>> {
+    let list = instance(backends(choice)?).enumerate_adapters(wgpu::Backends::all()).await;
+    if list.is_empty() {
+        return Err(Error::Gpu(
+            "no GPU adapter found. Install a Vulkan driver for your GPU (or Mesa's lavapipe, \
+             package mesa-vulkan-drivers, to run on the CPU)"
+                .into(),
+        ));
+    }
+    Ok(list)
+}
+
+pub async fn list_adapters(choice: &AdapterChoice) -> Result<Vec<AdapterSummary>> {
+    Ok(adapters(choice)
+        .await?
+        .iter()
+        .enumerate()
+        .map(|(index, a)| {
+            let limits = a.limits();
+            AdapterSummary {
+                index,
+                info: a.get_info(),
+                f16: a.features().contains(wgpu::Features::SHADER_F16),
+                subgroups: a.features().contains(wgpu::Features::SUBGROUP),
+                max_binding: limits.max_storage_buffer_binding_size,
+                max_buffer: limits.max_buffer_size,
+            }
+        })
+        .collect())
+}
+
+pub(super) async fn choose(choice: &AdapterChoice) -> Result<wgpu::Adapter> {
+    let mut list = adapters(choice).await?;
+    let Some(wanted) = choice.device.as_deref() else {
+        list.sort_by_key(|a| preference(&a.get_info()));
+        let chosen = list.swap_remove(0);
+        if chosen.get_info().device_type == wgpu::DeviceType::Cpu {
+            log::warn!(
+                "using {} ({}), a CPU adapter: no GPU adapter was found. Expect far lower speed than on a GPU; \
+                 check your GPU's Vulkan/Metal/DX12 driver, and see `hearth devices`",
+                chosen.get_info().name,
+                chosen.get_info().backend
+            );
+        }
+        return Ok(chosen);
+    };
+    if let Ok(index) = wanted.parse::<usize>() {
+        let n = list.len();
+        return list
+            .into_iter()
+            .nth(index)
+            .ok_or_else(|| Error::Input(format!("--device {index}: there are {n} adapters (see `hearth devices`)")));
+    }
+    let needle = wanted.to_lowercase();
+    list.into_iter()
+        .find(|a| a.get_info().name.to_lowercase().contains(&needle))
+        .ok_or_else(|| Error::Input(format!("--device {wanted:?} matches no adapter name (see `hearth devices`)")))
+}
+
+impl AdapterChoice {
+    /// The choice from `HEARTH_DEVICE` and `HEARTH_BACKEND`, as the CLI flags also default to.
+    pub fn from_env() -> AdapterChoice {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        AdapterChoice { device: var("HEARTH_DEVICE"), backend: var("HEARTH_BACKEND") }
+    }
+}

@@ -1,0 +1,280 @@
+//! The GPU context: adapter choice, device with the adapter's own limits, shader and pipeline
+//! caches, buffer helpers and read-back.
+
+mod activations;
+mod adapter;
+mod readback;
+pub mod shader;
+mod texture;
+
+pub use activations::{Activations, row_stride};
+pub use adapter::{AdapterChoice, AdapterSummary, list_adapters};
+pub use shader::Defines;
+pub use texture::{KvTexture, TEXEL_ROW, Texels};
+
+use crate::{Error, Result};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use wgpu::util::DeviceExt;
+
+/// What kind of binding a kernel slot is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Slot {
+    Uniform,
+    /// A uniform binding of a fixed size whose offset is chosen at each dispatch.
+    UniformWindow,
+    Read,
+    ReadWrite,
+    /// A `texture_2d_array<u32>`.
+    Texels,
+    /// A `texture_2d<f32>` read with textureLoad.
+    TextureF32,
+    /// A write-only `texture_storage_2d<rgba32float, write>`.
+    StorageTextureF32,
+}
+
+/// What is bound to a slot.
+#[derive(Clone, Copy)]
+pub enum Bind<'a> {
+    Buffer(&'a wgpu::Buffer),
+    /// The first `size` bytes of a buffer, moved by a dynamic offset at each dispatch.
+    Window(&'a wgpu::Buffer, u64),
+    Texture(&'a wgpu::TextureView),
+}
+
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    /// Rows each matvec invocation owns: many for CPU adapters (SIMD lanes reuse activations
+    /// from registers), few for real GPUs (many threads in flight).
+    pub rows_per_invocation: u32,
+    pipelines: Mutex<HashMap<String, Arc<Kernel>>>,
+}
+
+/// A compiled compute pipeline and the bind group layout its bind groups are made with.
+pub struct Kernel {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+    pub label: String,
+}
+
+impl Gpu {
+    /// Opens the adapter `choice` selects and creates a device with the adapter's own limits.
+    pub async fn new(choice: &AdapterChoice) -> Result<Gpu> {
+        let adapter = adapter::choose(choice).await?;
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("hearth"),
+                required_features: adapter.features() & wgpu::Features::SHADER_INT64,
+                required_limits: limits.clone(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|e| Error::Gpu(format!("could not open {}: {e}", info.name)))?;
+        let rows_per_invocation = if info.device_type == wgpu::DeviceType::Cpu { 8 } else { 2 };
+        Ok(Gpu { device, queue, info, limits, rows_per_invocation, pipelines: Mutex::new(HashMap::new()) })
+    }
+
+    pub fn is_cpu_adapter(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// The pipeline for shader `name` with `defines` and binding `slots`, compiled once.
+    pub fn kernel(&self, name: &str, defines: &Defines, slots: &[(u32, Slot)]) -> Result<Arc<Kernel>> {
+        let key = format!("{name} [{}] {slots:?}", defines.key());
+        if let Some(k) = self.lock_pipelines().get(&key) {
+            return Ok(k.clone());
+        }
+        let source = shader::preprocess(name, defines)?;
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(&key),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = slots
+            .iter()
+            .map(|&(binding, slot)| {
+                let buffer = |ty, has_dynamic_offset| wgpu::BindingType::Buffer {
+                    ty,
+                    has_dynamic_offset,
+                    min_binding_size: None,
+                };
+                let ty = match slot {
+                    Slot::Uniform => buffer(wgpu::BufferBindingType::Uniform, false),
+                    Slot::UniformWindow => buffer(wgpu::BufferBindingType::Uniform, true),
+                    Slot::Read => buffer(wgpu::BufferBindingType::Storage { read_only: true }, false),
+                    Slot::ReadWrite => buffer(wgpu::BufferBindingType::Storage { read_only: false }, false),
+                    Slot::Texels => wgpu::BindingType::Texture {
+                        sample_type: wgpu::TextureSampleType::Uint,
+                        view_dimension: wgpu::TextureViewDimension::D2Array,
+                        multisampled: false,
+                    },
+                    Slot::TextureF32 => wgpu::BindingType::Texture {
+                        sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                        view_dimension: wgpu::TextureViewDimension::D2,
+                        multisampled: false,
+                    },
+                    Slot::StorageTextureF32 => wgpu::BindingType::StorageTexture {
+                        access: wgpu::StorageTextureAccess::WriteOnly,
+                        format: wgpu::TextureFormat::Rgba32Float,
+                        view_dimension: wgpu::TextureViewDimension::D2,
+                    },
+                };
+                wgpu::BindGroupLayoutEntry { binding, visibility: wgpu::ShaderStages::COMPUTE, ty, count: None }
+            })
+            .collect();
+        let layout = self
+            .device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(&key), entries: &entries });
+        let pipeline_layout = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(&key),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(&key),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        if let Some(err) = pollster_free_block_on(scope.pop()) {
+            return Err(Error::Gpu(format!("shader {key} failed to compile: {err}")));
+        }
+        let kernel = Arc::new(Kernel { pipeline, layout, label: key.clone() });
+        self.lock_pipelines().insert(key, kernel.clone());
+        Ok(kernel)
+    }
+
+    fn lock_pipelines(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Kernel>>> {
+        self.pipelines.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn bind_group(&self, kernel: &Kernel, binds: &[(u32, Bind)]) -> wgpu::BindGroup {
+        let entries: Vec<wgpu::BindGroupEntry> = binds
+            .iter()
+            .map(|&(binding, bind)| {
+                let resource = match bind {
+                    Bind::Buffer(b) => b.as_entire_binding(),
+                    Bind::Window(buffer, size) => wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer,
+                        offset: 0,
+                        size: wgpu::BufferSize::new(size),
+                    }),
+                    Bind::Texture(view) => wgpu::BindingResource::TextureView(view),
+                };
+                wgpu::BindGroupEntry { binding, resource }
+            })
+            .collect();
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(&kernel.label),
+            layout: &kernel.layout,
+            entries: &entries,
+        })
+    }
+
+    /// A zero-filled storage buffer of `bytes` (at least 16) that can be copied from and to.
+    pub fn buffer(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
+        self.checked_buffer(label, bytes, false)
+    }
+
+    fn checked_buffer(&self, label: &str, bytes: u64, uniform: bool) -> Result<wgpu::Buffer> {
+        self.check_size(label, bytes)?;
+        let mut usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+        if uniform {
+            usage |= wgpu::BufferUsages::UNIFORM;
+        }
+        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(16).next_multiple_of(16),
+            usage,
+            mapped_at_creation: false,
+        }))
+    }
+
+    /// A storage buffer holding `data`.
+    pub fn buffer_with<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> Result<wgpu::Buffer> {
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        self.check_size(label, bytes.len() as u64)?;
+        let mut padded;
+        let contents = if bytes.len() < 16 || !bytes.len().is_multiple_of(16) {
+            padded = bytes.to_vec();
+            padded.resize(bytes.len().max(16).next_multiple_of(16), 0);
+            &padded[..]
+        } else {
+            bytes
+        };
+        Ok(self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::UNIFORM
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+        }))
+    }
+
+    /// Bytes of a uniform window: what one uniform binding may hold, at most 64 KiB.
+    pub fn uniform_window(&self) -> u64 {
+        self.limits.max_uniform_buffer_binding_size.min(1 << 16)
+    }
+
+    /// The alignment of dynamic uniform offsets.
+    pub fn uniform_align(&self) -> u32 {
+        self.limits.min_uniform_buffer_offset_alignment.max(16)
+    }
+
+    pub fn uniform_buffer(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.next_multiple_of(16),
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    fn check_size(&self, label: &str, bytes: u64) -> Result<()> {
+        let max = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
+        if bytes > max {
+            return Err(Error::Gpu(format!(
+                "{label} needs a {bytes}-byte buffer but {} allows at most {max} bytes per binding",
+                self.info.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// Copies `bytes` bytes from the start of `buffer` back to the host.
+    pub async fn read(&self, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+        readback::read(self, buffer, bytes).await
+    }
+
+    /// Blocks until submitted work finishes (natively; a no-op on the web).
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::Gpu(format!("waiting for the GPU failed: {e}")))
+    }
+}
+
+/// Error scopes resolve immediately on native backends; on the web the future is polled once
+/// and a still-pending result is treated as "no error" (the browser reports it to the console).
+fn pollster_free_block_on<F: std::future::Future>(fut: F) -> F::Output
+where
+    F::Output: Default,
+{
+    use std::task::{Context, Poll, Waker};
+    let mut fut = std::pin::pin!(fut);
+    match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => Default::default(),
+    }
+}

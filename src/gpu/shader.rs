@@ -1,0 +1,166 @@
+//! WGSL sources and the small preprocessor that makes their variants.
+//!
+//! Every kernel is a plain `.wgsl` file in `shaders/`. Variants come from two mechanisms only:
+//! numeric defines become `const NAME = value;` lines prepended to the source (so tile shapes
+//! and matrix sizes are compile-time constants), and flags select lines between
+//! `#if FLAG` / `#if !FLAG`, `#else` and `#endif`. `#include "file.wgsl"` pastes another source.
+
+use crate::{Error, Result};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// Every shader source, embedded at build time.
+const SOURCES: &[(&str, &str)] = &[
+    ("step.wgsl", include_str!("../../shaders/step.wgsl")),
+    ("weights.wgsl", include_str!("../../shaders/weights.wgsl")),
+    ("linear.wgsl", include_str!("../../shaders/linear.wgsl")),
+    ("linear_batch.wgsl", include_str!("../../shaders/linear_batch.wgsl")),
+    ("embed.wgsl", include_str!("../../shaders/embed.wgsl")),
+    ("kv_write.wgsl", include_str!("../../shaders/kv_write.wgsl")),
+    ("rope.wgsl", include_str!("../../shaders/rope.wgsl")),
+    ("attention.wgsl", include_str!("../../shaders/attention.wgsl")),
+    ("argmax.wgsl", include_str!("../../shaders/argmax.wgsl")),
+];
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Define {
+    Flag(bool),
+    U32(u32),
+    F32(f32),
+}
+
+/// The defines of one shader variant; ordered so equal sets make equal cache keys.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Defines(BTreeMap<String, Define>);
+
+impl Defines {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn flag(mut self, name: &str, on: bool) -> Self {
+        self.0.insert(name.to_string(), Define::Flag(on));
+        self
+    }
+
+    pub fn u32(mut self, name: &str, value: u32) -> Self {
+        self.0.insert(name.to_string(), Define::U32(value));
+        self
+    }
+
+    pub fn f32(mut self, name: &str, value: f32) -> Self {
+        self.0.insert(name.to_string(), Define::F32(value));
+        self
+    }
+
+    fn is_set(&self, name: &str) -> bool {
+        matches!(self.0.get(name), Some(Define::Flag(true)))
+    }
+
+    /// A stable text form, used as the cache key and the shader label.
+    pub fn key(&self) -> String {
+        let mut s = String::new();
+        for (name, value) in &self.0 {
+            let _ = match value {
+                Define::Flag(true) => write!(s, "{name} "),
+                Define::Flag(false) => Ok(()),
+                Define::U32(v) => write!(s, "{name}={v} "),
+                Define::F32(v) => write!(s, "{name}={v:e} "),
+            };
+        }
+        s.trim_end().to_string()
+    }
+}
+
+/// The embedded source of `name`; natively, `HEARTH_SHADER_DIR` points at a folder to read
+/// the shaders from instead, so a kernel can be edited and re-measured without rebuilding.
+fn source(name: &str) -> Result<std::borrow::Cow<'static, str>> {
+    #[cfg(not(target_arch = "wasm32"))]
+    if let Some(dir) = std::env::var_os("HEARTH_SHADER_DIR") {
+        let path = std::path::Path::new(&dir).join(name);
+        return std::fs::read_to_string(&path).map(Into::into).map_err(|source| Error::Io { path, source });
+    }
+    SOURCES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, s)| (*s).into())
+        .ok_or_else(|| Error::Gpu(format!("no shader named {name}")))
+}
+
+/// The final WGSL text of shader `name` with `defines`.
+pub fn preprocess(name: &str, defines: &Defines) -> Result<String> {
+    let mut out = String::new();
+    for (name, value) in &defines.0 {
+        let _ = match value {
+            Define::U32(v) => writeln!(out, "const {name}: u32 = {v}u;"),
+            // `{:?}` always prints a decimal point or exponent, which WGSL needs for an f32.
+            Define::F32(v) => writeln!(out, "const {name}: f32 = {v:?};"),
+            Define::Flag(_) => Ok(()),
+        };
+    }
+    expand(name, defines, &mut out, 0)?;
+    Ok(out)
+}
+
+fn expand(name: &str, defines: &Defines, out: &mut String, depth: usize) -> Result<()> {
+    if depth > 8 {
+        return Err(Error::Gpu(format!("#include nesting too deep at {name}")));
+    }
+    // Each entry: (this branch is active, some branch of this #if was already taken).
+    let mut stack: Vec<(bool, bool)> = Vec::new();
+    let active = |stack: &[(bool, bool)]| stack.iter().all(|&(on, _)| on);
+    for (n, line) in source(name)?.lines().enumerate() {
+        let trimmed = line.trim_start();
+        let bad = |what: &str| Error::Gpu(format!("{name}:{}: {what}", n + 1));
+        if let Some(cond) = trimmed.strip_prefix("#if ") {
+            let cond = cond.trim();
+            let on = match cond.strip_prefix('!') {
+                Some(flag) => !defines.is_set(flag.trim()),
+                None => defines.is_set(cond),
+            };
+            stack.push((on, on));
+        } else if trimmed.starts_with("#else") {
+            let top = stack.last_mut().ok_or_else(|| bad("#else without #if"))?;
+            *top = (!top.1, true);
+        } else if trimmed.starts_with("#endif") {
+            stack.pop().ok_or_else(|| bad("#endif without #if"))?;
+        } else if let Some(file) = trimmed.strip_prefix("#include ") {
+            if active(&stack) {
+                expand(file.trim().trim_matches('"'), defines, out, depth + 1)?;
+            }
+        } else if trimmed.starts_with('#') {
+            return Err(bad("unknown directive"));
+        } else if active(&stack) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    if !stack.is_empty() {
+        return Err(Error::Gpu(format!("{name}: #if without #endif")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_select_branches_and_numbers_become_consts() {
+        let d = Defines::new().flag("W_Q4", true).u32("R", 8).f32("EPS", 1e-5);
+        let text = preprocess("weights.wgsl", &d).unwrap();
+        assert!(text.starts_with("const EPS: f32 = 1e-5;\nconst R: u32 = 8u;\n"), "{text}");
+        assert!(text.contains("fn load_block"));
+        assert!(!text.contains("#if"));
+        assert_eq!(d.key(), "EPS=1e-5 R=8 W_Q4");
+    }
+
+    #[test]
+    fn every_shader_preprocesses_for_every_weight_format() {
+        for (name, _) in SOURCES {
+            for flag in ["W_Q4", "W_Q8", "W_F16", "W_F32"] {
+                preprocess(name, &Defines::new().flag(flag, true)).unwrap();
+            }
+        }
+    }
+}

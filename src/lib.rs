@@ -1,0 +1,18 @@
+//! hearth: open-weight language models on the GPU a person already owns, through WGSL compute
+//! shaders on wgpu. See docs/ARCHITECTURE.md for the path of one token through this crate.
+
+pub mod chat;
+pub mod error;
+pub mod generate;
+pub mod gpu;
+pub mod model;
+pub mod ops;
+pub mod perplexity;
+pub mod prompt;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod pull;
+pub mod quant;
+pub mod sample;
+pub mod tokenizer;
+
+pub use error::{Error, Result};

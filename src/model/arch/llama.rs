@@ -1,0 +1,113 @@
+//! The Llama family (SmolLM2, TinyLlama, Llama 2/3, Mistral): pre-norm blocks of grouped-query
+//! attention with RoPE and a SwiGLU feed-forward, RMSNorm throughout.
+
+use super::Architecture;
+use crate::Result;
+use crate::gpu::Gpu;
+use crate::model::config::ModelConfig;
+use crate::model::state::State;
+use crate::model::weights::WeightLoader;
+use crate::ops::Op;
+use crate::ops::attention::Attention;
+use crate::ops::embed::Embed;
+use crate::ops::kv_write::KvWrite;
+use crate::ops::linear::{Epilogue, GpuMatrix, Linear, LinearSpec};
+use crate::quant::RowOrder;
+
+struct Layer {
+    attn_norm: wgpu::Buffer,
+    /// Q, K and V stacked: one matvec.
+    qkv: GpuMatrix,
+    attn_out: GpuMatrix,
+    ffn_norm: wgpu::Buffer,
+    /// Gate and up rows interleaved, so SwiGLU is fused into the matvec.
+    gate_up: GpuMatrix,
+    down: GpuMatrix,
+}
+
+pub struct Llama {
+    token_embd: GpuMatrix,
+    /// None when the LM head is the token embedding.
+    output: Option<GpuMatrix>,
+    output_norm: wgpu::Buffer,
+    layers: Vec<Layer>,
+}
+
+impl Llama {
+    pub fn load(w: &WeightLoader, c: &ModelConfig) -> Result<Llama> {
+        let h = c.heads();
+        let (e, q, kv) = (c.n_embd, h.q_dim(), h.kv_dim());
+        let mut layers = Vec::with_capacity(c.n_layer);
+        for i in 0..c.n_layer {
+            let n = |s: &str| format!("blk.{i}.{s}.weight");
+            layers.push(Layer {
+                attn_norm: w.vector(&n("attn_norm"), e)?,
+                qkv: w.matrix(&[(&n("attn_q"), q), (&n("attn_k"), kv), (&n("attn_v"), kv)], e, RowOrder::Concat)?,
+                attn_out: w.matrix(&[(&n("attn_output"), e)], q, RowOrder::Concat)?,
+                ffn_norm: w.vector(&n("ffn_norm"), e)?,
+                gate_up: w.matrix(&[(&n("ffn_gate"), c.n_ff), (&n("ffn_up"), c.n_ff)], e, RowOrder::Interleave)?,
+                down: w.matrix(&[(&n("ffn_down"), e)], c.n_ff, RowOrder::Concat)?,
+            });
+        }
+        let output = if c.tied_embeddings {
+            None
+        } else {
+            Some(w.matrix(&[("output.weight", c.n_vocab)], e, RowOrder::Concat)?)
+        };
+        Ok(Llama {
+            token_embd: w.matrix(&[("token_embd.weight", c.n_vocab)], e, RowOrder::Concat)?,
+            output,
+            output_norm: w.vector("output_norm.weight", e)?,
+            layers,
+        })
+    }
+}
+
+impl Architecture for Llama {
+    fn graph(&self, gpu: &Gpu, c: &ModelConfig, s: &State) -> Result<Vec<Box<dyn Op>>> {
+        let heads = c.heads();
+        let scale = 1.0 / (heads.head_dim as f32).sqrt();
+        fn plain(norm: Option<(&wgpu::Buffer, f32)>, epilogue: Epilogue) -> LinearSpec<'_> {
+            LinearSpec { norm, epilogue, logits: false }
+        }
+        let eps = c.rms_eps;
+        let st = &s.steps;
+        let mut ops: Vec<Box<dyn Op>> = vec![Box::new(Embed::new(gpu, st, &self.token_embd, &s.ids, &s.x)?)];
+        for (l, layer) in self.layers.iter().enumerate() {
+            ops.push(Box::new(Linear::new(
+                gpu,
+                st,
+                &layer.qkv,
+                &s.x,
+                &s.qkv,
+                &plain(Some((&layer.attn_norm, eps)), Epilogue::Store),
+            )?));
+            ops.push(Box::new(KvWrite::new(gpu, st, heads, &s.qkv, &s.rope, &s.k_cache[l], &s.v_cache[l])?));
+            ops.push(Box::new(Attention::new(
+                gpu,
+                st,
+                heads,
+                scale,
+                &s.qkv,
+                &s.rope,
+                &s.k_cache[l],
+                &s.v_cache[l],
+                &s.attn,
+            )?));
+            ops.push(Box::new(Linear::new(gpu, st, &layer.attn_out, &s.attn, &s.x, &plain(None, Epilogue::Add))?));
+            ops.push(Box::new(Linear::new(
+                gpu,
+                st,
+                &layer.gate_up,
+                &s.x,
+                &s.ffn,
+                &plain(Some((&layer.ffn_norm, eps)), Epilogue::SwiGlu),
+            )?));
+            ops.push(Box::new(Linear::new(gpu, st, &layer.down, &s.ffn, &s.x, &plain(None, Epilogue::Add))?));
+        }
+        let head = self.output.as_ref().unwrap_or(&self.token_embd);
+        let spec = LinearSpec { norm: Some((&self.output_norm, c.rms_eps)), epilogue: Epilogue::Store, logits: true };
+        ops.push(Box::new(Linear::new(gpu, st, head, &s.x, &s.logits, &spec)?));
+        Ok(ops)
+    }
+}

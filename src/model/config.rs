@@ -1,0 +1,147 @@
+//! One normalized set of hyperparameters, read from GGUF metadata and checked before anything
+//! is allocated from it.
+
+use super::gguf::{GgufHeader, Value};
+use crate::ops::Heads;
+use crate::{Error, Result};
+
+/// Architectures whose forward graph hearth has (see `model/arch/`).
+pub const ARCHITECTURES: &[&str] = &["llama"];
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelConfig {
+    pub arch: String,
+    pub name: Option<String>,
+    pub n_layer: usize,
+    pub n_embd: usize,
+    pub n_ff: usize,
+    pub n_head: usize,
+    pub n_head_kv: usize,
+    pub head_dim: usize,
+    pub rope_dims: usize,
+    pub rope_base: f32,
+    pub rms_eps: f32,
+    /// The context length the model was trained for.
+    pub n_ctx_train: usize,
+    pub n_vocab: usize,
+    /// The LM head reuses the token embedding (no `output.weight`).
+    pub tied_embeddings: bool,
+}
+
+impl ModelConfig {
+    pub fn from_gguf(h: &GgufHeader) -> Result<ModelConfig> {
+        let arch = h
+            .get("general.architecture")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::Gguf("general.architecture is missing".into()))?
+            .to_string();
+        if !ARCHITECTURES.contains(&arch.as_str()) {
+            return Err(Error::Unsupported(format!(
+                "architecture {arch:?} is not supported yet (supported: {})",
+                ARCHITECTURES.join(", ")
+            )));
+        }
+        let key = |k: &str| format!("{arch}.{k}");
+        let int =
+            |k: &str| -> Result<Option<usize>> {
+                match h.get(&key(k)) {
+                    None => Ok(None),
+                    Some(v) => v.as_u64().and_then(|v| usize::try_from(v).ok()).map(Some).ok_or_else(|| {
+                        Error::Gguf(format!("{} is not a non-negative integer: {}", key(k), v.summary()))
+                    }),
+                }
+            };
+        let required = |k: &str| int(k)?.ok_or_else(|| Error::Gguf(format!("{} is missing", key(k))));
+        let float = |k: &str| h.get(&key(k)).and_then(Value::as_f64).map(|v| v as f32);
+
+        let n_embd = required("embedding_length")?;
+        let n_head = required("attention.head_count")?;
+        let n_head_kv = int("attention.head_count_kv")?.unwrap_or(n_head);
+        let head_dim = match int("attention.key_length")? {
+            Some(d) => d,
+            None if n_head > 0 => n_embd / n_head,
+            None => 0,
+        };
+        let n_vocab = match int("vocab_size")? {
+            Some(v) => v,
+            None => h
+                .get("tokenizer.ggml.tokens")
+                .and_then(Value::as_array)
+                .map(|a| a.len())
+                .or_else(|| h.tensor("token_embd.weight").and_then(|t| t.dims.get(1)).map(|&d| d as usize))
+                .unwrap_or(0),
+        };
+        let config = ModelConfig {
+            name: h.get("general.name").and_then(Value::as_str).map(str::to_string),
+            n_layer: required("block_count")?,
+            n_embd,
+            n_ff: required("feed_forward_length")?,
+            n_head,
+            n_head_kv,
+            head_dim,
+            rope_dims: int("rope.dimension_count")?.unwrap_or(head_dim),
+            rope_base: float("rope.freq_base").unwrap_or(10000.0),
+            rms_eps: float("attention.layer_norm_rms_epsilon").unwrap_or(1e-5),
+            n_ctx_train: int("context_length")?.unwrap_or(2048),
+            n_vocab,
+            tied_embeddings: h.tensor("output.weight").is_none(),
+            arch,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Unsupported(m));
+        let c = self;
+        if c.n_layer == 0 || c.n_layer > 1024 {
+            return bad(format!("{} layers", c.n_layer));
+        }
+        if c.n_embd == 0 || !c.n_embd.is_multiple_of(32) || c.n_embd > 65536 {
+            return bad(format!("embedding width {} (must be a positive multiple of 32)", c.n_embd));
+        }
+        if c.n_ff == 0 || !c.n_ff.is_multiple_of(32) || c.n_ff > 1 << 20 {
+            return bad(format!("feed-forward width {} (must be a positive multiple of 32)", c.n_ff));
+        }
+        if c.n_head == 0 || c.n_head_kv == 0 || !c.n_head.is_multiple_of(c.n_head_kv) {
+            return bad(format!("{} query heads over {} key/value heads", c.n_head, c.n_head_kv));
+        }
+        if c.head_dim == 0 || !c.head_dim.is_multiple_of(4) || c.head_dim > 1024 {
+            return bad(format!("head size {} (must be a multiple of 4)", c.head_dim));
+        }
+        if !(c.n_head * c.head_dim).is_multiple_of(32) {
+            return bad(format!("attention width {} is not a multiple of 32", c.n_head * c.head_dim));
+        }
+        if !c.rope_dims.is_multiple_of(2) || c.rope_dims > c.head_dim {
+            return bad(format!("{} rotary dimensions for head size {}", c.rope_dims, c.head_dim));
+        }
+        if c.n_vocab == 0 || c.n_vocab > 1 << 24 {
+            return bad(format!("vocabulary of {} tokens", c.n_vocab));
+        }
+        let positive = |v: f32| v.is_finite() && v > 0.0;
+        if !positive(c.rms_eps) || !positive(c.rope_base) {
+            return bad(format!("rms epsilon {} / rope base {}", c.rms_eps, c.rope_base));
+        }
+        Ok(())
+    }
+
+    pub fn heads(&self) -> Heads {
+        Heads {
+            n_head: self.n_head,
+            n_head_kv: self.n_head_kv,
+            head_dim: self.head_dim,
+            rope_dims: self.rope_dims,
+            neox: false,
+        }
+    }
+
+    /// Parameters in the weight matrices and embeddings (norm vectors included).
+    pub fn n_params(&self) -> u64 {
+        let (e, h) = (self.n_embd as u64, self.heads());
+        let attn = e * (h.q_dim() as u64 + 2 * h.kv_dim() as u64) + h.q_dim() as u64 * e;
+        let ffn = 3 * e * self.n_ff as u64;
+        let per_layer = attn + ffn + 2 * e;
+        let embd = e * self.n_vocab as u64;
+        self.n_layer as u64 * per_layer + embd * if self.tied_embeddings { 1 } else { 2 } + e
+    }
+}

@@ -1,0 +1,48 @@
+//! Model files and what they describe: the GGUF container, hyperparameters, weights and the
+//! per-family forward graphs.
+
+pub mod arch;
+pub mod config;
+pub mod file;
+pub mod ggml_type;
+pub mod gguf;
+pub mod gguf_writer;
+pub mod reference;
+pub mod state;
+#[doc(hidden)]
+pub mod testing;
+pub mod vocab;
+pub mod weights;
+
+use crate::Result;
+use crate::chat::ChatTemplate;
+use crate::gpu::Gpu;
+use crate::tokenizer::Tokenizer;
+pub use config::ModelConfig;
+pub use file::ModelFile;
+use std::sync::Arc;
+
+/// A model whose weights are on the GPU, ready for sessions.
+pub struct Model {
+    pub config: ModelConfig,
+    pub gpu: Arc<Gpu>,
+    pub(crate) arch: Box<dyn arch::Architecture>,
+    pub tokenizer: Tokenizer,
+    /// The model's own chat template, if its file has one.
+    pub chat_template: Option<ChatTemplate>,
+    /// Bytes of weights uploaded to the GPU.
+    pub weight_bytes: u64,
+}
+
+impl Model {
+    /// Checks the hyperparameters, then repacks and uploads every weight.
+    pub fn load(gpu: Arc<Gpu>, file: &ModelFile) -> Result<Model> {
+        let config = ModelConfig::from_gguf(&file.header)?;
+        let tokenizer = vocab::tokenizer(&file.header)?;
+        let chat_template = vocab::chat_template(&file.header, &tokenizer)?;
+        let loader = weights::WeightLoader::new(&gpu, file);
+        let arch = arch::load(&loader, &config)?;
+        let weight_bytes = loader.uploaded.get();
+        Ok(Model { config, gpu, arch, tokenizer, chat_template, weight_bytes })
+    }
+}

@@ -1,0 +1,82 @@
+//! A plain CPU forward pass of the Llama family in f32 with f64 sums, straight from the file's
+//! dequantized weights: the reference the GPU graph is tested against.
+
+use super::config::ModelConfig;
+use super::file::ModelFile;
+use crate::ops::attention;
+use crate::ops::kv_write::rotate;
+use crate::quant::dequantize;
+use crate::{Error, Result};
+
+pub struct ReferenceModel {
+    config: ModelConfig,
+    file: ModelFile,
+}
+
+fn rms_norm(x: &[f32], gamma: &[f32], eps: f32) -> Vec<f32> {
+    let ms = x.iter().map(|&v| v as f64 * v as f64).sum::<f64>() / x.len() as f64;
+    let inv = 1.0 / (ms + eps as f64).sqrt();
+    x.iter().zip(gamma).map(|(&v, &g)| (v as f64 * inv * g as f64) as f32).collect()
+}
+
+/// `w` is `rows x cols` row-major.
+fn matvec(w: &[f32], x: &[f32]) -> Vec<f32> {
+    w.chunks(x.len()).map(|row| row.iter().zip(x).map(|(&a, &b)| a as f64 * b as f64).sum::<f64>() as f32).collect()
+}
+
+impl ReferenceModel {
+    pub fn new(file: ModelFile) -> Result<ReferenceModel> {
+        let config = ModelConfig::from_gguf(&file.header)?;
+        Ok(ReferenceModel { config, file })
+    }
+
+    fn tensor(&self, name: &str) -> Result<Vec<f32>> {
+        let info = self.file.tensor(name)?;
+        dequantize(info.ty, self.file.data(info))
+    }
+
+    /// Logits after every token of `tokens`, `[token][vocab]`, starting from an empty cache.
+    pub fn forward(&self, tokens: &[u32]) -> Result<Vec<Vec<f32>>> {
+        let c = &self.config;
+        let heads = c.heads();
+        let (e, q_dim) = (c.n_embd, heads.q_dim());
+        let embd = self.tensor("token_embd.weight")?;
+        let mut xs: Vec<Vec<f32>> = tokens
+            .iter()
+            .map(|&t| embd.get(t as usize * e..(t as usize + 1) * e).map(<[f32]>::to_vec))
+            .collect::<Option<_>>()
+            .ok_or_else(|| Error::Input("token id outside the vocabulary".into()))?;
+        let scale = 1.0 / (heads.head_dim as f32).sqrt();
+        for l in 0..c.n_layer {
+            let t = |s: &str| self.tensor(&format!("blk.{l}.{s}.weight"));
+            let (wq, wk, wv, wo) = (t("attn_q")?, t("attn_k")?, t("attn_v")?, t("attn_output")?);
+            let (wg, wu, wd) = (t("ffn_gate")?, t("ffn_up")?, t("ffn_down")?);
+            let (attn_norm, ffn_norm) = (t("attn_norm")?, t("ffn_norm")?);
+            let (mut q_all, mut k_all, mut v_all) = (Vec::new(), Vec::new(), Vec::new());
+            for (pos, x) in xs.iter().enumerate() {
+                let h = rms_norm(x, &attn_norm, c.rms_eps);
+                let mut q = matvec(&wq, &h);
+                let mut k = matvec(&wk, &h);
+                q.chunks_mut(heads.head_dim).for_each(|hd| rotate(hd, pos, &heads, c.rope_base));
+                k.chunks_mut(heads.head_dim).for_each(|hd| rotate(hd, pos, &heads, c.rope_base));
+                q_all.extend(q);
+                k_all.extend(k);
+                v_all.extend(matvec(&wv, &h));
+            }
+            let attn = attention::reference(&q_all, &k_all, &v_all, &heads, 0, tokens.len(), scale);
+            for (i, x) in xs.iter_mut().enumerate() {
+                let o = matvec(&wo, &attn[i * q_dim..][..q_dim]);
+                x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
+                let h = rms_norm(x, &ffn_norm, c.rms_eps);
+                let (g, u) = (matvec(&wg, &h), matvec(&wu, &h));
+                let act: Vec<f32> =
+                    g.iter().zip(&u).map(|(&g, &u)| (g as f64 / (1.0 + (-g as f64).exp()) * u as f64) as f32).collect();
+                let d = matvec(&wd, &act);
+                x.iter_mut().zip(&d).for_each(|(a, b)| *a += b);
+            }
+        }
+        let norm = self.tensor("output_norm.weight")?;
+        let head = if c.tied_embeddings { embd } else { self.tensor("output.weight")? };
+        Ok(xs.iter().map(|x| matvec(&head, &rms_norm(x, &norm, c.rms_eps))).collect())
+    }
+}

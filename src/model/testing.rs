@@ -1,0 +1,125 @@
+//! Small random-weight models written as GGUF, for tests that need a whole model without
+//! downloading one.
+
+use super::ggml_type::GgmlType;
+use super::gguf::Value;
+use super::gguf_writer::GgufWriter;
+use crate::quant::testing::{random_tensor, random_vec};
+use rand::SeedableRng;
+use rand::rngs::Xoshiro256PlusPlus;
+
+#[derive(Clone, Debug)]
+pub struct TinyLlama {
+    pub n_layer: usize,
+    pub n_embd: usize,
+    pub n_ff: usize,
+    pub n_head: usize,
+    pub n_head_kv: usize,
+    pub weights: GgmlType,
+    pub tied: bool,
+    pub seed: u64,
+}
+
+impl Default for TinyLlama {
+    fn default() -> Self {
+        TinyLlama {
+            n_layer: 2,
+            n_embd: 64,
+            n_ff: 128,
+            n_head: 4,
+            n_head_kv: 2,
+            weights: GgmlType::Q4_1,
+            tied: true,
+            seed: 1,
+        }
+    }
+}
+
+/// GPT-2's byte-to-character map: printable bytes stand for themselves, the rest shift to U+0100 on.
+fn byte_chars() -> Vec<String> {
+    let printable = |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+    let mut shifted = 0;
+    (0u32..256)
+        .map(|b| {
+            if printable(b) {
+                char::from_u32(b)
+            } else {
+                shifted += 1;
+                char::from_u32(255 + shifted)
+            }
+            .map(String::from)
+            .unwrap_or_default()
+        })
+        .collect()
+}
+
+impl TinyLlama {
+    /// Vocabulary: the 256 byte tokens, two merges, and `<|endoftext|>` as end of generation.
+    pub fn vocab_size(&self) -> usize {
+        259
+    }
+
+    pub fn to_gguf(&self) -> Vec<u8> {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(self.seed);
+        let mut tokens = byte_chars();
+        tokens.extend(["Ġt".to_string(), "he".to_string(), "<|endoftext|>".to_string()]);
+        let mut types = vec![1i32; tokens.len()];
+        types[258] = 3;
+        let strings = |v: &[String]| Value::Array(v.iter().map(|s| Value::String(s.clone())).collect());
+        let head_dim = self.n_embd / self.n_head;
+        let (e, kv) = (self.n_embd as u64, (self.n_head_kv * head_dim) as u64);
+        let mut w = GgufWriter::new();
+        w.meta("general.architecture", Value::String("llama".into()))
+            .meta("general.name", Value::String("tiny random llama".into()))
+            .meta("llama.block_count", Value::U32(self.n_layer as u32))
+            .meta("llama.context_length", Value::U32(256))
+            .meta("llama.embedding_length", Value::U32(self.n_embd as u32))
+            .meta("llama.feed_forward_length", Value::U32(self.n_ff as u32))
+            .meta("llama.attention.head_count", Value::U32(self.n_head as u32))
+            .meta("llama.attention.head_count_kv", Value::U32(self.n_head_kv as u32))
+            .meta("llama.rope.freq_base", Value::F32(10000.0))
+            .meta("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5))
+            .meta("tokenizer.ggml.model", Value::String("gpt2".into()))
+            .meta("tokenizer.ggml.pre", Value::String("default".into()))
+            .meta("tokenizer.ggml.tokens", strings(&tokens))
+            .meta("tokenizer.ggml.token_type", Value::Array(types.into_iter().map(Value::I32).collect()))
+            .meta("tokenizer.ggml.merges", strings(&["Ġ t".to_string(), "h e".to_string()]))
+            .meta("tokenizer.ggml.eos_token_id", Value::U32(258));
+        let vocab = self.vocab_size() as u64;
+        let mut matrix = |w: &mut GgufWriter, name: &str, cols: u64, rows: u64, ty: GgmlType| {
+            w.tensor(name, &[cols, rows], ty, random_tensor(ty, rows as usize, cols as usize, &mut rng));
+        };
+        matrix(&mut w, "token_embd.weight", e, vocab, GgmlType::Q8_0);
+        for l in 0..self.n_layer {
+            let n = |s: &str| format!("blk.{l}.{s}.weight");
+            let ty = self.weights;
+            matrix(&mut w, &n("attn_q"), e, e, ty);
+            matrix(&mut w, &n("attn_k"), e, kv, ty);
+            matrix(&mut w, &n("attn_v"), e, kv, ty);
+            matrix(&mut w, &n("attn_output"), e, e, ty);
+            matrix(&mut w, &n("ffn_gate"), e, self.n_ff as u64, ty);
+            matrix(&mut w, &n("ffn_up"), e, self.n_ff as u64, ty);
+            matrix(&mut w, &n("ffn_down"), self.n_ff as u64, e, ty);
+        }
+        let mut norm = |w: &mut GgufWriter, name: &str| {
+            let gamma: Vec<u8> =
+                random_vec(self.n_embd, &mut rng).iter().flat_map(|v| (1.0 + 0.2 * v).to_le_bytes()).collect();
+            w.tensor(name, &[e], GgmlType::F32, gamma);
+        };
+        for l in 0..self.n_layer {
+            norm(&mut w, &format!("blk.{l}.attn_norm.weight"));
+            norm(&mut w, &format!("blk.{l}.ffn_norm.weight"));
+        }
+        norm(&mut w, "output_norm.weight");
+        if !self.tied {
+            let mut rng2 = Xoshiro256PlusPlus::seed_from_u64(self.seed ^ 0xabc);
+            w.tensor(
+                "output.weight",
+                &[e, vocab],
+                GgmlType::Q8_0,
+                random_tensor(GgmlType::Q8_0, vocab as usize, e as usize, &mut rng2),
+            );
+        }
+        w.to_bytes()
+    }
+}

@@ -1,0 +1,65 @@
+//! Reading tensors out of a model file into GPU buffers, with their shapes checked against the
+//! configuration first.
+
+use super::file::ModelFile;
+use crate::gpu::Gpu;
+use crate::ops::linear::GpuMatrix;
+use crate::quant::{RowOrder, SourceRows, dequantize, pack};
+use crate::{Error, Result};
+
+pub struct WeightLoader<'a> {
+    pub gpu: &'a Gpu,
+    pub file: &'a ModelFile,
+    /// Bytes uploaded so far, for progress and the load summary.
+    pub uploaded: std::cell::Cell<u64>,
+}
+
+impl<'a> WeightLoader<'a> {
+    pub fn new(gpu: &'a Gpu, file: &'a ModelFile) -> Self {
+        WeightLoader { gpu, file, uploaded: std::cell::Cell::new(0) }
+    }
+
+    fn checked(&self, name: &str, dims: &[usize]) -> Result<&'a super::gguf::TensorInfo> {
+        let info = self.file.tensor(name)?;
+        let got = info.dims.clone();
+        let mut want: Vec<u64> = dims.iter().map(|&d| d as u64).collect();
+        // GGUF may carry trailing unit dimensions.
+        let mut got_trimmed = got.clone();
+        while got_trimmed.len() > want.len() && got_trimmed.last() == Some(&1) {
+            got_trimmed.pop();
+        }
+        while want.len() > got_trimmed.len() && want.last() == Some(&1) {
+            want.pop();
+        }
+        if got_trimmed != want {
+            return Err(Error::Unsupported(format!(
+                "tensor {name:?} has shape {got:?}, expected {want:?} for this model's hyperparameters"
+            )));
+        }
+        Ok(info)
+    }
+
+    /// A 1-D tensor of `len` values as an f32 storage buffer.
+    pub fn vector(&self, name: &str, len: usize) -> Result<wgpu::Buffer> {
+        let info = self.checked(name, &[len])?;
+        let values = dequantize(info.ty, self.file.data(info))?;
+        self.uploaded.set(self.uploaded.get() + values.len() as u64 * 4);
+        self.gpu.buffer_with(name, &values)
+    }
+
+    /// Matrices of `cols` columns (and the given row counts) packed into one GPU matrix.
+    pub fn matrix(&self, parts: &[(&str, usize)], cols: usize, order: RowOrder) -> Result<GpuMatrix> {
+        let mut sources = Vec::with_capacity(parts.len());
+        for &(name, rows) in parts {
+            let info = self.checked(name, &[cols, rows])?;
+            sources.push(SourceRows { ty: info.ty, bytes: self.file.data(info), rows });
+        }
+        let label = parts.iter().map(|p| p.0).collect::<Vec<_>>().join("+");
+        let packed = pack(&sources, cols, order).map_err(|e| match e {
+            Error::Unsupported(m) => Error::Unsupported(format!("{label}: {m}")),
+            other => other,
+        })?;
+        self.uploaded.set(self.uploaded.get() + packed.gpu_bytes());
+        GpuMatrix::upload(self.gpu, &label, &packed)
+    }
+}

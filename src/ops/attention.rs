@@ -1,0 +1,137 @@
+//! Causal grouped-query attention of a batch of queries over the layer's KV cache
+//! (`shaders/attention.wgsl`).
+
+use super::kv_write::rope_defines;
+use super::{Dispatch, Heads, Step, StepBuffers, Windows};
+use crate::gpu::{Activations, Bind, Defines, Gpu, KvTexture, Slot};
+use crate::{Error, Result};
+
+pub struct Attention(Dispatch);
+
+impl Attention {
+    /// `qkv` holds the fused Q|K|V rows of the batch (Q not yet rotated); `out` receives
+    /// `[token][n_head * head_dim]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        gpu: &Gpu,
+        steps: &StepBuffers,
+        heads: Heads,
+        scale: f32,
+        qkv: &Activations,
+        rope: &wgpu::Buffer,
+        k_cache: &KvTexture,
+        v_cache: &KvTexture,
+        out: &Activations,
+    ) -> Result<Attention> {
+        if qkv.width != heads.qkv_dim() || out.width != heads.q_dim() {
+            return Err(Error::Gpu(format!("attention rows of {} -> {} for heads {heads:?}", qkv.width, out.width)));
+        }
+        let lanes = if gpu.is_cpu_adapter() { 8 } else { 32 };
+        let defines = rope_defines(Defines::new(), &heads)
+            .u32("NH", heads.n_head as u32)
+            .u32("NKV", heads.n_head_kv as u32)
+            .u32("HD", heads.head_dim as u32)
+            .u32("AWG", lanes)
+            .u32("QS", qkv.stride as u32)
+            .u32("OS4", (out.stride / 4) as u32)
+            .f32("SCALE", scale);
+        let binds = [
+            (0, Slot::Uniform, Bind::Buffer(&steps.step)),
+            (1, Slot::Read, Bind::Buffer(&qkv.buffer)),
+            (2, Slot::TextureF32, Bind::Texture(&k_cache.view)),
+            (3, Slot::TextureF32, Bind::Texture(&v_cache.view)),
+            (4, Slot::ReadWrite, Bind::Buffer(&out.buffer)),
+            (5, Slot::Read, Bind::Buffer(rope)),
+        ];
+        let n_head = heads.n_head as u32;
+        let grid = move |s: &Step| [n_head, s.n_tokens, 1];
+        Ok(Attention(Dispatch::new(gpu, "attention.wgsl", &defines, &binds, grid)?))
+    }
+}
+
+impl super::Op for Attention {
+    fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, _: &mut Windows) {
+        self.0.encode(pass, step)
+    }
+}
+
+/// CPU reference in f64. `q` is `[token][n_head * head_dim]`; the caches `[position][kv_dim]`.
+pub fn reference(q: &[f32], k: &[f32], v: &[f32], heads: &Heads, pos0: usize, n_tokens: usize, scale: f32) -> Vec<f32> {
+    let (hd, kv_dim) = (heads.head_dim, heads.kv_dim());
+    let group = heads.n_head / heads.n_head_kv;
+    let mut out = vec![0.0; n_tokens * heads.q_dim()];
+    for t in 0..n_tokens {
+        for h in 0..heads.n_head {
+            let qh = &q[t * heads.q_dim() + h * hd..][..hd];
+            let kvh = h / group;
+            let n_keys = pos0 + t + 1;
+            let scores: Vec<f64> = (0..n_keys)
+                .map(|j| {
+                    let kj = &k[j * kv_dim + kvh * hd..][..hd];
+                    qh.iter().zip(kj).map(|(&a, &b)| a as f64 * b as f64).sum::<f64>() * scale as f64
+                })
+                .collect();
+            let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+            let total: f64 = weights.iter().sum();
+            for d in 0..hd {
+                let acc: f64 = (0..n_keys).map(|j| weights[j] * v[j * kv_dim + kvh * hd + d] as f64).sum();
+                out[t * heads.q_dim() + h * hd + d] = (acc / total) as f32;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::kv_write::{rope_table, rotate};
+    use crate::ops::test_support::*;
+    use crate::quant::testing::random_vec;
+
+    fn check(heads: Heads, pos0: usize, n_tokens: usize, seed: u64) {
+        let mut rng = rng(seed);
+        let n_pos = pos0 + n_tokens;
+        let base = 10000.0;
+        let qkv = random_vec(n_tokens * heads.qkv_dim(), &mut rng);
+        let mut k = random_vec(n_pos * heads.kv_dim(), &mut rng);
+        let v = random_vec(n_pos * heads.kv_dim(), &mut rng);
+        // Large scores make the softmax peaky, which is where an online softmax goes wrong.
+        k.iter_mut().for_each(|x| *x *= 4.0);
+        let mut q: Vec<f32> = qkv.chunks(heads.qkv_dim()).flat_map(|row| row[..heads.q_dim()].to_vec()).collect();
+        for (t, row) in q.chunks_mut(heads.q_dim()).enumerate() {
+            row.chunks_mut(heads.head_dim).for_each(|h| rotate(h, pos0 + t, &heads, base));
+        }
+        let scale = 1.0 / (heads.head_dim as f32).sqrt();
+        let want = reference(&q, &k, &v, &heads, pos0, n_tokens, scale);
+
+        let g = gpu();
+        let qb = g.activations_with("qkv", heads.qkv_dim(), &qkv).unwrap();
+        let rope = g.buffer_with("rope", &rope_table(n_pos, heads.rope_dims, base, None)).unwrap();
+        let texels = (heads.kv_dim() / 4) as u32;
+        let (kb, vb) = (kv_with(&k, texels), kv_with(&v, texels));
+        let out = poisoned_rows(n_tokens, heads.q_dim());
+        let step = Step { n_tokens: n_tokens as u32, pos0: pos0 as u32, ..Default::default() };
+        let steps = step_buffers();
+        let op = Attention::new(g, &steps, heads, scale, &qb, &rope, &kb, &vb, &out).unwrap();
+        run(&steps, &[&op], step);
+        assert_close(&read_rows(&out, n_tokens), &want, 1e-5, &format!("attention {heads:?} pos0={pos0} T={n_tokens}"));
+    }
+
+    #[test]
+    fn decode_step_matches_reference() {
+        let heads = Heads { n_head: 9, n_head_kv: 3, head_dim: 64, rope_dims: 64, neox: false };
+        check(heads, 0, 1, 1);
+        check(heads, 70, 1, 2);
+    }
+
+    #[test]
+    fn causal_batch_matches_reference() {
+        let heads = Heads { n_head: 4, n_head_kv: 1, head_dim: 128, rope_dims: 96, neox: true };
+        check(heads, 0, 13, 3);
+        check(heads, 9, 5, 4);
+        let mha = Heads { n_head: 2, n_head_kv: 2, head_dim: 16, rope_dims: 16, neox: false };
+        check(mha, 3, 40, 5);
+    }
+}

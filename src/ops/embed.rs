@@ -1,0 +1,73 @@
+//! Token embedding: one dequantized row of the embedding matrix per token (`shaders/embed.wgsl`).
+
+use super::linear::GpuMatrix;
+use super::{Dispatch, Step, StepBuffers, Windows};
+use crate::gpu::{Activations, Bind, Defines, Gpu, Slot};
+use crate::{Error, Result};
+
+pub struct Embed(Dispatch);
+
+impl Embed {
+    pub fn new(
+        gpu: &Gpu,
+        steps: &StepBuffers,
+        table: &GpuMatrix,
+        ids: &wgpu::Buffer,
+        out: &Activations,
+    ) -> Result<Embed> {
+        if out.width != table.cols {
+            return Err(Error::Gpu(format!("embedding rows of {} into activations of {}", table.cols, out.width)));
+        }
+        let mut binds = table.bindings();
+        binds.extend([
+            (0, Slot::Uniform, Bind::Buffer(&steps.step)),
+            (1, Slot::Read, Bind::Buffer(ids)),
+            (3, Slot::ReadWrite, Bind::Buffer(&out.buffer)),
+        ]);
+        let defines = table.defines(Defines::new()).u32("YS", out.stride as u32);
+        let blocks = (table.cols / 32) as u32;
+        let grid = move |s: &Step| [(s.n_tokens * blocks).div_ceil(64), 1, 1];
+        Ok(Embed(Dispatch::new(gpu, "embed.wgsl", &defines, &binds, grid)?))
+    }
+}
+
+impl super::Op for Embed {
+    fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, _: &mut Windows) {
+        self.0.encode(pass, step)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ggml_type::GgmlType;
+    use crate::ops::test_support::*;
+    use crate::quant::testing::random_tensor;
+    use crate::quant::{RowOrder, SourceRows, dequantize, pack};
+    use rand::RngExt;
+
+    #[test]
+    fn rows_match_dequantized_table() {
+        for (i, ty) in
+            [GgmlType::Q8_0, GgmlType::Q4_1, GgmlType::Q4_0, GgmlType::F16, GgmlType::F32].into_iter().enumerate()
+        {
+            let mut rng = rng(i as u64);
+            let (vocab, dim) = (300, 96);
+            let bytes = random_tensor(ty, vocab, dim, &mut rng);
+            let table = dequantize(ty, &bytes).unwrap();
+            let packed = pack(&[SourceRows { ty, bytes: &bytes, rows: vocab }], dim, RowOrder::Concat).unwrap();
+            let ids: Vec<u32> = (0..5).map(|_| rng.random_range(0..vocab as u32)).collect();
+            let want: Vec<f32> = ids.iter().flat_map(|&id| table[id as usize * dim..][..dim].to_vec()).collect();
+
+            let g = gpu();
+            let m = GpuMatrix::upload(g, "embd", &packed).unwrap();
+            let idb = g.buffer_with("ids", &ids).unwrap();
+            let out = poisoned_rows(ids.len(), dim);
+            let step = Step { n_tokens: ids.len() as u32, ..Default::default() };
+            let steps = step_buffers();
+            let op = Embed::new(g, &steps, &m, &idb, &out).unwrap();
+            run(&steps, &[&op], step);
+            assert_close(&read_rows(&out, ids.len()), &want, 0.0, &format!("{ty} embedding"));
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Rotary position embedding of K, and the write of K and V into the layer's cache textures
+//! (`shaders/kv_write.wgsl`). Q is rotated where it is read, in attention.
+
+use super::{Dispatch, Heads, Step, StepBuffers, Windows};
+use crate::gpu::{Activations, Bind, Defines, Gpu, KvTexture, Slot};
+use crate::{Error, Result};
+
+/// cos and sin of every (position, rotated pair), computed once in f64: `[pos][pair] = (cos, sin)`.
+/// `freq_factors` divides each pair's frequency (Llama 3.1 style long-context scaling).
+pub fn rope_table(positions: usize, rope_dims: usize, base: f32, freq_factors: Option<&[f32]>) -> Vec<[f32; 2]> {
+    let pairs = rope_dims / 2;
+    let inv_freq: Vec<f64> = (0..pairs)
+        .map(|i| {
+            let f = (base as f64).powf(-2.0 * i as f64 / rope_dims as f64);
+            f / freq_factors.and_then(|ff| ff.get(i)).map_or(1.0, |&v| v as f64)
+        })
+        .collect();
+    let mut table = Vec::with_capacity(positions * pairs);
+    for pos in 0..positions {
+        for f in &inv_freq {
+            let angle = pos as f64 * f;
+            table.push([angle.cos() as f32, angle.sin() as f32]);
+        }
+    }
+    table
+}
+
+/// The defines the RoPE code (`shaders/rope.wgsl`) needs.
+pub(crate) fn rope_defines(d: Defines, heads: &Heads) -> Defines {
+    d.u32("RD", heads.rope_dims as u32).flag("NEOX", heads.neox)
+}
+
+pub struct KvWrite(Dispatch);
+
+impl KvWrite {
+    pub fn new(
+        gpu: &Gpu,
+        steps: &StepBuffers,
+        heads: Heads,
+        qkv: &Activations,
+        rope: &wgpu::Buffer,
+        k_cache: &KvTexture,
+        v_cache: &KvTexture,
+    ) -> Result<KvWrite> {
+        if qkv.width != heads.qkv_dim() {
+            return Err(Error::Gpu(format!("qkv rows of {} for heads {heads:?}", qkv.width)));
+        }
+        let defines = rope_defines(Defines::new(), &heads)
+            .u32("NH", heads.n_head as u32)
+            .u32("NKV", heads.n_head_kv as u32)
+            .u32("HD", heads.head_dim as u32)
+            .u32("QS", qkv.stride as u32);
+        let binds = [
+            (0, Slot::Uniform, Bind::Buffer(&steps.step)),
+            (1, Slot::Read, Bind::Buffer(&qkv.buffer)),
+            (2, Slot::Read, Bind::Buffer(rope)),
+            (3, Slot::StorageTextureF32, Bind::Texture(&k_cache.view)),
+            (4, Slot::StorageTextureF32, Bind::Texture(&v_cache.view)),
+        ];
+        let texels = (2 * heads.kv_dim() / 4) as u32;
+        let grid = move |s: &Step| [texels.div_ceil(64), s.n_tokens, 1];
+        Ok(KvWrite(Dispatch::new(gpu, "kv_write.wgsl", &defines, &binds, grid)?))
+    }
+}
+
+impl super::Op for KvWrite {
+    fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, _: &mut Windows) {
+        self.0.encode(pass, step)
+    }
+}
+
+/// CPU reference: rotates one head vector in place for position `pos`.
+pub fn rotate(head: &mut [f32], pos: usize, heads: &Heads, base: f32) {
+    let half = heads.rope_dims / 2;
+    for i in 0..half {
+        let angle = pos as f64 * (base as f64).powf(-2.0 * i as f64 / heads.rope_dims as f64);
+        let (s, c) = angle.sin_cos();
+        let (a, b) = if heads.neox { (i, i + half) } else { (2 * i, 2 * i + 1) };
+        let (x, y) = (head[a] as f64, head[b] as f64);
+        head[a] = (x * c - y * s) as f32;
+        head[b] = (x * s + y * c) as f32;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::test_support::*;
+    use crate::quant::testing::random_vec;
+
+    #[test]
+    fn rotates_keys_and_fills_the_cache() {
+        for (seed, neox) in [(1, false), (2, true)] {
+            let heads = Heads { n_head: 6, n_head_kv: 2, head_dim: 32, rope_dims: 24, neox };
+            let (ctx, pos0, n_tokens, base) = (16, 5, 3, 10000.0);
+            let mut rng = rng(seed);
+            let qkv = random_vec(n_tokens * heads.qkv_dim(), &mut rng);
+
+            let g = gpu();
+            let qkv_b = g.activations_with("qkv", heads.qkv_dim(), &qkv).unwrap();
+            let rope_b = g.buffer_with("rope", &rope_table(ctx, heads.rope_dims, base, None)).unwrap();
+            let texels = (heads.kv_dim() / 4) as u32;
+            let kc = g.kv_texture("k", texels, ctx as u32).unwrap();
+            let vc = g.kv_texture("v", texels, ctx as u32).unwrap();
+            let step = Step { n_tokens: n_tokens as u32, pos0: pos0 as u32, ..Default::default() };
+            let steps = step_buffers();
+            let op = KvWrite::new(g, &steps, heads, &qkv_b, &rope_b, &kc, &vc).unwrap();
+            run(&steps, &[&op], step);
+
+            let (hd, q, kv) = (heads.head_dim, heads.q_dim(), heads.kv_dim());
+            let got_k = pollster::block_on(g.read_kv(&kc, ctx as u32)).unwrap();
+            let got_v = pollster::block_on(g.read_kv(&vc, ctx as u32)).unwrap();
+            for t in 0..n_tokens {
+                let row = &qkv[t * heads.qkv_dim()..][..heads.qkv_dim()];
+                let mut want_k = row[q..q + kv].to_vec();
+                want_k.chunks_mut(hd).for_each(|h| rotate(h, pos0 + t, &heads, base));
+                let p = pos0 + t;
+                assert_close(&got_k[p * kv..][..kv], &want_k, 1e-5, &format!("cached k, neox {neox}"));
+                assert_close(&got_v[p * kv..][..kv], &row[q + kv..], 0.0, "cached v");
+            }
+            assert!(got_k[..pos0 * kv].iter().all(|&v| v == 0.0), "positions before pos0 untouched");
+            assert_eq!(read_rows(&qkv_b, n_tokens), qkv, "the qkv rows are only read");
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! `y = W x` over a batch of tokens with W in its quantized texture layout
+//! (`shaders/linear.wgsl` for one token, `shaders/linear_batch.wgsl` for several), with the
+//! RMSNorm of x, the residual add and SwiGLU fused in as variants.
+
+use super::{Op, Step, StepBuffers, Windows};
+use crate::gpu::{Activations, Bind, Defines, Gpu, Kernel, Slot, Texels};
+use crate::quant::layout::{PackedMatrix, TILE_ROWS, WeightFormat};
+use crate::{Error, Result};
+use std::sync::Arc;
+
+/// Tokens per invocation in the batched kernel.
+const BATCH_TOKENS: u32 = 8;
+
+/// A weight matrix resident on the GPU.
+pub struct GpuMatrix {
+    pub format: WeightFormat,
+    pub rows: usize,
+    pub cols: usize,
+    pub quants: Texels,
+    pub scales: Option<Texels>,
+}
+
+impl GpuMatrix {
+    pub fn upload(gpu: &Gpu, label: &str, m: &PackedMatrix) -> Result<GpuMatrix> {
+        Ok(GpuMatrix {
+            format: m.format,
+            rows: m.rows,
+            cols: m.cols,
+            quants: gpu.texels(label, &m.quants)?,
+            scales: if m.format.has_scales() { Some(gpu.texels(label, &m.scales)?) } else { None },
+        })
+    }
+
+    pub fn tiles(&self) -> u32 {
+        self.rows.div_ceil(TILE_ROWS) as u32
+    }
+
+    /// The defines every kernel reading this matrix shares.
+    pub(crate) fn defines(&self, d: Defines) -> Defines {
+        d.flag(self.format.shader_flag(), true)
+            .flag("SCALED", self.format.has_scales())
+            .u32("K", self.cols as u32)
+            .u32("N", self.rows as u32)
+            .u32("WQ_H", self.quants.height)
+            .u32("WS_H", self.scales.as_ref().map_or(1, |s| s.height))
+    }
+
+    /// Its textures, in slots 2 (quants) and 4 (scales).
+    pub(crate) fn bindings(&self) -> Vec<(u32, Slot, Bind<'_>)> {
+        let mut b = vec![(2, Slot::Texels, Bind::Texture(&self.quants.view))];
+        if let Some(s) = &self.scales {
+            b.push((4, Slot::Texels, Bind::Texture(&s.view)));
+        }
+        b
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Epilogue {
+    /// y = W x
+    Store,
+    /// y += W x
+    Add,
+    /// Rows are (gate, up) pairs: y[i] = silu(gate_i) * up_i.
+    SwiGlu,
+}
+
+pub struct LinearSpec<'a> {
+    /// RMSNorm x with this gamma and epsilon before the product.
+    pub norm: Option<(&'a wgpu::Buffer, f32)>,
+    pub epilogue: Epilogue,
+    /// Only tokens from `Step::logits_from` on are computed, into rows 0.. of y.
+    pub logits: bool,
+}
+
+struct Bound {
+    kernel: Arc<Kernel>,
+    bind_group: wgpu::BindGroup,
+}
+
+pub struct Linear {
+    single: Bound,
+    batch: Bound,
+    tiles: u32,
+    logits: bool,
+    /// Tokens per uniform window of x, and the byte stride of x rows.
+    window_tokens: u32,
+    x_row_bytes: u32,
+}
+
+impl Linear {
+    pub fn new(
+        gpu: &Gpu,
+        steps: &StepBuffers,
+        w: &GpuMatrix,
+        x: &Activations,
+        y: &Activations,
+        spec: &LinearSpec,
+    ) -> Result<Linear> {
+        let out_width = if spec.epilogue == Epilogue::SwiGlu { w.rows / 2 } else { w.rows };
+        if x.width != w.cols || y.width != out_width {
+            return Err(Error::Gpu(format!(
+                "linear {}x{}: input width {} / output width {} do not match",
+                w.rows, w.cols, x.width, y.width
+            )));
+        }
+        if spec.epilogue == Epilogue::SwiGlu && !w.rows.is_multiple_of(8) {
+            return Err(Error::Gpu("SwiGLU needs whole groups of 8 rows".into()));
+        }
+        let window_bytes = gpu.uniform_window();
+        if (x.stride * 4) as u64 > window_bytes {
+            return Err(Error::Unsupported(format!(
+                "rows of {} values are wider than the adapter's uniform window of {window_bytes} bytes",
+                x.width
+            )));
+        }
+        let window_tokens = x.window_rows(gpu) as u32;
+        let mut base = w
+            .defines(Defines::new())
+            .u32("XV", (window_bytes / 16) as u32)
+            .u32("XS", (x.stride / 4) as u32)
+            .u32("YS", y.stride as u32)
+            .flag("ADD", spec.epilogue == Epilogue::Add)
+            .flag("SWIGLU", spec.epilogue == Epilogue::SwiGlu);
+        let mut binds = w.bindings();
+        binds.push((3, Slot::ReadWrite, Bind::Buffer(&y.buffer)));
+        binds.push((6, Slot::UniformWindow, Bind::Window(&x.buffer, window_bytes)));
+        if let Some((gamma, eps)) = spec.norm {
+            base = base.flag("NORM", true).f32("EPS", eps);
+            binds.push((5, Slot::Uniform, Bind::Buffer(gamma)));
+        }
+        let bound = |shader: &str, extra: Option<(u32, Slot, Bind)>| -> Result<Bound> {
+            let mut all = binds.clone();
+            all.extend(extra);
+            let slots: Vec<(u32, Slot)> = all.iter().map(|&(b, s, _)| (b, s)).collect();
+            let kernel = gpu.kernel(shader, &base, &slots)?;
+            let resources: Vec<(u32, Bind)> = all.iter().map(|&(b, _, r)| (b, r)).collect();
+            let bind_group = gpu.bind_group(&kernel, &resources);
+            Ok(Bound { kernel, bind_group })
+        };
+        Ok(Linear {
+            single: bound("linear.wgsl", None)?,
+            batch: bound("linear_batch.wgsl", Some((1, Slot::UniformWindow, Bind::Window(&steps.windows, 16))))?,
+            tiles: w.tiles(),
+            logits: spec.logits,
+            window_tokens,
+            x_row_bytes: (x.stride * 4) as u32,
+        })
+    }
+}
+
+impl Op for Linear {
+    fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, windows: &mut Windows) {
+        let first = if self.logits { step.logits_from } else { 0 };
+        let n = step.n_tokens.saturating_sub(first);
+        if n == 0 {
+            return;
+        }
+        if n == 1 {
+            pass.set_pipeline(&self.single.kernel.pipeline);
+            pass.set_bind_group(0, &self.single.bind_group, &[first * self.x_row_bytes]);
+            pass.dispatch_workgroups(self.tiles, 1, 1);
+            return;
+        }
+        pass.set_pipeline(&self.batch.kernel.pipeline);
+        let mut done = 0;
+        while done < n {
+            let count = self.window_tokens.min(n - done);
+            let offsets = [windows.offset(count, done), (first + done) * self.x_row_bytes];
+            pass.set_bind_group(0, &self.batch.bind_group, &offsets);
+            pass.dispatch_workgroups(self.tiles, count.div_ceil(BATCH_TOKENS), 1);
+            done += count;
+        }
+    }
+}
+
+/// CPU reference: the same computation in f64 on dequantized weights (`w[row][col]`).
+pub fn reference(
+    w: &[Vec<f32>],
+    x: &[f32],
+    n_tokens: usize,
+    norm: Option<(&[f32], f32)>,
+    epilogue: Epilogue,
+    y_before: &[f32],
+) -> Vec<f32> {
+    let k = w.first().map_or(0, |r| r.len());
+    let rows = w.len();
+    let out_stride = if epilogue == Epilogue::SwiGlu { rows / 2 } else { rows };
+    let mut y = y_before.to_vec();
+    for t in 0..n_tokens {
+        let mut xt: Vec<f64> = x[t * k..][..k].iter().map(|&v| v as f64).collect();
+        if let Some((gamma, eps)) = norm {
+            let ms = xt.iter().map(|v| v * v).sum::<f64>() / k as f64;
+            let inv = 1.0 / (ms + eps as f64).sqrt();
+            for (v, g) in xt.iter_mut().zip(gamma) {
+                *v *= inv * *g as f64;
+            }
+        }
+        let dot = |row: &Vec<f32>| row.iter().zip(&xt).map(|(&a, b)| a as f64 * b).sum::<f64>();
+        match epilogue {
+            Epilogue::SwiGlu => {
+                for i in 0..out_stride {
+                    let g = dot(&w[2 * i]);
+                    let u = dot(&w[2 * i + 1]);
+                    y[t * out_stride + i] = (g / (1.0 + (-g).exp()) * u) as f32;
+                }
+            }
+            Epilogue::Store | Epilogue::Add => {
+                for (i, row) in w.iter().enumerate() {
+                    let v = dot(row) as f32;
+                    let slot = &mut y[t * out_stride + i];
+                    *slot = if epilogue == Epilogue::Add { *slot + v } else { v };
+                }
+            }
+        }
+    }
+    y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ggml_type::GgmlType;
+    use crate::ops::test_support::*;
+    use crate::quant::testing::{random_tensor, random_vec};
+    use crate::quant::{RowOrder, SourceRows, dequantize, pack};
+
+    const TYPES: [GgmlType; 6] =
+        [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::F16, GgmlType::BF16, GgmlType::F32];
+
+    struct Case {
+        ty: GgmlType,
+        rows: usize,
+        cols: usize,
+        n_tokens: usize,
+        norm: bool,
+        epilogue: Epilogue,
+        logits_from: usize,
+    }
+
+    fn check(case: Case, seed: u64) {
+        let mut rng = rng(seed);
+        let Case { ty, rows, cols, n_tokens, norm, epilogue, logits_from } = case;
+        let (sources, order): (Vec<Vec<u8>>, RowOrder) = if epilogue == Epilogue::SwiGlu {
+            let gate = random_tensor(ty, rows / 2, cols, &mut rng);
+            let up = random_tensor(ty, rows / 2, cols, &mut rng);
+            (vec![gate, up], RowOrder::Interleave)
+        } else {
+            (vec![random_tensor(ty, rows, cols, &mut rng)], RowOrder::Concat)
+        };
+        let parts: Vec<SourceRows> =
+            sources.iter().map(|b| SourceRows { ty, bytes: b, rows: rows / sources.len() }).collect();
+        let packed = pack(&parts, cols, order).unwrap();
+        // Reference rows in the packed order, dequantized from the GGUF blocks themselves.
+        let deq: Vec<Vec<f32>> = sources.iter().map(|b| dequantize(ty, b).unwrap()).collect();
+        let w: Vec<Vec<f32>> = (0..rows)
+            .map(|r| {
+                let (k, i) = if order == RowOrder::Interleave { (r % 2, r / 2) } else { (0, r) };
+                deq[k][i * cols..][..cols].to_vec()
+            })
+            .collect();
+
+        let x = random_vec(n_tokens * cols, &mut rng);
+        let gamma = random_vec(cols, &mut rng);
+        let out_stride = if epilogue == Epilogue::SwiGlu { rows / 2 } else { rows };
+        let wanted = n_tokens - logits_from;
+        let y_before = if epilogue == Epilogue::Add {
+            random_vec(wanted * out_stride, &mut rng)
+        } else {
+            vec![f32::NAN; wanted * out_stride]
+        };
+        let want =
+            reference(&w, &x[logits_from * cols..], wanted, norm.then_some((&gamma[..], 1e-5)), epilogue, &y_before);
+
+        let g = gpu();
+        let wm = GpuMatrix::upload(g, "w", &packed).unwrap();
+        let xb = g.activations_with("x", cols, &x).unwrap();
+        let yb = g.activations_with("y", out_stride, &y_before).unwrap();
+        let gb = g.buffer_with("gamma", &gamma).unwrap();
+        let step = Step { n_tokens: n_tokens as u32, pos0: 0, logits_from: logits_from as u32, pad: 0 };
+        let steps = step_buffers();
+        let spec = LinearSpec { norm: norm.then_some((&gb, 1e-5)), epilogue, logits: logits_from > 0 };
+        let op = Linear::new(g, &steps, &wm, &xb, &yb, &spec).unwrap();
+        run(&steps, &[&op], step);
+        let got = read_rows(&yb, wanted);
+        assert_close(&got, &want, 1e-4, &format!("{ty} {rows}x{cols} T={n_tokens} norm={norm} {epilogue:?}"));
+    }
+
+    #[test]
+    fn matvec_matches_reference_for_every_format() {
+        for (i, ty) in TYPES.into_iter().enumerate() {
+            let case =
+                Case { ty, rows: 96, cols: 160, n_tokens: 1, norm: false, epilogue: Epilogue::Store, logits_from: 0 };
+            check(case, i as u64);
+        }
+    }
+
+    #[test]
+    fn batched_tokens_with_a_partial_tile_match_reference() {
+        for (i, ty) in TYPES.into_iter().enumerate() {
+            let case =
+                Case { ty, rows: 72, cols: 96, n_tokens: 7, norm: false, epilogue: Epilogue::Store, logits_from: 0 };
+            check(case, 100 + i as u64);
+        }
+    }
+
+    #[test]
+    fn batches_wider_than_one_uniform_window_match_reference() {
+        // 2048 floats per row: 8 rows per 64 KiB window, so 21 tokens take three windows.
+        let case = Case {
+            ty: GgmlType::Q4_1,
+            rows: 64,
+            cols: 2048,
+            n_tokens: 21,
+            norm: true,
+            epilogue: Epilogue::Add,
+            logits_from: 0,
+        };
+        check(case, 150);
+        let logits = Case {
+            ty: GgmlType::Q8_0,
+            rows: 64,
+            cols: 2048,
+            n_tokens: 21,
+            norm: true,
+            epilogue: Epilogue::Store,
+            logits_from: 5,
+        };
+        check(logits, 151);
+    }
+
+    #[test]
+    fn fused_norm_residual_and_swiglu_match_reference() {
+        for (i, n_tokens) in [1, 6].into_iter().enumerate() {
+            let base = |epilogue, norm| Case {
+                ty: GgmlType::Q4_1,
+                rows: 128,
+                cols: 64,
+                n_tokens,
+                norm,
+                epilogue,
+                logits_from: 0,
+            };
+            check(base(Epilogue::Store, true), 200 + i as u64);
+            check(base(Epilogue::Add, false), 210 + i as u64);
+            check(base(Epilogue::SwiGlu, true), 220 + i as u64);
+        }
+    }
+
+    #[test]
+    fn logits_rows_start_at_logits_from() {
+        for (i, n_tokens) in [3, 9].into_iter().enumerate() {
+            let case = Case {
+                ty: GgmlType::Q8_0,
+                rows: 200,
+                cols: 64,
+                n_tokens,
+                norm: true,
+                epilogue: Epilogue::Store,
+                logits_from: 2,
+            };
+            check(case, 300 + i as u64);
+        }
+    }
+}

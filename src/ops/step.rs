@@ -1,0 +1,95 @@
+//! What one forward step hands its kernels: the step uniform (`shaders/step.wgsl`), and the
+//! table of per-dispatch windows that batched kernels select with a dynamic offset.
+
+use super::Op;
+use crate::gpu::Gpu;
+use crate::{Error, Result};
+use std::collections::HashMap;
+
+/// The per-step uniform (`shaders/step.wgsl`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Step {
+    pub n_tokens: u32,
+    pub pos0: u32,
+    pub logits_from: u32,
+    pub pad: u32,
+}
+
+/// The windows a step's dispatches use: `(count, out_row)` entries, one per distinct pair,
+/// each at its own aligned offset of a uniform buffer (`Window` in shaders/linear_batch.wgsl).
+pub struct Windows {
+    align: u32,
+    entries: Vec<[u32; 2]>,
+    index: HashMap<[u32; 2], u32>,
+}
+
+impl Windows {
+    pub fn new(align: u32) -> Windows {
+        Windows { align, entries: Vec::new(), index: HashMap::new() }
+    }
+
+    /// The dynamic offset of the entry `(count, out_row)`, added if new.
+    pub fn offset(&mut self, count: u32, out_row: u32) -> u32 {
+        let key = [count, out_row];
+        if let Some(&i) = self.index.get(&key) {
+            return i * self.align;
+        }
+        let i = self.entries.len() as u32;
+        self.entries.push(key);
+        self.index.insert(key, i);
+        i * self.align
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        let mut out = vec![0u8; self.entries.len() * self.align as usize];
+        for (i, e) in self.entries.iter().enumerate() {
+            out[i * self.align as usize..][..8].copy_from_slice(bytemuck::cast_slice(e));
+        }
+        out
+    }
+}
+
+/// The two uniforms every step writes, and the recording of a step's ops into one pass.
+pub struct StepBuffers {
+    pub step: wgpu::Buffer,
+    pub windows: wgpu::Buffer,
+    capacity: u64,
+}
+
+impl StepBuffers {
+    /// Room for `max_windows` distinct windows per step.
+    pub fn new(gpu: &Gpu, max_windows: usize) -> StepBuffers {
+        let capacity = (max_windows.max(1) as u64) * gpu.uniform_align() as u64;
+        StepBuffers {
+            step: gpu.uniform_buffer("step", std::mem::size_of::<Step>() as u64),
+            windows: gpu.uniform_buffer("windows", capacity),
+            capacity,
+        }
+    }
+
+    /// Records `ops` into one compute pass and writes this step's uniforms; the caller submits.
+    pub fn record(&self, gpu: &Gpu, ops: &[&dyn Op], step: &Step) -> Result<wgpu::CommandBuffer> {
+        let mut windows = Windows::new(gpu.uniform_align());
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            for op in ops {
+                op.encode(&mut pass, step, &mut windows);
+            }
+        }
+        let table = windows.bytes();
+        if table.len() as u64 > self.capacity {
+            return Err(Error::Gpu(format!(
+                "a step needs {} dispatch windows, more than the {} reserved",
+                windows.entries.len(),
+                self.capacity / gpu.uniform_align() as u64
+            )));
+        }
+        if !table.is_empty() {
+            gpu.queue.write_buffer(&self.windows, 0, &table);
+        }
+        gpu.queue.write_buffer(&self.step, 0, bytemuck::bytes_of(step));
+        Ok(encoder.finish())
+    }
+}

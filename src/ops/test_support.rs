@@ -1,0 +1,80 @@
+//! Shared pieces of the kernel tests: one GPU for the whole test process, buffers filled with
+//! poison so a kernel that skips an output is caught, and a tolerance comparison.
+
+pub use super::Op;
+use super::{Step, StepBuffers};
+use crate::gpu::{Activations, AdapterChoice, Gpu, KvTexture};
+use rand::SeedableRng;
+use rand::rngs::Xoshiro256PlusPlus;
+use std::sync::OnceLock;
+
+pub fn gpu() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| {
+        let choice = AdapterChoice::from_env();
+        pollster::block_on(Gpu::new(&choice)).expect("the tests need a wgpu adapter (lavapipe: mesa-vulkan-drivers)")
+    })
+}
+
+pub fn rng(seed: u64) -> Xoshiro256PlusPlus {
+    Xoshiro256PlusPlus::seed_from_u64(seed)
+}
+
+/// Activations of `rows` x `width` holding NaN everywhere, padding included.
+pub fn poisoned_rows(rows: usize, width: usize) -> Activations {
+    let a = gpu().activations("poisoned", rows, width).unwrap();
+    let n = (a.buffer.size() / 4) as usize;
+    gpu().queue.write_buffer(&a.buffer, 0, bytemuck::cast_slice(&vec![f32::NAN; n]));
+    a
+}
+
+pub fn step_buffers() -> StepBuffers {
+    StepBuffers::new(gpu(), 64)
+}
+
+/// Records `ops` for `step`, submits, and waits.
+pub fn run(steps: &StepBuffers, ops: &[&dyn Op], step: Step) {
+    let g = gpu();
+    let commands = steps.record(g, ops, &step).unwrap();
+    g.queue.submit([commands]);
+    g.wait().unwrap();
+}
+
+pub fn read_rows(a: &Activations, rows: usize) -> Vec<f32> {
+    pollster::block_on(gpu().read_activations(a, rows)).unwrap()
+}
+
+/// Asserts |got - want| <= tol * (1 + |want|) everywhere; NaN never passes.
+pub fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let mut worst = (0.0f32, 0usize);
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let err = (g - w).abs() / (1.0 + w.abs());
+        assert!(err.is_finite(), "{what}: element {i} is {g}, expected {w}");
+        if err > worst.0 {
+            worst = (err, i);
+        }
+    }
+    assert!(
+        worst.0 <= tol,
+        "{what}: element {} is {}, expected {} (relative error {:e} > {tol:e})",
+        worst.1,
+        got[worst.1],
+        want[worst.1],
+        worst.0
+    );
+}
+
+/// A KV cache texture `texels` wide holding `data` (rows of `4 * texels` floats).
+pub fn kv_with(data: &[f32], texels: u32) -> KvTexture {
+    let g = gpu();
+    let rows = (data.len() / (4 * texels as usize)) as u32;
+    let kv = g.kv_texture("kv", texels, rows).unwrap();
+    g.queue.write_texture(
+        kv.texture.as_image_copy(),
+        bytemuck::cast_slice(data),
+        wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(texels * 16), rows_per_image: Some(rows) },
+        wgpu::Extent3d { width: texels, height: rows, depth_or_array_layers: 1 },
+    );
+    kv
+}

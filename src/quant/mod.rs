@@ -1,0 +1,9 @@
+//! Block formats: the CPU dequantization that serves as reference, and the repack into the
+//! layouts the shaders read.
+
+pub mod dequant;
+pub mod layout;
+pub mod testing;
+
+pub use dequant::dequantize;
+pub use layout::{PackedMatrix, RowOrder, SourceRows, WeightFormat, pack};

@@ -1,0 +1,166 @@
+//! Choosing the next token from logits on the CPU: temperature, top-k, top-p, min-p and the
+//! repetition penalty, reproducible from a seed. (Plain greedy decoding never reaches here: it
+//! runs as an argmax on the GPU.)
+
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{RngExt, SeedableRng};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SamplerConfig {
+    /// 0 picks the most likely token (greedy).
+    pub temperature: f32,
+    /// Keep the k most likely tokens (0: all).
+    pub top_k: usize,
+    /// Keep the smallest set of tokens whose probability reaches p (1: all).
+    pub top_p: f32,
+    /// Drop tokens less likely than min_p times the most likely one (0: none).
+    pub min_p: f32,
+    /// Divide positive logits (multiply negative ones) of recently seen tokens by this (1: off).
+    pub repeat_penalty: f32,
+    /// How many recent tokens the penalty looks at.
+    pub repeat_last_n: usize,
+    pub seed: u64,
+}
+
+impl Default for SamplerConfig {
+    /// llama.cpp's defaults.
+    fn default() -> Self {
+        SamplerConfig {
+            temperature: 0.8,
+            top_k: 40,
+            top_p: 0.95,
+            min_p: 0.05,
+            repeat_penalty: 1.0,
+            repeat_last_n: 64,
+            seed: 0,
+        }
+    }
+}
+
+impl SamplerConfig {
+    pub fn greedy() -> Self {
+        SamplerConfig { temperature: 0.0, ..Default::default() }
+    }
+
+    /// True when the GPU argmax gives the same answer as this sampler.
+    pub fn is_plain_greedy(&self) -> bool {
+        self.temperature <= 0.0 && self.repeat_penalty == 1.0
+    }
+}
+
+pub struct Sampler {
+    config: SamplerConfig,
+    rng: Xoshiro256PlusPlus,
+}
+
+impl Sampler {
+    pub fn new(config: SamplerConfig) -> Sampler {
+        let rng = Xoshiro256PlusPlus::seed_from_u64(config.seed);
+        Sampler { config, rng }
+    }
+
+    pub fn config(&self) -> &SamplerConfig {
+        &self.config
+    }
+
+    /// Picks a token from `logits` given the tokens seen so far.
+    pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> u32 {
+        let c = &self.config;
+        let mut cands: Vec<(u32, f32)> =
+            logits.iter().enumerate().filter(|(_, l)| !l.is_nan()).map(|(i, &l)| (i as u32, l)).collect();
+        if cands.is_empty() {
+            return 0;
+        }
+        if c.repeat_penalty != 1.0 && c.repeat_last_n > 0 {
+            let recent = &history[history.len().saturating_sub(c.repeat_last_n)..];
+            for (id, l) in cands.iter_mut() {
+                if recent.contains(id) {
+                    *l = if *l > 0.0 { *l / c.repeat_penalty } else { *l * c.repeat_penalty };
+                }
+            }
+        }
+        // Most likely first; equal logits keep the lower id first, as an argmax would.
+        cands.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        if c.temperature <= 0.0 {
+            return cands[0].0;
+        }
+        if c.top_k > 0 {
+            cands.truncate(c.top_k);
+        }
+        let max = cands[0].1;
+        let mut probs: Vec<f32> = cands.iter().map(|&(_, l)| ((l - max) / c.temperature).exp()).collect();
+        let total: f32 = probs.iter().sum();
+        probs.iter_mut().for_each(|p| *p /= total);
+        let mut keep = probs.len();
+        if c.top_p < 1.0 {
+            let mut acc = 0.0;
+            for (i, p) in probs.iter().enumerate() {
+                acc += p;
+                if acc >= c.top_p {
+                    keep = i + 1;
+                    break;
+                }
+            }
+        }
+        if c.min_p > 0.0 {
+            keep = keep.min(probs.iter().take_while(|&&p| p >= c.min_p * probs[0]).count().max(1));
+        }
+        let kept_total: f32 = probs[..keep].iter().sum();
+        let mut r = self.rng.random::<f32>() * kept_total;
+        for i in 0..keep {
+            r -= probs[i];
+            if r <= 0.0 {
+                return cands[i].0;
+            }
+        }
+        cands[keep - 1].0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logits() -> Vec<f32> {
+        vec![1.0, 3.0, 2.0, 3.0, -1.0, 0.5]
+    }
+
+    #[test]
+    fn zero_temperature_is_argmax_with_lowest_id_on_ties() {
+        let mut s = Sampler::new(SamplerConfig::greedy());
+        assert_eq!(s.sample(&logits(), &[]), 1);
+    }
+
+    #[test]
+    fn repetition_penalty_moves_away_from_seen_tokens() {
+        let mut s = Sampler::new(SamplerConfig { temperature: 0.0, repeat_penalty: 2.0, ..Default::default() });
+        assert_eq!(s.sample(&logits(), &[1, 3]), 2);
+    }
+
+    #[test]
+    fn top_k_one_is_greedy_whatever_the_seed() {
+        for seed in 0..20 {
+            let mut s = Sampler::new(SamplerConfig { top_k: 1, seed, ..Default::default() });
+            assert_eq!(s.sample(&logits(), &[]), 1);
+        }
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_tokens_and_filters_hold() {
+        let cfg = SamplerConfig { temperature: 1.5, top_k: 0, top_p: 1.0, min_p: 0.0, seed: 42, ..Default::default() };
+        let run = |cfg: &SamplerConfig| {
+            let mut s = Sampler::new(cfg.clone());
+            (0..200).map(|_| s.sample(&logits(), &[])).collect::<Vec<_>>()
+        };
+        assert_eq!(run(&cfg), run(&cfg));
+        let all = run(&cfg);
+        assert!(all.contains(&4), "a high temperature reaches unlikely tokens");
+        // top_p small enough keeps only the two tied best tokens.
+        let narrow = run(&SamplerConfig { top_p: 0.5, ..cfg.clone() });
+        assert!(narrow.iter().all(|&t| t == 1 || t == 3), "{narrow:?}");
+        assert!(narrow.contains(&1) && narrow.contains(&3));
+        // min_p 0.5 drops everything below half the best probability.
+        let minp = run(&SamplerConfig { min_p: 0.5, ..cfg });
+        assert!(minp.iter().all(|&t| [1, 2, 3].contains(&t)), "{minp:?}");
+    }
+}

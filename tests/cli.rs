@@ -1,0 +1,181 @@
+//! The `hearth` binary as a user runs it: output on stdout only, a summary on stderr, and a
+//! clear message with a failing exit code for every kind of bad input.
+
+mod common;
+
+use common::*;
+use hearth::model::ggml_type::GgmlType;
+use hearth::model::gguf::Value;
+use hearth::model::gguf_writer::GgufWriter;
+use hearth::model::testing::TinyLlama;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn hearth(args: &[&str]) -> Output {
+    hearth_with_stdin(args, None)
+}
+
+fn hearth_with_stdin(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(args)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("hearth runs");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn model_arg() -> String {
+    model_path().to_string_lossy().into_owned()
+}
+
+/// A scratch file that is removed when dropped.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(name: &str, bytes: &[u8]) -> TempFile {
+        let path = std::env::temp_dir().join(format!("hearth-cli-{}-{name}", std::process::id()));
+        std::fs::write(&path, bytes).unwrap();
+        TempFile(path)
+    }
+    fn arg(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn assert_fails_with(out: &Output, needle: &str) {
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "expected failure; stderr: {err}");
+    assert!(err.contains(needle), "stderr should mention {needle:?}: {err}");
+    assert!(!err.contains("panicked"), "a panic instead of an error: {err}");
+}
+
+#[test]
+fn run_streams_llama_cpp_greedy_text_to_stdout_only() {
+    let p = &reference_prompts()[0];
+    let out = hearth(&["run", "--raw", "--temp", "0", "-n", "32", "--model", &model_arg(), &p.prompt]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let want = model().tokenizer.decode(&p.gen_ids[..p.agreed]).unwrap();
+    let got = text(&out.stdout);
+    assert!(got.starts_with(&want), "stdout {got:?} should start with llama.cpp's {want:?}");
+    let err = text(&out.stderr);
+    assert!(err.contains("prompt:") && err.contains("generated:") && err.contains("t/s"), "summary on stderr: {err}");
+}
+
+#[test]
+fn run_reads_the_prompt_from_stdin_and_applies_the_chat_template() {
+    let out = hearth_with_stdin(&["run", "--temp", "0", "-n", "8", "--model", &model_arg()], Some("What is 2+2?"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!text(&out.stdout).trim().is_empty());
+    assert!(
+        text(&out.stderr).contains("prompt: 3"),
+        "the SmolLM2 template adds its system turn: {}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn tokenize_prints_llama_tokenize_ids() {
+    for p in reference_prompts().iter().take(2) {
+        let out = hearth(&["tokenize", "--ids", "--model", &model_arg(), &p.prompt]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let list: Vec<String> = p.prompt_ids.iter().map(u32::to_string).collect();
+        assert_eq!(text(&out.stdout).trim(), format!("[{}]", list.join(", ")));
+    }
+    let out = hearth(&["tokenize", "--model", &model_arg(), "<|im_start|>user"]);
+    assert!(text(&out.stdout).contains("1 -> '<|im_start|>'"), "{}", text(&out.stdout));
+}
+
+#[test]
+fn info_and_devices_describe_what_is_there() {
+    let out = hearth(&["info", &model_arg()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let info = text(&out.stdout);
+    for needle in ["architecture:  llama", "Q4_1 ×210", "Q8_0 ×1", "layers 30", "chat template:", "<|im_start|>"] {
+        assert!(info.contains(needle), "info lacks {needle:?}:\n{info}");
+    }
+    let out = hearth(&["devices"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("[0] "), "{}", text(&out.stdout));
+}
+
+#[test]
+fn perplexity_prints_running_values_and_a_final_estimate() {
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ppl_text.txt");
+    let out = hearth(&[
+        "perplexity",
+        "--model",
+        &model_arg(),
+        "--file",
+        file.to_str().unwrap(),
+        "--ctx",
+        "128",
+        "--chunks",
+        "2",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("[1]") && stdout.contains(",[2]"), "{stdout}");
+    assert!(stdout.contains("Final estimate: PPL = "), "{stdout}");
+}
+
+#[test]
+fn bad_model_files_get_clear_errors() {
+    let missing = hearth(&["run", "--model", "/nonexistent/model.gguf", "hi"]);
+    assert_fails_with(&missing, "no such file");
+
+    let not_gguf = TempFile::new("magic.gguf", b"GGML\x03\x00\x00\x00 this is not a model");
+    assert_fails_with(&hearth(&["run", "--model", not_gguf.arg(), "hi"]), "not a GGUF file");
+
+    let whole = std::fs::read(model_path()).unwrap();
+    let truncated = TempFile::new("truncated.gguf", &whole[..whole.len() / 2]);
+    assert_fails_with(&hearth(&["run", "--model", truncated.arg(), "hi"]), "truncated");
+
+    let mut mamba = GgufWriter::new();
+    mamba.meta("general.architecture", Value::String("mamba".into()));
+    let mamba = TempFile::new("mamba.gguf", &mamba.to_bytes());
+    assert_fails_with(&hearth(&["run", "--model", mamba.arg(), "hi"]), "architecture \"mamba\" is not supported");
+
+    let mut iq = GgufWriter::new();
+    iq.meta("general.architecture", Value::String("llama".into())).tensor(
+        "w",
+        &[256, 1],
+        GgmlType::IQ2XXS,
+        vec![0; 66],
+    );
+    let iq = TempFile::new("iq.gguf", &iq.to_bytes());
+    assert_fails_with(&hearth(&["run", "--model", iq.arg(), "hi"]), "missing");
+}
+
+#[test]
+fn unsupported_quant_types_name_themselves() {
+    let q5 = TempFile::new("q5.gguf", &TinyLlama { weights: GgmlType::Q5_1, ..Default::default() }.to_gguf());
+    assert_fails_with(&hearth(&["run", "--model", q5.arg(), "hi"]), "Q5_1");
+}
+
+#[test]
+fn unknown_names_and_oversized_prompts_are_refused() {
+    assert_fails_with(&hearth(&["run", "--model", "no-such-model", "hi"]), "no-such-model");
+    let long = "word ".repeat(40);
+    let out = hearth(&["run", "--raw", "--ctx", "16", "--model", &model_arg(), &long]);
+    assert_fails_with(&out, "does not fit the context");
+    assert_fails_with(&hearth(&["run", "--temp=-1", "--model", &model_arg(), "hi"]), "--temp");
+}

@@ -1,0 +1,91 @@
+//! The whole GPU forward pass against the CPU reference, on small random-weight models of
+//! several shapes and weight types: prompt batches, single-token decoding, and the two mixed.
+
+use hearth::generate::Session;
+use hearth::gpu::{AdapterChoice, Gpu};
+use hearth::model::ggml_type::GgmlType;
+use hearth::model::reference::ReferenceModel;
+use hearth::model::state::SessionOptions;
+use hearth::model::testing::TinyLlama;
+use hearth::model::{Model, ModelFile};
+use std::sync::{Arc, OnceLock};
+
+fn gpu() -> Arc<Gpu> {
+    static GPU: OnceLock<Arc<Gpu>> = OnceLock::new();
+    GPU.get_or_init(|| Arc::new(pollster::block_on(Gpu::new(&AdapterChoice::from_env())).expect("a wgpu adapter")))
+        .clone()
+}
+
+fn assert_logits_close(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1.0);
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!((g - w).abs() <= 2e-3 * scale, "{what}: logit {i} is {g}, reference {w} (scale {scale})");
+    }
+}
+
+fn check(spec: TinyLlama) {
+    let bytes = spec.to_gguf();
+    let model = Arc::new(Model::load(gpu(), &ModelFile::from_bytes(bytes.clone()).unwrap()).unwrap());
+    let reference = ReferenceModel::new(ModelFile::from_bytes(bytes).unwrap()).unwrap();
+    let vocab = spec.vocab_size();
+    let tokens: Vec<u32> = (0..21).map(|i| ((i * 37 + 5) % vocab) as u32).collect();
+    let want = reference.forward(&tokens).unwrap();
+    let what = format!("{spec:?}");
+
+    // The whole prompt as one batch, every position's logits.
+    let options = SessionOptions { ctx: 64, batch: 32, logit_rows: 32 };
+    let mut batch = Session::new(model.clone(), options).unwrap();
+    let all = pollster::block_on(batch.logits_from(&tokens, 0)).unwrap();
+    for (i, row) in all.chunks(vocab).enumerate() {
+        assert_logits_close(row, &want[i], &format!("{what} batch position {i}"));
+    }
+
+    // A short prompt, then one token at a time.
+    let mut stepwise = Session::new(model.clone(), SessionOptions { ctx: 64, batch: 8, logit_rows: 1 }).unwrap();
+    let first = pollster::block_on(stepwise.next_logits(&tokens[..5])).unwrap();
+    assert_logits_close(&first, &want[4], &format!("{what} after a 5-token prompt"));
+    for (i, &t) in tokens.iter().enumerate().skip(5) {
+        let row = pollster::block_on(stepwise.next_logits(&[t])).unwrap();
+        assert_logits_close(&row, &want[i], &format!("{what} decode step at position {i}"));
+    }
+
+    // Greedy choice on the GPU equals the argmax of the reference logits.
+    stepwise.truncate(0);
+    let greedy = pollster::block_on(stepwise.next_greedy(&tokens)).unwrap();
+    let last = &want[tokens.len() - 1];
+    let best = (0..vocab).max_by(|&a, &b| last[a].total_cmp(&last[b]).then(b.cmp(&a))).unwrap();
+    assert_eq!(greedy as usize, best, "{what}: greedy token");
+}
+
+#[test]
+fn q4_1_with_grouped_query_attention_matches_the_reference() {
+    check(TinyLlama::default());
+}
+
+#[test]
+fn other_weight_types_and_an_untied_head_match_the_reference() {
+    check(TinyLlama { weights: GgmlType::Q8_0, tied: false, seed: 2, ..Default::default() });
+    check(TinyLlama { weights: GgmlType::Q4_0, n_head_kv: 4, seed: 3, ..Default::default() });
+    check(TinyLlama {
+        weights: GgmlType::F16,
+        n_layer: 1,
+        n_head: 2,
+        n_head_kv: 1,
+        n_embd: 128,
+        seed: 4,
+        ..Default::default()
+    });
+}
+
+#[test]
+fn a_prompt_longer_than_the_context_is_refused() {
+    let bytes = TinyLlama::default().to_gguf();
+    let model = Arc::new(Model::load(gpu(), &ModelFile::from_bytes(bytes).unwrap()).unwrap());
+    let mut s = Session::new(model, SessionOptions { ctx: 8, batch: 8, logit_rows: 1 }).unwrap();
+    let err = pollster::block_on(s.next_greedy(&[1; 9])).unwrap_err().to_string();
+    assert!(err.contains("context"), "{err}");
+    assert_eq!(s.position(), 0, "a refused prompt leaves the session untouched");
+    let err = pollster::block_on(s.next_greedy(&[100_000])).unwrap_err().to_string();
+    assert!(err.contains("outside the vocabulary"), "{err}");
+}
