@@ -4,12 +4,7 @@
 // `ws: texture_2d_array<u32>` (four blocks' f16 pairs (d, m) per texel) with WS_H.
 // A weight is d * q + m. Exactly one of W_Q4, W_Q8, W_F16, W_F32 is set.
 
-const TEXEL_ROW: u32 = 2048u;
-
-fn texel_coords(i: u32, height: u32) -> vec3<u32> {
-    let row = i / TEXEL_ROW;
-    return vec3<u32>(i % TEXEL_ROW, row % height, row / height);
-}
+#include "texels.wgsl"
 
 fn quant_texel(i: u32) -> vec4<u32> {
     let c = texel_coords(i, WQ_H);

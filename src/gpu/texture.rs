@@ -23,11 +23,18 @@ pub struct Texels {
 impl Gpu {
     /// A texture holding `words` (four per texel, zero-padded), laid out as above.
     pub fn texels(&self, label: &str, words: &[u32]) -> Result<Texels> {
+        self.texels_in_layers_of(label, words, self.limits.max_texture_dimension_2d)
+    }
+
+    /// As `texels`, with at most `max_rows` rows per layer (tests force several layers with it).
+    pub fn texels_in_layers_of(&self, label: &str, words: &[u32], max_rows: u32) -> Result<Texels> {
         let texels = words.len().div_ceil(4).max(1) as u64;
         let rows = texels.div_ceil(TEXEL_ROW as u64);
-        let max_rows = self.limits.max_texture_dimension_2d as u64;
-        let height = rows.min(max_rows);
-        let layers = rows.div_ceil(height);
+        let max_rows = max_rows.clamp(1, self.limits.max_texture_dimension_2d) as u64;
+        // At least two layers: the GL backend makes a one-layer texture a plain 2D texture,
+        // which an array view cannot read (every fetch returns zero).
+        let height = rows.div_ceil(2).min(max_rows);
+        let layers = rows.div_ceil(height).max(2);
         if layers > self.limits.max_texture_array_layers as u64 || TEXEL_ROW > self.limits.max_texture_dimension_2d {
             return Err(Error::Gpu(format!(
                 "{label} needs {} bytes of texture, more than {} allows ({} layers of {max_rows} rows)",
@@ -51,7 +58,10 @@ impl Gpu {
         padded.resize(rows as usize * row_words, 0);
         for layer in 0..layers {
             let first_row = (layer * height) as usize;
-            let layer_rows = (rows - layer * height).min(height) as u32;
+            let layer_rows = rows.saturating_sub(layer * height).min(height) as u32;
+            if layer_rows == 0 {
+                continue;
+            }
             let data = &padded[first_row * row_words..][..layer_rows as usize * row_words];
             self.queue.write_texture(
                 wgpu::TexelCopyTextureInfo {
@@ -131,5 +141,42 @@ impl Gpu {
         let bytes = self.read(&staging, (row_bytes * rows) as u64).await?;
         let all: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
         Ok(all.chunks((row_bytes / 4) as usize).flat_map(|r| r[..(width * 4) as usize].to_vec()).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::gpu::{Bind, Defines, Slot};
+    use crate::ops::test_support::gpu;
+
+    /// Uploads `texels` texels in layers of `max_rows` rows and reads them back through the shaders' addressing.
+    fn round_trip(texels: usize, max_rows: u32) {
+        let g = gpu();
+        let words: Vec<u32> = (0..4 * texels as u32).map(|i| i.wrapping_mul(2654435761)).collect();
+        let t = g.texels_in_layers_of("texels", &words, max_rows).unwrap();
+        let out = g.buffer("out", (words.len() * 4) as u64).unwrap();
+        let defines = Defines::new().u32("COUNT", texels as u32).u32("WQ_H", t.height);
+        let kernel = g.kernel("texel_copy.wgsl", &defines, &[(1, Slot::ReadWrite), (2, Slot::Texels)]).unwrap();
+        let bind_group = g.bind_group(&kernel, &[(1, Bind::Buffer(&out)), (2, Bind::Texture(&t.view))]);
+        let mut encoder = g.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            pass.set_pipeline(&kernel.pipeline);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.dispatch_workgroups((texels as u32).div_ceil(64), 1, 1);
+        }
+        g.queue.submit([encoder.finish()]);
+        let got: Vec<u32> =
+            bytemuck::pod_collect_to_vec(&pollster::block_on(g.read(&out, (words.len() * 4) as u64)).unwrap());
+        assert_eq!(got, words, "{texels} texels in layers of {max_rows} rows");
+    }
+
+    #[test]
+    fn texels_read_back_in_order_across_rows_and_layers() {
+        round_trip(100, 8192);
+        round_trip(2048 * 5 + 17, 8192);
+        // Forced small layers: the same addressing spans several array layers.
+        round_trip(2048 * 5 + 17, 2);
+        round_trip(2048 * 7, 1);
     }
 }
