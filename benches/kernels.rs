@@ -65,7 +65,7 @@ fn main() {
         let y = gpu.activations("y", tokens, out_width).unwrap();
         let gamma = gpu.buffer_with("g", &random_vec(s.cols, &mut rng)).unwrap();
         let steps = StepBuffers::new(&gpu, 4 * (tokens + 1));
-        let spec = LinearSpec { norm: s.norm.then_some((&gamma, 1e-5)), epilogue: s.epilogue, logits: false };
+        let spec = LinearSpec::new(s.norm.then_some((&gamma, 1e-5)), s.epilogue);
         let op = Linear::new(&gpu, &steps, &w, &x, &y, &spec).unwrap();
         let single = time_op(&gpu, &op, Step { n_tokens: 1, ..Default::default() }, &steps, 50);
         let batch = time_op(&gpu, &op, Step { n_tokens: tokens as u32, ..Default::default() }, &steps, 3);

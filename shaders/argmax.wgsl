@@ -22,6 +22,26 @@ fn main(@builtin(local_invocation_index) lane: u32) {
             bi = i;
         }
     }
+#if SUBGROUPS
+    // Within each subgroup in registers; then every lane holds its subgroup's winner, and one
+    // pass over the workgroup's lanes picks among them (any subgroup size or layout).
+    let sv = subgroupMax(bv);
+    let si = subgroupMin(select(0xffffffffu, bi, bv == sv));
+    best_val[lane] = sv;
+    best_idx[lane] = si;
+    workgroupBarrier();
+    if lane == 0u {
+        var v = best_val[0];
+        var i = best_idx[0];
+        for (var k = 1u; k < WG; k++) {
+            if best_val[k] > v || (best_val[k] == v && best_idx[k] < i) {
+                v = best_val[k];
+                i = best_idx[k];
+            }
+        }
+        result[0] = min(i, N - 1u);
+    }
+#else
     best_val[lane] = bv;
     best_idx[lane] = bi;
     workgroupBarrier();
@@ -39,4 +59,5 @@ fn main(@builtin(local_invocation_index) lane: u32) {
     if lane == 0u {
         result[0] = min(best_idx[0], N - 1u);
     }
+#endif
 }

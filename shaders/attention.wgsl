@@ -2,14 +2,15 @@
 // One workgroup per (head, token). The query is rotated (RoPE) as it is loaded. Each
 // invocation runs an online softmax over every AWG-th key position with its own accumulator;
 // the partial results are merged once at the end. The caches are textures written by
-// kv_write.wgsl: texel (x, pos) holds elements 4x..4x+3 of a position's keys (or values).
+// kv_write.wgsl: texel x of position p (row p % KV_H of layer p / KV_H) holds elements
+// 4x..4x+3 of its keys (or values).
 // Constants: NH, NKV, HD, RD, AWG (invocations), SCALE (score scale, usually 1/sqrt(HD)),
-// QS (floats per qkv row) and OS4 (vec4s per output row).
+// QS (floats per qkv row), OS4 (vec4s per output row), KV_H (cache rows per layer).
 
 #include "step.wgsl"
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
-@group(0) @binding(2) var k_cache: texture_2d<f32>;
-@group(0) @binding(3) var v_cache: texture_2d<f32>;
+@group(0) @binding(2) var k_cache: texture_2d_array<f32>;
+@group(0) @binding(3) var v_cache: texture_2d_array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read> rope_cs: array<vec2<f32>>;
 
@@ -47,16 +48,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     var acc: array<vec4<f32>, HV>;
     for (var j = lane; j < n_keys; j += AWG) {
         let kx = kvh * HV;
+        let row = j % KV_H;
+        let layer = j / KV_H;
         var s = 0.0;
         for (var i = 0u; i < HV; i++) {
-            s += dot(q[i], textureLoad(k_cache, vec2<u32>(kx + i, j), 0));
+            s += dot(q[i], textureLoad(k_cache, vec2<u32>(kx + i, row), layer, 0));
         }
         let m_new = max(m, s);
         let c = exp(m - m_new);
         let p = exp(s - m_new);
         l = l * c + p;
         for (var i = 0u; i < HV; i++) {
-            acc[i] = acc[i] * c + p * textureLoad(v_cache, vec2<u32>(kx + i, j), 0);
+            acc[i] = acc[i] * c + p * textureLoad(v_cache, vec2<u32>(kx + i, row), layer, 0);
         }
         m = m_new;
     }

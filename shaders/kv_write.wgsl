@@ -1,13 +1,13 @@
 // Writes this step's keys (rotated) and values into the layer's cache textures, one texel
-// (4 elements) per invocation. The cache rows are positions: texel (x, pos) of K holds elements
-// 4x..4x+3 of the key at pos. Constants: NH, NKV, HD, RD, QS (floats per qkv row).
+// (4 elements) per invocation. Texel x of position p (row p % KV_H of layer p / KV_H) holds
+// elements 4x..4x+3 of its key. Constants: NH, NKV, HD, RD, QS (floats per qkv row), KV_H.
 
 #include "step.wgsl"
 
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read> rope_cs: array<vec2<f32>>;
-@group(0) @binding(3) var k_cache: texture_storage_2d<rgba32float, write>;
-@group(0) @binding(4) var v_cache: texture_storage_2d<rgba32float, write>;
+@group(0) @binding(3) var k_cache: texture_storage_2d_array<rgba32float, write>;
+@group(0) @binding(4) var v_cache: texture_storage_2d_array<rgba32float, write>;
 
 #include "rope.wgsl"
 
@@ -38,9 +38,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             v[k] = x * r.c + qkv[head_base + r.partner] * r.s;
         }
     }
+    let at = vec2<u32>(texel, pos % KV_H);
     if is_value {
-        textureStore(v_cache, vec2<u32>(texel, pos), v);
+        textureStore(v_cache, at, pos / KV_H, v);
     } else {
-        textureStore(k_cache, vec2<u32>(texel, pos), v);
+        textureStore(k_cache, at, pos / KV_H, v);
     }
 }

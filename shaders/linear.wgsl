@@ -1,12 +1,17 @@
 // y = W x for one token (decode), W in its quantized texture layout (src/quant/layout.rs).
 //
-// One workgroup per tile of 64 rows; each invocation owns 8 neighbouring rows and reuses each
-// block of x it loads for all 8. x is read through a uniform binding: on software adapters
-// those loads are broadcasts, where storage loads are per-lane loops.
+// Two shapes of the same computation, chosen per adapter class (src/ops/linear.rs):
+//   rows   (CPU adapters) one invocation owns 8 neighbouring rows and walks all of K, reusing
+//          each block of x it loads for all 8: SIMD lanes gather, nothing is reduced.
+//   SPLIT  (GPUs) a workgroup of 64 owns 8 rows and its invocations split K between them; the
+//          partial sums meet in reduce.wgsl (subgroup operations or workgroup memory).
+// x is read through a uniform binding: broadcast loads on software adapters, where storage
+// loads are per-lane loops, and the constant cache on GPUs.
 // Variants:
 //   NORM    x is RMS-normalised with gamma first: W (x*g) / rms(x), rms computed on the fly
 //   ADD     y += W x (residual add)
 //   SWIGLU  rows come in (gate, up) pairs; y[i] = silu(gate_i) * up_i
+//   F16     weights dequantized and multiplied in f16, sums kept in f32
 // Constants: K (row length), N (rows), XV (vec4s in the x window), EPS.
 // The bindings of x and y start at this token's rows (dynamic offsets).
 
@@ -21,18 +26,90 @@
 @group(0) @binding(6) var<uniform> x: array<vec4<f32>, XV>;
 
 #include "weights.wgsl"
+#if SPLIT
+#include "reduce.wgsl"
+#endif
 
 const NB: u32 = K / 32u;
 
-fn dot8(w: W8, lo: vec4<f32>, hi: vec4<f32>) -> f32 {
-    return dot(w.lo, lo) + dot(w.hi, hi);
+// One block of x (32 values), normalised by gamma when NORM, with its sum and sum of squares.
+struct XBlock {
+    v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>,
+    v4: vec4<f32>, v5: vec4<f32>, v6: vec4<f32>, v7: vec4<f32>,
+    sum: f32,
+    squares: f32,
 }
 
-fn row_dot(bi: u32, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, x3: vec4<f32>,
-           x4: vec4<f32>, x5: vec4<f32>, x6: vec4<f32>, x7: vec4<f32>) -> f32 {
+#if NORM
+// 1 / rms(x), from a pass of its own: the f16 path normalises x before any product, since the
+// raw residual stream can exceed f16's range once multiplied.
+fn rms_inverse() -> f32 {
+    var ss = 0.0;
+    for (var i = 0u; i < K / 4u; i++) {
+        ss += dot(x[i], x[i]);
+    }
+    return inverseSqrt(ss / f32(K) + EPS);
+}
+#endif
+
+fn load_x(b: u32, pre_scale: f32) -> XBlock {
+    let i = b * 8u;
+    var blk = XBlock(x[i], x[i + 1u], x[i + 2u], x[i + 3u], x[i + 4u], x[i + 5u], x[i + 6u], x[i + 7u], 0.0, 0.0);
+#if NORM
+    blk.squares = dot(blk.v0, blk.v0) + dot(blk.v1, blk.v1) + dot(blk.v2, blk.v2) + dot(blk.v3, blk.v3)
+                + dot(blk.v4, blk.v4) + dot(blk.v5, blk.v5) + dot(blk.v6, blk.v6) + dot(blk.v7, blk.v7);
+    blk.v0 *= gamma[i] * pre_scale;
+    blk.v1 *= gamma[i + 1u] * pre_scale;
+    blk.v2 *= gamma[i + 2u] * pre_scale;
+    blk.v3 *= gamma[i + 3u] * pre_scale;
+    blk.v4 *= gamma[i + 4u] * pre_scale;
+    blk.v5 *= gamma[i + 5u] * pre_scale;
+    blk.v6 *= gamma[i + 6u] * pre_scale;
+    blk.v7 *= gamma[i + 7u] * pre_scale;
+#endif
+    let s4 = blk.v0 + blk.v1 + blk.v2 + blk.v3 + blk.v4 + blk.v5 + blk.v6 + blk.v7;
+    blk.sum = s4.x + s4.y + s4.z + s4.w;
+    return blk;
+}
+
+fn dot8(w: W8, lo: vec4<f32>, hi: vec4<f32>) -> f32 {
+    return f32(dot(w.lo, vec4<wf>(lo))) + f32(dot(w.hi, vec4<wf>(hi)));
+}
+
+// Row `bi`'s block times x: d * Σ q x + m * Σ x in f32; with F16 the weights are dequantized
+// first, so that f16 products stay small.
+fn row_dot(bi: u32, d: f32, m: f32, xb: XBlock) -> f32 {
     let blk = load_block(bi);
-    return dot8(chunk(blk, 0u), x0, x1) + dot8(chunk(blk, 1u), x2, x3)
-         + dot8(chunk(blk, 2u), x4, x5) + dot8(chunk(blk, 3u), x6, x7);
+#if F16
+    let dh = wf(d);
+    let mh = wf(m);
+    var c = chunk(blk, 0u);
+    var s = dot8(W8(dh * c.lo + mh, dh * c.hi + mh), xb.v0, xb.v1);
+    c = chunk(blk, 1u);
+    s += dot8(W8(dh * c.lo + mh, dh * c.hi + mh), xb.v2, xb.v3);
+    c = chunk(blk, 2u);
+    s += dot8(W8(dh * c.lo + mh, dh * c.hi + mh), xb.v4, xb.v5);
+    c = chunk(blk, 3u);
+    s += dot8(W8(dh * c.lo + mh, dh * c.hi + mh), xb.v6, xb.v7);
+    return s;
+#else
+    let s = dot8(chunk(blk, 0u), xb.v0, xb.v1) + dot8(chunk(blk, 1u), xb.v2, xb.v3)
+          + dot8(chunk(blk, 2u), xb.v4, xb.v5) + dot8(chunk(blk, 3u), xb.v6, xb.v7);
+    return d * s + m * xb.sum;
+#endif
+}
+
+// Adds block `b` of rows row0..row0+7 (one tile, so their block indices are consecutive).
+fn accumulate(b: u32, row0: u32, pre_scale: f32, acc: ptr<function, Sums>) {
+    let xb = load_x(b, pre_scale);
+    let bi = block_index(row0, b, NB);
+    let sa = load_scales4(bi);
+    let sb = load_scales4(bi + 4u);
+    (*acc).a += vec4<f32>(row_dot(bi, sa.d.x, sa.m.x, xb), row_dot(bi + 1u, sa.d.y, sa.m.y, xb),
+                          row_dot(bi + 2u, sa.d.z, sa.m.z, xb), row_dot(bi + 3u, sa.d.w, sa.m.w, xb));
+    (*acc).b += vec4<f32>(row_dot(bi + 4u, sb.d.x, sb.m.x, xb), row_dot(bi + 5u, sb.d.y, sb.m.y, xb),
+                          row_dot(bi + 6u, sb.d.z, sb.m.z, xb), row_dot(bi + 7u, sb.d.w, sb.m.w, xb));
+    (*acc).c.x += xb.squares;
 }
 
 fn store(row: u32, v: f32) {
@@ -45,49 +122,25 @@ fn store(row: u32, v: f32) {
     }
 }
 
-@compute @workgroup_size(8)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
-    let row0 = wg.x * 64u + lane * 8u;
-    var a0 = vec4<f32>(0.0);
-    var a1 = vec4<f32>(0.0);
-    var ss = 0.0;
-    for (var b = 0u; b < NB; b++) {
-        let xb = b * 8u;
-        var x0 = x[xb];
-        var x1 = x[xb + 1u];
-        var x2 = x[xb + 2u];
-        var x3 = x[xb + 3u];
-        var x4 = x[xb + 4u];
-        var x5 = x[xb + 5u];
-        var x6 = x[xb + 6u];
-        var x7 = x[xb + 7u];
+// The scale x gets before the products (1, or 1/rms on the f16 path).
+fn input_scale() -> f32 {
 #if NORM
-        ss += dot(x0, x0) + dot(x1, x1) + dot(x2, x2) + dot(x3, x3) + dot(x4, x4) + dot(x5, x5) + dot(x6, x6) + dot(x7, x7);
-        x0 *= gamma[xb];
-        x1 *= gamma[xb + 1u];
-        x2 *= gamma[xb + 2u];
-        x3 *= gamma[xb + 3u];
-        x4 *= gamma[xb + 4u];
-        x5 *= gamma[xb + 5u];
-        x6 *= gamma[xb + 6u];
-        x7 *= gamma[xb + 7u];
+#if F16
+    return rms_inverse();
 #endif
-        let s4 = x0 + x1 + x2 + x3 + x4 + x5 + x6 + x7;
-        let xs = s4.x + s4.y + s4.z + s4.w;
-        let bi = block_index(row0, b, NB);
-        let sa = load_scales4(bi);
-        let sb = load_scales4(bi + 4u);
-        let pa = vec4<f32>(row_dot(bi, x0, x1, x2, x3, x4, x5, x6, x7), row_dot(bi + 1u, x0, x1, x2, x3, x4, x5, x6, x7),
-                           row_dot(bi + 2u, x0, x1, x2, x3, x4, x5, x6, x7), row_dot(bi + 3u, x0, x1, x2, x3, x4, x5, x6, x7));
-        let pb = vec4<f32>(row_dot(bi + 4u, x0, x1, x2, x3, x4, x5, x6, x7), row_dot(bi + 5u, x0, x1, x2, x3, x4, x5, x6, x7),
-                           row_dot(bi + 6u, x0, x1, x2, x3, x4, x5, x6, x7), row_dot(bi + 7u, x0, x1, x2, x3, x4, x5, x6, x7));
-        a0 += sa.d * pa + sa.m * xs;
-        a1 += sb.d * pb + sb.m * xs;
-    }
+#endif
+    return 1.0;
+}
+
+fn finish(row0: u32, acc: Sums) {
+    var a0 = acc.a;
+    var a1 = acc.b;
 #if NORM
-    let inv = inverseSqrt(ss / f32(K) + EPS);
+#if !F16
+    let inv = inverseSqrt(acc.c.x / f32(K) + EPS);
     a0 *= inv;
     a1 *= inv;
+#endif
 #endif
 #if SWIGLU
     // Rows (2i, 2i+1) are (gate_i, up_i).
@@ -112,3 +165,32 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     store(row0 + 7u, a1.w);
 #endif
 }
+
+#if SPLIT
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let row0 = wg.x * 8u;
+    var acc = Sums(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    let scale = input_scale();
+    for (var b = lane; b < NB; b += 64u) {
+        accumulate(b, row0, scale, &acc);
+    }
+    let total = workgroup_sum(lane, acc);
+    if lane == 0u {
+        finish(row0, total);
+    }
+}
+#else
+struct Sums { a: vec4<f32>, b: vec4<f32>, c: vec4<f32> }
+
+@compute @workgroup_size(8)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let row0 = wg.x * 64u + lane * 8u;
+    var acc = Sums(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    let scale = input_scale();
+    for (var b = 0u; b < NB; b++) {
+        accumulate(b, row0, scale, &acc);
+    }
+    finish(row0, acc);
+}
+#endif

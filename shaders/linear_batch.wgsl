@@ -4,7 +4,8 @@
 // every weight it dequantizes is used 8 times. x is read through a uniform binding that
 // starts at this dispatch's first token (dynamic offset); `window` says how many tokens are in
 // it and where their rows of y start.
-// Variants and constants as in linear.wgsl, plus XS (vec4s per x row) and YS (floats per y row).
+// Variants (F16 included) and constants as in linear.wgsl, plus XS (vec4s per x row) and YS
+// (floats per y row).
 
 struct Window {
     // Tokens in this dispatch's x window.
@@ -36,17 +37,30 @@ struct Rows8 { r0: W8, r1: W8, r2: W8, r3: W8, r4: W8, r5: W8, r6: W8, r7: W8 }
 struct Out8 { a: vec4<f32>, b: vec4<f32> }
 
 fn deq(w: W8, d: f32, m: f32, g: W8) -> W8 {
-    return W8((d * w.lo + m) * g.lo, (d * w.hi + m) * g.hi);
+    let dh = wf(d);
+    let mh = wf(m);
+    return W8((dh * w.lo + mh) * g.lo, (dh * w.hi + mh) * g.hi);
 }
 
-fn dot8(w: W8, lo: vec4<f32>, hi: vec4<f32>) -> f32 {
-    return dot(w.lo, lo) + dot(w.hi, hi);
+fn dot8(w: W8, lo: vec4<wf>, hi: vec4<wf>) -> f32 {
+    return f32(dot(w.lo, lo)) + f32(dot(w.hi, hi));
 }
 
-fn rows_dot(w: Rows8, lo: vec4<f32>, hi: vec4<f32>) -> Out8 {
+fn rows_dot(w: Rows8, lo: vec4<wf>, hi: vec4<wf>) -> Out8 {
     return Out8(vec4<f32>(dot8(w.r0, lo, hi), dot8(w.r1, lo, hi), dot8(w.r2, lo, hi), dot8(w.r3, lo, hi)),
                 vec4<f32>(dot8(w.r4, lo, hi), dot8(w.r5, lo, hi), dot8(w.r6, lo, hi), dot8(w.r7, lo, hi)));
 }
+
+#if NORM
+// 1 / rms of the x row at `row` (a vec4 index).
+fn rms_inverse(row: u32) -> f32 {
+    var ss = 0.0;
+    for (var i = 0u; i < K / 4u; i++) {
+        ss += dot(x[row + i], x[row + i]);
+    }
+    return inverseSqrt(ss / f32(K) + EPS);
+}
+#endif
 
 fn store_token(t: u32, row0: u32, a: vec4<f32>, b: vec4<f32>) {
     let base = (window.out_row + t) * YS;
@@ -93,6 +107,20 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let x5 = min(t0 + 5u, last) * XS;
     let x6 = min(t0 + 6u, last) * XS;
     let x7 = min(t0 + 7u, last) * XS;
+#if NORM
+#if F16
+    // The f16 path normalises x before any product: the raw residual stream can exceed f16's
+    // range once multiplied.
+    let p0 = rms_inverse(x0);
+    let p1 = rms_inverse(x1);
+    let p2 = rms_inverse(x2);
+    let p3 = rms_inverse(x3);
+    let p4 = rms_inverse(x4);
+    let p5 = rms_inverse(x5);
+    let p6 = rms_inverse(x6);
+    let p7 = rms_inverse(x7);
+#endif
+#endif
     var a0 = vec4<f32>(0.0);
     var b0 = vec4<f32>(0.0);
     var ss0 = 0.0;
@@ -132,9 +160,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         for (var c = 0u; c < 4u; c++) {
             let xo = b * 8u + 2u * c;
 #if NORM
-            let g = W8(gamma[xo], gamma[xo + 1u]);
+            let g = W8(vec4<wf>(gamma[xo]), vec4<wf>(gamma[xo + 1u]));
 #else
-            let g = W8(vec4<f32>(1.0), vec4<f32>(1.0));
+            let g = W8(vec4<wf>(1.0), vec4<wf>(1.0));
 #endif
             let w = Rows8(deq(chunk(k0, c), sa.d.x, sa.m.x, g), deq(chunk(k1, c), sa.d.y, sa.m.y, g),
                           deq(chunk(k2, c), sa.d.z, sa.m.z, g), deq(chunk(k3, c), sa.d.w, sa.m.w, g),
@@ -143,7 +171,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             {
                 let lo = x[x0 + xo];
                 let hi = x[x0 + xo + 1u];
-                let o = rows_dot(w, lo, hi);
+#if NORM
+#if F16
+                let o = rows_dot(w, vec4<wf>(lo * p0), vec4<wf>(hi * p0));
+#else
+                let o = rows_dot(w, vec4<wf>(lo), vec4<wf>(hi));
+#endif
+#else
+                let o = rows_dot(w, vec4<wf>(lo), vec4<wf>(hi));
+#endif
                 a0 += o.a;
                 b0 += o.b;
 #if NORM
@@ -153,7 +189,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             {
                 let lo = x[x1 + xo];
                 let hi = x[x1 + xo + 1u];
-                let o = rows_dot(w, lo, hi);
+#if NORM
+#if F16
+                let o = rows_dot(w, vec4<wf>(lo * p1), vec4<wf>(hi * p1));
+#else
+                let o = rows_dot(w, vec4<wf>(lo), vec4<wf>(hi));
+#endif
+#else
+                let o = rows_dot(w, vec4<wf>(lo), vec4<wf>(hi));
+#endif
                 a1 += o.a;
                 b1 += o.b;
 #if NORM
@@ -163,7 +207,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             {
                 let lo = x[x2 + xo];
                 let hi = x[x2 + xo + 1u];
-                let o = rows_dot(w, lo, hi);
+#if NORM
+#if F16
+                let o = rows_dot(w, vec4<wf>(lo * p2), vec4<wf>(hi * p2));
+#else
+                let o = rows_dot(w, vec4<wf>(lo), vec4<wf>(hi));
+#endif
+#else
+                let o = rows_dot(w, vec4<wf>(lo), vec4<wf>(hi));
+#endif
                 a2 += o.a;
                 b2 += o.b;
 #if NORM
@@ -173,7 +225,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             {
                 let lo = x[x3 + xo];
                 let hi = x[x3 + xo + 1u];
-                let o = rows_dot(w, lo, hi);
+#if NORM
+#if F16
+                let o = rows_dot(w, vec4<wf>(lo * p3), vec4<wf>(hi * p3));
+#else
+                let o = rows_dot(w, vec4<wf>(lo), vec4<wf>(hi));
+#endif
+#else
+                let o = rows_dot(w, vec4<wf>(lo), vec4<wf>(hi));
+#endif
                 a3 += o.a;
                 b3 += o.b;
 #if NORM
@@ -183,7 +243,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             {
                 let lo = x[x4 + xo];
                 let hi = x[x4 + xo + 1u];
-                let o = rows_dot(w, lo, hi);
+#if NORM
+#if F16
+                let o = rows_dot(w, vec4<wf>(lo * p4), vec4<wf>(hi * p4));
+#else
+                let o = rows_dot(w, vec4<wf>(lo), vec4<wf>(hi));
+#endif
+#else
+                let o = rows_dot(w, vec4<wf>(lo), vec4<wf>(hi));
+#endif
                 a4 += o.a;
                 b4 += o.b;
 #if NORM
@@ -193,7 +261,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             {
                 let lo = x[x5 + xo];
                 let hi = x[x5 + xo + 1u];
-                let o = rows_dot(w, lo, hi);
+#if NORM
+#if F16
+                let o = rows_dot(w, vec4<wf>(lo * p5), vec4<wf>(hi * p5));
+#else
+                let o = rows_dot(w, vec4<wf>(lo), vec4<wf>(hi));
+#endif
+#else
+                let o = rows_dot(w, vec4<wf>(lo), vec4<wf>(hi));
+#endif
                 a5 += o.a;
                 b5 += o.b;
 #if NORM
@@ -203,7 +279,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             {
                 let lo = x[x6 + xo];
                 let hi = x[x6 + xo + 1u];
-                let o = rows_dot(w, lo, hi);
+#if NORM
+#if F16
+                let o = rows_dot(w, vec4<wf>(lo * p6), vec4<wf>(hi * p6));
+#else
+                let o = rows_dot(w, vec4<wf>(lo), vec4<wf>(hi));
+#endif
+#else
+                let o = rows_dot(w, vec4<wf>(lo), vec4<wf>(hi));
+#endif
                 a6 += o.a;
                 b6 += o.b;
 #if NORM
@@ -213,7 +297,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             {
                 let lo = x[x7 + xo];
                 let hi = x[x7 + xo + 1u];
-                let o = rows_dot(w, lo, hi);
+#if NORM
+#if F16
+                let o = rows_dot(w, vec4<wf>(lo * p7), vec4<wf>(hi * p7));
+#else
+                let o = rows_dot(w, vec4<wf>(lo), vec4<wf>(hi));
+#endif
+#else
+                let o = rows_dot(w, vec4<wf>(lo), vec4<wf>(hi));
+#endif
                 a7 += o.a;
                 b7 += o.b;
 #if NORM
@@ -224,64 +316,96 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     if t0 + 0u <= last {
 #if NORM
+#if F16
+        store_token(t0 + 0u, row0, a0, b0);
+#else
         let inv0 = inverseSqrt(ss0 / f32(K) + EPS);
         store_token(t0 + 0u, row0, a0 * inv0, b0 * inv0);
+#endif
 #else
         store_token(t0 + 0u, row0, a0, b0);
 #endif
     }
     if t0 + 1u <= last {
 #if NORM
+#if F16
+        store_token(t0 + 1u, row0, a1, b1);
+#else
         let inv1 = inverseSqrt(ss1 / f32(K) + EPS);
         store_token(t0 + 1u, row0, a1 * inv1, b1 * inv1);
+#endif
 #else
         store_token(t0 + 1u, row0, a1, b1);
 #endif
     }
     if t0 + 2u <= last {
 #if NORM
+#if F16
+        store_token(t0 + 2u, row0, a2, b2);
+#else
         let inv2 = inverseSqrt(ss2 / f32(K) + EPS);
         store_token(t0 + 2u, row0, a2 * inv2, b2 * inv2);
+#endif
 #else
         store_token(t0 + 2u, row0, a2, b2);
 #endif
     }
     if t0 + 3u <= last {
 #if NORM
+#if F16
+        store_token(t0 + 3u, row0, a3, b3);
+#else
         let inv3 = inverseSqrt(ss3 / f32(K) + EPS);
         store_token(t0 + 3u, row0, a3 * inv3, b3 * inv3);
+#endif
 #else
         store_token(t0 + 3u, row0, a3, b3);
 #endif
     }
     if t0 + 4u <= last {
 #if NORM
+#if F16
+        store_token(t0 + 4u, row0, a4, b4);
+#else
         let inv4 = inverseSqrt(ss4 / f32(K) + EPS);
         store_token(t0 + 4u, row0, a4 * inv4, b4 * inv4);
+#endif
 #else
         store_token(t0 + 4u, row0, a4, b4);
 #endif
     }
     if t0 + 5u <= last {
 #if NORM
+#if F16
+        store_token(t0 + 5u, row0, a5, b5);
+#else
         let inv5 = inverseSqrt(ss5 / f32(K) + EPS);
         store_token(t0 + 5u, row0, a5 * inv5, b5 * inv5);
+#endif
 #else
         store_token(t0 + 5u, row0, a5, b5);
 #endif
     }
     if t0 + 6u <= last {
 #if NORM
+#if F16
+        store_token(t0 + 6u, row0, a6, b6);
+#else
         let inv6 = inverseSqrt(ss6 / f32(K) + EPS);
         store_token(t0 + 6u, row0, a6 * inv6, b6 * inv6);
+#endif
 #else
         store_token(t0 + 6u, row0, a6, b6);
 #endif
     }
     if t0 + 7u <= last {
 #if NORM
+#if F16
+        store_token(t0 + 7u, row0, a7, b7);
+#else
         let inv7 = inverseSqrt(ss7 / f32(K) + EPS);
         store_token(t0 + 7u, row0, a7 * inv7, b7 * inv7);
+#endif
 #else
         store_token(t0 + 7u, row0, a7, b7);
 #endif

@@ -1,7 +1,5 @@
-// Where texel `i` of a weight texture sits (src/gpu/texture.rs): rows of TEXEL_ROW texels,
-// `height` rows per array layer.
-
-const TEXEL_ROW: u32 = 2048u;
+// Where texel `i` of a weight texture sits (src/gpu/texture.rs): rows of TEXEL_ROW texels
+// (a define: 2048, or less on adapters with smaller textures), `height` rows per array layer.
 
 fn texel_coords(i: u32, height: u32) -> vec3<u32> {
     let row = i / TEXEL_ROW;

@@ -44,21 +44,34 @@ fn load_block(bi: u32) -> Block {
 }
 #endif
 
+// The arithmetic type of weights: f16 on the F16 path, f32 otherwise.
+#if F16
+alias wf = f16;
+#else
+alias wf = f32;
+#endif
+
 // Eight consecutive weights (before scaling).
-struct W8 { lo: vec4<f32>, hi: vec4<f32> }
+struct W8 { lo: vec4<wf>, hi: vec4<wf> }
 
 fn nibbles(u: u32) -> W8 {
     let v = vec4<u32>(u);
-    return W8(vec4<f32>((v >> vec4<u32>(0u, 4u, 8u, 12u)) & vec4<u32>(15u)),
-              vec4<f32>((v >> vec4<u32>(16u, 20u, 24u, 28u)) & vec4<u32>(15u)));
+    return W8(vec4<wf>((v >> vec4<u32>(0u, 4u, 8u, 12u)) & vec4<u32>(15u)),
+              vec4<wf>((v >> vec4<u32>(16u, 20u, 24u, 28u)) & vec4<u32>(15u)));
 }
 
-fn signed_bytes(u: u32) -> vec4<f32> {
-    return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(u) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u));
+fn signed_bytes(u: u32) -> vec4<wf> {
+    return vec4<wf>(bitcast<vec4<i32>>(vec4<u32>(u) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u));
 }
 
+// (naga cannot yet bitcast a u32 to vec2<f16>, so f16 data goes through unpack2x16float.)
 fn halves(w: vec4<u32>) -> W8 {
-    return W8(vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)), vec4<f32>(unpack2x16float(w.z), unpack2x16float(w.w)));
+    return W8(vec4<wf>(vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y))),
+              vec4<wf>(vec4<f32>(unpack2x16float(w.z), unpack2x16float(w.w))));
+}
+
+fn floats(a: vec4<u32>, b: vec4<u32>) -> W8 {
+    return W8(vec4<wf>(bitcast<vec4<f32>>(a)), vec4<wf>(bitcast<vec4<f32>>(b)));
 }
 
 // Weights 8c..8c+7 of a block; `c` is a literal at every call, so this folds to one case.
@@ -80,10 +93,10 @@ fn chunk(b: Block, c: u32) -> W8 {
 #endif
 #if W_F32
     switch c {
-        case 0u: { return W8(bitcast<vec4<f32>>(b.t0), bitcast<vec4<f32>>(b.t1)); }
-        case 1u: { return W8(bitcast<vec4<f32>>(b.t2), bitcast<vec4<f32>>(b.t3)); }
-        case 2u: { return W8(bitcast<vec4<f32>>(b.t4), bitcast<vec4<f32>>(b.t5)); }
-        default: { return W8(bitcast<vec4<f32>>(b.t6), bitcast<vec4<f32>>(b.t7)); }
+        case 0u: { return floats(b.t0, b.t1); }
+        case 1u: { return floats(b.t2, b.t3); }
+        case 2u: { return floats(b.t4, b.t5); }
+        default: { return floats(b.t6, b.t7); }
     }
 #endif
 }

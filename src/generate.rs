@@ -34,6 +34,13 @@ impl Session {
         let state = State::new(gpu, &model.config, options)?;
         let ops = model.arch.graph(gpu, &model.config, &state)?;
         let argmax = Argmax::new(gpu, &state.steps, &state.logits, &state.token)?;
+        gpu.check().map_err(|e| {
+            Error::Gpu(format!(
+                "{e} (while allocating {:.1} MB for a session of {} tokens)",
+                state.gpu_bytes() as f64 / 1e6,
+                options.ctx
+            ))
+        })?;
         Ok(Session { model, state, ops, argmax, pos: 0 })
     }
 
@@ -77,6 +84,7 @@ impl Session {
     /// Runs `tokens` (at most one batch) through the model and submits the work.
     fn step(&mut self, tokens: &[u32], want: Want) -> Result<()> {
         let gpu = &self.model.gpu;
+        gpu.check()?;
         let n = tokens.len() as u32;
         let logits_from = match want {
             Want::Nothing => n,
@@ -128,22 +136,31 @@ impl Session {
         self.model.gpu.read_activations(&self.state.logits, 1).await
     }
 
-    /// Feeds one batch of `tokens` and returns the logits after each token from `from` on,
-    /// `[token][vocab]` (what perplexity needs).
+    /// Feeds `tokens` and returns the logits after each of them from `from` on,
+    /// `[token][vocab]` (what perplexity needs), in as many steps as the session's batch and
+    /// logits buffer need.
     pub async fn logits_from(&mut self, tokens: &[u32], from: usize) -> Result<Vec<f32>> {
-        let o = self.state.options;
-        if tokens.len() > o.batch || from >= tokens.len() || tokens.len() - from > o.logit_rows {
-            return Err(Error::Input(format!(
-                "{} tokens with logits from {from} do not fit this session (batch {}, logit rows {})",
-                tokens.len(),
-                o.batch,
-                o.logit_rows
-            )));
+        if from >= tokens.len() {
+            return Err(Error::Input(format!("no logits wanted: {} tokens, logits from {from}", tokens.len())));
         }
         self.validate_ids(tokens)?;
         self.check_room(tokens.len())?;
-        self.step(tokens, Want::LogitsFrom(from))?;
-        self.model.gpu.read_activations(&self.state.logits, tokens.len() - from).await
+        let SessionOptions { batch, logit_rows, .. } = self.state.options;
+        let mut out = Vec::with_capacity((tokens.len() - from) * self.model.config.n_vocab);
+        let mut done = 0;
+        while done < tokens.len() {
+            let first_wanted = from.saturating_sub(done);
+            let len = (tokens.len() - done).min(batch).min(first_wanted + logit_rows);
+            let chunk = &tokens[done..done + len];
+            if first_wanted >= len {
+                self.step(chunk, Want::Nothing)?;
+            } else {
+                self.step(chunk, Want::LogitsFrom(first_wanted))?;
+                out.extend(self.model.gpu.read_activations(&self.state.logits, len - first_wanted).await?);
+            }
+            done += len;
+        }
+        Ok(out)
     }
 }
 

@@ -5,6 +5,8 @@ use clap::Args;
 use hearth::Result;
 use hearth::gpu::list_adapters;
 
+/// Lists every adapter, with the shader paths hearth would run on each (after --f16,
+/// --no-f16, --no-subgroups); `--device` is ignored here.
 #[derive(Args)]
 pub struct DevicesArgs {
     #[command(flatten)]
@@ -29,7 +31,13 @@ pub fn run(args: DevicesArgs) -> Result<()> {
             i.subgroup_min_size,
             i.subgroup_max_size
         );
-        println!("    max storage binding: {}   max buffer: {}", mib(a.max_binding), mib(a.max_buffer));
+        println!(
+            "    max storage binding: {}   max buffer: {}   max texture: {}",
+            mib(a.max_binding),
+            mib(a.max_buffer),
+            a.max_texture
+        );
+        println!("    hearth runs: {}", a.paths.describe());
     }
     Ok(())
 }

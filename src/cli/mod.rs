@@ -8,6 +8,7 @@ mod pull;
 mod run;
 mod tokenize;
 
+use clap::builder::FalseyValueParser;
 use clap::{Args, Parser, Subcommand};
 use hearth::Result;
 
@@ -57,11 +58,32 @@ pub struct GpuArgs {
     /// Graphics API: vulkan, metal, dx12 or gl
     #[arg(long, env = "HEARTH_BACKEND")]
     pub backend: Option<String>,
+    /// Compute in f16 where the adapter can, CPU adapters included (slower there)
+    #[arg(long, env = "HEARTH_F16", value_parser = FalseyValueParser::new(), conflicts_with = "no_f16")]
+    pub f16: bool,
+    /// Compute in f32 even where the adapter has f16 arithmetic
+    #[arg(long, env = "HEARTH_NO_F16", value_parser = FalseyValueParser::new())]
+    pub no_f16: bool,
+    /// Reduce through workgroup memory even where the adapter has subgroup operations
+    #[arg(long, env = "HEARTH_NO_SUBGROUPS", value_parser = FalseyValueParser::new())]
+    pub no_subgroups: bool,
 }
 
 impl GpuArgs {
     pub fn choice(&self) -> hearth::gpu::AdapterChoice {
-        hearth::gpu::AdapterChoice { device: self.device.clone(), backend: self.backend.clone() }
+        hearth::gpu::AdapterChoice {
+            device: self.device.clone(),
+            backend: self.backend.clone(),
+            f16: if self.no_f16 {
+                Some(false)
+            } else if self.f16 {
+                Some(true)
+            } else {
+                None
+            },
+            no_subgroups: self.no_subgroups,
+            ..hearth::gpu::AdapterChoice::from_env()
+        }
     }
 }
 

@@ -10,7 +10,7 @@ mod texture;
 pub use activations::{Activations, row_stride};
 pub use adapter::{AdapterChoice, AdapterSummary, list_adapters};
 pub use shader::Defines;
-pub use texture::{KvTexture, TEXEL_ROW, Texels};
+pub use texture::{KvTexture, Texels};
 
 use crate::{Error, Result};
 use std::collections::HashMap;
@@ -27,9 +27,9 @@ pub enum Slot {
     ReadWrite,
     /// A `texture_2d_array<u32>`.
     Texels,
-    /// A `texture_2d<f32>` read with textureLoad.
+    /// A `texture_2d_array<f32>` read with textureLoad.
     TextureF32,
-    /// A write-only `texture_storage_2d<rgba32float, write>`.
+    /// A write-only `texture_storage_2d_array<rgba32float, write>`.
     StorageTextureF32,
 }
 
@@ -47,10 +47,52 @@ pub struct Gpu {
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
-    /// Rows each matvec invocation owns: many for CPU adapters (SIMD lanes reuse activations
-    /// from registers), few for real GPUs (many threads in flight).
-    pub rows_per_invocation: u32,
+    /// The shader paths this device runs.
+    pub paths: Paths,
     pipelines: Mutex<HashMap<String, Arc<Kernel>>>,
+    /// The first error the device reported outside an error scope, or its loss.
+    failure: Arc<Mutex<Option<String>>>,
+}
+
+/// Which variants of the kernels a device runs: f16 arithmetic where the adapter has
+/// `SHADER_F16` (otherwise f32 arithmetic on f16 data packed in u32; on CPU adapters f16 is
+/// opt-in, being slower there), subgroup operations where it has `SUBGROUP` (otherwise
+/// workgroup-memory reductions). Either can be switched off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Paths {
+    pub f16: bool,
+    pub subgroups: bool,
+}
+
+/// See `shaders/linear.wgsl`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecodeShape {
+    Rows,
+    Split,
+}
+
+impl Paths {
+    /// What an adapter with `features` runs, given the user's `choice`.
+    pub fn choose(features: wgpu::Features, device_type: wgpu::DeviceType, choice: &AdapterChoice) -> Paths {
+        let is_cpu = device_type == wgpu::DeviceType::Cpu;
+        Paths {
+            f16: features.contains(wgpu::Features::SHADER_F16) && choice.f16.unwrap_or(!is_cpu),
+            subgroups: features.contains(wgpu::Features::SUBGROUP) && !choice.no_subgroups,
+        }
+    }
+
+    /// The preprocessor flags that select these paths.
+    pub fn defines(&self, d: Defines) -> Defines {
+        d.flag("F16", self.f16).flag("SUBGROUPS", self.subgroups)
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "{} arithmetic, {} reductions",
+            if self.f16 { "f16" } else { "f32" },
+            if self.subgroups { "subgroup" } else { "workgroup-memory" }
+        )
+    }
 }
 
 /// A compiled compute pipeline and the bind group layout its bind groups are made with.
@@ -65,11 +107,22 @@ impl Gpu {
     pub async fn new(choice: &AdapterChoice) -> Result<Gpu> {
         let adapter = adapter::choose(choice).await?;
         let info = adapter.get_info();
-        let limits = adapter.limits();
+        let mut limits = adapter.limits();
+        if let Some(bytes) = choice.max_binding {
+            limits.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size.min(bytes);
+        }
+        if let Some(side) = choice.max_texture {
+            limits.max_texture_dimension_2d = limits.max_texture_dimension_2d.min(side);
+        }
+        let features = adapter.features();
+        let paths = Paths::choose(features, info.device_type, choice);
+        let mut required_features = wgpu::Features::empty();
+        required_features.set(wgpu::Features::SHADER_F16, paths.f16);
+        required_features.set(wgpu::Features::SUBGROUP, paths.subgroups);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("hearth"),
-                required_features: adapter.features() & wgpu::Features::SHADER_INT64,
+                required_features,
                 required_limits: limits.clone(),
                 experimental_features: wgpu::ExperimentalFeatures::disabled(),
                 memory_hints: wgpu::MemoryHints::Performance,
@@ -77,12 +130,45 @@ impl Gpu {
             })
             .await
             .map_err(|e| Error::Gpu(format!("could not open {}: {e}", info.name)))?;
-        let rows_per_invocation = if info.device_type == wgpu::DeviceType::Cpu { 8 } else { 2 };
-        Ok(Gpu { device, queue, info, limits, rows_per_invocation, pipelines: Mutex::new(HashMap::new()) })
+        // wgpu's default handler panics; record the error instead, for `check` to return.
+        let failure: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+        let record = |slot: &Arc<Mutex<Option<String>>>, message: String| {
+            let mut first = slot.lock().unwrap_or_else(|p| p.into_inner());
+            first.get_or_insert(message);
+        };
+        let errors = failure.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| record(&errors, describe(&e))));
+        let lost = failure.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            // The loss explains every error after it, so it takes the place of the first one.
+            *lost.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(format!("the device was lost ({reason:?}) {message}"));
+        });
+        Ok(Gpu { device, queue, info, limits, paths, pipelines: Mutex::new(HashMap::new()), failure })
+    }
+
+    /// The error the device reported since it opened (a failed allocation, the device lost),
+    /// if any: once there is one, nothing the device computes can be trusted.
+    pub fn check(&self) -> Result<()> {
+        match self.failure.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            None => Ok(()),
+            Some(message) => Err(Error::Gpu(format!("{} failed: {message}", self.info.name))),
+        }
     }
 
     pub fn is_cpu_adapter(&self) -> bool {
         self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// The shape of the one-token matrix kernels: rows per invocation on CPU adapters, K split
+    /// across a workgroup on GPUs; `HEARTH_DECODE_SHAPE=rows|split` overrides it.
+    pub fn decode_shape(&self) -> DecodeShape {
+        match std::env::var("HEARTH_DECODE_SHAPE").as_deref() {
+            Ok("rows") => DecodeShape::Rows,
+            Ok("split") => DecodeShape::Split,
+            _ if self.is_cpu_adapter() => DecodeShape::Rows,
+            _ => DecodeShape::Split,
+        }
     }
 
     /// The pipeline for shader `name` with `defines` and binding `slots`, compiled once.
@@ -117,13 +203,13 @@ impl Gpu {
                     },
                     Slot::TextureF32 => wgpu::BindingType::Texture {
                         sample_type: wgpu::TextureSampleType::Float { filterable: false },
-                        view_dimension: wgpu::TextureViewDimension::D2,
+                        view_dimension: wgpu::TextureViewDimension::D2Array,
                         multisampled: false,
                     },
                     Slot::StorageTextureF32 => wgpu::BindingType::StorageTexture {
                         access: wgpu::StorageTextureAccess::WriteOnly,
                         format: wgpu::TextureFormat::Rgba32Float,
-                        view_dimension: wgpu::TextureViewDimension::D2,
+                        view_dimension: wgpu::TextureViewDimension::D2Array,
                     },
                 };
                 wgpu::BindGroupLayoutEntry { binding, visibility: wgpu::ShaderStages::COMPUTE, ty, count: None }
@@ -146,7 +232,7 @@ impl Gpu {
             cache: None,
         });
         if let Some(err) = pollster_free_block_on(scope.pop()) {
-            return Err(Error::Gpu(format!("shader {key} failed to compile: {err}")));
+            return Err(Error::Gpu(format!("shader {key} failed to compile: {}", describe(&err))));
         }
         let kernel = Arc::new(Kernel { pipeline, layout, label: key.clone() });
         self.lock_pipelines().insert(key, kernel.clone());
@@ -258,11 +344,22 @@ impl Gpu {
 
     /// Blocks until submitted work finishes (natively; a no-op on the web).
     pub fn wait(&self) -> Result<()> {
+        self.check()?;
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map(|_| ())
-            .map_err(|e| Error::Gpu(format!("waiting for the GPU failed: {e}")))
+            .map_err(|e| Error::Gpu(format!("waiting for the GPU failed: {e}")))?;
+        self.check()
     }
+}
+
+/// What went wrong, in one line: wgpu's `Display` says only "Validation Error".
+fn describe(e: &wgpu::Error) -> String {
+    let text = match e {
+        wgpu::Error::OutOfMemory { source } => format!("out of GPU memory ({source})"),
+        wgpu::Error::Validation { description, .. } | wgpu::Error::Internal { description, .. } => description.clone(),
+    };
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Error scopes resolve immediately on native backends; on the web the future is polled once

@@ -50,6 +50,7 @@ pub(super) async fn read(gpu: &Gpu, buffer: &wgpu::Buffer, bytes: u64) -> Result
     #[cfg(not(target_arch = "wasm32"))]
     gpu.wait()?;
     MapFuture(slot).await.map_err(|e| Error::Gpu(format!("reading results back from the GPU failed: {e}")))?;
+    gpu.check()?;
     let data = staging
         .get_mapped_range(..)
         .map_err(|e| Error::Gpu(format!("mapping the read-back buffer failed: {e}")))?

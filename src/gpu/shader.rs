@@ -20,6 +20,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("embed.wgsl", include_str!("../../shaders/embed.wgsl")),
     ("kv_write.wgsl", include_str!("../../shaders/kv_write.wgsl")),
     ("rope.wgsl", include_str!("../../shaders/rope.wgsl")),
+    ("reduce.wgsl", include_str!("../../shaders/reduce.wgsl")),
     ("attention.wgsl", include_str!("../../shaders/attention.wgsl")),
     ("argmax.wgsl", include_str!("../../shaders/argmax.wgsl")),
 ];
@@ -92,6 +93,10 @@ fn source(name: &str) -> Result<std::borrow::Cow<'static, str>> {
 /// The final WGSL text of shader `name` with `defines`.
 pub fn preprocess(name: &str, defines: &Defines) -> Result<String> {
     let mut out = String::new();
+    // Extensions must come first in a module. (naga takes subgroup operations without one.)
+    if defines.is_set("F16") {
+        out.push_str("enable f16;\n");
+    }
     for (name, value) in &defines.0 {
         let _ = match value {
             Define::U32(v) => writeln!(out, "const {name}: u32 = {v}u;"),

@@ -2,7 +2,7 @@
 //! is a real SIMD gather while a storage-buffer load is a per-lane loop (measured on lavapipe:
 //! 2.3 GB/s against 0.9 GB/s for the same matvec), and on GPUs texel fetches read as fast as
 //! buffers. Texel `i` sits at `(i % TEXEL_ROW, (i / TEXEL_ROW) % height)` of layer
-//! `(i / TEXEL_ROW) / height` (shaders/weights.wgsl: `texel`).
+//! `(i / TEXEL_ROW) / height` (shaders/texels.wgsl).
 //!
 //! The KV cache is a texture too, `rgba32float`: written by a storage-texture store, read by
 //! texel fetches, one row per position.
@@ -11,7 +11,7 @@ use super::Gpu;
 use crate::{Error, Result};
 
 /// Texels per texture row: 32 KiB rows keep every row copy aligned.
-pub const TEXEL_ROW: u32 = 2048;
+const TEXEL_ROW: u32 = 2048;
 
 pub struct Texels {
     pub texture: wgpu::Texture,
@@ -21,6 +21,12 @@ pub struct Texels {
 }
 
 impl Gpu {
+    /// Texels per row of weight textures (the shaders' `TEXEL_ROW`): 2048, or the adapter's
+    /// largest texture side if smaller, kept a multiple of 16 so rows stay 256-byte aligned.
+    pub fn texel_row(&self) -> u32 {
+        TEXEL_ROW.min(self.limits.max_texture_dimension_2d / 16 * 16).max(16)
+    }
+
     /// A texture holding `words` (four per texel, zero-padded), laid out as above.
     pub fn texels(&self, label: &str, words: &[u32]) -> Result<Texels> {
         self.texels_in_layers_of(label, words, self.limits.max_texture_dimension_2d)
@@ -28,14 +34,15 @@ impl Gpu {
 
     /// As `texels`, with at most `max_rows` rows per layer (tests force several layers with it).
     pub fn texels_in_layers_of(&self, label: &str, words: &[u32], max_rows: u32) -> Result<Texels> {
+        let width = self.texel_row();
         let texels = words.len().div_ceil(4).max(1) as u64;
-        let rows = texels.div_ceil(TEXEL_ROW as u64);
+        let rows = texels.div_ceil(width as u64);
         let max_rows = max_rows.clamp(1, self.limits.max_texture_dimension_2d) as u64;
         // At least two layers: the GL backend makes a one-layer texture a plain 2D texture,
         // which an array view cannot read (every fetch returns zero).
         let height = rows.div_ceil(2).min(max_rows);
         let layers = rows.div_ceil(height).max(2);
-        if layers > self.limits.max_texture_array_layers as u64 || TEXEL_ROW > self.limits.max_texture_dimension_2d {
+        if layers > self.limits.max_texture_array_layers as u64 {
             return Err(Error::Gpu(format!(
                 "{label} needs {} bytes of texture, more than {} allows ({} layers of {max_rows} rows)",
                 texels * 16,
@@ -45,7 +52,7 @@ impl Gpu {
         }
         let texture = self.device.create_texture(&wgpu::TextureDescriptor {
             label: Some(label),
-            size: wgpu::Extent3d { width: TEXEL_ROW, height: height as u32, depth_or_array_layers: layers as u32 },
+            size: wgpu::Extent3d { width, height: height as u32, depth_or_array_layers: layers as u32 },
             mip_level_count: 1,
             sample_count: 1,
             dimension: wgpu::TextureDimension::D2,
@@ -53,7 +60,7 @@ impl Gpu {
             usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
             view_formats: &[],
         });
-        let row_words = TEXEL_ROW as usize * 4;
+        let row_words = width as usize * 4;
         let mut padded = words.to_vec();
         padded.resize(rows as usize * row_words, 0);
         for layer in 0..layers {
@@ -73,10 +80,10 @@ impl Gpu {
                 bytemuck::cast_slice(data),
                 wgpu::TexelCopyBufferLayout {
                     offset: 0,
-                    bytes_per_row: Some(TEXEL_ROW * 16),
+                    bytes_per_row: Some(width * 16),
                     rows_per_image: Some(layer_rows),
                 },
-                wgpu::Extent3d { width: TEXEL_ROW, height: layer_rows, depth_or_array_layers: 1 },
+                wgpu::Extent3d { width, height: layer_rows, depth_or_array_layers: 1 },
             );
         }
         let view = texture.create_view(&wgpu::TextureViewDescriptor {
@@ -87,24 +94,30 @@ impl Gpu {
     }
 }
 
-/// One layer's keys or values: `width` texels of four floats per position, `rows` positions.
+/// One layer's keys or values: `width` texels of four floats per position, positions in rows
+/// of `height` per array layer (position `p` at row `p % height` of layer `p / height`), so the
+/// context is not limited by the adapter's largest texture side.
 pub struct KvTexture {
     pub texture: wgpu::Texture,
     pub view: wgpu::TextureView,
+    pub height: u32,
 }
 
 impl Gpu {
-    pub fn kv_texture(&self, label: &str, width: u32, rows: u32) -> Result<KvTexture> {
+    pub fn kv_texture(&self, label: &str, width: u32, positions: u32) -> Result<KvTexture> {
         let max = self.limits.max_texture_dimension_2d;
-        if width > max || rows > max {
+        // At least two layers, for the GL backend (see `texels`).
+        let height = positions.div_ceil(2).clamp(1, max);
+        let layers = positions.div_ceil(height).max(2);
+        if width > max || layers > self.limits.max_texture_array_layers {
             return Err(Error::Gpu(format!(
-                "{label}: a cache of {rows} positions x {width} texels exceeds {}'s largest texture ({max}); use a smaller --ctx",
-                self.info.name
+                "{label}: a cache of {positions} positions x {width} texels exceeds {}'s textures ({max} per side, {} layers); use a smaller --ctx",
+                self.info.name, self.limits.max_texture_array_layers
             )));
         }
         let texture = self.device.create_texture(&wgpu::TextureDescriptor {
             label: Some(label),
-            size: wgpu::Extent3d { width, height: rows, depth_or_array_layers: 1 },
+            size: wgpu::Extent3d { width, height, depth_or_array_layers: layers },
             mip_level_count: 1,
             sample_count: 1,
             dimension: wgpu::TextureDimension::D2,
@@ -115,14 +128,19 @@ impl Gpu {
                 | wgpu::TextureUsages::COPY_DST,
             view_formats: &[],
         });
-        let view = texture.create_view(&Default::default());
-        Ok(KvTexture { texture, view })
+        let view = texture.create_view(&wgpu::TextureViewDescriptor {
+            dimension: Some(wgpu::TextureViewDimension::D2Array),
+            ..Default::default()
+        });
+        Ok(KvTexture { texture, view, height })
     }
 
-    /// The first `rows` rows of a KV texture, as floats (for tests).
-    pub async fn read_kv(&self, kv: &KvTexture, rows: u32) -> Result<Vec<f32>> {
+    /// The first `positions` positions of a KV texture, as floats (for tests).
+    pub async fn read_kv(&self, kv: &KvTexture, positions: u32) -> Result<Vec<f32>> {
         let width = kv.texture.width();
         let row_bytes = (width * 16).next_multiple_of(256);
+        let layers = kv.texture.depth_or_array_layers();
+        let rows = kv.height * layers;
         let staging = self.buffer("kv read-back", (row_bytes * rows) as u64)?;
         let mut encoder = self.device.create_command_encoder(&Default::default());
         encoder.copy_texture_to_buffer(
@@ -132,15 +150,17 @@ impl Gpu {
                 layout: wgpu::TexelCopyBufferLayout {
                     offset: 0,
                     bytes_per_row: Some(row_bytes),
-                    rows_per_image: Some(rows),
+                    rows_per_image: Some(kv.height),
                 },
             },
-            wgpu::Extent3d { width, height: rows, depth_or_array_layers: 1 },
+            wgpu::Extent3d { width, height: kv.height, depth_or_array_layers: layers },
         );
         self.queue.submit([encoder.finish()]);
         let bytes = self.read(&staging, (row_bytes * rows) as u64).await?;
         let all: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
-        Ok(all.chunks((row_bytes / 4) as usize).flat_map(|r| r[..(width * 4) as usize].to_vec()).collect())
+        let floats: Vec<f32> =
+            all.chunks((row_bytes / 4) as usize).flat_map(|r| r[..(width * 4) as usize].to_vec()).collect();
+        Ok(floats[..(positions * width * 4) as usize].to_vec())
     }
 }
 
@@ -155,7 +175,7 @@ mod tests {
         let words: Vec<u32> = (0..4 * texels as u32).map(|i| i.wrapping_mul(2654435761)).collect();
         let t = g.texels_in_layers_of("texels", &words, max_rows).unwrap();
         let out = g.buffer("out", (words.len() * 4) as u64).unwrap();
-        let defines = Defines::new().u32("COUNT", texels as u32).u32("WQ_H", t.height);
+        let defines = Defines::new().u32("COUNT", texels as u32).u32("WQ_H", t.height).u32("TEXEL_ROW", g.texel_row());
         let kernel = g.kernel("texel_copy.wgsl", &defines, &[(1, Slot::ReadWrite), (2, Slot::Texels)]).unwrap();
         let bind_group = g.bind_group(&kernel, &[(1, Bind::Buffer(&out)), (2, Bind::Texture(&t.view))]);
         let mut encoder = g.device.create_command_encoder(&Default::default());

@@ -43,6 +43,9 @@ impl Model {
         let loader = weights::WeightLoader::new(&gpu, file);
         let arch = arch::load(&loader, &config)?;
         let weight_bytes = loader.uploaded.get();
+        gpu.check().map_err(|e| {
+            crate::Error::Gpu(format!("{e} (while uploading {:.1} MB of weights)", weight_bytes as f64 / 1e6))
+        })?;
         Ok(Model { config, gpu, arch, tokenizer, chat_template, weight_bytes })
     }
 }

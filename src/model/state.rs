@@ -2,7 +2,7 @@
 //! table and the per-step uniform. Allocated once; nothing is allocated per token.
 
 use super::config::ModelConfig;
-use crate::gpu::{Activations, Gpu, KvTexture};
+use crate::gpu::{Activations, Gpu, KvTexture, row_stride};
 use crate::ops::StepBuffers;
 use crate::ops::kv_write::rope_table;
 use crate::{Error, Result};
@@ -34,12 +34,37 @@ pub struct State {
     pub v_cache: Vec<KvTexture>,
 }
 
+/// Shrinks the batch and the logits rows so every activation buffer fits one binding of the
+/// adapter (a session then processes prompts and logits in more steps).
+fn fit_to_bindings(gpu: &Gpu, c: &ModelConfig, options: SessionOptions) -> Result<SessionOptions> {
+    let budget =
+        gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size).saturating_sub(gpu.uniform_window());
+    let rows_fitting = |width: usize| budget / (row_stride(width) as u64 * 4);
+    let h = c.heads();
+    let widest = [c.n_embd, h.qkv_dim(), h.q_dim(), c.n_ff].into_iter().max().unwrap_or(1);
+    let max_batch = rows_fitting(widest) as usize;
+    let max_logit_rows = rows_fitting(c.n_vocab) as usize;
+    if max_batch == 0 || max_logit_rows == 0 {
+        return Err(Error::Unsupported(format!(
+            "one row of activations ({widest} values) or logits ({} values) exceeds {}'s largest binding of {} bytes",
+            c.n_vocab, gpu.info.name, gpu.limits.max_storage_buffer_binding_size
+        )));
+    }
+    let batch = options.batch.min(max_batch);
+    let logit_rows = options.logit_rows.min(max_logit_rows).min(batch);
+    if batch < options.batch || logit_rows < options.logit_rows {
+        log::info!("batch {batch} and logits rows {logit_rows} fit {}'s bindings", gpu.info.name);
+    }
+    Ok(SessionOptions { batch, logit_rows, ..options })
+}
+
 impl State {
     pub fn new(gpu: &Gpu, c: &ModelConfig, options: SessionOptions) -> Result<State> {
-        let SessionOptions { ctx, batch, logit_rows } = options;
-        if ctx == 0 || batch == 0 || logit_rows == 0 || logit_rows > batch {
+        if options.ctx == 0 || options.batch == 0 || options.logit_rows == 0 || options.logit_rows > options.batch {
             return Err(Error::Input(format!("invalid session sizes {options:?}")));
         }
+        let options = fit_to_bindings(gpu, c, options)?;
+        let SessionOptions { ctx, batch, logit_rows } = options;
         let h = c.heads();
         let kv_texels = (h.kv_dim() / 4) as u32;
         let mut k_cache = Vec::with_capacity(c.n_layer);
@@ -71,11 +96,10 @@ impl State {
         activations.iter().map(|a| a.buffer.size()).sum::<u64>()
             + self.ids.size()
             + self.rope.size()
-            + self
-                .k_cache
-                .iter()
-                .chain(&self.v_cache)
-                .map(|t| t.texture.width() as u64 * t.texture.height() as u64 * 16)
-                .sum::<u64>()
+            + self.k_cache.iter().chain(&self.v_cache).map(|t| kv_bytes(&t.texture)).sum::<u64>()
     }
+}
+
+fn kv_bytes(t: &wgpu::Texture) -> u64 {
+    t.width() as u64 * t.height() as u64 * t.depth_or_array_layers() as u64 * 16
 }

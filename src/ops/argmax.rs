@@ -15,7 +15,7 @@ impl Argmax {
             (1, Slot::Read, Bind::Buffer(&logits.buffer)),
             (2, Slot::ReadWrite, Bind::Buffer(result)),
         ];
-        let defines = Defines::new().u32("N", logits.width as u32).u32("LS", logits.stride as u32);
+        let defines = gpu.paths.defines(Defines::new()).u32("N", logits.width as u32).u32("LS", logits.stride as u32);
         Ok(Argmax(Dispatch::new(gpu, "argmax.wgsl", &defines, &binds, |_| [1, 1, 1])?))
     }
 }

@@ -31,6 +31,7 @@ impl Attention {
             .u32("NH", heads.n_head as u32)
             .u32("NKV", heads.n_head_kv as u32)
             .u32("HD", heads.head_dim as u32)
+            .u32("KV_H", k_cache.height)
             .u32("AWG", lanes)
             .u32("QS", qkv.stride as u32)
             .u32("OS4", (out.stride / 4) as u32)

@@ -24,7 +24,7 @@ impl Embed {
             (1, Slot::Read, Bind::Buffer(ids)),
             (3, Slot::ReadWrite, Bind::Buffer(&out.buffer)),
         ]);
-        let defines = table.defines(Defines::new()).u32("YS", out.stride as u32);
+        let defines = table.defines(gpu, Defines::new()).u32("YS", out.stride as u32);
         let blocks = (table.cols / 32) as u32;
         let grid = move |s: &Step| [(s.n_tokens * blocks).div_ceil(64), 1, 1];
         Ok(Embed(Dispatch::new(gpu, "embed.wgsl", &defines, &binds, grid)?))

@@ -49,6 +49,7 @@ impl KvWrite {
             .u32("NH", heads.n_head as u32)
             .u32("NKV", heads.n_head_kv as u32)
             .u32("HD", heads.head_dim as u32)
+            .u32("KV_H", k_cache.height)
             .u32("QS", qkv.stride as u32);
         let binds = [
             (0, Slot::Uniform, Bind::Buffer(&steps.step)),

@@ -65,16 +65,29 @@ pub fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
     );
 }
 
-/// A KV cache texture `texels` wide holding `data` (rows of `4 * texels` floats).
+/// A KV cache texture `texels` wide holding `data` (one position per `4 * texels` floats).
 pub fn kv_with(data: &[f32], texels: u32) -> KvTexture {
     let g = gpu();
-    let rows = (data.len() / (4 * texels as usize)) as u32;
-    let kv = g.kv_texture("kv", texels, rows).unwrap();
+    let positions = (data.len() / (4 * texels as usize)) as u32;
+    let kv = g.kv_texture("kv", texels, positions).unwrap();
+    let layers = kv.texture.depth_or_array_layers();
+    let mut padded = data.to_vec();
+    padded.resize((kv.height * layers * texels * 4) as usize, 0.0);
     g.queue.write_texture(
         kv.texture.as_image_copy(),
-        bytemuck::cast_slice(data),
-        wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(texels * 16), rows_per_image: Some(rows) },
-        wgpu::Extent3d { width: texels, height: rows, depth_or_array_layers: 1 },
+        bytemuck::cast_slice(&padded),
+        wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(texels * 16), rows_per_image: Some(kv.height) },
+        wgpu::Extent3d { width: texels, height: kv.height, depth_or_array_layers: layers },
     );
     kv
+}
+
+/// Asserts |got - want| <= tol * rms(want) everywhere: for f16 arithmetic, whose rounding is
+/// relative to the size of the terms summed rather than to each result.
+pub fn assert_close_to_scale(got: &[f32], want: &[f32], tol: f32, what: &str) {
+    let rms = (want.iter().map(|w| w * w).sum::<f32>() / want.len().max(1) as f32).sqrt().max(1e-6);
+    let scaled: Vec<f32> = got.iter().map(|g| g / rms).collect();
+    let reference: Vec<f32> = want.iter().map(|w| w / rms).collect();
+    // assert_close divides by 1 + |want|; on this scale that is at least 1.
+    assert_close(&scaled, &reference, tol, what);
 }

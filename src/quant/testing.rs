@@ -16,8 +16,10 @@ pub fn random_tensor(ty: GgmlType, rows: usize, cols: usize, rng: &mut impl rand
             (0..n).for_each(|_| out.extend_from_slice(&half::bf16::from_f32(rng.random_range(-1.0..1.0)).to_le_bytes()))
         }
         GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0 => {
+            // Scales of the size real models have: weights within about ±1.
+            let max_d = if ty == GgmlType::Q8_0 { 0.008 } else { 0.06 };
             for _ in 0..n / 32 {
-                push_f16(&mut out, rng.random_range(0.001..0.1));
+                push_f16(&mut out, rng.random_range(0.001..max_d));
                 match ty {
                     GgmlType::Q4_0 => (0..16).for_each(|_| out.push(rng.random())),
                     GgmlType::Q4_1 => {

@@ -67,9 +67,7 @@ impl Architecture for Llama {
     fn graph(&self, gpu: &Gpu, c: &ModelConfig, s: &State) -> Result<Vec<Box<dyn Op>>> {
         let heads = c.heads();
         let scale = 1.0 / (heads.head_dim as f32).sqrt();
-        fn plain(norm: Option<(&wgpu::Buffer, f32)>, epilogue: Epilogue) -> LinearSpec<'_> {
-            LinearSpec { norm, epilogue, logits: false }
-        }
+        let plain = LinearSpec::new;
         let eps = c.rms_eps;
         let st = &s.steps;
         let mut ops: Vec<Box<dyn Op>> = vec![Box::new(Embed::new(gpu, st, &self.token_embd, &s.ids, &s.x)?)];
@@ -106,7 +104,8 @@ impl Architecture for Llama {
             ops.push(Box::new(Linear::new(gpu, st, &layer.down, &s.ffn, &s.x, &plain(None, Epilogue::Add))?));
         }
         let head = self.output.as_ref().unwrap_or(&self.token_embd);
-        let spec = LinearSpec { norm: Some((&self.output_norm, c.rms_eps)), epilogue: Epilogue::Store, logits: true };
+        let spec =
+            LinearSpec { logits: true, ..LinearSpec::new(Some((&self.output_norm, c.rms_eps)), Epilogue::Store) };
         ops.push(Box::new(Linear::new(gpu, st, head, &s.x, &s.logits, &spec)?));
         Ok(ops)
     }
