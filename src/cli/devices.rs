@@ -22,7 +22,8 @@ pub fn run(args: DevicesArgs) -> Result<()> {
     choice.device = None;
     for a in pollster::block_on(list_adapters(&choice))? {
         let i = &a.info;
-        println!("[{}] {} — {} {:?}", a.index, i.name, i.backend, i.device_type);
+        let mark = if a.preferred { "  (default)" } else { "" };
+        println!("[{}] {} — {} {:?}{mark}", a.index, i.name, i.backend, i.device_type);
         println!("    driver: {} {}", i.driver, i.driver_info);
         println!(
             "    shader f16: {}   subgroups: {} (sizes {}..{})",

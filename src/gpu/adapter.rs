@@ -29,6 +29,8 @@ pub struct AdapterSummary {
     pub max_texture: u32,
     /// The shader paths hearth would run on it.
     pub paths: super::Paths,
+    /// The adapter hearth picks when no --device is given.
+    pub preferred: bool,
 }
 
 fn backends(choice: &AdapterChoice) -> Result<wgpu::Backends> {
@@ -55,8 +57,10 @@ fn instance(backends: wgpu::Backends) -> wgpu::Instance {
     wgpu::Instance::new(desc)
 }
 
-/// Lower is preferred: discrete, integrated, virtual, then CPU adapters; GL after native APIs.
-fn preference(info: &wgpu::AdapterInfo) -> (u8, u8) {
+/// Lower is preferred: discrete, integrated, virtual, then CPU adapters; native APIs before GL;
+/// then the adapter with more of the shader features hearth uses.
+fn preference(adapter: &wgpu::Adapter) -> (u8, u8, u8) {
+    let info = adapter.get_info();
     let kind = match info.device_type {
         wgpu::DeviceType::DiscreteGpu => 0,
         wgpu::DeviceType::IntegratedGpu => 1,
@@ -64,7 +68,11 @@ fn preference(info: &wgpu::AdapterInfo) -> (u8, u8) {
         wgpu::DeviceType::Cpu => 3,
         wgpu::DeviceType::Other => 4,
     };
-    (kind, u8::from(info.backend == wgpu::Backend::Gl))
+    let missing = [wgpu::Features::SHADER_F16, wgpu::Features::SUBGROUP]
+        .into_iter()
+        .filter(|f| !adapter.features().contains(*f))
+        .count() as u8;
+    (kind, u8::from(info.backend == wgpu::Backend::Gl), missing)
 }
 
 async fn adapters(choice: &AdapterChoice) -> Result<Vec<wgpu::Adapter>> {
@@ -80,8 +88,9 @@ async fn adapters(choice: &AdapterChoice) -> Result<Vec<wgpu::Adapter>> {
 }
 
 pub async fn list_adapters(choice: &AdapterChoice) -> Result<Vec<AdapterSummary>> {
-    Ok(adapters(choice)
-        .await?
+    let list = adapters(choice).await?;
+    let best = list.iter().enumerate().min_by_key(|(_, a)| preference(a)).map(|(i, _)| i);
+    Ok(list
         .iter()
         .enumerate()
         .map(|(index, a)| {
@@ -95,6 +104,7 @@ pub async fn list_adapters(choice: &AdapterChoice) -> Result<Vec<AdapterSummary>
                 max_buffer: limits.max_buffer_size,
                 max_texture: limits.max_texture_dimension_2d,
                 paths: super::Paths::choose(a.features(), info.device_type, choice),
+                preferred: Some(index) == best,
                 info,
             }
         })
@@ -104,7 +114,7 @@ pub async fn list_adapters(choice: &AdapterChoice) -> Result<Vec<AdapterSummary>
 pub(super) async fn choose(choice: &AdapterChoice) -> Result<wgpu::Adapter> {
     let mut list = adapters(choice).await?;
     let Some(wanted) = choice.device.as_deref() else {
-        list.sort_by_key(|a| preference(&a.get_info()));
+        list.sort_by_key(preference);
         let chosen = list.swap_remove(0);
         if chosen.get_info().device_type == wgpu::DeviceType::Cpu {
             log::warn!(
