@@ -178,4 +178,7 @@ fn unknown_names_and_oversized_prompts_are_refused() {
     let out = hearth(&["run", "--raw", "--ctx", "16", "--model", &model_arg(), &long]);
     assert_fails_with(&out, "does not fit the context");
     assert_fails_with(&hearth(&["run", "--temp=-1", "--model", &model_arg(), "hi"]), "--temp");
+    // A context far beyond this machine: refused before anything is allocated, with the sizes.
+    let huge = hearth(&["run", "--ctx", "100000000", "--model", &model_arg(), "hi"]);
+    assert_fails_with(&huge, "100000000");
 }

@@ -130,6 +130,12 @@ pub fn run(args: RunArgs) -> Result<()> {
         return Err(Error::Input("the prompt is empty".into()));
     }
     let ctx = context_size(args.ctx, model.config.n_ctx_train)?;
+    if ctx > model.config.n_ctx_train {
+        log::warn!(
+            "--ctx {ctx} is beyond the {} tokens the model was trained on; expect poor output past that",
+            model.config.n_ctx_train
+        );
+    }
     if ids.len() >= ctx {
         return Err(Error::Input(format!(
             "the prompt is {} tokens, which does not fit the context of {ctx} tokens (raise --ctx)",

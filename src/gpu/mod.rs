@@ -3,6 +3,7 @@
 
 mod activations;
 mod adapter;
+mod memory;
 mod readback;
 pub mod shader;
 mod texture;

@@ -40,6 +40,7 @@ impl Model {
         let config = ModelConfig::from_gguf(&file.header)?;
         let tokenizer = vocab::tokenizer(&file.header)?;
         let chat_template = vocab::chat_template(&file.header, &tokenizer)?;
+        gpu.check_room_for("the model's weights", weights::planned_bytes(file))?;
         let loader = weights::WeightLoader::new(&gpu, file);
         let arch = arch::load(&loader, &config)?;
         let weight_bytes = loader.uploaded.get();

@@ -66,6 +66,13 @@ impl State {
         let options = fit_to_bindings(gpu, c, options)?;
         let SessionOptions { ctx, batch, logit_rows } = options;
         let h = c.heads();
+        let kv_bytes = 2 * (c.n_layer * ctx * h.kv_dim() * 4) as u64;
+        let widths = c.n_embd + h.qkv_dim() + h.q_dim() + c.n_ff;
+        let activation_bytes = ((batch * widths + logit_rows * c.n_vocab) * 4) as u64;
+        gpu.check_room_for(
+            &format!("a session of {ctx} tokens (KV cache and activations)"),
+            kv_bytes + activation_bytes,
+        )?;
         let kv_texels = (h.kv_dim() / 4) as u32;
         let mut k_cache = Vec::with_capacity(c.n_layer);
         let mut v_cache = Vec::with_capacity(c.n_layer);

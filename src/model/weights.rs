@@ -14,6 +14,23 @@ pub struct WeightLoader<'a> {
     pub uploaded: std::cell::Cell<u64>,
 }
 
+/// Bytes the file's weights take on the GPU once repacked (matrices padded to whole tiles,
+/// vectors as f32), computed from the tensor infos alone, before anything is read or allocated.
+pub fn planned_bytes(file: &ModelFile) -> u64 {
+    use crate::quant::layout::{BLOCK, TILE_ROWS, WeightFormat};
+    file.header
+        .tensors
+        .iter()
+        .map(|t| match (t.dims.as_slice(), WeightFormat::for_type(t.ty)) {
+            ([cols, rows, ..], Ok(format)) => {
+                let blocks = rows.div_ceil(TILE_ROWS as u64) * TILE_ROWS as u64 * (cols / BLOCK as u64);
+                blocks * (format.words_per_block() as u64 + u64::from(format.has_scales())) * 4
+            }
+            _ => t.n_elements() * 4,
+        })
+        .sum()
+}
+
 impl<'a> WeightLoader<'a> {
     pub fn new(gpu: &'a Gpu, file: &'a ModelFile) -> Self {
         WeightLoader { gpu, file, uploaded: std::cell::Cell::new(0) }
