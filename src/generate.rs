@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 pub struct Session {
     pub model: Arc<Model>,
-    state: State,
-    ops: Vec<Box<dyn Op>>,
-    argmax: Argmax,
+    pub(crate) state: State,
+    pub(crate) ops: Vec<Box<dyn Op>>,
+    pub(crate) argmax: Argmax,
     /// Tokens already in the KV cache.
-    pos: usize,
+    pub(crate) pos: usize,
 }
 
 /// What a forward step should leave behind.

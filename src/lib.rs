@@ -1,6 +1,7 @@
 //! hearth: open-weight language models on the GPU a person already owns, through WGSL compute
 //! shaders on wgpu. See docs/ARCHITECTURE.md for the path of one token through this crate.
 
+pub mod bench;
 pub mod chat;
 pub mod error;
 pub mod generate;

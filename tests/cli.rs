@@ -182,3 +182,57 @@ fn unknown_names_and_oversized_prompts_are_refused() {
     let huge = hearth(&["run", "--ctx", "100000000", "--model", &model_arg(), "hi"]);
     assert_fails_with(&huge, "100000000");
 }
+
+#[test]
+fn bench_writes_llama_bench_fields_and_compare_reads_them_back() {
+    let out = hearth(&["bench", "--model", &model_arg(), "-p", "16", "-n", "4", "-r", "2", "-o", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let records: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let records = records.as_array().expect("an array, like llama-bench's");
+    assert_eq!(records.len(), 2);
+    let tests: Vec<&str> = records.iter().map(|r| r["test"].as_str().unwrap()).collect();
+    assert_eq!(tests, ["pp16", "tg4"]);
+    for r in records {
+        for field in [
+            "model_filename",
+            "model_type",
+            "model_size",
+            "model_n_params",
+            "n_prompt",
+            "n_gen",
+            "avg_ts",
+            "stddev_ts",
+            "samples_ts",
+            "gpu_info",
+            "driver",
+            "os",
+            "hearth_version",
+            "model_sha256",
+            "copy_gbps",
+            "stream_gbps",
+        ] {
+            assert!(!r[field].is_null(), "field {field} in {r}");
+        }
+        assert!(r["avg_ts"].as_f64().unwrap() > 0.0);
+        assert_eq!(r["samples_ts"].as_array().unwrap().len(), 2);
+    }
+    assert_eq!(
+        records[1]["bytes_per_token"].as_u64().map(|b| b > 90_000_000),
+        Some(true),
+        "a token reads every weight"
+    );
+    assert!(text(&out.stderr).contains("tg4: run 2/2"), "progress on stderr: {}", text(&out.stderr));
+
+    let file = TempFile::new("bench.json", &out.stdout);
+    let cmp = hearth(&["bench", "compare", file.arg(), file.arg()]);
+    assert!(cmp.status.success(), "{}", text(&cmp.stderr));
+    let table = text(&cmp.stdout);
+    assert!(table.contains("| tg4 |") && table.contains("1.00x"), "{table}");
+
+    let md = hearth(&["bench", "--model", &model_arg(), "-p", "0", "-n", "2", "-r", "1"]);
+    let md_text = text(&md.stdout);
+    assert!(md_text.contains("| test | t/s |") || md_text.contains("| tg2 |"), "{md_text}");
+    let csv = hearth(&["bench", "--model", &model_arg(), "-p", "8", "-n", "0", "-r", "1", "-o", "csv"]);
+    let csv_text = text(&csv.stdout);
+    assert!(csv_text.starts_with("hearth_version,") && csv_text.lines().count() == 2, "{csv_text}");
+}

@@ -33,9 +33,14 @@ pub struct Loaded {
 /// Opens the model file and uploads it to the adapter.
 pub fn load(model: &ModelArgs, gpu_args: &GpuArgs) -> Result<Loaded> {
     let (path, file) = open_file(model)?;
+    load_file(&path, &file, gpu_args)
+}
+
+/// Uploads an open model file to the adapter.
+pub fn load_file(path: &std::path::Path, file: &ModelFile, gpu_args: &GpuArgs) -> Result<Loaded> {
     let started = std::time::Instant::now();
     let gpu = gpu(gpu_args)?;
-    let model = Model::load(gpu, &file).map_err(|e| match e {
+    let model = Model::load(gpu, file).map_err(|e| match e {
         Error::Unsupported(m) => Error::Unsupported(format!("{}: {m}", path.display())),
         other => other,
     })?;

@@ -1,5 +1,6 @@
 //! Argument definitions (clap derive) and the dispatch to one file per subcommand.
 
+mod bench;
 mod devices;
 mod info;
 mod load;
@@ -38,6 +39,9 @@ enum Command {
     Perplexity(perplexity::PerplexityArgs),
     /// Download a model into the cache: a known name, an https:// URL or hf:owner/repo/file.gguf
     Pull(pull::PullArgs),
+    /// Measure prompt processing and generation speed (like llama-bench), against the adapter's
+    /// own bandwidth; `hearth bench compare a.json b.json` compares result files
+    Bench(bench::BenchArgs),
 }
 
 /// Which model to use.
@@ -95,5 +99,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Devices(a) => devices::run(a),
         Command::Perplexity(a) => perplexity::run(a),
         Command::Pull(a) => pull::run(a),
+        Command::Bench(a) => bench::run(a),
     }
 }

@@ -117,7 +117,8 @@ impl Gpu {
         }
         let features = adapter.features();
         let paths = Paths::choose(features, info.device_type, choice);
-        let mut required_features = wgpu::Features::empty();
+        // Timestamps, where the adapter has them, serve `hearth bench --profile`.
+        let mut required_features = features & wgpu::Features::TIMESTAMP_QUERY;
         required_features.set(wgpu::Features::SHADER_F16, paths.f16);
         required_features.set(wgpu::Features::SUBGROUP, paths.subgroups);
         let (device, queue) = adapter

@@ -14,6 +14,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("step.wgsl", include_str!("../../shaders/step.wgsl")),
     ("texels.wgsl", include_str!("../../shaders/texels.wgsl")),
     ("texel_copy.wgsl", include_str!("../../shaders/texel_copy.wgsl")),
+    ("stream.wgsl", include_str!("../../shaders/stream.wgsl")),
     ("weights.wgsl", include_str!("../../shaders/weights.wgsl")),
     ("linear.wgsl", include_str!("../../shaders/linear.wgsl")),
     ("linear_batch.wgsl", include_str!("../../shaders/linear_batch.wgsl")),

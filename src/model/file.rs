@@ -52,6 +52,11 @@ impl ModelFile {
         &self.bytes[info.offset as usize..][..info.n_bytes as usize]
     }
 
+    /// The whole file.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
     pub fn len(&self) -> u64 {
         self.bytes.len() as u64
     }

@@ -24,6 +24,10 @@ impl super::Op for Argmax {
     fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, _: &mut Windows) {
         self.0.encode(pass, step)
     }
+
+    fn name(&self) -> String {
+        "argmax".into()
+    }
 }
 
 /// CPU reference: first index of the maximum, NaN never chosen.

@@ -54,6 +54,10 @@ impl super::Op for Attention {
     fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, _: &mut Windows) {
         self.0.encode(pass, step)
     }
+
+    fn name(&self) -> String {
+        "attention".into()
+    }
 }
 
 /// CPU reference in f64. `q` is `[token][n_head * head_dim]`; the caches `[position][kv_dim]`.

@@ -35,6 +35,10 @@ impl super::Op for Embed {
     fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, _: &mut Windows) {
         self.0.encode(pass, step)
     }
+
+    fn name(&self) -> String {
+        "embed".into()
+    }
 }
 
 #[cfg(test)]

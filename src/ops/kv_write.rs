@@ -68,6 +68,10 @@ impl super::Op for KvWrite {
     fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, _: &mut Windows) {
         self.0.encode(pass, step)
     }
+
+    fn name(&self) -> String {
+        "kv_write".into()
+    }
 }
 
 /// CPU reference: rotates one head vector in place for position `pos`.

@@ -97,6 +97,7 @@ pub struct Linear {
     /// Tokens per uniform window of x, and the byte stride of x rows.
     window_tokens: u32,
     x_row_bytes: u32,
+    name: String,
 }
 
 impl Linear {
@@ -160,11 +161,27 @@ impl Linear {
             logits: spec.logits,
             window_tokens,
             x_row_bytes: (x.stride * 4) as u32,
+            name: format!(
+                "linear {:?} {}x{}{}{}",
+                w.format,
+                w.rows,
+                w.cols,
+                if spec.norm.is_some() { " +norm" } else { "" },
+                match spec.epilogue {
+                    Epilogue::Store => "",
+                    Epilogue::Add => " +add",
+                    Epilogue::SwiGlu => " +swiglu",
+                }
+            ),
         })
     }
 }
 
 impl Op for Linear {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
     fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, windows: &mut Windows) {
         let first = if self.logits { step.logits_from } else { 0 };
         let n = step.n_tokens.saturating_sub(first);

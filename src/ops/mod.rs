@@ -16,6 +16,8 @@ pub use step::{Step, StepBuffers, Windows};
 /// Anything that records its dispatches into a step's compute pass.
 pub trait Op: wgpu::WasmNotSendSync {
     fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, windows: &mut Windows);
+    /// What the op is, for profiles: its kernel and the shape it computes.
+    fn name(&self) -> String;
 }
 
 /// The attention geometry of one layer.

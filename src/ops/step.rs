@@ -70,12 +70,40 @@ impl StepBuffers {
 
     /// Records `ops` into one compute pass and writes this step's uniforms; the caller submits.
     pub fn record(&self, gpu: &Gpu, ops: &[&dyn Op], step: &Step) -> Result<wgpu::CommandBuffer> {
+        self.record_timed(gpu, ops, step, None)
+    }
+
+    /// As `record`; with a query set, each op gets a pass of its own with timestamps at its
+    /// start and end (queries 2i and 2i+1), for profiles.
+    pub fn record_timed(
+        &self,
+        gpu: &Gpu,
+        ops: &[&dyn Op],
+        step: &Step,
+        queries: Option<&wgpu::QuerySet>,
+    ) -> Result<wgpu::CommandBuffer> {
         let mut windows = Windows::new(gpu.uniform_align());
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            for op in ops {
-                op.encode(&mut pass, step, &mut windows);
+        match queries {
+            None => {
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                for op in ops {
+                    op.encode(&mut pass, step, &mut windows);
+                }
+            }
+            Some(query_set) => {
+                for (i, op) in ops.iter().enumerate() {
+                    let timestamp_writes = wgpu::ComputePassTimestampWrites {
+                        query_set,
+                        beginning_of_pass_write_index: Some(2 * i as u32),
+                        end_of_pass_write_index: Some(2 * i as u32 + 1),
+                    };
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: None,
+                        timestamp_writes: Some(timestamp_writes),
+                    });
+                    op.encode(&mut pass, step, &mut windows);
+                }
             }
         }
         let table = windows.bytes();

@@ -1,0 +1,224 @@
+//! Benchmark results as records (fields named as llama-bench names them where they mean the
+//! same, so tools that read llama-bench's JSON read hearth's), and their markdown, JSON and CSV
+//! forms.
+
+use super::roofline::Roofline;
+use super::{Measured, ModelSummary, mean_sd};
+use crate::model::Model;
+use serde::{Deserialize, Serialize};
+
+/// Everything about the run that is the same for every test.
+pub struct RunInfo {
+    pub model: ModelSummary,
+    pub adapter: String,
+    pub driver: String,
+    pub backend: String,
+    pub paths: String,
+    pub os: String,
+    pub roofline: Roofline,
+    /// Bytes of weights read per generated token.
+    pub weight_bytes: u64,
+    pub batch: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BenchRecord {
+    pub hearth_version: String,
+    pub test_time: String,
+    pub model_filename: String,
+    pub model_type: String,
+    pub model_size: u64,
+    pub model_n_params: u64,
+    pub model_sha256: String,
+    pub quant: String,
+    pub backends: String,
+    pub gpu_info: String,
+    pub driver: String,
+    pub paths: String,
+    pub os: String,
+    pub n_batch: usize,
+    pub n_prompt: usize,
+    pub n_gen: usize,
+    pub test: String,
+    pub avg_ns: u64,
+    pub stddev_ns: u64,
+    pub avg_ts: f64,
+    pub stddev_ts: f64,
+    pub samples_ns: Vec<u64>,
+    pub samples_ts: Vec<f64>,
+    pub copy_gbps: f64,
+    pub stream_gbps: f64,
+    pub stream_shape: String,
+    /// Bytes read per generated token (weights and the average KV cache); 0 for prompt tests.
+    pub bytes_per_token: u64,
+    pub effective_gbps: f64,
+    pub pct_copy: f64,
+    pub pct_stream: f64,
+    /// Arithmetic rate of prompt processing; 0 for generation tests.
+    pub gflops: f64,
+}
+
+/// Floating-point operations to process a prompt of `p` tokens (matrices and attention; the
+/// head only for the last token, as a prompt needs).
+fn prompt_flops(model: &Model, p: usize) -> f64 {
+    let c = &model.config;
+    let h = c.heads();
+    let per_token = c.n_layer * (c.n_embd * h.qkv_dim() + h.q_dim() * c.n_embd + 3 * c.n_embd * c.n_ff);
+    let attention = 4 * h.head_dim * h.n_head * c.n_layer * p * (p + 1) / 2;
+    2.0 * (p * per_token) as f64 + 2.0 * (c.n_vocab * c.n_embd) as f64 + attention as f64
+}
+
+/// Bytes read per token when generating `n` tokens from an empty cache: every weight, and on
+/// average half the final KV cache.
+fn generation_bytes(model: &Model, info: &RunInfo, n: usize) -> u64 {
+    let c = &model.config;
+    let kv = 2 * c.n_layer * c.heads().kv_dim() * 4 * n / 2;
+    info.weight_bytes + kv as u64
+}
+
+pub fn record(model: &Model, info: &RunInfo, m: &Measured, test_time: &str) -> BenchRecord {
+    let samples_ts = m.samples_ts();
+    let (avg_ts, stddev_ts) = mean_sd(&samples_ts);
+    let ns: Vec<f64> = m.samples_ns.iter().map(|&v| v as f64).collect();
+    let (avg_ns, stddev_ns) = mean_sd(&ns);
+    let r = &info.roofline;
+    let (bytes_per_token, gflops) = if m.test.n_gen > 0 {
+        (generation_bytes(model, info, m.test.n_gen), 0.0)
+    } else {
+        (0, prompt_flops(model, m.test.n_prompt) / (avg_ns / 1e9) / 1e9)
+    };
+    let effective_gbps = bytes_per_token as f64 * avg_ts / 1e9;
+    let pct = |of: f64| if of > 0.0 { 100.0 * effective_gbps / of } else { 0.0 };
+    BenchRecord {
+        hearth_version: env!("CARGO_PKG_VERSION").to_string(),
+        test_time: test_time.to_string(),
+        model_filename: info.model.filename.clone(),
+        model_type: info.model.model_type(),
+        model_size: info.model.size,
+        model_n_params: info.model.n_params,
+        model_sha256: info.model.sha256.clone(),
+        quant: info.model.quant.clone(),
+        backends: info.backend.clone(),
+        gpu_info: info.adapter.clone(),
+        driver: info.driver.clone(),
+        paths: info.paths.clone(),
+        os: info.os.clone(),
+        n_batch: info.batch,
+        n_prompt: m.test.n_prompt,
+        n_gen: m.test.n_gen,
+        test: m.test.name(),
+        avg_ns: avg_ns as u64,
+        stddev_ns: stddev_ns as u64,
+        avg_ts,
+        stddev_ts,
+        samples_ns: m.samples_ns.clone(),
+        samples_ts,
+        copy_gbps: r.copy_gbps,
+        stream_gbps: r.stream_gbps,
+        stream_shape: r.stream_shape.clone(),
+        bytes_per_token,
+        effective_gbps,
+        pct_copy: if bytes_per_token > 0 { pct(r.copy_gbps) } else { 0.0 },
+        pct_stream: if bytes_per_token > 0 { pct(r.stream_gbps) } else { 0.0 },
+        gflops,
+    }
+}
+
+fn human_size(bytes: u64) -> String {
+    if bytes >= 1 << 30 {
+        format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)
+    } else {
+        format!("{:.2} MiB", bytes as f64 / (1u64 << 20) as f64)
+    }
+}
+
+pub fn markdown(records: &[BenchRecord]) -> String {
+    let mut out = String::new();
+    if let Some(r) = records.first() {
+        out += &format!(
+            "adapter: {} ({}, {}) — roofline: copy {:.2} GB/s (read + written), streaming read {:.2} GB/s ({})\n\n",
+            r.gpu_info, r.driver, r.paths, r.copy_gbps, r.stream_gbps, r.stream_shape
+        );
+    }
+    out += "| model | size | params | quant | backend | adapter | driver | test | t/s | GB/s | % copy | % stream | GFLOP/s |\n";
+    out += "| --- | ---: | ---: | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+    for r in records {
+        let (gbps, copy, stream, gflops) = if r.n_gen > 0 {
+            (
+                format!("{:.2}", r.effective_gbps),
+                format!("{:.0}%", r.pct_copy),
+                format!("{:.0}%", r.pct_stream),
+                "-".into(),
+            )
+        } else {
+            ("-".into(), "-".into(), "-".into(), format!("{:.1}", r.gflops))
+        };
+        out += &format!(
+            "| {} | {} | {:.1} M | {} | {} | {} | {} | {} | {:.2} ± {:.2} | {gbps} | {copy} | {stream} | {gflops} |\n",
+            r.model_type,
+            human_size(r.model_size),
+            r.model_n_params as f64 / 1e6,
+            r.quant,
+            r.backends,
+            r.gpu_info,
+            r.driver,
+            r.test,
+            r.avg_ts,
+            r.stddev_ts
+        );
+    }
+    out
+}
+
+pub fn json(records: &[BenchRecord]) -> String {
+    serde_json::to_string_pretty(records).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+const CSV_FIELDS: &[&str] = &[
+    "hearth_version",
+    "test_time",
+    "model_filename",
+    "model_type",
+    "model_size",
+    "model_n_params",
+    "model_sha256",
+    "quant",
+    "backends",
+    "gpu_info",
+    "driver",
+    "paths",
+    "os",
+    "n_batch",
+    "n_prompt",
+    "n_gen",
+    "test",
+    "avg_ns",
+    "stddev_ns",
+    "avg_ts",
+    "stddev_ts",
+    "copy_gbps",
+    "stream_gbps",
+    "stream_shape",
+    "bytes_per_token",
+    "effective_gbps",
+    "pct_copy",
+    "pct_stream",
+    "gflops",
+];
+
+pub fn csv(records: &[BenchRecord]) -> String {
+    let quote = |v: &serde_json::Value| -> String {
+        let text = match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        if text.contains([',', '"', '\n']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text }
+    };
+    let mut out = CSV_FIELDS.join(",") + "\n";
+    for r in records {
+        let v = serde_json::to_value(r).unwrap_or_default();
+        let row: Vec<String> = CSV_FIELDS.iter().map(|f| quote(&v[*f])).collect();
+        out += &(row.join(",") + "\n");
+    }
+    out
+}

@@ -1,0 +1,80 @@
+//! What the adapter itself can move, measured before a benchmark: the copy bandwidth of
+//! `copy_buffer_to_buffer` and the streaming read bandwidth of compute shaders (the best of a
+//! storage-buffer and a texture shape). On GPUs the two are close; on software adapters they
+//! are far apart, and a report shows both.
+
+use crate::gpu::{Bind, Defines, Gpu, Slot};
+use crate::{Error, Result};
+use web_time::Instant;
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Roofline {
+    /// Bytes read plus bytes written per second by buffer copies, in GB/s.
+    pub copy_gbps: f64,
+    /// Bytes read per second by the best streaming kernel, in GB/s.
+    pub stream_gbps: f64,
+    /// Which kernel shape that was ("storage buffer" or "texture").
+    pub stream_shape: String,
+}
+
+const BYTES: u64 = 64 << 20;
+const ROUNDS: usize = 4;
+
+fn seconds_per_round(gpu: &Gpu, mut record: impl FnMut(&mut wgpu::CommandEncoder)) -> Result<f64> {
+    let run = |record: &mut dyn FnMut(&mut wgpu::CommandEncoder), rounds: usize| -> Result<f64> {
+        let started = Instant::now();
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        for _ in 0..rounds {
+            record(&mut encoder);
+        }
+        gpu.queue.submit([encoder.finish()]);
+        gpu.wait()?;
+        Ok(started.elapsed().as_secs_f64() / rounds as f64)
+    };
+    run(&mut record, 1)?;
+    run(&mut record, ROUNDS)
+}
+
+fn copy_gbps(gpu: &Gpu, bytes: u64) -> Result<f64> {
+    let src = gpu.buffer("roofline source", bytes)?;
+    let dst = gpu.buffer("roofline destination", bytes)?;
+    let s = seconds_per_round(gpu, |e| e.copy_buffer_to_buffer(&src, 0, &dst, 0, bytes))?;
+    Ok(2.0 * bytes as f64 / s / 1e9)
+}
+
+fn stream_gbps(gpu: &Gpu, bytes: u64, texture: bool) -> Result<f64> {
+    let words: Vec<u32> = (0..(bytes / 4) as u32).map(|i| i.wrapping_mul(2654435761)).collect();
+    let out = gpu.buffer("roofline out", 64 * 1024 * 4)?;
+    let count = (bytes / 16) as u32;
+    let (texels, buffer);
+    let (defines, bind) = if texture {
+        texels = gpu.texels("roofline texels", &words)?;
+        let d = Defines::new().flag("TEXTURE", true).u32("TEX_H", texels.height).u32("TEXEL_ROW", gpu.texel_row());
+        (d, (2, Slot::Texels, Bind::Texture(&texels.view)))
+    } else {
+        buffer = gpu.buffer_with("roofline data", &words)?;
+        (Defines::new(), (2, Slot::Read, Bind::Buffer(&buffer)))
+    };
+    let defines = defines.u32("COUNT", count);
+    let kernel = gpu.kernel("stream.wgsl", &defines, &[(1, Slot::ReadWrite), (bind.0, bind.1)])?;
+    let bind_group = gpu.bind_group(&kernel, &[(1, Bind::Buffer(&out)), (bind.0, bind.2)]);
+    let s = seconds_per_round(gpu, |e| {
+        let mut pass = e.begin_compute_pass(&Default::default());
+        pass.set_pipeline(&kernel.pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(1024, 1, 1);
+    })?;
+    Ok(bytes as f64 / s / 1e9)
+}
+
+pub fn measure(gpu: &Gpu) -> Result<Roofline> {
+    let bytes = BYTES.min(gpu.limits.max_storage_buffer_binding_size).min(gpu.limits.max_buffer_size) / 16 * 16;
+    if bytes == 0 {
+        return Err(Error::Gpu("no buffer size to measure bandwidth with".into()));
+    }
+    let copy_gbps = copy_gbps(gpu, bytes)?;
+    let buffer = stream_gbps(gpu, bytes, false)?;
+    let texture = stream_gbps(gpu, bytes, true)?;
+    let (stream_gbps, shape) = if texture > buffer { (texture, "texture") } else { (buffer, "storage buffer") };
+    Ok(Roofline { copy_gbps, stream_gbps, stream_shape: shape.to_string() })
+}

@@ -1,0 +1,116 @@
+//! `hearth bench`: llama-bench-style measurements with a roofline, and `hearth bench compare`.
+
+use super::{GpuArgs, ModelArgs};
+use clap::{Args, Subcommand, ValueEnum};
+use hearth::bench::report::{self, RunInfo};
+use hearth::bench::{ModelSummary, Plan, compare, profile, roofline};
+use hearth::generate::Session;
+use hearth::model::state::SessionOptions;
+use hearth::{Error, Result};
+use sha2::Digest;
+use std::path::PathBuf;
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    command: Option<BenchCommand>,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    gpu: GpuArgs,
+    /// Prompt sizes to process (comma-separated; 0 for none)
+    #[arg(short = 'p', long = "n-prompt", value_delimiter = ',', default_value = "512")]
+    prompts: Vec<usize>,
+    /// Numbers of tokens to generate (comma-separated; 0 for none)
+    #[arg(short = 'n', long = "n-gen", value_delimiter = ',', default_value = "128")]
+    gens: Vec<usize>,
+    /// Repetitions of each test (after one warm-up run)
+    #[arg(short = 'r', long = "repetitions", default_value_t = 5)]
+    reps: usize,
+    /// Prompt tokens per forward step
+    #[arg(short = 'b', long = "batch-size", default_value_t = 512)]
+    batch: usize,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = Format::Md)]
+    output: Format,
+    /// Also time each kernel of one decode step and one prompt step
+    #[arg(long)]
+    profile: bool,
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Print benchmark result files (from `--output json`) side by side, as ratios to the first
+    Compare {
+        /// JSON files written by `hearth bench --output json`
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Md,
+    Json,
+    Csv,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn now_iso() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    if let Some(BenchCommand::Compare { files }) = args.command {
+        let mut parsed = Vec::with_capacity(files.len());
+        for f in &files {
+            let text = std::fs::read_to_string(f).map_err(|source| Error::Io { path: f.clone(), source })?;
+            parsed.push(compare::parse(&f.display().to_string(), &text)?);
+        }
+        print!("{}", compare::table(&parsed));
+        return Ok(());
+    }
+    let (path, file) = super::load::open_file(&args.model)?;
+    let loaded = super::load::load_file(&path, &file, &args.gpu)?;
+    let model = loaded.model;
+    let gpu = model.gpu.clone();
+    eprintln!("bench: {} on {}", path.display(), gpu.info.name);
+    eprintln!("bench: hashing the model file and measuring the adapter's bandwidth");
+    let sha256 = sha256_hex(file.bytes());
+    let roofline = pollster::block_on(async { roofline::measure(&gpu) })?;
+    let plan = Plan { prompts: args.prompts, gens: args.gens, reps: args.reps, batch: args.batch };
+    let measured = pollster::block_on(hearth::bench::run(&model, &plan, |what| eprintln!("bench: {what}")))?;
+    let info = RunInfo {
+        model: ModelSummary::of(&path.display().to_string(), &file, &model, sha256),
+        adapter: gpu.info.name.clone(),
+        driver: format!("{} {}", gpu.info.driver, gpu.info.driver_info).trim().to_string(),
+        backend: gpu.info.backend.to_string(),
+        paths: gpu.paths.describe(),
+        os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+        roofline,
+        weight_bytes: model.weight_bytes,
+        batch: plan.batch,
+    };
+    let time = now_iso();
+    let records: Vec<_> = measured.iter().map(|m| report::record(&model, &info, m, &time)).collect();
+    match args.output {
+        Format::Md => print!("{}", report::markdown(&records)),
+        Format::Json => println!("{}", report::json(&records)),
+        Format::Csv => print!("{}", report::csv(&records)),
+    }
+    if args.profile {
+        let options = SessionOptions { ctx: 2 * plan.batch.max(64), batch: plan.batch.max(64), logit_rows: 1 };
+        let mut session = Session::new(model.clone(), options)?;
+        let prompt: Vec<u32> = (0..options.batch as u32).map(|i| i % model.config.n_vocab as u32).collect();
+        let prefill = pollster::block_on(profile::profile_step(&mut session, &prompt))?;
+        pollster::block_on(session.next_greedy(&prompt[..64]))?;
+        let decode = pollster::block_on(profile::profile_step(&mut session, &prompt[64..65]))?;
+        eprintln!("\ndecode step (1 token after 64):\n{}", decode.table());
+        eprintln!("prompt step ({} tokens):\n{}", prompt.len(), prefill.table());
+    }
+    Ok(())
+}
