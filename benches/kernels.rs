@@ -1,5 +1,7 @@
 //! Kernel micro-benchmarks at SmolLM2-135M's shapes: time per dispatch and achieved GB/s of
-//! weight reads, on the adapter hearth picks (HEARTH_DEVICE / HEARTH_BACKEND to choose).
+//! weight reads, as a share of the adapter's own copy and shader-streaming bandwidth (measured
+//! first, as `hearth bench` does), on the adapter hearth picks (HEARTH_DEVICE / HEARTH_BACKEND
+//! to choose).
 //!
 //!     cargo bench --bench kernels [-- FILTER]
 
@@ -46,11 +48,16 @@ fn main() {
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let gpu = pollster::block_on(Gpu::new(&AdapterChoice::from_env())).expect("an adapter");
     println!("adapter: {} ({:?})", gpu.info.name, gpu.info.backend);
+    let roof = hearth::bench::roofline::measure(&gpu).expect("the roofline");
+    println!(
+        "roofline: copy {:.2} GB/s (read + written), streaming read {:.2} GB/s ({})",
+        roof.copy_gbps, roof.stream_gbps, roof.stream_shape
+    );
     let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(1);
     let tokens: usize = std::env::var("BENCH_TOKENS").ok().and_then(|v| v.parse().ok()).unwrap_or(128);
     println!(
-        "{:<10} {:>6} {:>12} {:>10} {:>14} {:>12}",
-        "kernel", "type", "shape", "µs/token1", "GB/s (decode)", "GFLOP/s (T)"
+        "{:<10} {:>6} {:>12} {:>10} {:>14} {:>7} {:>9} {:>12}",
+        "kernel", "type", "shape", "µs/token1", "GB/s (decode)", "% copy", "% stream", "GFLOP/s (T)"
     );
     for s in SHAPES {
         if filter.as_deref().is_some_and(|f| !s.name.contains(f)) {
@@ -72,12 +79,14 @@ fn main() {
         let gbs = bytes.len() as f64 / single / 1e9;
         let gflops = 2.0 * (s.rows * s.cols * tokens) as f64 / batch / 1e9;
         println!(
-            "{:<10} {:>6} {:>12} {:>10.1} {:>14.2} {:>12.2}",
+            "{:<10} {:>6} {:>12} {:>10.1} {:>14.2} {:>6.0}% {:>8.0}% {:>12.2}",
             s.name,
             s.ty.to_string(),
             format!("{}x{}", s.rows, s.cols),
             single * 1e6,
             gbs,
+            100.0 * gbs / roof.copy_gbps,
+            100.0 * gbs / roof.stream_gbps,
             gflops
         );
     }

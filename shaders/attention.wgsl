@@ -1,11 +1,16 @@
 // Causal attention of each query head over this layer's KV cache, grouped-query aware.
-// One workgroup per (head, token). The query is rotated (RoPE) as it is loaded. Each
-// invocation runs an online softmax over every AWG-th key position with its own accumulator;
+// One workgroup per (HPW query heads sharing one KV head, token): every key and value texel
+// fetched is used by all HPW heads. The queries are rotated (RoPE) as they are loaded. Each
+// invocation runs an online softmax over every AWG-th key position with its own accumulators;
 // the partial results are merged once at the end. The caches are textures written by
 // kv_write.wgsl: texel x of position p (row p % KV_H of layer p / KV_H) holds elements
 // 4x..4x+3 of its keys (or values).
-// Constants: NH, NKV, HD, RD, AWG (invocations), SCALE (score scale, usually 1/sqrt(HD)),
-// QS (floats per qkv row), OS4 (vec4s per output row), KV_H (cache rows per layer).
+// Queries and accumulators are unrolled into named registers (q{g}_{c}_{k}: head g, texel
+// 4c+k) rather than arrays: software adapters keep a dynamically indexed array in memory and
+// gather from it, which made this kernel 1.5x slower.
+// Constants: NH, NKV, HD, RD, AWG (invocations), HPW (query heads per workgroup, dividing
+// NH / NKV), HV4 (HD / 16), SCALE (score scale, usually 1/sqrt(HD)), QS (floats per qkv row),
+// OS4 (vec4s per output row), KV_H (cache rows per layer).
 
 #include "step.wgsl"
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
@@ -18,78 +23,105 @@
 
 const HV: u32 = HD / 4u;
 
-var<workgroup> lane_max: array<f32, AWG>;
-var<workgroup> lane_sum: array<f32, AWG>;
+var<workgroup> lane_max: array<f32, AWG * HPW>;
+var<workgroup> lane_sum: array<f32, AWG * HPW>;
 var<workgroup> red: array<vec4<f32>, AWG * 4u>;
+
+// Texel i of the query of head h, rotated for `pos` and scaled.
+fn query(t: u32, h: u32, i: u32, pos: u32) -> vec4<f32> {
+    let qb = t * QS + h * HD;
+    var v: vec4<f32>;
+    for (var k = 0u; k < 4u; k++) {
+        let r = rope_term(4u * i + k, pos);
+        v[k] = qkv[qb + 4u * i + k] * r.c + qkv[qb + r.partner] * r.s;
+    }
+    return v * SCALE;
+}
 
 @compute @workgroup_size(AWG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
-    let h = wg.x;
+    let h0 = wg.x * HPW;
     let t = wg.y;
     if t >= step.n_tokens {
         return;
     }
-    let kvh = h / (NH / NKV);
-    let n_keys = step.pos0 + t + 1u;
-
+    let kx = h0 / (NH / NKV) * HV;
     let pos = step.pos0 + t;
-    let qb = t * QS + h * HD;
-    var q: array<vec4<f32>, HV>;
-    for (var i = 0u; i < HV; i++) {
-        var v: vec4<f32>;
-        for (var k = 0u; k < 4u; k++) {
-            let r = rope_term(4u * i + k, pos);
-            v[k] = qkv[qb + 4u * i + k] * r.c + qkv[qb + r.partner] * r.s;
-        }
-        q[i] = v * SCALE;
-    }
-    var m = -1.0e30;
-    var l = 0.0;
-    var acc: array<vec4<f32>, HV>;
+    let n_keys = pos + 1u;
+
+#for g in 0..HPW
+    var m{g} = -1.0e30;
+    var l{g} = 0.0;
+#for c in 0..HV4
+#for k in 0..4
+    let q{g}_{c}_{k} = query(t, h0 + {g}u, {c}u * 4u + {k}u, pos);
+    var acc{g}_{c}_{k} = vec4<f32>(0.0);
+#endfor
+#endfor
+#endfor
+
     for (var j = lane; j < n_keys; j += AWG) {
-        let kx = kvh * HV;
         let row = j % KV_H;
         let layer = j / KV_H;
-        var s = 0.0;
-        for (var i = 0u; i < HV; i++) {
-            s += dot(q[i], textureLoad(k_cache, vec2<u32>(kx + i, row), layer, 0));
-        }
-        let m_new = max(m, s);
-        let c = exp(m - m_new);
-        let p = exp(s - m_new);
-        l = l * c + p;
-        for (var i = 0u; i < HV; i++) {
-            acc[i] = acc[i] * c + p * textureLoad(v_cache, vec2<u32>(kx + i, row), layer, 0);
-        }
-        m = m_new;
+#for g in 0..HPW
+        var s{g} = 0.0;
+#endfor
+#for c in 0..HV4
+#for k in 0..4
+        let k{c}_{k} = textureLoad(k_cache, vec2<u32>(kx + {c}u * 4u + {k}u, row), layer, 0);
+#for g in 0..HPW
+        s{g} += dot(q{g}_{c}_{k}, k{c}_{k});
+#endfor
+#endfor
+#endfor
+#for g in 0..HPW
+        let m_new{g} = max(m{g}, s{g});
+        let c{g} = exp(m{g} - m_new{g});
+        let p{g} = exp(s{g} - m_new{g});
+        l{g} = l{g} * c{g} + p{g};
+        m{g} = m_new{g};
+#endfor
+#for c in 0..HV4
+#for k in 0..4
+        let v{c}_{k} = textureLoad(v_cache, vec2<u32>(kx + {c}u * 4u + {k}u, row), layer, 0);
+#for g in 0..HPW
+        acc{g}_{c}_{k} = acc{g}_{c}_{k} * c{g} + p{g} * v{c}_{k};
+#endfor
+#endfor
+#endfor
     }
 
-    lane_max[lane] = m;
-    lane_sum[lane] = l;
+#for g in 0..HPW
+    lane_max[{g}u * AWG + lane] = m{g};
+    lane_sum[{g}u * AWG + lane] = l{g};
+#endfor
     workgroupBarrier();
-    var big = -1.0e30;
-    for (var i = 0u; i < AWG; i++) {
-        big = max(big, lane_max[i]);
-    }
-    var total = 0.0;
-    for (var i = 0u; i < AWG; i++) {
-        total += lane_sum[i] * exp(lane_max[i] - big);
-    }
-    let w = exp(m - big) / total;
-
-    let ob = t * OS4 + h * HV;
-    for (var c = 0u; c < HV; c += 4u) {
-        for (var k = 0u; k < 4u; k++) {
-            red[lane * 4u + k] = select(vec4<f32>(0.0), w * acc[min(c + k, HV - 1u)], c + k < HV);
+#for g in 0..HPW
+    {
+        var big = -1.0e30;
+        for (var i = 0u; i < AWG; i++) {
+            big = max(big, lane_max[{g}u * AWG + i]);
         }
+        var total = 0.0;
+        for (var i = 0u; i < AWG; i++) {
+            total += lane_sum[{g}u * AWG + i] * exp(lane_max[{g}u * AWG + i] - big);
+        }
+        let w = exp(m{g} - big) / total;
+        let ob = t * OS4 + (h0 + {g}u) * HV;
+#for c in 0..HV4
+#for k in 0..4
+        red[lane * 4u + {k}u] = w * acc{g}_{c}_{k};
+#endfor
         workgroupBarrier();
-        if lane < 4u && c + lane < HV {
+        if lane < 4u {
             var s = vec4<f32>(0.0);
             for (var i = 0u; i < AWG; i++) {
                 s += red[i * 4u + lane];
             }
-            out[ob + c + lane] = s;
+            out[ob + {c}u * 4u + lane] = s;
         }
         workgroupBarrier();
+#endfor
     }
+#endfor
 }

@@ -98,7 +98,13 @@ impl Session {
             ops.push(&self.argmax);
         }
         let commands = self.state.steps.record(gpu, &ops, &step)?;
-        gpu.queue.submit([commands]);
+        if want == Want::Argmax {
+            let mut copy = gpu.device.create_command_encoder(&Default::default());
+            copy.copy_buffer_to_buffer(&self.state.token, 0, &self.state.token_staging, 0, 4);
+            gpu.queue.submit([commands, copy.finish()]);
+        } else {
+            gpu.queue.submit([commands]);
+        }
         self.pos += tokens.len();
         Ok(())
     }
@@ -126,7 +132,7 @@ impl Session {
     /// Feeds `tokens` and returns the greedy choice for the next token (computed on the GPU).
     pub async fn next_greedy(&mut self, tokens: &[u32]) -> Result<u32> {
         self.feed(tokens, Want::Argmax)?;
-        let bytes = self.model.gpu.read(&self.state.token, 4).await?;
+        let bytes = self.model.gpu.read_staging(&self.state.token_staging, 4).await?;
         Ok(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
     }
 

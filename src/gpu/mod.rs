@@ -344,6 +344,16 @@ impl Gpu {
         readback::read(self, buffer, bytes).await
     }
 
+    /// A host-readable buffer of `bytes`, to keep and reuse with `read_staging`.
+    pub fn staging(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        readback::staging(self, label, bytes)
+    }
+
+    /// The first `bytes` bytes of `staging`, once the copies submitted into it have run.
+    pub async fn read_staging(&self, staging: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+        readback::read_staging(self, staging, bytes).await
+    }
+
     /// Blocks until submitted work finishes (natively; a no-op on the web).
     pub fn wait(&self) -> Result<()> {
         self.check()?;

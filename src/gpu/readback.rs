@@ -26,18 +26,27 @@ impl Future for MapFuture {
     }
 }
 
-pub(super) async fn read(gpu: &Gpu, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
-    let size = bytes.next_multiple_of(4).max(4);
-    let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("readback"),
-        size,
+/// A host-readable buffer of `bytes` (rounded up to 4), for `copy_to_staging` and
+/// `read_staging`: sessions keep one, so reading a token back allocates nothing.
+pub(super) fn staging(gpu: &Gpu, label: &str, bytes: u64) -> wgpu::Buffer {
+    gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: bytes.next_multiple_of(4).max(4),
         usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
-    });
-    let mut encoder = gpu.device.create_command_encoder(&Default::default());
-    encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
-    gpu.queue.submit([encoder.finish()]);
+    })
+}
 
+pub(super) async fn read(gpu: &Gpu, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+    let staging = staging(gpu, "readback", bytes);
+    let mut encoder = gpu.device.create_command_encoder(&Default::default());
+    encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, staging.size());
+    gpu.queue.submit([encoder.finish()]);
+    read_staging(gpu, &staging, bytes).await
+}
+
+/// Waits for the copies already submitted into `staging` and returns its first `bytes` bytes.
+pub(super) async fn read_staging(gpu: &Gpu, staging: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
     let slot: Slot = Arc::new(Mutex::new((None, None)));
     let callback_slot = slot.clone();
     staging.map_async(wgpu::MapMode::Read, .., move |result| {
@@ -54,7 +63,8 @@ pub(super) async fn read(gpu: &Gpu, buffer: &wgpu::Buffer, bytes: u64) -> Result
     let data = staging
         .get_mapped_range(..)
         .map_err(|e| Error::Gpu(format!("mapping the read-back buffer failed: {e}")))?
-        .to_vec();
+        .get(..bytes as usize)
+        .map(|d| d.to_vec());
     staging.unmap();
-    data.get(..bytes as usize).map(|d| d.to_vec()).ok_or_else(|| Error::Gpu("short read-back".into()))
+    data.ok_or_else(|| Error::Gpu("short read-back".into()))
 }

@@ -4,6 +4,9 @@
 //! numeric defines become `const NAME = value;` lines prepended to the source (so tile shapes
 //! and matrix sizes are compile-time constants), and flags select lines between
 //! `#if FLAG` / `#if !FLAG`, `#else` and `#endif`. `#include "file.wgsl"` pastes another source.
+//! `#for i in 0..N` … `#endfor` repeats its lines N times (N a number or a numeric define) with
+//! `{i}` replaced by 0, 1, …: unrolled code with named registers, for kernels whose per-lane
+//! arrays would otherwise be indexed dynamically (which software adapters turn into memory).
 
 use crate::{Error, Result};
 use std::collections::BTreeMap;
@@ -117,7 +120,8 @@ fn expand(name: &str, defines: &Defines, out: &mut String, depth: usize) -> Resu
     // Each entry: (this branch is active, some branch of this #if was already taken).
     let mut stack: Vec<(bool, bool)> = Vec::new();
     let active = |stack: &[(bool, bool)]| stack.iter().all(|&(on, _)| on);
-    for (n, line) in source(name)?.lines().enumerate() {
+    let text = unroll(&source(name)?, defines).map_err(|e| Error::Gpu(format!("{name}: {e}")))?;
+    for (n, line) in text.lines().enumerate() {
         let trimmed = line.trim_start();
         let bad = |what: &str| Error::Gpu(format!("{name}:{}: {what}", n + 1));
         if let Some(cond) = trimmed.strip_prefix("#if ") {
@@ -149,6 +153,65 @@ fn expand(name: &str, defines: &Defines, out: &mut String, depth: usize) -> Resu
     Ok(())
 }
 
+/// Expands every `#for NAME in 0..BOUND` … `#endfor` block of `text`, innermost last.
+fn unroll(text: &str, defines: &Defines) -> std::result::Result<String, String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = String::new();
+    let mut n = 0;
+    while n < lines.len() {
+        let trimmed = lines[n].trim_start();
+        if trimmed.starts_with("#endfor") {
+            return Err(format!("line {}: #endfor without #for", n + 1));
+        }
+        let Some(header) = trimmed.strip_prefix("#for ") else {
+            out.push_str(lines[n]);
+            out.push('\n');
+            n += 1;
+            continue;
+        };
+        let (var, bound) = parse_for(header, defines).map_err(|e| format!("line {}: {e}", n + 1))?;
+        let mut depth = 1;
+        let mut end = n + 1;
+        while end < lines.len() {
+            let t = lines[end].trim_start();
+            if t.starts_with("#for ") {
+                depth += 1;
+            } else if t.starts_with("#endfor") {
+                depth -= 1;
+                if depth == 0 {
+                    break;
+                }
+            }
+            end += 1;
+        }
+        if depth != 0 {
+            return Err(format!("line {}: #for without #endfor", n + 1));
+        }
+        let body = lines[n + 1..end].join("\n");
+        let placeholder = format!("{{{var}}}");
+        for i in 0..bound {
+            out.push_str(&unroll(&body.replace(&placeholder, &i.to_string()), defines)?);
+        }
+        n = end + 1;
+    }
+    Ok(out)
+}
+
+/// `NAME in 0..BOUND` of a `#for` line.
+fn parse_for(header: &str, defines: &Defines) -> std::result::Result<(String, u32), String> {
+    let bad = || format!("expected `#for NAME in 0..BOUND`, found `#for {header}`");
+    let (var, range) = header.split_once(" in ").ok_or_else(bad)?;
+    let bound = range.trim().strip_prefix("0..").ok_or_else(bad)?;
+    let bound = match bound.parse::<u32>() {
+        Ok(v) => v,
+        Err(_) => match defines.0.get(bound) {
+            Some(Define::U32(v)) => *v,
+            _ => return Err(format!("#for bound `{bound}` is neither a number nor a numeric define")),
+        },
+    };
+    Ok((var.trim().to_string(), bound))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,8 +230,20 @@ mod tests {
     fn every_shader_preprocesses_for_every_weight_format() {
         for (name, _) in SOURCES {
             for flag in ["W_Q4", "W_Q8", "W_F16", "W_F32"] {
-                preprocess(name, &Defines::new().flag(flag, true)).unwrap();
+                // (Bounds of the #for loops in attention.wgsl.)
+                let d = Defines::new().flag(flag, true).u32("HPW", 2).u32("HV4", 4);
+                preprocess(name, &d).unwrap();
             }
         }
+    }
+
+    #[test]
+    fn for_blocks_unroll_nested_with_define_bounds() {
+        let d = Defines::new().u32("N", 2);
+        let text = unroll("a\n#for i in 0..N\n#for j in 0..3\nx{i}_{j}\n#endfor\n#endfor\nb", &d).unwrap();
+        assert_eq!(text, "a\nx0_0\nx0_1\nx0_2\nx1_0\nx1_1\nx1_2\nb\n");
+        assert!(unroll("#for i in 0..M\n#endfor", &d).unwrap_err().contains("`M`"));
+        assert!(unroll("#for i in 0..2\nx", &d).unwrap_err().contains("without #endfor"));
+        assert!(unroll("#endfor", &d).unwrap_err().contains("without #for"));
     }
 }

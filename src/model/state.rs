@@ -29,6 +29,8 @@ pub struct State {
     pub logits: Activations,
     /// The token greedy sampling picked.
     pub token: wgpu::Buffer,
+    /// Where `token` is copied for the host to read, in the same submit as the step.
+    pub token_staging: wgpu::Buffer,
     pub rope: wgpu::Buffer,
     pub k_cache: Vec<KvTexture>,
     pub v_cache: Vec<KvTexture>,
@@ -91,6 +93,7 @@ impl State {
             ffn: gpu.activations("ffn", batch, c.n_ff)?,
             logits: gpu.activations("logits", logit_rows, c.n_vocab)?,
             token: gpu.buffer("token", 16)?,
+            token_staging: gpu.staging("token read-back", 4),
             rope: gpu.buffer_with("rope", &rope_table(ctx, c.rope_dims, c.rope_base, None))?,
             k_cache,
             v_cache,

@@ -23,16 +23,25 @@ impl Attention {
         v_cache: &KvTexture,
         out: &Activations,
     ) -> Result<Attention> {
+        if !heads.head_dim.is_multiple_of(16) {
+            return Err(Error::Unsupported(format!(
+                "attention heads of {} elements (a multiple of 16 is needed)",
+                heads.head_dim
+            )));
+        }
         if qkv.width != heads.qkv_dim() || out.width != heads.q_dim() {
             return Err(Error::Gpu(format!("attention rows of {} -> {} for heads {heads:?}", qkv.width, out.width)));
         }
         let lanes = if gpu.is_cpu_adapter() { 8 } else { 32 };
+        let per_workgroup = heads_per_workgroup(&heads);
         let defines = rope_defines(Defines::new(), &heads)
             .u32("NH", heads.n_head as u32)
             .u32("NKV", heads.n_head_kv as u32)
             .u32("HD", heads.head_dim as u32)
             .u32("KV_H", k_cache.height)
             .u32("AWG", lanes)
+            .u32("HPW", per_workgroup as u32)
+            .u32("HV4", (heads.head_dim / 16) as u32)
             .u32("QS", qkv.stride as u32)
             .u32("OS4", (out.stride / 4) as u32)
             .f32("SCALE", scale);
@@ -44,8 +53,8 @@ impl Attention {
             (4, Slot::ReadWrite, Bind::Buffer(&out.buffer)),
             (5, Slot::Read, Bind::Buffer(rope)),
         ];
-        let n_head = heads.n_head as u32;
-        let grid = move |s: &Step| [n_head, s.n_tokens, 1];
+        let workgroups = (heads.n_head / per_workgroup) as u32;
+        let grid = move |s: &Step| [workgroups, s.n_tokens, 1];
         Ok(Attention(Dispatch::new(gpu, "attention.wgsl", &defines, &binds, grid)?))
     }
 }
@@ -58,6 +67,13 @@ impl super::Op for Attention {
     fn name(&self) -> String {
         "attention".into()
     }
+}
+
+/// Query heads one workgroup serves: heads sharing a KV head share every K and V fetch, up to
+/// four (each adds a query and an accumulator of `head_dim` floats per invocation).
+fn heads_per_workgroup(heads: &Heads) -> usize {
+    let group = heads.n_head / heads.n_head_kv;
+    (1..=4).rev().find(|n| group.is_multiple_of(*n)).unwrap_or(1)
 }
 
 /// CPU reference in f64. `q` is `[token][n_head * head_dim]`; the caches `[position][kv_dim]`.
@@ -138,5 +154,10 @@ mod tests {
         check(heads, 9, 5, 4);
         let mha = Heads { n_head: 2, n_head_kv: 2, head_dim: 16, rope_dims: 16, neox: false };
         check(mha, 3, 40, 5);
+        // Groups of 8 and 6 heads: several workgroups per KV head.
+        let wide = Heads { n_head: 16, n_head_kv: 2, head_dim: 32, rope_dims: 32, neox: false };
+        check(wide, 2, 7, 6);
+        let six = Heads { n_head: 12, n_head_kv: 2, head_dim: 64, rope_dims: 64, neox: true };
+        check(six, 0, 9, 7);
     }
 }
