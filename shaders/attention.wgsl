@@ -1,8 +1,11 @@
 // Causal attention of each query head over this layer's KV cache, grouped-query aware.
-// One workgroup per (HPW query heads sharing one KV head, token): every key and value texel
-// fetched is used by all HPW heads. The queries are rotated (RoPE) as they are loaded. Each
-// invocation runs an online softmax over every AWG-th key position with its own accumulators;
-// the partial results are merged once at the end. The caches are textures written by
+// One workgroup per (HPW query heads sharing one KV head, token, split of the keys): every key
+// and value texel fetched is used by all HPW heads. The queries are rotated (RoPE) as they are
+// loaded. Each invocation runs an online softmax over every AWG-th key position of the split
+// with its own accumulators; the partial results are merged once at the end. With one split
+// the result goes to `out`; with several (decoding over a long context: more workgroups to
+// spread the keys over), each split leaves its (max, sum, unnormalised accumulator) in
+// `partials` for attention_combine.wgsl. The caches are textures written by
 // kv_write.wgsl: texel x of position p (row p % KV_H of layer p / KV_H) holds elements
 // 4x..4x+3 of its keys (or values).
 // Queries and accumulators are unrolled into named registers (q{g}_{c}_{k}: head g, texel
@@ -18,8 +21,10 @@
 @group(0) @binding(3) var v_cache: texture_2d_array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read> rope_cs: array<vec2<f32>>;
+@group(0) @binding(6) var<storage, read_write> partials: array<vec4<f32>>;
 
 #include "rope.wgsl"
+#include "attention_split.wgsl"
 
 const HV: u32 = HD / 4u;
 
@@ -38,8 +43,18 @@ fn query(t: u32, h: u32, i: u32, pos: u32) -> vec4<f32> {
     return v * SCALE;
 }
 
+// Where a result vec4 `i` of head `h` goes: the output row, or this split's partial slot.
+fn put(t: u32, h: u32, i: u32, splits: u32, s: u32, v: vec4<f32>) {
+    if splits == 1u {
+        out[t * OS4 + h * HV + i] = v;
+    } else {
+        partials[split_slot(t, h, s) + 1u + i] = v;
+    }
+}
+
 @compute @workgroup_size(AWG)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lane: u32,
+        @builtin(num_workgroups) groups: vec3<u32>) {
     let h0 = wg.x * HPW;
     let t = wg.y;
     if t >= step.n_tokens {
@@ -47,7 +62,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     let kx = h0 / (NH / NKV) * HV;
     let pos = step.pos0 + t;
-    let n_keys = pos + 1u;
+    let splits = groups.z;
+    let split = wg.z;
+    let per_split = (pos + splits) / splits;
+    let first_key = split * per_split;
+    let end_key = min(pos + 1u, first_key + per_split);
 
 #for g in 0..HPW
     var m{g} = -1.0e30;
@@ -60,7 +79,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 #endfor
 #endfor
 
-    for (var j = lane; j < n_keys; j += AWG) {
+    for (var j = first_key + lane; j < end_key; j += AWG) {
         let row = j % KV_H;
         let layer = j / KV_H;
 #for g in 0..HPW
@@ -106,8 +125,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         for (var i = 0u; i < AWG; i++) {
             total += lane_sum[{g}u * AWG + i] * exp(lane_max[{g}u * AWG + i] - big);
         }
-        let w = exp(m{g} - big) / total;
-        let ob = t * OS4 + (h0 + {g}u) * HV;
+        // One split normalises; several leave that to attention_combine.wgsl.
+        var w = exp(m{g} - big);
+        if splits == 1u {
+            w /= total;
+        } else if lane == 0u {
+            partials[split_slot(t, h0 + {g}u, split)] = vec4<f32>(big, total, f32(splits), 0.0);
+        }
 #for c in 0..HV4
 #for k in 0..4
         red[lane * 4u + {k}u] = w * acc{g}_{c}_{k};
@@ -118,7 +142,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             for (var i = 0u; i < AWG; i++) {
                 s += red[i * 4u + lane];
             }
-            out[ob + {c}u * 4u + lane] = s;
+            put(t, h0 + {g}u, {c}u * 4u + lane, splits, split, s);
         }
         workgroupBarrier();
 #endfor

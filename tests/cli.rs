@@ -236,3 +236,14 @@ fn bench_writes_llama_bench_fields_and_compare_reads_them_back() {
     let csv_text = text(&csv.stdout);
     assert!(csv_text.starts_with("hearth_version,") && csv_text.lines().count() == 2, "{csv_text}");
 }
+
+#[test]
+fn bench_profile_times_every_kernel_or_says_why_not() {
+    let out = hearth(&["bench", "--model", &model_arg(), "-p", "8", "-n", "0", "-r", "1", "-b", "64", "--profile"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("GPU timestamps") || err.contains("no timestamp queries on this adapter"), "{err}");
+    for kernel in ["| embed |", "| attention |", "| kv_write |", "| argmax |", "| total |"] {
+        assert_eq!(err.matches(kernel).count(), 2, "{kernel} in the decode and prompt profiles: {err}");
+    }
+}

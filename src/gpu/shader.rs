@@ -26,6 +26,8 @@ const SOURCES: &[(&str, &str)] = &[
     ("rope.wgsl", include_str!("../../shaders/rope.wgsl")),
     ("reduce.wgsl", include_str!("../../shaders/reduce.wgsl")),
     ("attention.wgsl", include_str!("../../shaders/attention.wgsl")),
+    ("attention_split.wgsl", include_str!("../../shaders/attention_split.wgsl")),
+    ("attention_combine.wgsl", include_str!("../../shaders/attention_combine.wgsl")),
     ("argmax.wgsl", include_str!("../../shaders/argmax.wgsl")),
 ];
 
