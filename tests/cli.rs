@@ -210,6 +210,7 @@ fn bench_writes_llama_bench_fields_and_compare_reads_them_back() {
             "model_sha256",
             "copy_gbps",
             "stream_gbps",
+            "dispatch_us",
         ] {
             assert!(!r[field].is_null(), "field {field} in {r}");
         }

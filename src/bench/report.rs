@@ -49,6 +49,9 @@ pub struct BenchRecord {
     pub copy_gbps: f64,
     pub stream_gbps: f64,
     pub stream_shape: String,
+    /// Fixed cost of one small dispatch on this adapter, in µs (0 in files from before it).
+    #[serde(default)]
+    pub dispatch_us: f64,
     /// Bytes read per generated token (weights and the average KV cache); 0 for prompt tests.
     pub bytes_per_token: u64,
     pub effective_gbps: f64,
@@ -116,6 +119,7 @@ pub fn record(model: &Model, info: &RunInfo, m: &Measured, test_time: &str) -> B
         copy_gbps: r.copy_gbps,
         stream_gbps: r.stream_gbps,
         stream_shape: r.stream_shape.clone(),
+        dispatch_us: r.dispatch_us,
         bytes_per_token,
         effective_gbps,
         pct_copy: if bytes_per_token > 0 { pct(r.copy_gbps) } else { 0.0 },
@@ -136,8 +140,8 @@ pub fn markdown(records: &[BenchRecord]) -> String {
     let mut out = String::new();
     if let Some(r) = records.first() {
         out += &format!(
-            "adapter: {} ({}, {}) — roofline: copy {:.2} GB/s (read + written), streaming read {:.2} GB/s ({})\n\n",
-            r.gpu_info, r.driver, r.paths, r.copy_gbps, r.stream_gbps, r.stream_shape
+            "adapter: {} ({}, {}) — roofline: copy {:.2} GB/s (read + written), streaming read {:.2} GB/s ({}), {:.1} µs per dispatch\n\n",
+            r.gpu_info, r.driver, r.paths, r.copy_gbps, r.stream_gbps, r.stream_shape, r.dispatch_us
         );
     }
     out += "| model | size | params | quant | backend | adapter | driver | test | t/s | GB/s | % copy | % stream | GFLOP/s |\n";
@@ -199,6 +203,7 @@ const CSV_FIELDS: &[&str] = &[
     "copy_gbps",
     "stream_gbps",
     "stream_shape",
+    "dispatch_us",
     "bytes_per_token",
     "effective_gbps",
     "pct_copy",

@@ -15,6 +15,9 @@ pub struct Roofline {
     pub stream_gbps: f64,
     /// Which kernel shape that was ("storage buffer" or "texture").
     pub stream_shape: String,
+    /// Fixed cost of one small dispatch, in µs.
+    #[serde(default)]
+    pub dispatch_us: f64,
 }
 
 const BYTES: u64 = 64 << 20;
@@ -67,6 +70,27 @@ fn stream_gbps(gpu: &Gpu, bytes: u64, texture: bool) -> Result<f64> {
     Ok(bytes as f64 / s / 1e9)
 }
 
+/// Microseconds one near-empty dispatch costs when each writes what the next one uses, as a
+/// step's kernels do. A decode step has about six dispatches per layer; on software adapters
+/// this fixed cost is a large part of a token's time.
+fn dispatch_us(gpu: &Gpu) -> Result<f64> {
+    const DISPATCHES: usize = 100;
+    let out = gpu.buffer("dispatch out", 64 * 4)?;
+    let data = gpu.buffer_with("dispatch data", &[0u32; 4])?;
+    let kernel =
+        gpu.kernel("stream.wgsl", &Defines::new().u32("COUNT", 0), &[(1, Slot::ReadWrite), (2, Slot::Read)])?;
+    let bind_group = gpu.bind_group(&kernel, &[(1, Bind::Buffer(&out)), (2, Bind::Buffer(&data))]);
+    let s = seconds_per_round(gpu, |e| {
+        let mut pass = e.begin_compute_pass(&Default::default());
+        pass.set_pipeline(&kernel.pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        for _ in 0..DISPATCHES {
+            pass.dispatch_workgroups(1, 1, 1);
+        }
+    })?;
+    Ok(s / DISPATCHES as f64 * 1e6)
+}
+
 pub fn measure(gpu: &Gpu) -> Result<Roofline> {
     let bytes = BYTES.min(gpu.limits.max_storage_buffer_binding_size).min(gpu.limits.max_buffer_size) / 16 * 16;
     if bytes == 0 {
@@ -76,5 +100,5 @@ pub fn measure(gpu: &Gpu) -> Result<Roofline> {
     let buffer = stream_gbps(gpu, bytes, false)?;
     let texture = stream_gbps(gpu, bytes, true)?;
     let (stream_gbps, shape) = if texture > buffer { (texture, "texture") } else { (buffer, "storage buffer") };
-    Ok(Roofline { copy_gbps, stream_gbps, stream_shape: shape.to_string() })
+    Ok(Roofline { copy_gbps, stream_gbps, stream_shape: shape.to_string(), dispatch_us: dispatch_us(gpu)? })
 }
