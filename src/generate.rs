@@ -98,12 +98,23 @@ impl Session {
             ops.push(&self.argmax);
         }
         let commands = self.state.steps.record(gpu, &ops, &step)?;
-        if want == Want::Argmax {
-            let mut copy = gpu.device.create_command_encoder(&Default::default());
-            copy.copy_buffer_to_buffer(&self.state.token, 0, &self.state.token_staging, 0, 4);
-            gpu.queue.submit([commands, copy.finish()]);
-        } else {
-            gpu.queue.submit([commands]);
+        // What the host reads after this step goes into a kept staging buffer, in this submit.
+        let readback = match want {
+            Want::Argmax => Some((&self.state.token, &self.state.token_staging)),
+            Want::LogitsFrom(i) if i + 1 == tokens.len() => {
+                Some((&self.state.logits.buffer, &self.state.logits_staging))
+            }
+            _ => None,
+        };
+        match readback {
+            Some((from, to)) => {
+                let mut copy = gpu.device.create_command_encoder(&Default::default());
+                copy.copy_buffer_to_buffer(from, 0, to, 0, to.size());
+                gpu.queue.submit([commands, copy.finish()]);
+            }
+            None => {
+                gpu.queue.submit([commands]);
+            }
         }
         self.pos += tokens.len();
         Ok(())
@@ -139,7 +150,11 @@ impl Session {
     /// Feeds `tokens` and returns the logits that follow the last one.
     pub async fn next_logits(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
         self.feed(tokens, Want::LogitsFrom(0))?;
-        self.model.gpu.read_activations(&self.state.logits, 1).await
+        let staging = &self.state.logits_staging;
+        let bytes = self.model.gpu.read_staging(staging, staging.size()).await?;
+        let row =
+            bytes.get(..self.model.config.n_vocab * 4).ok_or_else(|| Error::Gpu("short logits read-back".into()))?;
+        Ok(bytemuck::pod_collect_to_vec(row))
     }
 
     /// Feeds `tokens` and returns the logits after each of them from `from` on,

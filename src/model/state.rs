@@ -31,6 +31,8 @@ pub struct State {
     pub token: wgpu::Buffer,
     /// Where `token` is copied for the host to read, in the same submit as the step.
     pub token_staging: wgpu::Buffer,
+    /// Where one row of `logits` is copied for sampling, likewise.
+    pub logits_staging: wgpu::Buffer,
     pub rope: wgpu::Buffer,
     pub k_cache: Vec<KvTexture>,
     pub v_cache: Vec<KvTexture>,
@@ -94,6 +96,7 @@ impl State {
             logits: gpu.activations("logits", logit_rows, c.n_vocab)?,
             token: gpu.buffer("token", 16)?,
             token_staging: gpu.staging("token read-back", 4),
+            logits_staging: gpu.staging("logits read-back", (c.n_vocab * 4) as u64),
             rope: gpu.buffer_with("rope", &rope_table(ctx, c.rope_dims, c.rope_base, None))?,
             k_cache,
             v_cache,
