@@ -99,64 +99,30 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let row0 = wg.x * 64u + lane * 8u;
     let last = window.count - 1u;
 
-    let x0 = min(t0 + 0u, last) * XS;
-    let x1 = min(t0 + 1u, last) * XS;
-    let x2 = min(t0 + 2u, last) * XS;
-    let x3 = min(t0 + 3u, last) * XS;
-    let x4 = min(t0 + 4u, last) * XS;
-    let x5 = min(t0 + 5u, last) * XS;
-    let x6 = min(t0 + 6u, last) * XS;
-    let x7 = min(t0 + 7u, last) * XS;
+#for t in 0..8
+    let x{t} = min(t0 + {t}u, last) * XS;
+#endfor
 #if NORM
 #if F16
     // The f16 path normalises x before any product: the raw residual stream can exceed f16's
     // range once multiplied.
-    let p0 = rms_inverse(x0);
-    let p1 = rms_inverse(x1);
-    let p2 = rms_inverse(x2);
-    let p3 = rms_inverse(x3);
-    let p4 = rms_inverse(x4);
-    let p5 = rms_inverse(x5);
-    let p6 = rms_inverse(x6);
-    let p7 = rms_inverse(x7);
+#for t in 0..8
+    let p{t} = rms_inverse(x{t});
+#endfor
 #endif
 #endif
-    var a0 = vec4<f32>(0.0);
-    var b0 = vec4<f32>(0.0);
-    var ss0 = 0.0;
-    var a1 = vec4<f32>(0.0);
-    var b1 = vec4<f32>(0.0);
-    var ss1 = 0.0;
-    var a2 = vec4<f32>(0.0);
-    var b2 = vec4<f32>(0.0);
-    var ss2 = 0.0;
-    var a3 = vec4<f32>(0.0);
-    var b3 = vec4<f32>(0.0);
-    var ss3 = 0.0;
-    var a4 = vec4<f32>(0.0);
-    var b4 = vec4<f32>(0.0);
-    var ss4 = 0.0;
-    var a5 = vec4<f32>(0.0);
-    var b5 = vec4<f32>(0.0);
-    var ss5 = 0.0;
-    var a6 = vec4<f32>(0.0);
-    var b6 = vec4<f32>(0.0);
-    var ss6 = 0.0;
-    var a7 = vec4<f32>(0.0);
-    var b7 = vec4<f32>(0.0);
-    var ss7 = 0.0;
+#for t in 0..8
+    var a{t} = vec4<f32>(0.0);
+    var b{t} = vec4<f32>(0.0);
+    var ss{t} = 0.0;
+#endfor
     for (var b = 0u; b < NB; b++) {
         let bi = block_index(row0, b, NB);
         let sa = load_scales4(bi);
         let sb = load_scales4(bi + 4u);
-        let k0 = load_block(bi);
-        let k1 = load_block(bi + 1u);
-        let k2 = load_block(bi + 2u);
-        let k3 = load_block(bi + 3u);
-        let k4 = load_block(bi + 4u);
-        let k5 = load_block(bi + 5u);
-        let k6 = load_block(bi + 6u);
-        let k7 = load_block(bi + 7u);
+#for r in 0..8
+        let k{r} = load_block(bi + {r}u);
+#endfor
         for (var c = 0u; c < 4u; c++) {
             let xo = b * 8u + 2u * c;
 #if NORM
@@ -168,246 +134,40 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
                           deq(chunk(k2, c), sa.d.z, sa.m.z, g), deq(chunk(k3, c), sa.d.w, sa.m.w, g),
                           deq(chunk(k4, c), sb.d.x, sb.m.x, g), deq(chunk(k5, c), sb.d.y, sb.m.y, g),
                           deq(chunk(k6, c), sb.d.z, sb.m.z, g), deq(chunk(k7, c), sb.d.w, sb.m.w, g));
+#for t in 0..8
             {
-                let lo = x[x0 + xo];
-                let hi = x[x0 + xo + 1u];
+                let lo = x[x{t} + xo];
+                let hi = x[x{t} + xo + 1u];
 #if NORM
 #if F16
-                let o = rows_dot(w, vec4<wf>(lo * p0), vec4<wf>(hi * p0));
+                let o = rows_dot(w, vec4<wf>(lo * p{t}), vec4<wf>(hi * p{t}));
 #else
                 let o = rows_dot(w, vec4<wf>(lo), vec4<wf>(hi));
 #endif
 #else
                 let o = rows_dot(w, vec4<wf>(lo), vec4<wf>(hi));
 #endif
-                a0 += o.a;
-                b0 += o.b;
+                a{t} += o.a;
+                b{t} += o.b;
 #if NORM
-                ss0 += dot(lo, lo) + dot(hi, hi);
+                ss{t} += dot(lo, lo) + dot(hi, hi);
 #endif
             }
-            {
-                let lo = x[x1 + xo];
-                let hi = x[x1 + xo + 1u];
-#if NORM
-#if F16
-                let o = rows_dot(w, vec4<wf>(lo * p1), vec4<wf>(hi * p1));
-#else
-                let o = rows_dot(w, vec4<wf>(lo), vec4<wf>(hi));
-#endif
-#else
-                let o = rows_dot(w, vec4<wf>(lo), vec4<wf>(hi));
-#endif
-                a1 += o.a;
-                b1 += o.b;
-#if NORM
-                ss1 += dot(lo, lo) + dot(hi, hi);
-#endif
-            }
-            {
-                let lo = x[x2 + xo];
-                let hi = x[x2 + xo + 1u];
-#if NORM
-#if F16
-                let o = rows_dot(w, vec4<wf>(lo * p2), vec4<wf>(hi * p2));
-#else
-                let o = rows_dot(w, vec4<wf>(lo), vec4<wf>(hi));
-#endif
-#else
-                let o = rows_dot(w, vec4<wf>(lo), vec4<wf>(hi));
-#endif
-                a2 += o.a;
-                b2 += o.b;
-#if NORM
-                ss2 += dot(lo, lo) + dot(hi, hi);
-#endif
-            }
-            {
-                let lo = x[x3 + xo];
-                let hi = x[x3 + xo + 1u];
-#if NORM
-#if F16
-                let o = rows_dot(w, vec4<wf>(lo * p3), vec4<wf>(hi * p3));
-#else
-                let o = rows_dot(w, vec4<wf>(lo), vec4<wf>(hi));
-#endif
-#else
-                let o = rows_dot(w, vec4<wf>(lo), vec4<wf>(hi));
-#endif
-                a3 += o.a;
-                b3 += o.b;
-#if NORM
-                ss3 += dot(lo, lo) + dot(hi, hi);
-#endif
-            }
-            {
-                let lo = x[x4 + xo];
-                let hi = x[x4 + xo + 1u];
-#if NORM
-#if F16
-                let o = rows_dot(w, vec4<wf>(lo * p4), vec4<wf>(hi * p4));
-#else
-                let o = rows_dot(w, vec4<wf>(lo), vec4<wf>(hi));
-#endif
-#else
-                let o = rows_dot(w, vec4<wf>(lo), vec4<wf>(hi));
-#endif
-                a4 += o.a;
-                b4 += o.b;
-#if NORM
-                ss4 += dot(lo, lo) + dot(hi, hi);
-#endif
-            }
-            {
-                let lo = x[x5 + xo];
-                let hi = x[x5 + xo + 1u];
-#if NORM
-#if F16
-                let o = rows_dot(w, vec4<wf>(lo * p5), vec4<wf>(hi * p5));
-#else
-                let o = rows_dot(w, vec4<wf>(lo), vec4<wf>(hi));
-#endif
-#else
-                let o = rows_dot(w, vec4<wf>(lo), vec4<wf>(hi));
-#endif
-                a5 += o.a;
-                b5 += o.b;
-#if NORM
-                ss5 += dot(lo, lo) + dot(hi, hi);
-#endif
-            }
-            {
-                let lo = x[x6 + xo];
-                let hi = x[x6 + xo + 1u];
-#if NORM
-#if F16
-                let o = rows_dot(w, vec4<wf>(lo * p6), vec4<wf>(hi * p6));
-#else
-                let o = rows_dot(w, vec4<wf>(lo), vec4<wf>(hi));
-#endif
-#else
-                let o = rows_dot(w, vec4<wf>(lo), vec4<wf>(hi));
-#endif
-                a6 += o.a;
-                b6 += o.b;
-#if NORM
-                ss6 += dot(lo, lo) + dot(hi, hi);
-#endif
-            }
-            {
-                let lo = x[x7 + xo];
-                let hi = x[x7 + xo + 1u];
-#if NORM
-#if F16
-                let o = rows_dot(w, vec4<wf>(lo * p7), vec4<wf>(hi * p7));
-#else
-                let o = rows_dot(w, vec4<wf>(lo), vec4<wf>(hi));
-#endif
-#else
-                let o = rows_dot(w, vec4<wf>(lo), vec4<wf>(hi));
-#endif
-                a7 += o.a;
-                b7 += o.b;
-#if NORM
-                ss7 += dot(lo, lo) + dot(hi, hi);
-#endif
-            }
+#endfor
         }
     }
-    if t0 + 0u <= last {
+#for t in 0..8
+    if t0 + {t}u <= last {
 #if NORM
 #if F16
-        store_token(t0 + 0u, row0, a0, b0);
+        store_token(t0 + {t}u, row0, a{t}, b{t});
 #else
-        let inv0 = inverseSqrt(ss0 / f32(K) + EPS);
-        store_token(t0 + 0u, row0, a0 * inv0, b0 * inv0);
+        let inv{t} = inverseSqrt(ss{t} / f32(K) + EPS);
+        store_token(t0 + {t}u, row0, a{t} * inv{t}, b{t} * inv{t});
 #endif
 #else
-        store_token(t0 + 0u, row0, a0, b0);
-#endif
-    }
-    if t0 + 1u <= last {
-#if NORM
-#if F16
-        store_token(t0 + 1u, row0, a1, b1);
-#else
-        let inv1 = inverseSqrt(ss1 / f32(K) + EPS);
-        store_token(t0 + 1u, row0, a1 * inv1, b1 * inv1);
-#endif
-#else
-        store_token(t0 + 1u, row0, a1, b1);
+        store_token(t0 + {t}u, row0, a{t}, b{t});
 #endif
     }
-    if t0 + 2u <= last {
-#if NORM
-#if F16
-        store_token(t0 + 2u, row0, a2, b2);
-#else
-        let inv2 = inverseSqrt(ss2 / f32(K) + EPS);
-        store_token(t0 + 2u, row0, a2 * inv2, b2 * inv2);
-#endif
-#else
-        store_token(t0 + 2u, row0, a2, b2);
-#endif
-    }
-    if t0 + 3u <= last {
-#if NORM
-#if F16
-        store_token(t0 + 3u, row0, a3, b3);
-#else
-        let inv3 = inverseSqrt(ss3 / f32(K) + EPS);
-        store_token(t0 + 3u, row0, a3 * inv3, b3 * inv3);
-#endif
-#else
-        store_token(t0 + 3u, row0, a3, b3);
-#endif
-    }
-    if t0 + 4u <= last {
-#if NORM
-#if F16
-        store_token(t0 + 4u, row0, a4, b4);
-#else
-        let inv4 = inverseSqrt(ss4 / f32(K) + EPS);
-        store_token(t0 + 4u, row0, a4 * inv4, b4 * inv4);
-#endif
-#else
-        store_token(t0 + 4u, row0, a4, b4);
-#endif
-    }
-    if t0 + 5u <= last {
-#if NORM
-#if F16
-        store_token(t0 + 5u, row0, a5, b5);
-#else
-        let inv5 = inverseSqrt(ss5 / f32(K) + EPS);
-        store_token(t0 + 5u, row0, a5 * inv5, b5 * inv5);
-#endif
-#else
-        store_token(t0 + 5u, row0, a5, b5);
-#endif
-    }
-    if t0 + 6u <= last {
-#if NORM
-#if F16
-        store_token(t0 + 6u, row0, a6, b6);
-#else
-        let inv6 = inverseSqrt(ss6 / f32(K) + EPS);
-        store_token(t0 + 6u, row0, a6 * inv6, b6 * inv6);
-#endif
-#else
-        store_token(t0 + 6u, row0, a6, b6);
-#endif
-    }
-    if t0 + 7u <= last {
-#if NORM
-#if F16
-        store_token(t0 + 7u, row0, a7, b7);
-#else
-        let inv7 = inverseSqrt(ss7 / f32(K) + EPS);
-        store_token(t0 + 7u, row0, a7 * inv7, b7 * inv7);
-#endif
-#else
-        store_token(t0 + 7u, row0, a7, b7);
-#endif
-    }
+#endfor
 }

@@ -11,15 +11,15 @@ use std::sync::Arc;
 pub struct Session {
     pub model: Arc<Model>,
     pub(crate) state: State,
-    pub(crate) ops: Vec<Box<dyn Op>>,
-    pub(crate) argmax: Argmax,
+    ops: Vec<Box<dyn Op>>,
+    argmax: Argmax,
     /// Tokens already in the KV cache.
     pub(crate) pos: usize,
 }
 
 /// What a forward step should leave behind.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Want {
+pub(crate) enum Want {
     /// Nothing: an early chunk of a long prompt.
     Nothing,
     /// The greedy next token after the last input token.
@@ -81,10 +81,9 @@ impl Session {
         Ok(())
     }
 
-    /// Runs `tokens` (at most one batch) through the model and submits the work.
-    fn step(&mut self, tokens: &[u32], want: Want) -> Result<()> {
-        let gpu = &self.model.gpu;
-        gpu.check()?;
+    /// Writes the ids of `tokens` (at most one batch, after the cached ones) and returns the
+    /// step's uniform and the ops that compute `want`, for the caller to record.
+    pub(crate) fn prepare(&self, tokens: &[u32], want: Want) -> (Step, Vec<&dyn Op>) {
         let n = tokens.len() as u32;
         let logits_from = match want {
             Want::Nothing => n,
@@ -92,11 +91,19 @@ impl Session {
             Want::LogitsFrom(i) => i as u32,
         };
         let step = Step { n_tokens: n, pos0: self.pos as u32, logits_from, pad: 0 };
-        gpu.queue.write_buffer(&self.state.ids, 0, bytemuck::cast_slice(tokens));
+        self.model.gpu.queue.write_buffer(&self.state.ids, 0, bytemuck::cast_slice(tokens));
         let mut ops: Vec<&dyn Op> = self.ops.iter().map(|o| o.as_ref()).collect();
         if want == Want::Argmax {
             ops.push(&self.argmax);
         }
+        (step, ops)
+    }
+
+    /// Runs `tokens` (at most one batch) through the model and submits the work.
+    fn step(&mut self, tokens: &[u32], want: Want) -> Result<()> {
+        let gpu = &self.model.gpu;
+        gpu.check()?;
+        let (step, ops) = self.prepare(tokens, want);
         let commands = self.state.steps.record(gpu, &ops, &step)?;
         // What the host reads after this step goes into a kept staging buffer, in this submit.
         let readback = match want {

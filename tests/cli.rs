@@ -248,3 +248,12 @@ fn bench_profile_times_every_kernel_or_says_why_not() {
         assert_eq!(err.matches(kernel).count(), 2, "{kernel} in the decode and prompt profiles: {err}");
     }
 }
+
+#[test]
+fn bench_refuses_bad_input_with_clear_errors() {
+    assert_fails_with(&hearth(&["bench", "--model", &model_arg(), "-r", "0"]), "nothing to measure");
+    assert_fails_with(&hearth(&["bench", "--model", &model_arg(), "-p", "0", "-n", "0"]), "nothing to measure");
+    assert_fails_with(&hearth(&["bench", "compare", "/nonexistent/a.json"]), "/nonexistent/a.json");
+    let not_json = TempFile::new("not-bench.json", b"{\"test\": 1}");
+    assert_fails_with(&hearth(&["bench", "compare", not_json.arg()]), "not a `hearth bench --output json` file");
+}

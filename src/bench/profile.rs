@@ -2,8 +2,8 @@
 //! where the adapter has them (each op in a compute pass of its own, timestamps at its ends);
 //! otherwise from the wall clock, each op submitted alone and repeated.
 
-use crate::generate::Session;
-use crate::ops::{Op, Step};
+use crate::generate::{Session, Want};
+use crate::ops::Op;
 use crate::{Error, Result};
 use web_time::Instant;
 
@@ -48,14 +48,13 @@ fn grouped(times: Vec<(String, f64)>, method: &'static str) -> Profile {
 /// Profiles one step feeding `tokens` after the session's current position (which is kept).
 pub async fn profile_step(session: &mut Session, tokens: &[u32]) -> Result<Profile> {
     let gpu = session.model.gpu.clone();
-    let step =
-        Step { n_tokens: tokens.len() as u32, pos0: session.pos as u32, logits_from: tokens.len() as u32 - 1, pad: 0 };
-    if session.pos + tokens.len() > session.state.options.ctx || tokens.len() > session.state.options.batch {
+    if tokens.is_empty()
+        || session.pos + tokens.len() > session.state.options.ctx
+        || tokens.len() > session.state.options.batch
+    {
         return Err(Error::Input("the profiled step does not fit the session".into()));
     }
-    gpu.queue.write_buffer(&session.state.ids, 0, bytemuck::cast_slice(tokens));
-    let mut ops: Vec<&dyn Op> = session.ops.iter().map(|o| o.as_ref()).collect();
-    ops.push(&session.argmax);
+    let (step, ops) = session.prepare(tokens, Want::Argmax);
     let names: Vec<String> = ops.iter().map(|o| o.name()).collect();
 
     if gpu.device.features().contains(wgpu::Features::TIMESTAMP_QUERY) {

@@ -6,8 +6,8 @@ use hearth::bench::report::{self, RunInfo};
 use hearth::bench::{ModelSummary, Plan, compare, profile, roofline};
 use hearth::generate::Session;
 use hearth::model::state::SessionOptions;
+use hearth::pull::sha256_hex;
 use hearth::{Error, Result};
-use sha2::Digest;
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -56,10 +56,6 @@ enum Format {
     Csv,
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn now_iso() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
@@ -81,7 +77,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     eprintln!("bench: {} on {}", path.display(), gpu.info.name);
     eprintln!("bench: hashing the model file and measuring the adapter's bandwidth");
     let sha256 = sha256_hex(file.bytes());
-    let roofline = pollster::block_on(async { roofline::measure(&gpu) })?;
+    let roofline = roofline::measure(&gpu)?;
     let plan = Plan { prompts: args.prompts, gens: args.gens, reps: args.reps, batch: args.batch };
     let measured = pollster::block_on(hearth::bench::run(&model, &plan, |what| eprintln!("bench: {what}")))?;
     let info = RunInfo {

@@ -26,7 +26,7 @@ impl Future for MapFuture {
     }
 }
 
-/// A host-readable buffer of `bytes` (rounded up to 4), for `copy_to_staging` and
+/// A host-readable buffer of `bytes` (rounded up to 4), to copy into and read with
 /// `read_staging`: sessions keep one, so reading a token back allocates nothing.
 pub(super) fn staging(gpu: &Gpu, label: &str, bytes: u64) -> wgpu::Buffer {
     gpu.device.create_buffer(&wgpu::BufferDescriptor {

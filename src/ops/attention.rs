@@ -28,28 +28,18 @@ fn splits(step: &Step, keys_per_split: u32, max_splits: u32) -> u32 {
     (step.pos0 + 1).div_ceil(keys_per_split).clamp(1, max_splits)
 }
 
+/// The keys per workgroup a decoding token's attention is split into on this adapter
+/// (`None`: never split).
+pub fn keys_per_split(gpu: &Gpu) -> Option<u32> {
+    if gpu.is_cpu_adapter() { None } else { Some(KEYS_PER_SPLIT) }
+}
+
 impl Attention {
     /// `qkv` holds the fused Q|K|V rows of the batch (Q not yet rotated); `out` receives
-    /// `[token][n_head * head_dim]`.
+    /// `[token][n_head * head_dim]`. A decoding token's keys are split into workgroups of
+    /// `keys_per_split` (usually `keys_per_split(gpu)`; `None`: never split).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        gpu: &Gpu,
-        steps: &StepBuffers,
-        heads: Heads,
-        scale: f32,
-        qkv: &Activations,
-        rope: &wgpu::Buffer,
-        k_cache: &KvTexture,
-        v_cache: &KvTexture,
-        out: &Activations,
-    ) -> Result<Attention> {
-        let keys_per_split = if gpu.is_cpu_adapter() { None } else { Some(KEYS_PER_SPLIT) };
-        Self::with_splits(gpu, steps, heads, scale, qkv, rope, k_cache, v_cache, out, keys_per_split)
-    }
-
-    /// As `new`, decoding with `keys_per_split` keys per workgroup (`None`: never split).
-    #[allow(clippy::too_many_arguments)]
-    pub fn with_splits(
         gpu: &Gpu,
         steps: &StepBuffers,
         heads: Heads,
@@ -199,7 +189,7 @@ mod tests {
         let out = poisoned_rows(n_tokens, heads.q_dim());
         let step = Step { n_tokens: n_tokens as u32, pos0: pos0 as u32, ..Default::default() };
         let steps = step_buffers();
-        let op = Attention::with_splits(g, &steps, heads, scale, &qb, &rope, &kb, &vb, &out, keys_per_split).unwrap();
+        let op = Attention::new(g, &steps, heads, scale, &qb, &rope, &kb, &vb, &out, keys_per_split).unwrap();
         run(&steps, &[&op], step);
         assert_close(&read_rows(&out, n_tokens), &want, 1e-5, &format!("attention {heads:?} pos0={pos0} T={n_tokens}"));
     }
@@ -209,6 +199,19 @@ mod tests {
         let heads = Heads { n_head: 9, n_head_kv: 3, head_dim: 64, rope_dims: 64, neox: false };
         check(heads, 0, 1, 1);
         check(heads, 70, 1, 2);
+    }
+
+    #[test]
+    fn heads_of_a_length_the_kernel_cannot_unroll_are_refused() {
+        let heads = Heads { n_head: 2, n_head_kv: 1, head_dim: 20, rope_dims: 20, neox: false };
+        let g = gpu();
+        let qb = g.activations("qkv", 1, heads.qkv_dim()).unwrap();
+        let out = g.activations("out", 1, heads.q_dim()).unwrap();
+        let rope = g.buffer_with("rope", &rope_table(4, heads.rope_dims, 10000.0, None)).unwrap();
+        let kv = kv_with(&vec![0.0; 4 * heads.kv_dim()], (heads.kv_dim() / 4) as u32);
+        let steps = step_buffers();
+        let err = Attention::new(g, &steps, heads, 1.0, &qb, &rope, &kv, &kv, &out, None).err().expect("refused");
+        assert!(err.to_string().contains("heads of 20 elements"), "{err}");
     }
 
     #[test]

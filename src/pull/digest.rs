@@ -102,7 +102,7 @@ pub(crate) fn digest_of_file(path: &Path) -> Result<Digest> {
     Ok(Digest { size, sha256: to_hex(&hasher.finalize()) })
 }
 
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+pub fn sha256_hex(bytes: &[u8]) -> String {
     to_hex(&Sha256::digest(bytes))
 }
 

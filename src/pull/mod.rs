@@ -26,6 +26,7 @@ mod test_support;
 
 use std::path::PathBuf;
 
+pub use digest::sha256_hex;
 pub use manifest::{ManifestEntry, ModelSource};
 pub use progress::{BarProgress, NoProgress, Progress};
 

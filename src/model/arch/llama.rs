@@ -8,7 +8,7 @@ use crate::model::config::ModelConfig;
 use crate::model::state::State;
 use crate::model::weights::WeightLoader;
 use crate::ops::Op;
-use crate::ops::attention::Attention;
+use crate::ops::attention::{self, Attention};
 use crate::ops::embed::Embed;
 use crate::ops::kv_write::KvWrite;
 use crate::ops::linear::{Epilogue, GpuMatrix, Linear, LinearSpec};
@@ -91,6 +91,7 @@ impl Architecture for Llama {
                 &s.k_cache[l],
                 &s.v_cache[l],
                 &s.attn,
+                attention::keys_per_split(gpu),
             )?));
             ops.push(Box::new(Linear::new(gpu, st, &layer.attn_out, &s.attn, &s.x, &plain(None, Epilogue::Add))?));
             ops.push(Box::new(Linear::new(
