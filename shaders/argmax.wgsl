@@ -12,7 +12,8 @@ var<workgroup> best_idx: array<u32, WG>;
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) lane: u32) {
     let base = (step.n_tokens - 1u - step.logits_from) * LS;
-    var bv = bitcast<f32>(0xff800000u); // -inf
+    // The lowest finite f32: WGSL refuses an infinite constant (naga accepts one, Tint does not).
+    var bv = bitcast<f32>(0xff7fffffu);
     var bi = 0xffffffffu;
     for (var i = lane; i < N; i += WG) {
         let v = logits[base + i];

@@ -13,8 +13,9 @@ pub struct Session {
     pub(crate) state: State,
     ops: Vec<Box<dyn Op>>,
     argmax: Argmax,
-    /// Tokens already in the KV cache.
-    pub(crate) pos: usize,
+    /// The ids of the tokens in the KV cache, so a later prompt that starts the same way
+    /// reuses them.
+    cached: Vec<u32>,
 }
 
 /// What a forward step should leave behind.
@@ -41,7 +42,7 @@ impl Session {
                 options.ctx
             ))
         })?;
-        Ok(Session { model, state, ops, argmax, pos: 0 })
+        Ok(Session { model, state, ops, argmax, cached: Vec::new() })
     }
 
     pub fn options(&self) -> SessionOptions {
@@ -50,12 +51,23 @@ impl Session {
 
     /// Tokens in the KV cache.
     pub fn position(&self) -> usize {
-        self.pos
+        self.cached.len()
     }
 
     /// Forgets everything after the first `pos` tokens (0 starts over).
     pub fn truncate(&mut self, pos: usize) {
-        self.pos = self.pos.min(pos);
+        self.cached.truncate(pos);
+    }
+
+    /// Keeps the longest start of the cache that `prompt` shares (leaving at least its last
+    /// token to feed, whose logits come next) and forgets the rest; returns how many of
+    /// `prompt`'s tokens are already in the cache. A conversation's next turn re-renders the
+    /// whole chat, so only its new tokens are processed.
+    pub fn reuse_prefix(&mut self, prompt: &[u32]) -> usize {
+        let shared = self.cached.iter().zip(prompt).take_while(|(a, b)| a == b).count();
+        let keep = shared.min(prompt.len().saturating_sub(1));
+        self.truncate(keep);
+        keep
     }
 
     pub fn gpu_bytes(&self) -> u64 {
@@ -64,10 +76,10 @@ impl Session {
 
     fn check_room(&self, n: usize) -> Result<()> {
         let ctx = self.state.options.ctx;
-        if self.pos + n > ctx {
+        if self.position() + n > ctx {
             return Err(Error::Input(format!(
                 "the context is full: {} tokens already in it plus {n} new ones exceed the context size {ctx} (raise --ctx)",
-                self.pos
+                self.position()
             )));
         }
         Ok(())
@@ -90,7 +102,7 @@ impl Session {
             Want::Argmax => n - 1,
             Want::LogitsFrom(i) => i as u32,
         };
-        let step = Step { n_tokens: n, pos0: self.pos as u32, logits_from, pad: 0 };
+        let step = Step { n_tokens: n, pos0: self.position() as u32, logits_from, pad: 0 };
         self.model.gpu.queue.write_buffer(&self.state.ids, 0, bytemuck::cast_slice(tokens));
         let mut ops: Vec<&dyn Op> = self.ops.iter().map(|o| o.as_ref()).collect();
         if want == Want::Argmax {
@@ -123,7 +135,7 @@ impl Session {
                 gpu.queue.submit([commands]);
             }
         }
-        self.pos += tokens.len();
+        self.cached.extend_from_slice(tokens);
         Ok(())
     }
 
@@ -225,63 +237,120 @@ impl GenerationStats {
     }
 }
 
+/// Generation one token at a time, for callers that pull tokens (the browser's async
+/// iterator, a server streaming to a client) rather than take a callback.
+pub struct Generation {
+    sampler: crate::sample::Sampler,
+    /// The prompt and the tokens generated so far (what repetition penalties look at).
+    history: Vec<u32>,
+    /// What the next step feeds: the uncached part of the prompt, then the last token.
+    input: Vec<u32>,
+    max_tokens: usize,
+    stats: GenerationStats,
+    done: bool,
+}
+
+impl Generation {
+    /// Generation after `prompt`, whose first `cached` tokens are already in the session's
+    /// KV cache (see `Session::reuse_prefix`).
+    pub fn new(
+        prompt: &[u32],
+        cached: usize,
+        max_tokens: usize,
+        sampler: crate::sample::Sampler,
+    ) -> Result<Generation> {
+        if cached >= prompt.len() {
+            return Err(Error::Input("nothing to evaluate: the prompt is empty or already cached".into()));
+        }
+        let input = prompt[cached..].to_vec();
+        Ok(Generation {
+            sampler,
+            history: prompt.to_vec(),
+            stats: GenerationStats {
+                prompt_tokens: input.len(),
+                prompt_seconds: 0.0,
+                generated: 0,
+                decode_steps: 0,
+                decode_seconds: 0.0,
+                stop: StopReason::MaxTokens,
+            },
+            input,
+            max_tokens,
+            done: max_tokens == 0,
+        })
+    }
+
+    /// The next token, or None once generation has ended (`stats().stop` says why). Stops at
+    /// tokens `is_eog` accepts, which are not returned.
+    pub async fn next(&mut self, session: &mut Session, is_eog: impl Fn(u32) -> bool) -> Result<Option<u32>> {
+        if self.done {
+            return Ok(None);
+        }
+        if session.position() + self.input.len() > session.options().ctx {
+            self.done = true;
+            return Err(Error::Input(format!(
+                "the context ({} tokens) is full after {} generated tokens (raise --ctx or lower -n)",
+                session.options().ctx,
+                self.stats.generated
+            )));
+        }
+        let started = web_time::Instant::now();
+        let next = if self.sampler.config().is_plain_greedy() {
+            session.next_greedy(&self.input).await
+        } else {
+            match session.next_logits(&self.input).await {
+                Ok(logits) => Ok(self.sampler.sample(&logits, &self.history)),
+                Err(e) => Err(e),
+            }
+        };
+        let next = next.inspect_err(|_| self.done = true)?;
+        let elapsed = started.elapsed().as_secs_f64();
+        if self.stats.generated == 0 {
+            self.stats.prompt_seconds = elapsed;
+        } else {
+            self.stats.decode_steps += 1;
+            self.stats.decode_seconds += elapsed;
+        }
+        if is_eog(next) {
+            self.stats.stop = StopReason::EndOfGeneration;
+            self.done = true;
+            return Ok(None);
+        }
+        self.stats.generated += 1;
+        self.history.push(next);
+        self.input = vec![next];
+        self.done = self.stats.generated == self.max_tokens;
+        Ok(Some(next))
+    }
+
+    /// Ends generation early: the caller wants no more tokens.
+    pub fn cancel(&mut self) {
+        if !self.done {
+            self.done = true;
+            self.stats.stop = StopReason::Cancelled;
+        }
+    }
+
+    pub fn stats(&self) -> &GenerationStats {
+        &self.stats
+    }
+}
+
 /// Generates up to `max_tokens` after `prompt`, calling `on_token(id)` for each token as it
 /// is chosen; the callback returns false to stop. Stops at end-of-generation tokens.
 pub async fn generate(
     session: &mut Session,
     prompt: &[u32],
     max_tokens: usize,
-    sampler: &mut crate::sample::Sampler,
+    sampler: crate::sample::Sampler,
     is_eog: impl Fn(u32) -> bool,
     mut on_token: impl FnMut(u32) -> bool,
 ) -> Result<GenerationStats> {
-    let greedy = sampler.config().is_plain_greedy();
-    let mut history: Vec<u32> = prompt.to_vec();
-    let mut stats = GenerationStats {
-        prompt_tokens: prompt.len(),
-        prompt_seconds: 0.0,
-        generated: 0,
-        decode_steps: 0,
-        decode_seconds: 0.0,
-        stop: StopReason::MaxTokens,
-    };
-    let mut input: Vec<u32> = prompt.to_vec();
-    while stats.generated < max_tokens {
-        let started = web_time::Instant::now();
-        let next = if greedy {
-            session.next_greedy(&input).await?
-        } else {
-            let logits = session.next_logits(&input).await?;
-            sampler.sample(&logits, &history)
-        };
-        let elapsed = started.elapsed().as_secs_f64();
-        if stats.generated == 0 {
-            stats.prompt_seconds = elapsed;
-        } else {
-            stats.decode_steps += 1;
-            stats.decode_seconds += elapsed;
+    let mut generation = Generation::new(prompt, 0, max_tokens, sampler)?;
+    while let Some(id) = generation.next(session, &is_eog).await? {
+        if !on_token(id) {
+            generation.cancel();
         }
-        if is_eog(next) {
-            stats.stop = StopReason::EndOfGeneration;
-            break;
-        }
-        stats.generated += 1;
-        history.push(next);
-        if !on_token(next) {
-            stats.stop = StopReason::Cancelled;
-            break;
-        }
-        if stats.generated == max_tokens {
-            break;
-        }
-        if session.position() + 1 > session.options().ctx {
-            return Err(Error::Input(format!(
-                "the context ({} tokens) is full after {} generated tokens (raise --ctx or lower -n)",
-                session.options().ctx,
-                stats.generated
-            )));
-        }
-        input = vec![next];
     }
-    Ok(stats)
+    Ok(generation.stats)
 }

@@ -42,6 +42,21 @@ impl SamplerConfig {
         SamplerConfig { temperature: 0.0, ..Default::default() }
     }
 
+    /// Refuses settings that mean nothing (a negative temperature, a probability outside 0..1).
+    pub fn check(&self) -> crate::Result<()> {
+        let bad = |m: &str| Err(crate::Error::Input(m.to_string()));
+        if self.temperature.is_nan() || self.temperature < 0.0 {
+            return bad("the temperature must be 0 or more");
+        }
+        if !(0.0..=1.0).contains(&self.top_p) || !(0.0..=1.0).contains(&self.min_p) {
+            return bad("top-p and min-p must be between 0 and 1");
+        }
+        if self.repeat_penalty.is_nan() || self.repeat_penalty <= 0.0 {
+            return bad("the repetition penalty must be above 0");
+        }
+        Ok(())
+    }
+
     /// True when the GPU argmax gives the same answer as this sampler.
     pub fn is_plain_greedy(&self) -> bool {
         self.temperature <= 0.0 && self.repeat_penalty == 1.0
@@ -123,6 +138,21 @@ mod tests {
 
     fn logits() -> Vec<f32> {
         vec![1.0, 3.0, 2.0, 3.0, -1.0, 0.5]
+    }
+
+    #[test]
+    fn meaningless_settings_are_refused() {
+        assert!(SamplerConfig::default().check().is_ok());
+        assert!(SamplerConfig::greedy().check().is_ok());
+        for bad in [
+            SamplerConfig { temperature: -0.1, ..Default::default() },
+            SamplerConfig { temperature: f32::NAN, ..Default::default() },
+            SamplerConfig { top_p: 1.5, ..Default::default() },
+            SamplerConfig { min_p: -1.0, ..Default::default() },
+            SamplerConfig { repeat_penalty: 0.0, ..Default::default() },
+        ] {
+            assert!(bad.check().is_err(), "{bad:?} should be refused");
+        }
     }
 
     #[test]

@@ -18,12 +18,11 @@ fn greedy(model: &Arc<Model>, prompt: &[u32]) -> Vec<u32> {
     let mut session = Session::new(model.clone(), SessionOptions { ctx: 256, batch: 64, logit_rows: 1 }).unwrap();
     let mut out = Vec::new();
     let tok = &model.tokenizer;
-    let mut sampler = Sampler::new(SamplerConfig::greedy());
     pollster::block_on(generate(
         &mut session,
         prompt,
         32,
-        &mut sampler,
+        Sampler::new(SamplerConfig::greedy()),
         |t| tok.is_eog(t),
         |id| {
             out.push(id);

@@ -78,6 +78,11 @@ fn run_streams_llama_cpp_greedy_text_to_stdout_only() {
     assert!(got.starts_with(&want), "stdout {got:?} should start with llama.cpp's {want:?}");
     let err = text(&out.stderr);
     assert!(err.contains("prompt:") && err.contains("generated:") && err.contains("t/s"), "summary on stderr: {err}");
+
+    let out = hearth(&["run", "--raw", "--temp", "0", "-n", "32", "--ids", "--model", &model_arg(), &p.prompt]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let ids: Vec<u32> = text(&out.stdout).split_whitespace().map(|w| w.parse().expect("an id")).collect();
+    assert_eq!(ids[..p.agreed], p.gen_ids[..p.agreed], "--ids prints llama.cpp's greedy ids");
 }
 
 #[test]

@@ -1,13 +1,14 @@
 //! The whole GPU forward pass against the CPU reference, on small random-weight models of
 //! several shapes and weight types: prompt batches, single-token decoding, and the two mixed.
 
-use hearth::generate::Session;
+use hearth::generate::{Generation, Session};
 use hearth::gpu::{AdapterChoice, Gpu};
 use hearth::model::ggml_type::GgmlType;
 use hearth::model::reference::ReferenceModel;
 use hearth::model::state::SessionOptions;
 use hearth::model::testing::TinyLlama;
 use hearth::model::{Model, ModelFile};
+use hearth::sample::{Sampler, SamplerConfig};
 use std::sync::{Arc, OnceLock};
 
 fn gpu() -> Arc<Gpu> {
@@ -86,6 +87,37 @@ fn other_weight_types_and_an_untied_head_match_the_reference() {
         seed: 4,
         ..Default::default()
     });
+}
+
+#[test]
+fn a_later_prompt_reuses_the_cached_start_of_an_earlier_one() {
+    let spec = TinyLlama::default();
+    let bytes = spec.to_gguf();
+    let model = Arc::new(Model::load(gpu(), &ModelFile::from_bytes(bytes.clone()).unwrap()).unwrap());
+    let reference = ReferenceModel::new(ModelFile::from_bytes(bytes).unwrap()).unwrap();
+    let vocab = spec.vocab_size() as u32;
+    let first: Vec<u32> = (0..9).map(|i| (i * 11 + 2) % vocab).collect();
+    let mut s = Session::new(model, SessionOptions { ctx: 64, batch: 8, logit_rows: 1 }).unwrap();
+    pollster::block_on(s.next_logits(&first)).unwrap();
+
+    // A next turn that repeats the first and adds to it: only the new tokens are processed.
+    let mut second = first.clone();
+    second.extend([3, 1, 4, 1, 5]);
+    assert_eq!(s.reuse_prefix(&second), first.len());
+    let row = pollster::block_on(s.next_logits(&second[first.len()..])).unwrap();
+    assert_logits_close(&row, &reference.forward(&second).unwrap()[second.len() - 1], "after the reused start");
+
+    // A prompt that departs from the cache at position 4 keeps only those 4 tokens.
+    let mut third = second[..4].to_vec();
+    third.extend([7, 7, 7]);
+    assert_eq!(s.reuse_prefix(&third), 4);
+    assert_eq!(s.position(), 4);
+    let row = pollster::block_on(s.next_logits(&third[4..])).unwrap();
+    assert_logits_close(&row, &reference.forward(&third).unwrap()[third.len() - 1], "after a departure");
+
+    // The same prompt again keeps all but its last token, whose logits are wanted.
+    assert_eq!(s.reuse_prefix(&third), third.len() - 1);
+    assert!(Generation::new(&third, third.len(), 4, Sampler::new(SamplerConfig::greedy())).is_err());
 }
 
 #[test]

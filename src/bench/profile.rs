@@ -49,7 +49,7 @@ fn grouped(times: Vec<(String, f64)>, method: &'static str) -> Profile {
 pub async fn profile_step(session: &mut Session, tokens: &[u32]) -> Result<Profile> {
     let gpu = session.model.gpu.clone();
     if tokens.is_empty()
-        || session.pos + tokens.len() > session.state.options.ctx
+        || session.position() + tokens.len() > session.state.options.ctx
         || tokens.len() > session.state.options.batch
     {
         return Err(Error::Input("the profiled step does not fit the session".into()));

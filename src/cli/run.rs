@@ -35,6 +35,10 @@ pub struct RunArgs {
     /// Prompt tokens processed per GPU step
     #[arg(long, default_value_t = 256)]
     batch: usize,
+    /// Print the generated token ids (space-separated) instead of their text, to compare
+    /// engines and adapters token by token
+    #[arg(long)]
+    ids: bool,
 }
 
 /// Sampling options, with llama.cpp's defaults.
@@ -65,23 +69,13 @@ pub struct SamplingArgs {
 
 impl SamplingArgs {
     pub fn config(&self) -> Result<SamplerConfig> {
-        let bad = |m: &str| Err(Error::Input(m.to_string()));
-        if self.temperature.is_nan() || self.temperature < 0.0 {
-            return bad("--temp must be 0 or more");
-        }
-        if !(0.0..=1.0).contains(&self.top_p) || !(0.0..=1.0).contains(&self.min_p) {
-            return bad("--top-p and --min-p must be between 0 and 1");
-        }
-        if self.repeat_penalty.is_nan() || self.repeat_penalty <= 0.0 {
-            return bad("--repeat-penalty must be above 0");
-        }
         let seed = self.seed.unwrap_or_else(|| {
             let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
             let seed = nanos as u64;
             log::info!("seed: {seed}");
             seed
         });
-        Ok(SamplerConfig {
+        let config = SamplerConfig {
             temperature: self.temperature,
             top_k: self.top_k,
             top_p: self.top_p,
@@ -89,7 +83,9 @@ impl SamplingArgs {
             repeat_penalty: self.repeat_penalty,
             repeat_last_n: self.repeat_last_n,
             seed,
-        })
+        };
+        config.check().map_err(|e| Error::Input(format!("{e} (--temp, --top-p, --min-p, --repeat-penalty)")))?;
+        Ok(config)
     }
 }
 
@@ -144,24 +140,30 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     let options = SessionOptions { ctx, batch: args.batch.min(ctx), logit_rows: 1 };
     let mut session = Session::new(model.clone(), options)?;
-    let mut decoder = StreamDecoder::new(&model.tokenizer);
+    let mut decoder = StreamDecoder::new();
     let mut stdout = std::io::stdout().lock();
     let max_tokens = args.max_tokens.min(ctx - ids.len());
-    let mut sampler = Sampler::new(sampler_config);
     let tok = &model.tokenizer;
+    let mut separator = "";
     let stats = pollster::block_on(generate(
         &mut session,
         &ids,
         max_tokens,
-        &mut sampler,
+        Sampler::new(sampler_config),
         |t| tok.is_eog(t),
         |id| {
-            let text = decoder.push(id);
+            let text = if args.ids {
+                format!("{}{id}", std::mem::replace(&mut separator, " "))
+            } else {
+                decoder.push(tok, id)
+            };
             // A closed pipe (`| head`) ends generation quietly.
             stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()).is_ok()
         },
     ))?;
-    let _ = stdout.write_all(decoder.finish().as_bytes());
+    if !args.ids {
+        let _ = stdout.write_all(decoder.finish().as_bytes());
+    }
     let _ = writeln!(stdout);
     eprintln!(
         "prompt: {} tokens, {:.1} t/s | generated: {} tokens, {:.1} t/s | load: {:.2} s | {}",

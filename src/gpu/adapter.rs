@@ -78,11 +78,14 @@ fn preference(adapter: &wgpu::Adapter) -> (u8, u8, u8) {
 async fn adapters(choice: &AdapterChoice) -> Result<Vec<wgpu::Adapter>> {
     let list = instance(backends(choice)?).enumerate_adapters(wgpu::Backends::all()).await;
     if list.is_empty() {
-        return Err(Error::Gpu(
-            "no GPU adapter found. Install a Vulkan driver for your GPU (or Mesa's lavapipe, \
-             package mesa-vulkan-drivers, to run on the CPU)"
-                .into(),
-        ));
+        #[cfg(not(target_arch = "wasm32"))]
+        let advice = "Install a Vulkan driver for your GPU (or Mesa's lavapipe, package mesa-vulkan-drivers, \
+                      to run on the CPU)";
+        #[cfg(target_arch = "wasm32")]
+        let advice = "The browser offers WebGPU but no adapter: it may have blocked your GPU or its driver \
+                      (see chrome://gpu), or WebGPU needs switching on (Chromium on Linux: \
+                      --enable-unsafe-webgpu)";
+        return Err(Error::Gpu(format!("no GPU adapter found. {advice}")));
     }
     Ok(list)
 }

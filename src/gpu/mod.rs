@@ -107,7 +107,11 @@ impl Gpu {
     /// Opens the adapter `choice` selects and creates a device with the adapter's own limits.
     pub async fn new(choice: &AdapterChoice) -> Result<Gpu> {
         let adapter = adapter::choose(choice).await?;
-        let info = adapter.get_info();
+        let mut info = adapter.get_info();
+        if info.name.is_empty() {
+            // Browsers may leave the description empty.
+            info.name = format!("the {} adapter", info.backend);
+        }
         let mut limits = adapter.limits();
         if let Some(bytes) = choice.max_binding {
             limits.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size.min(bytes);
@@ -180,6 +184,9 @@ impl Gpu {
             return Ok(k.clone());
         }
         let source = shader::preprocess(name, defines)?;
+        // On the web a scope's result arrives later, asynchronously: there the error goes to
+        // the device's handler instead and is reported by the next `check`.
+        #[cfg(not(target_arch = "wasm32"))]
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(&key),
@@ -233,6 +240,7 @@ impl Gpu {
             compilation_options: Default::default(),
             cache: None,
         });
+        #[cfg(not(target_arch = "wasm32"))]
         if let Some(err) = pollster_free_block_on(scope.pop()) {
             return Err(Error::Gpu(format!("shader {key} failed to compile: {}", describe(&err))));
         }
@@ -374,8 +382,8 @@ fn describe(e: &wgpu::Error) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Error scopes resolve immediately on native backends; on the web the future is polled once
-/// and a still-pending result is treated as "no error" (the browser reports it to the console).
+/// Error scopes resolve immediately on native backends.
+#[cfg(not(target_arch = "wasm32"))]
 fn pollster_free_block_on<F: std::future::Future>(fut: F) -> F::Output
 where
     F::Output: Default,

@@ -35,12 +35,20 @@ pub struct Model {
 }
 
 impl Model {
+    /// What the header alone tells before any weight is read (the browser checks it while
+    /// the rest of the file is still arriving): hyperparameters hearth can run, and weights
+    /// that fit the adapter's memory.
+    pub fn check_header(gpu: &Gpu, header: &gguf::GgufHeader) -> Result<ModelConfig> {
+        let config = ModelConfig::from_gguf(header)?;
+        gpu.check_room_for("the model's weights", weights::planned_bytes(header))?;
+        Ok(config)
+    }
+
     /// Checks the hyperparameters, then repacks and uploads every weight.
     pub fn load(gpu: Arc<Gpu>, file: &ModelFile) -> Result<Model> {
-        let config = ModelConfig::from_gguf(&file.header)?;
+        let config = Model::check_header(&gpu, &file.header)?;
         let tokenizer = vocab::tokenizer(&file.header)?;
         let chat_template = vocab::chat_template(&file.header, &tokenizer)?;
-        gpu.check_room_for("the model's weights", weights::planned_bytes(file))?;
         let loader = weights::WeightLoader::new(&gpu, file);
         let arch = arch::load(&loader, &config)?;
         let weight_bytes = loader.uploaded.get();

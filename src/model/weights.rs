@@ -2,6 +2,7 @@
 //! configuration first.
 
 use super::file::ModelFile;
+use super::gguf::GgufHeader;
 use crate::gpu::Gpu;
 use crate::ops::linear::GpuMatrix;
 use crate::quant::{RowOrder, SourceRows, dequantize, pack};
@@ -16,9 +17,9 @@ pub struct WeightLoader<'a> {
 
 /// Bytes the file's weights take on the GPU once repacked (matrices padded to whole tiles,
 /// vectors as f32), computed from the tensor infos alone, before anything is read or allocated.
-pub fn planned_bytes(file: &ModelFile) -> u64 {
+pub fn planned_bytes(header: &GgufHeader) -> u64 {
     use crate::quant::layout::{BLOCK, TILE_ROWS, WeightFormat};
-    file.header
+    header
         .tensors
         .iter()
         .map(|t| match (t.dims.as_slice(), WeightFormat::for_type(t.ty)) {

@@ -4,19 +4,20 @@ use super::Tokenizer;
 
 /// Streaming detokenizer: feed ids one at a time and get back the newly completed UTF-8 text;
 /// incomplete multi-byte sequences are held back until the bytes that complete them arrive.
-pub struct StreamDecoder<'a> {
-    tok: &'a Tokenizer,
+/// It keeps no reference to the tokenizer, so it can live beside the model it decodes for.
+#[derive(Default)]
+pub struct StreamDecoder {
     pending: Vec<u8>,
 }
 
-impl<'a> StreamDecoder<'a> {
-    pub fn new(tok: &'a Tokenizer) -> Self {
-        StreamDecoder { tok, pending: Vec::new() }
+impl StreamDecoder {
+    pub fn new() -> Self {
+        StreamDecoder::default()
     }
 
     /// Text completed by `id` (control tokens add nothing; unknown ids are ignored).
-    pub fn push(&mut self, id: u32) -> String {
-        self.pending.extend_from_slice(self.tok.piece(id, false));
+    pub fn push(&mut self, tok: &Tokenizer, id: u32) -> String {
+        self.pending.extend_from_slice(tok.piece(id, false));
         self.take_complete()
     }
 

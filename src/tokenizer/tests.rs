@@ -158,15 +158,15 @@ fn deepseek_llm_letter_class() {
 #[test]
 fn stream_decoder_holds_partial_utf8() {
     let tok = gpt2("smollm");
-    let mut stream = StreamDecoder::new(&tok);
-    assert_eq!(stream.push(u32::from(b'a')), "a");
-    assert_eq!(stream.push(0xC3), "");
-    assert_eq!(stream.push(0xA9), "é");
-    assert_eq!(stream.push(262), "");
-    assert_eq!(stream.push(0xF0), "");
-    assert_eq!(stream.push(0x9F), "");
+    let mut stream = StreamDecoder::new();
+    assert_eq!(stream.push(&tok, u32::from(b'a')), "a");
+    assert_eq!(stream.push(&tok, 0xC3), "");
+    assert_eq!(stream.push(&tok, 0xA9), "é");
+    assert_eq!(stream.push(&tok, 262), "");
+    assert_eq!(stream.push(&tok, 0xF0), "");
+    assert_eq!(stream.push(&tok, 0x9F), "");
     assert_eq!(stream.finish(), "\u{FFFD}");
-    assert_eq!(stream.push(0xFF), "\u{FFFD}");
+    assert_eq!(stream.push(&tok, 0xFF), "\u{FFFD}");
     assert_eq!(stream.finish(), "");
 }
 

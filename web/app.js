@@ -1,0 +1,172 @@
+// The page: shows the adapter, loads a model (URL, file picker, or drop), and chats through
+// window.hearth, which tests drive the same way.
+import hearth from './hearth.js';
+
+const $ = (id) => document.getElementById(id);
+let messages = [];
+let stopRequested = false;
+let busy = false;
+
+function setBusy(value) {
+  busy = value;
+  $('send').disabled = value;
+  $('stop').disabled = !value;
+  $('reset').disabled = value;
+  $('load-button').disabled = value;
+  $('model-file').disabled = value;
+}
+
+function addMessage(role, text = '') {
+  const div = document.createElement('div');
+  div.className = `message ${role}`;
+  div.textContent = text;
+  $('transcript').append(div);
+  return div;
+}
+
+function megabytes(bytes) {
+  return `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
+function showProgress({ phase, loaded, total }) {
+  const bar = $('progress');
+  bar.hidden = phase === 'done';
+  if (phase === 'read') {
+    if (total) bar.value = loaded / total;
+    else bar.removeAttribute('value');
+    $('model-status').textContent = `Reading ${megabytes(loaded)}${total ? ` of ${megabytes(total)}` : ''}…`;
+  } else if (phase === 'upload') {
+    bar.removeAttribute('value');
+    $('model-status').textContent = 'Preparing the weights on the GPU…';
+  }
+}
+
+async function loadModel(source) {
+  if (busy) return;
+  setBusy(true);
+  $('stop').disabled = true;
+  try {
+    const m = await hearth.load(source, showProgress, { ctx: Number($('ctx').value) || 0 });
+    messages = [];
+    $('transcript').replaceChildren();
+    $('model-status').textContent =
+      `${m.name ?? m.file} (${m.architecture}, ${(m.parameters / 1e6).toFixed(0)} M parameters, ` +
+      `${megabytes(m.fileBytes)}): ${megabytes(m.weightBytes)} of weights and ${megabytes(m.sessionBytes)} ` +
+      `for a ${m.context}-token context on the GPU${m.chatTemplate ? '' : '; no chat template, prompts go in raw'}.`;
+    $('prompt').disabled = false;
+    $('prompt').focus();
+  } catch (e) {
+    $('progress').hidden = true;
+    $('model-status').textContent = `Could not load the model: ${e.message ?? e}`;
+  } finally {
+    setBusy(false);
+    $('send').disabled = $('prompt').disabled;
+    $('reset').disabled = $('prompt').disabled;
+  }
+}
+
+function options() {
+  const number = (id) => ($(id).value === '' ? undefined : Number($(id).value));
+  return {
+    maxTokens: number('max-tokens'),
+    temperature: number('temperature'),
+    topP: number('top-p'),
+    seed: number('seed') ?? Math.floor(Math.random() * 2 ** 32),
+    system: $('system').value || undefined,
+    raw: $('raw').checked || undefined,
+  };
+}
+
+async function send(event) {
+  event.preventDefault();
+  const text = $('prompt').value;
+  if (busy || !text.trim()) return;
+  $('prompt').value = '';
+  const raw = $('raw').checked;
+  addMessage('user', text);
+  const answer = addMessage('assistant');
+  const turn = raw ? text : [...messages, { role: 'user', content: text }];
+  const opts = options();
+  if (raw) delete opts.system;
+  stopRequested = false;
+  setBusy(true);
+  $('speed').textContent = 'reading the prompt…';
+  let tokens = 0;
+  let started = 0;
+  try {
+    for await (const { text: piece } of hearth.generate(turn, opts)) {
+      answer.textContent += piece;
+      if (tokens++ === 0) started = performance.now();
+      else $('speed').textContent = `${tokens} tokens, ${((tokens - 1) / ((performance.now() - started) / 1000)).toFixed(1)} tokens/s`;
+      if (stopRequested) break;
+    }
+    const s = hearth.stats();
+    if (s) {
+      $('speed').textContent = `prompt ${s.promptTokens} tokens at ${s.promptTokensPerSecond.toFixed(1)} t/s · ` +
+        `${s.generated} tokens at ${s.decodeTokensPerSecond.toFixed(1)} t/s · ${s.stop}`;
+    }
+    if (!raw) messages = [...turn, { role: 'assistant', content: answer.textContent }];
+  } catch (e) {
+    answer.remove();
+    addMessage('error', e.message ?? String(e));
+    $('speed').textContent = '';
+  } finally {
+    answer.dataset.done = 'true';
+    setBusy(false);
+  }
+}
+
+async function start() {
+  const problem = await hearth.webgpuProblem();
+  if (problem) {
+    $('no-webgpu-why').textContent = problem;
+    $('no-webgpu').hidden = false;
+    $('adapter').textContent = 'No WebGPU adapter.';
+    for (const id of ['load-button', 'model-file']) $(id).disabled = true;
+    return;
+  }
+  try {
+    const a = await hearth.adapterInfo();
+    const names = [a.vendor, a.architecture, a.device, a.description].filter(Boolean).join(' ');
+    $('adapter').textContent = `${names || a.name || 'WebGPU adapter'}${a.cpuAdapter ? ' (runs on the CPU)' : ''}: ` +
+      `${a.paths}, f16 ${a.f16 ? 'yes' : 'no'}, subgroups ${a.subgroups ? 'yes' : 'no'}; ` +
+      `largest buffer binding ${megabytes(a.limits.maxStorageBufferBindingSize)}, ` +
+      `textures up to ${a.limits.maxTextureDimension2D}² × ${a.limits.maxTextureArrayLayers} layers.`;
+  } catch (e) {
+    $('adapter').textContent = `The WebGPU adapter would not open: ${e.message ?? e}`;
+  }
+  document.body.dataset.ready = 'true';
+}
+
+$('load-url').addEventListener('submit', (e) => {
+  e.preventDefault();
+  loadModel($('model-url').value);
+});
+$('model-file').addEventListener('change', () => {
+  const file = $('model-file').files[0];
+  if (file) loadModel(file);
+});
+$('ask').addEventListener('submit', send);
+$('prompt').addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && !e.shiftKey) send(e);
+});
+$('stop').addEventListener('click', () => { stopRequested = true; });
+$('reset').addEventListener('click', async () => {
+  messages = [];
+  $('transcript').replaceChildren();
+  $('speed').textContent = '';
+  await hearth.reset();
+});
+document.addEventListener('dragover', (e) => {
+  e.preventDefault();
+  document.body.classList.add('dragging');
+});
+document.addEventListener('dragleave', () => document.body.classList.remove('dragging'));
+document.addEventListener('drop', (e) => {
+  e.preventDefault();
+  document.body.classList.remove('dragging');
+  const file = e.dataTransfer?.files?.[0];
+  if (file) loadModel(file);
+});
+
+start();

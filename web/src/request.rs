@@ -1,0 +1,80 @@
+//! What the page asks `generate` for: a prompt or a conversation, and the sampling options,
+//! checked and turned into prompt ids and a sampler.
+
+use hearth::chat::ChatMessage;
+use hearth::model::Model;
+use hearth::prompt::{encode_chat, encode_raw, encode_user_prompt};
+use hearth::sample::SamplerConfig;
+use hearth::{Error, Result};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Request {
+    /// One user turn (through the chat template unless `raw`).
+    prompt: Option<String>,
+    /// A whole conversation; the KV cache keeps what an earlier turn already processed.
+    messages: Option<Vec<ChatMessage>>,
+    system: Option<String>,
+    #[serde(default)]
+    raw: bool,
+    #[serde(default = "default_max_tokens")]
+    pub max_tokens: usize,
+    /// 0 is greedy (the argmax on the GPU).
+    temperature: Option<f32>,
+    top_p: Option<f32>,
+    top_k: Option<usize>,
+    min_p: Option<f32>,
+    repeat_penalty: Option<f32>,
+    seed: Option<u64>,
+}
+
+fn default_max_tokens() -> usize {
+    256
+}
+
+impl Request {
+    pub fn parse(json: &str) -> Result<Request> {
+        serde_json::from_str(json).map_err(|e| Error::Input(format!("bad generate options: {e}")))
+    }
+
+    pub fn prompt_ids(&self, model: &Model) -> Result<Vec<u32>> {
+        let ids = match (&self.prompt, &self.messages) {
+            (Some(_), Some(_)) => return Err(Error::Input("give either a prompt or messages, not both".into())),
+            (None, None) => return Err(Error::Input("nothing to answer: give a prompt or messages".into())),
+            (Some(p), None) if self.raw || model.chat_template.is_none() => encode_raw(model, p)?,
+            (Some(p), None) => encode_user_prompt(model, p, self.system.as_deref())?,
+            (None, Some(messages)) => {
+                let mut all = Vec::with_capacity(messages.len() + 1);
+                if let Some(s) = &self.system {
+                    all.push(ChatMessage { role: "system".into(), content: s.clone() });
+                }
+                all.extend(messages.iter().cloned());
+                encode_chat(model, &all)?
+            }
+        };
+        if ids.is_empty() {
+            return Err(Error::Input("the prompt is empty".into()));
+        }
+        Ok(ids)
+    }
+
+    /// llama.cpp's defaults for whatever the page leaves out; the seed is the page's to choose.
+    pub fn sampler(&self) -> Result<SamplerConfig> {
+        let d = SamplerConfig::default();
+        let config = SamplerConfig {
+            temperature: self.temperature.unwrap_or(d.temperature),
+            top_k: self.top_k.unwrap_or(d.top_k),
+            top_p: self.top_p.unwrap_or(d.top_p),
+            min_p: self.min_p.unwrap_or(d.min_p),
+            repeat_penalty: self.repeat_penalty.unwrap_or(d.repeat_penalty),
+            repeat_last_n: d.repeat_last_n,
+            seed: self.seed.unwrap_or(d.seed),
+        };
+        config.check()?;
+        if self.max_tokens == 0 {
+            return Err(Error::Input("maxTokens must be at least 1".into()));
+        }
+        Ok(config)
+    }
+}

@@ -1,0 +1,175 @@
+// The page end to end in Debian's Chromium (playwright-core drives /usr/bin/chromium; nothing
+// is downloaded): greedy generation through window.hearth must give exactly the token ids the
+// native CLI gives on the same adapter (SwiftShader, which is also Chromium's WebGPU adapter
+// here), and the text must appear in the page. Run `hearth pull` and web/build.sh first.
+//
+// Environment: HEARTH_BIN (default target/debug/hearth), HEARTH_ARTIFACTS (screenshots and
+// figures; default web/test-results), CHROMIUM (default /usr/bin/chromium).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { serve } from './serve.mjs';
+
+const web = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const dist = path.join(web, 'dist');
+const modelName = 'SmolLM2-135M-Instruct.Q4_1.gguf';
+const model = path.join(dist, 'models', modelName);
+const hearthBin = process.env.HEARTH_BIN ?? path.join(web, '..', 'target', 'debug', 'hearth');
+const artifacts = process.env.HEARTH_ARTIFACTS ?? path.join(web, 'test-results');
+const swiftshader = '/usr/lib/chromium/vk_swiftshader_icd.json';
+const prompts = JSON.parse(fs.readFileSync(path.join(web, '..', 'tests', 'fixtures', 'greedy_q4_1.json'))).results
+  .map((r) => r.prompt);
+const TOKENS = 32;
+
+// Flags for a headless Chromium on a machine with no network beyond loopback and no GPU.
+const quiet = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync'];
+
+let server;
+before(async () => {
+  assert.ok(fs.existsSync(path.join(dist, 'pkg', 'hearth_web_bg.wasm')), 'web/dist is missing: run web/build.sh');
+  assert.ok(fs.existsSync(model), `${model} is missing: run 'hearth pull', then web/build.sh`);
+  assert.ok(fs.existsSync(hearthBin), `${hearthBin} is missing: cargo build`);
+  fs.mkdirSync(artifacts, { recursive: true });
+  server = await serve(dist);
+});
+after(() => server?.close());
+
+async function openPage(args) {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', headless: true, args: [...quiet, ...args],
+  });
+  const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
+  const log = [];
+  page.on('console', (m) => log.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => log.push(`page error: ${e.message}`));
+  await page.goto(server.url);
+  return { browser, page, log };
+}
+
+/** hearth run on SwiftShader with the shader paths the browser runs. */
+function native(prompt, extra) {
+  const out = spawnSync(hearthBin, ['run', '--raw', '--temp', '0', '-n', String(TOKENS), '--model', model, ...extra, prompt], {
+    env: { ...process.env, VK_ICD_FILENAMES: swiftshader, HEARTH_DEVICE: 'SwiftShader' },
+    encoding: 'utf8',
+  });
+  assert.equal(out.status, 0, `hearth run failed: ${out.stderr}`);
+  const speed = /generated: (\d+) tokens, ([\d.]+) t\/s/.exec(out.stderr);
+  return { stdout: out.stdout, decodeTokensPerSecond: speed ? Number(speed[2]) : NaN };
+}
+
+test('greedy ids in the browser equal the native CLI on SwiftShader, and the text shows in the page', { timeout: 30 * 60e3 }, async () => {
+  const { browser, page, log } = await openPage(['--enable-unsafe-webgpu']);
+  try {
+    await page.waitForSelector('body[data-ready]', { timeout: 60e3 });
+    const adapter = await page.evaluate(() => window.hearth.adapterInfo());
+    assert.equal(adapter.architecture, 'swiftshader', `Chromium's WebGPU adapter here: ${JSON.stringify(adapter)}`);
+    assert.match(await page.textContent('#adapter'), /swiftshader/);
+
+    // A file that is not a model gets a clear error and leaves the page working.
+    const refused = await page.evaluate(() => window.hearth.load('index.html').then(() => 'loaded', (e) => e.message));
+    assert.match(refused, /GGUF/i, 'a non-GGUF file is refused by name');
+
+    const phases = await page.evaluate(async (url) => {
+      const seen = new Set();
+      await window.hearth.load(url, (p) => seen.add(p.phase));
+      return [...seen];
+    }, `models/${modelName}`);
+    assert.deepEqual(phases, ['read', 'upload', 'done']);
+
+    const paths = adapter.subgroups ? [] : ['--no-subgroups'];
+    const figures = [];
+    for (const prompt of prompts) {
+      const browserRun = await page.evaluate(async ({ prompt, maxTokens }) => {
+        const ids = [];
+        let text = '';
+        for await (const t of window.hearth.generate(prompt, { raw: true, temperature: 0, maxTokens })) {
+          if (t.id !== null) ids.push(t.id);
+          text += t.text;
+        }
+        return { ids, text, stats: window.hearth.stats() };
+      }, { prompt, maxTokens: TOKENS });
+      const nativeIds = native(prompt, ['--ids', ...paths]);
+      const want = nativeIds.stdout.trim().split(/\s+/).filter(Boolean).map(Number);
+      assert.deepEqual(browserRun.ids, want, `ids for ${JSON.stringify(prompt)}`);
+      figures.push({ prompt, browser: browserRun.stats.decodeTokensPerSecond, native: nativeIds.decodeTokensPerSecond });
+    }
+
+    // A conversation through the chat template: the second turn reuses the first from the KV
+    // cache, and answers exactly as it does when the whole conversation is processed anew.
+    const chat = await page.evaluate(async () => {
+      const ask = async (messages) => {
+        const ids = [];
+        let text = '';
+        for await (const t of window.hearth.generate(messages, { temperature: 0, maxTokens: 8 })) {
+          if (t.id !== null) ids.push(t.id);
+          text += t.text;
+        }
+        return { ids, text, processed: window.hearth.stats().promptTokens };
+      };
+      await window.hearth.reset();
+      const turn1 = [{ role: 'user', content: 'Name a colour.' }];
+      const first = await ask(turn1);
+      const turn2 = [...turn1, { role: 'assistant', content: first.text }, { role: 'user', content: 'And another?' }];
+      const reused = await ask(turn2);
+      await window.hearth.reset();
+      const anew = await ask(turn2);
+      return { first, reused, anew };
+    });
+    assert.ok(chat.first.ids.length > 0, 'the model answers through its chat template');
+    assert.deepEqual(chat.reused.ids, chat.anew.ids, 'the reused cache gives the same answer');
+    assert.ok(chat.reused.processed < chat.anew.processed,
+      `the second turn processed only its new tokens (${chat.reused.processed} of ${chat.anew.processed})`);
+
+    // The same through the page's own controls: load with the Load button (the default URL),
+    // then ask; the text appears in the transcript.
+    await page.click('#load-button');
+    await page.waitForFunction(() => /parameters/.test(document.getElementById('model-status').textContent),
+      null, { timeout: 120e3 });
+    const prompt = prompts[1];
+    await page.click('details summary');
+    await page.check('#raw');
+    await page.fill('#temperature', '0');
+    await page.fill('#max-tokens', String(TOKENS));
+    await page.fill('#prompt', prompt);
+    await page.click('#send');
+    const answer = await page.waitForSelector('.message.assistant[data-done]', { timeout: 10 * 60e3 });
+    const shown = await answer.textContent();
+    const want = native(prompt, paths).stdout.replace(/\n$/, '');
+    assert.equal(shown, want, 'the page shows the text the CLI prints');
+    assert.match(await page.textContent('#speed'), /t\/s/);
+    await page.screenshot({ path: path.join(artifacts, 'page.png'), fullPage: true });
+
+    const mean = (k) => figures.reduce((s, f) => s + f[k], 0) / figures.length;
+    const summary = { adapter: adapter.architecture, paths: adapter.paths, tokens: TOKENS, perPrompt: figures,
+      browserDecodeTokensPerSecond: mean('browser'), nativeDecodeTokensPerSecond: mean('native') };
+    summary.ratio = summary.browserDecodeTokensPerSecond / summary.nativeDecodeTokensPerSecond;
+    fs.writeFileSync(path.join(artifacts, 'speed.json'), JSON.stringify(summary, null, 1));
+    console.log(`decode on ${adapter.architecture}: browser ${summary.browserDecodeTokensPerSecond.toFixed(2)} t/s, ` +
+      `native CLI ${summary.nativeDecodeTokensPerSecond.toFixed(2)} t/s (${summary.ratio.toFixed(2)}x)`);
+  } catch (e) {
+    await page.screenshot({ path: path.join(artifacts, 'failure.png'), fullPage: true }).catch(() => {});
+    console.log(log.join('\n'));
+    throw e;
+  } finally {
+    await browser.close();
+  }
+});
+
+test('without WebGPU the page says so and what to do', { timeout: 120e3 }, async () => {
+  const { browser, page } = await openPage([]);
+  try {
+    await page.waitForSelector('#no-webgpu:not([hidden])', { timeout: 60e3 });
+    assert.match(await page.textContent('#no-webgpu-why'), /WebGPU.*(Chrome|Chromium|--enable-unsafe-webgpu)/s);
+    assert.equal(await page.isDisabled('#load-button'), true, 'nothing to load into');
+    const error = await page.evaluate(() => window.hearth.adapterInfo().then(() => 'opened', (e) => e.message));
+    assert.match(error, /WebGPU/);
+    await page.screenshot({ path: path.join(artifacts, 'no-webgpu.png'), fullPage: true });
+  } finally {
+    await browser.close();
+  }
+});

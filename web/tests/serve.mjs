@@ -1,0 +1,31 @@
+// A static file server for web/dist on 127.0.0.1 (any free port), as any static host would
+// serve the page: files only, with their lengths, so the page can show download progress.
+import http from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const types = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.css': 'text/css',
+  '.wasm': 'application/wasm', '.json': 'application/json', '.gguf': 'application/octet-stream',
+};
+
+export async function serve(root) {
+  const server = http.createServer((request, response) => {
+    const url = new URL(request.url, 'http://localhost');
+    const file = path.join(root, path.normalize(decodeURIComponent(url.pathname)).replace(/^(\.\.[/\\])+/, ''));
+    const target = file.endsWith(path.sep) ? path.join(file, 'index.html') : file;
+    fs.stat(target, (err, stat) => {
+      if (err || !stat.isFile() || !target.startsWith(root)) {
+        response.writeHead(404).end('not found');
+        return;
+      }
+      response.writeHead(200, {
+        'content-type': types[path.extname(target)] ?? 'application/octet-stream',
+        'content-length': stat.size,
+      });
+      fs.createReadStream(target).pipe(response);
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${server.address().port}/`, close: () => server.close() };
+}
