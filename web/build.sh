@@ -25,7 +25,7 @@ fi
 version=$(sed -n 's/^wasm-bindgen = "=\(.*\)"$/\1/p' Cargo.toml)
 if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $version" ]; then
   echo "== installing wasm-bindgen-cli $version" >&2
-  cargo install wasm-bindgen-cli --version "$version"
+  cargo install --force wasm-bindgen-cli --version "$version"
 fi
 
 echo "== dist/" >&2
