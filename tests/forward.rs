@@ -78,6 +78,8 @@ fn q4_1_with_grouped_query_attention_matches_the_reference() {
 fn other_weight_types_and_an_untied_head_match_the_reference() {
     check(TinyLlama { weights: GgmlType::Q8_0, tied: false, seed: 2, ..Default::default() });
     check(TinyLlama { weights: GgmlType::Q4_0, n_head_kv: 4, seed: 3, ..Default::default() });
+    check(TinyLlama { weights: GgmlType::Q5_1, seed: 5, ..Default::default() });
+    check(TinyLlama { weights: GgmlType::IQ4NL, n_layer: 1, seed: 6, ..Default::default() });
     check(TinyLlama {
         weights: GgmlType::F16,
         n_layer: 1,

@@ -52,8 +52,18 @@ mod tests {
 
     #[test]
     fn rows_match_dequantized_table() {
-        for (i, ty) in
-            [GgmlType::Q8_0, GgmlType::Q4_1, GgmlType::Q4_0, GgmlType::F16, GgmlType::F32].into_iter().enumerate()
+        for (i, ty) in [
+            GgmlType::Q8_0,
+            GgmlType::Q4_1,
+            GgmlType::Q4_0,
+            GgmlType::Q5_0,
+            GgmlType::Q5_1,
+            GgmlType::IQ4NL,
+            GgmlType::F16,
+            GgmlType::F32,
+        ]
+        .into_iter()
+        .enumerate()
         {
             let mut rng = rng(i as u64);
             let (vocab, dim) = (300, 96);

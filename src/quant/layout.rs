@@ -9,12 +9,15 @@
 //!   workgroup, one or a few rows each, read neighbouring bytes at every step, and a tile is a
 //!   contiguous range that can be bound on its own;
 //! * the scales `(d, m)` of a block are one `u32` (two f16) at `(tile * blocks_per_row + b) *
-//!   TILE_ROWS + r`; a weight is `d * q + m`. Q4_0 is stored as Q4_1 with `m = -8 d`.
+//!   TILE_ROWS + r`; a weight is `d * q + m`. Q4_0 is stored as Q4_1 with `m = -8 d`; Q5_0,
+//!   Q5_1 and IQ4_NL, whose quants fit a signed byte exactly (`q - 16`, `q`, the level), as
+//!   Q8_0 with their own `(d, m)`.
 //!
 //! Quant words: 4-bit words hold 8 consecutive elements (element `i` in bits `4i..4i+4`), 8-bit
 //! words hold 4 signed bytes, f16 words two halves, f32 words one float.
 
 use crate::model::ggml_type::GgmlType;
+use crate::quant::dequant::{iq4_nl_levels, q5_quants};
 use crate::{Error, Result};
 use half::f16;
 
@@ -25,7 +28,7 @@ pub const BLOCK: usize = 32;
 pub enum WeightFormat {
     /// 4-bit unsigned quants with (d, m) scales: Q4_0, Q4_1.
     Q4,
-    /// 8-bit signed quants with a d scale: Q8_0.
+    /// 8-bit signed quants with (d, m) scales: Q8_0, and Q5_0, Q5_1, IQ4_NL widened to bytes.
     Q8,
     F16,
     F32,
@@ -35,12 +38,12 @@ impl WeightFormat {
     pub fn for_type(ty: GgmlType) -> Result<WeightFormat> {
         Ok(match ty {
             GgmlType::Q4_0 | GgmlType::Q4_1 => WeightFormat::Q4,
-            GgmlType::Q8_0 => WeightFormat::Q8,
+            GgmlType::Q8_0 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::IQ4NL => WeightFormat::Q8,
             GgmlType::F16 => WeightFormat::F16,
             GgmlType::F32 | GgmlType::BF16 => WeightFormat::F32,
             other => {
                 return Err(Error::Unsupported(format!(
-                    "tensor type {other} is not supported yet (supported: Q4_0, Q4_1, Q8_0, F16, BF16, F32)"
+                    "tensor type {other} is not supported yet (supported: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, F16, BF16, F32)"
                 )));
             }
         })
@@ -240,6 +243,18 @@ fn pack_block(ty: GgmlType, block: &[u8], words: &mut [u32]) -> Option<u32> {
             }
             Some(le_u16(block, 0) as u32)
         }
+        GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::IQ4NL => {
+            let bytes: [i8; 32] = match ty {
+                GgmlType::Q5_0 => q5_quants(&block[2..6], &block[6..22]).map(|q| q as i8 - 16),
+                GgmlType::Q5_1 => q5_quants(&block[4..8], &block[8..24]).map(|q| q as i8),
+                _ => iq4_nl_levels(&block[2..18]),
+            };
+            for (w, word) in words.iter_mut().enumerate() {
+                *word = u32::from_le_bytes(std::array::from_fn(|i| bytes[4 * w + i] as u8));
+            }
+            let m = if ty == GgmlType::Q5_1 { le_u16(block, 2) } else { 0 };
+            Some(le_u16(block, 0) as u32 | (m as u32) << 16)
+        }
         GgmlType::F16 => {
             for (w, word) in words.iter_mut().enumerate() {
                 *word = u32::from_le_bytes([block[4 * w], block[4 * w + 1], block[4 * w + 2], block[4 * w + 3]]);
@@ -271,7 +286,17 @@ mod tests {
 
     #[test]
     fn packed_weights_read_back_as_their_definition() {
-        let types = [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::F16, GgmlType::BF16, GgmlType::F32];
+        let types = [
+            GgmlType::Q4_0,
+            GgmlType::Q4_1,
+            GgmlType::Q5_0,
+            GgmlType::Q5_1,
+            GgmlType::Q8_0,
+            GgmlType::IQ4NL,
+            GgmlType::F16,
+            GgmlType::BF16,
+            GgmlType::F32,
+        ];
         for (i, ty) in types.into_iter().enumerate() {
             let mut rng = rng(i as u64);
             let (rows, cols) = (70, 96);

@@ -15,19 +15,24 @@ pub fn random_tensor(ty: GgmlType, rows: usize, cols: usize, rng: &mut impl rand
         GgmlType::BF16 => {
             (0..n).for_each(|_| out.extend_from_slice(&half::bf16::from_f32(rng.random_range(-1.0..1.0)).to_le_bytes()))
         }
-        GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0 => {
+        GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q8_0 | GgmlType::IQ4NL => {
             // Scales of the size real models have: weights within about ±1.
-            let max_d = if ty == GgmlType::Q8_0 { 0.008 } else { 0.06 };
+            let max_d = match ty {
+                GgmlType::Q8_0 | GgmlType::IQ4NL => 0.008,
+                GgmlType::Q5_0 | GgmlType::Q5_1 => 0.03,
+                _ => 0.06,
+            };
             for _ in 0..n / 32 {
                 push_f16(&mut out, rng.random_range(0.001..max_d));
-                match ty {
-                    GgmlType::Q4_0 => (0..16).for_each(|_| out.push(rng.random())),
-                    GgmlType::Q4_1 => {
-                        push_f16(&mut out, rng.random_range(-0.5..0.0));
-                        (0..16).for_each(|_| out.push(rng.random()));
-                    }
-                    _ => (0..32).for_each(|_| out.push(rng.random())),
+                if matches!(ty, GgmlType::Q4_1 | GgmlType::Q5_1) {
+                    push_f16(&mut out, rng.random_range(-0.5..0.0));
                 }
+                let quant_bytes = match ty {
+                    GgmlType::Q8_0 => 32,
+                    GgmlType::Q5_0 | GgmlType::Q5_1 => 20,
+                    _ => 16,
+                };
+                (0..quant_bytes).for_each(|_| out.push(rng.random()));
             }
         }
         // Other types: random bytes of the right size (enough to test how they are refused).
