@@ -92,7 +92,12 @@ async function load(source, onProgress = () => {}, { ctx = 0 } = {}) {
   }
   return exclusive(async () => {
     generation++;
-    engine.beginLoad(total);
+    try {
+      engine.beginLoad(total);
+    } catch (e) {
+      stream.cancel().catch(() => {});
+      throw e;
+    }
     const reader = stream.getReader();
     let loaded = 0;
     try {

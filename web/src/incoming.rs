@@ -40,11 +40,18 @@ impl Incoming {
     /// Appends the next chunk, whose length the page has already copied in with `fill`.
     pub fn append(&mut self, len: usize, fill: impl FnOnce(&mut [u8])) -> Result<()> {
         let start = self.bytes.len();
-        if let Some(total) = self.total
-            && (start + len) as u64 > total
-        {
-            return Err(Error::Input(format!("the model file is longer than the {total} bytes announced")));
+        let end = start as u64 + len as u64;
+        match self.total {
+            Some(total) if end > total => {
+                return Err(Error::Input(format!("the model file is longer than the {total} bytes announced")));
+            }
+            // A download of unknown length is refused once it outgrows what the tab can hold.
+            None => refuse_beyond_wasm32(end, 0)?,
+            Some(_) => {}
         }
+        self.bytes.try_reserve(len).map_err(|_| {
+            Error::Input(format!("the browser would not give this tab {:.0} MB for the model file", end as f64 / 1e6))
+        })?;
         self.bytes.resize(start + len, 0);
         fill(&mut self.bytes[start..]);
         Ok(())
@@ -96,4 +103,37 @@ fn refuse_beyond_wasm32(file_bytes: u64, largest_tensor: u64) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fill_with(byte: u8) -> impl FnOnce(&mut [u8]) {
+        move |into| into.fill(byte)
+    }
+
+    #[test]
+    fn a_file_beyond_wasm32_is_refused_with_its_size() {
+        let err = Incoming::new(Some(5_000_000_000)).err().expect("refused").to_string();
+        assert!(err.contains("5.00 GB") && err.contains("4 GB"), "{err}");
+        let mut unknown = Incoming::new(None).unwrap();
+        let err = unknown.append(4 << 30, |_| unreachable!("nothing is copied")).unwrap_err().to_string();
+        assert!(err.contains("4 GB"), "a download of unknown length is stopped when it outgrows the tab: {err}");
+    }
+
+    #[test]
+    fn chunks_must_add_up_to_the_announced_length() {
+        let mut file = Incoming::new(Some(10)).unwrap();
+        file.append(6, fill_with(1)).unwrap();
+        let err = file.append(6, fill_with(2)).unwrap_err().to_string();
+        assert!(err.contains("longer than the 10 bytes"), "{err}");
+        let err = file.finish().unwrap_err().to_string();
+        assert!(err.contains("after 6 of its 10 bytes"), "{err}");
+
+        let mut file = Incoming::new(Some(4)).unwrap();
+        file.append(3, fill_with(7)).unwrap();
+        file.append(1, fill_with(9)).unwrap();
+        assert_eq!(file.finish().unwrap(), [7, 7, 7, 9]);
+    }
 }

@@ -35,7 +35,14 @@ before(async () => {
   assert.ok(fs.existsSync(model), `${model} is missing: run 'hearth pull', then web/build.sh`);
   assert.ok(fs.existsSync(hearthBin), `${hearthBin} is missing: cargo build`);
   fs.mkdirSync(artifacts, { recursive: true });
-  server = await serve(dist);
+  server = await serve(dist, {
+    // A model announced at 5 GB: refused from its length alone, before its bytes are read.
+    '/huge.gguf': (request, response) => {
+      response.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': 5e9 });
+      response.write(Buffer.from('GGUF'));
+      request.on('close', () => response.destroy());
+    },
+  });
 });
 after(() => server?.close());
 
@@ -73,6 +80,8 @@ test('greedy ids in the browser equal the native CLI on SwiftShader, and the tex
     // A file that is not a model gets a clear error and leaves the page working.
     const refused = await page.evaluate(() => window.hearth.load('index.html').then(() => 'loaded', (e) => e.message));
     assert.match(refused, /GGUF/i, 'a non-GGUF file is refused by name');
+    const huge = await page.evaluate(() => window.hearth.load('huge.gguf').then(() => 'loaded', (e) => e.message));
+    assert.match(huge, /5\.00 GB.*4 GB/, 'a model beyond wasm32 is refused up front, with the sizes');
 
     const phases = await page.evaluate(async (url) => {
       const seen = new Set();

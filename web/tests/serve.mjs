@@ -9,9 +9,14 @@ const types = {
   '.wasm': 'application/wasm', '.json': 'application/json', '.gguf': 'application/octet-stream',
 };
 
-export async function serve(root) {
+// `routes` maps a path to a handler of its own, for responses no file gives.
+export async function serve(root, routes = {}) {
   const server = http.createServer((request, response) => {
     const url = new URL(request.url, 'http://localhost');
+    if (routes[url.pathname]) {
+      routes[url.pathname](request, response);
+      return;
+    }
     const file = path.join(root, path.normalize(decodeURIComponent(url.pathname)).replace(/^(\.\.[/\\])+/, ''));
     const target = file.endsWith(path.sep) ? path.join(file, 'index.html') : file;
     fs.stat(target, (err, stat) => {
