@@ -44,7 +44,6 @@ impl super::Op for Embed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ggml_type::GgmlType;
     use crate::ops::test_support::*;
     use crate::quant::testing::random_tensor;
     use crate::quant::{RowOrder, SourceRows, dequantize, pack};
@@ -52,19 +51,7 @@ mod tests {
 
     #[test]
     fn rows_match_dequantized_table() {
-        for (i, ty) in [
-            GgmlType::Q8_0,
-            GgmlType::Q4_1,
-            GgmlType::Q4_0,
-            GgmlType::Q5_0,
-            GgmlType::Q5_1,
-            GgmlType::IQ4NL,
-            GgmlType::F16,
-            GgmlType::F32,
-        ]
-        .into_iter()
-        .enumerate()
-        {
+        for (i, ty) in crate::quant::layout::SUPPORTED_TYPES.into_iter().enumerate() {
             let mut rng = rng(i as u64);
             let (vocab, dim) = (300, 96);
             let bytes = random_tensor(ty, vocab, dim, &mut rng);

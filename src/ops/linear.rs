@@ -257,17 +257,7 @@ mod tests {
     use crate::quant::testing::{random_tensor, random_vec};
     use crate::quant::{RowOrder, SourceRows, dequantize, pack};
 
-    const TYPES: [GgmlType; 9] = [
-        GgmlType::Q4_0,
-        GgmlType::Q4_1,
-        GgmlType::Q5_0,
-        GgmlType::Q5_1,
-        GgmlType::Q8_0,
-        GgmlType::IQ4NL,
-        GgmlType::F16,
-        GgmlType::BF16,
-        GgmlType::F32,
-    ];
+    const TYPES: [GgmlType; 9] = crate::quant::layout::SUPPORTED_TYPES;
 
     struct Case {
         shape: DecodeShape,

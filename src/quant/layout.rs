@@ -24,6 +24,19 @@ use half::f16;
 pub const TILE_ROWS: usize = 64;
 pub const BLOCK: usize = 32;
 
+/// The tensor types hearth runs on the GPU.
+pub const SUPPORTED_TYPES: [GgmlType; 9] = [
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q8_0,
+    GgmlType::IQ4NL,
+    GgmlType::F16,
+    GgmlType::BF16,
+    GgmlType::F32,
+];
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum WeightFormat {
     /// 4-bit unsigned quants with (d, m) scales: Q4_0, Q4_1.
@@ -42,8 +55,10 @@ impl WeightFormat {
             GgmlType::F16 => WeightFormat::F16,
             GgmlType::F32 | GgmlType::BF16 => WeightFormat::F32,
             other => {
+                let supported: Vec<&str> = SUPPORTED_TYPES.iter().map(|t| t.name()).collect();
                 return Err(Error::Unsupported(format!(
-                    "tensor type {other} is not supported yet (supported: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, F16, BF16, F32)"
+                    "tensor type {other} is not supported yet (supported: {})",
+                    supported.join(", ")
                 )));
             }
         })
@@ -286,18 +301,7 @@ mod tests {
 
     #[test]
     fn packed_weights_read_back_as_their_definition() {
-        let types = [
-            GgmlType::Q4_0,
-            GgmlType::Q4_1,
-            GgmlType::Q5_0,
-            GgmlType::Q5_1,
-            GgmlType::Q8_0,
-            GgmlType::IQ4NL,
-            GgmlType::F16,
-            GgmlType::BF16,
-            GgmlType::F32,
-        ];
-        for (i, ty) in types.into_iter().enumerate() {
+        for (i, ty) in SUPPORTED_TYPES.into_iter().enumerate() {
             let mut rng = rng(i as u64);
             let (rows, cols) = (70, 96);
             let a = random_tensor(ty, rows, cols, &mut rng);
