@@ -298,10 +298,7 @@ impl Generation {
         let next = if self.sampler.config().is_plain_greedy() {
             session.next_greedy(&self.input).await
         } else {
-            match session.next_logits(&self.input).await {
-                Ok(logits) => Ok(self.sampler.sample(&logits, &self.history)),
-                Err(e) => Err(e),
-            }
+            session.next_logits(&self.input).await.map(|logits| self.sampler.sample(&logits, &self.history))
         };
         let next = next.inspect_err(|_| self.done = true)?;
         let elapsed = started.elapsed().as_secs_f64();

@@ -86,8 +86,14 @@ impl Incoming {
 }
 
 /// Everything the header alone can refuse, with the sizes.
-pub fn check_header(gpu: &Gpu, header: &GgufHeader, file_bytes: u64) -> Result<()> {
+fn check_header(gpu: &Gpu, header: &GgufHeader, file_bytes: u64) -> Result<()> {
     Model::check_header(gpu, header)?;
+    check_tab_room(header, file_bytes)
+}
+
+/// Refuses a file whose repacking would not fit the tab beside the file itself (`Model::load`
+/// checks the rest).
+pub fn check_tab_room(header: &GgufHeader, file_bytes: u64) -> Result<()> {
     let largest = header.tensors.iter().map(|t| t.n_bytes).max().unwrap_or(0);
     refuse_beyond_wasm32(file_bytes, largest)
 }

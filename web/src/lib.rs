@@ -104,7 +104,7 @@ impl Engine {
         let file = inner.incoming.take().ok_or_else(|| JsError::new("finishLoad before beginLoad"))?;
         let file = ModelFile::from_bytes(file.finish().map_err(js_error)?).map_err(js_error)?;
         let file_bytes = file.len();
-        incoming::check_header(&inner.gpu, &file.header, file_bytes).map_err(js_error)?;
+        incoming::check_tab_room(&file.header, file_bytes).map_err(js_error)?;
         let model = Arc::new(Model::load(inner.gpu.clone(), &file).map_err(js_error)?);
         // The weights are on the GPU now: the file's bytes go back to the heap.
         drop(file);

@@ -78,3 +78,34 @@ impl Request {
         Ok(config)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(json: &str) -> String {
+        match Request::parse(json).and_then(|r| r.sampler()) {
+            Ok(_) => panic!("{json} should be refused"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn bad_options_are_refused_by_name() {
+        // serde names the wrong type and the column, not the field.
+        assert!(refusal(r#"{"prompt": "hi", "maxTokens": "many"}"#).contains("invalid type: string \"many\""));
+        assert!(refusal(r#"{"prompt": "hi", "temprature": 0.5}"#).contains("temprature"));
+        assert!(refusal(r#"{"prompt": "hi", "maxTokens": 0}"#).contains("maxTokens must be at least 1"));
+        assert!(refusal(r#"{"prompt": "hi", "temperature": -1}"#).contains("temperature"));
+        assert!(refusal(r#"{"prompt": "hi", "topP": 1.5}"#).contains("top-p"));
+        assert!(refusal("not json").contains("bad generate options"));
+    }
+
+    #[test]
+    fn options_left_out_take_llama_cpp_defaults() {
+        let r = Request::parse(r#"{"prompt": "hi", "temperature": 0, "seed": 7}"#).unwrap();
+        let s = r.sampler().unwrap();
+        assert_eq!((s.temperature, s.seed, s.top_k), (0.0, 7, SamplerConfig::default().top_k));
+        assert_eq!(r.max_tokens, 256);
+    }
+}
