@@ -29,6 +29,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let lane = bi & 3u;
     let d = s.d[lane];
     let m = s.m[lane];
+    let d2 = s.d2[lane];
+    let m2 = s.m2[lane];
     let blk = load_block(bi);
     let o = t * (YS / 4u) + b * 8u;
     let c0 = chunk(blk, 0u);
@@ -39,8 +41,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     y[o + 1u] = d * c0.hi + m;
     y[o + 2u] = d * c1.lo + m;
     y[o + 3u] = d * c1.hi + m;
-    y[o + 4u] = d * c2.lo + m;
-    y[o + 5u] = d * c2.hi + m;
-    y[o + 6u] = d * c3.lo + m;
-    y[o + 7u] = d * c3.hi + m;
+    y[o + 4u] = d2 * c2.lo + m2;
+    y[o + 5u] = d2 * c2.hi + m2;
+    y[o + 6u] = d2 * c3.lo + m2;
+    y[o + 7u] = d2 * c3.hi + m2;
 }

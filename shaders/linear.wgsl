@@ -12,6 +12,7 @@
 //   ADD     y += W x (residual add)
 //   SWIGLU  rows come in (gate, up) pairs; y[i] = silu(gate_i) * up_i
 //   F16     weights dequantized and multiplied in f16, sums kept in f32
+//   HALF_SCALES  a (d, m) pair per 16 weights (see weights.wgsl)
 // Constants: K (row length), N (rows), XV (vec4s in the x window), EPS.
 // The bindings of x and y start at this token's rows (dynamic offsets).
 
@@ -38,6 +39,8 @@ struct XBlock {
     v4: vec4<f32>, v5: vec4<f32>, v6: vec4<f32>, v7: vec4<f32>,
     sum: f32,
     squares: f32,
+    // Sum of the first 16 values (HALF_SCALES only).
+    half_sum: f32,
 }
 
 #if NORM
@@ -54,7 +57,7 @@ fn rms_inverse() -> f32 {
 
 fn load_x(b: u32, pre_scale: f32) -> XBlock {
     let i = b * 8u;
-    var blk = XBlock(x[i], x[i + 1u], x[i + 2u], x[i + 3u], x[i + 4u], x[i + 5u], x[i + 6u], x[i + 7u], 0.0, 0.0);
+    var blk = XBlock(x[i], x[i + 1u], x[i + 2u], x[i + 3u], x[i + 4u], x[i + 5u], x[i + 6u], x[i + 7u], 0.0, 0.0, 0.0);
 #if NORM
     blk.squares = dot(blk.v0, blk.v0) + dot(blk.v1, blk.v1) + dot(blk.v2, blk.v2) + dot(blk.v3, blk.v3)
                 + dot(blk.v4, blk.v4) + dot(blk.v5, blk.v5) + dot(blk.v6, blk.v6) + dot(blk.v7, blk.v7);
@@ -67,7 +70,13 @@ fn load_x(b: u32, pre_scale: f32) -> XBlock {
     blk.v6 *= gamma[i + 6u] * pre_scale;
     blk.v7 *= gamma[i + 7u] * pre_scale;
 #endif
+#if HALF_SCALES
+    let h4 = blk.v0 + blk.v1 + blk.v2 + blk.v3;
+    blk.half_sum = h4.x + h4.y + h4.z + h4.w;
+    let s4 = h4 + blk.v4 + blk.v5 + blk.v6 + blk.v7;
+#else
     let s4 = blk.v0 + blk.v1 + blk.v2 + blk.v3 + blk.v4 + blk.v5 + blk.v6 + blk.v7;
+#endif
     blk.sum = s4.x + s4.y + s4.z + s4.w;
     return blk;
 }
@@ -76,26 +85,34 @@ fn dot8(w: W8, lo: vec4<f32>, hi: vec4<f32>) -> f32 {
     return f32(dot(w.lo, vec4<wf>(lo))) + f32(dot(w.hi, vec4<wf>(hi)));
 }
 
-// Row `bi`'s block times x: d * Σ q x + m * Σ x in f32; with F16 the weights are dequantized
-// first, so that f16 products stay small.
-fn row_dot(bi: u32, d: f32, m: f32, xb: XBlock) -> f32 {
+// Row `bi`'s block times x: d * Σ q x + m * Σ x in f32 ((d2, m2) for its second 16 weights);
+// with F16 the weights are dequantized first, so that f16 products stay small.
+fn row_dot(bi: u32, d: f32, m: f32, d2: f32, m2: f32, xb: XBlock) -> f32 {
     let blk = load_block(bi);
 #if F16
     let dh = wf(d);
     let mh = wf(m);
+    let dh2 = wf(d2);
+    let mh2 = wf(m2);
     var c = chunk(blk, 0u);
     var s = dot8(W8(dh * c.lo + mh, dh * c.hi + mh), xb.v0, xb.v1);
     c = chunk(blk, 1u);
     s += dot8(W8(dh * c.lo + mh, dh * c.hi + mh), xb.v2, xb.v3);
     c = chunk(blk, 2u);
-    s += dot8(W8(dh * c.lo + mh, dh * c.hi + mh), xb.v4, xb.v5);
+    s += dot8(W8(dh2 * c.lo + mh2, dh2 * c.hi + mh2), xb.v4, xb.v5);
     c = chunk(blk, 3u);
-    s += dot8(W8(dh * c.lo + mh, dh * c.hi + mh), xb.v6, xb.v7);
+    s += dot8(W8(dh2 * c.lo + mh2, dh2 * c.hi + mh2), xb.v6, xb.v7);
     return s;
+#else
+#if HALF_SCALES
+    let s0 = dot8(chunk(blk, 0u), xb.v0, xb.v1) + dot8(chunk(blk, 1u), xb.v2, xb.v3);
+    let s1 = dot8(chunk(blk, 2u), xb.v4, xb.v5) + dot8(chunk(blk, 3u), xb.v6, xb.v7);
+    return d * s0 + m * xb.half_sum + d2 * s1 + m2 * (xb.sum - xb.half_sum);
 #else
     let s = dot8(chunk(blk, 0u), xb.v0, xb.v1) + dot8(chunk(blk, 1u), xb.v2, xb.v3)
           + dot8(chunk(blk, 2u), xb.v4, xb.v5) + dot8(chunk(blk, 3u), xb.v6, xb.v7);
     return d * s + m * xb.sum;
+#endif
 #endif
 }
 
@@ -105,10 +122,14 @@ fn accumulate(b: u32, row0: u32, pre_scale: f32, acc: ptr<function, Sums>) {
     let bi = block_index(row0, b, NB);
     let sa = load_scales4(bi);
     let sb = load_scales4(bi + 4u);
-    (*acc).a += vec4<f32>(row_dot(bi, sa.d.x, sa.m.x, xb), row_dot(bi + 1u, sa.d.y, sa.m.y, xb),
-                          row_dot(bi + 2u, sa.d.z, sa.m.z, xb), row_dot(bi + 3u, sa.d.w, sa.m.w, xb));
-    (*acc).b += vec4<f32>(row_dot(bi + 4u, sb.d.x, sb.m.x, xb), row_dot(bi + 5u, sb.d.y, sb.m.y, xb),
-                          row_dot(bi + 6u, sb.d.z, sb.m.z, xb), row_dot(bi + 7u, sb.d.w, sb.m.w, xb));
+    (*acc).a += vec4<f32>(row_dot(bi, sa.d.x, sa.m.x, sa.d2.x, sa.m2.x, xb),
+                          row_dot(bi + 1u, sa.d.y, sa.m.y, sa.d2.y, sa.m2.y, xb),
+                          row_dot(bi + 2u, sa.d.z, sa.m.z, sa.d2.z, sa.m2.z, xb),
+                          row_dot(bi + 3u, sa.d.w, sa.m.w, sa.d2.w, sa.m2.w, xb));
+    (*acc).b += vec4<f32>(row_dot(bi + 4u, sb.d.x, sb.m.x, sb.d2.x, sb.m2.x, xb),
+                          row_dot(bi + 5u, sb.d.y, sb.m.y, sb.d2.y, sb.m2.y, xb),
+                          row_dot(bi + 6u, sb.d.z, sb.m.z, sb.d2.z, sb.m2.z, xb),
+                          row_dot(bi + 7u, sb.d.w, sb.m.w, sb.d2.w, sb.m2.w, xb));
     (*acc).c.x += xb.squares;
 }
 

@@ -130,10 +130,23 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 #else
             let g = W8(vec4<wf>(1.0), vec4<wf>(1.0));
 #endif
-            let w = Rows8(deq(chunk(k0, c), sa.d.x, sa.m.x, g), deq(chunk(k1, c), sa.d.y, sa.m.y, g),
-                          deq(chunk(k2, c), sa.d.z, sa.m.z, g), deq(chunk(k3, c), sa.d.w, sa.m.w, g),
-                          deq(chunk(k4, c), sb.d.x, sb.m.x, g), deq(chunk(k5, c), sb.d.y, sb.m.y, g),
-                          deq(chunk(k6, c), sb.d.z, sb.m.z, g), deq(chunk(k7, c), sb.d.w, sb.m.w, g));
+#if HALF_SCALES
+            // Chunks 2 and 3 are the block's second 16 weights.
+            let upper = c >= 2u;
+            let da = select(sa.d, sa.d2, upper);
+            let ma = select(sa.m, sa.m2, upper);
+            let db = select(sb.d, sb.d2, upper);
+            let mb = select(sb.m, sb.m2, upper);
+#else
+            let da = sa.d;
+            let ma = sa.m;
+            let db = sb.d;
+            let mb = sb.m;
+#endif
+            let w = Rows8(deq(chunk(k0, c), da.x, ma.x, g), deq(chunk(k1, c), da.y, ma.y, g),
+                          deq(chunk(k2, c), da.z, ma.z, g), deq(chunk(k3, c), da.w, ma.w, g),
+                          deq(chunk(k4, c), db.x, mb.x, g), deq(chunk(k5, c), db.y, mb.y, g),
+                          deq(chunk(k6, c), db.z, mb.z, g), deq(chunk(k7, c), db.w, mb.w, g));
 #for t in 0..8
             {
                 let lo = x[x{t} + xo];

@@ -1,7 +1,8 @@
 // Reading weight blocks in the GPU layout of src/quant/layout.rs, stored in textures as
 // src/gpu/texture.rs describes. The including shader declares `wq: texture_2d_array<u32>` (quant
 // words) with constant WQ_H (its rows per layer) and, for the quantized formats,
-// `ws: texture_2d_array<u32>` (four blocks' f16 pairs (d, m) per texel) with WS_H.
+// `ws: texture_2d_array<u32>` (f16 pairs (d, m): four blocks' per texel, two with HALF_SCALES)
+// with WS_H.
 // A weight is d * q + m. Exactly one of W_Q4, W_Q8, W_F16, W_F32 is set.
 
 #include "texels.wgsl"
@@ -101,20 +102,45 @@ fn chunk(b: Block, c: u32) -> W8 {
 #endif
 }
 
-// Scales (d, m) of the four blocks bi..bi+3 (bi a multiple of 4: four neighbouring rows).
-struct Scales4 { d: vec4<f32>, m: vec4<f32> }
+// Scales of the four blocks bi..bi+3 (bi a multiple of 4: four neighbouring rows): (d, m) for
+// weights 0..15 of each block and (d2, m2) for weights 16..31, the same pair unless HALF_SCALES
+// (one pair per 16 weights, stored after each other: four texel words hold two blocks).
+struct Scales4 { d: vec4<f32>, m: vec4<f32>, d2: vec4<f32>, m2: vec4<f32> }
+
+#if SCALED
+fn scale_texel(i: u32) -> vec4<u32> {
+    let c = texel_coords(i, WS_H);
+    return textureLoad(ws, c.xy, c.z, 0);
+}
+#endif
 
 fn load_scales4(bi: u32) -> Scales4 {
 #if SCALED
-    let c = texel_coords(bi / 4u, WS_H);
-    let s = textureLoad(ws, c.xy, c.z, 0);
+#if HALF_SCALES
+    let s0 = scale_texel(bi / 2u);
+    let s1 = scale_texel(bi / 2u + 1u);
+    let a = unpack2x16float(s0.x);
+    let a2 = unpack2x16float(s0.y);
+    let b = unpack2x16float(s0.z);
+    let b2 = unpack2x16float(s0.w);
+    let e = unpack2x16float(s1.x);
+    let e2 = unpack2x16float(s1.y);
+    let f = unpack2x16float(s1.z);
+    let f2 = unpack2x16float(s1.w);
+    return Scales4(vec4<f32>(a.x, b.x, e.x, f.x), vec4<f32>(a.y, b.y, e.y, f.y),
+                   vec4<f32>(a2.x, b2.x, e2.x, f2.x), vec4<f32>(a2.y, b2.y, e2.y, f2.y));
+#else
+    let s = scale_texel(bi / 4u);
     let a = unpack2x16float(s.x);
     let b = unpack2x16float(s.y);
     let e = unpack2x16float(s.z);
     let f = unpack2x16float(s.w);
-    return Scales4(vec4<f32>(a.x, b.x, e.x, f.x), vec4<f32>(a.y, b.y, e.y, f.y));
+    let d = vec4<f32>(a.x, b.x, e.x, f.x);
+    let m = vec4<f32>(a.y, b.y, e.y, f.y);
+    return Scales4(d, m, d, m);
+#endif
 #else
-    return Scales4(vec4<f32>(1.0), vec4<f32>(0.0));
+    return Scales4(vec4<f32>(1.0), vec4<f32>(0.0), vec4<f32>(1.0), vec4<f32>(0.0));
 #endif
 }
 

@@ -172,8 +172,9 @@ fn bad_model_files_get_clear_errors() {
 
 #[test]
 fn unsupported_quant_types_name_themselves() {
-    let q2k = TempFile::new("q2k.gguf", &TinyLlama { weights: GgmlType::Q2K, ..Default::default() }.to_gguf());
-    assert_fails_with(&hearth(&["run", "--model", q2k.arg(), "hi"]), "Q2_K");
+    let spec = TinyLlama { weights: GgmlType::IQ2XXS, n_embd: 256, n_ff: 256, ..Default::default() };
+    let iq2 = TempFile::new("iq2.gguf", &spec.to_gguf());
+    assert_fails_with(&hearth(&["run", "--model", iq2.arg(), "hi"]), "IQ2_XXS is not supported");
 }
 
 #[test]

@@ -16,6 +16,8 @@ pub struct TinyLlama {
     pub n_head: usize,
     pub n_head_kv: usize,
     pub weights: GgmlType,
+    /// The type of attn_v and ffn_down when it differs (as Q4_K_M files store them in Q6_K).
+    pub v_and_down: Option<GgmlType>,
     pub tied: bool,
     pub seed: u64,
 }
@@ -29,6 +31,7 @@ impl Default for TinyLlama {
             n_head: 4,
             n_head_kv: 2,
             weights: GgmlType::Q4_1,
+            v_and_down: None,
             tied: true,
             seed: 1,
         }
@@ -93,13 +96,14 @@ impl TinyLlama {
         for l in 0..self.n_layer {
             let n = |s: &str| format!("blk.{l}.{s}.weight");
             let ty = self.weights;
+            let v_and_down = self.v_and_down.unwrap_or(ty);
             matrix(&mut w, &n("attn_q"), e, e, ty);
             matrix(&mut w, &n("attn_k"), e, kv, ty);
-            matrix(&mut w, &n("attn_v"), e, kv, ty);
+            matrix(&mut w, &n("attn_v"), e, kv, v_and_down);
             matrix(&mut w, &n("attn_output"), e, e, ty);
             matrix(&mut w, &n("ffn_gate"), e, self.n_ff as u64, ty);
             matrix(&mut w, &n("ffn_up"), e, self.n_ff as u64, ty);
-            matrix(&mut w, &n("ffn_down"), self.n_ff as u64, e, ty);
+            matrix(&mut w, &n("ffn_down"), self.n_ff as u64, e, v_and_down);
         }
         let mut norm = |w: &mut GgufWriter, name: &str| {
             let gamma: Vec<u8> =

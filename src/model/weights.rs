@@ -25,7 +25,7 @@ pub fn planned_bytes(header: &GgufHeader) -> u64 {
         .map(|t| match (t.dims.as_slice(), WeightFormat::for_type(t.ty)) {
             ([cols, rows, ..], Ok(format)) => {
                 let blocks = rows.div_ceil(TILE_ROWS as u64) * TILE_ROWS as u64 * (cols / BLOCK as u64);
-                blocks * (format.words_per_block() as u64 + u64::from(format.has_scales())) * 4
+                blocks * (format.words_per_block() + format.scale_words_per_block()) as u64 * 4
             }
             _ => t.n_elements() * 4,
         })

@@ -35,6 +35,41 @@ pub fn random_tensor(ty: GgmlType, rows: usize, cols: usize, rng: &mut impl rand
                 (0..quant_bytes).for_each(|_| out.push(rng.random()));
             }
         }
+        GgmlType::Q2K | GgmlType::Q3K | GgmlType::Q4K | GgmlType::Q5K | GgmlType::Q6K | GgmlType::IQ4XS => {
+            // Random quant and scale bytes; f16 super-scales (d, and dmin where the type has one)
+            // sized so that weights land within about ±1.
+            let (d_range, dmin_range) = match ty {
+                GgmlType::Q2K => (0.005..0.05, Some(0.005..0.05)),
+                // Q3_K's scales reach ±32 and its quants ±4.
+                GgmlType::Q3K => (0.001..0.008, None),
+                GgmlType::Q4K => (0.0005..0.002, Some(0.0005..0.002)),
+                GgmlType::Q5K => (0.0002..0.001, Some(0.0005..0.002)),
+                // Q6_K's scales are kept within ±64 below.
+                GgmlType::Q6K => (0.0002..0.0005, None),
+                // IQ4_XS: sub-block scales reach ±32, levels ±127.
+                _ => (0.0001..0.0003, None),
+            };
+            let bb = ty.block_bytes() as usize;
+            for _ in 0..n / 256 {
+                let mut block: Vec<u8> = (0..bb).map(|_| rng.random()).collect();
+                let mut set_f16 =
+                    |at: usize, v: f32| block[at..at + 2].copy_from_slice(&f16::from_f32(v).to_le_bytes());
+                let (d_at, dmin_at) = match ty {
+                    GgmlType::Q2K => (80, 82),
+                    GgmlType::Q3K => (108, 0),
+                    GgmlType::Q6K => (208, 0),
+                    _ => (0, 2),
+                };
+                set_f16(d_at, rng.random_range(d_range.clone()));
+                if let Some(range) = dmin_range.clone() {
+                    set_f16(dmin_at, rng.random_range(range));
+                }
+                if ty == GgmlType::Q6K {
+                    block[192..208].iter_mut().for_each(|s| *s = rng.random_range(-64i8..64) as u8);
+                }
+                out.extend(block);
+            }
+        }
         // Other types: random bytes of the right size (enough to test how they are refused).
         other => {
             let bytes = other.bytes_for(n as u64).unwrap_or(0);
@@ -47,4 +82,23 @@ pub fn random_tensor(ty: GgmlType, rows: usize, cols: usize, rng: &mut impl rand
 /// `n` random activations.
 pub fn random_vec(n: usize, rng: &mut impl rand::Rng) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::dequant::{SUPERBLOCK_TYPES, dequantize};
+    use rand::SeedableRng;
+
+    #[test]
+    fn random_superblock_tensors_have_realistic_weights() {
+        let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(7);
+        for ty in SUPERBLOCK_TYPES {
+            let bytes = random_tensor(ty, 4, 512, &mut rng);
+            assert_eq!(bytes.len() as u64, ty.bytes_for(4 * 512).unwrap());
+            let w = dequantize(ty, &bytes).unwrap();
+            let max = w.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            assert!(w.iter().all(|v| v.is_finite()) && max < 2.5 && max > 0.1, "{ty}: max |w| {max}");
+        }
+    }
 }
