@@ -72,11 +72,11 @@ fn main() {
             continue;
         }
         let bytes = random_tensor(s.ty, s.rows, s.cols, &mut rng);
-        let order = if s.epilogue == Epilogue::SwiGlu { RowOrder::Interleave } else { RowOrder::Concat };
+        let order = if s.epilogue.is_gated() { RowOrder::Interleave } else { RowOrder::Concat };
         let packed = pack(&[SourceRows { ty: s.ty, bytes: &bytes, rows: s.rows }], s.cols, order).unwrap();
         let w = GpuMatrix::upload(&gpu, s.name, &packed).unwrap();
         let x = gpu.activations_with("x", s.cols, &random_vec(tokens * s.cols, &mut rng)).unwrap();
-        let out_width = if s.epilogue == Epilogue::SwiGlu { s.rows / 2 } else { s.rows };
+        let out_width = if s.epilogue.is_gated() { s.rows / 2 } else { s.rows };
         let y = gpu.activations("y", tokens, out_width).unwrap();
         let gamma = gpu.buffer_with("g", &random_vec(s.cols, &mut rng)).unwrap();
         let steps = StepBuffers::new(&gpu, 4 * (tokens + 1));

@@ -13,7 +13,8 @@
 // gather from it, which made this kernel 1.5x slower.
 // Constants: NH, NKV, HD, RD, AWG (invocations), HPW (query heads per workgroup, dividing
 // NH / NKV), HV4 (HD / 16), SCALE (score scale, usually 1/sqrt(HD)), QS (floats per qkv row),
-// OS4 (vec4s per output row), KV_H (cache rows per layer).
+// OS4 (vec4s per output row), KV_H (cache rows per layer), WINDOW (keys a sliding-window layer
+// sees, 0 for all).
 
 #include "step.wgsl"
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
@@ -64,8 +65,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let pos = step.pos0 + t;
     let splits = groups.z;
     let split = wg.z;
-    let per_split = (pos + splits) / splits;
-    let first_key = split * per_split;
+    // A sliding-window layer sees the last WINDOW positions (0: all of them).
+    let start = select(0u, pos + 1u - WINDOW, WINDOW > 0u && pos + 1u > WINDOW);
+    let per_split = (pos + 1u - start + splits - 1u) / splits;
+    let first_key = start + split * per_split;
     let end_key = min(pos + 1u, first_key + per_split);
 
 #for g in 0..HPW

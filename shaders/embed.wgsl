@@ -1,6 +1,6 @@
-// Embedding lookup: one row of the (tiled, quantized) embedding matrix per token, dequantized.
-// One invocation per (token, block of 32). Constants: K (row length), N (vocabulary rows),
-// YS (floats per output row).
+// Embedding lookup: one row of the (tiled, quantized) embedding matrix per token, dequantized
+// and multiplied by SCALE. One invocation per (token, block of 32). Constants: K (row length),
+// N (vocabulary rows), YS (floats per output row), SCALE.
 
 #include "step.wgsl"
 
@@ -37,12 +37,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let c1 = chunk(blk, 1u);
     let c2 = chunk(blk, 2u);
     let c3 = chunk(blk, 3u);
-    y[o] = d * c0.lo + m;
-    y[o + 1u] = d * c0.hi + m;
-    y[o + 2u] = d * c1.lo + m;
-    y[o + 3u] = d * c1.hi + m;
-    y[o + 4u] = d2 * c2.lo + m2;
-    y[o + 5u] = d2 * c2.hi + m2;
-    y[o + 6u] = d2 * c3.lo + m2;
-    y[o + 7u] = d2 * c3.hi + m2;
+    y[o] = (d * c0.lo + m) * SCALE;
+    y[o + 1u] = (d * c0.hi + m) * SCALE;
+    y[o + 2u] = (d * c1.lo + m) * SCALE;
+    y[o + 3u] = (d * c1.hi + m) * SCALE;
+    y[o + 4u] = (d2 * c2.lo + m2) * SCALE;
+    y[o + 5u] = (d2 * c2.hi + m2) * SCALE;
+    y[o + 6u] = (d2 * c3.lo + m2) * SCALE;
+    y[o + 7u] = (d2 * c3.hi + m2) * SCALE;
 }

@@ -10,7 +10,8 @@
 // Variants:
 //   NORM    x is RMS-normalised with gamma first: W (x*g) / rms(x), rms computed on the fly
 //   ADD     y += W x (residual add)
-//   SWIGLU  rows come in (gate, up) pairs; y[i] = silu(gate_i) * up_i
+//   GLU     rows come in (gate, up) pairs; y[i] = silu(gate_i) * up_i, or gelu(gate_i) * up_i
+//           with GELU (glu.wgsl)
 //   F16     weights dequantized and multiplied in f16, sums kept in f32
 //   HALF_SCALES  a (d, m) pair per 16 weights (see weights.wgsl)
 // Constants: K (row length), N (rows), XV (vec4s in the x window), EPS.
@@ -27,6 +28,7 @@
 @group(0) @binding(6) var<uniform> x: array<vec4<f32>, XV>;
 
 #include "weights.wgsl"
+#include "glu.wgsl"
 #if SPLIT
 #include "reduce.wgsl"
 #endif
@@ -163,11 +165,11 @@ fn finish(row0: u32, acc: Sums) {
     a1 *= inv;
 #endif
 #endif
-#if SWIGLU
+#if GLU
     // Rows (2i, 2i+1) are (gate_i, up_i).
     let g = vec4<f32>(a0.x, a0.z, a1.x, a1.z);
     let u = vec4<f32>(a0.y, a0.w, a1.y, a1.w);
-    let h = g / (1.0 + exp(-g)) * u;
+    let h = glu(g, u);
     let o = row0 / 2u;
     if row0 < N {
         y[o] = h.x;

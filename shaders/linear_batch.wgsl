@@ -28,6 +28,7 @@ struct Window {
 @group(0) @binding(6) var<uniform> x: array<vec4<f32>, XV>;
 
 #include "weights.wgsl"
+#include "glu.wgsl"
 
 const NB: u32 = K / 32u;
 
@@ -64,11 +65,11 @@ fn rms_inverse(row: u32) -> f32 {
 
 fn store_token(t: u32, row0: u32, a: vec4<f32>, b: vec4<f32>) {
     let base = (window.out_row + t) * YS;
-#if SWIGLU
+#if GLU
     // Rows (2i, 2i+1) are (gate_i, up_i).
     let g = vec4<f32>(a.x, a.z, b.x, b.z);
     let u = vec4<f32>(a.y, a.w, b.y, b.w);
-    let h = g / (1.0 + exp(-g)) * u;
+    let h = glu(g, u);
     let o = base + row0 / 2u;
     if row0 < N {
         y[o] = h.x;

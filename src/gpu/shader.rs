@@ -19,6 +19,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("texel_copy.wgsl", include_str!("../../shaders/texel_copy.wgsl")),
     ("stream.wgsl", include_str!("../../shaders/stream.wgsl")),
     ("weights.wgsl", include_str!("../../shaders/weights.wgsl")),
+    ("glu.wgsl", include_str!("../../shaders/glu.wgsl")),
     ("linear.wgsl", include_str!("../../shaders/linear.wgsl")),
     ("linear_batch.wgsl", include_str!("../../shaders/linear_batch.wgsl")),
     ("embed.wgsl", include_str!("../../shaders/embed.wgsl")),
@@ -29,6 +30,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("attention_split.wgsl", include_str!("../../shaders/attention_split.wgsl")),
     ("attention_combine.wgsl", include_str!("../../shaders/attention_combine.wgsl")),
     ("argmax.wgsl", include_str!("../../shaders/argmax.wgsl")),
+    ("rms_norm.wgsl", include_str!("../../shaders/rms_norm.wgsl")),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -6,7 +6,7 @@ use crate::ops::Heads;
 use crate::{Error, Result};
 
 /// Architectures whose forward graph hearth has (see `model/arch/`).
-pub const ARCHITECTURES: &[&str] = &["llama"];
+pub const ARCHITECTURES: &[&str] = &["llama", "gemma3"];
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelConfig {
@@ -20,6 +20,12 @@ pub struct ModelConfig {
     pub head_dim: usize,
     pub rope_dims: usize,
     pub rope_base: f32,
+    /// GPT-NeoX rotation pairs (i, i + d/2) rather than (2i, 2i + 1).
+    pub rope_neox: bool,
+    /// Keys a sliding-window attention layer sees (None: every layer attends to the whole context).
+    pub sliding_window: Option<usize>,
+    /// RoPE base of the sliding-window layers, when it differs from `rope_base`.
+    pub rope_base_swa: Option<f32>,
     pub rms_eps: f32,
     /// The context length the model was trained for.
     pub n_ctx_train: usize,
@@ -81,6 +87,9 @@ impl ModelConfig {
             head_dim,
             rope_dims: int("rope.dimension_count")?.unwrap_or(head_dim),
             rope_base: float("rope.freq_base").unwrap_or(10000.0),
+            rope_neox: super::arch::rope_neox(&arch),
+            sliding_window: int("attention.sliding_window")?,
+            rope_base_swa: float("rope.freq_base_swa").or(super::arch::default_rope_base_swa(&arch)),
             rms_eps: float("attention.layer_norm_rms_epsilon").unwrap_or(1e-5),
             n_ctx_train: int("context_length")?.unwrap_or(2048),
             n_vocab,
@@ -119,8 +128,11 @@ impl ModelConfig {
             return bad(format!("vocabulary of {} tokens", c.n_vocab));
         }
         let positive = |v: f32| v.is_finite() && v > 0.0;
-        if !positive(c.rms_eps) || !positive(c.rope_base) {
+        if !positive(c.rms_eps) || !positive(c.rope_base) || !c.rope_base_swa.is_none_or(positive) {
             return bad(format!("rms epsilon {} / rope base {}", c.rms_eps, c.rope_base));
+        }
+        if c.sliding_window == Some(0) {
+            return bad("a sliding window of 0 keys".into());
         }
         Ok(())
     }
@@ -131,7 +143,7 @@ impl ModelConfig {
             n_head_kv: self.n_head_kv,
             head_dim: self.head_dim,
             rope_dims: self.rope_dims,
-            neox: false,
+            neox: self.rope_neox,
         }
     }
 

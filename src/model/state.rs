@@ -26,6 +26,9 @@ pub struct State {
     pub qkv: Activations,
     pub attn: Activations,
     pub ffn: Activations,
+    /// A block's output before it joins the residual stream, for families that normalise it
+    /// first (Gemma's post-norms).
+    pub branch: Activations,
     pub logits: Activations,
     /// The token greedy sampling picked.
     pub token: wgpu::Buffer,
@@ -34,6 +37,8 @@ pub struct State {
     /// Where one row of `logits` is copied for sampling, likewise.
     pub logits_staging: wgpu::Buffer,
     pub rope: wgpu::Buffer,
+    /// The RoPE table of sliding-window layers, when their base differs.
+    pub rope_swa: Option<wgpu::Buffer>,
     pub k_cache: Vec<KvTexture>,
     pub v_cache: Vec<KvTexture>,
 }
@@ -71,7 +76,7 @@ impl State {
         let SessionOptions { ctx, batch, logit_rows } = options;
         let h = c.heads();
         let kv_bytes = 2 * (c.n_layer * ctx * h.kv_dim() * 4) as u64;
-        let widths = c.n_embd + h.qkv_dim() + h.q_dim() + c.n_ff;
+        let widths = 2 * c.n_embd + h.qkv_dim() + h.q_dim() + c.n_ff;
         let activation_bytes = ((batch * widths + logit_rows * c.n_vocab) * 4) as u64;
         gpu.check_room_for(
             &format!("a session of {ctx} tokens (KV cache and activations)"),
@@ -93,11 +98,18 @@ impl State {
             qkv: gpu.activations("qkv", batch, h.qkv_dim())?,
             attn: gpu.activations("attention out", batch, h.q_dim())?,
             ffn: gpu.activations("ffn", batch, c.n_ff)?,
+            branch: gpu.activations("branch", batch, c.n_embd)?,
             logits: gpu.activations("logits", logit_rows, c.n_vocab)?,
             token: gpu.buffer("token", 16)?,
             token_staging: gpu.staging("token read-back", 4),
             logits_staging: gpu.staging("logits read-back", (c.n_vocab * 4) as u64),
             rope: gpu.buffer_with("rope", &rope_table(ctx, c.rope_dims, c.rope_base, None))?,
+            rope_swa: match c.rope_base_swa {
+                Some(base) => {
+                    Some(gpu.buffer_with("rope (sliding window)", &rope_table(ctx, c.rope_dims, base, None))?)
+                }
+                None => None,
+            },
             k_cache,
             v_cache,
         })
@@ -105,10 +117,11 @@ impl State {
 
     /// Bytes of GPU memory the session uses.
     pub fn gpu_bytes(&self) -> u64 {
-        let activations = [&self.x, &self.qkv, &self.attn, &self.ffn, &self.logits];
+        let activations = [&self.x, &self.qkv, &self.attn, &self.ffn, &self.branch, &self.logits];
         activations.iter().map(|a| a.buffer.size()).sum::<u64>()
             + self.ids.size()
             + self.rope.size()
+            + self.rope_swa.as_ref().map_or(0, |r| r.size())
             + self.k_cache.iter().chain(&self.v_cache).map(|t| kv_bytes(&t.texture)).sum::<u64>()
     }
 }

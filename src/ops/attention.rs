@@ -37,7 +37,8 @@ pub fn keys_per_split(gpu: &Gpu) -> Option<u32> {
 impl Attention {
     /// `qkv` holds the fused Q|K|V rows of the batch (Q not yet rotated); `out` receives
     /// `[token][n_head * head_dim]`. A decoding token's keys are split into workgroups of
-    /// `keys_per_split` (usually `keys_per_split(gpu)`; `None`: never split).
+    /// `keys_per_split` (usually `keys_per_split(gpu)`; `None`: never split). With a `window`,
+    /// each token attends only to the last `window` positions (itself included).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         gpu: &Gpu,
@@ -50,6 +51,7 @@ impl Attention {
         v_cache: &KvTexture,
         out: &Activations,
         keys_per_split: Option<u32>,
+        window: Option<u32>,
     ) -> Result<Attention> {
         if !heads.head_dim.is_multiple_of(16) {
             return Err(Error::Unsupported(format!(
@@ -72,7 +74,8 @@ impl Attention {
             .u32("HV4", (heads.head_dim / 16) as u32)
             .u32("QS", qkv.stride as u32)
             .u32("OS4", (out.stride / 4) as u32)
-            .f32("SCALE", scale);
+            .f32("SCALE", scale)
+            .u32("WINDOW", window.unwrap_or(0));
         let positions = k_cache.height * k_cache.texture.depth_or_array_layers();
         let keys_per_split = keys_per_split.unwrap_or(positions).max(1);
         let max_splits = positions.div_ceil(keys_per_split);
@@ -120,14 +123,28 @@ impl super::Op for Attention {
 }
 
 /// Query heads one workgroup serves: heads sharing a KV head share every K and V fetch, up to
-/// four (each adds a query and an accumulator of `head_dim` floats per invocation).
+/// four, and up to 256 query floats in all: each head adds a query and an accumulator of
+/// `head_dim` floats per invocation, unrolled into registers, and beyond that the shader
+/// compiler's time grows out of hand (Gemma 3's four 256-wide heads in one workgroup took
+/// lavapipe 20 s to compile).
 fn heads_per_workgroup(heads: &Heads) -> usize {
     let group = heads.n_head / heads.n_head_kv;
-    (1..=4).rev().find(|n| group.is_multiple_of(*n)).unwrap_or(1)
+    (1..=4).rev().find(|n| group.is_multiple_of(*n) && n * heads.head_dim <= 256).unwrap_or(1)
 }
 
 /// CPU reference in f64. `q` is `[token][n_head * head_dim]`; the caches `[position][kv_dim]`.
-pub fn reference(q: &[f32], k: &[f32], v: &[f32], heads: &Heads, pos0: usize, n_tokens: usize, scale: f32) -> Vec<f32> {
+/// With a `window`, a token sees only the last `window` positions.
+#[allow(clippy::too_many_arguments)]
+pub fn reference(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    heads: &Heads,
+    pos0: usize,
+    n_tokens: usize,
+    scale: f32,
+    window: Option<usize>,
+) -> Vec<f32> {
     let (hd, kv_dim) = (heads.head_dim, heads.kv_dim());
     let group = heads.n_head / heads.n_head_kv;
     let mut out = vec![0.0; n_tokens * heads.q_dim()];
@@ -136,7 +153,8 @@ pub fn reference(q: &[f32], k: &[f32], v: &[f32], heads: &Heads, pos0: usize, n_
             let qh = &q[t * heads.q_dim() + h * hd..][..hd];
             let kvh = h / group;
             let n_keys = pos0 + t + 1;
-            let scores: Vec<f64> = (0..n_keys)
+            let first = n_keys.saturating_sub(window.unwrap_or(n_keys));
+            let scores: Vec<f64> = (first..n_keys)
                 .map(|j| {
                     let kj = &k[j * kv_dim + kvh * hd..][..hd];
                     qh.iter().zip(kj).map(|(&a, &b)| a as f64 * b as f64).sum::<f64>() * scale as f64
@@ -146,7 +164,8 @@ pub fn reference(q: &[f32], k: &[f32], v: &[f32], heads: &Heads, pos0: usize, n_
             let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
             let total: f64 = weights.iter().sum();
             for d in 0..hd {
-                let acc: f64 = (0..n_keys).map(|j| weights[j] * v[j * kv_dim + kvh * hd + d] as f64).sum();
+                let acc: f64 =
+                    (first..n_keys).zip(&weights).map(|(j, w)| w * v[j * kv_dim + kvh * hd + d] as f64).sum();
                 out[t * heads.q_dim() + h * hd + d] = (acc / total) as f32;
             }
         }
@@ -162,10 +181,17 @@ mod tests {
     use crate::quant::testing::random_vec;
 
     fn check(heads: Heads, pos0: usize, n_tokens: usize, seed: u64) {
-        check_split(heads, pos0, n_tokens, seed, None)
+        check_split(heads, pos0, n_tokens, seed, None, None)
     }
 
-    fn check_split(heads: Heads, pos0: usize, n_tokens: usize, seed: u64, keys_per_split: Option<u32>) {
+    fn check_split(
+        heads: Heads,
+        pos0: usize,
+        n_tokens: usize,
+        seed: u64,
+        keys_per_split: Option<u32>,
+        window: Option<u32>,
+    ) {
         let mut rng = rng(seed);
         let n_pos = pos0 + n_tokens;
         let base = 10000.0;
@@ -179,7 +205,7 @@ mod tests {
             row.chunks_mut(heads.head_dim).for_each(|h| rotate(h, pos0 + t, &heads, base));
         }
         let scale = 1.0 / (heads.head_dim as f32).sqrt();
-        let want = reference(&q, &k, &v, &heads, pos0, n_tokens, scale);
+        let want = reference(&q, &k, &v, &heads, pos0, n_tokens, scale, window.map(|w| w as usize));
 
         let g = gpu();
         let qb = g.activations_with("qkv", heads.qkv_dim(), &qkv).unwrap();
@@ -189,9 +215,10 @@ mod tests {
         let out = poisoned_rows(n_tokens, heads.q_dim());
         let step = Step { n_tokens: n_tokens as u32, pos0: pos0 as u32, ..Default::default() };
         let steps = step_buffers();
-        let op = Attention::new(g, &steps, heads, scale, &qb, &rope, &kb, &vb, &out, keys_per_split).unwrap();
+        let op = Attention::new(g, &steps, heads, scale, &qb, &rope, &kb, &vb, &out, keys_per_split, window).unwrap();
         run(&steps, &[&op], step);
-        assert_close(&read_rows(&out, n_tokens), &want, 1e-5, &format!("attention {heads:?} pos0={pos0} T={n_tokens}"));
+        let what = format!("attention {heads:?} pos0={pos0} T={n_tokens} window={window:?}");
+        assert_close(&read_rows(&out, n_tokens), &want, 1e-5, &what);
     }
 
     #[test]
@@ -210,7 +237,7 @@ mod tests {
         let rope = g.buffer_with("rope", &rope_table(4, heads.rope_dims, 10000.0, None)).unwrap();
         let kv = kv_with(&vec![0.0; 4 * heads.kv_dim()], (heads.kv_dim() / 4) as u32);
         let steps = step_buffers();
-        let err = Attention::new(g, &steps, heads, 1.0, &qb, &rope, &kv, &kv, &out, None).err().expect("refused");
+        let err = Attention::new(g, &steps, heads, 1.0, &qb, &rope, &kv, &kv, &out, None, None).err().expect("refused");
         assert!(err.to_string().contains("heads of 20 elements"), "{err}");
     }
 
@@ -218,9 +245,19 @@ mod tests {
     fn long_context_decode_splits_the_keys_and_matches_reference() {
         let heads = Heads { n_head: 9, n_head_kv: 3, head_dim: 64, rope_dims: 64, neox: false };
         // 512 keys: two full splits; 701: three uneven ones; a batch never splits.
-        check_split(heads, 511, 1, 8, Some(KEYS_PER_SPLIT));
-        check_split(heads, 700, 1, 9, Some(KEYS_PER_SPLIT));
-        check_split(heads, 300, 3, 10, Some(KEYS_PER_SPLIT));
+        check_split(heads, 511, 1, 8, Some(KEYS_PER_SPLIT), None);
+        check_split(heads, 700, 1, 9, Some(KEYS_PER_SPLIT), None);
+        check_split(heads, 300, 3, 10, Some(KEYS_PER_SPLIT), None);
+    }
+
+    #[test]
+    fn a_sliding_window_sees_only_the_latest_keys() {
+        let heads = Heads { n_head: 4, n_head_kv: 1, head_dim: 64, rope_dims: 64, neox: true };
+        // A batch crossing the window's edge, a token far beyond it, and a decode whose
+        // window's keys are split over workgroups.
+        check_split(heads, 9, 6, 11, None, Some(5));
+        check_split(heads, 40, 1, 12, None, Some(16));
+        check_split(heads, 700, 1, 13, Some(KEYS_PER_SPLIT), Some(300));
     }
 
     #[test]

@@ -65,6 +65,20 @@ pub enum Epilogue {
     Add,
     /// Rows are (gate, up) pairs: y[i] = silu(gate_i) * up_i.
     SwiGlu,
+    /// Rows are (gate, up) pairs: y[i] = gelu(gate_i) * up_i (tanh approximation).
+    GeGlu,
+}
+
+impl Epilogue {
+    /// Whether rows come in (gate, up) pairs that become one output.
+    pub fn is_gated(self) -> bool {
+        matches!(self, Epilogue::SwiGlu | Epilogue::GeGlu)
+    }
+}
+
+/// GELU in the tanh form Gemma was trained with.
+pub fn gelu(x: f64) -> f64 {
+    0.5 * x * (1.0 + (0.7978845608028654 * (x + 0.044715 * x * x * x)).tanh())
 }
 
 pub struct LinearSpec<'a> {
@@ -110,15 +124,15 @@ impl Linear {
         y: &Activations,
         spec: &LinearSpec,
     ) -> Result<Linear> {
-        let out_width = if spec.epilogue == Epilogue::SwiGlu { w.rows / 2 } else { w.rows };
+        let out_width = if spec.epilogue.is_gated() { w.rows / 2 } else { w.rows };
         if x.width != w.cols || y.width != out_width {
             return Err(Error::Gpu(format!(
                 "linear {}x{}: input width {} / output width {} do not match",
                 w.rows, w.cols, x.width, y.width
             )));
         }
-        if spec.epilogue == Epilogue::SwiGlu && !w.rows.is_multiple_of(8) {
-            return Err(Error::Gpu("SwiGLU needs whole groups of 8 rows".into()));
+        if spec.epilogue.is_gated() && !w.rows.is_multiple_of(8) {
+            return Err(Error::Gpu("gated activations need whole groups of 8 rows".into()));
         }
         let window_bytes = gpu.uniform_window();
         if (x.stride * 4) as u64 > window_bytes {
@@ -135,7 +149,8 @@ impl Linear {
             .u32("XS", (x.stride / 4) as u32)
             .u32("YS", y.stride as u32)
             .flag("ADD", spec.epilogue == Epilogue::Add)
-            .flag("SWIGLU", spec.epilogue == Epilogue::SwiGlu);
+            .flag("GLU", spec.epilogue.is_gated())
+            .flag("GELU", spec.epilogue == Epilogue::GeGlu);
         let mut binds = w.bindings();
         binds.push((3, Slot::ReadWrite, Bind::Buffer(&y.buffer)));
         binds.push((6, Slot::UniformWindow, Bind::Window(&x.buffer, window_bytes)));
@@ -172,6 +187,7 @@ impl Linear {
                     Epilogue::Store => "",
                     Epilogue::Add => " +add",
                     Epilogue::SwiGlu => " +swiglu",
+                    Epilogue::GeGlu => " +geglu",
                 }
             ),
         })
@@ -218,7 +234,7 @@ pub fn reference(
 ) -> Vec<f32> {
     let k = w.first().map_or(0, |r| r.len());
     let rows = w.len();
-    let out_stride = if epilogue == Epilogue::SwiGlu { rows / 2 } else { rows };
+    let out_stride = if epilogue.is_gated() { rows / 2 } else { rows };
     let mut y = y_before.to_vec();
     for t in 0..n_tokens {
         let mut xt: Vec<f64> = x[t * k..][..k].iter().map(|&v| v as f64).collect();
@@ -231,11 +247,12 @@ pub fn reference(
         }
         let dot = |row: &Vec<f32>| row.iter().zip(&xt).map(|(&a, b)| a as f64 * b).sum::<f64>();
         match epilogue {
-            Epilogue::SwiGlu => {
+            Epilogue::SwiGlu | Epilogue::GeGlu => {
                 for i in 0..out_stride {
                     let g = dot(&w[2 * i]);
                     let u = dot(&w[2 * i + 1]);
-                    y[t * out_stride + i] = (g / (1.0 + (-g).exp()) * u) as f32;
+                    let act = if epilogue == Epilogue::GeGlu { gelu(g) } else { g / (1.0 + (-g).exp()) };
+                    y[t * out_stride + i] = (act * u) as f32;
                 }
             }
             Epilogue::Store | Epilogue::Add => {
@@ -274,7 +291,7 @@ mod tests {
     fn check(case: Case, seed: u64) {
         let mut rng = rng(seed);
         let Case { shape, ty, rows, cols, n_tokens, norm, epilogue, logits_from } = case;
-        let (sources, order): (Vec<Vec<u8>>, RowOrder) = if epilogue == Epilogue::SwiGlu {
+        let (sources, order): (Vec<Vec<u8>>, RowOrder) = if epilogue.is_gated() {
             let gate = random_tensor(ty, rows / 2, cols, &mut rng);
             let up = random_tensor(ty, rows / 2, cols, &mut rng);
             (vec![gate, up], RowOrder::Interleave)
@@ -290,7 +307,7 @@ mod tests {
 
         let x = random_vec(n_tokens * cols, &mut rng);
         let gamma = random_vec(cols, &mut rng);
-        let out_stride = if epilogue == Epilogue::SwiGlu { rows / 2 } else { rows };
+        let out_stride = if epilogue.is_gated() { rows / 2 } else { rows };
         let wanted = n_tokens - logits_from;
         let y_before = if epilogue == Epilogue::Add {
             random_vec(wanted * out_stride, &mut rng)
@@ -409,6 +426,7 @@ mod tests {
             check(base(Epilogue::Store, true), 200 + i as u64);
             check(base(Epilogue::Add, false), 210 + i as u64);
             check(base(Epilogue::SwiGlu, true), 220 + i as u64);
+            check(base(Epilogue::GeGlu, true), 230 + i as u64);
         }
     }
 

@@ -8,6 +8,7 @@ mod dispatch;
 pub mod embed;
 pub mod kv_write;
 pub mod linear;
+pub mod rms_norm;
 mod step;
 
 pub use dispatch::Dispatch;

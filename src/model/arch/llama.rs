@@ -70,7 +70,7 @@ impl Architecture for Llama {
         let plain = LinearSpec::new;
         let eps = c.rms_eps;
         let st = &s.steps;
-        let mut ops: Vec<Box<dyn Op>> = vec![Box::new(Embed::new(gpu, st, &self.token_embd, &s.ids, &s.x)?)];
+        let mut ops: Vec<Box<dyn Op>> = vec![Box::new(Embed::new(gpu, st, &self.token_embd, &s.ids, &s.x, 1.0)?)];
         for (l, layer) in self.layers.iter().enumerate() {
             ops.push(Box::new(Linear::new(
                 gpu,
@@ -92,6 +92,7 @@ impl Architecture for Llama {
                 &s.v_cache[l],
                 &s.attn,
                 attention::keys_per_split(gpu),
+                None,
             )?));
             ops.push(Box::new(Linear::new(gpu, st, &layer.attn_out, &s.attn, &s.x, &plain(None, Epilogue::Add))?));
             ops.push(Box::new(Linear::new(

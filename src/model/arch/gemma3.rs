@@ -1,0 +1,127 @@
+//! The Gemma 3 family: grouped-query attention with QK-norm, five sliding-window layers (local
+//! RoPE base) for every global one, RMSNorm before and after both attention and the
+//! feed-forward, a GELU-gated feed-forward, embeddings scaled by sqrt(width) and an LM head
+//! tied to them. (GGUF converters store Gemma's norm weights with its `1 +` already added.)
+
+use super::Architecture;
+use crate::Result;
+use crate::gpu::Gpu;
+use crate::model::config::ModelConfig;
+use crate::model::state::State;
+use crate::model::weights::WeightLoader;
+use crate::ops::Op;
+use crate::ops::attention::{self, Attention};
+use crate::ops::embed::Embed;
+use crate::ops::kv_write::KvWrite;
+use crate::ops::linear::{Epilogue, GpuMatrix, Linear, LinearSpec};
+use crate::ops::rms_norm::{HeadNorm, NormAdd};
+use crate::quant::RowOrder;
+
+/// RoPE base of the sliding-window layers (Gemma 3's `rope_local_base_freq`; GGUF files do not
+/// carry it).
+pub const ROPE_BASE_LOCAL: f32 = 10000.0;
+
+/// Every sixth layer attends to the whole context; the others to the sliding window.
+const GLOBAL_EVERY: usize = 6;
+
+struct Layer {
+    attn_norm: wgpu::Buffer,
+    qkv: GpuMatrix,
+    q_norm: wgpu::Buffer,
+    k_norm: wgpu::Buffer,
+    attn_out: GpuMatrix,
+    post_attn_norm: wgpu::Buffer,
+    ffn_norm: wgpu::Buffer,
+    gate_up: GpuMatrix,
+    down: GpuMatrix,
+    post_ffn_norm: wgpu::Buffer,
+}
+
+pub struct Gemma3 {
+    token_embd: GpuMatrix,
+    output: Option<GpuMatrix>,
+    output_norm: wgpu::Buffer,
+    layers: Vec<Layer>,
+}
+
+impl Gemma3 {
+    pub fn load(w: &WeightLoader, c: &ModelConfig) -> Result<Gemma3> {
+        let h = c.heads();
+        let (e, q, kv, hd) = (c.n_embd, h.q_dim(), h.kv_dim(), h.head_dim);
+        let mut layers = Vec::with_capacity(c.n_layer);
+        for i in 0..c.n_layer {
+            let n = |s: &str| format!("blk.{i}.{s}.weight");
+            layers.push(Layer {
+                attn_norm: w.vector(&n("attn_norm"), e)?,
+                qkv: w.matrix(&[(&n("attn_q"), q), (&n("attn_k"), kv), (&n("attn_v"), kv)], e, RowOrder::Concat)?,
+                q_norm: w.vector(&n("attn_q_norm"), hd)?,
+                k_norm: w.vector(&n("attn_k_norm"), hd)?,
+                attn_out: w.matrix(&[(&n("attn_output"), e)], q, RowOrder::Concat)?,
+                post_attn_norm: w.vector(&n("post_attention_norm"), e)?,
+                ffn_norm: w.vector(&n("ffn_norm"), e)?,
+                gate_up: w.matrix(&[(&n("ffn_gate"), c.n_ff), (&n("ffn_up"), c.n_ff)], e, RowOrder::Interleave)?,
+                down: w.matrix(&[(&n("ffn_down"), e)], c.n_ff, RowOrder::Concat)?,
+                post_ffn_norm: w.vector(&n("post_ffw_norm"), e)?,
+            });
+        }
+        let output = if c.tied_embeddings {
+            None
+        } else {
+            Some(w.matrix(&[("output.weight", c.n_vocab)], e, RowOrder::Concat)?)
+        };
+        Ok(Gemma3 {
+            token_embd: w.matrix(&[("token_embd.weight", c.n_vocab)], e, RowOrder::Concat)?,
+            output,
+            output_norm: w.vector("output_norm.weight", e)?,
+            layers,
+        })
+    }
+}
+
+impl Architecture for Gemma3 {
+    fn graph(&self, gpu: &Gpu, c: &ModelConfig, s: &State) -> Result<Vec<Box<dyn Op>>> {
+        let heads = c.heads();
+        // Gemma 3 scales queries by 1/sqrt(query_pre_attn_scalar), the head size for these models.
+        let scale = 1.0 / (heads.head_dim as f32).sqrt();
+        let eps = c.rms_eps;
+        let st = &s.steps;
+        let embed_scale = (c.n_embd as f32).sqrt();
+        let mut ops: Vec<Box<dyn Op>> =
+            vec![Box::new(Embed::new(gpu, st, &self.token_embd, &s.ids, &s.x, embed_scale)?)];
+        for (l, layer) in self.layers.iter().enumerate() {
+            let global = (l + 1) % GLOBAL_EVERY == 0;
+            let (rope, window) = match (global, c.sliding_window) {
+                (false, Some(w)) => (s.rope_swa.as_ref().unwrap_or(&s.rope), Some(w as u32)),
+                _ => (&s.rope, None),
+            };
+            let norm_first = LinearSpec::new(Some((&layer.attn_norm, eps)), Epilogue::Store);
+            ops.push(Box::new(Linear::new(gpu, st, &layer.qkv, &s.x, &s.qkv, &norm_first)?));
+            ops.push(Box::new(HeadNorm::new(gpu, st, heads, &s.qkv, &layer.q_norm, &layer.k_norm, eps)?));
+            ops.push(Box::new(KvWrite::new(gpu, st, heads, &s.qkv, rope, &s.k_cache[l], &s.v_cache[l])?));
+            ops.push(Box::new(Attention::new(
+                gpu,
+                st,
+                heads,
+                scale,
+                &s.qkv,
+                rope,
+                &s.k_cache[l],
+                &s.v_cache[l],
+                &s.attn,
+                attention::keys_per_split(gpu),
+                window,
+            )?));
+            let store = LinearSpec::new(None, Epilogue::Store);
+            ops.push(Box::new(Linear::new(gpu, st, &layer.attn_out, &s.attn, &s.branch, &store)?));
+            ops.push(Box::new(NormAdd::new(gpu, st, &s.branch, &layer.post_attn_norm, eps, &s.x)?));
+            let gated = LinearSpec::new(Some((&layer.ffn_norm, eps)), Epilogue::GeGlu);
+            ops.push(Box::new(Linear::new(gpu, st, &layer.gate_up, &s.x, &s.ffn, &gated)?));
+            ops.push(Box::new(Linear::new(gpu, st, &layer.down, &s.ffn, &s.branch, &store)?));
+            ops.push(Box::new(NormAdd::new(gpu, st, &s.branch, &layer.post_ffn_norm, eps, &s.x)?));
+        }
+        let head = self.output.as_ref().unwrap_or(&self.token_embd);
+        let spec = LinearSpec { logits: true, ..LinearSpec::new(Some((&self.output_norm, eps)), Epilogue::Store) };
+        ops.push(Box::new(Linear::new(gpu, st, head, &s.x, &s.logits, &spec)?));
+        Ok(ops)
+    }
+}

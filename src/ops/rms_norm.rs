@@ -1,0 +1,157 @@
+//! RMSNorm kernels that stand alone rather than fused into a matrix product
+//! (`shaders/rms_norm.wgsl`): per-head QK-norm of the fused Q|K|V rows, and the post-norm of a
+//! block's output as it joins the residual stream.
+
+use super::{Dispatch, Heads, Step, StepBuffers, Windows};
+use crate::gpu::{Activations, Bind, Defines, Gpu, Slot};
+use crate::{Error, Result};
+
+/// Normalises each query head with `q_gamma` and each key head with `k_gamma`, in place
+/// (Gemma 3, Qwen 3); values are left alone.
+pub struct HeadNorm(Dispatch);
+
+impl HeadNorm {
+    pub fn new(
+        gpu: &Gpu,
+        steps: &StepBuffers,
+        heads: Heads,
+        qkv: &Activations,
+        q_gamma: &wgpu::Buffer,
+        k_gamma: &wgpu::Buffer,
+        eps: f32,
+    ) -> Result<HeadNorm> {
+        if qkv.width != heads.qkv_dim() {
+            return Err(Error::Gpu(format!("qkv rows of {} for heads {heads:?}", qkv.width)));
+        }
+        let defines = Defines::new()
+            .flag("HEADS", true)
+            .u32("D", heads.head_dim as u32)
+            .u32("SS", qkv.stride as u32)
+            .u32("DS", qkv.stride as u32)
+            .u32("NH", heads.n_head as u32)
+            .f32("EPS", eps);
+        let binds = [
+            (0, Slot::Uniform, Bind::Buffer(&steps.step)),
+            (1, Slot::ReadWrite, Bind::Buffer(&qkv.buffer)),
+            (2, Slot::Read, Bind::Buffer(q_gamma)),
+            (3, Slot::Read, Bind::Buffer(k_gamma)),
+        ];
+        let rows = (heads.n_head + heads.n_head_kv) as u32;
+        let grid = move |s: &Step| [rows, s.n_tokens, 1];
+        Ok(HeadNorm(Dispatch::new(gpu, "rms_norm.wgsl", &defines, &binds, grid)?))
+    }
+}
+
+impl super::Op for HeadNorm {
+    fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, _: &mut Windows) {
+        self.0.encode(pass, step)
+    }
+
+    fn name(&self) -> String {
+        "qk-norm".into()
+    }
+}
+
+/// `x += rmsnorm(branch) * gamma` for every token of the step.
+pub struct NormAdd(Dispatch);
+
+impl NormAdd {
+    pub fn new(
+        gpu: &Gpu,
+        steps: &StepBuffers,
+        branch: &Activations,
+        gamma: &wgpu::Buffer,
+        eps: f32,
+        x: &Activations,
+    ) -> Result<NormAdd> {
+        if branch.width != x.width {
+            return Err(Error::Gpu(format!("adding rows of {} to rows of {}", branch.width, x.width)));
+        }
+        let defines = Defines::new()
+            .u32("D", x.width as u32)
+            .u32("SS", branch.stride as u32)
+            .u32("DS", x.stride as u32)
+            .f32("EPS", eps);
+        let binds = [
+            (0, Slot::Uniform, Bind::Buffer(&steps.step)),
+            (1, Slot::Read, Bind::Buffer(&branch.buffer)),
+            (2, Slot::Read, Bind::Buffer(gamma)),
+            (4, Slot::ReadWrite, Bind::Buffer(&x.buffer)),
+        ];
+        let grid = |s: &Step| [1, s.n_tokens, 1];
+        Ok(NormAdd(Dispatch::new(gpu, "rms_norm.wgsl", &defines, &binds, grid)?))
+    }
+}
+
+impl super::Op for NormAdd {
+    fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, _: &mut Windows) {
+        self.0.encode(pass, step)
+    }
+
+    fn name(&self) -> String {
+        "norm+add".into()
+    }
+}
+
+/// CPU reference: `v * gamma / rms(v)` in f64.
+pub fn rms_norm(v: &[f32], gamma: &[f32], eps: f32) -> Vec<f32> {
+    let ms = v.iter().map(|&a| a as f64 * a as f64).sum::<f64>() / v.len() as f64;
+    let inv = 1.0 / (ms + eps as f64).sqrt();
+    v.iter().zip(gamma).map(|(&a, &g)| (a as f64 * inv * g as f64) as f32).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::test_support::*;
+    use crate::quant::testing::random_vec;
+
+    #[test]
+    fn query_and_key_heads_are_normalised_in_place_and_values_kept() {
+        let mut rng = rng(61);
+        let heads = Heads { n_head: 4, n_head_kv: 2, head_dim: 96, rope_dims: 96, neox: true };
+        let (n_tokens, width) = (3, heads.qkv_dim());
+        let qkv = random_vec(n_tokens * width, &mut rng);
+        let q_gamma = random_vec(heads.head_dim, &mut rng);
+        let k_gamma = random_vec(heads.head_dim, &mut rng);
+        let mut want = qkv.clone();
+        for t in 0..n_tokens {
+            for h in 0..heads.n_head + heads.n_head_kv {
+                let gamma = if h < heads.n_head { &q_gamma } else { &k_gamma };
+                let at = t * width + h * heads.head_dim;
+                let normed = rms_norm(&qkv[at..][..heads.head_dim], gamma, 1e-6);
+                want[at..][..heads.head_dim].copy_from_slice(&normed);
+            }
+        }
+        let g = gpu();
+        let buf = g.activations_with("qkv", width, &qkv).unwrap();
+        let (qg, kg) = (g.buffer_with("q gamma", &q_gamma).unwrap(), g.buffer_with("k gamma", &k_gamma).unwrap());
+        let steps = step_buffers();
+        let op = HeadNorm::new(g, &steps, heads, &buf, &qg, &kg, 1e-6).unwrap();
+        run(&steps, &[&op], Step { n_tokens: n_tokens as u32, ..Default::default() });
+        assert_close(&read_rows(&buf, n_tokens), &want, 1e-5, "qk-norm");
+    }
+
+    #[test]
+    fn a_normalised_branch_is_added_to_the_residual_stream() {
+        let mut rng = rng(62);
+        let (n_tokens, width) = (5, 160);
+        let branch = random_vec(n_tokens * width, &mut rng);
+        let x = random_vec(n_tokens * width, &mut rng);
+        let gamma = random_vec(width, &mut rng);
+        let want: Vec<f32> = (0..n_tokens)
+            .flat_map(|t| {
+                let normed = rms_norm(&branch[t * width..][..width], &gamma, 1e-6);
+                normed.into_iter().zip(&x[t * width..][..width]).map(|(n, &x)| x + n).collect::<Vec<_>>()
+            })
+            .collect();
+        let g = gpu();
+        let bb = g.activations_with("branch", width, &branch).unwrap();
+        let xb = g.activations_with("x", width, &x).unwrap();
+        let gb = g.buffer_with("gamma", &gamma).unwrap();
+        let steps = step_buffers();
+        let op = NormAdd::new(g, &steps, &bb, &gb, 1e-6, &xb).unwrap();
+        run(&steps, &[&op], Step { n_tokens: n_tokens as u32, ..Default::default() });
+        assert_close(&read_rows(&xb, n_tokens), &want, 1e-5, "norm+add");
+    }
+}
