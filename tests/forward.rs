@@ -23,11 +23,12 @@ fn assert_logits_close(got: &[f32], want: &[f32], what: &str) {
 }
 
 /// `tol` is relative to the largest logit; f16 arithmetic (forced with HEARTH_F16 on CPU
-/// adapters) rounds each product to 11 bits and gets a wider bound.
+/// adapters) rounds each product to 11 bits and gets a wider bound, wider still (`tol` above
+/// 2e-3) where the layout has rounded the scales already.
 fn assert_logits_within(got: &[f32], want: &[f32], tol: f32, what: &str) {
     assert_eq!(got.len(), want.len(), "{what}");
     let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1.0);
-    let tol = if gpu().paths.f16 { 3e-2 } else { tol };
+    let tol = if gpu().paths.f16 { 3e-2 * tol / 2e-3 } else { tol };
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         assert!((g - w).abs() <= tol * scale, "{what}: logit {i} is {g}, reference {w} (scale {scale})");
     }
