@@ -9,6 +9,8 @@ pub mod roofline;
 
 use crate::generate::Session;
 use crate::model::state::SessionOptions;
+use crate::model::ggml_type::file_type_name;
+use crate::model::gguf::Value;
 use crate::model::{Model, ModelFile};
 use crate::{Error, Result};
 use rand::rngs::Xoshiro256PlusPlus;
@@ -117,7 +119,8 @@ pub struct ModelSummary {
     /// Bytes of tensor data.
     pub size: u64,
     pub n_params: u64,
-    /// The tensor type holding the most bytes.
+    /// The file's quantization mix (`general.file_type`, e.g. Q4_K_M), else the tensor type
+    /// holding the most bytes.
     pub quant: String,
     pub arch: String,
     pub sha256: String,
@@ -129,7 +132,9 @@ impl ModelSummary {
         for t in &file.header.tensors {
             *by_type.entry(t.ty.to_string()).or_default() += t.n_bytes;
         }
-        let quant = by_type.into_iter().max_by_key(|(_, b)| *b).map(|(t, _)| t).unwrap_or_default();
+        let largest = by_type.into_iter().max_by_key(|(_, b)| *b).map(|(t, _)| t).unwrap_or_default();
+        let named = file.header.get("general.file_type").and_then(Value::as_u64).and_then(file_type_name);
+        let quant = named.map_or(largest, str::to_string);
         ModelSummary {
             filename: filename.to_string(),
             size: file.header.tensors.iter().map(|t| t.n_bytes).sum(),

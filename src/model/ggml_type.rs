@@ -117,9 +117,54 @@ impl fmt::Display for GgmlType {
     }
 }
 
+/// The name of a GGUF `general.file_type` (llama.cpp's file type: the mix of tensor types a
+/// file was quantized to, e.g. 15 = Q4_K_M), as model files are usually labelled.
+pub fn file_type_name(id: u64) -> Option<&'static str> {
+    const NAMES: [(u64, &str); 29] = [
+        (0, "F32"),
+        (1, "F16"),
+        (2, "Q4_0"),
+        (3, "Q4_1"),
+        (7, "Q8_0"),
+        (8, "Q5_0"),
+        (9, "Q5_1"),
+        (10, "Q2_K"),
+        (11, "Q3_K_S"),
+        (12, "Q3_K_M"),
+        (13, "Q3_K_L"),
+        (14, "Q4_K_S"),
+        (15, "Q4_K_M"),
+        (16, "Q5_K_S"),
+        (17, "Q5_K_M"),
+        (18, "Q6_K"),
+        (19, "IQ2_XXS"),
+        (20, "IQ2_XS"),
+        (21, "Q2_K_S"),
+        (22, "IQ3_XS"),
+        (23, "IQ3_XXS"),
+        (24, "IQ1_S"),
+        (25, "IQ4_NL"),
+        (26, "IQ3_S"),
+        (27, "IQ3_M"),
+        (28, "IQ2_S"),
+        (29, "IQ2_M"),
+        (30, "IQ4_XS"),
+        (32, "BF16"),
+    ];
+    NAMES.iter().find(|(i, _)| *i == id).map(|(_, n)| *n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_types_name_their_mix() {
+        assert_eq!(file_type_name(15), Some("Q4_K_M"));
+        assert_eq!(file_type_name(3), Some("Q4_1"));
+        // 4 and 5 were retired mixes; nothing should invent a name for them.
+        assert_eq!(file_type_name(4), None);
+    }
 
     #[test]
     fn every_type_round_trips_through_its_id() {

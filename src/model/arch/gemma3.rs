@@ -3,7 +3,7 @@
 //! feed-forward, a GELU-gated feed-forward, embeddings scaled by sqrt(width) and an LM head
 //! tied to them. (GGUF converters store Gemma's norm weights with its `1 +` already added.)
 
-use super::Architecture;
+use super::{Architecture, Ends};
 use crate::Result;
 use crate::gpu::Gpu;
 use crate::model::config::ModelConfig;
@@ -11,7 +11,6 @@ use crate::model::state::State;
 use crate::model::weights::WeightLoader;
 use crate::ops::Op;
 use crate::ops::attention::{self, Attention};
-use crate::ops::embed::Embed;
 use crate::ops::kv_write::KvWrite;
 use crate::ops::linear::{Epilogue, GpuMatrix, Linear, LinearSpec};
 use crate::ops::rms_norm::{HeadNorm, NormAdd};
@@ -38,9 +37,7 @@ struct Layer {
 }
 
 pub struct Gemma3 {
-    token_embd: GpuMatrix,
-    output: Option<GpuMatrix>,
-    output_norm: wgpu::Buffer,
+    ends: Ends,
     layers: Vec<Layer>,
 }
 
@@ -64,17 +61,7 @@ impl Gemma3 {
                 post_ffn_norm: w.vector(&n("post_ffw_norm"), e)?,
             });
         }
-        let output = if c.tied_embeddings {
-            None
-        } else {
-            Some(w.matrix(&[("output.weight", c.n_vocab)], e, RowOrder::Concat)?)
-        };
-        Ok(Gemma3 {
-            token_embd: w.matrix(&[("token_embd.weight", c.n_vocab)], e, RowOrder::Concat)?,
-            output,
-            output_norm: w.vector("output_norm.weight", e)?,
-            layers,
-        })
+        Ok(Gemma3 { ends: Ends::load(w, c)?, layers })
     }
 }
 
@@ -86,8 +73,7 @@ impl Architecture for Gemma3 {
         let eps = c.rms_eps;
         let st = &s.steps;
         let embed_scale = (c.n_embd as f32).sqrt();
-        let mut ops: Vec<Box<dyn Op>> =
-            vec![Box::new(Embed::new(gpu, st, &self.token_embd, &s.ids, &s.x, embed_scale)?)];
+        let mut ops: Vec<Box<dyn Op>> = vec![self.ends.embed(gpu, s, embed_scale)?];
         for (l, layer) in self.layers.iter().enumerate() {
             let global = (l + 1) % GLOBAL_EVERY == 0;
             let (rope, window) = match (global, c.sliding_window) {
@@ -119,9 +105,7 @@ impl Architecture for Gemma3 {
             ops.push(Box::new(Linear::new(gpu, st, &layer.down, &s.ffn, &s.branch, &store)?));
             ops.push(Box::new(NormAdd::new(gpu, st, &s.branch, &layer.post_ffn_norm, eps, &s.x)?));
         }
-        let head = self.output.as_ref().unwrap_or(&self.token_embd);
-        let spec = LinearSpec { logits: true, ..LinearSpec::new(Some((&self.output_norm, eps)), Epilogue::Store) };
-        ops.push(Box::new(Linear::new(gpu, st, head, &s.x, &s.logits, &spec)?));
+        ops.push(self.ends.logits(gpu, c, s)?);
         Ok(ops)
     }
 }

@@ -1,7 +1,7 @@
 //! The Llama family (SmolLM2, TinyLlama, Llama 2/3, Mistral): pre-norm blocks of grouped-query
 //! attention with RoPE and a SwiGLU feed-forward, RMSNorm throughout.
 
-use super::Architecture;
+use super::{Architecture, Ends};
 use crate::Result;
 use crate::gpu::Gpu;
 use crate::model::config::ModelConfig;
@@ -9,7 +9,6 @@ use crate::model::state::State;
 use crate::model::weights::WeightLoader;
 use crate::ops::Op;
 use crate::ops::attention::{self, Attention};
-use crate::ops::embed::Embed;
 use crate::ops::kv_write::KvWrite;
 use crate::ops::linear::{Epilogue, GpuMatrix, Linear, LinearSpec};
 use crate::quant::RowOrder;
@@ -26,10 +25,7 @@ struct Layer {
 }
 
 pub struct Llama {
-    token_embd: GpuMatrix,
-    /// None when the LM head is the token embedding.
-    output: Option<GpuMatrix>,
-    output_norm: wgpu::Buffer,
+    ends: Ends,
     layers: Vec<Layer>,
 }
 
@@ -49,17 +45,7 @@ impl Llama {
                 down: w.matrix(&[(&n("ffn_down"), e)], c.n_ff, RowOrder::Concat)?,
             });
         }
-        let output = if c.tied_embeddings {
-            None
-        } else {
-            Some(w.matrix(&[("output.weight", c.n_vocab)], e, RowOrder::Concat)?)
-        };
-        Ok(Llama {
-            token_embd: w.matrix(&[("token_embd.weight", c.n_vocab)], e, RowOrder::Concat)?,
-            output,
-            output_norm: w.vector("output_norm.weight", e)?,
-            layers,
-        })
+        Ok(Llama { ends: Ends::load(w, c)?, layers })
     }
 }
 
@@ -70,7 +56,7 @@ impl Architecture for Llama {
         let plain = LinearSpec::new;
         let eps = c.rms_eps;
         let st = &s.steps;
-        let mut ops: Vec<Box<dyn Op>> = vec![Box::new(Embed::new(gpu, st, &self.token_embd, &s.ids, &s.x, 1.0)?)];
+        let mut ops: Vec<Box<dyn Op>> = vec![self.ends.embed(gpu, s, 1.0)?];
         for (l, layer) in self.layers.iter().enumerate() {
             ops.push(Box::new(Linear::new(
                 gpu,
@@ -105,10 +91,7 @@ impl Architecture for Llama {
             )?));
             ops.push(Box::new(Linear::new(gpu, st, &layer.down, &s.ffn, &s.x, &plain(None, Epilogue::Add))?));
         }
-        let head = self.output.as_ref().unwrap_or(&self.token_embd);
-        let spec =
-            LinearSpec { logits: true, ..LinearSpec::new(Some((&self.output_norm, c.rms_eps)), Epilogue::Store) };
-        ops.push(Box::new(Linear::new(gpu, st, head, &s.x, &s.logits, &spec)?));
+        ops.push(self.ends.logits(gpu, c, s)?);
         Ok(ops)
     }
 }

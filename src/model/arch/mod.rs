@@ -9,6 +9,9 @@ use super::state::State;
 use super::weights::WeightLoader;
 use crate::gpu::Gpu;
 use crate::ops::Op;
+use crate::ops::embed::Embed;
+use crate::ops::linear::{Epilogue, GpuMatrix, Linear, LinearSpec};
+use crate::quant::RowOrder;
 use crate::{Error, Result};
 
 pub trait Architecture: wgpu::WasmNotSendSync {
@@ -34,5 +37,42 @@ pub fn default_rope_base_swa(arch: &str) -> Option<f32> {
     match arch {
         "gemma3" => Some(gemma3::ROPE_BASE_LOCAL),
         _ => None,
+    }
+}
+
+/// The ends of the graph every family shares: the token embedding, and the final norm and LM
+/// head (the embedding itself when the file has no `output.weight`).
+pub(crate) struct Ends {
+    token_embd: GpuMatrix,
+    output: Option<GpuMatrix>,
+    output_norm: wgpu::Buffer,
+}
+
+impl Ends {
+    pub fn load(w: &WeightLoader, c: &ModelConfig) -> Result<Ends> {
+        let e = c.n_embd;
+        let output = if c.tied_embeddings {
+            None
+        } else {
+            Some(w.matrix(&[("output.weight", c.n_vocab)], e, RowOrder::Concat)?)
+        };
+        Ok(Ends {
+            token_embd: w.matrix(&[("token_embd.weight", c.n_vocab)], e, RowOrder::Concat)?,
+            output,
+            output_norm: w.vector("output_norm.weight", e)?,
+        })
+    }
+
+    /// Token ids → rows of the residual stream, times `scale`.
+    pub fn embed(&self, gpu: &Gpu, s: &State, scale: f32) -> Result<Box<dyn Op>> {
+        Ok(Box::new(Embed::new(gpu, &s.steps, &self.token_embd, &s.ids, &s.x, scale)?))
+    }
+
+    /// The residual stream → logits, through the final norm.
+    pub fn logits(&self, gpu: &Gpu, c: &ModelConfig, s: &State) -> Result<Box<dyn Op>> {
+        let head = self.output.as_ref().unwrap_or(&self.token_embd);
+        let spec =
+            LinearSpec { logits: true, ..LinearSpec::new(Some((&self.output_norm, c.rms_eps)), Epilogue::Store) };
+        Ok(Box::new(Linear::new(gpu, &s.steps, head, &s.x, &s.logits, &spec)?))
     }
 }
