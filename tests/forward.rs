@@ -84,6 +84,19 @@ fn q4_1_with_grouped_query_attention_matches_the_reference() {
 }
 
 #[test]
+fn qwen3_adds_qk_norm_and_neox_rope_to_the_llama_graph() {
+    check(TinyLlama { arch: "qwen3", seed: 10, ..Default::default() });
+    check(TinyLlama {
+        arch: "qwen3",
+        weights: GgmlType::Q8_0,
+        tied: false,
+        n_head_kv: 1,
+        seed: 11,
+        ..Default::default()
+    });
+}
+
+#[test]
 fn other_weight_types_and_an_untied_head_match_the_reference() {
     check(TinyLlama { weights: GgmlType::Q8_0, tied: false, seed: 2, ..Default::default() });
     check(TinyLlama { weights: GgmlType::Q4_0, n_head_kv: 4, seed: 3, ..Default::default() });

@@ -1,22 +1,18 @@
-//! A plain CPU forward pass of the Llama family in f32 with f64 sums, straight from the file's
-//! dequantized weights: the reference the GPU graph is tested against.
+//! A plain CPU forward pass of the Llama family (and Qwen 3, which adds QK-norm) in f32 with f64
+//! sums, straight from the file's dequantized weights: the reference the GPU graph is tested
+//! against.
 
 use super::config::ModelConfig;
 use super::file::ModelFile;
 use crate::ops::attention;
 use crate::ops::kv_write::rotate;
+use crate::ops::rms_norm::rms_norm;
 use crate::quant::dequantize;
 use crate::{Error, Result};
 
 pub struct ReferenceModel {
     config: ModelConfig,
     file: ModelFile,
-}
-
-fn rms_norm(x: &[f32], gamma: &[f32], eps: f32) -> Vec<f32> {
-    let ms = x.iter().map(|&v| v as f64 * v as f64).sum::<f64>() / x.len() as f64;
-    let inv = 1.0 / (ms + eps as f64).sqrt();
-    x.iter().zip(gamma).map(|(&v, &g)| (v as f64 * inv * g as f64) as f32).collect()
 }
 
 /// `w` is `rows x cols` row-major.
@@ -52,11 +48,23 @@ impl ReferenceModel {
             let (wq, wk, wv, wo) = (t("attn_q")?, t("attn_k")?, t("attn_v")?, t("attn_output")?);
             let (wg, wu, wd) = (t("ffn_gate")?, t("ffn_up")?, t("ffn_down")?);
             let (attn_norm, ffn_norm) = (t("attn_norm")?, t("ffn_norm")?);
+            let qk_norm = if self.file.tensor(&format!("blk.{l}.attn_q_norm.weight")).is_ok() {
+                Some((t("attn_q_norm")?, t("attn_k_norm")?))
+            } else {
+                None
+            };
             let (mut q_all, mut k_all, mut v_all) = (Vec::new(), Vec::new(), Vec::new());
             for (pos, x) in xs.iter().enumerate() {
                 let h = rms_norm(x, &attn_norm, c.rms_eps);
                 let mut q = matvec(&wq, &h);
                 let mut k = matvec(&wk, &h);
+                if let Some((qn, kn)) = &qk_norm {
+                    let norm_heads = |v: &mut Vec<f32>, g: &[f32]| {
+                        *v = v.chunks(heads.head_dim).flat_map(|hd| rms_norm(hd, g, c.rms_eps)).collect();
+                    };
+                    norm_heads(&mut q, qn);
+                    norm_heads(&mut k, kn);
+                }
                 q.chunks_mut(heads.head_dim).for_each(|hd| rotate(hd, pos, &heads, c.rope_base));
                 k.chunks_mut(heads.head_dim).for_each(|hd| rotate(hd, pos, &heads, c.rope_base));
                 q_all.extend(q);

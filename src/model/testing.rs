@@ -10,6 +10,8 @@ use rand::rngs::Xoshiro256PlusPlus;
 
 #[derive(Clone, Debug)]
 pub struct TinyLlama {
+    /// "llama", or "qwen3" (adds per-head QK-norm gammas and NeoX RoPE).
+    pub arch: &'static str,
     pub n_layer: usize,
     pub n_embd: usize,
     pub n_ff: usize,
@@ -25,6 +27,7 @@ pub struct TinyLlama {
 impl Default for TinyLlama {
     fn default() -> Self {
         TinyLlama {
+            arch: "llama",
             n_layer: 2,
             n_embd: 64,
             n_ff: 128,
@@ -72,16 +75,17 @@ impl TinyLlama {
         let head_dim = self.n_embd / self.n_head;
         let (e, kv) = (self.n_embd as u64, (self.n_head_kv * head_dim) as u64);
         let mut w = GgufWriter::new();
-        w.meta("general.architecture", Value::String("llama".into()))
-            .meta("general.name", Value::String("tiny random llama".into()))
-            .meta("llama.block_count", Value::U32(self.n_layer as u32))
-            .meta("llama.context_length", Value::U32(256))
-            .meta("llama.embedding_length", Value::U32(self.n_embd as u32))
-            .meta("llama.feed_forward_length", Value::U32(self.n_ff as u32))
-            .meta("llama.attention.head_count", Value::U32(self.n_head as u32))
-            .meta("llama.attention.head_count_kv", Value::U32(self.n_head_kv as u32))
-            .meta("llama.rope.freq_base", Value::F32(10000.0))
-            .meta("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5))
+        let key = |k: &str| format!("{}.{k}", self.arch);
+        w.meta("general.architecture", Value::String(self.arch.into()))
+            .meta("general.name", Value::String(format!("tiny random {}", self.arch)))
+            .meta(&key("block_count"), Value::U32(self.n_layer as u32))
+            .meta(&key("context_length"), Value::U32(256))
+            .meta(&key("embedding_length"), Value::U32(self.n_embd as u32))
+            .meta(&key("feed_forward_length"), Value::U32(self.n_ff as u32))
+            .meta(&key("attention.head_count"), Value::U32(self.n_head as u32))
+            .meta(&key("attention.head_count_kv"), Value::U32(self.n_head_kv as u32))
+            .meta(&key("rope.freq_base"), Value::F32(10000.0))
+            .meta(&key("attention.layer_norm_rms_epsilon"), Value::F32(1e-5))
             .meta("tokenizer.ggml.model", Value::String("gpt2".into()))
             .meta("tokenizer.ggml.pre", Value::String("default".into()))
             .meta("tokenizer.ggml.tokens", strings(&tokens))
@@ -105,16 +109,19 @@ impl TinyLlama {
             matrix(&mut w, &n("ffn_up"), e, self.n_ff as u64, ty);
             matrix(&mut w, &n("ffn_down"), self.n_ff as u64, e, v_and_down);
         }
-        let mut norm = |w: &mut GgufWriter, name: &str| {
-            let gamma: Vec<u8> =
-                random_vec(self.n_embd, &mut rng).iter().flat_map(|v| (1.0 + 0.2 * v).to_le_bytes()).collect();
-            w.tensor(name, &[e], GgmlType::F32, gamma);
+        let mut norm = |w: &mut GgufWriter, name: &str, len: usize| {
+            let gamma: Vec<u8> = random_vec(len, &mut rng).iter().flat_map(|v| (1.0 + 0.2 * v).to_le_bytes()).collect();
+            w.tensor(name, &[len as u64], GgmlType::F32, gamma);
         };
         for l in 0..self.n_layer {
-            norm(&mut w, &format!("blk.{l}.attn_norm.weight"));
-            norm(&mut w, &format!("blk.{l}.ffn_norm.weight"));
+            norm(&mut w, &format!("blk.{l}.attn_norm.weight"), self.n_embd);
+            norm(&mut w, &format!("blk.{l}.ffn_norm.weight"), self.n_embd);
+            if self.arch == "qwen3" {
+                norm(&mut w, &format!("blk.{l}.attn_q_norm.weight"), head_dim);
+                norm(&mut w, &format!("blk.{l}.attn_k_norm.weight"), head_dim);
+            }
         }
-        norm(&mut w, "output_norm.weight");
+        norm(&mut w, "output_norm.weight", self.n_embd);
         if !self.tied {
             let mut rng2 = Xoshiro256PlusPlus::seed_from_u64(self.seed ^ 0xabc);
             w.tensor(

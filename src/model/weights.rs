@@ -57,6 +57,11 @@ impl<'a> WeightLoader<'a> {
         Ok(info)
     }
 
+    /// Whether the file has a tensor of this name (for a family's optional parts).
+    pub fn has(&self, name: &str) -> bool {
+        self.file.tensor(name).is_ok()
+    }
+
     /// A 1-D tensor of `len` values as an f32 storage buffer.
     pub fn vector(&self, name: &str, len: usize) -> Result<wgpu::Buffer> {
         let info = self.checked(name, &[len])?;

@@ -1,5 +1,6 @@
-//! The Llama family (SmolLM2, TinyLlama, Llama 2/3, Mistral): pre-norm blocks of grouped-query
-//! attention with RoPE and a SwiGLU feed-forward, RMSNorm throughout.
+//! The Llama family (SmolLM2, TinyLlama, Llama 2/3, Mistral, and Qwen 3, which adds QK-norm):
+//! pre-norm blocks of grouped-query attention with RoPE and a SwiGLU feed-forward, RMSNorm
+//! throughout.
 
 use super::{Architecture, Ends};
 use crate::Result;
@@ -11,12 +12,15 @@ use crate::ops::Op;
 use crate::ops::attention::{self, Attention};
 use crate::ops::kv_write::KvWrite;
 use crate::ops::linear::{Epilogue, GpuMatrix, Linear, LinearSpec};
+use crate::ops::rms_norm::HeadNorm;
 use crate::quant::RowOrder;
 
 struct Layer {
     attn_norm: wgpu::Buffer,
     /// Q, K and V stacked: one matvec.
     qkv: GpuMatrix,
+    /// Per-head RMSNorm gammas of queries and keys (Qwen 3), when the file has them.
+    qk_norm: Option<(wgpu::Buffer, wgpu::Buffer)>,
     attn_out: GpuMatrix,
     ffn_norm: wgpu::Buffer,
     /// Gate and up rows interleaved, so SwiGLU is fused into the matvec.
@@ -39,6 +43,11 @@ impl Llama {
             layers.push(Layer {
                 attn_norm: w.vector(&n("attn_norm"), e)?,
                 qkv: w.matrix(&[(&n("attn_q"), q), (&n("attn_k"), kv), (&n("attn_v"), kv)], e, RowOrder::Concat)?,
+                qk_norm: if w.has(&n("attn_q_norm")) {
+                    Some((w.vector(&n("attn_q_norm"), h.head_dim)?, w.vector(&n("attn_k_norm"), h.head_dim)?))
+                } else {
+                    None
+                },
                 attn_out: w.matrix(&[(&n("attn_output"), e)], q, RowOrder::Concat)?,
                 ffn_norm: w.vector(&n("ffn_norm"), e)?,
                 gate_up: w.matrix(&[(&n("ffn_gate"), c.n_ff), (&n("ffn_up"), c.n_ff)], e, RowOrder::Interleave)?,
@@ -66,6 +75,9 @@ impl Architecture for Llama {
                 &s.qkv,
                 &plain(Some((&layer.attn_norm, eps)), Epilogue::Store),
             )?));
+            if let Some((q_norm, k_norm)) = &layer.qk_norm {
+                ops.push(Box::new(HeadNorm::new(gpu, st, heads, &s.qkv, q_norm, k_norm, eps)?));
+            }
             ops.push(Box::new(KvWrite::new(gpu, st, heads, &s.qkv, &s.rope, &s.k_cache[l], &s.v_cache[l])?));
             ops.push(Box::new(Attention::new(
                 gpu,
