@@ -10,6 +10,7 @@
 // Variants:
 //   NORM    x is RMS-normalised with gamma first: W (x*g) / rms(x), rms computed on the fly
 //   ADD     y += W x (residual add)
+//   BIAS    y = W x + b (Qwen 2's Q|K|V; not with GLU)
 //   GLU     rows come in (gate, up) pairs; y[i] = silu(gate_i) * up_i, or gelu(gate_i) * up_i
 //           with GELU (glu.wgsl)
 //   F16     weights dequantized and multiplied in f16, sums kept in f32
@@ -26,6 +27,9 @@
 @group(0) @binding(5) var<uniform> gamma: array<vec4<f32>, K / 4u>;
 #endif
 @group(0) @binding(6) var<uniform> x: array<vec4<f32>, XV>;
+#if BIAS
+@group(0) @binding(7) var<storage, read> bias: array<f32>;
+#endif
 
 #include "weights.wgsl"
 #include "glu.wgsl"
@@ -137,10 +141,15 @@ fn accumulate(b: u32, row0: u32, pre_scale: f32, acc: ptr<function, Sums>) {
 
 fn store(row: u32, v: f32) {
     if row < N {
-#if ADD
-        y[row] += v;
+#if BIAS
+        let out = v + bias[row];
 #else
-        y[row] = v;
+        let out = v;
+#endif
+#if ADD
+        y[row] += out;
+#else
+        y[row] = out;
 #endif
     }
 }

@@ -26,6 +26,9 @@ struct Window {
 @group(0) @binding(5) var<uniform> gamma: array<vec4<f32>, K / 4u>;
 #endif
 @group(0) @binding(6) var<uniform> x: array<vec4<f32>, XV>;
+#if BIAS
+@group(0) @binding(7) var<storage, read> bias: array<f32>;
+#endif
 
 #include "weights.wgsl"
 #include "glu.wgsl"
@@ -81,10 +84,15 @@ fn store_token(t: u32, row0: u32, a: vec4<f32>, b: vec4<f32>) {
     let v = array<f32, 8>(a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w);
     for (var j = 0u; j < 8u; j++) {
         if row0 + j < N {
-#if ADD
-            y[base + row0 + j] += v[j];
+#if BIAS
+            let out = v[j] + bias[row0 + j];
 #else
-            y[base + row0 + j] = v[j];
+            let out = v[j];
+#endif
+#if ADD
+            y[base + row0 + j] += out;
+#else
+            y[base + row0 + j] = out;
 #endif
         }
     }

@@ -84,6 +84,11 @@ fn q4_1_with_grouped_query_attention_matches_the_reference() {
 }
 
 #[test]
+fn qwen2_adds_qkv_biases_and_neox_rope_to_the_llama_graph() {
+    check(TinyLlama { arch: "qwen2", seed: 12, ..Default::default() });
+}
+
+#[test]
 fn qwen3_adds_qk_norm_and_neox_rope_to_the_llama_graph() {
     check(TinyLlama { arch: "qwen3", seed: 10, ..Default::default() });
     check(TinyLlama {

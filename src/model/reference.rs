@@ -1,5 +1,5 @@
-//! A plain CPU forward pass of the Llama family (and Qwen 3, which adds QK-norm) in f32 with f64
-//! sums, straight from the file's dequantized weights: the reference the GPU graph is tested
+//! A plain CPU forward pass of the Llama family (with Qwen 2's Q|K|V biases and Qwen 3's
+//! QK-norm) in f32 with f64 sums, straight from the file's dequantized weights: the reference the GPU graph is tested
 //! against.
 
 use super::config::ModelConfig;
@@ -48,6 +48,13 @@ impl ReferenceModel {
             let (wq, wk, wv, wo) = (t("attn_q")?, t("attn_k")?, t("attn_v")?, t("attn_output")?);
             let (wg, wu, wd) = (t("ffn_gate")?, t("ffn_up")?, t("ffn_down")?);
             let (attn_norm, ffn_norm) = (t("attn_norm")?, t("ffn_norm")?);
+            let bias = |s: &str| self.tensor(&format!("blk.{l}.{s}.bias"));
+            let qkv_bias = if self.file.tensor(&format!("blk.{l}.attn_q.bias")).is_ok() {
+                Some((bias("attn_q")?, bias("attn_k")?, bias("attn_v")?))
+            } else {
+                None
+            };
+            let add = |v: &mut Vec<f32>, b: &[f32]| v.iter_mut().zip(b).for_each(|(a, b)| *a += b);
             let qk_norm = if self.file.tensor(&format!("blk.{l}.attn_q_norm.weight")).is_ok() {
                 Some((t("attn_q_norm")?, t("attn_k_norm")?))
             } else {
@@ -58,6 +65,12 @@ impl ReferenceModel {
                 let h = rms_norm(x, &attn_norm, c.rms_eps);
                 let mut q = matvec(&wq, &h);
                 let mut k = matvec(&wk, &h);
+                let mut v = matvec(&wv, &h);
+                if let Some((bq, bk, bv)) = &qkv_bias {
+                    add(&mut q, bq);
+                    add(&mut k, bk);
+                    add(&mut v, bv);
+                }
                 if let Some((qn, kn)) = &qk_norm {
                     let norm_heads = |v: &mut Vec<f32>, g: &[f32]| {
                         *v = v.chunks(heads.head_dim).flat_map(|hd| rms_norm(hd, g, c.rms_eps)).collect();
@@ -69,7 +82,7 @@ impl ReferenceModel {
                 k.chunks_mut(heads.head_dim).for_each(|hd| rotate(hd, pos, &heads, c.rope_base));
                 q_all.extend(q);
                 k_all.extend(k);
-                v_all.extend(matvec(&wv, &h));
+                v_all.extend(v);
             }
             let attn = attention::reference(&q_all, &k_all, &v_all, &heads, 0, tokens.len(), scale, None);
             for (i, x) in xs.iter_mut().enumerate() {

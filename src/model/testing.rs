@@ -10,7 +10,8 @@ use rand::rngs::Xoshiro256PlusPlus;
 
 #[derive(Clone, Debug)]
 pub struct TinyLlama {
-    /// "llama", or "qwen3" (adds per-head QK-norm gammas and NeoX RoPE).
+    /// "llama", "qwen2" (adds Q|K|V biases and NeoX RoPE) or "qwen3" (per-head QK-norm gammas
+    /// and NeoX RoPE).
     pub arch: &'static str,
     pub n_layer: usize,
     pub n_embd: usize,
@@ -119,6 +120,12 @@ impl TinyLlama {
             if self.arch == "qwen3" {
                 norm(&mut w, &format!("blk.{l}.attn_q_norm.weight"), head_dim);
                 norm(&mut w, &format!("blk.{l}.attn_k_norm.weight"), head_dim);
+            }
+            if self.arch == "qwen2" {
+                // Biases are vectors like the norms' gammas; around 1 they are large enough to matter.
+                norm(&mut w, &format!("blk.{l}.attn_q.bias"), self.n_embd);
+                norm(&mut w, &format!("blk.{l}.attn_k.bias"), kv as usize);
+                norm(&mut w, &format!("blk.{l}.attn_v.bias"), kv as usize);
             }
         }
         norm(&mut w, "output_norm.weight", self.n_embd);

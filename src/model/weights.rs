@@ -64,10 +64,20 @@ impl<'a> WeightLoader<'a> {
 
     /// A 1-D tensor of `len` values as an f32 storage buffer.
     pub fn vector(&self, name: &str, len: usize) -> Result<wgpu::Buffer> {
-        let info = self.checked(name, &[len])?;
-        let values = dequantize(info.ty, self.file.data(info))?;
+        self.vectors(&[(name, len)])
+    }
+
+    /// 1-D tensors of the given lengths, one after the other in one f32 storage buffer (the
+    /// biases of fused Q|K|V).
+    pub fn vectors(&self, parts: &[(&str, usize)]) -> Result<wgpu::Buffer> {
+        let mut values = Vec::new();
+        for &(name, len) in parts {
+            let info = self.checked(name, &[len])?;
+            values.extend(dequantize(info.ty, self.file.data(info))?);
+        }
         self.uploaded.set(self.uploaded.get() + values.len() as u64 * 4);
-        self.gpu.buffer_with(name, &values)
+        let label = parts.iter().map(|p| p.0).collect::<Vec<_>>().join("+");
+        self.gpu.buffer_with(&label, &values)
     }
 
     /// Matrices of `cols` columns (and the given row counts) packed into one GPU matrix.

@@ -84,6 +84,8 @@ pub fn gelu(x: f64) -> f64 {
 pub struct LinearSpec<'a> {
     /// RMSNorm x with this gamma and epsilon before the product.
     pub norm: Option<(&'a wgpu::Buffer, f32)>,
+    /// Added to each row's result (not with gated epilogues).
+    pub bias: Option<&'a wgpu::Buffer>,
     pub epilogue: Epilogue,
     /// Only tokens from `Step::logits_from` on are computed, into rows 0.. of y.
     pub logits: bool,
@@ -93,7 +95,7 @@ pub struct LinearSpec<'a> {
 
 impl<'a> LinearSpec<'a> {
     pub fn new(norm: Option<(&'a wgpu::Buffer, f32)>, epilogue: Epilogue) -> Self {
-        LinearSpec { norm, epilogue, logits: false, shape: None }
+        LinearSpec { norm, bias: None, epilogue, logits: false, shape: None }
     }
 }
 
@@ -131,6 +133,9 @@ impl Linear {
                 w.rows, w.cols, x.width, y.width
             )));
         }
+        if spec.epilogue.is_gated() && spec.bias.is_some() {
+            return Err(Error::Gpu("a bias with a gated activation is not supported".into()));
+        }
         if spec.epilogue.is_gated() && !w.rows.is_multiple_of(8) {
             return Err(Error::Gpu("gated activations need whole groups of 8 rows".into()));
         }
@@ -157,6 +162,10 @@ impl Linear {
         if let Some((gamma, eps)) = spec.norm {
             base = base.flag("NORM", true).f32("EPS", eps);
             binds.push((5, Slot::Uniform, Bind::Buffer(gamma)));
+        }
+        if let Some(bias) = spec.bias {
+            base = base.flag("BIAS", true);
+            binds.push((7, Slot::Read, Bind::Buffer(bias)));
         }
         let bound = |shader: &str, defines: &Defines, extra: Option<(u32, Slot, Bind)>| -> Result<Bound> {
             let mut all = binds.clone();
@@ -229,6 +238,7 @@ pub fn reference(
     x: &[f32],
     n_tokens: usize,
     norm: Option<(&[f32], f32)>,
+    bias: Option<&[f32]>,
     epilogue: Epilogue,
     y_before: &[f32],
 ) -> Vec<f32> {
@@ -257,7 +267,7 @@ pub fn reference(
             }
             Epilogue::Store | Epilogue::Add => {
                 for (i, row) in w.iter().enumerate() {
-                    let v = dot(row) as f32;
+                    let v = (dot(row) + bias.map_or(0.0, |b| b[i] as f64)) as f32;
                     let slot = &mut y[t * out_stride + i];
                     *slot = if epilogue == Epilogue::Add { *slot + v } else { v };
                 }
@@ -284,13 +294,14 @@ mod tests {
         cols: usize,
         n_tokens: usize,
         norm: bool,
+        bias: bool,
         epilogue: Epilogue,
         logits_from: usize,
     }
 
     fn check(case: Case, seed: u64) {
         let mut rng = rng(seed);
-        let Case { shape, ty, rows, cols, n_tokens, norm, epilogue, logits_from } = case;
+        let Case { shape, ty, rows, cols, n_tokens, norm, bias, epilogue, logits_from } = case;
         let (sources, order): (Vec<Vec<u8>>, RowOrder) = if epilogue.is_gated() {
             let gate = random_tensor(ty, rows / 2, cols, &mut rng);
             let up = random_tensor(ty, rows / 2, cols, &mut rng);
@@ -307,6 +318,7 @@ mod tests {
 
         let x = random_vec(n_tokens * cols, &mut rng);
         let gamma = random_vec(cols, &mut rng);
+        let bias_values = random_vec(rows, &mut rng);
         let out_stride = if epilogue.is_gated() { rows / 2 } else { rows };
         let wanted = n_tokens - logits_from;
         let y_before = if epilogue == Epilogue::Add {
@@ -314,22 +326,29 @@ mod tests {
         } else {
             vec![f32::NAN; wanted * out_stride]
         };
-        let want =
-            reference(&w, &x[logits_from * cols..], wanted, norm.then_some((&gamma[..], 1e-5)), epilogue, &y_before);
+        let norm_ref = norm.then_some((&gamma[..], 1e-5));
+        let bias_ref = bias.then_some(&bias_values[..]);
+        let want = reference(&w, &x[logits_from * cols..], wanted, norm_ref, bias_ref, epilogue, &y_before);
 
         let g = gpu();
         let wm = GpuMatrix::upload(g, "w", &packed).unwrap();
         let xb = g.activations_with("x", cols, &x).unwrap();
         let yb = g.activations_with("y", out_stride, &y_before).unwrap();
         let gb = g.buffer_with("gamma", &gamma).unwrap();
+        let bb = g.buffer_with("bias", &bias_values).unwrap();
         let step = Step { n_tokens: n_tokens as u32, pos0: 0, logits_from: logits_from as u32, pad: 0 };
         let steps = step_buffers();
-        let spec =
-            LinearSpec { norm: norm.then_some((&gb, 1e-5)), epilogue, logits: logits_from > 0, shape: Some(shape) };
+        let spec = LinearSpec {
+            norm: norm.then_some((&gb, 1e-5)),
+            bias: bias.then_some(&bb),
+            epilogue,
+            logits: logits_from > 0,
+            shape: Some(shape),
+        };
         let op = Linear::new(g, &steps, &wm, &xb, &yb, &spec).unwrap();
         run(&steps, &[&op], step);
         let got = read_rows(&yb, wanted);
-        let what = format!("{shape:?} {ty} {rows}x{cols} T={n_tokens} norm={norm} {epilogue:?}");
+        let what = format!("{shape:?} {ty} {rows}x{cols} T={n_tokens} norm={norm} bias={bias} {epilogue:?}");
         if g.paths.f16 {
             // f16 products carry 11-bit mantissas (the sums stay f32).
             assert_close_to_scale(&got, &want, 1e-2, &what);
@@ -355,6 +374,7 @@ mod tests {
                 cols: whole_blocks(ty, 160),
                 n_tokens: 1,
                 norm: false,
+                bias: false,
                 epilogue: Epilogue::Store,
                 logits_from: 0,
             };
@@ -373,6 +393,7 @@ mod tests {
                 cols: whole_blocks(ty, 96),
                 n_tokens: 7,
                 norm: false,
+                bias: false,
                 epilogue: Epilogue::Store,
                 logits_from: 0,
             };
@@ -391,6 +412,7 @@ mod tests {
             cols: 2048,
             n_tokens: 21,
             norm: true,
+            bias: false,
             epilogue: Epilogue::Add,
             logits_from: 0,
         };
@@ -402,6 +424,7 @@ mod tests {
             cols: 2048,
             n_tokens: 21,
             norm: true,
+            bias: false,
             epilogue: Epilogue::Store,
             logits_from: 5,
         };
@@ -409,24 +432,27 @@ mod tests {
     }
 
     #[test]
-    fn fused_norm_residual_and_swiglu_match_reference() {
+    fn fused_norm_bias_residual_and_gated_activations_match_reference() {
         for (i, (n_tokens, shape)) in
             [(1, DecodeShape::Rows), (1, DecodeShape::Split), (6, DecodeShape::Rows)].into_iter().enumerate()
         {
-            let base = |epilogue, norm| Case {
+            let base = |epilogue, norm, bias| Case {
                 shape,
                 ty: GgmlType::Q4_1,
                 rows: 128,
                 cols: 64,
                 n_tokens,
                 norm,
+                bias,
                 epilogue,
                 logits_from: 0,
             };
-            check(base(Epilogue::Store, true), 200 + i as u64);
-            check(base(Epilogue::Add, false), 210 + i as u64);
-            check(base(Epilogue::SwiGlu, true), 220 + i as u64);
-            check(base(Epilogue::GeGlu, true), 230 + i as u64);
+            check(base(Epilogue::Store, true, false), 200 + i as u64);
+            check(base(Epilogue::Add, false, false), 210 + i as u64);
+            check(base(Epilogue::SwiGlu, true, false), 220 + i as u64);
+            check(base(Epilogue::GeGlu, true, false), 230 + i as u64);
+            check(base(Epilogue::Store, true, true), 240 + i as u64);
+            check(base(Epilogue::Add, false, true), 250 + i as u64);
         }
     }
 
@@ -440,6 +466,7 @@ mod tests {
                 cols: 64,
                 n_tokens,
                 norm: true,
+                bias: false,
                 epilogue: Epilogue::Store,
                 logits_from: 2,
             };

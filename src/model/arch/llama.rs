@@ -1,4 +1,5 @@
-//! The Llama family (SmolLM2, TinyLlama, Llama 2/3, Mistral, and Qwen 3, which adds QK-norm):
+//! The Llama family (SmolLM2, TinyLlama, Llama 2/3, Mistral; Qwen 2, which adds Q|K|V biases;
+//! Qwen 3, which adds QK-norm):
 //! pre-norm blocks of grouped-query attention with RoPE and a SwiGLU feed-forward, RMSNorm
 //! throughout.
 
@@ -19,6 +20,8 @@ struct Layer {
     attn_norm: wgpu::Buffer,
     /// Q, K and V stacked: one matvec.
     qkv: GpuMatrix,
+    /// Biases of Q|K|V (Qwen 2), when the file has them.
+    qkv_bias: Option<wgpu::Buffer>,
     /// Per-head RMSNorm gammas of queries and keys (Qwen 3), when the file has them.
     qk_norm: Option<(wgpu::Buffer, wgpu::Buffer)>,
     attn_out: GpuMatrix,
@@ -43,6 +46,12 @@ impl Llama {
             layers.push(Layer {
                 attn_norm: w.vector(&n("attn_norm"), e)?,
                 qkv: w.matrix(&[(&n("attn_q"), q), (&n("attn_k"), kv), (&n("attn_v"), kv)], e, RowOrder::Concat)?,
+                qkv_bias: if w.has(&format!("blk.{i}.attn_q.bias")) {
+                    let b = |s: &str| format!("blk.{i}.{s}.bias");
+                    Some(w.vectors(&[(&b("attn_q"), q), (&b("attn_k"), kv), (&b("attn_v"), kv)])?)
+                } else {
+                    None
+                },
                 qk_norm: if w.has(&n("attn_q_norm")) {
                     Some((w.vector(&n("attn_q_norm"), h.head_dim)?, w.vector(&n("attn_k_norm"), h.head_dim)?))
                 } else {
@@ -73,7 +82,7 @@ impl Architecture for Llama {
                 &layer.qkv,
                 &s.x,
                 &s.qkv,
-                &plain(Some((&layer.attn_norm, eps)), Epilogue::Store),
+                &LinearSpec { bias: layer.qkv_bias.as_ref(), ..plain(Some((&layer.attn_norm, eps)), Epilogue::Store) },
             )?));
             if let Some((q_norm, k_norm)) = &layer.qk_norm {
                 ops.push(Box::new(HeadNorm::new(gpu, st, heads, &s.qkv, q_norm, k_norm, eps)?));
