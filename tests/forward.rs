@@ -89,6 +89,11 @@ fn qwen2_adds_qkv_biases_and_neox_rope_to_the_llama_graph() {
 }
 
 #[test]
+fn phi3_splits_its_fused_tensors_into_the_llama_graph() {
+    check(TinyLlama { arch: "phi3", tied: false, seed: 13, ..Default::default() });
+}
+
+#[test]
 fn qwen3_adds_qk_norm_and_neox_rope_to_the_llama_graph() {
     check(TinyLlama { arch: "qwen3", seed: 10, ..Default::default() });
     check(TinyLlama {

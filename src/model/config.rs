@@ -6,7 +6,7 @@ use crate::ops::Heads;
 use crate::{Error, Result};
 
 /// Architectures whose forward graph hearth has (see `model/arch/`).
-pub const ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3", "gemma3"];
+pub const ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3", "phi3", "gemma3"];
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelConfig {

@@ -45,8 +45,23 @@ impl ReferenceModel {
         let scale = 1.0 / (heads.head_dim as f32).sqrt();
         for l in 0..c.n_layer {
             let t = |s: &str| self.tensor(&format!("blk.{l}.{s}.weight"));
-            let (wq, wk, wv, wo) = (t("attn_q")?, t("attn_k")?, t("attn_v")?, t("attn_output")?);
-            let (wg, wu, wd) = (t("ffn_gate")?, t("ffn_up")?, t("ffn_down")?);
+            let has = |s: &str| self.file.tensor(&format!("blk.{l}.{s}.weight")).is_ok();
+            // Phi 3 fuses Q|K|V and gate|up into one tensor each; rows split back here.
+            let (wq, wk, wv) = if has("attn_qkv") {
+                let qkv = t("attn_qkv")?;
+                let (q, kv) = (q_dim * e, heads.kv_dim() * e);
+                (qkv[..q].to_vec(), qkv[q..q + kv].to_vec(), qkv[q + kv..].to_vec())
+            } else {
+                (t("attn_q")?, t("attn_k")?, t("attn_v")?)
+            };
+            let (wg, wu) = if has("ffn_gate") {
+                (t("ffn_gate")?, t("ffn_up")?)
+            } else {
+                let up = t("ffn_up")?;
+                let (gate, up) = up.split_at(up.len() / 2);
+                (gate.to_vec(), up.to_vec())
+            };
+            let (wo, wd) = (t("attn_output")?, t("ffn_down")?);
             let (attn_norm, ffn_norm) = (t("attn_norm")?, t("ffn_norm")?);
             let bias = |s: &str| self.tensor(&format!("blk.{l}.{s}.bias"));
             let qkv_bias = if self.file.tensor(&format!("blk.{l}.attn_q.bias")).is_ok() {

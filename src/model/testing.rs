@@ -10,8 +10,8 @@ use rand::rngs::Xoshiro256PlusPlus;
 
 #[derive(Clone, Debug)]
 pub struct TinyLlama {
-    /// "llama", "qwen2" (adds Q|K|V biases and NeoX RoPE) or "qwen3" (per-head QK-norm gammas
-    /// and NeoX RoPE).
+    /// "llama", "qwen2" (adds Q|K|V biases and NeoX RoPE), "qwen3" (per-head QK-norm gammas
+    /// and NeoX RoPE) or "phi3" (fused attn_qkv and gate|up in ffn_up, NeoX RoPE).
     pub arch: &'static str,
     pub n_layer: usize,
     pub n_embd: usize,
@@ -102,12 +102,20 @@ impl TinyLlama {
             let n = |s: &str| format!("blk.{l}.{s}.weight");
             let ty = self.weights;
             let v_and_down = self.v_and_down.unwrap_or(ty);
-            matrix(&mut w, &n("attn_q"), e, e, ty);
-            matrix(&mut w, &n("attn_k"), e, kv, ty);
-            matrix(&mut w, &n("attn_v"), e, kv, v_and_down);
+            if self.arch == "phi3" {
+                matrix(&mut w, &n("attn_qkv"), e, e + 2 * kv, ty);
+            } else {
+                matrix(&mut w, &n("attn_q"), e, e, ty);
+                matrix(&mut w, &n("attn_k"), e, kv, ty);
+                matrix(&mut w, &n("attn_v"), e, kv, v_and_down);
+            }
             matrix(&mut w, &n("attn_output"), e, e, ty);
-            matrix(&mut w, &n("ffn_gate"), e, self.n_ff as u64, ty);
-            matrix(&mut w, &n("ffn_up"), e, self.n_ff as u64, ty);
+            if self.arch == "phi3" {
+                matrix(&mut w, &n("ffn_up"), e, 2 * self.n_ff as u64, ty);
+            } else {
+                matrix(&mut w, &n("ffn_gate"), e, self.n_ff as u64, ty);
+                matrix(&mut w, &n("ffn_up"), e, self.n_ff as u64, ty);
+            }
             matrix(&mut w, &n("ffn_down"), self.n_ff as u64, e, v_and_down);
         }
         let mut norm = |w: &mut GgufWriter, name: &str, len: usize| {

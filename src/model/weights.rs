@@ -95,4 +95,29 @@ impl<'a> WeightLoader<'a> {
         self.uploaded.set(self.uploaded.get() + packed.gpu_bytes());
         GpuMatrix::upload(self.gpu, &label, &packed)
     }
+
+    /// One tensor of `parts * rows_each` rows cut into `parts` equal blocks of rows, packed as if
+    /// they were separate tensors (Phi 3 stores gate and up as the two halves of `ffn_up`).
+    pub fn split_matrix(
+        &self,
+        name: &str,
+        parts: usize,
+        rows_each: usize,
+        cols: usize,
+        order: RowOrder,
+    ) -> Result<GpuMatrix> {
+        let info = self.checked(name, &[cols, parts * rows_each])?;
+        let bytes = self.file.data(info);
+        let part_bytes = bytes.len() / parts.max(1);
+        let sources: Vec<SourceRows> = bytes
+            .chunks_exact(part_bytes.max(1))
+            .map(|chunk| SourceRows { ty: info.ty, bytes: chunk, rows: rows_each })
+            .collect();
+        let packed = pack(&sources, cols, order).map_err(|e| match e {
+            Error::Unsupported(m) => Error::Unsupported(format!("{name}: {m}")),
+            other => other,
+        })?;
+        self.uploaded.set(self.uploaded.get() + packed.gpu_bytes());
+        GpuMatrix::upload(self.gpu, name, &packed)
+    }
 }

@@ -1,5 +1,5 @@
 //! The Llama family (SmolLM2, TinyLlama, Llama 2/3, Mistral; Qwen 2, which adds Q|K|V biases;
-//! Qwen 3, which adds QK-norm):
+//! Qwen 3, which adds QK-norm; Phi 3, which stores Q|K|V and gate|up fused):
 //! pre-norm blocks of grouped-query attention with RoPE and a SwiGLU feed-forward, RMSNorm
 //! throughout.
 
@@ -45,7 +45,12 @@ impl Llama {
             let n = |s: &str| format!("blk.{i}.{s}.weight");
             layers.push(Layer {
                 attn_norm: w.vector(&n("attn_norm"), e)?,
-                qkv: w.matrix(&[(&n("attn_q"), q), (&n("attn_k"), kv), (&n("attn_v"), kv)], e, RowOrder::Concat)?,
+                // Phi 3 stores Q|K|V as one tensor already.
+                qkv: if w.has(&n("attn_qkv")) {
+                    w.matrix(&[(&n("attn_qkv"), q + 2 * kv)], e, RowOrder::Concat)?
+                } else {
+                    w.matrix(&[(&n("attn_q"), q), (&n("attn_k"), kv), (&n("attn_v"), kv)], e, RowOrder::Concat)?
+                },
                 qkv_bias: if w.has(&format!("blk.{i}.attn_q.bias")) {
                     let b = |s: &str| format!("blk.{i}.{s}.bias");
                     Some(w.vectors(&[(&b("attn_q"), q), (&b("attn_k"), kv), (&b("attn_v"), kv)])?)
@@ -59,7 +64,12 @@ impl Llama {
                 },
                 attn_out: w.matrix(&[(&n("attn_output"), e)], q, RowOrder::Concat)?,
                 ffn_norm: w.vector(&n("ffn_norm"), e)?,
-                gate_up: w.matrix(&[(&n("ffn_gate"), c.n_ff), (&n("ffn_up"), c.n_ff)], e, RowOrder::Interleave)?,
+                // Without ffn_gate (Phi 3), ffn_up holds gate then up.
+                gate_up: if w.has(&n("ffn_gate")) {
+                    w.matrix(&[(&n("ffn_gate"), c.n_ff), (&n("ffn_up"), c.n_ff)], e, RowOrder::Interleave)?
+                } else {
+                    w.split_matrix(&n("ffn_up"), 2, c.n_ff, e, RowOrder::Interleave)?
+                },
                 down: w.matrix(&[(&n("ffn_down"), e)], c.n_ff, RowOrder::Concat)?,
             });
         }

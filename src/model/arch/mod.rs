@@ -21,7 +21,7 @@ pub trait Architecture: wgpu::WasmNotSendSync {
 
 pub fn load(loader: &WeightLoader, config: &ModelConfig) -> Result<Box<dyn Architecture>> {
     match config.arch.as_str() {
-        "llama" | "qwen2" | "qwen3" => Ok(Box::new(llama::Llama::load(loader, config)?)),
+        "llama" | "qwen2" | "qwen3" | "phi3" => Ok(Box::new(llama::Llama::load(loader, config)?)),
         "gemma3" => Ok(Box::new(gemma3::Gemma3::load(loader, config)?)),
         other => Err(Error::Unsupported(format!("architecture {other:?} has no forward graph"))),
     }
@@ -29,7 +29,7 @@ pub fn load(loader: &WeightLoader, config: &ModelConfig) -> Result<Box<dyn Archi
 
 /// Whether the family rotates (i, i + d/2) pairs (GPT-NeoX style) rather than neighbours.
 pub fn rope_neox(arch: &str) -> bool {
-    matches!(arch, "gemma3" | "qwen2" | "qwen3")
+    matches!(arch, "gemma3" | "qwen2" | "qwen3" | "phi3")
 }
 
 /// The RoPE base of sliding-window layers where the file does not say it.
