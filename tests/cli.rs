@@ -263,3 +263,31 @@ fn bench_refuses_bad_input_with_clear_errors() {
     let not_json = TempFile::new("not-bench.json", b"{\"test\": 1}");
     assert_fails_with(&hearth(&["bench", "compare", not_json.arg()]), "not a `hearth bench --output json` file");
 }
+
+/// llama-perplexity's final estimate from `hearth perplexity`'s stdout.
+fn final_ppl(out: &Output) -> f64 {
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let at = stdout.find("PPL = ").expect("a final estimate") + 6;
+    stdout[at..].split_whitespace().next().and_then(|v| v.parse().ok()).expect("a number")
+}
+
+#[test]
+fn quantize_writes_a_model_that_loads_with_the_expected_perplexity() {
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ppl_text.txt");
+    let ppl = |model: &str| {
+        final_ppl(&hearth(&["perplexity", "--model", model, "--ctx", "128", "--chunks", "4", "--file", fixture]))
+    };
+    let original = ppl(&model_arg());
+    let out = TempFile::new("q8_0.gguf", b"");
+    let done = hearth(&["quantize", &model_arg(), out.arg(), "--type", "q8_0"]);
+    assert!(done.status.success(), "{}", text(&done.stderr));
+    let info = text(&hearth(&["info", out.arg()]).stdout);
+    assert!(info.contains("Q8_0 ×") && !info.contains("Q4_1 ×"), "every matrix re-encoded: {info}");
+    // Q4_1 weights re-encoded in 8 bits lose almost nothing.
+    let requantized = ppl(out.arg());
+    assert!((requantized - original).abs() / original < 0.01, "Q8_0 {requantized} vs Q4_1 {original}");
+
+    assert_fails_with(&hearth(&["quantize", &model_arg(), out.arg(), "--type", "q3_k"]), "q8_0, q4_0, q4_k, f16");
+    assert_fails_with(&hearth(&["quantize", &model_arg(), &model_arg()]), "is the input file");
+}

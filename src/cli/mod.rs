@@ -6,6 +6,7 @@ mod info;
 mod load;
 mod perplexity;
 mod pull;
+mod quantize;
 mod run;
 mod tokenize;
 
@@ -42,6 +43,8 @@ enum Command {
     /// Measure prompt processing and generation speed (like llama-bench), against the adapter's
     /// own bandwidth; `hearth bench compare a.json b.json` compares result files
     Bench(bench::BenchArgs),
+    /// Write a GGUF file with its weights in another type (q8_0, q4_k, q4_0, f16), like llama-quantize
+    Quantize(quantize::QuantizeArgs),
 }
 
 /// Which model to use.
@@ -100,5 +103,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Perplexity(a) => perplexity::run(a),
         Command::Pull(a) => pull::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Quantize(a) => quantize::run(a),
     }
 }

@@ -8,6 +8,7 @@ pub mod ggml_type;
 pub mod gguf;
 pub mod gguf_writer;
 pub mod reference;
+pub mod requantize;
 pub mod state;
 #[doc(hidden)]
 pub mod testing;

@@ -3,6 +3,7 @@
 
 pub mod dequant;
 pub mod layout;
+pub mod quantize;
 pub mod testing;
 
 pub use dequant::dequantize;
