@@ -6,11 +6,10 @@
 
 mod common;
 
-use common::{fixture, ids, json};
+use common::{fixture, ids, json, load};
 use hearth::generate::Session;
-use hearth::gpu::{AdapterChoice, Gpu};
+use hearth::model::Model;
 use hearth::model::state::SessionOptions;
-use hearth::model::{Model, ModelFile};
 use hearth::perplexity::perplexity;
 use hearth::pull::{NoProgress, resolve_model};
 use std::sync::{Arc, OnceLock};
@@ -19,10 +18,7 @@ fn gemma() -> Arc<Model> {
     static MODEL: OnceLock<Arc<Model>> = OnceLock::new();
     MODEL
         .get_or_init(|| {
-            let path = resolve_model(Some("gemma3-270m-q4_k_m"), true, &NoProgress).expect("hearth pull gemma3");
-            let gpu = Arc::new(pollster::block_on(Gpu::new(&AdapterChoice::from_env())).expect("a wgpu adapter"));
-            let file = ModelFile::open(&path).expect("the Gemma 3 file opens");
-            Arc::new(Model::load(gpu, &file).expect("Gemma 3 loads"))
+            load(&resolve_model(Some("gemma3-270m-q4_k_m"), true, &NoProgress).expect("hearth pull gemma3"))
         })
         .clone()
 }

@@ -157,3 +157,44 @@ impl ModelConfig {
         self.n_layer as u64 * per_layer + embd * if self.tied_embeddings { 1 } else { 2 } + e
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::gguf_writer::GgufWriter;
+
+    /// A header of the given architecture with small valid hyperparameters and `extra` keys.
+    fn config(arch: &str, extra: &[(&str, Value)]) -> Result<ModelConfig> {
+        let mut w = GgufWriter::new();
+        w.meta("general.architecture", Value::String(arch.into()));
+        for (k, v) in [("block_count", 2), ("embedding_length", 64), ("feed_forward_length", 128)] {
+            w.meta(&format!("{arch}.{k}"), Value::U32(v));
+        }
+        w.meta(&format!("{arch}.attention.head_count"), Value::U32(4));
+        w.meta("tokenizer.ggml.tokens", Value::Array(vec![Value::String("a".into()); 10]));
+        for (k, v) in extra {
+            w.meta(&format!("{arch}.{k}"), v.clone());
+        }
+        let bytes = w.to_bytes();
+        ModelConfig::from_gguf(&GgufHeader::parse(&bytes, bytes.len() as u64)?)
+    }
+
+    #[test]
+    fn family_defaults_and_sliding_window_keys_are_read() {
+        let llama = config("llama", &[]).unwrap();
+        assert_eq!((llama.rope_neox, llama.sliding_window, llama.rope_base_swa), (false, None, None));
+        let gemma = config("gemma3", &[("attention.sliding_window", Value::U32(512))]).unwrap();
+        assert_eq!((gemma.rope_neox, gemma.sliding_window, gemma.rope_base_swa), (true, Some(512), Some(10000.0)));
+        let stated = config("gemma3", &[("rope.freq_base_swa", Value::F32(5000.0))]).unwrap();
+        assert_eq!(stated.rope_base_swa, Some(5000.0));
+        assert!(config("qwen3", &[]).unwrap().rope_neox);
+    }
+
+    #[test]
+    fn a_zero_window_or_a_negative_local_rope_base_is_refused() {
+        let err = config("gemma3", &[("attention.sliding_window", Value::U32(0))]).unwrap_err().to_string();
+        assert!(err.contains("sliding window of 0"), "{err}");
+        let err = config("gemma3", &[("rope.freq_base_swa", Value::F32(-1.0))]).unwrap_err().to_string();
+        assert!(err.contains("rope base"), "{err}");
+    }
+}

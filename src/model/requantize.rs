@@ -81,3 +81,36 @@ pub fn requantize(
     }
     Ok((w.to_bytes(), report))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_of(w: &GgufWriter) -> ModelFile {
+        ModelFile::from_bytes(w.to_bytes()).unwrap()
+    }
+
+    #[test]
+    fn matrices_are_converted_vectors_copied_and_odd_rows_fall_back_or_are_refused() {
+        let floats = |n: usize| (0..n).flat_map(|i| (i as f32 * 0.01 - 0.3).to_le_bytes()).collect::<Vec<u8>>();
+        let mut w = GgufWriter::new();
+        w.meta("general.file_type", Value::U32(0))
+            .tensor("norm.weight", &[256], GgmlType::F32, floats(256))
+            .tensor("wide.weight", &[256, 2], GgmlType::F32, floats(512))
+            .tensor("narrow.weight", &[64, 2], GgmlType::F32, floats(128));
+        let (bytes, report) = requantize(&file_of(&w), GgmlType::Q4K, |_, _| {}).unwrap();
+        assert_eq!((report.converted, report.copied, report.fallback), (2, 1, vec!["narrow.weight".to_string()]));
+        let out = ModelFile::from_bytes(bytes).unwrap();
+        let types: Vec<GgmlType> = out.header.tensors.iter().map(|t| t.ty).collect();
+        assert_eq!(types, [GgmlType::F32, GgmlType::Q4K, GgmlType::Q8_0]);
+        assert_eq!(out.header.get("general.file_type").and_then(Value::as_u64), Some(14));
+
+        // Rows that fit no block at all are refused with the tensor's name.
+        let mut odd = GgufWriter::new();
+        odd.tensor("odd.weight", &[40, 2], GgmlType::F32, floats(80));
+        let err = requantize(&file_of(&odd), GgmlType::Q8_0, |_, _| {}).unwrap_err().to_string();
+        assert!(err.contains("odd.weight"), "{err}");
+        let err = requantize(&file_of(&odd), GgmlType::Q2K, |_, _| {}).unwrap_err().to_string();
+        assert!(err.contains("Q2_K"), "{err}");
+    }
+}

@@ -88,12 +88,7 @@ impl<'a> WeightLoader<'a> {
             sources.push(SourceRows { ty: info.ty, bytes: self.file.data(info), rows });
         }
         let label = parts.iter().map(|p| p.0).collect::<Vec<_>>().join("+");
-        let packed = pack(&sources, cols, order).map_err(|e| match e {
-            Error::Unsupported(m) => Error::Unsupported(format!("{label}: {m}")),
-            other => other,
-        })?;
-        self.uploaded.set(self.uploaded.get() + packed.gpu_bytes());
-        GpuMatrix::upload(self.gpu, &label, &packed)
+        self.upload(&label, &sources, cols, order)
     }
 
     /// One tensor of `parts * rows_each` rows cut into `parts` equal blocks of rows, packed as if
@@ -113,11 +108,15 @@ impl<'a> WeightLoader<'a> {
             .chunks_exact(part_bytes.max(1))
             .map(|chunk| SourceRows { ty: info.ty, bytes: chunk, rows: rows_each })
             .collect();
-        let packed = pack(&sources, cols, order).map_err(|e| match e {
-            Error::Unsupported(m) => Error::Unsupported(format!("{name}: {m}")),
+        self.upload(name, &sources, cols, order)
+    }
+
+    fn upload(&self, label: &str, sources: &[SourceRows], cols: usize, order: RowOrder) -> Result<GpuMatrix> {
+        let packed = pack(sources, cols, order).map_err(|e| match e {
+            Error::Unsupported(m) => Error::Unsupported(format!("{label}: {m}")),
             other => other,
         })?;
         self.uploaded.set(self.uploaded.get() + packed.gpu_bytes());
-        GpuMatrix::upload(self.gpu, name, &packed)
+        GpuMatrix::upload(self.gpu, label, &packed)
     }
 }

@@ -473,4 +473,18 @@ mod tests {
             check(case, 300 + i as u64);
         }
     }
+
+    #[test]
+    fn a_bias_with_a_gated_activation_is_refused() {
+        let mut rng = rng(400);
+        let bytes = random_tensor(GgmlType::Q8_0, 16, 64, &mut rng);
+        let packed = pack(&[SourceRows { ty: GgmlType::Q8_0, bytes: &bytes, rows: 16 }], 64, RowOrder::Concat).unwrap();
+        let g = gpu();
+        let w = GpuMatrix::upload(g, "w", &packed).unwrap();
+        let (x, y) = (g.activations("x", 1, 64).unwrap(), g.activations("y", 1, 8).unwrap());
+        let bias = g.buffer_with("bias", &[0.0f32; 16]).unwrap();
+        let spec = LinearSpec { bias: Some(&bias), ..LinearSpec::new(None, Epilogue::GeGlu) };
+        let err = Linear::new(g, &step_buffers(), &w, &x, &y, &spec).err().expect("refused").to_string();
+        assert!(err.contains("bias"), "{err}");
+    }
 }

@@ -6,12 +6,16 @@ use super::{Dispatch, Heads, Step, StepBuffers, Windows};
 use crate::gpu::{Activations, Bind, Defines, Gpu, Slot};
 use crate::{Error, Result};
 
-/// Normalises each query head with `q_gamma` and each key head with `k_gamma`, in place
-/// (Gemma 3, Qwen 3); values are left alone.
-pub struct HeadNorm(Dispatch);
+/// One dispatch of `shaders/rms_norm.wgsl`, in either of its two uses.
+pub struct RmsNorm {
+    dispatch: Dispatch,
+    name: &'static str,
+}
 
-impl HeadNorm {
-    pub fn new(
+impl RmsNorm {
+    /// Normalises each query head with `q_gamma` and each key head with `k_gamma`, in place
+    /// (Gemma 3, Qwen 3); values are left alone.
+    pub fn heads(
         gpu: &Gpu,
         steps: &StepBuffers,
         heads: Heads,
@@ -19,7 +23,7 @@ impl HeadNorm {
         q_gamma: &wgpu::Buffer,
         k_gamma: &wgpu::Buffer,
         eps: f32,
-    ) -> Result<HeadNorm> {
+    ) -> Result<RmsNorm> {
         if qkv.width != heads.qkv_dim() {
             return Err(Error::Gpu(format!("qkv rows of {} for heads {heads:?}", qkv.width)));
         }
@@ -38,32 +42,18 @@ impl HeadNorm {
         ];
         let rows = (heads.n_head + heads.n_head_kv) as u32;
         let grid = move |s: &Step| [rows, s.n_tokens, 1];
-        Ok(HeadNorm(Dispatch::new(gpu, "rms_norm.wgsl", &defines, &binds, grid)?))
-    }
-}
-
-impl super::Op for HeadNorm {
-    fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, _: &mut Windows) {
-        self.0.encode(pass, step)
+        Ok(RmsNorm { dispatch: Dispatch::new(gpu, "rms_norm.wgsl", &defines, &binds, grid)?, name: "qk-norm" })
     }
 
-    fn name(&self) -> String {
-        "qk-norm".into()
-    }
-}
-
-/// `x += rmsnorm(branch) * gamma` for every token of the step.
-pub struct NormAdd(Dispatch);
-
-impl NormAdd {
-    pub fn new(
+    /// `x += rmsnorm(branch) * gamma` for every token of the step (a post-norm).
+    pub fn add_to(
         gpu: &Gpu,
         steps: &StepBuffers,
         branch: &Activations,
         gamma: &wgpu::Buffer,
         eps: f32,
         x: &Activations,
-    ) -> Result<NormAdd> {
+    ) -> Result<RmsNorm> {
         if branch.width != x.width {
             return Err(Error::Gpu(format!("adding rows of {} to rows of {}", branch.width, x.width)));
         }
@@ -79,17 +69,17 @@ impl NormAdd {
             (4, Slot::ReadWrite, Bind::Buffer(&x.buffer)),
         ];
         let grid = |s: &Step| [1, s.n_tokens, 1];
-        Ok(NormAdd(Dispatch::new(gpu, "rms_norm.wgsl", &defines, &binds, grid)?))
+        Ok(RmsNorm { dispatch: Dispatch::new(gpu, "rms_norm.wgsl", &defines, &binds, grid)?, name: "norm+add" })
     }
 }
 
-impl super::Op for NormAdd {
+impl super::Op for RmsNorm {
     fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, _: &mut Windows) {
-        self.0.encode(pass, step)
+        self.dispatch.encode(pass, step)
     }
 
     fn name(&self) -> String {
-        "norm+add".into()
+        self.name.into()
     }
 }
 
@@ -127,7 +117,7 @@ mod tests {
         let buf = g.activations_with("qkv", width, &qkv).unwrap();
         let (qg, kg) = (g.buffer_with("q gamma", &q_gamma).unwrap(), g.buffer_with("k gamma", &k_gamma).unwrap());
         let steps = step_buffers();
-        let op = HeadNorm::new(g, &steps, heads, &buf, &qg, &kg, 1e-6).unwrap();
+        let op = RmsNorm::heads(g, &steps, heads, &buf, &qg, &kg, 1e-6).unwrap();
         run(&steps, &[&op], Step { n_tokens: n_tokens as u32, ..Default::default() });
         assert_close(&read_rows(&buf, n_tokens), &want, 1e-5, "qk-norm");
     }
@@ -150,8 +140,20 @@ mod tests {
         let xb = g.activations_with("x", width, &x).unwrap();
         let gb = g.buffer_with("gamma", &gamma).unwrap();
         let steps = step_buffers();
-        let op = NormAdd::new(g, &steps, &bb, &gb, 1e-6, &xb).unwrap();
+        let op = RmsNorm::add_to(g, &steps, &bb, &gb, 1e-6, &xb).unwrap();
         run(&steps, &[&op], Step { n_tokens: n_tokens as u32, ..Default::default() });
         assert_close(&read_rows(&xb, n_tokens), &want, 1e-5, "norm+add");
+    }
+
+    #[test]
+    fn rows_of_the_wrong_width_are_refused() {
+        let g = gpu();
+        let heads = Heads { n_head: 4, n_head_kv: 2, head_dim: 32, rope_dims: 32, neox: true };
+        let gamma = g.buffer_with("gamma", &[1.0f32; 64]).unwrap();
+        let narrow = g.activations("qkv", 1, heads.qkv_dim() - 32).unwrap();
+        let steps = step_buffers();
+        assert!(RmsNorm::heads(g, &steps, heads, &narrow, &gamma, &gamma, 1e-6).is_err());
+        let (a, b) = (g.activations("branch", 1, 64).unwrap(), g.activations("x", 1, 96).unwrap());
+        assert!(RmsNorm::add_to(g, &steps, &a, &gamma, 1e-6, &b).is_err());
     }
 }

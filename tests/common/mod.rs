@@ -5,7 +5,7 @@
 use hearth::gpu::{AdapterChoice, Gpu};
 use hearth::model::{Model, ModelFile};
 use hearth::pull::{NoProgress, resolve_model};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 pub fn model_path() -> PathBuf {
@@ -15,13 +15,14 @@ pub fn model_path() -> PathBuf {
 
 pub fn model() -> Arc<Model> {
     static MODEL: OnceLock<Arc<Model>> = OnceLock::new();
-    MODEL
-        .get_or_init(|| {
-            let gpu = Arc::new(pollster::block_on(Gpu::new(&AdapterChoice::from_env())).expect("a wgpu adapter"));
-            let file = ModelFile::open(&model_path()).expect("the default model opens");
-            Arc::new(Model::load(gpu, &file).expect("the default model loads"))
-        })
-        .clone()
+    MODEL.get_or_init(|| load(&model_path())).clone()
+}
+
+/// The model at `path` on the adapter the environment chooses.
+pub fn load(path: &Path) -> Arc<Model> {
+    let gpu = Arc::new(pollster::block_on(Gpu::new(&AdapterChoice::from_env())).expect("a wgpu adapter"));
+    let file = ModelFile::open(path).unwrap_or_else(|e| panic!("{} opens: {e}", path.display()));
+    Arc::new(Model::load(gpu, &file).unwrap_or_else(|e| panic!("{} loads: {e}", path.display())))
 }
 
 pub fn fixture(name: &str) -> String {

@@ -3,17 +3,15 @@
 //! feed-forward, a GELU-gated feed-forward, embeddings scaled by sqrt(width) and an LM head
 //! tied to them. (GGUF converters store Gemma's norm weights with its `1 +` already added.)
 
-use super::{Architecture, Ends};
+use super::{Architecture, Ends, attention_ops};
 use crate::Result;
 use crate::gpu::Gpu;
 use crate::model::config::ModelConfig;
 use crate::model::state::State;
 use crate::model::weights::WeightLoader;
 use crate::ops::Op;
-use crate::ops::attention::{self, Attention};
-use crate::ops::kv_write::KvWrite;
 use crate::ops::linear::{Epilogue, GpuMatrix, Linear, LinearSpec};
-use crate::ops::rms_norm::{HeadNorm, NormAdd};
+use crate::ops::rms_norm::RmsNorm;
 use crate::quant::RowOrder;
 
 /// RoPE base of the sliding-window layers (Gemma 3's `rope_local_base_freq`; GGUF files do not
@@ -68,8 +66,6 @@ impl Gemma3 {
 impl Architecture for Gemma3 {
     fn graph(&self, gpu: &Gpu, c: &ModelConfig, s: &State) -> Result<Vec<Box<dyn Op>>> {
         let heads = c.heads();
-        // Gemma 3 scales queries by 1/sqrt(query_pre_attn_scalar), the head size for these models.
-        let scale = 1.0 / (heads.head_dim as f32).sqrt();
         let eps = c.rms_eps;
         let st = &s.steps;
         let embed_scale = (c.n_embd as f32).sqrt();
@@ -82,28 +78,16 @@ impl Architecture for Gemma3 {
             };
             let norm_first = LinearSpec::new(Some((&layer.attn_norm, eps)), Epilogue::Store);
             ops.push(Box::new(Linear::new(gpu, st, &layer.qkv, &s.x, &s.qkv, &norm_first)?));
-            ops.push(Box::new(HeadNorm::new(gpu, st, heads, &s.qkv, &layer.q_norm, &layer.k_norm, eps)?));
-            ops.push(Box::new(KvWrite::new(gpu, st, heads, &s.qkv, rope, &s.k_cache[l], &s.v_cache[l])?));
-            ops.push(Box::new(Attention::new(
-                gpu,
-                st,
-                heads,
-                scale,
-                &s.qkv,
-                rope,
-                &s.k_cache[l],
-                &s.v_cache[l],
-                &s.attn,
-                attention::keys_per_split(gpu),
-                window,
-            )?));
+            ops.push(Box::new(RmsNorm::heads(gpu, st, heads, &s.qkv, &layer.q_norm, &layer.k_norm, eps)?));
+            // Queries scaled by 1/sqrt(head size): Gemma 3's query_pre_attn_scalar for these models.
+            ops.extend(attention_ops(gpu, c, s, l, rope, window)?);
             let store = LinearSpec::new(None, Epilogue::Store);
             ops.push(Box::new(Linear::new(gpu, st, &layer.attn_out, &s.attn, &s.branch, &store)?));
-            ops.push(Box::new(NormAdd::new(gpu, st, &s.branch, &layer.post_attn_norm, eps, &s.x)?));
+            ops.push(Box::new(RmsNorm::add_to(gpu, st, &s.branch, &layer.post_attn_norm, eps, &s.x)?));
             let gated = LinearSpec::new(Some((&layer.ffn_norm, eps)), Epilogue::GeGlu);
             ops.push(Box::new(Linear::new(gpu, st, &layer.gate_up, &s.x, &s.ffn, &gated)?));
             ops.push(Box::new(Linear::new(gpu, st, &layer.down, &s.ffn, &s.branch, &store)?));
-            ops.push(Box::new(NormAdd::new(gpu, st, &s.branch, &layer.post_ffn_norm, eps, &s.x)?));
+            ops.push(Box::new(RmsNorm::add_to(gpu, st, &s.branch, &layer.post_ffn_norm, eps, &s.x)?));
         }
         ops.push(self.ends.logits(gpu, c, s)?);
         Ok(ops)

@@ -3,17 +3,15 @@
 //! pre-norm blocks of grouped-query attention with RoPE and a SwiGLU feed-forward, RMSNorm
 //! throughout.
 
-use super::{Architecture, Ends};
+use super::{Architecture, Ends, attention_ops};
 use crate::Result;
 use crate::gpu::Gpu;
 use crate::model::config::ModelConfig;
 use crate::model::state::State;
 use crate::model::weights::WeightLoader;
 use crate::ops::Op;
-use crate::ops::attention::{self, Attention};
-use crate::ops::kv_write::KvWrite;
 use crate::ops::linear::{Epilogue, GpuMatrix, Linear, LinearSpec};
-use crate::ops::rms_norm::HeadNorm;
+use crate::ops::rms_norm::RmsNorm;
 use crate::quant::RowOrder;
 
 struct Layer {
@@ -80,7 +78,6 @@ impl Llama {
 impl Architecture for Llama {
     fn graph(&self, gpu: &Gpu, c: &ModelConfig, s: &State) -> Result<Vec<Box<dyn Op>>> {
         let heads = c.heads();
-        let scale = 1.0 / (heads.head_dim as f32).sqrt();
         let plain = LinearSpec::new;
         let eps = c.rms_eps;
         let st = &s.steps;
@@ -95,22 +92,9 @@ impl Architecture for Llama {
                 &LinearSpec { bias: layer.qkv_bias.as_ref(), ..plain(Some((&layer.attn_norm, eps)), Epilogue::Store) },
             )?));
             if let Some((q_norm, k_norm)) = &layer.qk_norm {
-                ops.push(Box::new(HeadNorm::new(gpu, st, heads, &s.qkv, q_norm, k_norm, eps)?));
+                ops.push(Box::new(RmsNorm::heads(gpu, st, heads, &s.qkv, q_norm, k_norm, eps)?));
             }
-            ops.push(Box::new(KvWrite::new(gpu, st, heads, &s.qkv, &s.rope, &s.k_cache[l], &s.v_cache[l])?));
-            ops.push(Box::new(Attention::new(
-                gpu,
-                st,
-                heads,
-                scale,
-                &s.qkv,
-                &s.rope,
-                &s.k_cache[l],
-                &s.v_cache[l],
-                &s.attn,
-                attention::keys_per_split(gpu),
-                None,
-            )?));
+            ops.extend(attention_ops(gpu, c, s, l, &s.rope, None)?);
             ops.push(Box::new(Linear::new(gpu, st, &layer.attn_out, &s.attn, &s.x, &plain(None, Epilogue::Add))?));
             ops.push(Box::new(Linear::new(
                 gpu,

@@ -9,7 +9,9 @@ use super::state::State;
 use super::weights::WeightLoader;
 use crate::gpu::Gpu;
 use crate::ops::Op;
+use crate::ops::attention::{self, Attention};
 use crate::ops::embed::Embed;
+use crate::ops::kv_write::KvWrite;
 use crate::ops::linear::{Epilogue, GpuMatrix, Linear, LinearSpec};
 use crate::quant::RowOrder;
 use crate::{Error, Result};
@@ -75,4 +77,25 @@ impl Ends {
             LinearSpec { logits: true, ..LinearSpec::new(Some((&self.output_norm, c.rms_eps)), Epilogue::Store) };
         Ok(Box::new(Linear::new(gpu, &s.steps, head, &s.x, &s.logits, &spec)?))
     }
+}
+
+/// Layer `l`'s attention over the fused Q|K|V rows in `State::qkv`: K (rotated) and V into the
+/// layer's cache, then each query over it into `State::attn`, with the given RoPE table and,
+/// for a sliding-window layer, its window.
+pub(crate) fn attention_ops(
+    gpu: &Gpu,
+    c: &ModelConfig,
+    s: &State,
+    l: usize,
+    rope: &wgpu::Buffer,
+    window: Option<u32>,
+) -> Result<[Box<dyn Op>; 2]> {
+    let heads = c.heads();
+    let scale = 1.0 / (heads.head_dim as f32).sqrt();
+    let (k, v) = (&s.k_cache[l], &s.v_cache[l]);
+    let split = attention::keys_per_split(gpu);
+    Ok([
+        Box::new(KvWrite::new(gpu, &s.steps, heads, &s.qkv, rope, k, v)?),
+        Box::new(Attention::new(gpu, &s.steps, heads, scale, &s.qkv, rope, k, v, &s.attn, split, window)?),
+    ])
 }
