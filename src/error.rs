@@ -11,6 +11,8 @@ pub enum Error {
     },
     /// The model file is malformed: truncated, wrong magic, offsets out of range.
     Gguf(String),
+    /// A Hugging Face model folder is malformed: bad JSON, shards that do not add up.
+    Folder(String),
     /// The file is well formed but describes something hearth cannot run.
     Unsupported(String),
     Tokenizer(String),
@@ -28,6 +30,7 @@ impl fmt::Display for Error {
         match self {
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
             Error::Gguf(m) => write!(f, "invalid GGUF file: {m}"),
+            Error::Folder(m) => write!(f, "invalid model folder: {m}"),
             Error::Unsupported(m) => write!(f, "unsupported model: {m}"),
             Error::Tokenizer(m) => write!(f, "tokenizer: {m}"),
             Error::Template(m) => write!(f, "chat template: {m}"),

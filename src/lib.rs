@@ -4,6 +4,9 @@
 pub mod bench;
 pub mod chat;
 pub mod error;
+#[cfg(not(target_arch = "wasm32"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod generate;
 pub mod gpu;
 pub mod model;

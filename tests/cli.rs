@@ -291,3 +291,31 @@ fn quantize_writes_a_model_that_loads_with_the_expected_perplexity() {
     assert_fails_with(&hearth(&["quantize", &model_arg(), out.arg(), "--type", "q3_k"]), "q8_0, q4_0, q4_k, f16");
     assert_fails_with(&hearth(&["quantize", &model_arg(), &model_arg()]), "is the input file");
 }
+
+#[test]
+fn a_hugging_face_folder_loads_as_the_quant_asked_for_and_quantizes_to_gguf() {
+    let dir = std::env::temp_dir().join(format!("hearth-cli-{}-folder", std::process::id()));
+    let tiny = hearth::model::ModelFile::from_bytes(TinyLlama::default().to_gguf()).unwrap();
+    hearth::model::hf::export::write_folder(&tiny, &dir, safetensors::Dtype::BF16, 2).unwrap();
+    let folder = dir.to_str().unwrap();
+
+    let info = text(&hearth(&["info", folder]).stdout);
+    assert!(info.contains("Hugging Face folder") && info.contains("Q8_0 ×"), "{info}");
+    let info = text(&hearth(&["info", folder, "--quant", "q4_0"]).stdout);
+    assert!(info.contains("Q4_0 ×") && !info.contains("Q8_0 ×"), "{info}");
+    assert_fails_with(&hearth(&["info", folder, "--quant", "q3_k"]), "q8_0, q4_k, q4_0, f16, f32");
+    assert_fails_with(
+        &hearth(&["run", "--model", &model_arg(), "--quant", "q4_0", "hi"]),
+        "applies to Hugging Face folders",
+    );
+
+    let out = TempFile::new("from-folder.gguf", b"");
+    let done = hearth(&["quantize", folder, out.arg(), "--type", "q4_0"]);
+    assert!(done.status.success(), "{}", text(&done.stderr));
+    let info = text(&hearth(&["info", out.arg()]).stdout);
+    assert!(info.contains("GGUF v3") && info.contains("Q4_0 ×"), "{info}");
+
+    std::fs::remove_file(dir.join("config.json")).unwrap();
+    assert_fails_with(&hearth(&["info", folder]), "config.json");
+    let _ = std::fs::remove_dir_all(&dir);
+}

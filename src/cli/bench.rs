@@ -6,7 +6,7 @@ use hearth::bench::report::{self, RunInfo};
 use hearth::bench::{ModelSummary, Plan, compare, profile, roofline};
 use hearth::generate::Session;
 use hearth::model::state::SessionOptions;
-use hearth::pull::sha256_hex;
+use hearth::pull::sha256_hex_of_parts;
 use hearth::{Error, Result};
 use std::path::PathBuf;
 
@@ -76,7 +76,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let gpu = model.gpu.clone();
     eprintln!("bench: {} on {}", path.display(), gpu.info.name);
     eprintln!("bench: hashing the model file and measuring the adapter's bandwidth");
-    let sha256 = sha256_hex(file.bytes());
+    let sha256 = sha256_hex_of_parts(&file.contents());
     let roofline = roofline::measure(&gpu)?;
     let plan = Plan { prompts: args.prompts, gens: args.gens, reps: args.reps, batch: args.batch };
     let measured = pollster::block_on(hearth::bench::run(&model, &plan, |what| eprintln!("bench: {what}")))?;

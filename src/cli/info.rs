@@ -9,18 +9,22 @@ use std::collections::BTreeMap;
 
 #[derive(Args)]
 pub struct InfoArgs {
-    /// A GGUF file or model name (the default model when omitted)
+    /// A GGUF file, Hugging Face folder or model name (the default model when omitted)
     model: Option<String>,
+    /// For a Hugging Face folder: the type its matrices would load as (q8_0 by default)
+    #[arg(long)]
+    quant: Option<String>,
     /// Also list every metadata key and tensor
     #[arg(short, long)]
     verbose: bool,
 }
 
 pub fn run(args: InfoArgs) -> Result<()> {
-    let (path, file) = super::load::open_file(&ModelArgs { model: args.model })?;
+    let (path, file) = super::load::open_file(&ModelArgs { model: args.model, quant: args.quant })?;
     let h = &file.header;
     let text = |k: &str| h.get(k).and_then(Value::as_str).unwrap_or("-").to_string();
-    println!("file:          {} ({:.1} MB, GGUF v{})", path.display(), file.len() as f64 / 1e6, h.version);
+    let format = if file.is_folder() { "Hugging Face folder".to_string() } else { format!("GGUF v{}", h.version) };
+    println!("file:          {} ({:.1} MB, {format})", path.display(), file.len() as f64 / 1e6);
     println!("name:          {}", text("general.name"));
     println!("architecture:  {}", text("general.architecture"));
     match ModelConfig::from_gguf(h) {

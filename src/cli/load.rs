@@ -2,6 +2,8 @@
 
 use super::{GpuArgs, ModelArgs};
 use hearth::gpu::Gpu;
+use hearth::model::ggml_type::GgmlType;
+use hearth::model::hf::LOAD_TYPES;
 use hearth::model::{Model, ModelFile};
 use hearth::pull::{BarProgress, resolve_model};
 use hearth::{Error, Result};
@@ -14,8 +16,9 @@ pub fn model_path(args: &ModelArgs) -> Result<PathBuf> {
 }
 
 pub fn open_file(args: &ModelArgs) -> Result<(PathBuf, ModelFile)> {
+    let quant = args.quant.as_deref().map(|q| GgmlType::parse_among(q, &LOAD_TYPES, "--quant")).transpose()?;
     let path = model_path(args)?;
-    let file = ModelFile::open(&path)?;
+    let file = ModelFile::open_as(&path, quant)?;
     Ok((path, file))
 }
 

@@ -50,10 +50,15 @@ enum Command {
 /// Which model to use.
 #[derive(Args, Clone, Debug)]
 pub struct ModelArgs {
-    /// A GGUF file, a known model name (see `hearth pull --list`), an https:// URL or
-    /// hf:owner/repo/file.gguf; the default model when omitted
+    /// A GGUF file, a Hugging Face folder (config.json, tokenizer.json, *.safetensors), a known
+    /// model name (see `hearth pull --list`), an https:// URL or hf:owner/repo/file.gguf; the
+    /// default model when omitted
     #[arg(short, long, env = "HEARTH_MODEL")]
     pub model: Option<String>,
+    /// For a Hugging Face folder: the type its F32/F16/BF16 matrices are quantized to while
+    /// loading: q8_0 (default; fast, near-lossless), q4_k, q4_0, f16 or f32
+    #[arg(long, env = "HEARTH_QUANT")]
+    pub quant: Option<String>,
 }
 
 /// Which GPU adapter to use.

@@ -2,6 +2,7 @@
 
 use super::ModelArgs;
 use clap::Args;
+use hearth::model::ModelFile;
 use hearth::model::ggml_type::GgmlType;
 use hearth::model::requantize::requantize;
 use hearth::pull::{BarProgress, Progress};
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct QuantizeArgs {
-    /// The model to read: a GGUF file or a known model name
+    /// The model to read: a GGUF file, a Hugging Face folder or a known model name
     input: String,
     /// Where to write the new GGUF file
     output: PathBuf,
@@ -20,16 +21,11 @@ pub struct QuantizeArgs {
     r#type: String,
 }
 
-fn parse_type(name: &str) -> Result<GgmlType> {
-    QUANTIZE_TYPES.into_iter().find(|t| t.name().eq_ignore_ascii_case(name)).ok_or_else(|| {
-        let names: Vec<String> = QUANTIZE_TYPES.iter().map(|t| t.name().to_lowercase()).collect();
-        Error::Input(format!("--type {name}: not a type hearth quantizes to ({})", names.join(", ")))
-    })
-}
-
 pub fn run(args: QuantizeArgs) -> Result<()> {
-    let ty = parse_type(&args.r#type)?;
-    let (input, file) = super::load::open_file(&ModelArgs { model: Some(args.input.clone()) })?;
+    let ty = GgmlType::parse_among(&args.r#type, &QUANTIZE_TYPES, "--type")?;
+    let input = super::load::model_path(&ModelArgs { model: Some(args.input.clone()), quant: None })?;
+    // A folder's tensors are quantized straight to the target type as they are read.
+    let file = ModelFile::open_as(&input, input.is_dir().then_some(ty))?;
     if args.output.canonicalize().ok() == input.canonicalize().ok() {
         return Err(Error::Input(format!("{} is the input file; write the output elsewhere", args.output.display())));
     }

@@ -1,35 +1,46 @@
-//! A GGUF model file held in memory: memory-mapped natively, a byte buffer on the web.
+//! A model held open: a GGUF file (memory-mapped natively, a byte buffer on the web) or a
+//! Hugging Face folder read as one (its tensors converted when asked for).
 
 use super::gguf::{GgufHeader, TensorInfo};
+#[cfg(not(target_arch = "wasm32"))]
+use super::{ggml_type::GgmlType, hf::HfFolder};
 use crate::{Error, Result};
+use std::borrow::Cow;
 #[cfg(not(target_arch = "wasm32"))]
 use std::path::Path;
 
-enum Bytes {
+enum Source {
     #[cfg(not(target_arch = "wasm32"))]
     Mapped(memmap2::Mmap),
     Owned(Vec<u8>),
-}
-
-impl std::ops::Deref for Bytes {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            #[cfg(not(target_arch = "wasm32"))]
-            Bytes::Mapped(m) => m,
-            Bytes::Owned(v) => v,
-        }
-    }
+    #[cfg(not(target_arch = "wasm32"))]
+    Folder(HfFolder),
 }
 
 pub struct ModelFile {
     pub header: GgufHeader,
-    bytes: Bytes,
+    source: Source,
 }
 
 impl ModelFile {
+    /// A GGUF file, or a Hugging Face folder with its matrices loaded as Q8_0.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn open(path: &Path) -> Result<ModelFile> {
+        ModelFile::open_as(path, None)
+    }
+
+    /// As `open`, loading a folder's matrices as `quant` (GGUF files keep their own types).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn open_as(path: &Path, quant: Option<GgmlType>) -> Result<ModelFile> {
+        if path.is_dir() {
+            let (header, folder) = HfFolder::open(path, quant.unwrap_or(GgmlType::Q8_0))?;
+            return Ok(ModelFile { header, source: Source::Folder(folder) });
+        }
+        if let Some(quant) = quant {
+            return Err(Error::Input(format!(
+                "--quant {quant} applies to Hugging Face folders; a GGUF file keeps its types (see `hearth quantize`)"
+            )));
+        }
         let io = |source| Error::Io { path: path.to_path_buf(), source };
         let file = std::fs::File::open(path).map_err(io)?;
         // SAFETY: the map is read-only; hearth never writes model files while they are open.
@@ -39,30 +50,53 @@ impl ModelFile {
             Error::Gguf(m) => Error::Gguf(format!("{}: {m}", path.display())),
             other => other,
         })?;
-        Ok(ModelFile { header, bytes: Bytes::Mapped(map) })
+        Ok(ModelFile { header, source: Source::Mapped(map) })
     }
 
     pub fn from_bytes(bytes: Vec<u8>) -> Result<ModelFile> {
         let header = GgufHeader::parse(&bytes, bytes.len() as u64)?;
-        Ok(ModelFile { header, bytes: Bytes::Owned(bytes) })
+        Ok(ModelFile { header, source: Source::Owned(bytes) })
     }
 
-    /// The tensor's bytes; its range was checked against the file length when parsed.
-    pub fn data(&self, info: &TensorInfo) -> &[u8] {
-        &self.bytes[info.offset as usize..][..info.n_bytes as usize]
+    /// The tensor's bytes in the type `info` names: borrowed from a GGUF file (its range was
+    /// checked when parsed), converted from a folder.
+    pub fn data(&self, info: &TensorInfo) -> Result<Cow<'_, [u8]>> {
+        let bytes = match &self.source {
+            #[cfg(not(target_arch = "wasm32"))]
+            Source::Mapped(m) => &m[..],
+            Source::Owned(v) => &v[..],
+            #[cfg(not(target_arch = "wasm32"))]
+            Source::Folder(f) => return f.data(info).map(Cow::Owned),
+        };
+        Ok(Cow::Borrowed(&bytes[info.offset as usize..][..info.n_bytes as usize]))
     }
 
-    /// The whole file.
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+    /// The file's bytes (a folder's shards, in order), for fingerprinting.
+    pub fn contents(&self) -> Vec<&[u8]> {
+        match &self.source {
+            #[cfg(not(target_arch = "wasm32"))]
+            Source::Mapped(m) => vec![&m[..]],
+            Source::Owned(v) => vec![&v[..]],
+            #[cfg(not(target_arch = "wasm32"))]
+            Source::Folder(f) => f.shard_bytes(),
+        }
+    }
+
+    /// Whether this is a Hugging Face folder rather than a GGUF file.
+    pub fn is_folder(&self) -> bool {
+        match &self.source {
+            #[cfg(not(target_arch = "wasm32"))]
+            Source::Folder(_) => true,
+            _ => false,
+        }
     }
 
     pub fn len(&self) -> u64 {
-        self.bytes.len() as u64
+        self.contents().iter().map(|c| c.len() as u64).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
+        self.len() == 0
     }
 
     pub fn tensor(&self, name: &str) -> Result<&TensorInfo> {

@@ -79,6 +79,15 @@ impl GgmlType {
         TABLE.iter().find(|row| row.1 == id).map(|row| row.0)
     }
 
+    /// The type of this name among `allowed` (any case: "q4_k" is Q4_K), or an input error
+    /// listing them for the option `option`.
+    pub fn parse_among(name: &str, allowed: &[GgmlType], option: &str) -> crate::Result<GgmlType> {
+        allowed.iter().copied().find(|t| t.name().eq_ignore_ascii_case(name)).ok_or_else(|| {
+            let names: Vec<String> = allowed.iter().map(|t| t.name().to_lowercase()).collect();
+            crate::Error::Input(format!("{option} {name}: not one of {}", names.join(", ")))
+        })
+    }
+
     fn row(self) -> &'static (GgmlType, u32, &'static str, u64, u64) {
         // Every variant has exactly one row in TABLE (checked by a test).
         TABLE.iter().find(|row| row.0 == self).unwrap_or(&TABLE[0])

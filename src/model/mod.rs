@@ -7,6 +7,8 @@ pub mod file;
 pub mod ggml_type;
 pub mod gguf;
 pub mod gguf_writer;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod hf;
 pub mod reference;
 pub mod requantize;
 pub mod state;

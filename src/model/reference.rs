@@ -28,7 +28,7 @@ impl ReferenceModel {
 
     fn tensor(&self, name: &str) -> Result<Vec<f32>> {
         let info = self.file.tensor(name)?;
-        dequantize(info.ty, self.file.data(info))
+        dequantize(info.ty, &self.file.data(info)?)
     }
 
     /// Logits after every token of `tokens`, `[token][vocab]`, starting from an empty cache.

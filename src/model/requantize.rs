@@ -20,7 +20,7 @@ pub struct RequantizeReport {
 }
 
 /// llama.cpp's `general.file_type` for a file mostly of `ty`.
-fn file_type_of(ty: GgmlType) -> u32 {
+pub(crate) fn file_type_of(ty: GgmlType) -> u32 {
     match ty {
         GgmlType::F16 => 1,
         GgmlType::Q4_0 => 2,
@@ -53,7 +53,7 @@ pub fn requantize(
     let total: u64 = file.header.tensors.iter().map(|t| t.n_bytes).sum();
     let mut done = 0;
     for t in &file.header.tensors {
-        let bytes = file.data(t);
+        let bytes = file.data(t)?;
         let row = t.dims.first().copied().unwrap_or(0);
         let is_matrix = t.dims.iter().filter(|&&d| d > 1).count() >= 2;
         if !is_matrix || t.ty == ty {
@@ -72,7 +72,7 @@ pub fn requantize(
                     t.name
                 )));
             }
-            let values = dequantize(t.ty, bytes).map_err(|e| Error::Unsupported(format!("{}: {e}", t.name)))?;
+            let values = dequantize(t.ty, &bytes).map_err(|e| Error::Unsupported(format!("{}: {e}", t.name)))?;
             w.tensor(&t.name, &t.dims, target, quantize(target, &values)?);
             report.converted += 1;
         }

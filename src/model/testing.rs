@@ -88,7 +88,7 @@ impl TinyLlama {
             .meta(&key("rope.freq_base"), Value::F32(10000.0))
             .meta(&key("attention.layer_norm_rms_epsilon"), Value::F32(1e-5))
             .meta("tokenizer.ggml.model", Value::String("gpt2".into()))
-            .meta("tokenizer.ggml.pre", Value::String("default".into()))
+            .meta("tokenizer.ggml.pre", Value::String("smollm".into()))
             .meta("tokenizer.ggml.tokens", strings(&tokens))
             .meta("tokenizer.ggml.token_type", Value::Array(types.into_iter().map(Value::I32).collect()))
             .meta("tokenizer.ggml.merges", strings(&["Ġ t".to_string(), "h e".to_string()]))

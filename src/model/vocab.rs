@@ -61,3 +61,48 @@ pub fn chat_template(h: &GgufHeader, tok: &Tokenizer) -> Result<Option<ChatTempl
     let text = |id: Option<u32>| id.and_then(|i| tok.token_text(i)).unwrap_or("").to_string();
     ChatTemplate::new(source, &text(tok.bos_id()), &text(tok.eos_id())).map(Some)
 }
+
+/// The `tokenizer.*` metadata describing `spec` (the inverse of `vocab_spec`), for model
+/// folders read as GGUF and for the files `hearth quantize` writes from them.
+pub fn metadata(spec: &VocabSpec, chat_template: Option<&str>) -> Vec<(String, Value)> {
+    let strings = |v: &[String]| Value::Array(v.iter().map(|s| Value::String(s.clone())).collect());
+    let mut m = vec![("tokenizer.ggml.model".to_string(), Value::String(spec.model.clone()))];
+    let mut put = |key: &str, v: Value| m.push((format!("tokenizer.{key}"), v));
+    if let Some(pre) = &spec.pre {
+        put("ggml.pre", Value::String(pre.clone()));
+    }
+    put("ggml.tokens", strings(&spec.tokens));
+    if let Some(scores) = &spec.scores {
+        put("ggml.scores", Value::Array(scores.iter().map(|&s| Value::F32(s)).collect()));
+    }
+    if let Some(types) = &spec.token_types {
+        put("ggml.token_type", Value::Array(types.iter().map(|&t| Value::I32(t)).collect()));
+    }
+    if let Some(merges) = &spec.merges {
+        put("ggml.merges", strings(merges));
+    }
+    let ids = [
+        ("bos", spec.bos_id),
+        ("eos", spec.eos_id),
+        ("unknown", spec.unk_id),
+        ("eot", spec.eot_id),
+        ("eom", spec.eom_id),
+        ("padding", spec.pad_id),
+    ];
+    for (name, id) in ids {
+        if let Some(id) = id {
+            put(&format!("ggml.{name}_token_id"), Value::U32(id));
+        }
+    }
+    let flags =
+        [("add_bos_token", spec.add_bos), ("add_eos_token", spec.add_eos), ("add_space_prefix", spec.add_space_prefix)];
+    for (name, flag) in flags {
+        if let Some(flag) = flag {
+            put(&format!("ggml.{name}"), Value::Bool(flag));
+        }
+    }
+    if let Some(t) = chat_template {
+        put("chat_template", Value::String(t.to_string()));
+    }
+    m
+}

@@ -22,14 +22,16 @@ pub fn planned_bytes(header: &GgufHeader) -> u64 {
     header
         .tensors
         .iter()
+        // Saturating: a crafted file may pair a zero dimension with an enormous one.
         .map(|t| match (t.dims.as_slice(), WeightFormat::for_type(t.ty)) {
             ([cols, rows, ..], Ok(format)) => {
-                let blocks = rows.div_ceil(TILE_ROWS as u64) * TILE_ROWS as u64 * (cols / BLOCK as u64);
-                blocks * (format.words_per_block() + format.scale_words_per_block()) as u64 * 4
+                let tile = TILE_ROWS as u64;
+                let blocks = rows.div_ceil(tile).saturating_mul(tile).saturating_mul(cols / BLOCK as u64);
+                blocks.saturating_mul((format.words_per_block() + format.scale_words_per_block()) as u64 * 4)
             }
-            _ => t.n_elements() * 4,
+            _ => t.n_elements().saturating_mul(4),
         })
-        .sum()
+        .fold(0, u64::saturating_add)
 }
 
 impl<'a> WeightLoader<'a> {
@@ -73,7 +75,7 @@ impl<'a> WeightLoader<'a> {
         let mut values = Vec::new();
         for &(name, len) in parts {
             let info = self.checked(name, &[len])?;
-            values.extend(dequantize(info.ty, self.file.data(info))?);
+            values.extend(dequantize(info.ty, &self.file.data(info)?)?);
         }
         self.uploaded.set(self.uploaded.get() + values.len() as u64 * 4);
         let label = parts.iter().map(|p| p.0).collect::<Vec<_>>().join("+");
@@ -82,11 +84,13 @@ impl<'a> WeightLoader<'a> {
 
     /// Matrices of `cols` columns (and the given row counts) packed into one GPU matrix.
     pub fn matrix(&self, parts: &[(&str, usize)], cols: usize, order: RowOrder) -> Result<GpuMatrix> {
-        let mut sources = Vec::with_capacity(parts.len());
+        let mut tensors = Vec::with_capacity(parts.len());
         for &(name, rows) in parts {
             let info = self.checked(name, &[cols, rows])?;
-            sources.push(SourceRows { ty: info.ty, bytes: self.file.data(info), rows });
+            tensors.push((info.ty, self.file.data(info)?, rows));
         }
+        let sources: Vec<SourceRows> =
+            tensors.iter().map(|(ty, bytes, rows)| SourceRows { ty: *ty, bytes, rows: *rows }).collect();
         let label = parts.iter().map(|p| p.0).collect::<Vec<_>>().join("+");
         self.upload(&label, &sources, cols, order)
     }
@@ -102,7 +106,7 @@ impl<'a> WeightLoader<'a> {
         order: RowOrder,
     ) -> Result<GpuMatrix> {
         let info = self.checked(name, &[cols, parts * rows_each])?;
-        let bytes = self.file.data(info);
+        let bytes = self.file.data(info)?;
         let part_bytes = bytes.len() / parts.max(1);
         let sources: Vec<SourceRows> = bytes
             .chunks_exact(part_bytes.max(1))

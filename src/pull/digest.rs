@@ -103,7 +103,14 @@ pub(crate) fn digest_of_file(path: &Path) -> Result<Digest> {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    to_hex(&Sha256::digest(bytes))
+    sha256_hex_of_parts(&[bytes])
+}
+
+/// The digest of the parts one after the other (a folder's shards).
+pub fn sha256_hex_of_parts(parts: &[&[u8]]) -> String {
+    let mut hasher = Sha256::new();
+    parts.iter().for_each(|p| hasher.update(p));
+    to_hex(&hasher.finalize())
 }
 
 fn to_hex(bytes: &[u8]) -> String {

@@ -26,7 +26,7 @@ mod test_support;
 
 use std::path::PathBuf;
 
-pub use digest::sha256_hex;
+pub use digest::{sha256_hex, sha256_hex_of_parts};
 pub use manifest::{ManifestEntry, ModelSource};
 pub use progress::{BarProgress, NoProgress, Progress};
 

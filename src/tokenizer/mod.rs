@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use crate::{Error, Result};
 
+pub mod hf_json;
 mod merges;
 mod pieces;
 mod pretokenize;
@@ -161,10 +162,11 @@ impl Tokenizer {
                     .ok_or_else(|| err("gpt2 vocabulary without merges (tokenizer.ggml.merges missing)"))?;
                 ranked_merges(merges, &ids)
             }
-            Kind::Spm => {
-                let scores = spec.scores.as_deref().unwrap_or(&[]);
-                score_merges(&tokens, scores, &ids)
-            }
+            // A tokenizer.json lists its merges; a GGUF file gives scores to derive them from.
+            Kind::Spm => match &spec.merges {
+                Some(merges) => ranked_merges(merges, &ids),
+                None => score_merges(&tokens, spec.scores.as_deref().unwrap_or(&[]), &ids),
+            },
         };
         let unk_text = match kind {
             Kind::Spm => unk.and_then(|id| tokens.get(id as usize)).cloned(),

@@ -15,6 +15,18 @@ pub(super) const DIGIT: &str = r"\p{N}";
 pub(super) const CJK: &str = r"[一-龥ࠀ-一가-퟿]+";
 pub(super) const DEEPSEEK_LLM_LETTERS: &str = r"\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-\x{1F7D}ᾀ-ᾴᾶ-ᾼ\x{1FBE}ῂ-ῄῆ-ῌῐ-\x{1FD3}ῖ-\x{1FDB}ῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤ\x{2126}ℨ\x{212A}-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-𑣟𞤀-𞥃]+";
 
+/// `tokenizer.ggml.pre` names of the single-regex byte-level pre-tokenizers, for recognising a
+/// tokenizer.json's `Split` regex.
+pub(super) const NAMED_REGEXES: &[(&str, &str)] = &[
+    ("llama-bpe", LLAMA3),
+    ("qwen2", QWEN2),
+    ("qwen35", QWEN35),
+    ("seed-coder", SEED_CODER),
+    ("bailingmoe", BAILINGMOE),
+    ("tekken", TEKKEN),
+    ("gpt-4o", GPT4O),
+];
+
 pub(super) const DEFAULT_SET: &[&str] = &[r"[\p{P}\$\+<=>\^~\|]+", GPT2, r"\p{N}+", r"[0-9][0-9][0-9]"];
 pub(super) const FALCON_SET: &[&str] = &[r"[\p{P}\$\+<=>\^~\|`]+", GPT2, r"[0-9][0-9][0-9]"];
 pub(super) const DEEPSEEK_LLM_SET: &[&str] =

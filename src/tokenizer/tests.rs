@@ -282,3 +282,20 @@ fn eog_by_text_and_fim() {
     assert_eq!(tok.encode("<|fim_prefix|>", false, true).unwrap(), vec![258]);
     assert_eq!(tok.decode(&[256, 258]).unwrap(), "");
 }
+
+#[test]
+fn spm_through_tokenizer_json_tokenizes_the_same() {
+    let spec = VocabSpec { unk_id: Some(0), bos_id: Some(1), eos_id: Some(2), ..spm_spec() };
+    let (json, config) = super::hf_json::write(&spec, None).unwrap();
+    let back = super::hf_json::read(&json, Some(&config)).unwrap().spec;
+    assert_eq!(
+        (back.model.as_str(), &back.token_types, back.add_space_prefix),
+        ("llama", &spec.token_types, Some(true))
+    );
+    let (direct, via_json) = (Tokenizer::from_vocab(&spec).unwrap(), Tokenizer::from_vocab(&back).unwrap());
+    for text in ["hello", "hello é", "<s>hello hell lo", "  oh hello</s>"] {
+        let ids = direct.encode(text, true, true).unwrap();
+        assert_eq!(via_json.encode(text, true, true).unwrap(), ids, "{text:?}");
+        assert_eq!(via_json.decode(&ids).unwrap(), direct.decode(&ids).unwrap());
+    }
+}
