@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod chat;
+pub mod conversation;
 pub mod error;
 #[cfg(not(target_arch = "wasm32"))]
 #[doc(hidden)]

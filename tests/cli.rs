@@ -319,3 +319,62 @@ fn a_hugging_face_folder_loads_as_the_quant_asked_for_and_quantizes_to_gguf() {
     assert_fails_with(&hearth(&["info", folder]), "config.json");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn chat_answers_like_run_keeps_history_and_survives_bad_input() {
+    let question = "What is the capital of France?";
+    let run = hearth(&["run", "--model", &model_arg(), "--temp", "0", "-n", "24", question]);
+    let first_answer = text(&run.stdout).trim().to_string();
+    let saved = TempFile::new("chat.json", b"");
+    let long = "word ".repeat(300);
+    let script = format!("{question}\n{long}\n/bogus\nAnd of Germany?\n/save {}\n/exit\nnot read\n", saved.arg());
+    let chat =
+        hearth_with_stdin(&["chat", "--model", &model_arg(), "--temp", "0", "-n", "24", "--ctx", "256"], Some(&script));
+    assert!(chat.status.success(), "{}", text(&chat.stderr));
+    let out = text(&chat.stdout);
+    let err = text(&chat.stderr);
+    assert!(out.starts_with(&first_answer), "chat's first answer {out:?} is run's {first_answer:?}");
+    assert!(
+        err.contains("raise --ctx") && err.contains("/reset"),
+        "a too-long message and an unknown command are reported: {err}"
+    );
+    let conversation: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&saved.0).unwrap()).unwrap();
+    let roles: Vec<&str> =
+        conversation["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["user", "assistant", "user", "assistant"], "the long message left no trace: {conversation}");
+    assert_eq!(conversation["messages"][0]["content"], question);
+}
+
+#[test]
+fn ctrl_c_stops_the_answer_and_the_chat_goes_on() {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["chat", "--model", &model_arg(), "--temp", "0", "-n", "400"])
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("hearth runs");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"Write a very long story about a lighthouse keeper and his cat.\n").unwrap();
+    stdin.flush().unwrap();
+    // Once the answer has started, interrupt it as a terminal's Ctrl-C would.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 1];
+    stdout.read_exact(&mut first).expect("the answer starts");
+    // The shell's own `kill`, so no procps package is needed.
+    let kill = format!("kill -INT {}", child.id());
+    let signalled = Command::new("sh").args(["-c", &kill]).status().expect("sh runs");
+    assert!(signalled.success());
+    stdin.write_all(b"/exit\n").unwrap();
+    drop(stdin);
+    let mut rest = Vec::new();
+    stdout.read_to_end(&mut rest).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "the chat leaves normally at /exit: {err}");
+    assert!(err.contains("(stopped)"), "{err}");
+    let words = text(&rest).split_whitespace().count();
+    assert!(words < 250, "the answer stopped early ({words} words)");
+}

@@ -1,6 +1,7 @@
 //! Argument definitions (clap derive) and the dispatch to one file per subcommand.
 
 mod bench;
+mod chat;
 mod devices;
 mod info;
 mod load;
@@ -30,6 +31,8 @@ pub struct Cli {
 enum Command {
     /// Generate text from a prompt, streamed to stdout
     Run(run::RunArgs),
+    /// Chat in the terminal: the model's chat template, history kept across turns (/help inside)
+    Chat(chat::ChatArgs),
     /// Print a model's token ids for a text (like llama-tokenize)
     Tokenize(tokenize::TokenizeArgs),
     /// Show a model file's architecture, sizes, quant types and chat template
@@ -102,6 +105,7 @@ impl GpuArgs {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(a) => run::run(a),
+        Command::Chat(a) => chat::run(a),
         Command::Tokenize(a) => tokenize::run(a),
         Command::Info(a) => info::run(a),
         Command::Devices(a) => devices::run(a),

@@ -1,0 +1,208 @@
+//! `hearth chat`: an interactive conversation in the terminal, through the model's chat
+//! template, with the KV cache kept between turns so each turn processes only its new tokens.
+
+use super::run::{SamplingArgs, context_size};
+use super::{GpuArgs, ModelArgs};
+use clap::Args;
+use hearth::conversation::Conversation;
+use hearth::generate::{Generation, Session};
+use hearth::model::Model;
+use hearth::model::state::SessionOptions;
+use hearth::sample::{Sampler, SamplerConfig};
+use hearth::tokenizer::StreamDecoder;
+use hearth::{Error, Result};
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+#[derive(Args)]
+pub struct ChatArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    gpu: GpuArgs,
+    /// A system prompt (change it during the chat with /system TEXT)
+    #[arg(long)]
+    system: Option<String>,
+    /// Context size in tokens [default: 4096, or the model's own if smaller]
+    #[arg(short, long)]
+    ctx: Option<usize>,
+    /// Longest answer, in tokens
+    #[arg(short = 'n', long = "max-tokens", default_value_t = 1024)]
+    max_tokens: usize,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    /// Prompt tokens processed per GPU step
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+}
+
+const HELP: &str = "/reset  forget the conversation (the system prompt stays)\n\
+/system TEXT  set the system prompt\n\
+/save FILE  write the conversation as JSON\n\
+/exit  leave (also Ctrl-D); Ctrl-C stops an answer";
+
+/// Lines typed at a terminal (with editing and history) or read from a pipe.
+enum Input {
+    Terminal(rustyline::DefaultEditor),
+    Piped(std::io::StdinLock<'static>),
+}
+
+impl Input {
+    fn open() -> Result<Input> {
+        if !std::io::stdin().is_terminal() {
+            return Ok(Input::Piped(std::io::stdin().lock()));
+        }
+        rustyline::DefaultEditor::new()
+            .map(Input::Terminal)
+            .map_err(|e| Error::Input(format!("cannot read from the terminal: {e}")))
+    }
+
+    /// The next line, or None at the end of input.
+    fn line(&mut self) -> Result<Option<String>> {
+        match self {
+            Input::Terminal(editor) => loop {
+                match editor.readline("> ") {
+                    Ok(line) => {
+                        let _ = editor.add_history_entry(line.as_str());
+                        return Ok(Some(line));
+                    }
+                    Err(rustyline::error::ReadlineError::Interrupted) => eprintln!("(Ctrl-D or /exit to leave)"),
+                    Err(rustyline::error::ReadlineError::Eof) => return Ok(None),
+                    Err(e) => return Err(Error::Input(format!("cannot read from the terminal: {e}"))),
+                }
+            },
+            Input::Piped(stdin) => {
+                let mut line = String::new();
+                match stdin.read_line(&mut line) {
+                    Ok(0) => Ok(None),
+                    Ok(_) => Ok(Some(line.trim_end_matches(['\n', '\r']).to_string())),
+                    Err(e) => Err(Error::Input(format!("cannot read stdin: {e}"))),
+                }
+            }
+        }
+    }
+}
+
+struct Chat {
+    model: Arc<Model>,
+    session: Session,
+    conversation: Conversation,
+    sampler: SamplerConfig,
+    max_tokens: usize,
+    /// Set by Ctrl-C while an answer streams.
+    interrupted: Arc<AtomicBool>,
+}
+
+impl Chat {
+    /// One user message: the answer streamed to stdout and kept in the conversation.
+    fn turn(&mut self, text: &str) -> Result<()> {
+        let ctx = self.session.options().ctx;
+        let room = self.max_tokens.min(ctx / 2).max(1);
+        let prompt = self.conversation.ask(&self.model, text, ctx, room)?;
+        if prompt.dropped > 0 {
+            eprintln!("(the context is full: the oldest {} messages were dropped)", prompt.dropped);
+        }
+        let cached = self.session.reuse_prefix(&prompt.ids);
+        let max = self.max_tokens.min(ctx - prompt.ids.len());
+        let mut generation = Generation::new(&prompt.ids, cached, max, Sampler::new(self.sampler.clone()))?;
+        self.interrupted.store(false, Ordering::SeqCst);
+        let (tok, mut decoder, mut answer) = (&self.model.tokenizer, StreamDecoder::new(), String::new());
+        let mut stdout = std::io::stdout().lock();
+        let result = loop {
+            match pollster::block_on(generation.next(&mut self.session, |t| tok.is_eog(t))) {
+                Ok(Some(id)) => {
+                    let piece = decoder.push(tok, id);
+                    answer.push_str(&piece);
+                    let _ = stdout.write_all(piece.as_bytes()).and_then(|_| stdout.flush());
+                    if self.interrupted.load(Ordering::SeqCst) {
+                        generation.cancel();
+                    }
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        let rest = decoder.finish();
+        answer.push_str(&rest);
+        let _ = writeln!(stdout, "{rest}");
+        // Even a stopped or failed answer stays, as the user saw it.
+        self.conversation.answer(&answer);
+        if self.interrupted.load(Ordering::SeqCst) {
+            eprintln!("(stopped)");
+        }
+        result
+    }
+
+    /// A /command; false to leave.
+    fn command(&mut self, line: &str) -> bool {
+        let (name, arg) = line.split_once(' ').map_or((line, ""), |(n, a)| (n, a.trim()));
+        match name {
+            "/exit" | "/quit" => return false,
+            "/reset" => {
+                self.conversation.reset();
+                self.session.truncate(0);
+                eprintln!("(conversation cleared)");
+            }
+            "/system" => {
+                self.conversation.system = (!arg.is_empty()).then(|| arg.to_string());
+                eprintln!("(system prompt {})", if arg.is_empty() { "removed" } else { "set" });
+            }
+            "/save" if !arg.is_empty() => match std::fs::write(arg, self.conversation.to_json()) {
+                Ok(()) => eprintln!("(saved to {arg})"),
+                Err(e) => eprintln!("error: cannot write {arg}: {e}"),
+            },
+            _ => eprintln!("{HELP}"),
+        }
+        true
+    }
+}
+
+pub fn run(args: ChatArgs) -> Result<()> {
+    let sampler = args.sampling.config()?;
+    if args.batch == 0 || args.max_tokens == 0 {
+        return Err(Error::Input("--batch and --max-tokens must be at least 1".into()));
+    }
+    let model = super::load::load(&args.model, &args.gpu)?.model;
+    if model.chat_template.is_none() {
+        eprintln!("warning: the model has no chat template; each message is sent on its own, without history");
+    }
+    let ctx = context_size(args.ctx, model.config.n_ctx_train)?;
+    let session = Session::new(model.clone(), SessionOptions { ctx, batch: args.batch.min(ctx), logit_rows: 1 })?;
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = interrupted.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+        .map_err(|e| Error::Input(format!("cannot catch Ctrl-C: {e}")))?;
+    let mut chat = Chat {
+        model,
+        session,
+        conversation: Conversation::new(args.system),
+        sampler,
+        max_tokens: args.max_tokens,
+        interrupted,
+    };
+    let mut input = Input::open()?;
+    if matches!(input, Input::Terminal(_)) {
+        eprintln!(
+            "chatting with {} ({ctx} tokens of context); /help for commands",
+            chat.model.config.name.as_deref().unwrap_or("the model")
+        );
+    }
+    while let Some(line) = input.line()? {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if line.starts_with('/') {
+            if !chat.command(line) {
+                break;
+            }
+            continue;
+        }
+        // A failed turn (too long, say) is reported and the chat goes on.
+        if let Err(e) = chat.turn(line) {
+            eprintln!("error: {e}");
+        }
+    }
+    Ok(())
+}
