@@ -18,6 +18,8 @@ pub mod prompt;
 pub mod pull;
 pub mod quant;
 pub mod sample;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod serve;
 pub mod tokenizer;
 
 pub use error::{Error, Result};

@@ -9,6 +9,7 @@ mod perplexity;
 mod pull;
 mod quantize;
 mod run;
+mod serve;
 mod tokenize;
 
 use clap::builder::FalseyValueParser;
@@ -33,6 +34,8 @@ enum Command {
     Run(run::RunArgs),
     /// Chat in the terminal: the model's chat template, history kept across turns (/help inside)
     Chat(chat::ChatArgs),
+    /// Serve the model over an OpenAI-compatible HTTP API (chat and text completions, streaming)
+    Serve(serve::ServeArgs),
     /// Print a model's token ids for a text (like llama-tokenize)
     Tokenize(tokenize::TokenizeArgs),
     /// Show a model file's architecture, sizes, quant types and chat template
@@ -106,6 +109,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(a) => run::run(a),
         Command::Chat(a) => chat::run(a),
+        Command::Serve(a) => serve::run(a),
         Command::Tokenize(a) => tokenize::run(a),
         Command::Info(a) => info::run(a),
         Command::Devices(a) => devices::run(a),
