@@ -351,3 +351,32 @@ pub async fn generate(
     }
     Ok(generation.stats)
 }
+
+/// Runs `generation` to its end as text: `on_text` gets each token's decoded piece (empty while
+/// a character's bytes are incomplete) and returns false to stop; whatever bytes are still held
+/// back come last, even after an error. Stops at end-of-generation tokens.
+pub async fn generate_text(
+    session: &mut Session,
+    generation: &mut Generation,
+    mut on_text: impl FnMut(&str) -> bool,
+) -> Result<()> {
+    let model = session.model.clone();
+    let tok = &model.tokenizer;
+    let mut decoder = crate::tokenizer::StreamDecoder::new();
+    let result = loop {
+        match generation.next(session, |t| tok.is_eog(t)).await {
+            Ok(Some(id)) => {
+                if !on_text(&decoder.push(tok, id)) {
+                    generation.cancel();
+                }
+            }
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    let rest = decoder.finish();
+    if !rest.is_empty() {
+        on_text(&rest);
+    }
+    result
+}

@@ -1,5 +1,5 @@
 //! Choosing the next token from logits on the CPU: temperature, top-k, top-p, min-p and the
-//! repetition penalty, reproducible from a seed. (Plain greedy decoding never reaches here: it
+//! repetition, presence and frequency penalties, reproducible from a seed. (Plain greedy decoding never reaches here: it
 //! runs as an argmax on the GPU.)
 
 use rand::rngs::Xoshiro256PlusPlus;
@@ -17,7 +17,13 @@ pub struct SamplerConfig {
     pub min_p: f32,
     /// Divide positive logits (multiply negative ones) of recently seen tokens by this (1: off).
     pub repeat_penalty: f32,
-    /// How many recent tokens the penalty looks at.
+    /// Subtract this from the logit of every token seen recently (0: off; OpenAI's
+    /// presence_penalty).
+    pub presence_penalty: f32,
+    /// Subtract this times its count from the logit of every token seen recently (0: off;
+    /// OpenAI's frequency_penalty).
+    pub frequency_penalty: f32,
+    /// How many recent tokens the penalties look at.
     pub repeat_last_n: usize,
     pub seed: u64,
 }
@@ -31,6 +37,8 @@ impl Default for SamplerConfig {
             top_p: 0.95,
             min_p: 0.05,
             repeat_penalty: 1.0,
+            presence_penalty: 0.0,
+            frequency_penalty: 0.0,
             repeat_last_n: 64,
             seed: 0,
         }
@@ -54,12 +62,20 @@ impl SamplerConfig {
         if self.repeat_penalty.is_nan() || self.repeat_penalty <= 0.0 {
             return bad("the repetition penalty must be above 0");
         }
+        if !(-2.0..=2.0).contains(&self.presence_penalty) || !(-2.0..=2.0).contains(&self.frequency_penalty) {
+            return bad("the presence and frequency penalties must be between -2 and 2");
+        }
         Ok(())
     }
 
     /// True when the GPU argmax gives the same answer as this sampler.
     pub fn is_plain_greedy(&self) -> bool {
-        self.temperature <= 0.0 && self.repeat_penalty == 1.0
+        self.temperature <= 0.0 && !self.penalizes()
+    }
+
+    fn penalizes(&self) -> bool {
+        self.repeat_last_n > 0
+            && (self.repeat_penalty != 1.0 || self.presence_penalty != 0.0 || self.frequency_penalty != 0.0)
     }
 }
 
@@ -86,13 +102,8 @@ impl Sampler {
         if cands.is_empty() {
             return 0;
         }
-        if c.repeat_penalty != 1.0 && c.repeat_last_n > 0 {
-            let recent = &history[history.len().saturating_sub(c.repeat_last_n)..];
-            for (id, l) in cands.iter_mut() {
-                if recent.contains(id) {
-                    *l = if *l > 0.0 { *l / c.repeat_penalty } else { *l * c.repeat_penalty };
-                }
-            }
+        if c.penalizes() {
+            penalize(&mut cands, &history[history.len().saturating_sub(c.repeat_last_n)..], c);
         }
         // Most likely first; equal logits keep the lower id first, as an argmax would.
         cands.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -132,6 +143,21 @@ impl Sampler {
     }
 }
 
+/// The penalties for the tokens in `recent` (the candidates are still indexed by id), as
+/// llama.cpp applies them: the repetition penalty scales a logit, then presence and frequency
+/// subtract from it.
+fn penalize(cands: &mut [(u32, f32)], recent: &[u32], c: &SamplerConfig) {
+    let mut counts = std::collections::HashMap::<u32, u32>::new();
+    for &id in recent {
+        *counts.entry(id).or_default() += 1;
+    }
+    for (&id, &count) in &counts {
+        let Some((_, l)) = cands.get_mut(id as usize) else { continue };
+        *l = if *l > 0.0 { *l / c.repeat_penalty } else { *l * c.repeat_penalty };
+        *l -= c.presence_penalty + c.frequency_penalty * count as f32;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +176,8 @@ mod tests {
             SamplerConfig { top_p: 1.5, ..Default::default() },
             SamplerConfig { min_p: -1.0, ..Default::default() },
             SamplerConfig { repeat_penalty: 0.0, ..Default::default() },
+            SamplerConfig { presence_penalty: 2.5, ..Default::default() },
+            SamplerConfig { frequency_penalty: f32::NAN, ..Default::default() },
         ] {
             assert!(bad.check().is_err(), "{bad:?} should be refused");
         }
@@ -165,6 +193,22 @@ mod tests {
     fn repetition_penalty_moves_away_from_seen_tokens() {
         let mut s = Sampler::new(SamplerConfig { temperature: 0.0, repeat_penalty: 2.0, ..Default::default() });
         assert_eq!(s.sample(&logits(), &[1, 3]), 2);
+    }
+
+    #[test]
+    fn presence_and_frequency_penalties_subtract_per_seen_token_and_per_count() {
+        // Logits 3.0 (id 1) and 3.0 (id 3), then 2.0 (id 2): id 1 seen twice, id 3 once.
+        let greedy = |presence_penalty, frequency_penalty| {
+            let config = SamplerConfig { temperature: 0.0, presence_penalty, frequency_penalty, ..Default::default() };
+            assert!(!config.is_plain_greedy(), "penalties need the logits on the CPU");
+            Sampler::new(config).sample(&logits(), &[1, 3, 1])
+        };
+        assert_eq!(greedy(0.5, 0.0), 1, "presence alone: 2.5 and 2.5 tie, the lower id wins");
+        assert_eq!(greedy(0.0, 0.4), 3, "frequency: 3 - 0.8 against 3 - 0.4");
+        assert_eq!(greedy(1.5, 0.0), 2, "both seen tokens fall below 2.0");
+        assert_eq!(greedy(-1.0, 0.0), 1, "a negative penalty favours seen tokens");
+        let outside = SamplerConfig { temperature: 0.0, presence_penalty: 2.0, repeat_last_n: 1, ..Default::default() };
+        assert_eq!(Sampler::new(outside).sample(&logits(), &[3, 1]), 3, "only the last token is recent");
     }
 
     #[test]

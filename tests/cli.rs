@@ -10,16 +10,14 @@ use hearth::model::gguf_writer::GgufWriter;
 use hearth::model::testing::TinyLlama;
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 fn hearth(args: &[&str]) -> Output {
     hearth_with_stdin(args, None)
 }
 
 fn hearth_with_stdin(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(args)
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+    let mut child = hearth_command(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -39,26 +37,6 @@ fn text(bytes: &[u8]) -> String {
 
 fn model_arg() -> String {
     model_path().to_string_lossy().into_owned()
-}
-
-/// A scratch file that is removed when dropped.
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn new(name: &str, bytes: &[u8]) -> TempFile {
-        let path = std::env::temp_dir().join(format!("hearth-cli-{}-{name}", std::process::id()));
-        std::fs::write(&path, bytes).unwrap();
-        TempFile(path)
-    }
-    fn arg(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 fn assert_fails_with(out: &Output, needle: &str) {
@@ -147,16 +125,16 @@ fn bad_model_files_get_clear_errors() {
     let missing = hearth(&["run", "--model", "/nonexistent/model.gguf", "hi"]);
     assert_fails_with(&missing, "no such file");
 
-    let not_gguf = TempFile::new("magic.gguf", b"GGML\x03\x00\x00\x00 this is not a model");
+    let not_gguf = Scratch::file("magic.gguf", b"GGML\x03\x00\x00\x00 this is not a model");
     assert_fails_with(&hearth(&["run", "--model", not_gguf.arg(), "hi"]), "not a GGUF file");
 
     let whole = std::fs::read(model_path()).unwrap();
-    let truncated = TempFile::new("truncated.gguf", &whole[..whole.len() / 2]);
+    let truncated = Scratch::file("truncated.gguf", &whole[..whole.len() / 2]);
     assert_fails_with(&hearth(&["run", "--model", truncated.arg(), "hi"]), "truncated");
 
     let mut mamba = GgufWriter::new();
     mamba.meta("general.architecture", Value::String("mamba".into()));
-    let mamba = TempFile::new("mamba.gguf", &mamba.to_bytes());
+    let mamba = Scratch::file("mamba.gguf", &mamba.to_bytes());
     assert_fails_with(&hearth(&["run", "--model", mamba.arg(), "hi"]), "architecture \"mamba\" is not supported");
 
     let mut iq = GgufWriter::new();
@@ -166,14 +144,14 @@ fn bad_model_files_get_clear_errors() {
         GgmlType::IQ2XXS,
         vec![0; 66],
     );
-    let iq = TempFile::new("iq.gguf", &iq.to_bytes());
+    let iq = Scratch::file("iq.gguf", &iq.to_bytes());
     assert_fails_with(&hearth(&["run", "--model", iq.arg(), "hi"]), "missing");
 }
 
 #[test]
 fn unsupported_quant_types_name_themselves() {
     let spec = TinyLlama { weights: GgmlType::IQ2XXS, n_embd: 256, n_ff: 256, ..Default::default() };
-    let iq2 = TempFile::new("iq2.gguf", &spec.to_gguf());
+    let iq2 = Scratch::file("iq2.gguf", &spec.to_gguf());
     assert_fails_with(&hearth(&["run", "--model", iq2.arg(), "hi"]), "IQ2_XXS is not supported");
 }
 
@@ -187,6 +165,13 @@ fn unknown_names_and_oversized_prompts_are_refused() {
     // A context far beyond this machine: refused before anything is allocated, with the sizes.
     let huge = hearth(&["run", "--ctx", "100000000", "--model", &model_arg(), "hi"]);
     assert_fails_with(&huge, "100000000");
+    for zero in [&["run", "--ctx", "0", "hi"][..], &["chat", "-n", "0"], &["serve", "--batch", "0"]] {
+        assert_fails_with(&hearth(zero), "must be at least 1");
+    }
+    assert_fails_with(
+        &hearth(&["run", "--presence-penalty", "3", "--model", &model_arg(), "hi"]),
+        "--presence-penalty",
+    );
 }
 
 #[test]
@@ -230,7 +215,7 @@ fn bench_writes_llama_bench_fields_and_compare_reads_them_back() {
     );
     assert!(text(&out.stderr).contains("tg4: run 2/2"), "progress on stderr: {}", text(&out.stderr));
 
-    let file = TempFile::new("bench.json", &out.stdout);
+    let file = Scratch::file("bench.json", &out.stdout);
     let cmp = hearth(&["bench", "compare", file.arg(), file.arg()]);
     assert!(cmp.status.success(), "{}", text(&cmp.stderr));
     let table = text(&cmp.stdout);
@@ -260,7 +245,7 @@ fn bench_refuses_bad_input_with_clear_errors() {
     assert_fails_with(&hearth(&["bench", "--model", &model_arg(), "-r", "0"]), "nothing to measure");
     assert_fails_with(&hearth(&["bench", "--model", &model_arg(), "-p", "0", "-n", "0"]), "nothing to measure");
     assert_fails_with(&hearth(&["bench", "compare", "/nonexistent/a.json"]), "/nonexistent/a.json");
-    let not_json = TempFile::new("not-bench.json", b"{\"test\": 1}");
+    let not_json = Scratch::file("not-bench.json", b"{\"test\": 1}");
     assert_fails_with(&hearth(&["bench", "compare", not_json.arg()]), "not a `hearth bench --output json` file");
 }
 
@@ -279,7 +264,7 @@ fn quantize_writes_a_model_that_loads_with_the_expected_perplexity() {
         final_ppl(&hearth(&["perplexity", "--model", model, "--ctx", "128", "--chunks", "4", "--file", fixture]))
     };
     let original = ppl(&model_arg());
-    let out = TempFile::new("q8_0.gguf", b"");
+    let out = Scratch::file("q8_0.gguf", b"");
     let done = hearth(&["quantize", &model_arg(), out.arg(), "--type", "q8_0"]);
     assert!(done.status.success(), "{}", text(&done.stderr));
     let info = text(&hearth(&["info", out.arg()]).stdout);
@@ -309,7 +294,7 @@ fn a_hugging_face_folder_loads_as_the_quant_asked_for_and_quantizes_to_gguf() {
         "applies to Hugging Face folders",
     );
 
-    let out = TempFile::new("from-folder.gguf", b"");
+    let out = Scratch::file("from-folder.gguf", b"");
     let done = hearth(&["quantize", folder, out.arg(), "--type", "q4_0"]);
     assert!(done.status.success(), "{}", text(&done.stderr));
     let info = text(&hearth(&["info", out.arg()]).stdout);
@@ -325,9 +310,14 @@ fn chat_answers_like_run_keeps_history_and_survives_bad_input() {
     let question = "What is the capital of France?";
     let run = hearth(&["run", "--model", &model_arg(), "--temp", "0", "-n", "24", question]);
     let first_answer = text(&run.stdout).trim().to_string();
-    let saved = TempFile::new("chat.json", b"");
+    let saved = Scratch::file("chat.json", b"");
     let long = "word ".repeat(300);
-    let script = format!("{question}\n{long}\n/bogus\nAnd of Germany?\n/save {}\n/exit\nnot read\n", saved.arg());
+    let unwritable = saved.0.join("not-a-folder/chat.json");
+    let script = format!(
+        "{question}\n{long}\n/bogus\nAnd of Germany?\n/save {}\n/save {}\n/exit\nnot read\n",
+        unwritable.display(),
+        saved.arg()
+    );
     let chat =
         hearth_with_stdin(&["chat", "--model", &model_arg(), "--temp", "0", "-n", "24", "--ctx", "256"], Some(&script));
     assert!(chat.status.success(), "{}", text(&chat.stderr));
@@ -335,8 +325,8 @@ fn chat_answers_like_run_keeps_history_and_survives_bad_input() {
     let err = text(&chat.stderr);
     assert!(out.starts_with(&first_answer), "chat's first answer {out:?} is run's {first_answer:?}");
     assert!(
-        err.contains("raise --ctx") && err.contains("/reset"),
-        "a too-long message and an unknown command are reported: {err}"
+        err.contains("raise --ctx") && err.contains("/reset") && err.contains("cannot write"),
+        "a too-long message, an unknown command and an unwritable /save are reported: {err}"
     );
     let conversation: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&saved.0).unwrap()).unwrap();
     let roles: Vec<&str> =
@@ -348,9 +338,7 @@ fn chat_answers_like_run_keeps_history_and_survives_bad_input() {
 #[test]
 fn ctrl_c_stops_the_answer_and_the_chat_goes_on() {
     use std::io::Read;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["chat", "--model", &model_arg(), "--temp", "0", "-n", "400"])
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+    let mut child = hearth_command(&["chat", "--model", &model_arg(), "--temp", "0", "-n", "400"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -363,10 +351,7 @@ fn ctrl_c_stops_the_answer_and_the_chat_goes_on() {
     let mut stdout = child.stdout.take().unwrap();
     let mut first = [0u8; 1];
     stdout.read_exact(&mut first).expect("the answer starts");
-    // The shell's own `kill`, so no procps package is needed.
-    let kill = format!("kill -INT {}", child.id());
-    let signalled = Command::new("sh").args(["-c", &kill]).status().expect("sh runs");
-    assert!(signalled.success());
+    send_signal(child.id(), "INT");
     stdin.write_all(b"/exit\n").unwrap();
     drop(stdin);
     let mut rest = Vec::new();

@@ -18,7 +18,7 @@ fn gemma() -> Arc<Model> {
     static MODEL: OnceLock<Arc<Model>> = OnceLock::new();
     MODEL
         .get_or_init(|| {
-            load(&resolve_model(Some("gemma3-270m-q4_k_m"), true, &NoProgress).expect("hearth pull gemma3"))
+            load(&resolve_model(Some("gemma3-270m-q4_k_m"), true, &NoProgress).expect("hearth pull gemma3"), None)
         })
         .clone()
 }

@@ -7,37 +7,16 @@
 
 mod common;
 
+use common::{Scratch, load};
+
 use hearth::generate::Session;
-use hearth::gpu::{AdapterChoice, Gpu};
 use hearth::model::ggml_type::GgmlType;
 use hearth::model::hf::export::write_folder;
 use hearth::model::state::SessionOptions;
 use hearth::model::{Model, ModelFile};
 use safetensors::Dtype;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("hearth-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn load(path: &Path, quant: Option<GgmlType>) -> Arc<Model> {
-    let gpu = Arc::new(pollster::block_on(Gpu::new(&AdapterChoice::from_env())).expect("a wgpu adapter"));
-    let file = ModelFile::open_as(path, quant).unwrap_or_else(|e| panic!("{} opens: {e}", path.display()));
-    Arc::new(Model::load(gpu, &file).unwrap_or_else(|e| panic!("{} loads: {e}", path.display())))
-}
 
 /// Logits of every position of `tokens`, one row per position.
 fn logits(model: &Arc<Model>, tokens: &[u32]) -> Vec<Vec<f32>> {
@@ -61,7 +40,7 @@ fn argmax(row: &[f32]) -> usize {
 #[test]
 fn a_folder_written_from_the_default_model_runs_like_it() {
     let gguf_path = common::model_path();
-    let dir = TempDir::new("folder");
+    let dir = Scratch::new("folder");
     write_folder(&ModelFile::open(&gguf_path).unwrap(), &dir.0, Dtype::F32, 2).unwrap();
     assert!(dir.0.join("model-00002-of-00002.safetensors").exists());
 
@@ -93,9 +72,9 @@ fn a_folder_written_from_the_default_model_runs_like_it() {
 fn a_gemma_folder_runs_like_its_gguf() {
     let gguf_path = hearth::pull::resolve_model(Some("gemma3-270m-q4_k_m"), true, &hearth::pull::NoProgress)
         .expect("hearth pull gemma3");
-    let dir = TempDir::new("gemma-folder");
+    let dir = Scratch::new("gemma-folder");
     write_folder(&ModelFile::open(&gguf_path).unwrap(), &dir.0, Dtype::F32, 3).unwrap();
-    let (gguf, folder) = (common::load(&gguf_path), load(&dir.0, Some(GgmlType::F32)));
+    let (gguf, folder) = (load(&gguf_path, None), load(&dir.0, Some(GgmlType::F32)));
     assert_eq!(folder.config, gguf.config);
 
     let reference = &common::json("gemma3/greedy_llamacpp.json")["results"][0];
@@ -109,7 +88,7 @@ fn a_gemma_folder_runs_like_its_gguf() {
 
 #[test]
 fn broken_folders_are_refused_with_the_reason() {
-    let dir = TempDir::new("broken");
+    let dir = Scratch::new("broken");
     std::fs::create_dir_all(&dir.0).unwrap();
     let open = |dir: &Path| ModelFile::open(dir).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(open(&dir.0).contains("config.json"), "{}", open(&dir.0));

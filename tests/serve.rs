@@ -3,78 +3,36 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use common::send_signal;
+use common::server::{Server, run_temp0};
+use std::io::{BufRead, BufReader, Read};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
-struct Server {
-    child: Child,
-    addr: String,
+/// Long enough for any wait these tests make; a guard against hanging, not a speed check.
+const PATIENCE: Duration = Duration::from_secs(300);
+
+/// A text completion that counts on and on at temperature 0: it holds the GPU until it is
+/// cancelled or reaches `max_tokens`.
+fn counting(max_tokens: usize) -> String {
+    format!(r#"{{"prompt": "1, 2, 3, 4, 5, 6,", "max_tokens": {max_tokens}, "temperature": 0, "stream": true}}"#)
 }
 
-impl Server {
-    fn start(extra: &[&str]) -> Server {
-        let model = common::model_path();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
-            .args(["serve", "--model", model.to_str().unwrap(), "--port", "0"])
-            .args(extra)
-            .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("hearth serve starts");
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        let addr = loop {
-            line.clear();
-            assert!(stderr.read_line(&mut line).unwrap() > 0, "the server exited before listening");
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_string();
-            }
-        };
-        // Keep draining stderr so the server never blocks on it.
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        Server { child, addr }
+/// Starts a streamed request and returns once its first event has arrived (it is running).
+fn start_stream(server: &Server, body: &str) -> BufReader<TcpStream> {
+    let mut reader = BufReader::new(server.send("POST", "/v1/completions", body, &[]));
+    let mut line = String::new();
+    while !line.starts_with("data: ") {
+        line.clear();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "the stream ended before its first event");
     }
-
-    /// One request; the status and the body.
-    fn request(&self, method: &str, path: &str, body: Option<&str>, headers: &[&str]) -> (u16, String) {
-        let mut stream = TcpStream::connect(&self.addr).unwrap();
-        let body = body.unwrap_or("");
-        let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-        (status, body)
-    }
-
-    fn json(&self, path: &str, body: &str) -> (u16, serde_json::Value) {
-        let (status, text) = self.request("POST", path, Some(body), &[]);
-        (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")))
-    }
+    reader
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn run_temp0(prompt: &str, n: usize) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["run", "--model", common::model_path().to_str().unwrap(), "--temp", "0", "-n", &n.to_string(), prompt])
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim_end_matches('\n').to_string()
+fn rest_of(mut reader: BufReader<TcpStream>) -> String {
+    let mut rest = String::new();
+    reader.read_to_string(&mut rest).unwrap();
+    rest
 }
 
 const QUESTION: &str = "What is the capital of France?";
@@ -86,7 +44,7 @@ fn chat_and_completions_answer_like_run_whole_and_streamed() {
     let (status, models) = server.request("GET", "/v1/models", None, &[]);
     assert!(status == 200 && models.contains("\"object\":\"list\""), "{models}");
 
-    let want = run_temp0(QUESTION, 24);
+    let want = run_temp0(QUESTION, 24, &[]);
     let body =
         format!(r#"{{"messages": [{{"role": "user", "content": "{QUESTION}"}}], "temperature": 0, "max_tokens": 24}}"#);
     let (status, reply) = server.json("/v1/chat/completions", &body);
@@ -128,6 +86,8 @@ fn bad_requests_get_openai_errors_and_leave_the_server_working() {
         (r#"{"prompt": "hi", "max_tokens": 0}"#, 400),
         (r#"{"prompt": "hi", "max_tokens": -3}"#, 400),
         (r#"{"prompt": "hi", "temperature": "hot"}"#, 400),
+        (r#"{"prompt": "hi", "n": 2}"#, 400),
+        (r#"{"prompt": "hi", "presence_penalty": 3}"#, 400),
         (&format!(r#"{{"prompt": "{long}"}}"#) as &str, 400),
     ];
     for (body, want) in cases {
@@ -150,39 +110,66 @@ fn an_api_key_is_required_when_set() {
 }
 
 #[test]
-fn concurrent_clients_all_get_their_answers() {
-    let server = Server::start(&["--queue", "64"]);
-    let want = run_temp0(QUESTION, 8);
-    let body =
-        format!(r#"{{"messages": [{{"role": "user", "content": "{QUESTION}"}}], "temperature": 0, "max_tokens": 8}}"#);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..8)
-            .map(|_| {
-                s.spawn(|| {
-                    for _ in 0..4 {
-                        let (status, reply) = server.json("/v1/chat/completions", &body);
-                        assert_eq!(status, 200, "{reply}");
-                        assert_eq!(reply["choices"][0]["message"]["content"], want.as_str());
-                    }
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join().unwrap();
-        }
-    });
+fn a_client_leaving_mid_stream_is_cancelled_and_frees_its_place() {
+    let server = Server::start(&["--queue", "1"]);
+    let stream = start_stream(&server, &counting(2000));
+    drop(stream);
+    let health = server.wait_for("the abandoned stream ends", PATIENCE, |h| h["running"] == 0);
+    assert_eq!((health["cancelled"].as_u64(), health["completed"].as_u64()), (Some(1), Some(0)), "{health}");
+    // Cancelled at the next token, not when the 2000 were done (the client read one).
+    assert!(health["tokens_generated"].as_u64().is_some_and(|n| n < 200), "{health}");
+    let (status, reply) = server.json("/v1/completions", r#"{"prompt": "Hello", "max_tokens": 3}"#);
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(server.health()["completed"], 1);
 }
 
 #[test]
-fn a_client_leaving_mid_stream_frees_the_queue() {
+fn a_full_queue_answers_503_and_the_waiting_request_is_served() {
     let server = Server::start(&["--queue", "1"]);
-    let body = r#"{"prompt": "Write a long story.", "max_tokens": 2000, "temperature": 0, "stream": true}"#;
-    let mut stream = TcpStream::connect(&server.addr).unwrap();
-    write!(stream, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
-    let mut first = [0u8; 64];
-    stream.read_exact(&mut first).unwrap();
-    drop(stream);
-    // The abandoned generation ends at its next token; the next request is answered.
-    let (status, reply) = server.json("/v1/completions", r#"{"prompt": "Hello", "max_tokens": 3}"#);
-    assert_eq!(status, 200, "{reply}");
+    let running = start_stream(&server, &counting(2000));
+    let waiting = server.send("POST", "/v1/completions", r#"{"prompt": "Hello", "max_tokens": 3}"#, &[]);
+    server.wait_for("the second request waits", PATIENCE, |h| h["waiting"] == 1);
+    let (status, reply) = server.json("/v1/completions", r#"{"prompt": "Hi", "max_tokens": 3}"#);
+    assert_eq!(status, 503, "{reply}");
+    assert!(reply["error"]["message"].as_str().unwrap_or("").contains("busy"), "{reply}");
+    drop(running);
+    let mut answer = String::new();
+    BufReader::new(waiting).read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let health = server.health();
+    let counts = ["completed", "cancelled", "rejected", "waiting", "running"].map(|k| health[k].as_u64());
+    assert_eq!(counts, [1, 1, 1, 0, 0].map(Some), "{health}");
+}
+
+#[test]
+fn a_signal_finishes_the_answer_in_progress_and_turns_away_the_rest() {
+    let mut server = Server::start(&["--queue", "4"]);
+    let running = start_stream(&server, &counting(200));
+    let waiting = server.send("POST", "/v1/completions", r#"{"prompt": "Hello", "max_tokens": 3}"#, &[]);
+    server.wait_for("the second request waits", PATIENCE, |h| h["waiting"] == 1);
+    send_signal(server.pid(), "TERM");
+    let rest = rest_of(running);
+    assert!(rest.contains(r#""finish_reason":"length""#), "the running answer is finished: {rest}");
+    assert!(rest.contains(r#""completion_tokens":200"#) && rest.contains("data: [DONE]"), "{rest}");
+    let mut refused = String::new();
+    BufReader::new(waiting).read_to_string(&mut refused).unwrap();
+    assert!(refused.starts_with("HTTP/1.1 503") && refused.contains("shutting down"), "{refused}");
+    let (status, log) = server.wait();
+    assert!(status.success() && log.contains("stopped"), "{status}: {log}");
+    assert!(TcpStream::connect(&server.addr).is_err(), "nothing listens after the exit");
+}
+
+#[test]
+fn a_second_signal_cancels_the_answer_in_progress() {
+    let mut server = Server::start(&[]);
+    let running = start_stream(&server, &counting(2000));
+    send_signal(server.pid(), "TERM");
+    // The first signal closes the listener, so the log says when it has been seen.
+    server.wait_for_log("finishing the answer", PATIENCE);
+    send_signal(server.pid(), "TERM");
+    let rest = rest_of(running);
+    assert!(rest.contains("shutting down") && rest.contains("data: [DONE]"), "{rest}");
+    assert!(!rest.contains("finish_reason\":\"length"), "{rest}");
+    let (status, log) = server.wait();
+    assert!(status.success() && log.contains("cancelling"), "{status}: {log}");
 }

@@ -1,15 +1,13 @@
 //! `hearth chat`: an interactive conversation in the terminal, through the model's chat
 //! template, with the KV cache kept between turns so each turn processes only its new tokens.
 
-use super::run::{SamplingArgs, context_size};
+use super::generation_args::{SamplingArgs, SessionArgs, at_least_one};
 use super::{GpuArgs, ModelArgs};
 use clap::Args;
 use hearth::conversation::Conversation;
-use hearth::generate::{Generation, Session};
+use hearth::generate::{Generation, Session, generate_text};
 use hearth::model::Model;
-use hearth::model::state::SessionOptions;
 use hearth::sample::{Sampler, SamplerConfig};
-use hearth::tokenizer::StreamDecoder;
 use hearth::{Error, Result};
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
@@ -24,17 +22,13 @@ pub struct ChatArgs {
     /// A system prompt (change it during the chat with /system TEXT)
     #[arg(long)]
     system: Option<String>,
-    /// Context size in tokens [default: 4096, or the model's own if smaller]
-    #[arg(short, long)]
-    ctx: Option<usize>,
     /// Longest answer, in tokens
-    #[arg(short = 'n', long = "max-tokens", default_value_t = 1024)]
+    #[arg(short = 'n', long = "max-tokens", default_value_t = 1024, value_parser = at_least_one)]
     max_tokens: usize,
     #[command(flatten)]
     sampling: SamplingArgs,
-    /// Prompt tokens processed per GPU step
-    #[arg(long, default_value_t = 256)]
-    batch: usize,
+    #[command(flatten)]
+    session: SessionArgs,
 }
 
 const HELP: &str = "/reset  forget the conversation (the system prompt stays)\n\
@@ -107,25 +101,15 @@ impl Chat {
         let max = self.max_tokens.min(ctx - prompt.ids.len());
         let mut generation = Generation::new(&prompt.ids, cached, max, Sampler::new(self.sampler.clone()))?;
         self.interrupted.store(false, Ordering::SeqCst);
-        let (tok, mut decoder, mut answer) = (&self.model.tokenizer, StreamDecoder::new(), String::new());
+        let mut answer = String::new();
         let mut stdout = std::io::stdout().lock();
-        let result = loop {
-            match pollster::block_on(generation.next(&mut self.session, |t| tok.is_eog(t))) {
-                Ok(Some(id)) => {
-                    let piece = decoder.push(tok, id);
-                    answer.push_str(&piece);
-                    let _ = stdout.write_all(piece.as_bytes()).and_then(|_| stdout.flush());
-                    if self.interrupted.load(Ordering::SeqCst) {
-                        generation.cancel();
-                    }
-                }
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(e),
-            }
-        };
-        let rest = decoder.finish();
-        answer.push_str(&rest);
-        let _ = writeln!(stdout, "{rest}");
+        let interrupted = &self.interrupted;
+        let result = pollster::block_on(generate_text(&mut self.session, &mut generation, |piece| {
+            answer.push_str(piece);
+            let _ = stdout.write_all(piece.as_bytes()).and_then(|_| stdout.flush());
+            !interrupted.load(Ordering::SeqCst)
+        }));
+        let _ = writeln!(stdout);
         // Even a stopped or failed answer stays, as the user saw it.
         self.conversation.answer(&answer);
         if self.interrupted.load(Ordering::SeqCst) {
@@ -160,15 +144,13 @@ impl Chat {
 
 pub fn run(args: ChatArgs) -> Result<()> {
     let sampler = args.sampling.config()?;
-    if args.batch == 0 || args.max_tokens == 0 {
-        return Err(Error::Input("--batch and --max-tokens must be at least 1".into()));
-    }
     let model = super::load::load(&args.model, &args.gpu)?.model;
     if model.chat_template.is_none() {
         eprintln!("warning: the model has no chat template; each message is sent on its own, without history");
     }
-    let ctx = context_size(args.ctx, model.config.n_ctx_train)?;
-    let session = Session::new(model.clone(), SessionOptions { ctx, batch: args.batch.min(ctx), logit_rows: 1 })?;
+    let options = args.session.options(model.config.n_ctx_train);
+    let ctx = options.ctx;
+    let session = Session::new(model.clone(), options)?;
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = interrupted.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))

@@ -3,6 +3,7 @@
 mod bench;
 mod chat;
 mod devices;
+mod generation_args;
 mod info;
 mod load;
 mod perplexity;
@@ -35,6 +36,10 @@ enum Command {
     /// Chat in the terminal: the model's chat template, history kept across turns (/help inside)
     Chat(chat::ChatArgs),
     /// Serve the model over an OpenAI-compatible HTTP API (chat and text completions, streaming)
+    #[command(after_help = "Point an OpenAI client at http://HOST:PORT/v1 (any key, or the --api-key one). \
+Requests are answered one at a time in arrival order; GET /health counts them by stage.\n\
+Ctrl-C or SIGTERM stops listening, finishes the answer in progress and turns away those waiting; \
+a second one cancels the answer in progress too.")]
     Serve(serve::ServeArgs),
     /// Print a model's token ids for a text (like llama-tokenize)
     Tokenize(tokenize::TokenizeArgs),

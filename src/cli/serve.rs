@@ -1,12 +1,11 @@
 //! `hearth serve`: the model behind an OpenAI-compatible HTTP API.
 
-use super::run::{SamplingArgs, context_size};
+use super::generation_args::{SamplingArgs, SessionArgs, at_least_one};
 use super::{GpuArgs, ModelArgs};
 use clap::Args;
-use hearth::serve::{ServeOptions, serve};
+use hearth::serve::{ServeOptions, Shutdown, serve};
 use hearth::{Error, Result};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -26,37 +25,32 @@ pub struct ServeArgs {
     /// Requests that may wait while one is answered; more get 503
     #[arg(long, default_value_t = 16)]
     queue: usize,
-    /// Context size in tokens [default: 4096, or the model's own if smaller]
-    #[arg(short, long)]
-    ctx: Option<usize>,
     /// Longest answer when a request sets no max_tokens
-    #[arg(short = 'n', long = "max-tokens", default_value_t = 512)]
+    #[arg(short = 'n', long = "max-tokens", default_value_t = 512, value_parser = at_least_one)]
     max_tokens: usize,
-    /// Defaults for requests that do not set temperature, top_p or seed
+    /// Defaults for requests that do not set temperature, top_p, seed or the penalties
     #[command(flatten)]
     sampling: SamplingArgs,
-    /// Prompt tokens processed per GPU step
-    #[arg(long, default_value_t = 256)]
-    batch: usize,
+    #[command(flatten)]
+    session: SessionArgs,
 }
 
 pub fn run(args: ServeArgs) -> Result<()> {
     let sampling = args.sampling.config()?;
-    if args.batch == 0 || args.max_tokens == 0 {
-        return Err(Error::Input("--batch and --max-tokens must be at least 1".into()));
-    }
     let model = super::load::load(&args.model, &args.gpu)?.model;
-    let ctx = context_size(args.ctx, model.config.n_ctx_train)?;
-    let shutdown = Arc::new(AtomicBool::new(false));
-    let flag = shutdown.clone();
-    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
-        .map_err(|e| Error::Input(format!("cannot catch Ctrl-C: {e}")))?;
+    let session = args.session.options(model.config.n_ctx_train);
+    let shutdown = Arc::new(Shutdown::default());
+    let asked = shutdown.clone();
+    ctrlc::set_handler(move || match asked.request() {
+        1 => eprintln!("stopping: finishing the answer in progress (Ctrl-C again cancels it)"),
+        _ => eprintln!("stopping: cancelling the answer in progress"),
+    })
+    .map_err(|e| Error::Input(format!("cannot catch Ctrl-C: {e}")))?;
     let options = ServeOptions {
         addr: format!("{}:{}", args.host, args.port),
         api_key: args.api_key,
         queue: args.queue,
-        ctx,
-        batch: args.batch,
+        session,
         max_tokens: args.max_tokens,
         sampling,
     };

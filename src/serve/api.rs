@@ -63,6 +63,8 @@ pub struct Options {
     pub seed: Option<u64>,
     pub presence_penalty: Option<f32>,
     pub frequency_penalty: Option<f32>,
+    /// Choices per request; only 1 is served.
+    pub n: Option<i64>,
 }
 
 #[derive(Deserialize)]

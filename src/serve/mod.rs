@@ -1,9 +1,14 @@
 //! `hearth serve`: an OpenAI-compatible HTTP server. Connection threads parse and check
 //! requests and queue jobs (a bounded queue: a full one answers 503) for the one worker that
-//! owns the GPU session (`worker.rs`); answers stream back as Server-Sent Events or arrive whole.
+//! owns the GPU session (`worker.rs`); answers stream back as Server-Sent Events or arrive
+//! whole (`reply.rs`). GET /health reports the requests in each stage (`status.rs`).
 
 pub mod api;
+mod reply;
+mod status;
 mod worker;
+
+pub use status::Shutdown;
 
 use crate::generate::Session;
 use crate::model::Model;
@@ -11,13 +16,14 @@ use crate::model::state::SessionOptions;
 use crate::prompt::{encode_chat, encode_raw};
 use crate::sample::SamplerConfig;
 use crate::{Error, Result};
-use api::{ChatRequest, CompletionRequest, Options, error_body, usage};
+use api::{ChatRequest, CompletionRequest, Options, error_body};
 use serde_json::{Value, json};
-use std::io::{Read, Write};
+use status::Counters;
+use std::io::Read;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use worker::{Event, Job};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use worker::Job;
 
 pub struct ServeOptions {
     /// host:port to listen on (port 0: any free port).
@@ -25,8 +31,7 @@ pub struct ServeOptions {
     pub api_key: Option<String>,
     /// Requests that may wait while one runs.
     pub queue: usize,
-    pub ctx: usize,
-    pub batch: usize,
+    pub session: SessionOptions,
     /// Longest answer when a request does not say.
     pub max_tokens: usize,
     pub sampling: SamplerConfig,
@@ -39,31 +44,38 @@ struct Shared {
     options: ServeOptions,
     jobs: SyncSender<Job>,
     next_id: AtomicU64,
+    counters: Arc<Counters>,
+    shutdown: Arc<Shutdown>,
 }
 
 /// Largest request body read.
 const MAX_BODY: u64 = 16 << 20;
 
-/// Serves until `shutdown` is set; `on_ready` gets the address actually bound. Requests
-/// already queued are finished before it returns.
+/// Serves until shutdown is asked for; `on_ready` gets the address actually bound. Then it
+/// stops listening, finishes the request being answered (unless asked twice: then that is
+/// cancelled at its next token), answers 503 to those waiting, and returns.
 pub fn serve(
     model: Arc<Model>,
     options: ServeOptions,
-    shutdown: Arc<AtomicBool>,
+    shutdown: Arc<Shutdown>,
     on_ready: impl FnOnce(std::net::SocketAddr),
 ) -> Result<()> {
     let server = tiny_http::Server::http(&options.addr)
         .map_err(|e| Error::Input(format!("cannot listen on {}: {e}", options.addr)))?;
-    let session_options = SessionOptions { ctx: options.ctx, batch: options.batch.min(options.ctx), logit_rows: 1 };
-    let session = Session::new(model.clone(), session_options)?;
+    let session = Session::new(model.clone(), options.session)?;
     let (jobs, queue) = mpsc::sync_channel(options.queue);
-    let worker = std::thread::spawn(move || worker::serve_jobs(session, queue));
+    let counters = Arc::new(Counters::default());
+    let worker = {
+        let (counters, shutdown) = (counters.clone(), shutdown.clone());
+        std::thread::spawn(move || worker::serve_jobs(session, queue, &counters, &shutdown))
+    };
     let name = model.config.name.clone().unwrap_or_else(|| "hearth".into());
-    let shared = Arc::new(Shared { model, name, options, jobs, next_id: AtomicU64::new(1) });
+    let next_id = AtomicU64::new(1);
+    let shared = Arc::new(Shared { model, name, options, jobs, next_id, counters, shutdown: shutdown.clone() });
     if let Some(addr) = server.server_addr().to_ip() {
         on_ready(addr);
     }
-    while !shutdown.load(Ordering::SeqCst) {
+    while !shutdown.stopping() {
         match server.recv_timeout(std::time::Duration::from_millis(100)) {
             Ok(Some(request)) => {
                 let shared = shared.clone();
@@ -73,6 +85,7 @@ pub fn serve(
             Err(e) => log::warn!("accepting a connection: {e}"),
         }
     }
+    drop(server);
     // Connection threads still running hold their own senders; the worker ends with the last.
     drop(shared);
     let _ = worker.join();
@@ -81,8 +94,7 @@ pub fn serve(
 
 enum Reply {
     Json(u16, Value),
-    Stream { events: Receiver<Event>, chat: bool, id: String },
-    Whole { events: Receiver<Event>, chat: bool, id: String },
+    Answer { answer: reply::Answer, stream: bool },
 }
 
 fn bad(message: impl Into<String>) -> Reply {
@@ -90,96 +102,12 @@ fn bad(message: impl Into<String>) -> Reply {
 }
 
 fn handle(mut request: tiny_http::Request, shared: &Shared) {
-    let reply = route(&mut request, shared);
-    let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let json_response = |status: u16, body: Value| {
-        let header = tiny_http::Header::from_bytes("Content-Type", "application/json").ok();
-        let mut response = tiny_http::Response::from_string(body.to_string()).with_status_code(status);
-        if let Some(h) = header {
-            response.add_header(h);
-        }
-        response
-    };
-    match reply {
+    match route(&mut request, shared) {
         Reply::Json(status, body) => {
-            let _ = request.respond(json_response(status, body));
+            let _ = request.respond(reply::json_response(status, &body));
         }
-        Reply::Whole { events, chat, id } => {
-            let mut text = String::new();
-            let body = loop {
-                match events.recv() {
-                    Ok(Event::Text(t)) => text.push_str(&t),
-                    Ok(Event::Done { finish_reason, prompt_tokens, completion_tokens }) => {
-                        let choice = if chat {
-                            json!({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish_reason})
-                        } else {
-                            json!({"index": 0, "text": text, "logprobs": null, "finish_reason": finish_reason})
-                        };
-                        let object = if chat { "chat.completion" } else { "text_completion" };
-                        break (
-                            200,
-                            json!({"id": id, "object": object, "created": created, "model": shared.name,
-                            "choices": [choice], "usage": usage(prompt_tokens, completion_tokens)}),
-                        );
-                    }
-                    Ok(Event::Failed(m)) => break (500, error_body(&m, "server_error")),
-                    Err(_) => break (500, error_body("the generation ended unexpectedly", "server_error")),
-                }
-            };
-            let _ = request.respond(json_response(body.0, body.1));
-        }
-        Reply::Stream { events, chat, id } => stream(request, events, chat, &id, created, &shared.name),
-    }
-}
-
-/// Server-Sent Events: a chunk per piece of text, a last chunk with the finish reason, then
-/// `data: [DONE]`. A write that fails means the client left: dropping `events` cancels the job.
-fn stream(request: tiny_http::Request, events: Receiver<Event>, chat: bool, id: &str, created: u64, model: &str) {
-    let mut out = request.into_writer();
-    // Chunked, so the body's end is marked and the connection can serve the client's next request.
-    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n";
-    let object = if chat { "chat.completion.chunk" } else { "text_completion" };
-    let chunk = |text: Option<&str>, finish: Option<&str>, extra: Option<Value>| {
-        let choice = if chat {
-            let delta = match text {
-                Some(t) => json!({"role": "assistant", "content": t}),
-                None => json!({}),
-            };
-            json!({"index": 0, "delta": delta, "finish_reason": finish})
-        } else {
-            json!({"index": 0, "text": text.unwrap_or(""), "logprobs": null, "finish_reason": finish})
-        };
-        let mut body = json!({"id": id, "object": object, "created": created, "model": model, "choices": [choice]});
-        if let Some(usage) = extra {
-            body["usage"] = usage;
-        }
-        format!("data: {body}\n\n")
-    };
-    if out.write_all(head.as_bytes()).is_err() {
-        return;
-    }
-    let mut send = |text: String| {
-        let framed = format!("{:x}\r\n{text}\r\n", text.len());
-        out.write_all(framed.as_bytes()).and_then(|_| out.flush()).is_ok()
-    };
-    for event in events {
-        let ok = match event {
-            Event::Text(t) => send(chunk(Some(&t), None, None)),
-            Event::Done { finish_reason, prompt_tokens, completion_tokens } => {
-                send(chunk(None, Some(finish_reason), Some(usage(prompt_tokens, completion_tokens))));
-                send("data: [DONE]\n\n".into());
-                let _ = out.write_all(b"0\r\n\r\n").and_then(|_| out.flush());
-                return;
-            }
-            Event::Failed(m) => {
-                send(format!("data: {}\n\n", error_body(&m, "server_error")));
-                let _ = out.write_all(b"0\r\n\r\n").and_then(|_| out.flush());
-                return;
-            }
-        };
-        if !ok {
-            return;
-        }
+        Reply::Answer { answer, stream: true } => reply::stream(request, answer),
+        Reply::Answer { answer, stream: false } => reply::whole(request, answer),
     }
 }
 
@@ -194,7 +122,7 @@ fn route(request: &mut tiny_http::Request, shared: &Shared) -> Reply {
         }
     }
     match (method.as_str(), path.as_str()) {
-        ("GET", "/health") => Reply::Json(200, json!({"status": "ok"})),
+        ("GET", "/health") => Reply::Json(200, shared.counters.to_json(&shared.shutdown)),
         ("GET", "/v1/models") => Reply::Json(
             200,
             json!({"object": "list", "data": [{"id": shared.name, "object": "model", "created": 0, "owned_by": "hearth"}]}),
@@ -226,7 +154,10 @@ fn route(request: &mut tiny_http::Request, shared: &Shared) -> Reply {
 
 /// Checks a request's numbers against the model and the context, then queues it.
 fn submit(shared: &Shared, chat: bool, prompt: Vec<u32>, o: Options) -> Reply {
-    let ctx = shared.options.ctx;
+    let ctx = shared.options.session.ctx;
+    if o.n.is_some_and(|n| n != 1) {
+        return bad("only one choice per request (n = 1) is supported");
+    }
     if prompt.is_empty() {
         return bad("the prompt is empty");
     }
@@ -249,29 +180,43 @@ fn submit(shared: &Shared, chat: bool, prompt: Vec<u32>, o: Options) -> Reply {
     if let Some(seed) = o.seed {
         sampler.seed = seed;
     }
-    if let Err(e) = sampler.check() {
-        return bad(format!("{e} (temperature, top_p)"));
+    if let Some(p) = o.presence_penalty {
+        sampler.presence_penalty = p;
     }
-    if o.presence_penalty.is_some_and(|p| p != 0.0) || o.frequency_penalty.is_some_and(|p| p != 0.0) {
-        log::info!("presence_penalty and frequency_penalty are not applied");
+    if let Some(p) = o.frequency_penalty {
+        sampler.frequency_penalty = p;
+    }
+    if let Err(e) = sampler.check() {
+        return bad(format!("{e} (temperature, top_p, presence_penalty, frequency_penalty)"));
     }
     let stops: Vec<String> =
         o.stop.map(|s| s.into_vec()).unwrap_or_default().into_iter().filter(|s| !s.is_empty()).collect();
     let (events, receiver) = mpsc::channel();
     let job = Job { prompt, max_tokens, sampler, stops, events };
-    match shared.jobs.try_send(job) {
-        Ok(()) => {}
-        Err(TrySendError::Full(_)) => {
-            let message = format!("the server is busy ({} requests waiting); retry later", shared.options.queue);
-            return Reply::Json(503, error_body(&message, "server_error"));
-        }
-        Err(TrySendError::Disconnected(_)) => {
-            return Reply::Json(503, error_body("the server is shutting down", "server_error"));
-        }
+    let counters = &shared.counters;
+    let busy = |message: String| {
+        Counters::add(&counters.rejected);
+        Reply::Json(503, error_body(&message, "server_error"))
+    };
+    if shared.shutdown.stopping() {
+        return busy(worker::SHUTTING_DOWN.into());
+    }
+    // Counted before it is sent: the worker may take it (and count it out) at once.
+    counters.waiting.fetch_add(1, Ordering::SeqCst);
+    if let Err(e) = shared.jobs.try_send(job) {
+        counters.waiting.fetch_sub(1, Ordering::SeqCst);
+        return busy(match e {
+            TrySendError::Full(_) => {
+                format!("the server is busy ({} requests waiting); retry later", shared.options.queue)
+            }
+            TrySendError::Disconnected(_) => worker::SHUTTING_DOWN.into(),
+        });
     }
     let n = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let id = format!("{}-{n}", if chat { "chatcmpl" } else { "cmpl" });
-    if o.stream { Reply::Stream { events: receiver, chat, id } } else { Reply::Whole { events: receiver, chat, id } }
+    let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let answer = reply::Answer { events: receiver, chat, id, created, model: shared.name.clone() };
+    Reply::Answer { answer, stream: o.stream }
 }
 
 fn body<T: serde::de::DeserializeOwned>(request: &mut tiny_http::Request) -> std::result::Result<T, Reply> {

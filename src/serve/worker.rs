@@ -1,12 +1,12 @@
 //! The one thread that owns the GPU session: it takes jobs in arrival order, reuses the KV
 //! cache where a prompt extends the previous one, and sends text back as it is generated. A
-//! job whose client has gone (its receiver dropped) is cancelled at the next token.
+//! job whose client has gone (its receiver dropped) is cancelled at the next token, and so is
+//! the running one when shutdown is asked for twice.
 
-use crate::generate::{Generation, Session, StopReason};
-use crate::model::Model;
+use super::status::{Counters, Shutdown};
+use crate::generate::{Generation, Session, StopReason, generate_text};
 use crate::sample::{Sampler, SamplerConfig};
-use crate::tokenizer::StreamDecoder;
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, Sender};
 
 pub struct Job {
@@ -20,8 +20,26 @@ pub struct Job {
 
 pub enum Event {
     Text(String),
-    Done { finish_reason: &'static str, prompt_tokens: usize, completion_tokens: usize },
-    Failed(String),
+    Done {
+        finish_reason: &'static str,
+        prompt_tokens: usize,
+        completion_tokens: usize,
+    },
+    /// The job did not finish: the HTTP status that says why, and the reason.
+    Failed {
+        status: u16,
+        message: String,
+    },
+}
+
+pub const SHUTTING_DOWN: &str = "the server is shutting down";
+
+enum Outcome {
+    Completed,
+    /// Its client left.
+    Abandoned,
+    /// Shutdown could not wait for it.
+    Interrupted,
 }
 
 /// Text released so far, holding back what could still become a stop string.
@@ -57,52 +75,76 @@ impl StopScan {
     }
 }
 
-/// Runs jobs until the queue's senders are all gone (shutdown).
-pub fn serve_jobs(mut session: Session, jobs: Receiver<Job>) {
+/// Runs jobs until the queue's senders are all gone; once shutdown is asked for, jobs still
+/// waiting are turned away.
+pub fn serve_jobs(mut session: Session, jobs: Receiver<Job>, counters: &Counters, shutdown: &Shutdown) {
     for job in jobs {
+        counters.waiting.fetch_sub(1, Ordering::SeqCst);
         let events = job.events.clone();
-        if let Err(e) = run(&mut session, job) {
-            let _ = events.send(Event::Failed(e.to_string()));
-            // A failed step may leave the cache in any state.
-            session.truncate(0);
+        if shutdown.stopping() {
+            let _ = events.send(Event::Failed { status: 503, message: SHUTTING_DOWN.into() });
+            Counters::add(&counters.rejected);
+            continue;
         }
+        counters.running.store(1, Ordering::SeqCst);
+        match run(&mut session, job, counters, shutdown) {
+            Ok(Outcome::Completed) => Counters::add(&counters.completed),
+            Ok(Outcome::Abandoned) => Counters::add(&counters.cancelled),
+            Ok(Outcome::Interrupted) => {
+                let _ = events.send(Event::Failed { status: 503, message: SHUTTING_DOWN.into() });
+                Counters::add(&counters.cancelled);
+            }
+            Err(e) => {
+                let _ = events.send(Event::Failed { status: 500, message: e.to_string() });
+                Counters::add(&counters.failed);
+                // A failed step may leave the cache in any state.
+                session.truncate(0);
+            }
+        }
+        counters.running.store(0, Ordering::SeqCst);
     }
 }
 
-fn run(session: &mut Session, job: Job) -> crate::Result<()> {
-    let model: Arc<Model> = session.model.clone();
-    let tok = &model.tokenizer;
+fn run(session: &mut Session, job: Job, counters: &Counters, shutdown: &Shutdown) -> crate::Result<Outcome> {
     let cached = session.reuse_prefix(&job.prompt);
     let mut generation = Generation::new(&job.prompt, cached, job.max_tokens, Sampler::new(job.sampler))?;
-    let mut decoder = StreamDecoder::new();
     let mut scan = StopScan { stops: job.stops, text: String::new(), sent: 0 };
-    let mut stopped = false;
-    while let Some(id) = pollster::block_on(generation.next(session, |t| tok.is_eog(t)))? {
-        let (text, hit) = scan.push(&decoder.push(tok, id));
-        if (!text.is_empty() && job.events.send(Event::Text(text)).is_err()) || hit {
-            stopped = hit;
-            generation.cancel();
+    // Set when the job ends before generation would: Completed for a stop string.
+    let mut ended = None;
+    let result = pollster::block_on(generate_text(session, &mut generation, |piece| {
+        if ended.is_some() {
+            return false;
         }
-    }
-    if !stopped {
-        let (text, hit) = scan.push(&decoder.finish());
-        stopped = hit;
-        let rest = if hit { text } else { text + &scan.rest() };
-        if !rest.is_empty() {
-            let _ = job.events.send(Event::Text(rest));
+        let (text, hit) = scan.push(piece);
+        if !text.is_empty() && job.events.send(Event::Text(text)).is_err() {
+            ended = Some(Outcome::Abandoned);
+        } else if shutdown.cancelling() {
+            ended = Some(Outcome::Interrupted);
+        } else if hit {
+            ended = Some(Outcome::Completed);
         }
-    }
+        ended.is_none()
+    }));
     let stats = generation.stats();
+    counters.tokens_generated.fetch_add(stats.generated as u64, Ordering::SeqCst);
+    result?;
+    let stopped = match ended {
+        Some(Outcome::Completed) => true,
+        Some(outcome) => return Ok(outcome),
+        None => {
+            let rest = scan.rest();
+            if !rest.is_empty() {
+                let _ = job.events.send(Event::Text(rest));
+            }
+            false
+        }
+    };
     let finish_reason = match stats.stop {
         StopReason::MaxTokens if !stopped => "length",
         _ => "stop",
     };
-    let _ = job.events.send(Event::Done {
-        finish_reason,
-        prompt_tokens: job.prompt.len(),
-        completion_tokens: stats.generated,
-    });
-    Ok(())
+    let done = Event::Done { finish_reason, prompt_tokens: job.prompt.len(), completion_tokens: stats.generated };
+    Ok(if job.events.send(done).is_ok() { Outcome::Completed } else { Outcome::Abandoned })
 }
 
 #[cfg(test)]

@@ -56,10 +56,11 @@ pub fn read(tokenizer_json: &str, tokenizer_config: Option<&str>) -> Result<HfTo
         }
     }
 
+    let id_of_text = |text: &str| tokens.iter().position(|t| t == text).and_then(|i| u32::try_from(i).ok());
+    // tokenizer_config.json names special tokens as text or as {"content": text, ...}.
     let id_of = |key: &str| -> Option<u32> {
         let v = &config[key];
-        let text = v.as_str().or(v["content"].as_str())?;
-        tokens.iter().position(|t| t == text).and_then(|i| u32::try_from(i).ok())
+        id_of_text(v.as_str().or(v["content"].as_str())?)
     };
     let add_bos = config["add_bos_token"].as_bool().or_else(|| adds_bos(&json["post_processor"]));
     let spec = VocabSpec {
@@ -70,12 +71,7 @@ pub fn read(tokenizer_json: &str, tokenizer_config: Option<&str>) -> Result<HfTo
         merges: Some(merges),
         bos_id: id_of("bos_token"),
         eos_id: id_of("eos_token"),
-        unk_id: id_of("unk_token").or_else(|| {
-            model["unk_token"]
-                .as_str()
-                .and_then(|u| tokens.iter().position(|t| t == u))
-                .and_then(|i| u32::try_from(i).ok())
-        }),
+        unk_id: id_of("unk_token").or_else(|| id_of_text(model["unk_token"].as_str()?)),
         pad_id: id_of("pad_token"),
         add_bos,
         add_eos: config["add_eos_token"].as_bool(),

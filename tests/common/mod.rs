@@ -2,10 +2,14 @@
 //! on first use), one loaded model per test process, and the reference files in tests/fixtures.
 #![allow(dead_code)]
 
+pub mod server;
+
 use hearth::gpu::{AdapterChoice, Gpu};
+use hearth::model::ggml_type::GgmlType;
 use hearth::model::{Model, ModelFile};
 use hearth::pull::{NoProgress, resolve_model};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
 pub fn model_path() -> PathBuf {
@@ -15,14 +19,59 @@ pub fn model_path() -> PathBuf {
 
 pub fn model() -> Arc<Model> {
     static MODEL: OnceLock<Arc<Model>> = OnceLock::new();
-    MODEL.get_or_init(|| load(&model_path())).clone()
+    MODEL.get_or_init(|| load(&model_path(), None)).clone()
 }
 
-/// The model at `path` on the adapter the environment chooses.
-pub fn load(path: &Path) -> Arc<Model> {
+/// The model at `path` (a folder's weights quantized to `quant`) on the adapter the
+/// environment chooses.
+pub fn load(path: &Path, quant: Option<GgmlType>) -> Arc<Model> {
     let gpu = Arc::new(pollster::block_on(Gpu::new(&AdapterChoice::from_env())).expect("a wgpu adapter"));
-    let file = ModelFile::open(path).unwrap_or_else(|e| panic!("{} opens: {e}", path.display()));
+    let file = ModelFile::open_as(path, quant).unwrap_or_else(|e| panic!("{} opens: {e}", path.display()));
     Arc::new(Model::load(gpu, &file).unwrap_or_else(|e| panic!("{} loads: {e}", path.display())))
+}
+
+/// The `hearth` binary with `args`, as the tests run it.
+pub fn hearth_command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hearth"));
+    // Without a runtime dir the GL backend prints an error at every start.
+    command.args(args).env("XDG_RUNTIME_DIR", std::env::temp_dir());
+    command
+}
+
+/// Sends `signal` (INT, TERM) to a process, as a terminal or a service manager would, with
+/// the shell's own `kill` (no procps package needed).
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("sh").args(["-c", &format!("kill -{signal} {pid}")]).status().expect("sh runs");
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// A scratch path (file or folder) under the system's temporary directory, removed when
+/// dropped.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let path = std::env::temp_dir().join(format!("hearth-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        Scratch(path)
+    }
+
+    pub fn file(name: &str, bytes: &[u8]) -> Scratch {
+        let scratch = Scratch::new(name);
+        std::fs::write(&scratch.0, bytes).unwrap();
+        scratch
+    }
+
+    pub fn arg(&self) -> &str {
+        self.0.to_str().expect("a UTF-8 temporary path")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 pub fn fixture(name: &str) -> String {

@@ -68,8 +68,8 @@ impl Request {
             top_p: self.top_p.unwrap_or(d.top_p),
             min_p: self.min_p.unwrap_or(d.min_p),
             repeat_penalty: self.repeat_penalty.unwrap_or(d.repeat_penalty),
-            repeat_last_n: d.repeat_last_n,
             seed: self.seed.unwrap_or(d.seed),
+            ..d
         };
         config.check()?;
         if self.max_tokens == 0 {

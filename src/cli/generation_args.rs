@@ -1,0 +1,100 @@
+//! The options the generating commands (run, chat, serve) share: how to sample, and how big
+//! a session is.
+
+use clap::Args;
+use hearth::model::state::SessionOptions;
+use hearth::sample::SamplerConfig;
+use hearth::{Error, Result};
+
+/// Sampling options, with llama.cpp's defaults.
+#[derive(Args, Clone, Debug)]
+pub struct SamplingArgs {
+    /// Temperature; 0 always picks the most likely token (greedy)
+    #[arg(long = "temp", default_value_t = 0.8)]
+    temperature: f32,
+    /// Sample only from the k most likely tokens (0: all)
+    #[arg(long, default_value_t = 40)]
+    top_k: usize,
+    /// Sample from the smallest set of tokens whose probabilities reach p (1: all)
+    #[arg(long, default_value_t = 0.95)]
+    top_p: f32,
+    /// Drop tokens less likely than this fraction of the most likely one (0: none)
+    #[arg(long, default_value_t = 0.05)]
+    min_p: f32,
+    /// Penalize recently seen tokens (1: off)
+    #[arg(long, default_value_t = 1.0)]
+    repeat_penalty: f32,
+    /// Lower the logit of every recently seen token by this (0: off; -2 to 2)
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    presence_penalty: f32,
+    /// Lower the logit of recently seen tokens by this times their count (0: off; -2 to 2)
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    frequency_penalty: f32,
+    /// How many recent tokens (prompt included) the penalties consider
+    #[arg(long, default_value_t = 64)]
+    repeat_last_n: usize,
+    /// Random seed, for reproducible sampling [default: random]
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+impl SamplingArgs {
+    pub fn config(&self) -> Result<SamplerConfig> {
+        let seed = self.seed.unwrap_or_else(|| {
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+            let seed = nanos as u64;
+            log::info!("seed: {seed}");
+            seed
+        });
+        let config = SamplerConfig {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            repeat_penalty: self.repeat_penalty,
+            presence_penalty: self.presence_penalty,
+            frequency_penalty: self.frequency_penalty,
+            repeat_last_n: self.repeat_last_n,
+            seed,
+        };
+        config.check().map_err(|e| {
+            Error::Input(format!(
+                "{e} (--temp, --top-p, --min-p, --repeat-penalty, --presence-penalty, --frequency-penalty)"
+            ))
+        })?;
+        Ok(config)
+    }
+}
+
+/// A session's size: the context and the prompt tokens per GPU step.
+#[derive(Args, Clone, Debug)]
+pub struct SessionArgs {
+    /// Context size in tokens [default: 4096, or the model's own if smaller]
+    #[arg(short, long, value_parser = at_least_one)]
+    ctx: Option<usize>,
+    /// Prompt tokens processed per GPU step
+    #[arg(long, default_value_t = 256, value_parser = at_least_one)]
+    batch: usize,
+}
+
+impl SessionArgs {
+    /// The session for a model trained on `trained` tokens of context.
+    pub fn options(&self, trained: usize) -> SessionOptions {
+        let ctx = self.ctx.unwrap_or(trained.clamp(1, 4096));
+        if ctx > trained {
+            log::warn!(
+                "--ctx {ctx} is beyond the {trained} tokens the model was trained on; expect poor output past that"
+            );
+        }
+        SessionOptions { ctx, batch: self.batch.min(ctx), logit_rows: 1 }
+    }
+}
+
+/// A count that must be 1 or more (--ctx, --batch, --max-tokens).
+pub fn at_least_one(text: &str) -> std::result::Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}

@@ -1,0 +1,104 @@
+//! Writing answers back: JSON bodies, a whole completion gathered from the worker's events, or
+//! the events as Server-Sent Events while they come.
+
+use super::api::{error_body, usage};
+use super::worker::Event;
+use serde_json::{Value, json};
+use std::io::Write;
+use std::sync::mpsc::Receiver;
+
+/// What every piece of one answer repeats.
+pub struct Answer {
+    pub events: Receiver<Event>,
+    pub chat: bool,
+    pub id: String,
+    pub created: u64,
+    pub model: String,
+}
+
+pub fn json_response(status: u16, body: &Value) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
+    let mut response = tiny_http::Response::from_string(body.to_string()).with_status_code(status);
+    if let Ok(header) = tiny_http::Header::from_bytes("Content-Type", "application/json") {
+        response.add_header(header);
+    }
+    response
+}
+
+/// Waits for the whole answer, then sends it as one chat or text completion.
+pub fn whole(request: tiny_http::Request, answer: Answer) {
+    let Answer { events, chat, id, created, model } = answer;
+    let mut text = String::new();
+    let (status, body) = loop {
+        match events.recv() {
+            Ok(Event::Text(t)) => text.push_str(&t),
+            Ok(Event::Done { finish_reason, prompt_tokens, completion_tokens }) => {
+                let (object, choice) = if chat {
+                    let message = json!({"role": "assistant", "content": text});
+                    ("chat.completion", json!({"index": 0, "message": message, "finish_reason": finish_reason}))
+                } else {
+                    let choice = json!({"index": 0, "text": text, "logprobs": null, "finish_reason": finish_reason});
+                    ("text_completion", choice)
+                };
+                let usage = usage(prompt_tokens, completion_tokens);
+                let body = json!({"id": id, "object": object, "created": created, "model": model,
+                    "choices": [choice], "usage": usage});
+                break (200, body);
+            }
+            Ok(Event::Failed { status, message }) => break (status, error_body(&message, "server_error")),
+            Err(_) => break (500, error_body("the generation ended unexpectedly", "server_error")),
+        }
+    };
+    let _ = request.respond(json_response(status, &body));
+}
+
+/// Server-Sent Events: a chunk per piece of text, a last chunk with the finish reason and the
+/// usage, then `data: [DONE]`. A write that fails means the client left: returning drops
+/// `events`, which cancels the job at its next token.
+pub fn stream(request: tiny_http::Request, answer: Answer) {
+    let Answer { events, chat, id, created, model } = answer;
+    let mut out = request.into_writer();
+    // Chunked, so the body's end is marked and the connection can serve the client's next request.
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let object = if chat { "chat.completion.chunk" } else { "text_completion" };
+    let chunk = |text: Option<&str>, finish: Option<&str>, usage: Option<Value>| {
+        let choice = if chat {
+            let delta = match text {
+                Some(t) => json!({"role": "assistant", "content": t}),
+                None => json!({}),
+            };
+            json!({"index": 0, "delta": delta, "finish_reason": finish})
+        } else {
+            json!({"index": 0, "text": text.unwrap_or(""), "logprobs": null, "finish_reason": finish})
+        };
+        let mut body = json!({"id": id, "object": object, "created": created, "model": model, "choices": [choice]});
+        if let Some(usage) = usage {
+            body["usage"] = usage;
+        }
+        format!("data: {body}\n\n")
+    };
+    if out.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    let mut send = |text: &str| {
+        let framed = format!("{:x}\r\n{text}\r\n", text.len());
+        out.write_all(framed.as_bytes()).and_then(|_| out.flush()).is_ok()
+    };
+    for event in events {
+        let last = match event {
+            Event::Text(t) => {
+                if !send(&chunk(Some(&t), None, None)) {
+                    return;
+                }
+                continue;
+            }
+            Event::Done { finish_reason, prompt_tokens, completion_tokens } => {
+                chunk(None, Some(finish_reason), Some(usage(prompt_tokens, completion_tokens)))
+            }
+            Event::Failed { message, .. } => format!("data: {}\n\n", error_body(&message, "server_error")),
+        };
+        if send(&last) && send("data: [DONE]\n\n") {
+            send("");
+        }
+        return;
+    }
+}

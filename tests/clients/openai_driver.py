@@ -1,0 +1,115 @@
+"""Drives a running `hearth serve` with the official openai client, the way a user's tool
+would, and prints what the client saw as one JSON object on stdout. It asserts nothing itself:
+tests/serve_clients.rs compares the observations with `hearth run --temp 0`.
+
+    python3 openai_driver.py --base-url http://127.0.0.1:8080 --question Q --prompt P \
+        --stop S --max-tokens 8 --clients 8 --requests 100
+"""
+
+import argparse
+import concurrent.futures
+import json
+import sys
+
+import openai
+
+
+def chat_text(client, model, question, max_tokens, **extra):
+    reply = client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": question}],
+        max_tokens=max_tokens,
+        **extra,
+    )
+    choice = reply.choices[0]
+    return {
+        "text": choice.message.content,
+        "finish_reason": choice.finish_reason,
+        "usage": reply.usage.model_dump() if reply.usage else None,
+    }
+
+
+def streamed(chunks, piece_of):
+    pieces, finish = [], None
+    for chunk in chunks:
+        if not chunk.choices:
+            continue
+        piece = piece_of(chunk.choices[0])
+        if piece:
+            pieces.append(piece)
+        finish = chunk.choices[0].finish_reason or finish
+    return {"pieces": pieces, "finish_reason": finish}
+
+
+def status_of(call):
+    try:
+        call()
+    except openai.APIStatusError as e:
+        return {"status": e.status_code, "message": e.message}
+    return {"status": 200, "message": None}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base-url", required=True)
+    parser.add_argument("--api-key", default="none")
+    parser.add_argument("--question", required=True, help="a chat question")
+    parser.add_argument("--prompt", required=True, help="a text-completion prompt")
+    parser.add_argument("--stop", required=True, help="a stop string for the question's answer")
+    parser.add_argument("--max-tokens", type=int, default=8)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=100)
+    a = parser.parse_args()
+
+    # No retries: a 503 or a timeout must show, not be papered over.
+    client = openai.OpenAI(base_url=a.base_url + "/v1", api_key=a.api_key, max_retries=0, timeout=600)
+    model = client.models.list().data[0].id
+    greedy = {"temperature": 0}
+    out = {"model": model}
+    out["chat"] = chat_text(client, model, a.question, a.max_tokens, **greedy)
+    out["chat_stream"] = streamed(
+        client.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": a.question}],
+            max_tokens=a.max_tokens,
+            stream=True,
+            **greedy,
+        ),
+        lambda choice: choice.delta.content,
+    )
+    out["chat_stop"] = chat_text(client, model, a.question, a.max_tokens, stop=[a.stop], **greedy)
+    out["chat_seeded"] = [
+        chat_text(client, model, a.question, a.max_tokens, temperature=1.0, seed=7)["text"] for _ in range(2)
+    ]
+    completion = client.completions.create(model=model, prompt=a.prompt, max_tokens=a.max_tokens, **greedy)
+    out["completion"] = {"text": completion.choices[0].text, "finish_reason": completion.choices[0].finish_reason}
+    out["completion_stream"] = streamed(
+        client.completions.create(model=model, prompt=a.prompt, max_tokens=a.max_tokens, stream=True, **greedy),
+        lambda choice: choice.text,
+    )
+    out["bad_max_tokens"] = status_of(
+        lambda: client.completions.create(model=model, prompt=a.prompt, max_tokens=0)
+    )
+    out["bad_key"] = status_of(
+        lambda: openai.OpenAI(base_url=a.base_url + "/v1", api_key="wrong", max_retries=0).models.list()
+    )
+
+    def one(i):
+        if i % 2 == 0:
+            return ["whole", chat_text(client, model, a.question, a.max_tokens, **greedy)["text"]]
+        chunks = client.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": a.question}],
+            max_tokens=a.max_tokens,
+            stream=True,
+            **greedy,
+        )
+        return ["streamed", "".join(streamed(chunks, lambda choice: choice.delta.content)["pieces"])]
+
+    with concurrent.futures.ThreadPoolExecutor(a.clients) as pool:
+        out["concurrent"] = list(pool.map(one, range(a.requests)))
+    json.dump(out, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
