@@ -69,6 +69,18 @@ fn chat_and_completions_answer_like_run_whole_and_streamed() {
     }
     assert_eq!(text, want, "streamed pieces join to the whole answer");
 
+    // The next turn of that conversation processes only what the KV cache does not hold.
+    let cached_before = server.health()["prompt_tokens_cached"].as_u64().expect("a count");
+    let next_turn = serde_json::json!({"messages": [
+        {"role": "user", "content": QUESTION},
+        {"role": "assistant", "content": want},
+        {"role": "user", "content": "And of Germany?"}], "temperature": 0, "max_tokens": 4});
+    let (status, reply) = server.json("/v1/chat/completions", &next_turn.to_string());
+    assert_eq!(status, 200, "{reply}");
+    let cached = server.health()["prompt_tokens_cached"].as_u64().expect("a count") - cached_before;
+    let first_prompt = usage["prompt_tokens"].as_u64().expect("a count");
+    assert!(cached >= first_prompt, "{cached} of the first turn's {first_prompt} prompt tokens reused");
+
     let (status, reply) =
         server.json("/v1/completions", r#"{"prompt": "Once upon a time", "max_tokens": 5, "temperature": 0}"#);
     assert_eq!(status, 200, "{reply}");

@@ -15,6 +15,9 @@ pub struct Counters {
     pub failed: AtomicU64,
     /// Turned away with 503: the queue was full or the server was stopping.
     pub rejected: AtomicU64,
+    /// Prompt tokens of the requests run, and how many of them the KV cache already held.
+    pub prompt_tokens: AtomicU64,
+    pub prompt_tokens_cached: AtomicU64,
     /// Tokens generated for all requests.
     pub tokens_generated: AtomicU64,
 }
@@ -34,6 +37,8 @@ impl Counters {
             "cancelled": get(&self.cancelled),
             "failed": get(&self.failed),
             "rejected": get(&self.rejected),
+            "prompt_tokens": get(&self.prompt_tokens),
+            "prompt_tokens_cached": get(&self.prompt_tokens_cached),
             "tokens_generated": get(&self.tokens_generated),
         })
     }

@@ -107,6 +107,8 @@ pub fn serve_jobs(mut session: Session, jobs: Receiver<Job>, counters: &Counters
 
 fn run(session: &mut Session, job: Job, counters: &Counters, shutdown: &Shutdown) -> crate::Result<Outcome> {
     let cached = session.reuse_prefix(&job.prompt);
+    counters.prompt_tokens.fetch_add(job.prompt.len() as u64, Ordering::SeqCst);
+    counters.prompt_tokens_cached.fetch_add(cached as u64, Ordering::SeqCst);
     let mut generation = Generation::new(&job.prompt, cached, job.max_tokens, Sampler::new(job.sampler))?;
     let mut scan = StopScan { stops: job.stops, text: String::new(), sent: 0 };
     // Set when the job ends before generation would: Completed for a stop string.
