@@ -10,19 +10,24 @@ use hearth::model::gguf_writer::GgufWriter;
 use hearth::model::testing::TinyLlama;
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Output, Stdio};
+use std::process::{Child, Output, Stdio};
 
 fn hearth(args: &[&str]) -> Output {
     hearth_with_stdin(args, None)
 }
 
-fn hearth_with_stdin(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = hearth_command(args)
+/// `hearth` running with stdin, stdout and stderr piped to the test.
+fn spawn_piped(args: &[&str]) -> Child {
+    hearth_command(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("hearth runs");
+        .expect("hearth runs")
+}
+
+fn hearth_with_stdin(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = spawn_piped(args);
     let mut input = child.stdin.take().unwrap();
     if let Some(text) = stdin {
         input.write_all(text.as_bytes()).unwrap();
@@ -338,12 +343,7 @@ fn chat_answers_like_run_keeps_history_and_survives_bad_input() {
 #[test]
 fn ctrl_c_stops_the_answer_and_the_chat_goes_on() {
     use std::io::Read;
-    let mut child = hearth_command(&["chat", "--model", &model_arg(), "--temp", "0", "-n", "400"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("hearth runs");
+    let mut child = spawn_piped(&["chat", "--model", &model_arg(), "--temp", "0", "-n", "400"]);
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(b"Write a very long story about a lighthouse keeper and his cat.\n").unwrap();
     stdin.flush().unwrap();

@@ -6,7 +6,6 @@ use super::{GpuArgs, ModelArgs};
 use clap::Args;
 use hearth::conversation::Conversation;
 use hearth::generate::{Generation, Session, generate_text};
-use hearth::model::Model;
 use hearth::sample::{Sampler, SamplerConfig};
 use hearth::{Error, Result};
 use std::io::{BufRead, IsTerminal, Write};
@@ -79,7 +78,6 @@ impl Input {
 }
 
 struct Chat {
-    model: Arc<Model>,
     session: Session,
     conversation: Conversation,
     sampler: SamplerConfig,
@@ -93,7 +91,7 @@ impl Chat {
     fn turn(&mut self, text: &str) -> Result<()> {
         let ctx = self.session.options().ctx;
         let room = self.max_tokens.min(ctx / 2).max(1);
-        let prompt = self.conversation.ask(&self.model, text, ctx, room)?;
+        let prompt = self.conversation.ask(&self.session.model, text, ctx, room)?;
         if prompt.dropped > 0 {
             eprintln!("(the context is full: the oldest {} messages were dropped)", prompt.dropped);
         }
@@ -156,7 +154,6 @@ pub fn run(args: ChatArgs) -> Result<()> {
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
         .map_err(|e| Error::Input(format!("cannot catch Ctrl-C: {e}")))?;
     let mut chat = Chat {
-        model,
         session,
         conversation: Conversation::new(args.system),
         sampler,
@@ -167,7 +164,7 @@ pub fn run(args: ChatArgs) -> Result<()> {
     if matches!(input, Input::Terminal(_)) {
         eprintln!(
             "chatting with {} ({ctx} tokens of context); /help for commands",
-            chat.model.config.name.as_deref().unwrap_or("the model")
+            chat.session.model.config.name.as_deref().unwrap_or("the model")
         );
     }
     while let Some(line) = input.line()? {
