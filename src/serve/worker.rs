@@ -76,36 +76,53 @@ impl StopScan {
 }
 
 /// Runs jobs until the queue's senders are all gone; once shutdown is asked for, jobs still
-/// waiting are turned away.
+/// waiting are turned away. Each job's outcome is counted before its last event is sent, so
+/// /health agrees with what a client has already been told.
 pub fn serve_jobs(mut session: Session, jobs: Receiver<Job>, counters: &Counters, shutdown: &Shutdown) {
     for job in jobs {
         counters.waiting.fetch_sub(1, Ordering::SeqCst);
         let events = job.events.clone();
         if shutdown.stopping() {
-            let _ = events.send(Event::Failed { status: 503, message: SHUTTING_DOWN.into() });
             Counters::add(&counters.rejected);
+            let _ = events.send(Event::Failed { status: 503, message: SHUTTING_DOWN.into() });
             continue;
         }
         counters.running.store(1, Ordering::SeqCst);
-        match run(&mut session, job, counters, shutdown) {
-            Ok(Outcome::Completed) => Counters::add(&counters.completed),
-            Ok(Outcome::Abandoned) => Counters::add(&counters.cancelled),
-            Ok(Outcome::Interrupted) => {
-                let _ = events.send(Event::Failed { status: 503, message: SHUTTING_DOWN.into() });
+        let last = match run(&mut session, job, counters, shutdown) {
+            Ok((Outcome::Completed, done)) => {
+                Counters::add(&counters.completed);
+                done
+            }
+            Ok((Outcome::Abandoned, _)) => {
                 Counters::add(&counters.cancelled);
+                None
+            }
+            Ok((Outcome::Interrupted, _)) => {
+                Counters::add(&counters.cancelled);
+                Some(Event::Failed { status: 503, message: SHUTTING_DOWN.into() })
             }
             Err(e) => {
-                let _ = events.send(Event::Failed { status: 500, message: e.to_string() });
                 Counters::add(&counters.failed);
                 // A failed step may leave the cache in any state.
                 session.truncate(0);
+                Some(Event::Failed { status: 500, message: e.to_string() })
             }
-        }
+        };
         counters.running.store(0, Ordering::SeqCst);
+        if let Some(event) = last {
+            let _ = events.send(event);
+        }
     }
 }
 
-fn run(session: &mut Session, job: Job, counters: &Counters, shutdown: &Shutdown) -> crate::Result<Outcome> {
+/// Generates one job's answer, sending its text as it comes; returns how it ended and, for a
+/// completed one, the `Done` event still to send.
+fn run(
+    session: &mut Session,
+    job: Job,
+    counters: &Counters,
+    shutdown: &Shutdown,
+) -> crate::Result<(Outcome, Option<Event>)> {
     let cached = session.reuse_prefix(&job.prompt);
     counters.prompt_tokens.fetch_add(job.prompt.len() as u64, Ordering::SeqCst);
     counters.prompt_tokens_cached.fetch_add(cached as u64, Ordering::SeqCst);
@@ -132,11 +149,11 @@ fn run(session: &mut Session, job: Job, counters: &Counters, shutdown: &Shutdown
     result?;
     let stopped = match ended {
         Some(Outcome::Completed) => true,
-        Some(outcome) => return Ok(outcome),
+        Some(outcome) => return Ok((outcome, None)),
         None => {
             let rest = scan.rest();
-            if !rest.is_empty() {
-                let _ = job.events.send(Event::Text(rest));
+            if !rest.is_empty() && job.events.send(Event::Text(rest)).is_err() {
+                return Ok((Outcome::Abandoned, None));
             }
             false
         }
@@ -146,7 +163,7 @@ fn run(session: &mut Session, job: Job, counters: &Counters, shutdown: &Shutdown
         _ => "stop",
     };
     let done = Event::Done { finish_reason, prompt_tokens: job.prompt.len(), completion_tokens: stats.generated };
-    Ok(if job.events.send(done).is_ok() { Outcome::Completed } else { Outcome::Abandoned })
+    Ok((Outcome::Completed, Some(done)))
 }
 
 #[cfg(test)]
