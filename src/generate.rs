@@ -237,6 +237,21 @@ impl GenerationStats {
     }
 }
 
+/// Room left for generated tokens after `prompt` in a context of `ctx` tokens; refuses an empty
+/// prompt and one that leaves no room, the refusal ending with `hint` (what the caller can do).
+pub fn room_after(prompt: &[u32], ctx: usize, hint: &str) -> Result<usize> {
+    if prompt.is_empty() {
+        return Err(Error::Input("the prompt is empty".into()));
+    }
+    if prompt.len() >= ctx {
+        return Err(Error::Input(format!(
+            "the prompt is {} tokens, which does not fit the context of {ctx} tokens ({hint})",
+            prompt.len()
+        )));
+    }
+    Ok(ctx - prompt.len())
+}
+
 /// Generation one token at a time, for callers that pull tokens (the browser's async
 /// iterator, a server streaming to a client) rather than take a callback.
 pub struct Generation {

@@ -151,8 +151,7 @@ pub fn run(args: ChatArgs) -> Result<()> {
     let session = Session::new(model.clone(), options)?;
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = interrupted.clone();
-    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
-        .map_err(|e| Error::Input(format!("cannot catch Ctrl-C: {e}")))?;
+    super::on_ctrl_c(move || flag.store(true, Ordering::SeqCst))?;
     let mut chat = Chat {
         session,
         conversation: Conversation::new(args.system),

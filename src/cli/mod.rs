@@ -124,3 +124,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Quantize(a) => quantize::run(a),
     }
 }
+
+/// Installs the process's Ctrl-C (and SIGTERM) handler; chat and serve each own one.
+fn on_ctrl_c(handler: impl FnMut() + Send + 'static) -> Result<()> {
+    ctrlc::set_handler(handler).map_err(|e| hearth::Error::Input(format!("cannot catch Ctrl-C: {e}")))
+}

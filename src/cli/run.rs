@@ -3,7 +3,7 @@
 use super::generation_args::{SamplingArgs, SessionArgs};
 use super::{GpuArgs, ModelArgs};
 use clap::Args;
-use hearth::generate::{Session, generate};
+use hearth::generate::{Session, generate, room_after};
 use hearth::prompt::{encode_raw, encode_user_prompt};
 use hearth::sample::Sampler;
 use hearth::tokenizer::StreamDecoder;
@@ -58,21 +58,12 @@ pub fn run(args: RunArgs) -> Result<()> {
     } else {
         encode_user_prompt(&model, &prompt, args.system.as_deref())?
     };
-    if ids.is_empty() {
-        return Err(Error::Input("the prompt is empty".into()));
-    }
     let options = args.session.options(model.config.n_ctx_train);
-    let ctx = options.ctx;
-    if ids.len() >= ctx {
-        return Err(Error::Input(format!(
-            "the prompt is {} tokens, which does not fit the context of {ctx} tokens (raise --ctx)",
-            ids.len()
-        )));
-    }
+    let room = room_after(&ids, options.ctx, "raise --ctx")?;
     let mut session = Session::new(model.clone(), options)?;
     let mut decoder = StreamDecoder::new();
     let mut stdout = std::io::stdout().lock();
-    let max_tokens = args.max_tokens.min(ctx - ids.len());
+    let max_tokens = args.max_tokens.min(room);
     let tok = &model.tokenizer;
     let mut separator = "";
     let stats = pollster::block_on(generate(

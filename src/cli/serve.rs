@@ -3,8 +3,8 @@
 use super::generation_args::{SamplingArgs, SessionArgs, at_least_one};
 use super::{GpuArgs, ModelArgs};
 use clap::Args;
+use hearth::Result;
 use hearth::serve::{ServeOptions, Shutdown, serve};
-use hearth::{Error, Result};
 use std::sync::Arc;
 
 #[derive(Args)]
@@ -41,11 +41,10 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let session = args.session.options(model.config.n_ctx_train);
     let shutdown = Arc::new(Shutdown::default());
     let asked = shutdown.clone();
-    ctrlc::set_handler(move || match asked.request() {
+    super::on_ctrl_c(move || match asked.request() {
         1 => eprintln!("stopping: finishing the answer in progress (Ctrl-C again cancels it)"),
         _ => eprintln!("stopping: cancelling the answer in progress"),
-    })
-    .map_err(|e| Error::Input(format!("cannot catch Ctrl-C: {e}")))?;
+    })?;
     let options = ServeOptions {
         addr: format!("{}:{}", args.host, args.port),
         api_key: args.api_key,

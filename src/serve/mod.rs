@@ -10,7 +10,7 @@ mod worker;
 
 pub use status::Shutdown;
 
-use crate::generate::Session;
+use crate::generate::{Session, room_after};
 use crate::model::Model;
 use crate::model::state::SessionOptions;
 use crate::prompt::{encode_chat, encode_raw};
@@ -158,13 +158,10 @@ fn submit(shared: &Shared, chat: bool, prompt: Vec<u32>, o: Options) -> Reply {
     if o.n.is_some_and(|n| n != 1) {
         return bad("only one choice per request (n = 1) is supported");
     }
-    if prompt.is_empty() {
-        return bad("the prompt is empty");
-    }
-    if prompt.len() >= ctx {
-        return bad(format!("the prompt is {} tokens, beyond the context of {ctx} tokens", prompt.len()));
-    }
-    let room = ctx - prompt.len();
+    let room = match room_after(&prompt, ctx, "shorten it, or start the server with a larger --ctx") {
+        Ok(room) => room,
+        Err(e) => return bad(e.to_string()),
+    };
     let max_tokens = match o.max_completion_tokens.or(o.max_tokens) {
         Some(n) if n <= 0 => return bad(format!("max_tokens must be at least 1 (got {n})")),
         Some(n) => usize::try_from(n).unwrap_or(usize::MAX).min(room),

@@ -6,7 +6,7 @@ mod incoming;
 mod info;
 mod request;
 
-use hearth::generate::{Generation, Session, StopReason};
+use hearth::generate::{Generation, Session, StopReason, room_after};
 use hearth::gpu::{AdapterChoice, Gpu};
 use hearth::model::state::SessionOptions;
 use hearth::model::{Model, ModelFile};
@@ -136,15 +136,10 @@ impl Engine {
         let request = Request::parse(request).map_err(js_error)?;
         let sampler = request.sampler().map_err(js_error)?;
         let ids = request.prompt_ids(&loaded.model).map_err(js_error)?;
-        let ctx = loaded.session.options().ctx;
-        if ids.len() >= ctx {
-            return Err(JsError::new(&format!(
-                "the prompt is {} tokens, which does not fit the context of {ctx} tokens (reset the chat or load with a larger context)",
-                ids.len()
-            )));
-        }
+        let room = room_after(&ids, loaded.session.options().ctx, "reset the chat or load with a larger context")
+            .map_err(js_error)?;
         let cached = loaded.session.reuse_prefix(&ids);
-        let max_tokens = request.max_tokens.min(ctx - ids.len());
+        let max_tokens = request.max_tokens.min(room);
         let generation = Generation::new(&ids, cached, max_tokens, Sampler::new(sampler)).map_err(js_error)?;
         loaded.running = Some(Running { generation, decoder: StreamDecoder::new() });
         Ok(serde_json::json!({ "promptTokens": ids.len(), "cachedTokens": cached }).to_string())

@@ -39,24 +39,20 @@ impl Request {
     }
 
     pub fn prompt_ids(&self, model: &Model) -> Result<Vec<u32>> {
-        let ids = match (&self.prompt, &self.messages) {
-            (Some(_), Some(_)) => return Err(Error::Input("give either a prompt or messages, not both".into())),
-            (None, None) => return Err(Error::Input("nothing to answer: give a prompt or messages".into())),
-            (Some(p), None) if self.raw || model.chat_template.is_none() => encode_raw(model, p)?,
-            (Some(p), None) => encode_user_prompt(model, p, self.system.as_deref())?,
+        match (&self.prompt, &self.messages) {
+            (Some(_), Some(_)) => Err(Error::Input("give either a prompt or messages, not both".into())),
+            (None, None) => Err(Error::Input("nothing to answer: give a prompt or messages".into())),
+            (Some(p), None) if self.raw || model.chat_template.is_none() => encode_raw(model, p),
+            (Some(p), None) => encode_user_prompt(model, p, self.system.as_deref()),
             (None, Some(messages)) => {
                 let mut all = Vec::with_capacity(messages.len() + 1);
                 if let Some(s) = &self.system {
                     all.push(ChatMessage { role: "system".into(), content: s.clone() });
                 }
                 all.extend(messages.iter().cloned());
-                encode_chat(model, &all)?
+                encode_chat(model, &all)
             }
-        };
-        if ids.is_empty() {
-            return Err(Error::Input("the prompt is empty".into()));
         }
-        Ok(ids)
     }
 
     /// llama.cpp's defaults for whatever the page leaves out; the seed is the page's to choose.
