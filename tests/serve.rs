@@ -122,6 +122,46 @@ fn an_api_key_is_required_when_set() {
 }
 
 #[test]
+fn browsers_are_served_for_local_and_allowed_pages_only() {
+    let server = Server::start(&["--api-key", "sesame", "--allow-origin", "https://chat.example.org"]);
+    let key = "Authorization: Bearer sesame";
+    let body = r#"{"prompt": "Hello", "max_tokens": 2}"#;
+    // A browser asks before it sends a key: the preflight needs none.
+    for origin in ["http://localhost:5173", "https://chat.example.org"] {
+        let origin_header = format!("Origin: {origin}");
+        let preflight = server.exchange(
+            "OPTIONS",
+            "/v1/completions",
+            None,
+            &[&origin_header, "Access-Control-Request-Method: POST", "Access-Control-Request-Headers: authorization"],
+        );
+        assert_eq!(preflight.status, 204, "{}", preflight.head);
+        assert_eq!(preflight.header("Access-Control-Allow-Origin"), Some(origin), "{}", preflight.head);
+        let allowed_headers = preflight.header("Access-Control-Allow-Headers").unwrap_or("").to_lowercase();
+        assert!(allowed_headers.contains("authorization"), "{}", preflight.head);
+
+        let answer = server.exchange("POST", "/v1/completions", Some(body), &[&origin_header, key]);
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_eq!(answer.header("Access-Control-Allow-Origin"), Some(origin), "{}", answer.head);
+    }
+    let streamed = body.replace("}", r#", "stream": true}"#);
+    let answer = server.exchange("POST", "/v1/completions", Some(&streamed), &["Origin: http://127.0.0.1:3000", key]);
+    assert!(answer.body.contains("data: [DONE]"), "{}", answer.body);
+    assert_eq!(answer.header("Access-Control-Allow-Origin"), Some("http://127.0.0.1:3000"), "{}", answer.head);
+
+    // Another site's page is refused before anything runs, even with the key.
+    let completed = server.health()["completed"].clone();
+    let refused = server.exchange("POST", "/v1/completions", Some(body), &["Origin: https://evil.example", key]);
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("--allow-origin https://evil.example"), "{}", refused.body);
+    assert_eq!(refused.header("Access-Control-Allow-Origin"), None);
+    assert_eq!(server.health()["completed"], completed, "the refused request did not run");
+    // Clients that are not browsers send no Origin and are served as before.
+    let plain = server.exchange("POST", "/v1/completions", Some(body), &[key]);
+    assert_eq!((plain.status, plain.header("Access-Control-Allow-Origin")), (200, None), "{}", plain.head);
+}
+
+#[test]
 fn a_client_leaving_mid_stream_is_cancelled_and_frees_its_place() {
     let server = Server::start(&["--queue", "1"]);
     let stream = start_stream(&server, &counting(2000));

@@ -22,6 +22,10 @@ pub struct ServeArgs {
     /// Require this key as `Authorization: Bearer KEY` on /v1/ requests
     #[arg(long, env = "HEARTH_API_KEY")]
     api_key: Option<String>,
+    /// Let web pages from this origin (e.g. https://chat.example.org) call the server from a
+    /// browser; repeatable, `*` for any. Pages on localhost are always allowed, others get 403
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allow_origins: Vec<String>,
     /// Requests that may wait while one is answered; more get 503
     #[arg(long, default_value_t = 16)]
     queue: usize,
@@ -48,6 +52,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let options = ServeOptions {
         addr: format!("{}:{}", args.host, args.port),
         api_key: args.api_key,
+        allowed_origins: args.allow_origins,
         queue: args.queue,
         session,
         max_tokens: args.max_tokens,

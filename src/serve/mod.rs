@@ -4,6 +4,7 @@
 //! whole (`reply.rs`). GET /health reports the requests in each stage (`status.rs`).
 
 pub mod api;
+mod cors;
 mod reply;
 mod status;
 mod worker;
@@ -17,6 +18,7 @@ use crate::prompt::{encode_chat, encode_raw};
 use crate::sample::SamplerConfig;
 use crate::{Error, Result};
 use api::{ChatRequest, CompletionRequest, Options, error_body};
+use cors::Cors;
 use serde_json::{Value, json};
 use status::Counters;
 use std::io::Read;
@@ -29,6 +31,8 @@ pub struct ServeOptions {
     /// host:port to listen on (port 0: any free port).
     pub addr: String,
     pub api_key: Option<String>,
+    /// Web origins allowed besides this machine's pages (`*`: any); see `cors.rs`.
+    pub allowed_origins: Vec<String>,
     /// Requests that may wait while one runs.
     pub queue: usize,
     pub session: SessionOptions,
@@ -102,24 +106,42 @@ fn bad(message: impl Into<String>) -> Reply {
 }
 
 fn handle(mut request: tiny_http::Request, shared: &Shared) {
+    let headers = match cors::check(header(&request, "Origin"), &shared.options.allowed_origins) {
+        Cors::Refused(origin) => {
+            let message =
+                format!("web pages from {origin} may not use this server (hearth serve --allow-origin {origin})");
+            let _ = request.respond(reply::json_response(403, &error_body(&message, "permission_error"), &[]));
+            return;
+        }
+        Cors::Allowed(origin) if request.method() == &tiny_http::Method::Options => cors::preflight_headers(&origin),
+        Cors::Allowed(origin) => cors::answer_headers(&origin),
+        Cors::NotAsked => Vec::new(),
+    };
+    if request.method() == &tiny_http::Method::Options {
+        let _ = request.respond(reply::with_headers(tiny_http::Response::empty(204), &headers));
+        return;
+    }
     match route(&mut request, shared) {
         Reply::Json(status, body) => {
-            let _ = request.respond(reply::json_response(status, &body));
+            let _ = request.respond(reply::json_response(status, &body, &headers));
         }
-        Reply::Answer { answer, stream: true } => reply::stream(request, answer),
-        Reply::Answer { answer, stream: false } => reply::whole(request, answer),
+        Reply::Answer { answer, stream: true } => reply::stream(request, answer, &headers),
+        Reply::Answer { answer, stream: false } => reply::whole(request, answer, &headers),
     }
+}
+
+fn header<'a>(request: &'a tiny_http::Request, name: &'static str) -> Option<&'a str> {
+    request.headers().iter().find(|h| h.field.equiv(name)).map(|h| h.value.as_str())
 }
 
 fn route(request: &mut tiny_http::Request, shared: &Shared) -> Reply {
     let path = request.url().split('?').next().unwrap_or("").to_string();
     let method = request.method().as_str().to_string();
-    if let Some(key) = shared.options.api_key.as_ref().filter(|_| path.starts_with("/v1/")) {
-        let given = request.headers().iter().find(|h| h.field.equiv("Authorization")).map(|h| h.value.as_str());
-        if given != Some(format!("Bearer {key}").as_str()) {
-            let message = "a valid API key is required (Authorization: Bearer KEY)";
-            return Reply::Json(401, error_body(message, "authentication_error"));
-        }
+    if let Some(key) = shared.options.api_key.as_ref().filter(|_| path.starts_with("/v1/"))
+        && header(request, "Authorization") != Some(format!("Bearer {key}").as_str())
+    {
+        let message = "a valid API key is required (Authorization: Bearer KEY)";
+        return Reply::Json(401, error_body(message, "authentication_error"));
     }
     match (method.as_str(), path.as_str()) {
         ("GET", "/health") => Reply::Json(200, shared.counters.to_json(&shared.shutdown)),

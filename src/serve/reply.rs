@@ -16,16 +16,28 @@ pub struct Answer {
     pub model: String,
 }
 
-pub fn json_response(status: u16, body: &Value) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
-    let mut response = tiny_http::Response::from_string(body.to_string()).with_status_code(status);
-    if let Ok(header) = tiny_http::Header::from_bytes("Content-Type", "application/json") {
-        response.add_header(header);
+/// Extra headers of an answer (the CORS ones).
+pub type Headers = [(&'static str, String)];
+
+pub fn json_response(status: u16, body: &Value, headers: &Headers) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
+    let response = tiny_http::Response::from_string(body.to_string()).with_status_code(status);
+    with_headers(response, &[headers, &[("Content-Type", "application/json".to_string())]].concat())
+}
+
+pub fn with_headers<R: std::io::Read>(
+    mut response: tiny_http::Response<R>,
+    headers: &Headers,
+) -> tiny_http::Response<R> {
+    for (name, value) in headers {
+        if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            response.add_header(header);
+        }
     }
     response
 }
 
 /// Waits for the whole answer, then sends it as one chat or text completion.
-pub fn whole(request: tiny_http::Request, answer: Answer) {
+pub fn whole(request: tiny_http::Request, answer: Answer, headers: &Headers) {
     let Answer { events, chat, id, created, model } = answer;
     let mut text = String::new();
     let (status, body) = loop {
@@ -48,17 +60,20 @@ pub fn whole(request: tiny_http::Request, answer: Answer) {
             Err(_) => break (500, error_body("the generation ended unexpectedly", "server_error")),
         }
     };
-    let _ = request.respond(json_response(status, &body));
+    let _ = request.respond(json_response(status, &body, headers));
 }
 
 /// Server-Sent Events: a chunk per piece of text, a last chunk with the finish reason and the
 /// usage, then `data: [DONE]`. A write that fails means the client left: returning drops
 /// `events`, which cancels the job at its next token.
-pub fn stream(request: tiny_http::Request, answer: Answer) {
+pub fn stream(request: tiny_http::Request, answer: Answer, headers: &Headers) {
     let Answer { events, chat, id, created, model } = answer;
     let mut out = request.into_writer();
     // Chunked, so the body's end is marked and the connection can serve the client's next request.
-    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let extra: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n{extra}Transfer-Encoding: chunked\r\n\r\n"
+    );
     let object = if chat { "chat.completion.chunk" } else { "text_completion" };
     let chunk = |text: Option<&str>, finish: Option<&str>, usage: Option<Value>| {
         let choice = if chat {

@@ -7,6 +7,23 @@ use std::process::{Child, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub struct Response {
+    pub status: u16,
+    /// The status line and the headers.
+    pub head: String,
+    pub body: String,
+}
+
+impl Response {
+    /// A header's value (names compared without case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (field, value) = line.split_once(':')?;
+            field.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+}
+
 pub struct Server {
     child: Child,
     pub addr: String,
@@ -78,12 +95,18 @@ impl Server {
 
     /// One request; the status and the body.
     pub fn request(&self, method: &str, path: &str, body: Option<&str>, headers: &[&str]) -> (u16, String) {
+        let response = self.exchange(method, path, body, headers);
+        (response.status, response.body)
+    }
+
+    /// One request; the whole response.
+    pub fn exchange(&self, method: &str, path: &str, body: Option<&str>, headers: &[&str]) -> Response {
         let mut stream = self.send(method, path, body.unwrap_or(""), headers);
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
-        let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-        (status, body)
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        Response { status, head: head.to_string(), body: body.to_string() }
     }
 
     pub fn json(&self, path: &str, body: &str) -> (u16, serde_json::Value) {
