@@ -1,6 +1,7 @@
 //! A generation session: its own KV cache and buffers over a shared model, prompt processing
 //! in batches, and one forward step per generated token.
 
+use crate::logprobs::{TokenLogprobs, token_logprobs};
 use crate::model::Model;
 use crate::model::state::{SessionOptions, State};
 use crate::ops::argmax::Argmax;
@@ -263,6 +264,9 @@ pub struct Generation {
     max_tokens: usize,
     stats: GenerationStats,
     done: bool,
+    /// How many of the most likely tokens to report with each one's log-probability, if asked.
+    logprobs: Option<usize>,
+    last_logprobs: Option<TokenLogprobs>,
 }
 
 impl Generation {
@@ -292,7 +296,20 @@ impl Generation {
             input,
             max_tokens,
             done: max_tokens == 0,
+            logprobs: None,
+            last_logprobs: None,
         })
+    }
+
+    /// Keeps each generated token's log-probability and the `top` most likely tokens' (see
+    /// `take_logprobs`). Generation then reads back every step's logits, even when greedy.
+    pub fn keep_logprobs(&mut self, top: usize) {
+        self.logprobs = Some(top);
+    }
+
+    /// The log-probabilities of the token `next` returned last, when `keep_logprobs` asked.
+    pub fn take_logprobs(&mut self) -> Option<TokenLogprobs> {
+        self.last_logprobs.take()
     }
 
     /// The next token, or None once generation has ended (`stats().stop` says why). Stops at
@@ -310,10 +327,14 @@ impl Generation {
             )));
         }
         let started = web_time::Instant::now();
-        let next = if self.sampler.config().is_plain_greedy() {
+        let next = if self.sampler.config().is_plain_greedy() && self.logprobs.is_none() {
             session.next_greedy(&self.input).await
         } else {
-            session.next_logits(&self.input).await.map(|logits| self.sampler.sample(&logits, &self.history))
+            session.next_logits(&self.input).await.map(|logits| {
+                let id = self.sampler.sample(&logits, &self.history);
+                self.last_logprobs = self.logprobs.map(|top| token_logprobs(&logits, id, top));
+                id
+            })
         };
         let next = next.inspect_err(|_| self.done = true)?;
         let elapsed = started.elapsed().as_secs_f64();
@@ -368,12 +389,12 @@ pub async fn generate(
 }
 
 /// Runs `generation` to its end as text: `on_text` gets each token's decoded piece (empty while
-/// a character's bytes are incomplete) and returns false to stop; whatever bytes are still held
-/// back come last, even after an error. Stops at end-of-generation tokens.
+/// a character's bytes are incomplete) with its log-probabilities if kept, and returns false to
+/// stop; whatever bytes are still held back come last (without), even after an error. Stops at end-of-generation tokens.
 pub async fn generate_text(
     session: &mut Session,
     generation: &mut Generation,
-    mut on_text: impl FnMut(&str) -> bool,
+    mut on_text: impl FnMut(&str, Option<TokenLogprobs>) -> bool,
 ) -> Result<()> {
     let model = session.model.clone();
     let tok = &model.tokenizer;
@@ -381,7 +402,7 @@ pub async fn generate_text(
     let result = loop {
         match generation.next(session, |t| tok.is_eog(t)).await {
             Ok(Some(id)) => {
-                if !on_text(&decoder.push(tok, id)) {
+                if !on_text(&decoder.push(tok, id), generation.take_logprobs()) {
                     generation.cancel();
                 }
             }
@@ -391,7 +412,7 @@ pub async fn generate_text(
     };
     let rest = decoder.finish();
     if !rest.is_empty() {
-        on_text(&rest);
+        on_text(&rest, None);
     }
     result
 }

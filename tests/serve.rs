@@ -112,6 +112,83 @@ fn bad_requests_get_openai_errors_and_leave_the_server_working() {
     assert_eq!(status, 200, "a failed request leaves the next one unaffected");
 }
 
+/// The logprobs of a text completion's steps: (chosen, [top...]) per token.
+fn step_logprobs(logprobs: &serde_json::Value) -> Vec<(f64, Vec<f64>)> {
+    let chosen = logprobs["token_logprobs"].as_array().expect("token_logprobs");
+    let tops = logprobs["top_logprobs"].as_array().expect("top_logprobs");
+    assert_eq!(chosen.len(), tops.len(), "{logprobs}");
+    let mut steps = Vec::new();
+    for (c, top) in chosen.iter().zip(tops) {
+        let mut top: Vec<f64> = top.as_object().expect("a map").values().map(|v| v.as_f64().unwrap()).collect();
+        top.sort_by(|a, b| b.total_cmp(a));
+        steps.push((c.as_f64().expect("a logprob"), top));
+    }
+    steps
+}
+
+#[test]
+fn log_probabilities_match_the_float32_references_margins() {
+    let server = Server::start(&[]);
+    let reference = common::json("greedy_f32_reference.json");
+    for r in reference["results"].as_array().expect("results") {
+        let prompt = r["prompt"].as_str().expect("prompt");
+        let margins: Vec<f64> = r["ref_margins"].as_array().unwrap().iter().map(|m| m.as_f64().unwrap()).collect();
+        // Before the reference's first near-tie, greedy picks its token and the top two are in its order.
+        let steps = r["first_step_margin_lt_0.1"].as_u64().map_or(8, |s| s as usize).min(8);
+        let body = format!(r#"{{"prompt": "{prompt}", "max_tokens": {steps}, "temperature": 0, "logprobs": 2}}"#);
+        let (status, reply) = server.json("/v1/completions", &body);
+        assert_eq!(status, 200, "{reply}");
+        let logprobs = &reply["choices"][0]["logprobs"];
+        let tokens: Vec<&str> = logprobs["tokens"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+        assert_eq!(tokens.concat(), reply["choices"][0]["text"].as_str().unwrap(), "{logprobs}");
+        let got = step_logprobs(logprobs);
+        assert_eq!(got.len(), steps, "{prompt:?}: {logprobs}");
+        for (i, (chosen, top)) in got.iter().enumerate() {
+            assert!(top.len() == 2 && top[0] <= 0.0 && top[0].exp() + top[1].exp() <= 1.0 + 1e-4, "{top:?}");
+            assert_eq!(*chosen, top[0], "{prompt:?} step {i}: greedy takes the most likely token");
+            // The top two logits' gap survives the log-softmax unchanged (lavapipe's f32 path
+            // is within 1e-4 of the reference; temperature or penalties would move it far more).
+            let gap = top[0] - top[1];
+            assert!(
+                (gap - margins[i]).abs() < 0.01,
+                "{prompt:?} step {i}: gap {gap} vs the reference's {}",
+                margins[i]
+            );
+        }
+    }
+
+    // Streamed, the chunks carry the same tokens; chat reports them per token with bytes.
+    let body = r#"{"prompt": "Once upon a time,", "max_tokens": 6, "temperature": 0, "logprobs": 1}"#;
+    let (_, whole) = server.json("/v1/completions", body);
+    let stream_body = body.replace("}", r#", "stream": true}"#);
+    let (status, events) = server.request("POST", "/v1/completions", Some(&stream_body), &[]);
+    assert_eq!(status, 200, "{events}");
+    let mut streamed = Vec::new();
+    for line in events.lines().filter_map(|l| l.strip_prefix("data: {")) {
+        let chunk: serde_json::Value = serde_json::from_str(&format!("{{{line}")).unwrap();
+        if let Some(tokens) = chunk["choices"][0]["logprobs"]["tokens"].as_array() {
+            streamed.extend(tokens.iter().map(|t| t.as_str().unwrap().to_string()));
+        }
+    }
+    assert_eq!(serde_json::json!(streamed), whole["choices"][0]["logprobs"]["tokens"], "{events}");
+    let chat = r#"{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4, "temperature": 0,
+        "logprobs": true, "top_logprobs": 3}"#;
+    let (status, reply) = server.json("/v1/chat/completions", chat);
+    assert_eq!(status, 200, "{reply}");
+    let content = reply["choices"][0]["logprobs"]["content"].as_array().expect("content");
+    assert_eq!(content.len() as u64, reply["usage"]["completion_tokens"].as_u64().unwrap(), "{reply}");
+    let text: String = content.iter().map(|t| t["token"].as_str().unwrap()).collect();
+    assert_eq!(text, reply["choices"][0]["message"]["content"].as_str().unwrap());
+    assert!(content.iter().all(|t| t["top_logprobs"].as_array().unwrap().len() == 3 && t["bytes"].is_array()));
+
+    for bad in [r#"{"prompt": "Hi", "logprobs": 21}"#, r#"{"prompt": "Hi", "logprobs": -1}"#] {
+        assert_eq!(server.json("/v1/completions", bad).0, 400, "{bad}");
+    }
+    let (status, reply) =
+        server.json("/v1/chat/completions", r#"{"messages": [{"role": "user", "content": "Hi"}], "top_logprobs": 2}"#);
+    assert!(status == 400 && reply["error"]["message"].as_str().unwrap().contains("logprobs"), "{reply}");
+}
+
 #[test]
 fn an_api_key_is_required_when_set() {
     let server = Server::start(&["--api-key", "sesame"]);

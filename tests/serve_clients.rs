@@ -87,6 +87,17 @@ fn the_official_openai_client_gets_run_s_answers_alone_and_with_8_clients_at_onc
     let pieces = seen["completion_stream"]["pieces"].as_array().expect("pieces");
     assert_eq!(pieces.iter().map(text).collect::<String>(), want_completion);
 
+    // Log-probabilities as the client's own types read them: greedy picks each step's most likely.
+    let steps = seen["chat_logprobs"].as_array().expect("chat logprobs");
+    assert_eq!(steps.iter().map(|s| text(&s["token"])).collect::<String>(), want_chat);
+    for step in steps {
+        assert_eq!(step["top"].as_array().map(Vec::len), Some(2), "{step}");
+        assert_eq!(step["logprob"], step["top"][0], "{step}");
+    }
+    let tokens = seen["completion_logprobs"]["tokens"].as_array().expect("completion tokens");
+    assert_eq!(tokens.iter().map(text).collect::<String>(), want_completion);
+    assert_eq!(seen["completion_logprobs"]["token_logprobs"].as_array().map(Vec::len), Some(tokens.len()));
+
     assert_eq!(seen["bad_max_tokens"]["status"], 400, "{}", seen["bad_max_tokens"]);
     assert!(text(&seen["bad_max_tokens"]["message"]).contains("max_tokens"));
     assert_eq!(seen["bad_key"]["status"], 401);

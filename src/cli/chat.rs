@@ -102,7 +102,7 @@ impl Chat {
         let mut answer = String::new();
         let mut stdout = std::io::stdout().lock();
         let interrupted = &self.interrupted;
-        let result = pollster::block_on(generate_text(&mut self.session, &mut generation, |piece| {
+        let result = pollster::block_on(generate_text(&mut self.session, &mut generation, |piece, _| {
             answer.push_str(piece);
             let _ = stdout.write_all(piece.as_bytes()).and_then(|_| stdout.flush());
             !interrupted.load(Ordering::SeqCst)

@@ -70,6 +70,10 @@ pub struct Options {
 #[derive(Deserialize)]
 pub struct ChatRequest {
     pub messages: Vec<Message>,
+    /// Report each generated token's log-probability.
+    pub logprobs: Option<bool>,
+    /// With `logprobs`: also the most likely tokens at each step, this many (0 to 20).
+    pub top_logprobs: Option<i64>,
     #[serde(flatten)]
     pub options: Options,
 }
@@ -77,6 +81,8 @@ pub struct ChatRequest {
 #[derive(Deserialize)]
 pub struct CompletionRequest {
     pub prompt: OneOrMany,
+    /// Report each generated token's log-probability and this many most likely tokens' (0 to 20).
+    pub logprobs: Option<i64>,
     #[serde(flatten)]
     pub options: Options,
 }
@@ -88,6 +94,52 @@ impl ChatRequest {
             .map(|m| ChatMessage { role: m.role, content: m.content.map(Content::text).unwrap_or_default() })
             .collect()
     }
+}
+
+/// A token as the API shows it: its text (partial characters replaced), its bytes and its
+/// log-probability.
+pub struct TokenText {
+    pub text: String,
+    pub bytes: Vec<u8>,
+    pub logprob: f32,
+}
+
+/// A generated token and, when asked for, the most likely tokens at its step.
+pub struct Logprob {
+    pub token: TokenText,
+    pub top: Vec<TokenText>,
+}
+
+/// A chat choice's `logprobs`: `{"content": [{token, logprob, bytes, top_logprobs}]}`.
+pub fn chat_logprobs(entries: &[Logprob]) -> Value {
+    let one = |t: &TokenText| json!({"token": t.text, "logprob": t.logprob, "bytes": t.bytes});
+    let content: Vec<Value> = entries
+        .iter()
+        .map(|e| {
+            let mut entry = one(&e.token);
+            entry["top_logprobs"] = e.top.iter().map(one).collect();
+            entry
+        })
+        .collect();
+    json!({ "content": content })
+}
+
+/// A text completion choice's `logprobs`, its tokens' text starting at `offset` of the answer:
+/// `{tokens, token_logprobs, top_logprobs: [{text: logprob}], text_offset}`.
+pub fn completion_logprobs(entries: &[Logprob], mut offset: usize) -> Value {
+    let mut text_offset = Vec::with_capacity(entries.len());
+    for e in entries {
+        text_offset.push(offset);
+        offset += e.token.text.len();
+    }
+    json!({
+        "tokens": entries.iter().map(|e| e.token.text.as_str()).collect::<Vec<_>>(),
+        "token_logprobs": entries.iter().map(|e| e.token.logprob).collect::<Vec<_>>(),
+        "top_logprobs": entries.iter().map(|e| {
+            e.top.iter().map(|t| (t.text.clone(), json!(t.logprob))).collect::<serde_json::Map<_, _>>()
+        }).collect::<Vec<_>>(),
+        "text_offset": text_offset,
+    })
 }
 
 /// An OpenAI-style error body.

@@ -7,11 +7,13 @@ pub mod api;
 mod cors;
 mod reply;
 mod status;
+mod stop_scan;
 mod worker;
 
 pub use status::Shutdown;
 
 use crate::generate::{Session, room_after};
+use crate::logprobs::MAX_TOP;
 use crate::model::Model;
 use crate::model::state::SessionOptions;
 use crate::prompt::{encode_chat, encode_raw};
@@ -153,17 +155,24 @@ fn route(request: &mut tiny_http::Request, shared: &Shared) -> Reply {
             Ok(r) if r.messages.is_empty() => bad("messages must not be empty"),
             Ok(mut r) => {
                 let options = std::mem::take(&mut r.options);
-                match encode_chat(&shared.model, &r.chat_messages()) {
-                    Ok(ids) => submit(shared, true, ids, options),
-                    Err(e) => bad(e.to_string()),
+                let logprobs = match (r.logprobs, r.top_logprobs) {
+                    (Some(true), top) => top_count(top.unwrap_or(0), "top_logprobs").map(Some),
+                    (_, None) => Ok(None),
+                    (_, Some(_)) => Err(bad("top_logprobs needs \"logprobs\": true")),
+                };
+                match (logprobs, encode_chat(&shared.model, &r.chat_messages())) {
+                    (Ok(logprobs), Ok(ids)) => submit(shared, true, ids, options, logprobs),
+                    (Err(reply), _) => reply,
+                    (_, Err(e)) => bad(e.to_string()),
                 }
             }
             Err(reply) => reply,
         },
         ("POST", "/v1/completions") => match body::<CompletionRequest>(request) {
-            Ok(r) => match r.prompt.into_vec().as_slice() {
-                [prompt] => match encode_raw(&shared.model, prompt) {
-                    Ok(ids) => submit(shared, false, ids, r.options),
+            Ok(r) => match (r.prompt.into_vec().as_slice(), r.logprobs.map(|n| top_count(n, "logprobs")).transpose()) {
+                (_, Err(reply)) => reply,
+                ([prompt], Ok(logprobs)) => match encode_raw(&shared.model, prompt) {
+                    Ok(ids) => submit(shared, false, ids, r.options, logprobs),
                     Err(e) => bad(e.to_string()),
                 },
                 _ => bad("exactly one prompt per request"),
@@ -174,8 +183,17 @@ fn route(request: &mut tiny_http::Request, shared: &Shared) -> Reply {
     }
 }
 
-/// Checks a request's numbers against the model and the context, then queues it.
-fn submit(shared: &Shared, chat: bool, prompt: Vec<u32>, o: Options) -> Reply {
+/// How many most likely tokens to report per step, checked.
+fn top_count(n: i64, field: &str) -> std::result::Result<usize, Reply> {
+    match usize::try_from(n) {
+        Ok(n) if n <= MAX_TOP => Ok(n),
+        _ => Err(bad(format!("{field} must be between 0 and {MAX_TOP} (got {n})"))),
+    }
+}
+
+/// Checks a request's numbers against the model and the context, then queues it; `logprobs`:
+/// how many most likely tokens to report with each generated one's log-probability, if asked.
+fn submit(shared: &Shared, chat: bool, prompt: Vec<u32>, o: Options, logprobs: Option<usize>) -> Reply {
     let ctx = shared.options.session.ctx;
     if o.n.is_some_and(|n| n != 1) {
         return bad("only one choice per request (n = 1) is supported");
@@ -211,7 +229,7 @@ fn submit(shared: &Shared, chat: bool, prompt: Vec<u32>, o: Options) -> Reply {
     let stops: Vec<String> =
         o.stop.map(|s| s.into_vec()).unwrap_or_default().into_iter().filter(|s| !s.is_empty()).collect();
     let (events, receiver) = mpsc::channel();
-    let job = Job { prompt, max_tokens, sampler, stops, events };
+    let job = Job { prompt, max_tokens, sampler, stops, logprobs, events };
     let counters = &shared.counters;
     let busy = |message: String| {
         Counters::add(&counters.rejected);
@@ -234,7 +252,8 @@ fn submit(shared: &Shared, chat: bool, prompt: Vec<u32>, o: Options) -> Reply {
     let n = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let id = format!("{}-{n}", if chat { "chatcmpl" } else { "cmpl" });
     let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let answer = reply::Answer { events: receiver, chat, id, created, model: shared.name.clone() };
+    let answer =
+        reply::Answer { events: receiver, chat, logprobs: logprobs.is_some(), id, created, model: shared.name.clone() };
     Reply::Answer { answer, stream: o.stream }
 }
 

@@ -1,7 +1,7 @@
 //! Writing answers back: JSON bodies, a whole completion gathered from the worker's events, or
 //! the events as Server-Sent Events while they come.
 
-use super::api::{error_body, usage};
+use super::api::{Logprob, chat_logprobs, completion_logprobs, error_body, usage};
 use super::worker::Event;
 use serde_json::{Value, json};
 use std::io::Write;
@@ -11,6 +11,8 @@ use std::sync::mpsc::Receiver;
 pub struct Answer {
     pub events: Receiver<Event>,
     pub chat: bool,
+    /// Whether the request asked for log-probabilities.
+    pub logprobs: bool,
     pub id: String,
     pub created: u64,
     pub model: String,
@@ -36,19 +38,37 @@ pub fn with_headers<R: std::io::Read>(
     response
 }
 
+/// A choice's `logprobs`: null unless the request asked, for `entries` whose text begins at
+/// `offset` of the answer.
+fn choice_logprobs(chat: bool, asked: bool, entries: &[Logprob], offset: usize) -> Value {
+    match (asked, chat) {
+        (false, _) => Value::Null,
+        (true, true) => chat_logprobs(entries),
+        (true, false) => completion_logprobs(entries, offset),
+    }
+}
+
 /// Waits for the whole answer, then sends it as one chat or text completion.
 pub fn whole(request: tiny_http::Request, answer: Answer, headers: &Headers) {
-    let Answer { events, chat, id, created, model } = answer;
+    let Answer { events, chat, logprobs: asked, id, created, model } = answer;
     let mut text = String::new();
+    let mut entries = Vec::new();
     let (status, body) = loop {
         match events.recv() {
-            Ok(Event::Text(t)) => text.push_str(&t),
+            Ok(Event::Text { text: piece, logprobs }) => {
+                text.push_str(&piece);
+                entries.extend(logprobs);
+            }
             Ok(Event::Done { finish_reason, prompt_tokens, completion_tokens }) => {
+                let logprobs = choice_logprobs(chat, asked, &entries, 0);
                 let (object, choice) = if chat {
                     let message = json!({"role": "assistant", "content": text});
-                    ("chat.completion", json!({"index": 0, "message": message, "finish_reason": finish_reason}))
+                    let choice =
+                        json!({"index": 0, "message": message, "logprobs": logprobs, "finish_reason": finish_reason});
+                    ("chat.completion", choice)
                 } else {
-                    let choice = json!({"index": 0, "text": text, "logprobs": null, "finish_reason": finish_reason});
+                    let choice =
+                        json!({"index": 0, "text": text, "logprobs": logprobs, "finish_reason": finish_reason});
                     ("text_completion", choice)
                 };
                 let usage = usage(prompt_tokens, completion_tokens);
@@ -67,7 +87,7 @@ pub fn whole(request: tiny_http::Request, answer: Answer, headers: &Headers) {
 /// usage, then `data: [DONE]`. A write that fails means the client left: returning drops
 /// `events`, which cancels the job at its next token.
 pub fn stream(request: tiny_http::Request, answer: Answer, headers: &Headers) {
-    let Answer { events, chat, id, created, model } = answer;
+    let Answer { events, chat, logprobs: asked, id, created, model } = answer;
     let mut out = request.into_writer();
     // Chunked, so the body's end is marked and the connection can serve the client's next request.
     let extra: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
@@ -75,15 +95,19 @@ pub fn stream(request: tiny_http::Request, answer: Answer, headers: &Headers) {
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n{extra}Transfer-Encoding: chunked\r\n\r\n"
     );
     let object = if chat { "chat.completion.chunk" } else { "text_completion" };
-    let chunk = |text: Option<&str>, finish: Option<&str>, usage: Option<Value>| {
+    // Bytes of answer text sent so far: where the next chunk's tokens begin.
+    let mut offset = 0;
+    let mut chunk = |text: Option<&str>, entries: &[Logprob], finish: Option<&str>, usage: Option<Value>| {
+        let logprobs = if text.is_some() { choice_logprobs(chat, asked, entries, offset) } else { Value::Null };
+        offset += text.map_or(0, str::len);
         let choice = if chat {
             let delta = match text {
                 Some(t) => json!({"role": "assistant", "content": t}),
                 None => json!({}),
             };
-            json!({"index": 0, "delta": delta, "finish_reason": finish})
+            json!({"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish})
         } else {
-            json!({"index": 0, "text": text.unwrap_or(""), "logprobs": null, "finish_reason": finish})
+            json!({"index": 0, "text": text.unwrap_or(""), "logprobs": logprobs, "finish_reason": finish})
         };
         let mut body = json!({"id": id, "object": object, "created": created, "model": model, "choices": [choice]});
         if let Some(usage) = usage {
@@ -100,14 +124,14 @@ pub fn stream(request: tiny_http::Request, answer: Answer, headers: &Headers) {
     };
     for event in events {
         let last = match event {
-            Event::Text(t) => {
-                if !send(&chunk(Some(&t), None, None)) {
+            Event::Text { text, logprobs } => {
+                if !send(&chunk(Some(&text), &logprobs, None, None)) {
                     return;
                 }
                 continue;
             }
             Event::Done { finish_reason, prompt_tokens, completion_tokens } => {
-                chunk(None, Some(finish_reason), Some(usage(prompt_tokens, completion_tokens)))
+                chunk(None, &[], Some(finish_reason), Some(usage(prompt_tokens, completion_tokens)))
             }
             Event::Failed { message, .. } => format!("data: {}\n\n", error_body(&message, "server_error")),
         };

@@ -3,9 +3,13 @@
 //! job whose client has gone (its receiver dropped) is cancelled at the next token, and so is
 //! the running one when shutdown is asked for twice.
 
+use super::api::{Logprob, TokenText};
 use super::status::{Counters, Shutdown};
+use super::stop_scan::{Released, StopScan};
 use crate::generate::{Generation, Session, StopReason, generate_text};
+use crate::logprobs::TokenLogprobs;
 use crate::sample::{Sampler, SamplerConfig};
+use crate::tokenizer::Tokenizer;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, Sender};
 
@@ -15,11 +19,17 @@ pub struct Job {
     pub sampler: SamplerConfig,
     /// Generation ends before any of these texts, which are not returned.
     pub stops: Vec<String>,
+    /// Report each token's log-probability and this many most likely tokens'.
+    pub logprobs: Option<usize>,
     pub events: Sender<Event>,
 }
 
 pub enum Event {
-    Text(String),
+    /// More of the answer, with the log-probabilities of the tokens that begin in it if asked.
+    Text {
+        text: String,
+        logprobs: Vec<Logprob>,
+    },
     Done {
         finish_reason: &'static str,
         prompt_tokens: usize,
@@ -40,39 +50,6 @@ enum Outcome {
     Abandoned,
     /// Shutdown could not wait for it.
     Interrupted,
-}
-
-/// Text released so far, holding back what could still become a stop string.
-struct StopScan {
-    stops: Vec<String>,
-    text: String,
-    sent: usize,
-}
-
-impl StopScan {
-    /// Adds `piece`; returns the text safe to send and whether a stop string was reached.
-    fn push(&mut self, piece: &str) -> (String, bool) {
-        self.text.push_str(piece);
-        if let Some(at) = self.stops.iter().filter_map(|s| self.text.find(s.as_str())).min() {
-            let out = self.text[self.sent.min(at)..at].to_string();
-            self.sent = at;
-            return (out, true);
-        }
-        let hold = self.stops.iter().map(|s| s.len().saturating_sub(1)).max().unwrap_or(0);
-        let mut until = self.text.len().saturating_sub(hold).max(self.sent);
-        while !self.text.is_char_boundary(until) {
-            until -= 1;
-        }
-        let out = self.text[self.sent..until].to_string();
-        self.sent = until;
-        (out, false)
-    }
-
-    fn rest(&mut self) -> String {
-        let out = self.text[self.sent..].to_string();
-        self.sent = self.text.len();
-        out
-    }
 }
 
 /// Runs jobs until the queue's senders are all gone; once shutdown is asked for, jobs still
@@ -127,15 +104,23 @@ fn run(
     counters.prompt_tokens.fetch_add(job.prompt.len() as u64, Ordering::SeqCst);
     counters.prompt_tokens_cached.fetch_add(cached as u64, Ordering::SeqCst);
     let mut generation = Generation::new(&job.prompt, cached, job.max_tokens, Sampler::new(job.sampler))?;
-    let mut scan = StopScan { stops: job.stops, text: String::new(), sent: 0 };
+    if let Some(top) = job.logprobs {
+        generation.keep_logprobs(top);
+    }
+    let model = session.model.clone();
+    let mut scan = StopScan::new(job.stops);
+    let send = |released: Released| {
+        let Released { text, logprobs } = released;
+        text.is_empty() || job.events.send(Event::Text { text, logprobs }).is_ok()
+    };
     // Set when the job ends before generation would: Completed for a stop string.
     let mut ended = None;
-    let result = pollster::block_on(generate_text(session, &mut generation, |piece| {
+    let result = pollster::block_on(generate_text(session, &mut generation, |piece, logprobs| {
         if ended.is_some() {
             return false;
         }
-        let (text, hit) = scan.push(piece);
-        if !text.is_empty() && job.events.send(Event::Text(text)).is_err() {
+        let (released, hit) = scan.push(piece, logprobs.map(|l| shown(&model.tokenizer, &l)));
+        if !send(released) {
             ended = Some(Outcome::Abandoned);
         } else if shutdown.cancelling() {
             ended = Some(Outcome::Interrupted);
@@ -150,13 +135,8 @@ fn run(
     let stopped = match ended {
         Some(Outcome::Completed) => true,
         Some(outcome) => return Ok((outcome, None)),
-        None => {
-            let rest = scan.rest();
-            if !rest.is_empty() && job.events.send(Event::Text(rest)).is_err() {
-                return Ok((Outcome::Abandoned, None));
-            }
-            false
-        }
+        None if !send(scan.rest()) => return Ok((Outcome::Abandoned, None)),
+        None => false,
     };
     let finish_reason = match stats.stop {
         StopReason::MaxTokens if !stopped => "length",
@@ -166,23 +146,14 @@ fn run(
     Ok((Outcome::Completed, Some(done)))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stop_strings_end_the_text_before_them_even_across_pieces() {
-        let mut scan = StopScan { stops: vec!["\nUser:".into()], text: String::new(), sent: 0 };
-        let mut out = String::new();
-        for piece in ["Hello", " there", "\nUs", "er: more"] {
-            let (text, hit) = scan.push(piece);
-            out.push_str(&text);
-            if hit {
-                break;
-            }
-        }
-        assert_eq!(out, "Hello there");
-        let mut plain = StopScan { stops: vec![], text: String::new(), sent: 0 };
-        assert_eq!(plain.push("é and more").0, "é and more");
+/// A token's log-probabilities with the text of each token.
+fn shown(tokenizer: &Tokenizer, logprobs: &TokenLogprobs) -> Logprob {
+    let text = |id: u32, logprob: f32| {
+        let bytes = tokenizer.token_piece(id);
+        TokenText { text: String::from_utf8_lossy(&bytes).into_owned(), bytes, logprob }
+    };
+    Logprob {
+        token: text(logprobs.id, logprobs.logprob),
+        top: logprobs.top.iter().map(|&(id, logprob)| text(id, logprob)).collect(),
     }
 }

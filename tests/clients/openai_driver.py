@@ -87,6 +87,21 @@ def main():
         client.completions.create(model=model, prompt=a.prompt, max_tokens=a.max_tokens, stream=True, **greedy),
         lambda choice: choice.text,
     )
+    reply = client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": a.question}],
+        max_tokens=a.max_tokens,
+        logprobs=True,
+        top_logprobs=2,
+        **greedy,
+    )
+    out["chat_logprobs"] = [
+        {"token": t.token, "logprob": t.logprob, "top": [top.logprob for top in t.top_logprobs]}
+        for t in reply.choices[0].logprobs.content
+    ]
+    completion = client.completions.create(model=model, prompt=a.prompt, max_tokens=a.max_tokens, logprobs=2, **greedy)
+    logprobs = completion.choices[0].logprobs
+    out["completion_logprobs"] = {"tokens": logprobs.tokens, "token_logprobs": logprobs.token_logprobs}
     out["bad_max_tokens"] = status_of(
         lambda: client.completions.create(model=model, prompt=a.prompt, max_tokens=0)
     )
