@@ -79,6 +79,7 @@ fn the_official_openai_client_gets_run_s_answers_alone_and_with_8_clients_at_onc
     assert!(pieces.len() > 1, "the answer arrives in pieces: {pieces:?}");
     assert_eq!(pieces.iter().map(text).collect::<String>(), want_chat);
     assert_eq!(seen["chat_stream"]["finish_reason"], finish);
+    assert_eq!(seen["chat_stream"]["usage"], seen["chat"]["usage"], "the usage chunk include_usage asks for");
     assert_eq!(text(&seen["chat_stop"]["text"]), want_stopped, "stopped before {stop:?}");
     assert_eq!(seen["chat_stop"]["finish_reason"], "stop");
     assert_eq!(seen["chat_seeded"][0], seen["chat_seeded"][1], "the same seed samples the same answer");

@@ -49,12 +49,20 @@ impl OneOrMany {
     }
 }
 
+#[derive(Deserialize, Default)]
+pub struct StreamOptions {
+    /// Send the usage in a last chunk of its own, with no choices (as OpenAI does when asked).
+    #[serde(default)]
+    pub include_usage: bool,
+}
+
 /// What chat and text completions share. Unknown fields are accepted (clients send many);
 /// known ones of the wrong type are a 400.
 #[derive(Deserialize, Default)]
 pub struct Options {
     #[serde(default)]
     pub stream: bool,
+    pub stream_options: Option<StreamOptions>,
     pub temperature: Option<f32>,
     pub top_p: Option<f32>,
     pub max_tokens: Option<i64>,

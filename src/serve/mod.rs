@@ -252,8 +252,15 @@ fn submit(shared: &Shared, chat: bool, prompt: Vec<u32>, o: Options, logprobs: O
     let n = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let id = format!("{}-{n}", if chat { "chatcmpl" } else { "cmpl" });
     let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let answer =
-        reply::Answer { events: receiver, chat, logprobs: logprobs.is_some(), id, created, model: shared.name.clone() };
+    let answer = reply::Answer {
+        events: receiver,
+        chat,
+        logprobs: logprobs.is_some(),
+        usage_chunk: o.stream_options.is_some_and(|s| s.include_usage),
+        id,
+        created,
+        model: shared.name.clone(),
+    };
     Reply::Answer { answer, stream: o.stream }
 }
 

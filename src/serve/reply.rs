@@ -13,6 +13,9 @@ pub struct Answer {
     pub chat: bool,
     /// Whether the request asked for log-probabilities.
     pub logprobs: bool,
+    /// Streamed: the usage comes in a chunk of its own after the finish reason's (asked with
+    /// `stream_options.include_usage`); otherwise it rides on the finish reason's chunk.
+    pub usage_chunk: bool,
     pub id: String,
     pub created: u64,
     pub model: String,
@@ -50,7 +53,7 @@ fn choice_logprobs(chat: bool, asked: bool, entries: &[Logprob], offset: usize) 
 
 /// Waits for the whole answer, then sends it as one chat or text completion.
 pub fn whole(request: tiny_http::Request, answer: Answer, headers: &Headers) {
-    let Answer { events, chat, logprobs: asked, id, created, model } = answer;
+    let Answer { events, chat, logprobs: asked, id, created, model, .. } = answer;
     let mut text = String::new();
     let mut entries = Vec::new();
     let (status, body) = loop {
@@ -87,7 +90,7 @@ pub fn whole(request: tiny_http::Request, answer: Answer, headers: &Headers) {
 /// usage, then `data: [DONE]`. A write that fails means the client left: returning drops
 /// `events`, which cancels the job at its next token.
 pub fn stream(request: tiny_http::Request, answer: Answer, headers: &Headers) {
-    let Answer { events, chat, logprobs: asked, id, created, model } = answer;
+    let Answer { events, chat, logprobs: asked, usage_chunk, id, created, model } = answer;
     let mut out = request.into_writer();
     // Chunked, so the body's end is marked and the connection can serve the client's next request.
     let extra: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
@@ -95,6 +98,8 @@ pub fn stream(request: tiny_http::Request, answer: Answer, headers: &Headers) {
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n{extra}Transfer-Encoding: chunked\r\n\r\n"
     );
     let object = if chat { "chat.completion.chunk" } else { "text_completion" };
+    let envelope =
+        |choices: Value| json!({"id": id, "object": object, "created": created, "model": model, "choices": choices});
     // Bytes of answer text sent so far: where the next chunk's tokens begin.
     let mut offset = 0;
     let mut chunk = |text: Option<&str>, entries: &[Logprob], finish: Option<&str>, usage: Option<Value>| {
@@ -109,7 +114,7 @@ pub fn stream(request: tiny_http::Request, answer: Answer, headers: &Headers) {
         } else {
             json!({"index": 0, "text": text.unwrap_or(""), "logprobs": logprobs, "finish_reason": finish})
         };
-        let mut body = json!({"id": id, "object": object, "created": created, "model": model, "choices": [choice]});
+        let mut body = envelope(json!([choice]));
         if let Some(usage) = usage {
             body["usage"] = usage;
         }
@@ -131,7 +136,16 @@ pub fn stream(request: tiny_http::Request, answer: Answer, headers: &Headers) {
                 continue;
             }
             Event::Done { finish_reason, prompt_tokens, completion_tokens } => {
-                chunk(None, &[], Some(finish_reason), Some(usage(prompt_tokens, completion_tokens)))
+                let usage = usage(prompt_tokens, completion_tokens);
+                if !usage_chunk {
+                    chunk(None, &[], Some(finish_reason), Some(usage))
+                } else if send(&chunk(None, &[], Some(finish_reason), None)) {
+                    let mut body = envelope(json!([]));
+                    body["usage"] = usage;
+                    format!("data: {body}\n\n")
+                } else {
+                    return;
+                }
             }
             Event::Failed { message, .. } => format!("data: {}\n\n", error_body(&message, "server_error")),
         };

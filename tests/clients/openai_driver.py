@@ -30,15 +30,17 @@ def chat_text(client, model, question, max_tokens, **extra):
 
 
 def streamed(chunks, piece_of):
-    pieces, finish = [], None
+    pieces, finish, usage = [], None, None
     for chunk in chunks:
         if not chunk.choices:
+            # The usage chunk that stream_options={"include_usage": True} asks for.
+            usage = chunk.usage.model_dump() if chunk.usage else None
             continue
         piece = piece_of(chunk.choices[0])
         if piece:
             pieces.append(piece)
         finish = chunk.choices[0].finish_reason or finish
-    return {"pieces": pieces, "finish_reason": finish}
+    return {"pieces": pieces, "finish_reason": finish, "usage": usage}
 
 
 def status_of(call):
@@ -73,6 +75,7 @@ def main():
             messages=[{"role": "user", "content": a.question}],
             max_tokens=a.max_tokens,
             stream=True,
+            stream_options={"include_usage": True},
             **greedy,
         ),
         lambda choice: choice.delta.content,
