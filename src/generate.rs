@@ -390,7 +390,8 @@ pub async fn generate(
 
 /// Runs `generation` to its end as text: `on_text` gets each token's decoded piece (empty while
 /// a character's bytes are incomplete) with its log-probabilities if kept, and returns false to
-/// stop; whatever bytes are still held back come last (without), even after an error. Stops at end-of-generation tokens.
+/// stop; whatever bytes are still held back come last (without), even after an error. Stops at
+/// end-of-generation tokens.
 pub async fn generate_text(
     session: &mut Session,
     generation: &mut Generation,

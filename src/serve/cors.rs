@@ -28,16 +28,13 @@ fn is_local(origin: &str) -> bool {
     let Some(rest) = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) else {
         return false;
     };
-    let host = match rest.strip_prefix("[::1]") {
-        Some(port) => return port.is_empty() || is_port(port),
-        None => rest,
+    // The IPv6 host holds colons of its own, so it is split off by name.
+    let (host, port) = match rest.strip_prefix("[::1]") {
+        Some(port) => ("[::1]", port),
+        None => rest.find(':').map_or((rest, ""), |at| rest.split_at(at)),
     };
-    let (name, port) = host.split_once(':').unwrap_or((host, ""));
-    matches!(name, "localhost" | "127.0.0.1") && (port.is_empty() || port.parse::<u16>().is_ok())
-}
-
-fn is_port(suffix: &str) -> bool {
-    suffix.strip_prefix(':').is_some_and(|p| p.parse::<u16>().is_ok())
+    let port_ok = port.is_empty() || port.strip_prefix(':').is_some_and(|p| p.parse::<u16>().is_ok());
+    matches!(host, "localhost" | "127.0.0.1" | "[::1]") && port_ok
 }
 
 /// Headers every answer to an allowed origin carries.

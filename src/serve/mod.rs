@@ -160,10 +160,13 @@ fn route(request: &mut tiny_http::Request, shared: &Shared) -> Reply {
                     (_, None) => Ok(None),
                     (_, Some(_)) => Err(bad("top_logprobs needs \"logprobs\": true")),
                 };
-                match (logprobs, encode_chat(&shared.model, &r.chat_messages())) {
-                    (Ok(logprobs), Ok(ids)) => submit(shared, true, ids, options, logprobs),
-                    (Err(reply), _) => reply,
-                    (_, Err(e)) => bad(e.to_string()),
+                let logprobs = match logprobs {
+                    Ok(logprobs) => logprobs,
+                    Err(reply) => return reply,
+                };
+                match encode_chat(&shared.model, &r.chat_messages()) {
+                    Ok(ids) => submit(shared, true, ids, options, logprobs),
+                    Err(e) => bad(e.to_string()),
                 }
             }
             Err(reply) => reply,
