@@ -6,9 +6,9 @@
 //!     cargo bench --bench kernels [-- FILTER]
 
 use hearth::gpu::{AdapterChoice, Gpu};
-use hearth::model::ggml_type::GgmlType;
 use hearth::ops::linear::{Epilogue, GpuMatrix, Linear, LinearSpec};
 use hearth::ops::{Op, Step, StepBuffers};
+use hearth::quant::GgmlType;
 use hearth::quant::testing::{random_tensor, random_vec};
 use hearth::quant::{RowOrder, SourceRows, pack};
 use rand::SeedableRng;

@@ -3,9 +3,9 @@
 //! tokenizer.json. Run from the repository root: `cargo run --example fuzz_seeds`.
 
 use hearth::model::ModelFile;
-use hearth::model::ggml_type::GgmlType;
 use hearth::model::hf::export::write_folder;
 use hearth::model::testing::TinyLlama;
+use hearth::quant::GgmlType;
 use safetensors::Dtype;
 use std::path::Path;
 

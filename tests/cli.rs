@@ -4,10 +4,10 @@
 mod common;
 
 use common::*;
-use hearth::model::ggml_type::GgmlType;
 use hearth::model::gguf::Value;
 use hearth::model::gguf_writer::GgufWriter;
 use hearth::model::testing::TinyLlama;
+use hearth::quant::GgmlType;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Output, Stdio};

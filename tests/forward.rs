@@ -3,7 +3,7 @@
 
 use hearth::generate::{Generation, Session};
 use hearth::gpu::{AdapterChoice, Gpu};
-use hearth::model::ggml_type::GgmlType;
+use hearth::quant::GgmlType;
 use hearth::model::reference::ReferenceModel;
 use hearth::model::state::SessionOptions;
 use hearth::model::testing::TinyLlama;

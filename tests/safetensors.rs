@@ -10,10 +10,10 @@ mod common;
 use common::{Scratch, load};
 
 use hearth::generate::Session;
-use hearth::model::ggml_type::GgmlType;
 use hearth::model::hf::export::write_folder;
 use hearth::model::state::SessionOptions;
 use hearth::model::{Model, ModelFile};
+use hearth::quant::GgmlType;
 use safetensors::Dtype;
 use std::path::Path;
 use std::sync::Arc;

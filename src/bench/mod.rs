@@ -8,10 +8,10 @@ pub mod report;
 pub mod roofline;
 
 use crate::generate::Session;
-use crate::model::ggml_type::file_type_name;
 use crate::model::gguf::Value;
 use crate::model::state::SessionOptions;
 use crate::model::{Model, ModelFile};
+use crate::quant::ggml_type::file_type_name;
 use crate::{Error, Result};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};

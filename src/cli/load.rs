@@ -2,10 +2,10 @@
 
 use super::{GpuArgs, ModelArgs};
 use hearth::gpu::Gpu;
-use hearth::model::ggml_type::GgmlType;
 use hearth::model::hf::LOAD_TYPES;
 use hearth::model::{Model, ModelFile};
 use hearth::pull::{BarProgress, resolve_model};
+use hearth::quant::GgmlType;
 use hearth::{Error, Result};
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -3,9 +3,9 @@
 use super::ModelArgs;
 use clap::Args;
 use hearth::model::ModelFile;
-use hearth::model::ggml_type::GgmlType;
 use hearth::model::requantize::requantize;
 use hearth::pull::{BarProgress, Progress};
+use hearth::quant::GgmlType;
 use hearth::quant::quantize::QUANTIZE_TYPES;
 use hearth::{Error, Result};
 use std::path::PathBuf;

@@ -3,7 +3,8 @@
 
 use super::gguf::{GgufHeader, TensorInfo};
 #[cfg(not(target_arch = "wasm32"))]
-use super::{ggml_type::GgmlType, hf::HfFolder};
+use super::hf::HfFolder;
+use crate::quant::GgmlType;
 use crate::{Error, Result};
 use std::borrow::Cow;
 #[cfg(not(target_arch = "wasm32"))]

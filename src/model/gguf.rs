@@ -4,7 +4,7 @@
 //! natively, a prefix on the web) plus the file's total length, against which every count,
 //! offset and size is checked before use.
 
-use super::ggml_type::GgmlType;
+use crate::quant::GgmlType;
 use crate::{Error, Result};
 
 const MAGIC: &[u8; 4] = b"GGUF";

@@ -1,8 +1,8 @@
 //! Writing GGUF (version 3) files: small test models, crafted bad files, and later the output of
 //! `hearth quantize`.
 
-use super::ggml_type::GgmlType;
 use super::gguf::Value;
+use crate::quant::GgmlType;
 
 pub struct GgufWriter {
     metadata: Vec<(String, Value)>,

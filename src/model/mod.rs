@@ -4,7 +4,6 @@
 pub mod arch;
 pub mod config;
 pub mod file;
-pub mod ggml_type;
 pub mod gguf;
 pub mod gguf_writer;
 #[cfg(not(target_arch = "wasm32"))]

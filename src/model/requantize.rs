@@ -3,9 +3,9 @@
 //! target type are copied unchanged, metadata carries over.
 
 use super::file::ModelFile;
-use super::ggml_type::GgmlType;
 use super::gguf::Value;
 use super::gguf_writer::GgufWriter;
+use crate::quant::GgmlType;
 use crate::quant::dequantize;
 use crate::quant::quantize::{QUANTIZE_TYPES, quantize};
 use crate::{Error, Result};

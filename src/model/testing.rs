@@ -1,9 +1,9 @@
 //! Small random-weight models written as GGUF, for tests that need a whole model without
 //! downloading one.
 
-use super::ggml_type::GgmlType;
 use super::gguf::Value;
 use super::gguf_writer::GgufWriter;
+use crate::quant::GgmlType;
 use crate::quant::testing::{random_tensor, random_vec};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;

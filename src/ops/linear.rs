@@ -280,7 +280,7 @@ pub fn reference(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ggml_type::GgmlType;
+    use crate::quant::GgmlType;
     use crate::ops::test_support::*;
     use crate::quant::testing::{random_tensor, random_vec};
     use crate::quant::{RowOrder, SourceRows, pack};

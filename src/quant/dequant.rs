@@ -1,7 +1,7 @@
 //! CPU dequantization straight from each format's definition: the reference the GPU kernels
 //! are tested against.
 
-use crate::model::ggml_type::GgmlType;
+use super::GgmlType;
 use crate::{Error, Result};
 use half::f16;
 

@@ -24,7 +24,7 @@
 //! Quant words: 4-bit words hold 8 consecutive elements (element `i` in bits `4i..4i+4`), 8-bit
 //! words hold 4 signed bytes, f16 words two halves, f32 words one float.
 
-use crate::model::ggml_type::GgmlType;
+use super::GgmlType;
 use crate::quant::dequant::{SUPERBLOCK_TYPES, decode_superblock, iq4_nl_levels, q5_quants};
 use crate::{Error, Result};
 use half::f16;

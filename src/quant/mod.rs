@@ -2,9 +2,11 @@
 //! layouts the shaders read.
 
 pub mod dequant;
+pub mod ggml_type;
 pub mod layout;
 pub mod quantize;
 pub mod testing;
 
 pub use dequant::dequantize;
+pub use ggml_type::GgmlType;
 pub use layout::{PackedMatrix, RowOrder, SourceRows, WeightFormat, pack};

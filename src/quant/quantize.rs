@@ -1,7 +1,7 @@
 //! Quantizing f32 values into GGUF blocks (round to nearest, as each format defines its
 //! blocks), for `hearth quantize`: Q8_0, Q4_0, Q4_K and F16.
 
-use crate::model::ggml_type::GgmlType;
+use super::GgmlType;
 use crate::{Error, Result};
 use half::f16;
 

@@ -1,6 +1,6 @@
 //! Random, valid tensors of any supported type, for tests and benchmarks.
 
-use crate::model::ggml_type::GgmlType;
+use super::GgmlType;
 use half::f16;
 use rand::RngExt;
 

@@ -5,9 +5,9 @@
 pub mod server;
 
 use hearth::gpu::{AdapterChoice, Gpu};
-use hearth::model::ggml_type::GgmlType;
 use hearth::model::{Model, ModelFile};
 use hearth::pull::{NoProgress, resolve_model};
+use hearth::quant::GgmlType;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};

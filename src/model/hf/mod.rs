@@ -9,9 +9,9 @@ pub mod export;
 pub mod names;
 pub mod shards;
 
-use super::ggml_type::GgmlType;
 use super::gguf::{GgufHeader, TensorInfo, Value};
 use super::vocab;
+use crate::quant::GgmlType;
 use crate::quant::quantize::quantize;
 use crate::tokenizer::hf_json;
 use crate::{Error, Result};
