@@ -6,7 +6,8 @@ use hearth::Result;
 use hearth::gpu::list_adapters;
 
 /// Lists every adapter, with the shader paths hearth would run on each (after --f16,
-/// --no-f16, --no-subgroups); `--device` is ignored here.
+/// --no-f16, --no-subgroups); `--device` is ignored here. OpenGL adapters are listed with
+/// `--backend gl`, or when no other adapter exists.
 #[derive(Args)]
 pub struct DevicesArgs {
     #[command(flatten)]
@@ -39,6 +40,9 @@ pub fn run(args: DevicesArgs) -> Result<()> {
             a.max_texture
         );
         println!("    hearth runs: {}", a.paths.describe());
+    }
+    if choice.backend.is_none() {
+        println!("(OpenGL adapters, if any, are listed with --backend gl)");
     }
     Ok(())
 }

@@ -76,7 +76,15 @@ fn preference(adapter: &wgpu::Adapter) -> (u8, u8, u8) {
 }
 
 async fn adapters(choice: &AdapterChoice) -> Result<Vec<wgpu::Adapter>> {
-    let list = instance(backends(choice)?).enumerate_adapters(wgpu::Backends::all()).await;
+    let wanted = backends(choice)?;
+    // GL is probed only when asked for or when nothing else answers: on a headless Linux
+    // machine its probe prints EGL errors ("XDG_RUNTIME_DIR is invalid") that read as failure.
+    let asked = choice.backend.is_some() || std::env::var_os("WGPU_BACKEND").is_some();
+    let first = if asked { wanted } else { wanted - wgpu::Backends::GL };
+    let mut list = instance(first).enumerate_adapters(wgpu::Backends::all()).await;
+    if list.is_empty() && first != wanted {
+        list = instance(wgpu::Backends::GL).enumerate_adapters(wgpu::Backends::all()).await;
+    }
     if list.is_empty() {
         #[cfg(not(target_arch = "wasm32"))]
         let advice = "Install a Vulkan driver for your GPU (or Mesa's lavapipe, package mesa-vulkan-drivers, \
