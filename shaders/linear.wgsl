@@ -5,8 +5,11 @@
 //          each block of x it loads for all 8: SIMD lanes gather, nothing is reduced.
 //   SPLIT  (GPUs) a workgroup of 64 owns 8 rows and its invocations split K between them; the
 //          partial sums meet in reduce.wgsl (subgroup operations or workgroup memory).
-// x is read through a uniform binding: broadcast loads on software adapters, where storage
-// loads are per-lane loops, and the constant cache on GPUs.
+// x (and gamma) are read through uniform bindings in the rows shape, where every lane reads the
+// same address: broadcast loads on software adapters, where storage loads are per-lane loops.
+// With X_STORAGE they are storage bindings: in the SPLIT shape (lanes read different addresses,
+// which a GPU's constant cache would serialise) and wherever a row is wider than a uniform
+// window.
 // Variants:
 //   NORM    x is RMS-normalised with gamma first: W (x*g) / rms(x), rms computed on the fly
 //   ADD     y += W x (residual add)
@@ -15,7 +18,7 @@
 //           with GELU (glu.wgsl)
 //   F16     weights dequantized and multiplied in f16, sums kept in f32
 //   HALF_SCALES  a (d, m) pair per 16 weights (see weights.wgsl)
-// Constants: K (row length), N (rows), XV (vec4s in the x window), EPS.
+// Constants: K (row length), N (rows), XV (vec4s in a uniform x window), EPS.
 // The bindings of x and y start at this token's rows (dynamic offsets).
 
 @group(0) @binding(2) var wq: texture_2d_array<u32>;
@@ -23,10 +26,17 @@
 #if SCALED
 @group(0) @binding(4) var ws: texture_2d_array<u32>;
 #endif
+#if X_STORAGE
+#if NORM
+@group(0) @binding(5) var<storage, read> gamma: array<vec4<f32>>;
+#endif
+@group(0) @binding(6) var<storage, read> x: array<vec4<f32>>;
+#else
 #if NORM
 @group(0) @binding(5) var<uniform> gamma: array<vec4<f32>, K / 4u>;
 #endif
 @group(0) @binding(6) var<uniform> x: array<vec4<f32>, XV>;
+#endif
 #if BIAS
 @group(0) @binding(7) var<storage, read> bias: array<f32>;
 #endif

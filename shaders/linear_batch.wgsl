@@ -22,10 +22,17 @@ struct Window {
 #if SCALED
 @group(0) @binding(4) var ws: texture_2d_array<u32>;
 #endif
+#if X_STORAGE
+#if NORM
+@group(0) @binding(5) var<storage, read> gamma: array<vec4<f32>>;
+#endif
+@group(0) @binding(6) var<storage, read> x: array<vec4<f32>>;
+#else
 #if NORM
 @group(0) @binding(5) var<uniform> gamma: array<vec4<f32>, K / 4u>;
 #endif
 @group(0) @binding(6) var<uniform> x: array<vec4<f32>, XV>;
+#endif
 #if BIAS
 @group(0) @binding(7) var<storage, read> bias: array<f32>;
 #endif

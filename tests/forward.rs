@@ -3,11 +3,11 @@
 
 use hearth::generate::{Generation, Session};
 use hearth::gpu::{AdapterChoice, Gpu};
-use hearth::quant::GgmlType;
 use hearth::model::reference::ReferenceModel;
 use hearth::model::state::SessionOptions;
 use hearth::model::testing::TinyLlama;
 use hearth::model::{Model, ModelFile};
+use hearth::quant::GgmlType;
 use hearth::quant::layout::rounds_scales;
 use hearth::sample::{Sampler, SamplerConfig};
 use std::sync::{Arc, OnceLock};
@@ -127,6 +127,22 @@ fn other_weight_types_and_an_untied_head_match_the_reference() {
         seed: 4,
         ..Default::default()
     });
+}
+
+#[test]
+fn an_ffn_wider_than_a_uniform_window_matches_the_reference() {
+    // 32,768 values per row of the down projection's input: twice what a 64 KiB uniform
+    // window holds, so those rows come through storage windows.
+    check(TinyLlama { n_ff: 32768, n_layer: 1, seed: 15, ..Default::default() });
+}
+
+#[test]
+fn a_row_no_binding_can_hold_is_refused_from_the_header() {
+    let choice = AdapterChoice { max_binding: Some(96 << 10), ..AdapterChoice::from_env() };
+    let small = pollster::block_on(Gpu::new(&choice)).unwrap();
+    let file = ModelFile::from_bytes(TinyLlama { n_ff: 32768, n_layer: 1, ..Default::default() }.to_gguf()).unwrap();
+    let err = Model::check_header(&small, &file.header).unwrap_err().to_string();
+    assert!(err.contains("32768 values") && err.contains("98304 bytes"), "{err}");
 }
 
 #[test]

@@ -1,6 +1,10 @@
 //! Activation matrices: one row per token, rows padded to 64 floats so that any row can start
-//! a uniform window (dynamic offsets must be 256-byte aligned), with a window's worth of slack
-//! at the end so a window starting at the last row stays inside the buffer.
+//! a window (dynamic offsets must be 256-byte aligned), with a window's worth of slack at the
+//! end so a window starting at the last row stays inside the buffer.
+//!
+//! A window is what a matrix kernel binds of its input x: a uniform window (at most 64 KiB)
+//! where a row fits one, or a storage window of one row where it does not, so that no width
+//! is refused.
 
 use super::Gpu;
 use crate::Result;
@@ -24,16 +28,36 @@ impl Activations {
         (row * self.stride * 4) as u64
     }
 
-    /// Rows that fit in one uniform window.
-    pub fn window_rows(&self, gpu: &Gpu) -> usize {
-        (gpu.uniform_window() as usize / (self.stride * 4)).max(1)
+    /// Bytes of one row, padding included.
+    pub fn row_bytes(&self) -> u64 {
+        (self.stride * 4) as u64
     }
+
+    /// Whether a row fits the adapter's uniform window.
+    pub fn fits_uniform_window(&self, gpu: &Gpu) -> bool {
+        self.row_bytes() <= gpu.uniform_window()
+    }
+
+    /// Rows in one window: as many as fit a uniform window, at least one.
+    pub fn window_rows(&self, gpu: &Gpu) -> usize {
+        (gpu.uniform_window() / self.row_bytes()).max(1) as usize
+    }
+
+    /// Bytes of one window: the uniform window, or one row where a row is wider.
+    pub fn window_bytes(&self, gpu: &Gpu) -> u64 {
+        window_bytes(gpu, self.row_bytes())
+    }
+}
+
+fn window_bytes(gpu: &Gpu, row_bytes: u64) -> u64 {
+    gpu.uniform_window().max(row_bytes)
 }
 
 impl Gpu {
     pub fn activations(&self, label: &str, rows: usize, width: usize) -> Result<Activations> {
         let stride = row_stride(width);
-        let buffer = self.checked_buffer(label, (rows * stride * 4) as u64 + self.uniform_window(), true)?;
+        let row_bytes = (stride * 4) as u64;
+        let buffer = self.checked_buffer(label, rows as u64 * row_bytes + window_bytes(self, row_bytes), true)?;
         Ok(Activations { buffer, rows, width, stride })
     }
 

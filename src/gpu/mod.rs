@@ -24,6 +24,8 @@ pub enum Slot {
     Uniform,
     /// A uniform binding of a fixed size whose offset is chosen at each dispatch.
     UniformWindow,
+    /// A read-only storage binding of a fixed size whose offset is chosen at each dispatch.
+    StorageWindow,
     Read,
     ReadWrite,
     /// A `texture_2d_array<u32>`.
@@ -203,6 +205,7 @@ impl Gpu {
                 let ty = match slot {
                     Slot::Uniform => buffer(wgpu::BufferBindingType::Uniform, false),
                     Slot::UniformWindow => buffer(wgpu::BufferBindingType::Uniform, true),
+                    Slot::StorageWindow => buffer(wgpu::BufferBindingType::Storage { read_only: true }, true),
                     Slot::Read => buffer(wgpu::BufferBindingType::Storage { read_only: true }, false),
                     Slot::ReadWrite => buffer(wgpu::BufferBindingType::Storage { read_only: false }, false),
                     Slot::Texels => wgpu::BindingType::Texture {

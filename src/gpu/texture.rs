@@ -27,6 +27,33 @@ impl Gpu {
         TEXEL_ROW.min(self.limits.max_texture_dimension_2d / 16 * 16).max(16)
     }
 
+    /// Refuses `bytes` of weights that one texture of this adapter cannot hold (its side and
+    /// array layers), from their size alone: the header check runs it before any upload.
+    pub fn check_texels_fit(&self, label: &str, bytes: u64) -> Result<()> {
+        self.texel_shape(label, bytes, self.limits.max_texture_dimension_2d).map(|_| ())
+    }
+
+    /// Texture rows, rows per layer and layers for `bytes`, in layers of at most `max_rows` rows.
+    fn texel_shape(&self, label: &str, bytes: u64, max_rows: u32) -> Result<(u64, u64, u64)> {
+        let texels = bytes.div_ceil(16).max(1);
+        let rows = texels.div_ceil(self.texel_row() as u64);
+        let max_rows = max_rows.clamp(1, self.limits.max_texture_dimension_2d) as u64;
+        // At least two layers: the GL backend makes a one-layer texture a plain 2D texture,
+        // which an array view cannot read (every fetch returns zero).
+        let height = rows.div_ceil(2).min(max_rows);
+        let layers = rows.div_ceil(height).max(2);
+        if layers > self.limits.max_texture_array_layers as u64 {
+            return Err(Error::Gpu(format!(
+                "{label} needs {} bytes of texture, more than {} allows ({} layers of {max_rows} rows of {} bytes)",
+                texels * 16,
+                self.info.name,
+                self.limits.max_texture_array_layers,
+                self.texel_row() * 16
+            )));
+        }
+        Ok((rows, height, layers))
+    }
+
     /// A texture holding `words` (four per texel, zero-padded), laid out as above.
     pub fn texels(&self, label: &str, words: &[u32]) -> Result<Texels> {
         self.texels_in_layers_of(label, words, self.limits.max_texture_dimension_2d)
@@ -35,21 +62,7 @@ impl Gpu {
     /// As `texels`, with at most `max_rows` rows per layer (tests force several layers with it).
     pub fn texels_in_layers_of(&self, label: &str, words: &[u32], max_rows: u32) -> Result<Texels> {
         let width = self.texel_row();
-        let texels = words.len().div_ceil(4).max(1) as u64;
-        let rows = texels.div_ceil(width as u64);
-        let max_rows = max_rows.clamp(1, self.limits.max_texture_dimension_2d) as u64;
-        // At least two layers: the GL backend makes a one-layer texture a plain 2D texture,
-        // which an array view cannot read (every fetch returns zero).
-        let height = rows.div_ceil(2).min(max_rows);
-        let layers = rows.div_ceil(height).max(2);
-        if layers > self.limits.max_texture_array_layers as u64 {
-            return Err(Error::Gpu(format!(
-                "{label} needs {} bytes of texture, more than {} allows ({} layers of {max_rows} rows)",
-                texels * 16,
-                self.info.name,
-                self.limits.max_texture_array_layers
-            )));
-        }
+        let (rows, height, layers) = self.texel_shape(label, words.len() as u64 * 4, max_rows)?;
         let texture = self.device.create_texture(&wgpu::TextureDescriptor {
             label: Some(label),
             size: wgpu::Extent3d { width, height: height as u32, depth_or_array_layers: layers as u32 },

@@ -38,11 +38,13 @@ pub struct Model {
 
 impl Model {
     /// What the header alone tells before any weight is read (the browser checks it while
-    /// the rest of the file is still arriving): hyperparameters hearth can run, and weights
-    /// that fit the adapter's memory.
+    /// the rest of the file is still arriving): hyperparameters hearth can run, weights that
+    /// fit the adapter's memory and textures, and activation rows that fit its bindings.
     pub fn check_header(gpu: &Gpu, header: &gguf::GgufHeader) -> Result<ModelConfig> {
         let config = ModelConfig::from_gguf(header)?;
         gpu.check_room_for("the model's weights", weights::planned_bytes(header))?;
+        weights::check_textures(gpu, header)?;
+        state::rows_per_binding(gpu, &config)?;
         Ok(config)
     }
 

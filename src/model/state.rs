@@ -43,22 +43,31 @@ pub struct State {
     pub v_cache: Vec<KvTexture>,
 }
 
+/// Rows of the widest activation and of the logits that one binding of the adapter holds
+/// (each buffer keeps one window of slack: the uniform window, or a row; gpu/activations.rs),
+/// refused when not even one row fits. The header check runs it before any weight is uploaded.
+pub fn rows_per_binding(gpu: &Gpu, c: &ModelConfig) -> Result<(usize, usize)> {
+    let binding = gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size);
+    let rows_fitting = |width: usize| {
+        let row = row_stride(width) as u64 * 4;
+        (binding.saturating_sub(gpu.uniform_window().max(row)) / row) as usize
+    };
+    let h = c.heads();
+    let widest = [c.n_embd, h.qkv_dim(), h.q_dim(), c.n_ff].into_iter().max().unwrap_or(1);
+    let (max_batch, max_logit_rows) = (rows_fitting(widest), rows_fitting(c.n_vocab));
+    if max_batch == 0 || max_logit_rows == 0 {
+        return Err(Error::Unsupported(format!(
+            "one row of activations ({widest} values) or logits ({} values), with a window of slack, exceeds {}'s largest binding of {binding} bytes",
+            c.n_vocab, gpu.info.name
+        )));
+    }
+    Ok((max_batch, max_logit_rows))
+}
+
 /// Shrinks the batch and the logits rows so every activation buffer fits one binding of the
 /// adapter (a session then processes prompts and logits in more steps).
 fn fit_to_bindings(gpu: &Gpu, c: &ModelConfig, options: SessionOptions) -> Result<SessionOptions> {
-    let budget =
-        gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size).saturating_sub(gpu.uniform_window());
-    let rows_fitting = |width: usize| budget / (row_stride(width) as u64 * 4);
-    let h = c.heads();
-    let widest = [c.n_embd, h.qkv_dim(), h.q_dim(), c.n_ff].into_iter().max().unwrap_or(1);
-    let max_batch = rows_fitting(widest) as usize;
-    let max_logit_rows = rows_fitting(c.n_vocab) as usize;
-    if max_batch == 0 || max_logit_rows == 0 {
-        return Err(Error::Unsupported(format!(
-            "one row of activations ({widest} values) or logits ({} values) exceeds {}'s largest binding of {} bytes",
-            c.n_vocab, gpu.info.name, gpu.limits.max_storage_buffer_binding_size
-        )));
-    }
+    let (max_batch, max_logit_rows) = rows_per_binding(gpu, c)?;
     let batch = options.batch.min(max_batch);
     let logit_rows = options.logit_rows.min(max_logit_rows).min(batch);
     if batch < options.batch || logit_rows < options.logit_rows {

@@ -2,7 +2,7 @@
 //! configuration first.
 
 use super::file::ModelFile;
-use super::gguf::GgufHeader;
+use super::gguf::{GgufHeader, TensorInfo};
 use crate::gpu::Gpu;
 use crate::ops::linear::GpuMatrix;
 use crate::quant::{RowOrder, SourceRows, dequantize, pack};
@@ -15,23 +15,36 @@ pub struct WeightLoader<'a> {
     pub uploaded: std::cell::Cell<u64>,
 }
 
-/// Bytes the file's weights take on the GPU once repacked (matrices padded to whole tiles,
-/// vectors as f32), computed from the tensor infos alone, before anything is read or allocated.
-pub fn planned_bytes(header: &GgufHeader) -> u64 {
+/// Bytes a tensor takes on the GPU once repacked: for a matrix, its quant and scale words
+/// (padded to whole tiles); otherwise f32 values. From the tensor info alone, before anything
+/// is read or allocated.
+fn planned(t: &TensorInfo) -> (u64, u64) {
     use crate::quant::layout::{BLOCK, TILE_ROWS, WeightFormat};
-    header
-        .tensors
-        .iter()
-        // Saturating: a crafted file may pair a zero dimension with an enormous one.
-        .map(|t| match (t.dims.as_slice(), WeightFormat::for_type(t.ty)) {
-            ([cols, rows, ..], Ok(format)) => {
-                let tile = TILE_ROWS as u64;
-                let blocks = rows.div_ceil(tile).saturating_mul(tile).saturating_mul(cols / BLOCK as u64);
-                blocks.saturating_mul((format.words_per_block() + format.scale_words_per_block()) as u64 * 4)
-            }
-            _ => t.n_elements().saturating_mul(4),
-        })
-        .fold(0, u64::saturating_add)
+    // Saturating: a crafted file may pair a zero dimension with an enormous one.
+    match (t.dims.as_slice(), WeightFormat::for_type(t.ty)) {
+        ([cols, rows, ..], Ok(format)) => {
+            let tile = TILE_ROWS as u64;
+            let blocks = rows.div_ceil(tile).saturating_mul(tile).saturating_mul(cols / BLOCK as u64);
+            let words = |per_block: usize| blocks.saturating_mul(per_block as u64 * 4);
+            (words(format.words_per_block()), words(format.scale_words_per_block()))
+        }
+        _ => (t.n_elements().saturating_mul(4), 0),
+    }
+}
+
+/// Bytes the file's weights take on the GPU once repacked.
+pub fn planned_bytes(header: &GgufHeader) -> u64 {
+    header.tensors.iter().map(|t| planned(t)).map(|(a, b)| a.saturating_add(b)).fold(0, u64::saturating_add)
+}
+
+/// Refuses, before anything is uploaded, a matrix whose packed words no texture of the adapter
+/// could hold.
+pub fn check_textures(gpu: &Gpu, header: &GgufHeader) -> Result<()> {
+    for t in header.tensors.iter().filter(|t| t.dims.len() >= 2) {
+        let (quants, scales) = planned(t);
+        gpu.check_texels_fit(&t.name, quants.max(scales))?;
+    }
+    Ok(())
 }
 
 impl<'a> WeightLoader<'a> {

@@ -139,14 +139,8 @@ impl Linear {
         if spec.epilogue.is_gated() && !w.rows.is_multiple_of(8) {
             return Err(Error::Gpu("gated activations need whole groups of 8 rows".into()));
         }
-        let window_bytes = gpu.uniform_window();
-        if (x.stride * 4) as u64 > window_bytes {
-            return Err(Error::Unsupported(format!(
-                "rows of {} values are wider than the adapter's uniform window of {window_bytes} bytes",
-                x.width
-            )));
-        }
         let window_tokens = x.window_rows(gpu) as u32;
+        let window_bytes = x.window_bytes(gpu);
         let mut base = gpu
             .paths
             .defines(w.defines(gpu, Defines::new()))
@@ -156,32 +150,40 @@ impl Linear {
             .flag("ADD", spec.epilogue == Epilogue::Add)
             .flag("GLU", spec.epilogue.is_gated())
             .flag("GELU", spec.epilogue == Epilogue::GeGlu);
-        let mut binds = w.bindings();
-        binds.push((3, Slot::ReadWrite, Bind::Buffer(&y.buffer)));
-        binds.push((6, Slot::UniformWindow, Bind::Window(&x.buffer, window_bytes)));
-        if let Some((gamma, eps)) = spec.norm {
+        let mut common = w.bindings();
+        common.push((3, Slot::ReadWrite, Bind::Buffer(&y.buffer)));
+        if let Some((_, eps)) = spec.norm {
             base = base.flag("NORM", true).f32("EPS", eps);
-            binds.push((5, Slot::Uniform, Bind::Buffer(gamma)));
         }
         if let Some(bias) = spec.bias {
             base = base.flag("BIAS", true);
-            binds.push((7, Slot::Read, Bind::Buffer(bias)));
+            common.push((7, Slot::Read, Bind::Buffer(bias)));
         }
-        let bound = |shader: &str, defines: &Defines, extra: Option<(u32, Slot, Bind)>| -> Result<Bound> {
-            let mut all = binds.clone();
+        // x (and gamma) come through uniform bindings where every lane reads the same address
+        // and a row fits; otherwise through storage (see shaders/linear.wgsl).
+        let bound = |shader: &str, defines: &Defines, x_storage: bool, extra: Option<(u32, Slot, Bind)>| {
+            let mut all = common.clone();
+            let (window, whole) =
+                if x_storage { (Slot::StorageWindow, Slot::Read) } else { (Slot::UniformWindow, Slot::Uniform) };
+            all.push((6, window, Bind::Window(&x.buffer, window_bytes)));
+            if let Some((gamma, _)) = spec.norm {
+                all.push((5, whole, Bind::Buffer(gamma)));
+            }
             all.extend(extra);
             let slots: Vec<(u32, Slot)> = all.iter().map(|&(b, s, _)| (b, s)).collect();
-            let kernel = gpu.kernel(shader, defines, &slots)?;
+            let kernel = gpu.kernel(shader, &defines.clone().flag("X_STORAGE", x_storage), &slots)?;
             let resources: Vec<(u32, Bind)> = all.iter().map(|&(b, _, r)| (b, r)).collect();
             let bind_group = gpu.bind_group(&kernel, &resources);
-            Ok(Bound { kernel, bind_group })
+            Ok::<_, Error>(Bound { kernel, bind_group })
         };
         let shape = spec.shape.unwrap_or_else(|| gpu.decode_shape());
         let split = shape == DecodeShape::Split;
+        let narrow = x.fits_uniform_window(gpu);
+        let windows = Some((1, Slot::UniformWindow, Bind::Window(&steps.windows, 16)));
         Ok(Linear {
-            single: bound("linear.wgsl", &base.clone().flag("SPLIT", split), None)?,
+            single: bound("linear.wgsl", &base.clone().flag("SPLIT", split), split || !narrow, None)?,
             single_groups: if split { w.tiles() * 8 } else { w.tiles() },
-            batch: bound("linear_batch.wgsl", &base, Some((1, Slot::UniformWindow, Bind::Window(&steps.windows, 16))))?,
+            batch: bound("linear_batch.wgsl", &base, !narrow, windows)?,
             tiles: w.tiles(),
             logits: spec.logits,
             window_tokens,
@@ -280,8 +282,8 @@ pub fn reference(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::GgmlType;
     use crate::ops::test_support::*;
+    use crate::quant::GgmlType;
     use crate::quant::testing::{random_tensor, random_vec};
     use crate::quant::{RowOrder, SourceRows, pack};
 
@@ -429,6 +431,33 @@ mod tests {
             logits_from: 5,
         };
         check(logits, 151);
+    }
+
+    #[test]
+    fn rows_wider_than_a_uniform_window_match_reference() {
+        // Qwen2.5-7B's FFN width (18,944) and 32,768: x and gamma come through storage windows
+        // of one row, in every shape, one token and several.
+        for (i, (cols, shape, n_tokens, ty)) in [
+            (18944, DecodeShape::Rows, 1, GgmlType::Q4K),
+            (18944, DecodeShape::Split, 1, GgmlType::Q4_1),
+            (32768, DecodeShape::Rows, 3, GgmlType::Q8_0),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let case = Case {
+                shape,
+                ty,
+                rows: 16,
+                cols,
+                n_tokens,
+                norm: true,
+                bias: false,
+                epilogue: Epilogue::Add,
+                logits_from: 0,
+            };
+            check(case, 160 + i as u64);
+        }
     }
 
     #[test]
