@@ -1,10 +1,12 @@
 //! Writes the fuzz targets' seed inputs (fuzz/corpus/<target>/seed-*) from small real files:
 //! a random-weight GGUF, that model written out as a Hugging Face folder, and its
-//! tokenizer.json. Run from the repository root: `cargo run --example fuzz_seeds`.
+//! tokenizer.json; and crafted GGUF files the reader must refuse or hold cheaply (an array
+//! running to the end of the file, tensors sharing bytes). Run from the repository root:
+//! `cargo run --example fuzz_seeds`.
 
 use hearth::model::ModelFile;
 use hearth::model::hf::export::write_folder;
-use hearth::model::testing::TinyLlama;
+use hearth::model::testing::{TinyLlama, gguf_array_to_end, gguf_overlapping_tensors};
 use hearth::quant::GgmlType;
 use safetensors::Dtype;
 use std::path::Path;
@@ -16,6 +18,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (name, weights) in [("q4_1", GgmlType::Q4_1), ("q4_k", GgmlType::Q4K), ("q6_k", GgmlType::Q6K)] {
         seeds.push(("gguf", format!("seed-tiny-{name}"), TinyLlama { weights, ..tiny.clone() }.to_gguf()));
     }
+    seeds.push(("gguf", "seed-crafted-array-to-end".into(), gguf_array_to_end(4096)));
+    seeds.push(("gguf", "seed-crafted-overlapping-tensors".into(), gguf_overlapping_tensors()));
 
     let folder = std::env::temp_dir().join(format!("hearth-seeds-{}", std::process::id()));
     let gguf = ModelFile::from_bytes(tiny.to_gguf())?;

@@ -171,7 +171,7 @@ mod tests {
             w.meta(&format!("{arch}.{k}"), Value::U32(v));
         }
         w.meta(&format!("{arch}.attention.head_count"), Value::U32(4));
-        w.meta("tokenizer.ggml.tokens", Value::Array(vec![Value::String("a".into()); 10]));
+        w.meta("tokenizer.ggml.tokens", Value::array(vec![Value::String("a".into()); 10]));
         for (k, v) in extra {
             w.meta(&format!("{arch}.{k}"), v.clone());
         }

@@ -1,7 +1,7 @@
 //! Writing GGUF (version 3) files: small test models, crafted bad files, and later the output of
 //! `hearth quantize`.
 
-use super::gguf::Value;
+use super::gguf::{Value, encode_str};
 use crate::quant::GgmlType;
 
 pub struct GgufWriter {
@@ -13,51 +13,6 @@ pub struct GgufWriter {
 impl Default for GgufWriter {
     fn default() -> Self {
         GgufWriter { metadata: Vec::new(), tensors: Vec::new(), alignment: 32 }
-    }
-}
-
-fn value_type(v: &Value) -> u32 {
-    match v {
-        Value::U8(_) => 0,
-        Value::I8(_) => 1,
-        Value::U16(_) => 2,
-        Value::I16(_) => 3,
-        Value::U32(_) => 4,
-        Value::I32(_) => 5,
-        Value::F32(_) => 6,
-        Value::Bool(_) => 7,
-        Value::String(_) => 8,
-        Value::Array(_) => 9,
-        Value::U64(_) => 10,
-        Value::I64(_) => 11,
-        Value::F64(_) => 12,
-    }
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    out.extend((s.len() as u64).to_le_bytes());
-    out.extend(s.as_bytes());
-}
-
-fn put_value(out: &mut Vec<u8>, v: &Value) {
-    match v {
-        Value::U8(x) => out.push(*x),
-        Value::I8(x) => out.push(*x as u8),
-        Value::U16(x) => out.extend(x.to_le_bytes()),
-        Value::I16(x) => out.extend(x.to_le_bytes()),
-        Value::U32(x) => out.extend(x.to_le_bytes()),
-        Value::I32(x) => out.extend(x.to_le_bytes()),
-        Value::F32(x) => out.extend(x.to_le_bytes()),
-        Value::Bool(x) => out.push(u8::from(*x)),
-        Value::String(s) => put_str(out, s),
-        Value::Array(items) => {
-            out.extend(items.first().map_or(0, value_type).to_le_bytes());
-            out.extend((items.len() as u64).to_le_bytes());
-            items.iter().for_each(|i| put_value(out, i));
-        }
-        Value::U64(x) => out.extend(x.to_le_bytes()),
-        Value::I64(x) => out.extend(x.to_le_bytes()),
-        Value::F64(x) => out.extend(x.to_le_bytes()),
     }
 }
 
@@ -85,13 +40,13 @@ impl GgufWriter {
         out.extend((self.tensors.len() as u64).to_le_bytes());
         out.extend((self.metadata.len() as u64).to_le_bytes());
         for (key, value) in &self.metadata {
-            put_str(&mut out, key);
-            out.extend(value_type(value).to_le_bytes());
-            put_value(&mut out, value);
+            encode_str(&mut out, key);
+            out.extend(value.type_id().to_le_bytes());
+            value.encode(&mut out);
         }
         let mut offset = 0u64;
         for (name, dims, ty, data) in &self.tensors {
-            put_str(&mut out, name);
+            encode_str(&mut out, name);
             out.extend((dims.len() as u32).to_le_bytes());
             dims.iter().for_each(|d| out.extend(d.to_le_bytes()));
             out.extend(ty.id().to_le_bytes());

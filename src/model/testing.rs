@@ -1,7 +1,7 @@
 //! Small random-weight models written as GGUF, for tests that need a whole model without
 //! downloading one.
 
-use super::gguf::Value;
+use super::gguf::{Array, Value};
 use super::gguf_writer::GgufWriter;
 use crate::quant::GgmlType;
 use crate::quant::testing::{random_tensor, random_vec};
@@ -72,7 +72,7 @@ impl TinyLlama {
         tokens.extend(["Ġt".to_string(), "he".to_string(), "<|endoftext|>".to_string()]);
         let mut types = vec![1i32; tokens.len()];
         types[258] = 3;
-        let strings = |v: &[String]| Value::Array(v.iter().map(|s| Value::String(s.clone())).collect());
+        let strings = |v: &[String]| Value::array(v.iter().map(|s| Value::String(s.clone())));
         let head_dim = self.n_embd / self.n_head;
         let (e, kv) = (self.n_embd as u64, (self.n_head_kv * head_dim) as u64);
         let mut w = GgufWriter::new();
@@ -90,7 +90,7 @@ impl TinyLlama {
             .meta("tokenizer.ggml.model", Value::String("gpt2".into()))
             .meta("tokenizer.ggml.pre", Value::String("smollm".into()))
             .meta("tokenizer.ggml.tokens", strings(&tokens))
-            .meta("tokenizer.ggml.token_type", Value::Array(types.into_iter().map(Value::I32).collect()))
+            .meta("tokenizer.ggml.token_type", Value::array(types.into_iter().map(Value::I32)))
             .meta("tokenizer.ggml.merges", strings(&["Ġ t".to_string(), "h e".to_string()]))
             .meta("tokenizer.ggml.eos_token_id", Value::U32(258));
         let vocab = self.vocab_size() as u64;
@@ -148,4 +148,31 @@ impl TinyLlama {
         }
         w.to_bytes()
     }
+}
+
+/// A crafted GGUF file of `len` bytes (rounded up to a multiple of 32, from 64 on) without
+/// tensors, whose one metadata value "blob", a u8 array of 0x5a bytes, runs to its end: parsed
+/// into a `Value` per item it once took 32 times its size in memory.
+pub fn gguf_array_to_end(len: usize) -> Vec<u8> {
+    // The preamble (24 bytes), the key "blob" (12), the value type, the element type and the count (16).
+    let n = len.max(64) - 52;
+    let mut w = GgufWriter::new();
+    if let Ok(blob) = Array::from_encoded(0, n as u64, &vec![0x5a; n]) {
+        w.meta("blob", Value::Array(blob));
+    }
+    w.to_bytes()
+}
+
+/// A crafted GGUF file whose tensor "b" (8 F32 values) lies inside tensor "a" (64): its
+/// relative offset, 256 as written, is patched to 64.
+pub fn gguf_overlapping_tensors() -> Vec<u8> {
+    let mut w = GgufWriter::new();
+    w.tensor("a", &[64], GgmlType::F32, vec![1; 256]).tensor("b", &[8], GgmlType::F32, vec![2; 32]);
+    let mut bytes = w.to_bytes();
+    // After the preamble (24 bytes) and "a"'s info (33): "b"'s name (9), n_dims, its dimension and type (16).
+    let offset_at = 24 + 33 + 9 + 16;
+    if let Some(field) = bytes.get_mut(offset_at..offset_at + 8) {
+        field.copy_from_slice(&64u64.to_le_bytes());
+    }
+    bytes
 }

@@ -10,7 +10,10 @@ fn strings(h: &GgufHeader, key: &str) -> Result<Option<Vec<String>>> {
     let items = v.as_array().ok_or_else(|| Error::Gguf(format!("{key} is not an array")))?;
     items
         .iter()
-        .map(|i| i.as_str().map(str::to_string).ok_or_else(|| Error::Gguf(format!("{key} holds a non-string"))))
+        .map(|i| match i {
+            Value::String(s) => Ok(s),
+            _ => Err(Error::Gguf(format!("{key} holds a non-string"))),
+        })
         .collect::<Result<Vec<_>>>()
         .map(Some)
 }
@@ -20,7 +23,7 @@ fn numbers<T>(h: &GgufHeader, key: &str, convert: impl Fn(&Value) -> Option<T>) 
     let items = v.as_array().ok_or_else(|| Error::Gguf(format!("{key} is not an array")))?;
     items
         .iter()
-        .map(|i| convert(i).ok_or_else(|| Error::Gguf(format!("{key} holds a value of the wrong type"))))
+        .map(|i| convert(&i).ok_or_else(|| Error::Gguf(format!("{key} holds a value of the wrong type"))))
         .collect::<Result<Vec<_>>>()
         .map(Some)
 }
@@ -65,7 +68,7 @@ pub fn chat_template(h: &GgufHeader, tok: &Tokenizer) -> Result<Option<ChatTempl
 /// The `tokenizer.*` metadata describing `spec` (the inverse of `vocab_spec`), for model
 /// folders read as GGUF and for the files `hearth quantize` writes from them.
 pub fn metadata(spec: &VocabSpec, chat_template: Option<&str>) -> Vec<(String, Value)> {
-    let strings = |v: &[String]| Value::Array(v.iter().map(|s| Value::String(s.clone())).collect());
+    let strings = |v: &[String]| Value::array(v.iter().map(|s| Value::String(s.clone())));
     let mut m = vec![("tokenizer.ggml.model".to_string(), Value::String(spec.model.clone()))];
     let mut put = |key: &str, v: Value| m.push((format!("tokenizer.{key}"), v));
     if let Some(pre) = &spec.pre {
@@ -73,10 +76,10 @@ pub fn metadata(spec: &VocabSpec, chat_template: Option<&str>) -> Vec<(String, V
     }
     put("ggml.tokens", strings(&spec.tokens));
     if let Some(scores) = &spec.scores {
-        put("ggml.scores", Value::Array(scores.iter().map(|&s| Value::F32(s)).collect()));
+        put("ggml.scores", Value::array(scores.iter().map(|&s| Value::F32(s))));
     }
     if let Some(types) = &spec.token_types {
-        put("ggml.token_type", Value::Array(types.iter().map(|&t| Value::I32(t)).collect()));
+        put("ggml.token_type", Value::array(types.iter().map(|&t| Value::I32(t))));
     }
     if let Some(merges) = &spec.merges {
         put("ggml.merges", strings(merges));

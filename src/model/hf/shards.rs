@@ -2,8 +2,9 @@
 //! several named by model.safetensors.index.json.
 
 use crate::{Error, Result};
+use safetensors::SafeTensorError;
 use safetensors::tensor::{Dtype, Metadata, SafeTensors, TensorInfo};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 pub struct Shard {
@@ -40,9 +41,41 @@ impl Shard {
     }
 }
 
-/// A safetensors header, checked: offsets inside the file, sizes matching shapes and dtypes.
+/// A safetensors header, checked: tensors tiling the data (no gap, no overlap) to the end of
+/// the file, each one's size matching its shape and dtype.
 pub fn read_header(bytes: &[u8]) -> std::result::Result<(usize, Metadata), String> {
-    SafeTensors::read_metadata(bytes).map_err(|e| format!("not a valid safetensors file ({e})"))
+    SafeTensors::read_metadata(bytes).map_err(|e| {
+        let why = match &e {
+            SafeTensorError::TensorInvalidInfo => size_mismatch(bytes),
+            SafeTensorError::InvalidOffset(name) => Some(format!(
+                "tensor {name}: its data_offsets do not start where the tensor before it ends (tensors overlap or leave a gap)"
+            )),
+            _ => None,
+        };
+        why.unwrap_or_else(|| format!("not a valid safetensors file ({e})"))
+    })
+}
+
+/// The first tensor, by name, whose byte range disagrees with its dtype and shape: the
+/// safetensors crate refuses such a file without naming it.
+fn size_mismatch(bytes: &[u8]) -> Option<String> {
+    let len = usize::try_from(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?)).ok()?;
+    let header: BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(bytes.get(8..len.checked_add(8)?)?).ok()?;
+    header.into_iter().filter(|(name, _)| name != "__metadata__").find_map(|(name, json)| {
+        let info: TensorInfo = serde_json::from_value(json).ok()?;
+        let (start, end) = info.data_offsets;
+        let values = info.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))?;
+        let expected = values.checked_mul(info.dtype.bitsize())? / 8;
+        (end.checked_sub(start) != Some(expected)).then(|| {
+            format!(
+                "tensor {name}: data_offsets {start}..{end} hold {} bytes, but {values} {:?} values of shape {:?} take {expected}",
+                end.saturating_sub(start),
+                info.dtype,
+                info.shape
+            )
+        })
+    })
 }
 
 /// The shard files of a folder, in order.
@@ -151,5 +184,30 @@ mod tests {
         let mut huge = file.clone();
         huge[..8].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(read_header(&huge).is_err());
+    }
+
+    /// A safetensors file of this JSON header and `data_len` zero bytes of data.
+    fn safetensors(header: &str, data_len: usize) -> Vec<u8> {
+        let mut file = (header.len() as u64).to_le_bytes().to_vec();
+        file.extend(header.as_bytes());
+        file.resize(file.len() + data_len, 0);
+        file
+    }
+
+    #[test]
+    fn a_size_disagreeing_with_shape_and_dtype_is_refused_by_name() {
+        let short = r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"BF16","shape":[3,2],"data_offsets":[8,18]}}"#;
+        let e = read_header(&safetensors(short, 18)).unwrap_err();
+        assert_eq!(e, "tensor b: data_offsets 8..18 hold 10 bytes, but 6 BF16 values of shape [3, 2] take 12");
+    }
+
+    #[test]
+    fn overlapping_or_gapped_tensors_are_refused_by_name() {
+        let overlap = r#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}"#;
+        let e = read_header(&safetensors(overlap, 16)).unwrap_err();
+        assert!(e.contains("tensor b") && e.contains("overlap"), "{e}");
+        let gap = r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[16,24]}}"#;
+        let e = read_header(&safetensors(gap, 24)).unwrap_err();
+        assert!(e.contains("tensor b") && e.contains("gap"), "{e}");
     }
 }

@@ -1,0 +1,95 @@
+//! What parsing a GGUF header allocates, counted by a global allocator: memory follows the
+//! bytes a file holds, whatever counts it claims. A u8 array running to the end of a file
+//! once cost a 32-byte `Value` per byte, and a claimed 2^40 items were reserved up front.
+
+use hearth::model::gguf::GgufHeader;
+use hearth::model::testing::gguf_array_to_end;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The system allocator, counting the bytes allocated now and at the most since a reset.
+struct Counting;
+
+static CURRENT: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+/// One measurement at a time: the counts are the whole process's.
+static MEASURING: Mutex<()> = Mutex::new(());
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn grew(bytes: usize) {
+    let now = CURRENT.fetch_add(bytes, Ordering::SeqCst) + bytes;
+    PEAK.fetch_max(now, Ordering::SeqCst);
+}
+
+fn shrank(bytes: usize) {
+    CURRENT.fetch_sub(bytes, Ordering::SeqCst);
+}
+
+// SAFETY: every call is passed to `System` unchanged; the counting has no effect on memory.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            grew(layout.size());
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            grew(layout.size());
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        shrank(layout.size());
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            // Counted as if old and new blocks were both held for a moment, as a move needs.
+            grew(new_size);
+            shrank(layout.size());
+        }
+        p
+    }
+}
+
+/// The result of parsing `bytes` as a whole file, and the most bytes held meanwhile beyond
+/// what was held before.
+fn parse_counting(bytes: &[u8]) -> (hearth::Result<GgufHeader>, usize) {
+    let _one = MEASURING.lock().unwrap_or_else(|e| e.into_inner());
+    let before = CURRENT.load(Ordering::SeqCst);
+    PEAK.store(before, Ordering::SeqCst);
+    let parsed = GgufHeader::parse(bytes, bytes.len() as u64);
+    (parsed, PEAK.load(Ordering::SeqCst).saturating_sub(before))
+}
+
+#[test]
+fn an_array_running_to_the_end_of_the_file_costs_its_bytes_once() {
+    let file = gguf_array_to_end(8 << 20);
+    let (parsed, peak) = parse_counting(&file);
+    let header = parsed.expect("the crafted file is valid");
+    let blob = header.get("blob").and_then(|v| v.as_array()).expect("the array");
+    assert_eq!(blob.len(), file.len() - 52);
+    let limit = 2 * file.len() + (1 << 20);
+    assert!(peak <= limit, "parsing a {} byte file held {peak} bytes (limit {limit})", file.len());
+}
+
+#[test]
+fn a_claimed_array_larger_than_the_file_is_refused_before_any_allocation() {
+    let mut file = gguf_array_to_end(4096);
+    // The count follows the preamble (24 bytes), the key "blob" (12) and the two type ids (8).
+    file[44..52].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    let (parsed, peak) = parse_counting(&file);
+    let e = parsed.expect_err("2^40 items cannot fit in 4 KiB").to_string();
+    assert!(e.contains("1099511627776 array elements cannot fit in the 4044 bytes"), "{e}");
+    assert!(peak < 1 << 20, "refusing the file held {peak} bytes");
+}
