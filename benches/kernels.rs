@@ -29,6 +29,10 @@ const SHAPES: &[Shape] = &[
     Shape { name: "gate_up", ty: GgmlType::Q4_1, rows: 3072, cols: 576, epilogue: Epilogue::SwiGlu, norm: true },
     Shape { name: "down", ty: GgmlType::Q4_1, rows: 576, cols: 1536, epilogue: Epilogue::Add, norm: false },
     Shape { name: "lm_head", ty: GgmlType::Q8_0, rows: 49152, cols: 576, epilogue: Epilogue::Store, norm: true },
+    // Gemma 3 270M Q4_K_M's own types at its shapes.
+    Shape { name: "g3_gate_up", ty: GgmlType::Q5_0, rows: 4096, cols: 640, epilogue: Epilogue::GeGlu, norm: true },
+    Shape { name: "g3_down", ty: GgmlType::Q6K, rows: 640, cols: 2048, epilogue: Epilogue::Store, norm: false },
+    Shape { name: "g3_attn_out", ty: GgmlType::Q4K, rows: 640, cols: 1024, epilogue: Epilogue::Store, norm: false },
 ];
 
 fn time_op(gpu: &Gpu, op: &dyn Op, step: Step, steps: &StepBuffers, reps: usize) -> f64 {

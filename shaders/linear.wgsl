@@ -1,9 +1,11 @@
 // y = W x for one token (decode), W in its quantized texture layout (src/quant/layout.rs).
 //
 // Two shapes of the same computation, chosen per adapter class (src/ops/linear.rs):
-//   rows   (CPU adapters) one invocation owns 8 neighbouring rows and walks all of K, reusing
-//          each block of x it loads for all 8: SIMD lanes gather, nothing is reduced.
-//   SPLIT  (GPUs) a workgroup of 64 owns 8 rows and its invocations split K between them; the
+//   rows   (CPU adapters) one invocation owns an octet of 8 neighbouring rows and walks all of
+//          K, reusing each block of x it loads for all 8 and each scale record for its SB
+//          blocks: SIMD lanes gather, nothing is reduced. (The blocks of a scale unit are
+//          unrolled: a nested loop made lavapipe's code 1.4-1.7x slower.)
+//   SPLIT  (GPUs) a workgroup of 64 owns an octet and its invocations split K between them; the
 //          partial sums meet in reduce.wgsl (subgroup operations or workgroup memory).
 // x (and gamma) are read through uniform bindings in the rows shape, where every lane reads the
 // same address: broadcast loads on software adapters, where storage loads are per-lane loops.
@@ -17,7 +19,7 @@
 //   GLU     rows come in (gate, up) pairs; y[i] = silu(gate_i) * up_i, or gelu(gate_i) * up_i
 //           with GELU (glu.wgsl)
 //   F16     weights dequantized and multiplied in f16, sums kept in f32
-//   HALF_SCALES  a (d, m) pair per 16 weights (see weights.wgsl)
+// and the weight format's flags (weights.wgsl).
 // Constants: K (row length), N (rows), XV (vec4s in a uniform x window), EPS.
 // The bindings of x and y start at this token's rows (dynamic offsets).
 
@@ -47,15 +49,13 @@
 #include "reduce.wgsl"
 #endif
 
-const NB: u32 = K / 32u;
-
 // One block of x (32 values), normalised by gamma when NORM, with its sum and sum of squares.
 struct XBlock {
     v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>,
     v4: vec4<f32>, v5: vec4<f32>, v6: vec4<f32>, v7: vec4<f32>,
     sum: f32,
     squares: f32,
-    // Sum of the first 16 values (HALF_SCALES only).
+    // Sum of the first 16 values.
     half_sum: f32,
 }
 
@@ -63,11 +63,11 @@ struct XBlock {
 // 1 / rms(x), from a pass of its own: the f16 path normalises x before any product, since the
 // raw residual stream can exceed f16's range once multiplied.
 fn rms_inverse() -> f32 {
-    var ss = 0.0;
-    for (var i = 0u; i < K / 4u; i++) {
-        ss += dot(x[i], x[i]);
+    var ss = vec4<f32>(0.0);
+    for (var i = 0u; i < K / 4u; i += 4u) {
+        ss += vec4<f32>(dot(x[i], x[i]), dot(x[i + 1u], x[i + 1u]), dot(x[i + 2u], x[i + 2u]), dot(x[i + 3u], x[i + 3u]));
     }
-    return inverseSqrt(ss / f32(K) + EPS);
+    return inverseSqrt((ss.x + ss.y + ss.z + ss.w) / f32(K) + EPS);
 }
 #endif
 
@@ -86,66 +86,69 @@ fn load_x(b: u32, pre_scale: f32) -> XBlock {
     blk.v6 *= gamma[i + 6u] * pre_scale;
     blk.v7 *= gamma[i + 7u] * pre_scale;
 #endif
-#if HALF_SCALES
     let h4 = blk.v0 + blk.v1 + blk.v2 + blk.v3;
     blk.half_sum = h4.x + h4.y + h4.z + h4.w;
     let s4 = h4 + blk.v4 + blk.v5 + blk.v6 + blk.v7;
-#else
-    let s4 = blk.v0 + blk.v1 + blk.v2 + blk.v3 + blk.v4 + blk.v5 + blk.v6 + blk.v7;
-#endif
     blk.sum = s4.x + s4.y + s4.z + s4.w;
     return blk;
 }
 
-fn dot8(w: W8, lo: vec4<f32>, hi: vec4<f32>) -> f32 {
-    return f32(dot(w.lo, vec4<wf>(lo))) + f32(dot(w.hi, vec4<wf>(hi)));
+// Eight row results.
+struct Out8 { a: vec4<f32>, b: vec4<f32> }
+
+fn dot8(w: W8, lo: vec4<wf>, hi: vec4<wf>) -> f32 {
+    return f32(dot(w.lo, lo)) + f32(dot(w.hi, hi));
 }
 
-// Row `bi`'s block times x: d * Σ q x + m * Σ x in f32 ((d2, m2) for its second 16 weights);
-// with F16 the weights are dequantized first, so that f16 products stay small.
-fn row_dot(bi: u32, d: f32, m: f32, d2: f32, m2: f32, xb: XBlock) -> f32 {
-    let blk = load_block(bi);
 #if F16
+fn deq(w: W8, d: f32, m: f32) -> W8 {
     let dh = wf(d);
     let mh = wf(m);
-    let dh2 = wf(d2);
-    let mh2 = wf(m2);
-    var c = chunk(blk, 0u);
-    var s = dot8(W8(dh * c.lo + mh, dh * c.hi + mh), xb.v0, xb.v1);
-    c = chunk(blk, 1u);
-    s += dot8(W8(dh * c.lo + mh, dh * c.hi + mh), xb.v2, xb.v3);
-    c = chunk(blk, 2u);
-    s += dot8(W8(dh2 * c.lo + mh2, dh2 * c.hi + mh2), xb.v4, xb.v5);
-    c = chunk(blk, 3u);
-    s += dot8(W8(dh2 * c.lo + mh2, dh2 * c.hi + mh2), xb.v6, xb.v7);
-    return s;
-#else
-#if HALF_SCALES
-    let s0 = dot8(chunk(blk, 0u), xb.v0, xb.v1) + dot8(chunk(blk, 1u), xb.v2, xb.v3);
-    let s1 = dot8(chunk(blk, 2u), xb.v4, xb.v5) + dot8(chunk(blk, 3u), xb.v6, xb.v7);
-    return d * s0 + m * xb.half_sum + d2 * s1 + m2 * (xb.sum - xb.half_sum);
-#else
-    let s = dot8(chunk(blk, 0u), xb.v0, xb.v1) + dot8(chunk(blk, 1u), xb.v2, xb.v3)
-          + dot8(chunk(blk, 2u), xb.v4, xb.v5) + dot8(chunk(blk, 3u), xb.v6, xb.v7);
-    return d * s + m * xb.sum;
+    return W8(dh * w.lo + mh, dh * w.hi + mh);
+}
 #endif
+
+// Each row's chunk c times eight values of x, one row decoded at a time (so that few registers
+// are live: on CPU adapters, spilled registers cost more than the arithmetic). With F16 the
+// weights are dequantized first (with the scales of the block's first or second half), so
+// that f16 products stay small.
+fn sums8(cw: ChunkWords, c: u32, xlo: vec4<f32>, xhi: vec4<f32>, s: Scales8) -> Out8 {
+    let lo = vec4<wf>(xlo);
+    let hi = vec4<wf>(xhi);
+#if F16
+    let upper = c >= 2u;
+    let da = select(s.a.d, s.a.d2, upper);
+    let ma = select(s.a.m, s.a.m2, upper);
+    let db = select(s.b.d, s.b.d2, upper);
+    let mb = select(s.b.m, s.b.m2, upper);
+    return Out8(vec4<f32>(dot8(deq(row_of(cw, c, 0u), da.x, ma.x), lo, hi), dot8(deq(row_of(cw, c, 1u), da.y, ma.y), lo, hi),
+                          dot8(deq(row_of(cw, c, 2u), da.z, ma.z), lo, hi), dot8(deq(row_of(cw, c, 3u), da.w, ma.w), lo, hi)),
+                vec4<f32>(dot8(deq(row_of(cw, c, 4u), db.x, mb.x), lo, hi), dot8(deq(row_of(cw, c, 5u), db.y, mb.y), lo, hi),
+                          dot8(deq(row_of(cw, c, 6u), db.z, mb.z), lo, hi), dot8(deq(row_of(cw, c, 7u), db.w, mb.w), lo, hi)));
+#else
+    return Out8(vec4<f32>(dot8(row_of(cw, c, 0u), lo, hi), dot8(row_of(cw, c, 1u), lo, hi),
+                          dot8(row_of(cw, c, 2u), lo, hi), dot8(row_of(cw, c, 3u), lo, hi)),
+                vec4<f32>(dot8(row_of(cw, c, 4u), lo, hi), dot8(row_of(cw, c, 5u), lo, hi),
+                          dot8(row_of(cw, c, 6u), lo, hi), dot8(row_of(cw, c, 7u), lo, hi)));
 #endif
 }
 
-// Adds block `b` of rows row0..row0+7 (one tile, so their block indices are consecutive).
-fn accumulate(b: u32, row0: u32, pre_scale: f32, acc: ptr<function, Sums>) {
+// Adds block b (quant unit u, scales sc) of the eight rows times x: d Σ q x + m Σ x in f32 per
+// half block (with F16, Σ (d q + m) x).
+fn accumulate(b: u32, u: u32, sc: Scales8, pre_scale: f32, acc: ptr<function, Sums>) {
     let xb = load_x(b, pre_scale);
-    let bi = block_index(row0, b, NB);
-    let sa = load_scales4(bi);
-    let sb = load_scales4(bi + 4u);
-    (*acc).a += vec4<f32>(row_dot(bi, sa.d.x, sa.m.x, sa.d2.x, sa.m2.x, xb),
-                          row_dot(bi + 1u, sa.d.y, sa.m.y, sa.d2.y, sa.m2.y, xb),
-                          row_dot(bi + 2u, sa.d.z, sa.m.z, sa.d2.z, sa.m2.z, xb),
-                          row_dot(bi + 3u, sa.d.w, sa.m.w, sa.d2.w, sa.m2.w, xb));
-    (*acc).b += vec4<f32>(row_dot(bi + 4u, sb.d.x, sb.m.x, sb.d2.x, sb.m2.x, xb),
-                          row_dot(bi + 5u, sb.d.y, sb.m.y, sb.d2.y, sb.m2.y, xb),
-                          row_dot(bi + 6u, sb.d.z, sb.m.z, sb.d2.z, sb.m2.z, xb),
-                          row_dot(bi + 7u, sb.d.w, sb.m.w, sb.d2.w, sb.m2.w, xb));
+    let o0 = sums8(chunk_words(u, 0u), 0u, xb.v0, xb.v1, sc);
+    let o1 = sums8(chunk_words(u, 1u), 1u, xb.v2, xb.v3, sc);
+    let o2 = sums8(chunk_words(u, 2u), 2u, xb.v4, xb.v5, sc);
+    let o3 = sums8(chunk_words(u, 3u), 3u, xb.v6, xb.v7, sc);
+#if F16
+    (*acc).a += (o0.a + o1.a) + (o2.a + o3.a);
+    (*acc).b += (o0.b + o1.b) + (o2.b + o3.b);
+#else
+    let upper_sum = xb.sum - xb.half_sum;
+    (*acc).a += sc.a.d * (o0.a + o1.a) + sc.a.m * xb.half_sum + sc.a.d2 * (o2.a + o3.a) + sc.a.m2 * upper_sum;
+    (*acc).b += sc.b.d * (o0.b + o1.b) + sc.b.m * xb.half_sum + sc.b.d2 * (o2.b + o3.b) + sc.b.m2 * upper_sum;
+#endif
     (*acc).c.x += xb.squares;
 }
 
@@ -211,15 +214,17 @@ fn finish(row0: u32, acc: Sums) {
 #if SPLIT
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
-    let row0 = wg.x * 8u;
+    let octet = wg.x;
     var acc = Sums(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
     let scale = input_scale();
+    // Lanes take blocks; each reads its block's scale unit (superblocks: shared by 8 lanes).
     for (var b = lane; b < NB; b += 64u) {
-        accumulate(b, row0, scale, &acc);
+        let sc = block_scales(load_record8(unit_of(octet, b / SB, NS)), b % SB);
+        accumulate(b, unit_of(octet, b, NB), sc, scale, &acc);
     }
     let total = workgroup_sum(lane, acc);
     if lane == 0u {
-        finish(row0, total);
+        finish(octet * 8u, total);
     }
 }
 #else
@@ -227,12 +232,15 @@ struct Sums { a: vec4<f32>, b: vec4<f32>, c: vec4<f32> }
 
 @compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
-    let row0 = wg.x * 64u + lane * 8u;
+    let octet = wg.x * 8u + lane;
     var acc = Sums(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
     let scale = input_scale();
-    for (var b = 0u; b < NB; b++) {
-        accumulate(b, row0, scale, &acc);
+    for (var s = 0u; s < NS; s++) {
+        let record = load_record8(unit_of(octet, s, NS));
+#for j in 0..SB
+        accumulate(s * SB + {j}u, unit_of(octet, s * SB + {j}u, NB), block_scales(record, {j}u), scale, &acc);
+#endfor
     }
-    finish(row0, acc);
+    finish(octet * 8u, acc);
 }
 #endif

@@ -1,6 +1,7 @@
 // y = W x for a batch of tokens (prompt processing), W in its quantized texture layout.
 //
-// One workgroup per tile of 64 rows and 8 tokens; each invocation owns 8 rows x 8 tokens, so
+// One workgroup per tile of 64 rows and 8 tokens; each invocation owns an octet of 8 rows x 8
+// tokens, so
 // every weight it dequantizes is used 8 times. x is read through a uniform binding that
 // starts at this dispatch's first token (dynamic offset); `window` says how many tokens are in
 // it and where their rows of y start.
@@ -40,10 +41,6 @@ struct Window {
 #include "weights.wgsl"
 #include "glu.wgsl"
 
-const NB: u32 = K / 32u;
-
-// One chunk (8 consecutive weights) of 8 rows, dequantized.
-struct Rows8 { r0: W8, r1: W8, r2: W8, r3: W8, r4: W8, r5: W8, r6: W8, r7: W8 }
 // Eight row results for one token.
 struct Out8 { a: vec4<f32>, b: vec4<f32> }
 
@@ -63,13 +60,14 @@ fn rows_dot(w: Rows8, lo: vec4<wf>, hi: vec4<wf>) -> Out8 {
 }
 
 #if NORM
-// 1 / rms of the x row at `row` (a vec4 index).
+// 1 / rms of the x row at `row` (a vec4 index). (Four rows of x a step: with one a step, lavapipe
+// computed wrong products after this loop in rows of 32,768 values on the f16 path.)
 fn rms_inverse(row: u32) -> f32 {
-    var ss = 0.0;
-    for (var i = 0u; i < K / 4u; i++) {
-        ss += dot(x[row + i], x[row + i]);
+    var ss = vec4<f32>(0.0);
+    for (var i = row; i < row + K / 4u; i += 4u) {
+        ss += vec4<f32>(dot(x[i], x[i]), dot(x[i + 1u], x[i + 1u]), dot(x[i + 2u], x[i + 2u]), dot(x[i + 3u], x[i + 3u]));
     }
-    return inverseSqrt(ss / f32(K) + EPS);
+    return inverseSqrt((ss.x + ss.y + ss.z + ss.w) / f32(K) + EPS);
 }
 #endif
 
@@ -112,7 +110,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if t0 >= window.count {
         return;
     }
-    let row0 = wg.x * 64u + lane * 8u;
+    let octet = wg.x * 8u + lane;
+    let row0 = octet * 8u;
     let last = window.count - 1u;
 
 #for t in 0..8
@@ -133,12 +132,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     var ss{t} = 0.0;
 #endfor
     for (var b = 0u; b < NB; b++) {
-        let bi = block_index(row0, b, NB);
-        let sa = load_scales4(bi);
-        let sb = load_scales4(bi + 4u);
-#for r in 0..8
-        let k{r} = load_block(bi + {r}u);
-#endfor
+        let sc = block_scales(load_record8(unit_of(octet, b / SB, NS)), b % SB);
+        let u = unit_of(octet, b, NB);
         for (var c = 0u; c < 4u; c++) {
             let xo = b * 8u + 2u * c;
 #if NORM
@@ -146,23 +141,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 #else
             let g = W8(vec4<wf>(1.0), vec4<wf>(1.0));
 #endif
-#if HALF_SCALES
             // Chunks 2 and 3 are the block's second 16 weights.
             let upper = c >= 2u;
-            let da = select(sa.d, sa.d2, upper);
-            let ma = select(sa.m, sa.m2, upper);
-            let db = select(sb.d, sb.d2, upper);
-            let mb = select(sb.m, sb.m2, upper);
-#else
-            let da = sa.d;
-            let ma = sa.m;
-            let db = sb.d;
-            let mb = sb.m;
-#endif
-            let w = Rows8(deq(chunk(k0, c), da.x, ma.x, g), deq(chunk(k1, c), da.y, ma.y, g),
-                          deq(chunk(k2, c), da.z, ma.z, g), deq(chunk(k3, c), da.w, ma.w, g),
-                          deq(chunk(k4, c), db.x, mb.x, g), deq(chunk(k5, c), db.y, mb.y, g),
-                          deq(chunk(k6, c), db.z, mb.z, g), deq(chunk(k7, c), db.w, mb.w, g));
+            let da = select(sc.a.d, sc.a.d2, upper);
+            let ma = select(sc.a.m, sc.a.m2, upper);
+            let db = select(sc.b.d, sc.b.d2, upper);
+            let mb = select(sc.b.m, sc.b.m2, upper);
+            let q = chunk8(u, c);
+            let w = Rows8(deq(q.r0, da.x, ma.x, g), deq(q.r1, da.y, ma.y, g),
+                          deq(q.r2, da.z, ma.z, g), deq(q.r3, da.w, ma.w, g),
+                          deq(q.r4, db.x, mb.x, g), deq(q.r5, db.y, mb.y, g),
+                          deq(q.r6, db.z, mb.z, g), deq(q.r7, db.w, mb.w, g));
 #for t in 0..8
             {
                 let lo = x[x{t} + xo];

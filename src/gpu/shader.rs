@@ -222,20 +222,20 @@ mod tests {
 
     #[test]
     fn flags_select_branches_and_numbers_become_consts() {
-        let d = Defines::new().flag("W_Q4", true).u32("R", 8).f32("EPS", 1e-5);
+        let d = Defines::new().flag("Q_Q4", true).flag("S_DM", true).u32("R", 8).f32("EPS", 1e-5);
         let text = preprocess("weights.wgsl", &d).unwrap();
         assert!(text.starts_with("const EPS: f32 = 1e-5;\nconst R: u32 = 8u;\n"), "{text}");
-        assert!(text.contains("fn load_block"));
+        assert!(text.contains("return nibbles(a);") && !text.contains("fn levels"));
         assert!(!text.contains("#if"));
-        assert_eq!(d.key(), "EPS=1e-5 R=8 W_Q4");
+        assert_eq!(d.key(), "EPS=1e-5 Q_Q4 R=8 S_DM");
     }
 
     #[test]
     fn every_shader_preprocesses_for_every_weight_format() {
         for (name, _) in SOURCES {
-            for flag in ["W_Q4", "W_Q8", "W_F16", "W_F32"] {
-                // (Bounds of the #for loops in attention.wgsl.)
-                let d = Defines::new().flag(flag, true).u32("HPW", 2).u32("HV4", 4);
+            for flag in ["Q_Q2", "Q_Q3", "Q_Q4", "Q_Q5", "Q_Q6", "Q_Q8", "Q_IQ4", "Q_F16", "Q_BF16", "Q_F32"] {
+                // (Bounds of the #for loops in attention.wgsl and linear.wgsl.)
+                let d = Defines::new().flag(flag, true).flag("S_K4", true).u32("SB", 8).u32("HPW", 2).u32("HV4", 4);
                 preprocess(name, &d).unwrap();
             }
         }

@@ -23,10 +23,13 @@ fn planned(t: &TensorInfo) -> (u64, u64) {
     // Saturating: a crafted file may pair a zero dimension with an enormous one.
     match (t.dims.as_slice(), WeightFormat::for_type(t.ty)) {
         ([cols, rows, ..], Ok(format)) => {
-            let tile = TILE_ROWS as u64;
-            let blocks = rows.div_ceil(tile).saturating_mul(tile).saturating_mul(cols / BLOCK as u64);
-            let words = |per_block: usize| blocks.saturating_mul(per_block as u64 * 4);
-            (words(format.words_per_block()), words(format.scale_words_per_block()))
+            let padded_rows = rows.div_ceil(TILE_ROWS as u64).saturating_mul(TILE_ROWS as u64);
+            let blocks = padded_rows.saturating_mul(cols / BLOCK as u64);
+            let units = padded_rows.saturating_mul((cols / BLOCK as u64).div_ceil(format.scales.unit_blocks() as u64));
+            (
+                blocks.saturating_mul(format.quants.words() as u64 * 4),
+                units.saturating_mul(format.scales.half_words() as u64 * 2),
+            )
         }
         _ => (t.n_elements().saturating_mul(4), 0),
     }
@@ -34,7 +37,7 @@ fn planned(t: &TensorInfo) -> (u64, u64) {
 
 /// Bytes the file's weights take on the GPU once repacked.
 pub fn planned_bytes(header: &GgufHeader) -> u64 {
-    header.tensors.iter().map(|t| planned(t)).map(|(a, b)| a.saturating_add(b)).fold(0, u64::saturating_add)
+    header.tensors.iter().map(planned).map(|(a, b)| a.saturating_add(b)).fold(0, u64::saturating_add)
 }
 
 /// Refuses, before anything is uploaded, a matrix whose packed words no texture of the adapter

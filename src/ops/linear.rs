@@ -27,7 +27,7 @@ impl GpuMatrix {
             rows: m.rows,
             cols: m.cols,
             quants: gpu.texels(label, &m.quants)?,
-            scales: if m.format.has_scales() { Some(gpu.texels(label, &m.scales)?) } else { None },
+            scales: if m.scales.is_empty() { None } else { Some(gpu.texels(label, &m.scales)?) },
         })
     }
 
@@ -37,10 +37,15 @@ impl GpuMatrix {
 
     /// The defines every kernel reading this matrix shares.
     pub(crate) fn defines(&self, gpu: &Gpu, d: Defines) -> Defines {
-        d.flag(self.format.shader_flag(), true)
+        let [quants, scales] = self.format.shader_flags();
+        d.flag(quants, true)
+            .flag(scales, true)
+            .flag("SCALED", self.scales.is_some())
+            .u32("WQ", self.format.quants.words() as u32)
+            .u32("ST", self.format.scales.half_words() as u32)
+            .u32("SB", self.format.scales.unit_blocks() as u32)
+            .f32("S_OFFSET", self.format.offset())
             .u32("TEXEL_ROW", gpu.texel_row())
-            .flag("SCALED", self.format.has_scales())
-            .flag("HALF_SCALES", self.format == WeightFormat::Q8S16)
             .u32("K", self.cols as u32)
             .u32("N", self.rows as u32)
             .u32("WQ_H", self.quants.height)

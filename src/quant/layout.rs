@@ -1,36 +1,43 @@
 //! The GPU layout of weight matrices, and the one repack from GGUF blocks into it.
 //!
-//! GGUF blocks (18 to 210 bytes) are not 4-byte aligned, so every matrix is repacked once at
-//! load into aligned arrays that the shaders read with `vec4<u32>` loads:
+//! Every GGUF type keeps (about) its own size on the GPU: its quants are stored at their own
+//! bit width and its scales as the file has them, and the shaders (`shaders/weights.wgsl`)
+//! unpack both. Only the arrangement changes, so that 4-byte words line up and the rows a
+//! kernel works on together are read together:
 //!
-//! * rows are grouped in tiles of [`TILE_ROWS`] (the row count is padded with zero rows);
-//! * within a tile, block `b` (32 consecutive elements of a row) of row `r` is stored at
-//!   `((tile * blocks_per_row + b) * TILE_ROWS + r) * vec4s_per_block`, so the invocations of a
-//!   workgroup, one or a few rows each, read neighbouring bytes at every step, and a tile is a
-//!   contiguous range that can be bound on its own;
-//! * the scales `(d, m)` of a block are one `u32` (two f16) at `(tile * blocks_per_row + b) *
-//!   TILE_ROWS + r`, or two (one per 16 weights) at twice that index for [`WeightFormat::Q8S16`];
-//!   a weight is `d * q + m`.
+//! * rows are grouped in *octets* of [`OCTET`] rows, octets in tiles of [`TILE_ROWS`] rows
+//!   (the row count is padded with zero rows);
+//! * a *unit* is one octet's block `b` (32 weights of each of its 8 rows), numbered
+//!   `(tile * blocks_per_row + b) * 8 + octet_in_tile`, so the octets of a tile, which the
+//!   invocations of a workgroup take, are neighbours at every block;
+//! * a unit's quant words are stored word-major: word `k` of row `j` at
+//!   `(unit * quant_words + k) * 8 + j`, so one `vec4<u32>` texel holds word `k` of four rows;
+//! * scales likewise, per *scale unit*: a block for the 32-weight formats, a 256-weight
+//!   superblock for the K-quants and IQ4_XS, whose scale bytes are copied from the file as
+//!   they are (a record of [`Scales::record_words`] words per row).
 //!
-//! Every GGUF type maps onto one of these formats without changing a quant: Q4_0 is stored as
-//! Q4_1 with `m = -8 d`; Q5_0, Q5_1, IQ4_NL, Q5_K and IQ4_XS, whose quants fit a signed byte
-//! (`q - 16`, `q`, the level), as 8-bit; Q4_K as 4-bit; Q6_K, Q3_K and Q2_K, whose scales change
-//! every 16 weights, as 8-bit with a scale pair per 16. The K-quants' sub-block scales
-//! (`d * sc`, `-dmin * m`) are products the format computes in f32; stored as f16 they are
-//! rounded to 11 significant bits (a relative error below 2^-11, far under the quantization's
-//! own). Tensors fused into one matrix (Q|K|V, gate|up) may differ in type: they share the
-//! narrowest format that holds them all.
+//! Quant widths ([`Quants`]): 2, 3, 4, 5, 6 or 8 bits, a 4-bit index into IQ4_NL's levels, or
+//! f16, bf16, f32. Element `e` of a block: 4-bit words hold 8 elements (`e` at bits
+//! `4 (e % 8)` of word `e / 8`); 2-bit planes 16 (`2 (e % 16)` of word `e / 16`); 1-bit planes
+//! 32 (bit `e`). Q5 is a 4-bit plane (words 0..4) plus a 1-bit plane (word 4); Q6 a 4-bit
+//! plane plus a 2-bit plane (words 4, 5); Q3 a 2-bit plane (words 0, 1) plus a 1-bit plane
+//! (word 2); Q8 holds 4 bytes a word. Quants are stored unsigned where the format's are, the
+//! offset going into the scales: a weight is `d * q + m`.
 //!
-//! Quant words: 4-bit words hold 8 consecutive elements (element `i` in bits `4i..4i+4`), 8-bit
-//! words hold 4 signed bytes, f16 words two halves, f32 words one float.
+//! Tensors fused into one matrix (Q|K|V, gate|up) of different types meet in one widened
+//! format, signed bytes with the narrowest scales that hold every part's (or f32 where floats
+//! are involved): the one case where the GPU holds more than the file.
 
 use super::GgmlType;
-use crate::quant::dequant::{SUPERBLOCK_TYPES, decode_superblock, iq4_nl_levels, q5_quants};
+use crate::quant::dequant::IQ4_NL_LEVELS;
 use crate::{Error, Result};
 use half::f16;
 
 pub const TILE_ROWS: usize = 64;
 pub const BLOCK: usize = 32;
+pub const OCTET: usize = 8;
+/// Blocks in the scale unit of the superblock formats.
+pub const SUPERBLOCK_BLOCKS: usize = 8;
 
 /// The tensor types hearth runs on the GPU.
 pub const SUPPORTED_TYPES: [GgmlType; 15] = [
@@ -51,100 +58,302 @@ pub const SUPPORTED_TYPES: [GgmlType; 15] = [
     GgmlType::F32,
 ];
 
+/// How a block's 32 quants are stored (see the module comment).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum WeightFormat {
-    /// 4-bit unsigned quants with (d, m) scales: Q4_0, Q4_1, Q4_K.
+pub enum Quants {
+    Q2,
+    Q3,
     Q4,
-    /// 8-bit signed quants with (d, m) scales: Q8_0, and Q5_0, Q5_1, IQ4_NL, Q5_K, IQ4_XS
-    /// widened to bytes.
+    Q5,
+    Q6,
+    /// Signed bytes.
     Q8,
-    /// 8-bit signed quants with a (d, m) pair per 16 weights: Q6_K, Q3_K, Q2_K.
-    Q8S16,
+    /// 4-bit indices into IQ4_NL's levels.
+    Iq4,
     F16,
+    Bf16,
     F32,
 }
 
-impl WeightFormat {
-    pub fn for_type(ty: GgmlType) -> Result<WeightFormat> {
-        Ok(match ty {
-            GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q4K => WeightFormat::Q4,
-            GgmlType::Q8_0 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::IQ4NL | GgmlType::Q5K | GgmlType::IQ4XS => {
-                WeightFormat::Q8
-            }
-            GgmlType::Q6K | GgmlType::Q3K | GgmlType::Q2K => WeightFormat::Q8S16,
-            GgmlType::F16 => WeightFormat::F16,
-            GgmlType::F32 | GgmlType::BF16 => WeightFormat::F32,
-            other => {
-                let supported: Vec<&str> = SUPPORTED_TYPES.iter().map(|t| t.name()).collect();
-                return Err(Error::Unsupported(format!(
-                    "tensor type {other} is not supported yet (supported: {})",
-                    supported.join(", ")
-                )));
-            }
-        })
+impl Quants {
+    /// `u32` words per block of one row.
+    pub fn words(self) -> usize {
+        match self {
+            Quants::Q2 => 2,
+            Quants::Q3 => 3,
+            Quants::Q4 | Quants::Iq4 => 4,
+            Quants::Q5 => 5,
+            Quants::Q6 => 6,
+            Quants::Q8 => 8,
+            Quants::F16 | Quants::Bf16 => 16,
+            Quants::F32 => 32,
+        }
     }
 
-    /// The narrowest format that holds every weight of both unchanged (for fused tensors of
-    /// different types): quantized formats nest (4-bit quants fit bytes, one scale pair per
-    /// block fits one per 16), anything else meets in f32.
-    pub fn common(self, other: WeightFormat) -> WeightFormat {
-        let rank = |f: WeightFormat| match f {
-            WeightFormat::Q4 => Some(0),
-            WeightFormat::Q8 => Some(1),
-            WeightFormat::Q8S16 => Some(2),
-            WeightFormat::F16 | WeightFormat::F32 => None,
+    fn is_float(self) -> bool {
+        matches!(self, Quants::F16 | Quants::Bf16 | Quants::F32)
+    }
+
+    /// Element `e`'s stored value (before scaling) from a row's words of one block.
+    fn value(self, w: &[u32], e: usize) -> f32 {
+        let nibble = |e: usize| (w[e / 8] >> (4 * (e % 8))) & 0xF;
+        let crumb = |e: usize| (w[e / 16] >> (2 * (e % 16))) & 3;
+        match self {
+            Quants::Q2 => crumb(e) as f32,
+            Quants::Q3 => (crumb(e) | ((w[2] >> e) & 1) << 2) as f32,
+            Quants::Q4 => nibble(e) as f32,
+            Quants::Q5 => (nibble(e) | ((w[4] >> e) & 1) << 4) as f32,
+            Quants::Q6 => (nibble(e) | ((w[4 + e / 16] >> (2 * (e % 16))) & 3) << 4) as f32,
+            Quants::Q8 => (w[e / 4] >> (8 * (e % 4))) as u8 as i8 as f32,
+            Quants::Iq4 => IQ4_NL_LEVELS[nibble(e) as usize] as f32,
+            Quants::F16 => f16::from_bits((w[e / 2] >> (16 * (e % 2))) as u16).to_f32(),
+            Quants::Bf16 => f32::from_bits((w[e / 2] >> (16 * (e % 2))) << 16),
+            Quants::F32 => f32::from_bits(w[e]),
+        }
+    }
+
+    /// A block's words from its 32 stored values (bit patterns for floats).
+    pub(super) fn encode(self, q: &[u32; 32], words: &mut [u32]) {
+        let fill = |words: &mut [u32], per_word: usize, bits: usize, value: &dyn Fn(usize) -> u32| {
+            for (w, word) in words.iter_mut().enumerate() {
+                *word = (0..per_word).fold(0, |acc, i| acc | value(w * per_word + i) << (bits * i));
+            }
         };
-        match (rank(self), rank(other)) {
-            _ if self == other => self,
-            (Some(a), Some(b)) => {
-                if a >= b {
-                    self
-                } else {
-                    other
-                }
+        match self {
+            Quants::Q2 => fill(words, 16, 2, &|e| q[e] & 3),
+            Quants::Q3 => {
+                fill(&mut words[..2], 16, 2, &|e| q[e] & 3);
+                fill(&mut words[2..], 32, 1, &|e| (q[e] >> 2) & 1);
             }
-            _ => WeightFormat::F32,
-        }
-    }
-
-    pub fn words_per_block(self) -> usize {
-        match self {
-            WeightFormat::Q4 => 4,
-            WeightFormat::Q8 | WeightFormat::Q8S16 => 8,
-            WeightFormat::F16 => 16,
-            WeightFormat::F32 => 32,
-        }
-    }
-
-    /// `u32` scale words per block: one (d, m) pair of f16, two for Q8S16, none for floats.
-    pub fn scale_words_per_block(self) -> usize {
-        match self {
-            WeightFormat::Q4 | WeightFormat::Q8 => 1,
-            WeightFormat::Q8S16 => 2,
-            WeightFormat::F16 | WeightFormat::F32 => 0,
-        }
-    }
-
-    pub fn has_scales(self) -> bool {
-        self.scale_words_per_block() > 0
-    }
-
-    /// The preprocessor flag that selects this format's quant words in the shaders (Q8S16 adds
-    /// `HALF_SCALES`).
-    pub fn shader_flag(self) -> &'static str {
-        match self {
-            WeightFormat::Q4 => "W_Q4",
-            WeightFormat::Q8 | WeightFormat::Q8S16 => "W_Q8",
-            WeightFormat::F16 => "W_F16",
-            WeightFormat::F32 => "W_F32",
+            Quants::Q4 | Quants::Iq4 => fill(words, 8, 4, &|e| q[e] & 0xF),
+            Quants::Q5 => {
+                fill(&mut words[..4], 8, 4, &|e| q[e] & 0xF);
+                fill(&mut words[4..], 32, 1, &|e| (q[e] >> 4) & 1);
+            }
+            Quants::Q6 => {
+                fill(&mut words[..4], 8, 4, &|e| q[e] & 0xF);
+                fill(&mut words[4..], 16, 2, &|e| (q[e] >> 4) & 3);
+            }
+            Quants::Q8 => fill(words, 4, 8, &|e| q[e] & 0xFF),
+            Quants::F16 | Quants::Bf16 => fill(words, 2, 16, &|e| q[e] & 0xFFFF),
+            Quants::F32 => fill(words, 1, 32, &|e| q[e]),
         }
     }
 }
 
-/// Whether the GPU layout rounds this type's scales (products of two of the format's numbers,
-/// stored as f16): its weights read back within 2^-11 of their size rather than exactly.
-pub fn rounds_scales(ty: GgmlType) -> bool {
-    SUPERBLOCK_TYPES.contains(&ty)
+/// How a block's scales are stored: `d` and `m` of `d * q + m` for each 16 weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scales {
+    /// Floats: no scales.
+    None,
+    /// One f16 `d` per block; `m = offset * d` (Q4_0: -8, Q5_0: -16, Q8_0 and IQ4_NL: 0).
+    D { offset: i8 },
+    /// An f16 (d, m) pair per block (Q4_1, Q5_1).
+    Dm,
+    /// An f16 (d, m) pair per 16 weights (fused tensors of different types).
+    Dm16,
+    /// Per superblock, the file's own 16 bytes: f16 d, f16 dmin, 12 bytes of 6-bit scales
+    /// and mins (Q4_K, Q5_K).
+    K4,
+    /// Per superblock: 16 signed 8-bit scales, then f16 d (Q6_K, quants biased by 32).
+    K6,
+    /// Per superblock: 12 bytes of 6-bit scales, then f16 d (Q3_K, quants biased by 4).
+    K3,
+    /// Per superblock: 16 bytes of 4-bit scale | 4-bit min << 4, then f16 d, f16 dmin (Q2_K).
+    K2,
+    /// Per superblock: f16 d, 16 bits of high scale bits, 4 bytes of low scale nibbles (IQ4_XS).
+    Xs,
+}
+
+impl Scales {
+    /// Words per row in one scale unit, as halves: the record formats' per superblock, the
+    /// others' per block (`D` takes half a word).
+    pub fn half_words(self) -> usize {
+        match self {
+            Scales::None => 0,
+            Scales::D { .. } => 1,
+            Scales::Dm => 2,
+            Scales::Dm16 | Scales::Xs => 4,
+            Scales::K4 | Scales::K3 => 8,
+            Scales::K6 | Scales::K2 => 10,
+        }
+    }
+
+    /// Words of the file's superblock copied into a record, padded to whole words.
+    pub fn record_words(self) -> usize {
+        self.half_words() / 2
+    }
+
+    /// Whether the scale unit is a superblock of [`SUPERBLOCK_BLOCKS`] blocks.
+    pub fn per_superblock(self) -> bool {
+        matches!(self, Scales::K4 | Scales::K6 | Scales::K3 | Scales::K2 | Scales::Xs)
+    }
+
+    /// Blocks per scale unit.
+    pub fn unit_blocks(self) -> usize {
+        if self.per_superblock() { SUPERBLOCK_BLOCKS } else { 1 }
+    }
+
+    /// (d, m) of the two halves of block `j` of a scale unit, from one row's scale words.
+    fn of_block(self, w: &[u32], j: usize) -> [(f32, f32); 2] {
+        let half = |x: u32, hi: bool| f16::from_bits((if hi { x >> 16 } else { x }) as u16).to_f32();
+        let byte = |i: usize| (w[i / 4] >> (8 * (i % 4))) & 0xFF;
+        let same = |d: f32, m: f32| [(d, m); 2];
+        match self {
+            Scales::None => same(1.0, 0.0),
+            Scales::D { offset } => {
+                let d = half(w[0], false);
+                same(d, offset as f32 * d)
+            }
+            Scales::Dm => same(half(w[0], false), half(w[0], true)),
+            Scales::Dm16 => [(half(w[0], false), half(w[0], true)), (half(w[1], false), half(w[1], true))],
+            Scales::K4 => {
+                let s = |i: usize| byte(4 + i) as u8;
+                let (sc, mn) = if j < 4 {
+                    (s(j) & 63, s(j + 4) & 63)
+                } else {
+                    ((s(j + 4) & 0xF) | ((s(j - 4) >> 6) << 4), (s(j + 4) >> 4) | ((s(j) >> 6) << 4))
+                };
+                same(half(w[0], false) * sc as f32, -(half(w[0], true) * mn as f32))
+            }
+            Scales::K6 => {
+                let d = half(w[4], false);
+                std::array::from_fn(|h| {
+                    let sc = d * byte(2 * j + h) as u8 as i8 as f32;
+                    (sc, -32.0 * sc)
+                })
+            }
+            Scales::K3 => {
+                let d = half(w[3], false);
+                std::array::from_fn(|h| {
+                    let s = 2 * j + h;
+                    let low = (byte(s % 8) >> (4 * (s / 8))) & 0xF;
+                    let high = (byte(8 + s % 4) >> (2 * (s / 4))) & 3;
+                    let sc = d * ((low | high << 4) as f32 - 32.0);
+                    (sc, -4.0 * sc)
+                })
+            }
+            Scales::K2 => {
+                let (d, dmin) = (half(w[4], false), half(w[4], true));
+                std::array::from_fn(|h| {
+                    let b = byte(2 * j + h);
+                    (d * (b & 0xF) as f32, -(dmin * (b >> 4) as f32))
+                })
+            }
+            Scales::Xs => {
+                let low = (w[1] >> (4 * j)) & 0xF;
+                let high = (w[0] >> (16 + 2 * j)) & 3;
+                same(half(w[0], false) * ((low | high << 4) as f32 - 32.0), 0.0)
+            }
+        }
+    }
+}
+
+/// A GPU weight format: how quants and scales are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct WeightFormat {
+    pub quants: Quants,
+    pub scales: Scales,
+}
+
+/// The widened formats fused tensors of different types meet in: signed bytes with the
+/// narrowest scales that hold every part's (a d per block where no part has an m, a (d, m)
+/// pair per block, or per 16 weights where a part is a K-quant), or f32 where one is a float.
+const COMMON_D: WeightFormat = WeightFormat { quants: Quants::Q8, scales: Scales::D { offset: 0 } };
+const COMMON_DM: WeightFormat = WeightFormat { quants: Quants::Q8, scales: Scales::Dm };
+const COMMON_DM16: WeightFormat = WeightFormat { quants: Quants::Q8, scales: Scales::Dm16 };
+const COMMON_FLOAT: WeightFormat = WeightFormat { quants: Quants::F32, scales: Scales::None };
+
+impl WeightFormat {
+    pub fn for_type(ty: GgmlType) -> Result<WeightFormat> {
+        let f = |quants, scales| Ok(WeightFormat { quants, scales });
+        match ty {
+            GgmlType::Q4_0 => f(Quants::Q4, Scales::D { offset: -8 }),
+            GgmlType::Q4_1 => f(Quants::Q4, Scales::Dm),
+            GgmlType::Q5_0 => f(Quants::Q5, Scales::D { offset: -16 }),
+            GgmlType::Q5_1 => f(Quants::Q5, Scales::Dm),
+            GgmlType::Q8_0 => f(Quants::Q8, Scales::D { offset: 0 }),
+            GgmlType::IQ4NL => f(Quants::Iq4, Scales::D { offset: 0 }),
+            GgmlType::Q2K => f(Quants::Q2, Scales::K2),
+            GgmlType::Q3K => f(Quants::Q3, Scales::K3),
+            GgmlType::Q4K => f(Quants::Q4, Scales::K4),
+            GgmlType::Q5K => f(Quants::Q5, Scales::K4),
+            GgmlType::Q6K => f(Quants::Q6, Scales::K6),
+            GgmlType::IQ4XS => f(Quants::Iq4, Scales::Xs),
+            GgmlType::F16 => f(Quants::F16, Scales::None),
+            GgmlType::BF16 => f(Quants::Bf16, Scales::None),
+            GgmlType::F32 => f(Quants::F32, Scales::None),
+            other => {
+                let supported: Vec<&str> = SUPPORTED_TYPES.iter().map(|t| t.name()).collect();
+                Err(Error::Unsupported(format!(
+                    "tensor type {other} is not supported yet (supported: {})",
+                    supported.join(", ")
+                )))
+            }
+        }
+    }
+
+    /// The format tensors of these types share when fused into one matrix: their own where
+    /// all are of one type, else the widened common one.
+    pub fn for_types(types: &[GgmlType]) -> Result<WeightFormat> {
+        let first = types.first().ok_or_else(|| Error::Unsupported("no tensors to pack".into()))?;
+        let formats = types.iter().map(|&t| WeightFormat::for_type(t)).collect::<Result<Vec<_>>>()?;
+        let any = |f: &dyn Fn(&WeightFormat) -> bool| formats.iter().any(f);
+        Ok(if types.iter().all(|t| t == first) {
+            formats[0]
+        } else if any(&|f| f.quants.is_float()) {
+            COMMON_FLOAT
+        } else if any(&|f| f.scales.per_superblock()) {
+            COMMON_DM16
+        } else if any(&|f| f.scales == Scales::Dm) {
+            COMMON_DM
+        } else {
+            COMMON_D
+        })
+    }
+
+    /// Bytes per row of `cols` weights, padding aside: quants plus scales.
+    pub fn row_bytes(self, cols: usize) -> u64 {
+        let blocks = (cols / BLOCK) as u64;
+        let units = blocks.div_ceil(self.scales.unit_blocks() as u64);
+        blocks * self.quants.words() as u64 * 4 + units * self.scales.half_words() as u64 * 2
+    }
+
+    /// The preprocessor flags that select this format in `shaders/weights.wgsl`.
+    pub fn shader_flags(self) -> [&'static str; 2] {
+        let q = match self.quants {
+            Quants::Q2 => "Q_Q2",
+            Quants::Q3 => "Q_Q3",
+            Quants::Q4 => "Q_Q4",
+            Quants::Q5 => "Q_Q5",
+            Quants::Q6 => "Q_Q6",
+            Quants::Q8 => "Q_Q8",
+            Quants::Iq4 => "Q_IQ4",
+            Quants::F16 => "Q_F16",
+            Quants::Bf16 => "Q_BF16",
+            Quants::F32 => "Q_F32",
+        };
+        let s = match self.scales {
+            Scales::None => "S_NONE",
+            Scales::D { .. } => "S_D",
+            Scales::Dm => "S_DM",
+            Scales::Dm16 => "S_DM16",
+            Scales::K4 => "S_K4",
+            Scales::K6 => "S_K6",
+            Scales::K3 => "S_K3",
+            Scales::K2 => "S_K2",
+            Scales::Xs => "S_XS",
+        };
+        [q, s]
+    }
+
+    /// `m / d` of the `D` scales (the shaders' `S_OFFSET`).
+    pub fn offset(self) -> f32 {
+        match self.scales {
+            Scales::D { offset } => offset as f32,
+            _ => 0.0,
+        }
+    }
 }
 
 /// A matrix in the GPU layout, still on the host.
@@ -157,8 +366,16 @@ pub struct PackedMatrix {
     pub scales: Vec<u32>,
 }
 
-fn halves(s: u32) -> (f32, f32) {
-    (f16::from_bits(s as u16).to_f32(), f16::from_bits((s >> 16) as u16).to_f32())
+/// Where row `row` sits: its octet's number among all octets, and its place in the octet.
+pub(super) fn octet_of(row: usize) -> (usize, usize) {
+    (row / OCTET, row % OCTET)
+}
+
+/// The unit number of an octet's `index`-th block (or scale unit) in a matrix of `per_row` of
+/// them per row.
+pub(super) fn unit(octet: usize, index: usize, per_row: usize) -> usize {
+    let per_tile = TILE_ROWS / OCTET;
+    ((octet / per_tile) * per_row + index) * per_tile + octet % per_tile
 }
 
 impl PackedMatrix {
@@ -166,32 +383,43 @@ impl PackedMatrix {
         self.cols / BLOCK
     }
 
+    pub fn scale_units_per_row(&self) -> usize {
+        self.blocks_per_row().div_ceil(self.format.scales.unit_blocks())
+    }
+
     pub fn tiles(&self) -> usize {
         self.rows.div_ceil(TILE_ROWS)
     }
 
-    /// Index of block `b` of row `row` in units of blocks (multiply by words per block for quants).
-    pub fn block_index(&self, row: usize, b: usize) -> usize {
-        (row / TILE_ROWS * self.blocks_per_row() + b) * TILE_ROWS + row % TILE_ROWS
+    /// Row `row`'s words of block `b`.
+    fn quant_words(&self, row: usize, b: usize) -> Vec<u32> {
+        let (octet, j) = octet_of(row);
+        let n = self.format.quants.words();
+        let u = unit(octet, b, self.blocks_per_row());
+        (0..n).map(|k| self.quants[(u * n + k) * OCTET + j]).collect()
+    }
+
+    /// Row `row`'s scale words of scale unit `s` (`D` scales: its half in the low bits).
+    fn scale_words(&self, row: usize, s: usize) -> Vec<u32> {
+        let (octet, j) = octet_of(row);
+        let u = unit(octet, s, self.scale_units_per_row());
+        match self.format.scales {
+            Scales::None => vec![],
+            Scales::D { .. } => vec![self.scales[(u * OCTET + j) / 2] >> (16 * (j % 2))],
+            other => {
+                let n = other.record_words();
+                (0..n).map(|k| self.scales[(u * n + k) * OCTET + j]).collect()
+            }
+        }
     }
 
     /// One weight read back from the packed arrays: what a shader sees.
     pub fn get(&self, row: usize, col: usize) -> f32 {
-        let bi = self.block_index(row, col / BLOCK);
-        let e = col % BLOCK;
-        let words = &self.quants[bi * self.format.words_per_block()..][..self.format.words_per_block()];
-        let (d, m) = match self.format.scale_words_per_block() {
-            0 => (1.0, 0.0),
-            1 => halves(self.scales[bi]),
-            _ => halves(self.scales[2 * bi + e / 16]),
-        };
-        let q = match self.format {
-            WeightFormat::Q4 => ((words[e / 8] >> (4 * (e % 8))) & 0xF) as f32,
-            WeightFormat::Q8 | WeightFormat::Q8S16 => ((words[e / 4] >> (8 * (e % 4))) as u8 as i8) as f32,
-            WeightFormat::F16 => f16::from_bits((words[e / 2] >> (16 * (e % 2))) as u16).to_f32(),
-            WeightFormat::F32 => f32::from_bits(words[e]),
-        };
-        d * q + m
+        let (b, e) = (col / BLOCK, col % BLOCK);
+        let per_unit = self.format.scales.unit_blocks();
+        let scales = self.format.scales.of_block(&self.scale_words(row, b / per_unit), b % per_unit);
+        let (d, m) = scales[e / 16];
+        d * self.format.quants.value(&self.quant_words(row, b), e) + m
     }
 
     /// Bytes this matrix occupies on the GPU.
@@ -200,199 +428,40 @@ impl PackedMatrix {
     }
 }
 
-/// One source tensor's bytes in GGUF row-major order (`rows` rows of `cols` elements).
-#[derive(Clone, Copy)]
-pub struct SourceRows<'a> {
-    pub ty: GgmlType,
-    pub bytes: &'a [u8],
-    pub rows: usize,
-}
-
-/// How several source tensors become the rows of one packed matrix.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum RowOrder {
-    /// Rows of the first source, then the second, ... (fused Q|K|V).
-    Concat,
-    /// Row `i` of each source in turn (fused gate|up: gate_i, up_i, gate_i+1, ...), so one
-    /// invocation holding neighbouring rows can combine them.
-    Interleave,
-}
-
-pub fn pack(sources: &[SourceRows], cols: usize, order: RowOrder) -> Result<PackedMatrix> {
-    let first = sources.first().ok_or_else(|| Error::Unsupported("no tensors to pack".into()))?;
-    let mut format = WeightFormat::for_type(first.ty)?;
-    let mut row_bytes = Vec::with_capacity(sources.len());
-    for src in sources {
-        format = format.common(WeightFormat::for_type(src.ty)?);
-        let per_row = src.ty.bytes_for(cols as u64).filter(|_| cols.is_multiple_of(BLOCK)).ok_or_else(|| {
-            Error::Unsupported(format!("row length {cols} is not a whole number of {} blocks", src.ty))
-        })? as usize;
-        if src.bytes.len() != per_row * src.rows {
-            return Err(Error::Gguf(format!(
-                "tensor holds {} bytes, expected {} rows of {per_row}",
-                src.bytes.len(),
-                src.rows
-            )));
-        }
-        row_bytes.push(per_row);
-    }
-    let rows_of = |k: usize| sources[k].rows;
-    let total_rows: usize = sources.iter().map(|s| s.rows).sum();
-    if order == RowOrder::Interleave && sources.iter().any(|s| s.rows != first.rows) {
-        return Err(Error::Unsupported("interleaved tensors must have the same row count".into()));
-    }
-    let source_row = |out_row: usize| -> (usize, usize) {
-        match order {
-            RowOrder::Interleave => (out_row % sources.len(), out_row / sources.len()),
-            RowOrder::Concat => {
-                let mut r = out_row;
-                let mut k = 0;
-                while r >= rows_of(k) {
-                    r -= rows_of(k);
-                    k += 1;
-                }
-                (k, r)
-            }
-        }
-    };
-
-    let nb = cols / BLOCK;
-    let (wpb, spb) = (format.words_per_block(), format.scale_words_per_block());
-    let padded_rows = total_rows.div_ceil(TILE_ROWS) * TILE_ROWS;
-    let mut packed = PackedMatrix {
-        format,
-        rows: total_rows,
-        cols,
-        quants: vec![0; padded_rows * nb * wpb],
-        scales: vec![0; padded_rows * nb * spb],
-    };
-    // Bytes of one unit `decode_blocks` takes: a quantized block, or 32 floats.
-    let source_block_bytes: Vec<usize> =
-        sources.iter().map(|s| (s.ty.block_bytes() * (BLOCK as u64 / s.ty.block_elements()).max(1)) as usize).collect();
-    let mut blocks = Vec::with_capacity(8);
-    for out_row in 0..total_rows {
-        let (k, r) = source_row(out_row);
-        let src = &sources[k];
-        let row = &src.bytes[r * row_bytes[k]..][..row_bytes[k]];
-        let mut b = 0;
-        for source_block in row.chunks_exact(source_block_bytes[k]) {
-            decode_blocks(src.ty, source_block, &mut blocks)?;
-            for block in &blocks {
-                let bi = packed.block_index(out_row, b);
-                encode(block, format, &mut packed.quants[bi * wpb..][..wpb], &mut packed.scales[bi * spb..][..spb])?;
-                b += 1;
-            }
-        }
-    }
-    Ok(packed)
-}
-
-/// 32 weights between their GGUF form and the GPU's: integer quants with an f16 (d, m) pair
-/// (packed in a `u32`) per 16 weights, or plain values.
-enum Block32 {
-    Quant { q: [i8; 32], scales: [u32; 2] },
-    Float([f32; 32]),
-}
-
-fn le_u16(b: &[u8], i: usize) -> u16 {
-    u16::from_le_bytes([b[i], b[i + 1]])
-}
-
-fn pair(d: u16, m: u16) -> u32 {
-    d as u32 | (m as u32) << 16
-}
-
-fn f16_pair(d: f32, m: f32) -> u32 {
-    pair(f16::from_f32(d).to_bits(), f16::from_f32(m).to_bits())
-}
-
-/// The 32-weight blocks of one GGUF block (one, or eight for 256-weight superblocks), or of 32
-/// floats.
-fn decode_blocks(ty: GgmlType, block: &[u8], out: &mut Vec<Block32>) -> Result<()> {
-    out.clear();
-    let floats = |f: &dyn Fn(usize) -> f32| Block32::Float(std::array::from_fn(f));
-    let one_pair = |q: [i8; 32], d: u16, m: u16| Block32::Quant { q, scales: [pair(d, m); 2] };
-    let nibbles =
-        |qs: &[u8]| -> [i8; 32] { std::array::from_fn(|e| (if e < 16 { qs[e] & 0xF } else { qs[e - 16] >> 4 }) as i8) };
-    match ty {
-        GgmlType::F32 => out.push(floats(&|e| {
-            f32::from_le_bytes([block[4 * e], block[4 * e + 1], block[4 * e + 2], block[4 * e + 3]])
-        })),
-        GgmlType::F16 => out.push(floats(&|e| f16::from_bits(le_u16(block, 2 * e)).to_f32())),
-        GgmlType::BF16 => out.push(floats(&|e| half::bf16::from_bits(le_u16(block, 2 * e)).to_f32())),
-        GgmlType::Q4_0 => {
-            let d = le_u16(block, 0);
-            let m = f16::from_f32(-8.0 * f16::from_bits(d).to_f32()).to_bits();
-            out.push(one_pair(nibbles(&block[2..18]), d, m));
-        }
-        GgmlType::Q4_1 => out.push(one_pair(nibbles(&block[4..20]), le_u16(block, 0), le_u16(block, 2))),
-        GgmlType::Q8_0 => out.push(one_pair(std::array::from_fn(|e| block[2 + e] as i8), le_u16(block, 0), 0)),
-        GgmlType::Q5_0 => {
-            out.push(one_pair(q5_quants(&block[2..6], &block[6..22]).map(|q| q as i8 - 16), le_u16(block, 0), 0))
-        }
-        GgmlType::Q5_1 => out.push(one_pair(
-            q5_quants(&block[4..8], &block[8..24]).map(|q| q as i8),
-            le_u16(block, 0),
-            le_u16(block, 2),
-        )),
-        GgmlType::IQ4NL => out.push(one_pair(iq4_nl_levels(&block[2..18]), le_u16(block, 0), 0)),
-        _ => {
-            // 256-weight superblocks (the K-quants, IQ4_XS); anything else is refused there.
-            let sb = decode_superblock(ty, block)?;
-            for i in 0..8 {
-                out.push(Block32::Quant {
-                    q: std::array::from_fn(|e| sb.q[32 * i + e]),
-                    scales: [f16_pair(sb.d[2 * i], sb.m[2 * i]), f16_pair(sb.d[2 * i + 1], sb.m[2 * i + 1])],
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Sets each word from `per_word` consecutive elements of `bits` bits, the first lowest.
-fn fill(words: &mut [u32], per_word: usize, bits: usize, element: impl Fn(usize) -> u32) {
-    for (w, word) in words.iter_mut().enumerate() {
-        *word = (0..per_word).fold(0, |acc, i| acc | element(w * per_word + i) << (bits * i));
-    }
-}
-
-/// Writes one block's quant and scale words in `format` (one that holds it: see `common`).
-fn encode(block: &Block32, format: WeightFormat, words: &mut [u32], scales: &mut [u32]) -> Result<()> {
-    match (block, format) {
-        (Block32::Quant { q, scales: s }, WeightFormat::Q4) => {
-            scales.copy_from_slice(&s[..1]);
-            fill(words, 8, 4, |e| (q[e] as u8 & 0xF) as u32);
-        }
-        (Block32::Quant { q, scales: s }, WeightFormat::Q8 | WeightFormat::Q8S16) => {
-            scales.copy_from_slice(&s[..scales.len()]);
-            fill(words, 4, 8, |e| q[e] as u8 as u32);
-        }
-        (Block32::Quant { q, scales: s }, WeightFormat::F32) => fill(words, 1, 32, |e| {
-            let (d, m) = halves(s[e / 16]);
-            (d * q[e] as f32 + m).to_bits()
-        }),
-        (Block32::Float(v), WeightFormat::F32) => fill(words, 1, 32, |e| v[e].to_bits()),
-        (Block32::Float(v), WeightFormat::F16) => fill(words, 2, 16, |e| f16::from_f32(v[e]).to_bits() as u32),
-        _ => return Err(Error::Unsupported(format!("a block cannot be stored in the {format:?} layout"))),
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ops::test_support::rng;
     use crate::quant::dequantize;
+    use crate::quant::pack::{RowOrder, SourceRows, pack};
     use crate::quant::testing::random_tensor;
 
-    /// Asserts that `get(row, c)` reads back `want` (a row of dequantized weights): exactly, or
-    /// for types whose scales the layout rounds, within 2^-10 of the row's largest weight.
-    fn assert_row(m: &PackedMatrix, row: usize, want: &[f32], ty: GgmlType, what: &str) {
-        let tol = if rounds_scales(ty) { want.iter().fold(0f32, |a, w| a.max(w.abs())) / 1024.0 } else { 0.0 };
+    /// Asserts that `get(row, c)` reads back `want` (a row of dequantized weights) within
+    /// `tol` times the row's largest weight.
+    fn assert_row(m: &PackedMatrix, row: usize, want: &[f32], tol: f32, what: &str) {
+        let tol = want.iter().fold(0f32, |a, w| a.max(w.abs())) * tol;
         for (c, &w) in want.iter().enumerate() {
             let got = m.get(row, c);
-            assert!((got - w).abs() <= tol, "{ty} {what} row {row} col {c}: {got} != {w}");
+            assert!((got - w).abs() <= tol, "{what} row {row} col {c}: {got} != {w}");
+        }
+    }
+
+    #[test]
+    fn every_type_is_stored_at_its_own_size() {
+        for ty in SUPPORTED_TYPES {
+            let cols = 4096;
+            let format = WeightFormat::for_type(ty).unwrap();
+            let file = ty.bytes_for(cols as u64).unwrap() as f64;
+            let gpu = format.row_bytes(cols) as f64;
+            assert!(
+                gpu <= file * 1.05 && gpu >= file * 0.95,
+                "{ty}: {gpu} bytes per row on the GPU, {file} in the file"
+            );
+            // What pack allocates agrees with row_bytes (one full tile, so no padding).
+            let mut rng = rng(7);
+            let bytes = random_tensor(ty, TILE_ROWS, cols, &mut rng);
+            let m = pack(&[SourceRows { ty, bytes: &bytes, rows: TILE_ROWS }], cols, RowOrder::Concat).unwrap();
+            assert_eq!(m.gpu_bytes(), format.row_bytes(cols) * TILE_ROWS as u64, "{ty}");
         }
     }
 
@@ -408,13 +477,14 @@ mod tests {
             let concat = pack(&sources, cols, RowOrder::Concat).unwrap();
             let inter = pack(&sources, cols, RowOrder::Interleave).unwrap();
             assert_eq!(concat.format, WeightFormat::for_type(ty).unwrap());
-            assert_eq!(concat.quants.len() % (TILE_ROWS * concat.format.words_per_block()), 0);
+            // The K-quants' offsets move into the scales (d q + m for d (q - 32)): f32 rounding.
+            let tol = if Scales::per_superblock(concat.format.scales) { 1e-6 } else { 0.0 };
             for r in 0..rows {
                 let (wa, wb) = (&da[r * cols..][..cols], &db[r * cols..][..cols]);
-                assert_row(&concat, r, wa, ty, "concat");
-                assert_row(&concat, rows + r, wb, ty, "concat");
-                assert_row(&inter, 2 * r, wa, ty, "interleaved");
-                assert_row(&inter, 2 * r + 1, wb, ty, "interleaved");
+                assert_row(&concat, r, wa, tol, &format!("{ty} concat"));
+                assert_row(&concat, rows + r, wb, tol, &format!("{ty} concat"));
+                assert_row(&inter, 2 * r, wa, tol, &format!("{ty} interleaved"));
+                assert_row(&inter, 2 * r + 1, wb, tol, &format!("{ty} interleaved"));
             }
         }
     }
@@ -422,11 +492,13 @@ mod tests {
     #[test]
     fn fused_tensors_of_different_types_share_a_format_that_holds_both() {
         let cases = [
-            (GgmlType::Q4_0, GgmlType::Q8_0, WeightFormat::Q8),
-            (GgmlType::Q4K, GgmlType::Q6K, WeightFormat::Q8S16),
-            (GgmlType::Q5_0, GgmlType::Q2K, WeightFormat::Q8S16),
-            (GgmlType::Q4_1, GgmlType::F16, WeightFormat::F32),
-            (GgmlType::F16, GgmlType::BF16, WeightFormat::F32),
+            (GgmlType::Q4_0, GgmlType::Q8_0, COMMON_D),
+            (GgmlType::Q5_0, GgmlType::IQ4NL, COMMON_D),
+            (GgmlType::IQ4NL, GgmlType::Q5_1, COMMON_DM),
+            (GgmlType::Q4K, GgmlType::Q6K, COMMON_DM16),
+            (GgmlType::Q5_0, GgmlType::Q2K, COMMON_DM16),
+            (GgmlType::Q4_1, GgmlType::F16, COMMON_FLOAT),
+            (GgmlType::F16, GgmlType::BF16, COMMON_FLOAT),
         ];
         for (i, (ta, tb, format)) in cases.into_iter().enumerate() {
             let mut rng = rng(40 + i as u64);
@@ -437,9 +509,17 @@ mod tests {
             let m = pack(&sources, cols, RowOrder::Concat).unwrap();
             assert_eq!(m.format, format, "{ta} + {tb}");
             let (da, db) = (dequantize(ta, &a).unwrap(), dequantize(tb, &b).unwrap());
+            // Widened K-quant scales are products rounded to f16: within 2^-10 of the row's size.
+            let tol = |ty: GgmlType| {
+                if format == COMMON_DM16 && crate::quant::dequant::SUPERBLOCK_TYPES.contains(&ty) {
+                    1.0 / 1024.0
+                } else {
+                    0.0
+                }
+            };
             for r in 0..rows {
-                assert_row(&m, r, &da[r * cols..][..cols], ta, "first");
-                assert_row(&m, rows + r, &db[r * cols..][..cols], tb, "second");
+                assert_row(&m, r, &da[r * cols..][..cols], tol(ta), &format!("{ta} first"));
+                assert_row(&m, rows + r, &db[r * cols..][..cols], tol(tb), &format!("{tb} second"));
             }
         }
     }

@@ -4,9 +4,11 @@
 pub mod dequant;
 pub mod ggml_type;
 pub mod layout;
+pub mod pack;
 pub mod quantize;
 pub mod testing;
 
 pub use dequant::dequantize;
 pub use ggml_type::GgmlType;
-pub use layout::{PackedMatrix, RowOrder, SourceRows, WeightFormat, pack};
+pub use layout::{PackedMatrix, WeightFormat};
+pub use pack::{RowOrder, SourceRows, pack};
