@@ -17,6 +17,8 @@ pub struct Session {
     /// The ids of the tokens in the KV cache, so a later prompt that starts the same way
     /// reuses them.
     cached: Vec<u32>,
+    /// Host time spent recording and submitting steps, in ns (`hearth bench` reports it).
+    host_ns: u64,
 }
 
 /// What a forward step should leave behind.
@@ -43,7 +45,7 @@ impl Session {
                 options.ctx
             ))
         })?;
-        Ok(Session { model, state, ops, argmax, cached: Vec::new() })
+        Ok(Session { model, state, ops, argmax, cached: Vec::new(), host_ns: 0 })
     }
 
     pub fn options(&self) -> SessionOptions {
@@ -53,6 +55,17 @@ impl Session {
     /// Tokens in the KV cache.
     pub fn position(&self) -> usize {
         self.cached.len()
+    }
+
+    /// Host time spent recording and submitting steps since the session began, in ns: the CPU
+    /// side of each step, apart from waiting for the GPU.
+    pub fn host_ns(&self) -> u64 {
+        self.host_ns
+    }
+
+    /// Dispatches of the last step.
+    pub fn last_dispatches(&self) -> u32 {
+        self.state.steps.last_dispatches()
     }
 
     /// Forgets everything after the first `pos` tokens (0 starts over).
@@ -114,6 +127,7 @@ impl Session {
 
     /// Runs `tokens` (at most one batch) through the model and submits the work.
     fn step(&mut self, tokens: &[u32], want: Want) -> Result<()> {
+        let started = web_time::Instant::now();
         let gpu = &self.model.gpu;
         gpu.check()?;
         let (step, ops) = self.prepare(tokens, want);
@@ -137,6 +151,7 @@ impl Session {
             }
         }
         self.cached.extend_from_slice(tokens);
+        self.host_ns += started.elapsed().as_nanos() as u64;
         Ok(())
     }
 

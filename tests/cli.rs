@@ -218,6 +218,12 @@ fn bench_writes_llama_bench_fields_and_compare_reads_them_back() {
         Some(true),
         "a token reads every weight"
     );
+    // A decode step of the default model's 30 layers: at least the four matrix kernels of each
+    // layer, and no more than ten dispatches per layer; prompt tests report none.
+    let dispatches = records[1]["dispatches_per_token"].as_u64().expect("dispatches_per_token");
+    assert!((4 * 30..=10 * 30).contains(&dispatches), "{dispatches} dispatches per token");
+    assert!(records[1]["host_ms_per_token"].as_f64().is_some_and(|ms| ms > 0.0), "host time per token");
+    assert_eq!(records[0]["dispatches_per_token"].as_u64(), Some(0));
     assert!(text(&out.stderr).contains("tg4: run 2/2"), "progress on stderr: {}", text(&out.stderr));
 
     let file = Scratch::file("bench.json", &out.stdout);

@@ -54,6 +54,10 @@ impl Plan {
 pub struct Measured {
     pub test: Test,
     pub samples_ns: Vec<u64>,
+    /// Host time (recording and submitting steps) of each sample, in ns.
+    pub host_ns: Vec<u64>,
+    /// Dispatches of the test's last step (one token's, for generation).
+    pub dispatches: u32,
 }
 
 impl Measured {
@@ -71,8 +75,10 @@ pub fn mean_sd(values: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-async fn run_once(session: &mut Session, test: Test, tokens: &[u32]) -> Result<u64> {
+/// One timed run: its wall time and its host time, in ns.
+async fn run_once(session: &mut Session, test: Test, tokens: &[u32]) -> Result<(u64, u64)> {
     session.truncate(0);
+    let host_before = session.host_ns();
     let started = Instant::now();
     if test.n_prompt > 0 {
         session.next_greedy(&tokens[..test.n_prompt]).await?;
@@ -82,7 +88,7 @@ async fn run_once(session: &mut Session, test: Test, tokens: &[u32]) -> Result<u
             next = session.next_greedy(&[next]).await?;
         }
     }
-    Ok(started.elapsed().as_nanos() as u64)
+    Ok((started.elapsed().as_nanos() as u64, session.host_ns() - host_before))
 }
 
 /// Runs every test of `plan` (one warm-up run each, then `reps` timed ones), telling `progress`
@@ -102,12 +108,14 @@ pub async fn run(model: &Arc<Model>, plan: &Plan, mut progress: impl FnMut(&str)
     for test in tests {
         progress(&format!("{}: warm-up", test.name()));
         run_once(&mut session, test, &tokens).await?;
-        let mut samples_ns = Vec::with_capacity(plan.reps);
+        let (mut samples_ns, mut host_ns) = (Vec::with_capacity(plan.reps), Vec::with_capacity(plan.reps));
         for rep in 0..plan.reps {
             progress(&format!("{}: run {}/{}", test.name(), rep + 1, plan.reps));
-            samples_ns.push(run_once(&mut session, test, &tokens).await?);
+            let (wall, host) = run_once(&mut session, test, &tokens).await?;
+            samples_ns.push(wall);
+            host_ns.push(host);
         }
-        out.push(Measured { test, samples_ns });
+        out.push(Measured { test, samples_ns, host_ns, dispatches: session.last_dispatches() });
     }
     Ok(out)
 }

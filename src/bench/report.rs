@@ -59,6 +59,13 @@ pub struct BenchRecord {
     pub pct_stream: f64,
     /// Arithmetic rate of prompt processing; 0 for generation tests.
     pub gflops: f64,
+    /// Dispatches in one generated token's step; 0 for prompt tests (and older files).
+    #[serde(default)]
+    pub dispatches_per_token: u32,
+    /// Host (CPU) time per generated token spent recording and submitting its step, apart
+    /// from waiting for the GPU, in ms; 0 for prompt tests (and older files).
+    #[serde(default)]
+    pub host_ms_per_token: f64,
 }
 
 /// Floating-point operations to process a prompt of `p` tokens (matrices and attention; the
@@ -125,6 +132,12 @@ pub fn record(model: &Model, info: &RunInfo, m: &Measured, test_time: &str) -> B
         pct_copy: if bytes_per_token > 0 { pct(r.copy_gbps) } else { 0.0 },
         pct_stream: if bytes_per_token > 0 { pct(r.stream_gbps) } else { 0.0 },
         gflops,
+        dispatches_per_token: if m.test.n_gen > 0 { m.dispatches } else { 0 },
+        host_ms_per_token: if m.test.n_gen > 0 {
+            m.host_ns.iter().sum::<u64>() as f64 / 1e6 / (m.host_ns.len().max(1) * m.test.n_gen) as f64
+        } else {
+            0.0
+        },
     }
 }
 
@@ -144,21 +157,23 @@ pub fn markdown(records: &[BenchRecord]) -> String {
             r.gpu_info, r.driver, r.paths, r.copy_gbps, r.stream_gbps, r.stream_shape, r.dispatch_us
         );
     }
-    out += "| model | size | params | quant | backend | adapter | driver | test | t/s | GB/s | % copy | % stream | GFLOP/s |\n";
-    out += "| --- | ---: | ---: | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+    out += "| model | size | params | quant | backend | adapter | driver | test | t/s | GB/s | % copy | % stream | GFLOP/s | dispatches/token | host ms/token |\n";
+    out += "| --- | ---: | ---: | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
     for r in records {
-        let (gbps, copy, stream, gflops) = if r.n_gen > 0 {
+        let (gbps, copy, stream, gflops, dispatches, host) = if r.n_gen > 0 {
             (
                 format!("{:.2}", r.effective_gbps),
                 format!("{:.0}%", r.pct_copy),
                 format!("{:.0}%", r.pct_stream),
                 "-".into(),
+                r.dispatches_per_token.to_string(),
+                format!("{:.2}", r.host_ms_per_token),
             )
         } else {
-            ("-".into(), "-".into(), "-".into(), format!("{:.1}", r.gflops))
+            ("-".into(), "-".into(), "-".into(), format!("{:.1}", r.gflops), "-".into(), "-".into())
         };
         out += &format!(
-            "| {} | {} | {:.1} M | {} | {} | {} | {} | {} | {:.2} ± {:.2} | {gbps} | {copy} | {stream} | {gflops} |\n",
+            "| {} | {} | {:.1} M | {} | {} | {} | {} | {} | {:.2} ± {:.2} | {gbps} | {copy} | {stream} | {gflops} | {dispatches} | {host} |\n",
             r.model_type,
             human_size(r.model_size),
             r.model_n_params as f64 / 1e6,
@@ -209,6 +224,8 @@ const CSV_FIELDS: &[&str] = &[
     "pct_copy",
     "pct_stream",
     "gflops",
+    "dispatches_per_token",
+    "host_ms_per_token",
 ];
 
 pub fn csv(records: &[BenchRecord]) -> String {

@@ -1,7 +1,7 @@
 //! Greedy sampling on the GPU: the index of the largest logit, 4 bytes to read back
 //! (`shaders/argmax.wgsl`).
 
-use super::{Dispatch, Step, StepBuffers, Windows};
+use super::{Dispatch, Recorder, Step, StepBuffers};
 use crate::Result;
 use crate::gpu::{Activations, Bind, Defines, Gpu, Slot};
 
@@ -21,8 +21,8 @@ impl Argmax {
 }
 
 impl super::Op for Argmax {
-    fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, _: &mut Windows) {
-        self.0.encode(pass, step)
+    fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, rec: &mut Recorder) {
+        self.0.encode(pass, step, rec)
     }
 
     fn name(&self) -> String {

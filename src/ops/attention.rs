@@ -3,7 +3,7 @@
 //! to a long context (`shaders/attention_combine.wgsl` merges the splits).
 
 use super::kv_write::rope_defines;
-use super::{Dispatch, Heads, Step, StepBuffers, Windows};
+use super::{Dispatch, Heads, Recorder, Step, StepBuffers};
 use crate::gpu::{Activations, Bind, Defines, Gpu, KvTexture, Slot};
 use crate::{Error, Result};
 
@@ -112,9 +112,9 @@ impl Attention {
 }
 
 impl super::Op for Attention {
-    fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, _: &mut Windows) {
-        self.main.encode(pass, step);
-        self.combine.encode(pass, step);
+    fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, rec: &mut Recorder) {
+        self.main.encode(pass, step, rec);
+        self.combine.encode(pass, step, rec);
     }
 
     fn name(&self) -> String {

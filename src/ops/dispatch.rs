@@ -1,6 +1,6 @@
 //! A kernel bound to its resources once, with its grid computed from each step.
 
-use super::Step;
+use super::{Recorder, Step};
 use crate::Result;
 use crate::gpu::{Bind, Defines, Gpu, Kernel, Slot};
 use std::sync::Arc;
@@ -29,13 +29,13 @@ impl Dispatch {
         Ok(Dispatch { kernel, bind_group, grid: Box::new(grid) })
     }
 
-    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step) {
+    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, rec: &mut Recorder) {
         let [x, y, z] = (self.grid)(step);
         if x == 0 || y == 0 || z == 0 {
             return;
         }
         pass.set_pipeline(&self.kernel.pipeline);
         pass.set_bind_group(0, &self.bind_group, &[]);
-        pass.dispatch_workgroups(x, y, z);
+        rec.dispatch(pass, x, y, z);
     }
 }

@@ -2,7 +2,7 @@
 //! (`shaders/embed.wgsl`).
 
 use super::linear::GpuMatrix;
-use super::{Dispatch, Step, StepBuffers, Windows};
+use super::{Dispatch, Recorder, Step, StepBuffers};
 use crate::gpu::{Activations, Bind, Defines, Gpu, Slot};
 use crate::{Error, Result};
 
@@ -34,8 +34,8 @@ impl Embed {
 }
 
 impl super::Op for Embed {
-    fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, _: &mut Windows) {
-        self.0.encode(pass, step)
+    fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, rec: &mut Recorder) {
+        self.0.encode(pass, step, rec)
     }
 
     fn name(&self) -> String {

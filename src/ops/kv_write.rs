@@ -1,7 +1,7 @@
 //! Rotary position embedding of K, and the write of K and V into the layer's cache textures
 //! (`shaders/kv_write.wgsl`). Q is rotated where it is read, in attention.
 
-use super::{Dispatch, Heads, Step, StepBuffers, Windows};
+use super::{Dispatch, Heads, Recorder, Step, StepBuffers};
 use crate::gpu::{Activations, Bind, Defines, Gpu, KvTexture, Slot};
 use crate::{Error, Result};
 
@@ -65,8 +65,8 @@ impl KvWrite {
 }
 
 impl super::Op for KvWrite {
-    fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, _: &mut Windows) {
-        self.0.encode(pass, step)
+    fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, rec: &mut Recorder) {
+        self.0.encode(pass, step, rec)
     }
 
     fn name(&self) -> String {

@@ -2,7 +2,7 @@
 //! (`shaders/linear.wgsl` for one token, `shaders/linear_batch.wgsl` for several), with the
 //! RMSNorm of x, the residual add and SwiGLU fused in as variants.
 
-use super::{Op, Step, StepBuffers, Windows};
+use super::{Op, Recorder, Step, StepBuffers};
 use crate::gpu::{Activations, Bind, DecodeShape, Defines, Gpu, Kernel, Slot, Texels};
 use crate::quant::layout::{PackedMatrix, TILE_ROWS, WeightFormat};
 use crate::{Error, Result};
@@ -215,7 +215,7 @@ impl Op for Linear {
         self.name.clone()
     }
 
-    fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, windows: &mut Windows) {
+    fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, rec: &mut Recorder) {
         let first = if self.logits { step.logits_from } else { 0 };
         let n = step.n_tokens.saturating_sub(first);
         if n == 0 {
@@ -224,16 +224,16 @@ impl Op for Linear {
         if n == 1 {
             pass.set_pipeline(&self.single.kernel.pipeline);
             pass.set_bind_group(0, &self.single.bind_group, &[first * self.x_row_bytes]);
-            pass.dispatch_workgroups(self.single_groups, 1, 1);
+            rec.dispatch(pass, self.single_groups, 1, 1);
             return;
         }
         pass.set_pipeline(&self.batch.kernel.pipeline);
         let mut done = 0;
         while done < n {
             let count = self.window_tokens.min(n - done);
-            let offsets = [windows.offset(count, done), (first + done) * self.x_row_bytes];
+            let offsets = [rec.window(count, done), (first + done) * self.x_row_bytes];
             pass.set_bind_group(0, &self.batch.bind_group, &offsets);
-            pass.dispatch_workgroups(self.tiles, count.div_ceil(BATCH_TOKENS), 1);
+            rec.dispatch(pass, self.tiles, count.div_ceil(BATCH_TOKENS), 1);
             done += count;
         }
     }

@@ -12,11 +12,11 @@ pub mod rms_norm;
 mod step;
 
 pub use dispatch::Dispatch;
-pub use step::{Step, StepBuffers, Windows};
+pub use step::{Recorder, Step, StepBuffers};
 
 /// Anything that records its dispatches into a step's compute pass.
 pub trait Op: wgpu::WasmNotSendSync {
-    fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, windows: &mut Windows);
+    fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, rec: &mut Recorder);
     /// What the op is, for profiles: its kernel and the shape it computes.
     fn name(&self) -> String;
 }

@@ -2,7 +2,7 @@
 //! (`shaders/rms_norm.wgsl`): per-head QK-norm of the fused Q|K|V rows, and the post-norm of a
 //! block's output as it joins the residual stream.
 
-use super::{Dispatch, Heads, Step, StepBuffers, Windows};
+use super::{Dispatch, Heads, Recorder, Step, StepBuffers};
 use crate::gpu::{Activations, Bind, Defines, Gpu, Slot};
 use crate::{Error, Result};
 
@@ -74,8 +74,8 @@ impl RmsNorm {
 }
 
 impl super::Op for RmsNorm {
-    fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, _: &mut Windows) {
-        self.dispatch.encode(pass, step)
+    fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, rec: &mut Recorder) {
+        self.dispatch.encode(pass, step, rec)
     }
 
     fn name(&self) -> String {

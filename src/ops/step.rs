@@ -1,10 +1,12 @@
 //! What one forward step hands its kernels: the step uniform (`shaders/step.wgsl`), and the
-//! table of per-dispatch windows that batched kernels select with a dynamic offset.
+//! recorder of its dispatches with the table of windows that batched kernels select with a
+//! dynamic offset.
 
 use super::Op;
 use crate::gpu::Gpu;
 use crate::{Error, Result};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The per-step uniform (`shaders/step.wgsl`).
 #[repr(C)]
@@ -16,21 +18,24 @@ pub struct Step {
     pub pad: u32,
 }
 
-/// The windows a step's dispatches use: `(count, out_row)` entries, one per distinct pair,
-/// each at its own aligned offset of a uniform buffer (`Window` in shaders/linear_batch.wgsl).
-pub struct Windows {
+/// What a step's ops record into besides the pass: the windows batched kernels select
+/// (`(count, out_row)` entries, one per distinct pair, each at its own aligned offset of a
+/// uniform buffer: `Window` in shaders/linear_batch.wgsl), and a count of the dispatches (which
+/// `hearth bench` reports per token). Every dispatch goes through [`Recorder::dispatch`].
+pub struct Recorder {
     align: u32,
     entries: Vec<[u32; 2]>,
     index: HashMap<[u32; 2], u32>,
+    dispatches: u32,
 }
 
-impl Windows {
-    pub fn new(align: u32) -> Windows {
-        Windows { align, entries: Vec::new(), index: HashMap::new() }
+impl Recorder {
+    pub fn new(align: u32) -> Recorder {
+        Recorder { align, entries: Vec::new(), index: HashMap::new(), dispatches: 0 }
     }
 
-    /// The dynamic offset of the entry `(count, out_row)`, added if new.
-    pub fn offset(&mut self, count: u32, out_row: u32) -> u32 {
+    /// The dynamic offset of the window `(count, out_row)`, added if new.
+    pub fn window(&mut self, count: u32, out_row: u32) -> u32 {
         let key = [count, out_row];
         if let Some(&i) = self.index.get(&key) {
             return i * self.align;
@@ -39,6 +44,12 @@ impl Windows {
         self.entries.push(key);
         self.index.insert(key, i);
         i * self.align
+    }
+
+    /// Dispatches the pass's current pipeline over `x` × `y` × `z` workgroups, counted.
+    pub fn dispatch(&mut self, pass: &mut wgpu::ComputePass<'_>, x: u32, y: u32, z: u32) {
+        self.dispatches += 1;
+        pass.dispatch_workgroups(x, y, z);
     }
 
     fn bytes(&self) -> Vec<u8> {
@@ -55,6 +66,8 @@ pub struct StepBuffers {
     pub step: wgpu::Buffer,
     pub windows: wgpu::Buffer,
     capacity: u64,
+    /// Dispatches of the last step recorded.
+    last_dispatches: AtomicU32,
 }
 
 impl StepBuffers {
@@ -65,7 +78,13 @@ impl StepBuffers {
             step: gpu.uniform_buffer("step", std::mem::size_of::<Step>() as u64),
             windows: gpu.uniform_buffer("windows", capacity),
             capacity,
+            last_dispatches: AtomicU32::new(0),
         }
+    }
+
+    /// Dispatches of the last step recorded.
+    pub fn last_dispatches(&self) -> u32 {
+        self.last_dispatches.load(Ordering::Relaxed)
     }
 
     /// Records `ops` into one compute pass and writes this step's uniforms; the caller submits.
@@ -82,13 +101,13 @@ impl StepBuffers {
         step: &Step,
         queries: Option<&wgpu::QuerySet>,
     ) -> Result<wgpu::CommandBuffer> {
-        let mut windows = Windows::new(gpu.uniform_align());
+        let mut recorder = Recorder::new(gpu.uniform_align());
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         match queries {
             None => {
                 let mut pass = encoder.begin_compute_pass(&Default::default());
                 for op in ops {
-                    op.encode(&mut pass, step, &mut windows);
+                    op.encode(&mut pass, step, &mut recorder);
                 }
             }
             Some(query_set) => {
@@ -102,15 +121,15 @@ impl StepBuffers {
                         label: None,
                         timestamp_writes: Some(timestamp_writes),
                     });
-                    op.encode(&mut pass, step, &mut windows);
+                    op.encode(&mut pass, step, &mut recorder);
                 }
             }
         }
-        let table = windows.bytes();
+        let table = recorder.bytes();
         if table.len() as u64 > self.capacity {
             return Err(Error::Gpu(format!(
                 "a step needs {} dispatch windows, more than the {} reserved",
-                windows.entries.len(),
+                recorder.entries.len(),
                 self.capacity / gpu.uniform_align() as u64
             )));
         }
@@ -118,6 +137,7 @@ impl StepBuffers {
             gpu.queue.write_buffer(&self.windows, 0, &table);
         }
         gpu.queue.write_buffer(&self.step, 0, bytemuck::bytes_of(step));
+        self.last_dispatches.store(recorder.dispatches, Ordering::Relaxed);
         Ok(encoder.finish())
     }
 }
