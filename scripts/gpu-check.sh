@@ -54,7 +54,7 @@ echo "greedy: $( [ $failed = 0 ] && echo ok || echo FAILED) ($(grep -c '^ok' "$o
 
 step "perplexity"
 "$hearth" perplexity --file tests/fixtures/ppl_text.txt --ctx 128 > "$out/perplexity.txt" 2>&1
-echo "perplexity: $(grep -io 'perplexity[^0-9]*[0-9.]*' "$out/perplexity.txt" | tail -n 1) (lavapipe: 24.8866)" >> "$summary"
+echo "perplexity: $(grep -o 'PPL = [0-9.]*' "$out/perplexity.txt" | tail -n 1) (lavapipe: 24.8866)" >> "$summary"
 
 for model in default gemma3; do
   step "bench $model"
