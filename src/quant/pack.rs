@@ -85,9 +85,10 @@ pub fn pack(sources: &[SourceRows], cols: usize, order: RowOrder) -> Result<Pack
             for block in &blocks {
                 let u = unit(octet, b, nb);
                 let n = format.quants.words();
-                let mut words = vec![0u32; n];
-                format.quants.encode(&block.q, &mut words);
-                for (kw, word) in words.into_iter().enumerate() {
+                let mut buffer = [0u32; 32];
+                let words = &mut buffer[..n];
+                format.quants.encode(&block.q, words);
+                for (kw, &word) in words.iter().enumerate() {
                     packed.quants[(u * n + kw) * OCTET + j] = word;
                 }
                 if !format.scales.per_superblock() {
