@@ -231,6 +231,13 @@ fn bench_writes_llama_bench_fields_and_compare_reads_them_back() {
     assert!(cmp.status.success(), "{}", text(&cmp.stderr));
     let table = text(&cmp.stdout);
     assert!(table.contains("| tg4 |") && table.contains("1.00x"), "{table}");
+    let chart = Scratch::new("bench.svg");
+    let drawn = hearth(&["bench", "compare", file.arg(), file.arg(), "--svg", chart.arg()]);
+    assert!(drawn.status.success(), "{}", text(&drawn.stderr));
+    assert_eq!(text(&drawn.stdout), table, "the table is printed as without --svg");
+    let svg = std::fs::read_to_string(chart.arg()).expect("the chart is written");
+    assert!(svg.starts_with("<svg") && svg.contains("tg4 [2]") && svg.contains("pp16 [1]"), "{svg}");
+    assert_fails_with(&hearth(&["bench", "compare", file.arg(), "--svg", "/nonexistent/c.svg"]), "/nonexistent/c.svg");
 
     let md = hearth(&["bench", "--model", &model_arg(), "-p", "0", "-n", "2", "-r", "1"]);
     let md_text = text(&md.stdout);
@@ -258,6 +265,11 @@ fn bench_refuses_bad_input_with_clear_errors() {
     assert_fails_with(&hearth(&["bench", "compare", "/nonexistent/a.json"]), "/nonexistent/a.json");
     let not_json = Scratch::file("not-bench.json", b"{\"test\": 1}");
     assert_fails_with(&hearth(&["bench", "compare", not_json.arg()]), "not a `hearth bench --output json` file");
+    let no_tests = Scratch::file("no-tests.json", b"[]");
+    assert_fails_with(
+        &hearth(&["bench", "compare", no_tests.arg(), "--svg", "/nonexistent/c.svg"]),
+        "nothing to chart",
+    );
 }
 
 /// llama-perplexity's final estimate from `hearth perplexity`'s stdout.

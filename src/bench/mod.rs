@@ -2,6 +2,8 @@
 //! `n` tokens one at a time, each from an empty cache, warm-up excluded, repeated), with a
 //! roofline measured on the adapter itself beside every figure.
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod chart;
 pub mod compare;
 pub mod profile;
 pub mod report;

@@ -3,7 +3,7 @@
 use super::{GpuArgs, ModelArgs};
 use clap::{Args, Subcommand, ValueEnum};
 use hearth::bench::report::{self, RunInfo};
-use hearth::bench::{ModelSummary, Plan, compare, profile, roofline};
+use hearth::bench::{ModelSummary, Plan, chart, compare, profile, roofline};
 use hearth::generate::Session;
 use hearth::model::state::SessionOptions;
 use hearth::pull::sha256_hex_of_parts;
@@ -46,6 +46,11 @@ enum BenchCommand {
         /// JSON files written by `hearth bench --output json`
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Also draw the files as one SVG chart at PATH: for each adapter and model, measured
+        /// generation (tg*) and prompt (pp*) tokens/s as bars, each generation bar marked with
+        /// its roofline (the adapter's streaming bandwidth ÷ bytes read per token)
+        #[arg(long, value_name = "PATH")]
+        svg: Option<PathBuf>,
     },
 }
 
@@ -61,13 +66,17 @@ fn now_iso() -> String {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
-    if let Some(BenchCommand::Compare { files }) = args.command {
+    if let Some(BenchCommand::Compare { files, svg }) = args.command {
         let mut parsed = Vec::with_capacity(files.len());
         for f in &files {
             let text = std::fs::read_to_string(f).map_err(|source| Error::Io { path: f.clone(), source })?;
             parsed.push(compare::parse(&f.display().to_string(), &text)?);
         }
         print!("{}", compare::table(&parsed));
+        if let Some(svg) = svg {
+            chart::write(&svg, &parsed)?;
+            eprintln!("bench: chart written to {}", svg.display());
+        }
         return Ok(());
     }
     let (path, file) = super::load::open_file(&args.model)?;
