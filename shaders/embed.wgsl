@@ -5,11 +5,7 @@
 #include "step.wgsl"
 
 @group(0) @binding(1) var<storage, read> ids: array<u32>;
-@group(0) @binding(2) var wq: texture_2d_array<u32>;
 @group(0) @binding(3) var<storage, read_write> y: array<vec4<f32>>;
-#if SCALED
-@group(0) @binding(4) var ws: texture_2d_array<u32>;
-#endif
 
 #include "weights.wgsl"
 

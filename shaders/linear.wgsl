@@ -19,15 +19,13 @@
 //   GLU     rows come in (gate, up) pairs; y[i] = silu(gate_i) * up_i, or gelu(gate_i) * up_i
 //           with GELU (glu.wgsl)
 //   F16     weights dequantized and multiplied in f16, sums kept in f32
+//   CACHE   the Q|K|V kernel also writes K (rotated) and V into the layer's cache
+//           (cache_write.wgsl)
 // and the weight format's flags (weights.wgsl).
 // Constants: K (row length), N (rows), XV (vec4s in a uniform x window), EPS.
 // The bindings of x and y start at this token's rows (dynamic offsets).
 
-@group(0) @binding(2) var wq: texture_2d_array<u32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
-#if SCALED
-@group(0) @binding(4) var ws: texture_2d_array<u32>;
-#endif
 #if X_STORAGE
 #if NORM
 @group(0) @binding(5) var<storage, read> gamma: array<vec4<f32>>;
@@ -45,6 +43,9 @@
 
 #include "weights.wgsl"
 #include "glu.wgsl"
+#if CACHE
+#include "cache_write.wgsl"
+#endif
 #if SPLIT
 #include "reduce.wgsl"
 #endif
@@ -200,6 +201,9 @@ fn finish(row0: u32, acc: Sums) {
         y[o + 3u] = h.w;
     }
 #else
+#if CACHE
+    cache_store(row0, step.pos0, a0, a1);
+#endif
     store(row0, a0.x);
     store(row0 + 1u, a0.y);
     store(row0 + 2u, a0.z);

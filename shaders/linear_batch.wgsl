@@ -18,11 +18,7 @@ struct Window {
 }
 
 @group(0) @binding(1) var<uniform> window: Window;
-@group(0) @binding(2) var wq: texture_2d_array<u32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
-#if SCALED
-@group(0) @binding(4) var ws: texture_2d_array<u32>;
-#endif
 #if X_STORAGE
 #if NORM
 @group(0) @binding(5) var<storage, read> gamma: array<vec4<f32>>;
@@ -40,6 +36,9 @@ struct Window {
 
 #include "weights.wgsl"
 #include "glu.wgsl"
+#if CACHE
+#include "cache_write.wgsl"
+#endif
 
 // Eight row results for one token.
 struct Out8 { a: vec4<f32>, b: vec4<f32> }
@@ -86,6 +85,10 @@ fn store_token(t: u32, row0: u32, a: vec4<f32>, b: vec4<f32>) {
         y[o + 3u] = h.w;
     }
 #else
+#if CACHE
+    // (The step's tokens are y's rows: the Q|K|V kernel never has `logits`.)
+    cache_store(row0, step.pos0 + window.out_row + t, a, b);
+#endif
     let v = array<f32, 8>(a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w);
     for (var j = 0u; j < 8u; j++) {
         if row0 + j < N {

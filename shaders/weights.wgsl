@@ -1,7 +1,6 @@
-// Reading weight matrices in the GPU layout of src/quant/layout.rs, stored in textures as
-// src/gpu/texture.rs describes. The including shader declares `wq: texture_2d_array<u32>` (quant
-// words) with constant WQ_H (its rows per layer) and, where SCALED, `ws: texture_2d_array<u32>`
-// (scale words) with WS_H.
+// Reading weight matrices in the GPU layout of src/quant/layout.rs, stored in textures or
+// buffers as src/gpu/texture.rs describes: texels.wgsl declares them (quants at binding 2,
+// scales at 4 where SCALED) and fetches texel i (`quant_texel`, `scale_texel`).
 //
 // Rows are read eight at a time (an octet): one texel holds word k of four rows. A weight is
 // d * q + m, with q unpacked here from its own bit width and (d, m) from the format's scales.
@@ -15,11 +14,6 @@
 const NB: u32 = K / 32u;
 // Scale units per row.
 const NS: u32 = NB / SB;
-
-fn quant_texel(i: u32) -> vec4<u32> {
-    let c = texel_coords(i, WQ_H);
-    return textureLoad(wq, c.xy, c.z, 0);
-}
 
 // The unit number of an octet's `index`-th block (or scale unit), `per_row` of them per row.
 fn unit_of(octet: u32, index: u32, per_row: u32) -> u32 {
@@ -254,13 +248,6 @@ struct Scales4 { d: vec4<f32>, m: vec4<f32>, d2: vec4<f32>, m2: vec4<f32> }
 // 4h..4h+3; for S_D, t0 holds the eight rows' f16 d in row order).
 struct Record8 { t0: vec4<u32>, t1: vec4<u32>, t2: vec4<u32>, t3: vec4<u32>, t4: vec4<u32>,
                  t5: vec4<u32>, t6: vec4<u32>, t7: vec4<u32>, t8: vec4<u32>, t9: vec4<u32> }
-
-#if SCALED
-fn scale_texel(i: u32) -> vec4<u32> {
-    let c = texel_coords(i, WS_H);
-    return textureLoad(ws, c.xy, c.z, 0);
-}
-#endif
 
 // (Each format builds its record in one expression: a `var` filled field by field lived in
 // memory on lavapipe and cost more than the fetches.)

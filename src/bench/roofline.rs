@@ -3,7 +3,7 @@
 //! storage-buffer and a texture shape). On GPUs the two are close; on software adapters they
 //! are far apart, and a report shows both.
 
-use crate::gpu::{Bind, Defines, Gpu, Slot};
+use crate::gpu::{Bind, Defines, Gpu, Slot, WeightStore};
 use crate::{Error, Result};
 use web_time::Instant;
 
@@ -22,6 +22,8 @@ pub struct Roofline {
 
 const BYTES: u64 = 64 << 20;
 const ROUNDS: usize = 4;
+/// Measurements of each bandwidth, of which the best counts.
+const ATTEMPTS: usize = 3;
 
 fn seconds_per_round(gpu: &Gpu, mut record: impl FnMut(&mut wgpu::CommandEncoder)) -> Result<f64> {
     let run = |record: &mut dyn FnMut(&mut wgpu::CommandEncoder), rounds: usize| -> Result<f64> {
@@ -45,22 +47,17 @@ fn copy_gbps(gpu: &Gpu, bytes: u64) -> Result<f64> {
     Ok(2.0 * bytes as f64 / s / 1e9)
 }
 
-fn stream_gbps(gpu: &Gpu, bytes: u64, texture: bool) -> Result<f64> {
+fn stream_gbps(gpu: &Gpu, bytes: u64, store: WeightStore) -> Result<f64> {
     let words: Vec<u32> = (0..(bytes / 4) as u32).map(|i| i.wrapping_mul(2654435761)).collect();
     let out = gpu.buffer("roofline out", 64 * 1024 * 4)?;
-    let count = (bytes / 16) as u32;
-    let (texels, buffer);
-    let (defines, bind) = if texture {
-        texels = gpu.texels("roofline texels", &words)?;
-        let d = Defines::new().flag("TEXTURE", true).u32("TEX_H", texels.height).u32("TEXEL_ROW", gpu.texel_row());
-        (d, (2, Slot::Texels, Bind::Texture(&texels.view)))
-    } else {
-        buffer = gpu.buffer_with("roofline data", &words)?;
-        (Defines::new(), (2, Slot::Read, Bind::Buffer(&buffer)))
-    };
-    let defines = defines.u32("COUNT", count);
-    let kernel = gpu.kernel("stream.wgsl", &defines, &[(1, Slot::ReadWrite), (bind.0, bind.1)])?;
-    let bind_group = gpu.bind_group(&kernel, &[(1, Bind::Buffer(&out)), (bind.0, bind.2)]);
+    let texels = gpu.texels_in(store, "roofline texels", &words)?;
+    let defines = texels
+        .defines(Defines::new())
+        .u32("WQ_H", texels.height())
+        .u32("TEXEL_ROW", gpu.texel_row())
+        .u32("COUNT", (bytes / 16) as u32);
+    let kernel = gpu.kernel("stream.wgsl", &defines, &[(1, Slot::ReadWrite), (2, texels.slot())])?;
+    let bind_group = gpu.bind_group(&kernel, &[(1, Bind::Buffer(&out)), (2, texels.bind())]);
     let s = seconds_per_round(gpu, |e| {
         let mut pass = e.begin_compute_pass(&Default::default());
         pass.set_pipeline(&kernel.pipeline);
@@ -77,8 +74,11 @@ fn dispatch_us(gpu: &Gpu) -> Result<f64> {
     const DISPATCHES: usize = 100;
     let out = gpu.buffer("dispatch out", 64 * 4)?;
     let data = gpu.buffer_with("dispatch data", &[0u32; 4])?;
-    let kernel =
-        gpu.kernel("stream.wgsl", &Defines::new().u32("COUNT", 0), &[(1, Slot::ReadWrite), (2, Slot::Read)])?;
+    let kernel = gpu.kernel(
+        "stream.wgsl",
+        &Defines::new().flag("W_BUFFER", true).u32("COUNT", 0),
+        &[(1, Slot::ReadWrite), (2, Slot::Read)],
+    )?;
     let bind_group = gpu.bind_group(&kernel, &[(1, Bind::Buffer(&out)), (2, Bind::Buffer(&data))]);
     let s = seconds_per_round(gpu, |e| {
         let mut pass = e.begin_compute_pass(&Default::default());
@@ -96,9 +96,13 @@ pub fn measure(gpu: &Gpu) -> Result<Roofline> {
     if bytes == 0 {
         return Err(Error::Gpu("no buffer size to measure bandwidth with".into()));
     }
-    let copy_gbps = copy_gbps(gpu, bytes)?;
-    let buffer = stream_gbps(gpu, bytes, false)?;
-    let texture = stream_gbps(gpu, bytes, true)?;
+    // A ceiling: noise (other work on the machine) only lowers a measurement, so take the best.
+    let best = |measure: &dyn Fn() -> Result<f64>| -> Result<f64> {
+        (0..ATTEMPTS).try_fold(0.0f64, |best, _| Ok(best.max(measure()?)))
+    };
+    let copy_gbps = best(&|| copy_gbps(gpu, bytes))?;
+    let buffer = best(&|| stream_gbps(gpu, bytes, WeightStore::Buffer))?;
+    let texture = best(&|| stream_gbps(gpu, bytes, WeightStore::Texture))?;
     let (stream_gbps, shape) = if texture > buffer { (texture, "texture") } else { (buffer, "storage buffer") };
     Ok(Roofline { copy_gbps, stream_gbps, stream_shape: shape.to_string(), dispatch_us: dispatch_us(gpu)? })
 }

@@ -11,7 +11,7 @@ mod texture;
 pub use activations::{Activations, row_stride};
 pub use adapter::{AdapterChoice, AdapterSummary, list_adapters};
 pub use shader::Defines;
-pub use texture::{KvTexture, Texels};
+pub use texture::{KvTexture, Texels, WeightStore};
 
 use crate::{Error, Result};
 use std::collections::HashMap;

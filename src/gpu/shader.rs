@@ -24,6 +24,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("linear_batch.wgsl", include_str!("../../shaders/linear_batch.wgsl")),
     ("embed.wgsl", include_str!("../../shaders/embed.wgsl")),
     ("kv_write.wgsl", include_str!("../../shaders/kv_write.wgsl")),
+    ("cache_write.wgsl", include_str!("../../shaders/cache_write.wgsl")),
     ("rope.wgsl", include_str!("../../shaders/rope.wgsl")),
     ("reduce.wgsl", include_str!("../../shaders/reduce.wgsl")),
     ("attention.wgsl", include_str!("../../shaders/attention.wgsl")),

@@ -1,36 +1,99 @@
-//! Weight matrices live in `rgba32uint` 2D array textures: on software adapters a texel fetch
-//! is a real SIMD gather while a storage-buffer load is a per-lane loop (measured on lavapipe:
-//! 2.3 GB/s against 0.9 GB/s for the same matvec), and on GPUs texel fetches read as fast as
-//! buffers. Texel `i` sits at `(i % TEXEL_ROW, (i / TEXEL_ROW) % height)` of layer
-//! `(i / TEXEL_ROW) / height` (shaders/texels.wgsl).
+//! Weight matrices are arrays of 16-byte texels (four u32 words), stored one of two ways
+//! (`WeightStore`, chosen per adapter class): on CPU adapters in `rgba32uint` 2D array
+//! textures, since there a texel fetch is a real SIMD gather while a storage-buffer load is a
+//! per-lane loop (measured on lavapipe: 2.3 GB/s against 0.9 GB/s for the same matvec); on GPUs
+//! in storage buffers read by 16-byte loads, the path their matrix kernels are built around
+//! (no texture unit in between, no layer arithmetic, any size up to the binding limit).
+//! In a texture, texel `i` sits at `(i % TEXEL_ROW, (i / TEXEL_ROW) % height)` of layer
+//! `(i / TEXEL_ROW) / height`; shaders/texels.wgsl reads either store.
 //!
 //! The KV cache is a texture too, `rgba32float`: written by a storage-texture store, read by
 //! texel fetches, one row per position.
 
-use super::Gpu;
+use super::{Bind, Defines, Gpu, Slot};
 use crate::{Error, Result};
 
 /// Texels per texture row: 32 KiB rows keep every row copy aligned.
 const TEXEL_ROW: u32 = 2048;
 
-pub struct Texels {
-    pub texture: wgpu::Texture,
-    pub view: wgpu::TextureView,
-    /// Rows per layer.
-    pub height: u32,
+/// Where weight texels live; `HEARTH_WEIGHTS=texture|buffer` overrides the adapter's choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightStore {
+    Texture,
+    Buffer,
+}
+
+pub enum Texels {
+    Texture {
+        texture: wgpu::Texture,
+        view: wgpu::TextureView,
+        /// Rows per layer.
+        height: u32,
+    },
+    Buffer(wgpu::Buffer),
+}
+
+impl Texels {
+    pub fn store(&self) -> WeightStore {
+        match self {
+            Texels::Texture { .. } => WeightStore::Texture,
+            Texels::Buffer(_) => WeightStore::Buffer,
+        }
+    }
+
+    /// Rows per texture layer (1 for a buffer): the shaders' `WQ_H` / `WS_H`.
+    pub fn height(&self) -> u32 {
+        match self {
+            Texels::Texture { height, .. } => *height,
+            Texels::Buffer(_) => 1,
+        }
+    }
+
+    pub fn slot(&self) -> Slot {
+        match self {
+            Texels::Texture { .. } => Slot::Texels,
+            Texels::Buffer(_) => Slot::Read,
+        }
+    }
+
+    pub fn bind(&self) -> Bind<'_> {
+        match self {
+            Texels::Texture { view, .. } => Bind::Texture(view),
+            Texels::Buffer(b) => Bind::Buffer(b),
+        }
+    }
+
+    /// The flag texels.wgsl reads buffers with (quants and scales of a matrix share a store).
+    pub fn defines(&self, d: Defines) -> Defines {
+        d.flag("W_BUFFER", self.store() == WeightStore::Buffer)
+    }
 }
 
 impl Gpu {
+    /// Textures on CPU adapters, storage buffers on GPUs (see above).
+    pub fn weight_store(&self) -> WeightStore {
+        match std::env::var("HEARTH_WEIGHTS").as_deref() {
+            Ok("texture") => WeightStore::Texture,
+            Ok("buffer") => WeightStore::Buffer,
+            _ if self.is_cpu_adapter() => WeightStore::Texture,
+            _ => WeightStore::Buffer,
+        }
+    }
+
     /// Texels per row of weight textures (the shaders' `TEXEL_ROW`): 2048, or the adapter's
     /// largest texture side if smaller, kept a multiple of 16 so rows stay 256-byte aligned.
     pub fn texel_row(&self) -> u32 {
         TEXEL_ROW.min(self.limits.max_texture_dimension_2d / 16 * 16).max(16)
     }
 
-    /// Refuses `bytes` of weights that one texture of this adapter cannot hold (its side and
-    /// array layers), from their size alone: the header check runs it before any upload.
+    /// Refuses `bytes` of weights that one texture (its side and array layers) or one storage
+    /// binding of this adapter cannot hold, from their size alone: the header check runs it
+    /// before any upload.
     pub fn check_texels_fit(&self, label: &str, bytes: u64) -> Result<()> {
-        self.texel_shape(label, bytes, self.limits.max_texture_dimension_2d).map(|_| ())
+        match self.weight_store() {
+            WeightStore::Texture => self.texel_shape(label, bytes, self.limits.max_texture_dimension_2d).map(|_| ()),
+            WeightStore::Buffer => self.check_size(label, bytes.next_multiple_of(16)),
+        }
     }
 
     /// Texture rows, rows per layer and layers for `bytes`, in layers of at most `max_rows` rows.
@@ -54,9 +117,16 @@ impl Gpu {
         Ok((rows, height, layers))
     }
 
-    /// A texture holding `words` (four per texel, zero-padded), laid out as above.
+    /// `words` (four per texel, zero-padded) in this adapter's weight store, laid out as above.
     pub fn texels(&self, label: &str, words: &[u32]) -> Result<Texels> {
-        self.texels_in_layers_of(label, words, self.limits.max_texture_dimension_2d)
+        self.texels_in(self.weight_store(), label, words)
+    }
+
+    pub fn texels_in(&self, store: WeightStore, label: &str, words: &[u32]) -> Result<Texels> {
+        match store {
+            WeightStore::Texture => self.texels_in_layers_of(label, words, self.limits.max_texture_dimension_2d),
+            WeightStore::Buffer => self.buffer_with(label, words).map(Texels::Buffer),
+        }
     }
 
     /// As `texels`, with at most `max_rows` rows per layer (tests force several layers with it).
@@ -103,7 +173,7 @@ impl Gpu {
             dimension: Some(wgpu::TextureViewDimension::D2Array),
             ..Default::default()
         });
-        Ok(Texels { texture, view, height: height as u32 })
+        Ok(Texels::Texture { texture, view, height: height as u32 })
     }
 }
 
@@ -179,18 +249,27 @@ impl Gpu {
 
 #[cfg(test)]
 mod tests {
+    use super::WeightStore;
     use crate::gpu::{Bind, Defines, Slot};
     use crate::ops::test_support::gpu;
 
-    /// Uploads `texels` texels in layers of `max_rows` rows and reads them back through the shaders' addressing.
-    fn round_trip(texels: usize, max_rows: u32) {
+    /// Uploads `texels` texels (in a texture, in layers of `max_rows` rows, or in a buffer) and
+    /// reads them back through the shaders' addressing.
+    fn round_trip(texels: usize, store: WeightStore, max_rows: u32) {
         let g = gpu();
         let words: Vec<u32> = (0..4 * texels as u32).map(|i| i.wrapping_mul(2654435761)).collect();
-        let t = g.texels_in_layers_of("texels", &words, max_rows).unwrap();
+        let t = match store {
+            WeightStore::Texture => g.texels_in_layers_of("texels", &words, max_rows).unwrap(),
+            WeightStore::Buffer => g.texels_in(store, "texels", &words).unwrap(),
+        };
         let out = g.buffer("out", (words.len() * 4) as u64).unwrap();
-        let defines = Defines::new().u32("COUNT", texels as u32).u32("WQ_H", t.height).u32("TEXEL_ROW", g.texel_row());
-        let kernel = g.kernel("texel_copy.wgsl", &defines, &[(1, Slot::ReadWrite), (2, Slot::Texels)]).unwrap();
-        let bind_group = g.bind_group(&kernel, &[(1, Bind::Buffer(&out)), (2, Bind::Texture(&t.view))]);
+        let defines = t
+            .defines(Defines::new())
+            .u32("COUNT", texels as u32)
+            .u32("WQ_H", t.height())
+            .u32("TEXEL_ROW", g.texel_row());
+        let kernel = g.kernel("texel_copy.wgsl", &defines, &[(1, Slot::ReadWrite), (2, t.slot())]).unwrap();
+        let bind_group = g.bind_group(&kernel, &[(1, Bind::Buffer(&out)), (2, t.bind())]);
         let mut encoder = g.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
@@ -201,15 +280,17 @@ mod tests {
         g.queue.submit([encoder.finish()]);
         let got: Vec<u32> =
             bytemuck::pod_collect_to_vec(&pollster::block_on(g.read(&out, (words.len() * 4) as u64)).unwrap());
-        assert_eq!(got, words, "{texels} texels in layers of {max_rows} rows");
+        assert_eq!(got, words, "{texels} texels in {store:?}, layers of {max_rows} rows");
     }
 
     #[test]
     fn texels_read_back_in_order_across_rows_and_layers() {
-        round_trip(100, 8192);
-        round_trip(2048 * 5 + 17, 8192);
+        for store in [WeightStore::Texture, WeightStore::Buffer] {
+            round_trip(100, store, 8192);
+            round_trip(2048 * 5 + 17, store, 8192);
+        }
         // Forced small layers: the same addressing spans several array layers.
-        round_trip(2048 * 5 + 17, 2);
-        round_trip(2048 * 7, 1);
+        round_trip(2048 * 5 + 17, WeightStore::Texture, 2);
+        round_trip(2048 * 7, WeightStore::Texture, 1);
     }
 }

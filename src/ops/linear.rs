@@ -2,8 +2,9 @@
 //! (`shaders/linear.wgsl` for one token, `shaders/linear_batch.wgsl` for several), with the
 //! RMSNorm of x, the residual add and SwiGLU fused in as variants.
 
-use super::{Op, Recorder, Step, StepBuffers};
-use crate::gpu::{Activations, Bind, DecodeShape, Defines, Gpu, Kernel, Slot, Texels};
+use super::kv_write::rope_defines;
+use super::{Heads, Op, Recorder, Step, StepBuffers};
+use crate::gpu::{Activations, Bind, DecodeShape, Defines, Gpu, Kernel, KvTexture, Slot, Texels};
 use crate::quant::layout::{PackedMatrix, TILE_ROWS, WeightFormat};
 use crate::{Error, Result};
 use std::sync::Arc;
@@ -38,7 +39,9 @@ impl GpuMatrix {
     /// The defines every kernel reading this matrix shares.
     pub(crate) fn defines(&self, gpu: &Gpu, d: Defines) -> Defines {
         let [quants, scales] = self.format.shader_flags();
-        d.flag(quants, true)
+        self.quants
+            .defines(d)
+            .flag(quants, true)
             .flag(scales, true)
             .flag("SCALED", self.scales.is_some())
             .u32("WQ", self.format.quants.words() as u32)
@@ -48,15 +51,15 @@ impl GpuMatrix {
             .u32("TEXEL_ROW", gpu.texel_row())
             .u32("K", self.cols as u32)
             .u32("N", self.rows as u32)
-            .u32("WQ_H", self.quants.height)
-            .u32("WS_H", self.scales.as_ref().map_or(1, |s| s.height))
+            .u32("WQ_H", self.quants.height())
+            .u32("WS_H", self.scales.as_ref().map_or(1, |s| s.height()))
     }
 
-    /// Its textures, in slots 2 (quants) and 4 (scales).
+    /// Its texels, in slots 2 (quants) and 4 (scales).
     pub(crate) fn bindings(&self) -> Vec<(u32, Slot, Bind<'_>)> {
-        let mut b = vec![(2, Slot::Texels, Bind::Texture(&self.quants.view))];
+        let mut b = vec![(2, self.quants.slot(), self.quants.bind())];
         if let Some(s) = &self.scales {
-            b.push((4, Slot::Texels, Bind::Texture(&s.view)));
+            b.push((4, s.slot(), s.bind()));
         }
         b
     }
@@ -86,6 +89,25 @@ pub fn gelu(x: f64) -> f64 {
     0.5 * x * (1.0 + (0.7978845608028654 * (x + 0.044715 * x * x * x)).tanh())
 }
 
+/// A layer's KV cache, for the Q|K|V kernel to write this step's keys (rotated) and values into
+/// as it computes them (`shaders/cache_write.wgsl`), in place of a `KvWrite` dispatch.
+#[derive(Clone, Copy)]
+pub struct CacheWrite<'a> {
+    pub heads: Heads,
+    /// The RoPE table of this layer.
+    pub rope: &'a wgpu::Buffer,
+    pub k: &'a KvTexture,
+    pub v: &'a KvTexture,
+}
+
+impl CacheWrite<'_> {
+    /// Whether an octet of output rows holds whole rotation pairs of one head: neighbour pairs
+    /// (not GPT-NeoX's (i, i + d/2)) and heads of whole octets.
+    pub fn fits(heads: &Heads) -> bool {
+        !heads.neox && heads.head_dim.is_multiple_of(8)
+    }
+}
+
 pub struct LinearSpec<'a> {
     /// RMSNorm x with this gamma and epsilon before the product.
     pub norm: Option<(&'a wgpu::Buffer, f32)>,
@@ -96,11 +118,13 @@ pub struct LinearSpec<'a> {
     pub logits: bool,
     /// The one-token kernel's shape; the adapter's (`Gpu::decode_shape`) when None.
     pub shape: Option<DecodeShape>,
+    /// Rows are Q|K|V: K and V also go into this cache.
+    pub cache: Option<CacheWrite<'a>>,
 }
 
 impl<'a> LinearSpec<'a> {
     pub fn new(norm: Option<(&'a wgpu::Buffer, f32)>, epilogue: Epilogue) -> Self {
-        LinearSpec { norm, bias: None, epilogue, logits: false, shape: None }
+        LinearSpec { norm, bias: None, epilogue, logits: false, shape: None, cache: None }
     }
 }
 
@@ -164,6 +188,28 @@ impl Linear {
             base = base.flag("BIAS", true);
             common.push((7, Slot::Read, Bind::Buffer(bias)));
         }
+        if let Some(cache) = &spec.cache {
+            let h = &cache.heads;
+            if !CacheWrite::fits(h) || w.rows != h.qkv_dim() || spec.epilogue != Epilogue::Store || spec.logits {
+                return Err(Error::Gpu(format!(
+                    "a cache write needs Q|K|V rows ({} for {h:?}, not {}), a plain store and neighbour-pair RoPE",
+                    h.qkv_dim(),
+                    w.rows
+                )));
+            }
+            base = rope_defines(base, h)
+                .flag("CACHE", true)
+                .u32("Q_ROWS", h.q_dim() as u32)
+                .u32("KV_ROWS", h.kv_dim() as u32)
+                .u32("HD", h.head_dim as u32)
+                .u32("KV_H", cache.k.height);
+            common.extend([
+                (0, Slot::Uniform, Bind::Buffer(&steps.step)),
+                (8, Slot::StorageTextureF32, Bind::Texture(&cache.k.view)),
+                (9, Slot::StorageTextureF32, Bind::Texture(&cache.v.view)),
+                (10, Slot::Read, Bind::Buffer(cache.rope)),
+            ]);
+        }
         // x (and gamma) come through uniform bindings where every lane reads the same address
         // and a row fits; otherwise through storage (see shaders/linear.wgsl).
         let bound = |shader: &str, defines: &Defines, x_storage: bool, extra: Option<(u32, Slot, Bind)>| {
@@ -200,6 +246,7 @@ impl Linear {
                 w.cols,
                 if spec.norm.is_some() { " +norm" } else { "" },
                 match spec.epilogue {
+                    Epilogue::Store if spec.cache.is_some() => " +kv cache",
                     Epilogue::Store => "",
                     Epilogue::Add => " +add",
                     Epilogue::SwiGlu => " +swiglu",
@@ -351,6 +398,7 @@ mod tests {
             epilogue,
             logits: logits_from > 0,
             shape: Some(shape),
+            cache: None,
         };
         let op = Linear::new(g, &steps, &wm, &xb, &yb, &spec).unwrap();
         run(&steps, &[&op], step);
@@ -520,5 +568,94 @@ mod tests {
         let spec = LinearSpec { bias: Some(&bias), ..LinearSpec::new(None, Epilogue::GeGlu) };
         let err = Linear::new(g, &step_buffers(), &w, &x, &y, &spec).err().expect("refused").to_string();
         assert!(err.contains("bias"), "{err}");
+    }
+
+    /// Q|K|V rows of `heads` from random Q8_0 weights, bias included.
+    fn qkv_rows(heads: &Heads, cols: usize, rng: &mut rand::rngs::Xoshiro256PlusPlus) -> (PackedMatrix, Vec<f32>) {
+        let rows = heads.qkv_dim();
+        let bytes = random_tensor(GgmlType::Q8_0, rows, cols, rng);
+        let packed = pack(&[SourceRows { ty: GgmlType::Q8_0, bytes: &bytes, rows }], cols, RowOrder::Concat).unwrap();
+        (packed, random_vec(rows, rng))
+    }
+
+    #[test]
+    fn the_qkv_kernel_writes_rotated_keys_and_values_into_the_cache() {
+        use crate::ops::kv_write::{rope_table, rotate};
+        // Partial rotation (24 of 32 dimensions), two KV heads for four query heads.
+        let heads = Heads { n_head: 4, n_head_kv: 2, head_dim: 32, rope_dims: 24, neox: false };
+        let (cols, ctx, pos0, base) = (64, 16, 5, 10000.0);
+        let (q, kv) = (heads.q_dim(), heads.kv_dim());
+        for (i, (shape, n_tokens, bias)) in
+            [(DecodeShape::Rows, 1, true), (DecodeShape::Split, 1, false), (DecodeShape::Rows, 6, true)]
+                .into_iter()
+                .enumerate()
+        {
+            let mut rng = rng(500 + i as u64);
+            let (packed, bias_values) = qkv_rows(&heads, cols, &mut rng);
+            let w: Vec<Vec<f32>> = (0..packed.rows).map(|r| (0..cols).map(|c| packed.get(r, c)).collect()).collect();
+            let x = random_vec(n_tokens * cols, &mut rng);
+            let bias_ref = bias.then_some(&bias_values[..]);
+            let y_before = vec![f32::NAN; n_tokens * heads.qkv_dim()];
+            let want = reference(&w, &x, n_tokens, None, bias_ref, Epilogue::Store, &y_before);
+
+            let g = gpu();
+            let wm = GpuMatrix::upload(g, "w", &packed).unwrap();
+            let xb = g.activations_with("x", cols, &x).unwrap();
+            let yb = poisoned_rows(n_tokens, heads.qkv_dim());
+            let bb = g.buffer_with("bias", &bias_values).unwrap();
+            let rope = g.buffer_with("rope", &rope_table(ctx, heads.rope_dims, base, None)).unwrap();
+            let empty = vec![0.0; ctx * kv];
+            let (k, v) = (kv_with(&empty, (kv / 4) as u32), kv_with(&empty, (kv / 4) as u32));
+            let steps = step_buffers();
+            let spec = LinearSpec {
+                bias: bias.then_some(&bb),
+                shape: Some(shape),
+                cache: Some(CacheWrite { heads, rope: &rope, k: &k, v: &v }),
+                ..LinearSpec::new(None, Epilogue::Store)
+            };
+            let op = Linear::new(g, &steps, &wm, &xb, &yb, &spec).unwrap();
+            let step = Step { n_tokens: n_tokens as u32, pos0: pos0 as u32, ..Default::default() };
+            run(&steps, &[&op], step);
+
+            let what = format!("{shape:?} T={n_tokens} bias={bias}");
+            // f16 products carry 11-bit mantissas (the sums stay f32).
+            let close = |got: &[f32], want: &[f32], what: &str| {
+                if g.paths.f16 {
+                    assert_close_to_scale(got, want, 1e-2, what)
+                } else {
+                    assert_close(got, want, 1e-4, what)
+                }
+            };
+            close(&read_rows(&yb, n_tokens), &want, &what);
+            let got_k = pollster::block_on(g.read_kv(&k, ctx as u32)).unwrap();
+            let got_v = pollster::block_on(g.read_kv(&v, ctx as u32)).unwrap();
+            for t in 0..n_tokens {
+                let row = &want[t * heads.qkv_dim()..][..heads.qkv_dim()];
+                let mut want_k = row[q..q + kv].to_vec();
+                want_k.chunks_mut(heads.head_dim).for_each(|h| rotate(h, pos0 + t, &heads, base));
+                let p = pos0 + t;
+                close(&got_k[p * kv..][..kv], &want_k, &format!("cached k, {what}"));
+                close(&got_v[p * kv..][..kv], &row[q + kv..], &format!("cached v, {what}"));
+            }
+            assert!(got_k[..pos0 * kv].iter().all(|&v| v == 0.0), "positions before pos0 untouched");
+            assert!(got_k[(pos0 + n_tokens) * kv..].iter().all(|&v| v == 0.0), "positions after the step untouched");
+        }
+    }
+
+    #[test]
+    fn a_cache_write_with_neox_pairs_is_refused() {
+        let heads = Heads { n_head: 2, n_head_kv: 1, head_dim: 32, rope_dims: 32, neox: true };
+        let (packed, _) = qkv_rows(&heads, 32, &mut rng(600));
+        let g = gpu();
+        let w = GpuMatrix::upload(g, "w", &packed).unwrap();
+        let (x, y) = (g.activations("x", 1, 32).unwrap(), g.activations("y", 1, heads.qkv_dim()).unwrap());
+        let rope = g.buffer_with("rope", &[0.0f32; 64]).unwrap();
+        let (k, v) = (kv_with(&[0.0; 64], 8), kv_with(&[0.0; 64], 8));
+        let spec = LinearSpec {
+            cache: Some(CacheWrite { heads, rope: &rope, k: &k, v: &v }),
+            ..LinearSpec::new(None, Epilogue::Store)
+        };
+        let err = Linear::new(g, &step_buffers(), &w, &x, &y, &spec).err().expect("refused").to_string();
+        assert!(err.contains("neighbour-pair"), "{err}");
     }
 }

@@ -3,7 +3,7 @@
 //! feed-forward, a GELU-gated feed-forward, embeddings scaled by sqrt(width) and an LM head
 //! tied to them. (GGUF converters store Gemma's norm weights with its `1 +` already added.)
 
-use super::{Architecture, Ends, attention_ops};
+use super::{Architecture, Ends, attention, kv_write};
 use crate::Result;
 use crate::gpu::Gpu;
 use crate::model::config::ModelConfig;
@@ -80,7 +80,8 @@ impl Architecture for Gemma3 {
             ops.push(Box::new(Linear::new(gpu, st, &layer.qkv, &s.x, &s.qkv, &norm_first)?));
             ops.push(Box::new(RmsNorm::heads(gpu, st, heads, &s.qkv, &layer.q_norm, &layer.k_norm, eps)?));
             // Queries scaled by 1/sqrt(head size): Gemma 3's query_pre_attn_scalar for these models.
-            ops.extend(attention_ops(gpu, c, s, l, rope, window)?);
+            ops.push(kv_write(gpu, c, s, l, rope)?);
+            ops.push(attention(gpu, c, s, l, rope, window)?);
             let store = LinearSpec::new(None, Epilogue::Store);
             ops.push(Box::new(Linear::new(gpu, st, &layer.attn_out, &s.attn, &s.branch, &store)?));
             ops.push(Box::new(RmsNorm::add_to(gpu, st, &s.branch, &layer.post_attn_norm, eps, &s.x)?));

@@ -3,7 +3,7 @@
 //! pre-norm blocks of grouped-query attention with RoPE and a SwiGLU feed-forward, RMSNorm
 //! throughout.
 
-use super::{Architecture, Ends, attention_ops};
+use super::{Architecture, Ends, attention, cache_write, kv_write};
 use crate::Result;
 use crate::gpu::Gpu;
 use crate::model::config::ModelConfig;
@@ -83,18 +83,28 @@ impl Architecture for Llama {
         let st = &s.steps;
         let mut ops: Vec<Box<dyn Op>> = vec![self.ends.embed(gpu, s, 1.0)?];
         for (l, layer) in self.layers.iter().enumerate() {
+            // Keys are normalised (QK-norm) over whole heads before they are rotated and cached,
+            // which the Q|K|V kernel's octets of rows cannot do.
+            let cache = if layer.qk_norm.is_none() { cache_write(c, s, l, &s.rope) } else { None };
             ops.push(Box::new(Linear::new(
                 gpu,
                 st,
                 &layer.qkv,
                 &s.x,
                 &s.qkv,
-                &LinearSpec { bias: layer.qkv_bias.as_ref(), ..plain(Some((&layer.attn_norm, eps)), Epilogue::Store) },
+                &LinearSpec {
+                    bias: layer.qkv_bias.as_ref(),
+                    cache,
+                    ..plain(Some((&layer.attn_norm, eps)), Epilogue::Store)
+                },
             )?));
             if let Some((q_norm, k_norm)) = &layer.qk_norm {
                 ops.push(Box::new(RmsNorm::heads(gpu, st, heads, &s.qkv, q_norm, k_norm, eps)?));
             }
-            ops.extend(attention_ops(gpu, c, s, l, &s.rope, None)?);
+            if cache.is_none() {
+                ops.push(kv_write(gpu, c, s, l, &s.rope)?);
+            }
+            ops.push(attention(gpu, c, s, l, &s.rope, None)?);
             ops.push(Box::new(Linear::new(gpu, st, &layer.attn_out, &s.attn, &s.x, &plain(None, Epilogue::Add))?));
             ops.push(Box::new(Linear::new(
                 gpu,

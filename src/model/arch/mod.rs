@@ -12,7 +12,7 @@ use crate::ops::Op;
 use crate::ops::attention::{self, Attention};
 use crate::ops::embed::Embed;
 use crate::ops::kv_write::KvWrite;
-use crate::ops::linear::{Epilogue, GpuMatrix, Linear, LinearSpec};
+use crate::ops::linear::{CacheWrite, Epilogue, GpuMatrix, Linear, LinearSpec};
 use crate::quant::RowOrder;
 use crate::{Error, Result};
 
@@ -79,23 +79,37 @@ impl Ends {
     }
 }
 
-/// Layer `l`'s attention over the fused Q|K|V rows in `State::qkv`: K (rotated) and V into the
-/// layer's cache, then each query over it into `State::attn`, with the given RoPE table and,
-/// for a sliding-window layer, its window.
-pub(crate) fn attention_ops(
+/// Layer `l`'s write of K (rotated with the `rope` table) and V from `State::qkv` into its
+/// cache, where the Q|K|V kernel does not do it itself (`cache_write`).
+pub(crate) fn kv_write(gpu: &Gpu, c: &ModelConfig, s: &State, l: usize, rope: &wgpu::Buffer) -> Result<Box<dyn Op>> {
+    Ok(Box::new(KvWrite::new(gpu, &s.steps, c.heads(), &s.qkv, rope, &s.k_cache[l], &s.v_cache[l])?))
+}
+
+/// Layer `l`'s cache, for its Q|K|V kernel to fill as it computes K and V, where the family's
+/// RoPE pairs allow it (then no `kv_write` is needed).
+pub(crate) fn cache_write<'a>(
+    c: &ModelConfig,
+    s: &'a State,
+    l: usize,
+    rope: &'a wgpu::Buffer,
+) -> Option<CacheWrite<'a>> {
+    let heads = c.heads();
+    CacheWrite::fits(&heads).then(|| CacheWrite { heads, rope, k: &s.k_cache[l], v: &s.v_cache[l] })
+}
+
+/// Layer `l`'s attention: each query of `State::qkv` (rotated with `rope` as it is read) over
+/// the layer's cache into `State::attn`, within `window` positions for a sliding-window layer.
+pub(crate) fn attention(
     gpu: &Gpu,
     c: &ModelConfig,
     s: &State,
     l: usize,
     rope: &wgpu::Buffer,
     window: Option<u32>,
-) -> Result<[Box<dyn Op>; 2]> {
+) -> Result<Box<dyn Op>> {
     let heads = c.heads();
     let scale = 1.0 / (heads.head_dim as f32).sqrt();
     let (k, v) = (&s.k_cache[l], &s.v_cache[l]);
     let split = attention::keys_per_split(gpu);
-    Ok([
-        Box::new(KvWrite::new(gpu, &s.steps, heads, &s.qkv, rope, k, v)?),
-        Box::new(Attention::new(gpu, &s.steps, heads, scale, &s.qkv, rope, k, v, &s.attn, split, window)?),
-    ])
+    Ok(Box::new(Attention::new(gpu, &s.steps, heads, scale, &s.qkv, rope, k, v, &s.attn, split, window)?))
 }

@@ -1,0 +1,49 @@
+// The Q|K|V kernels' cache epilogue (CACHE): rows Q_ROWS.. of their output are this token's
+// keys and then its values (KV_ROWS each); besides y, each octet of them goes into the layer's
+// cache textures as two texels of position `pos` (kv_write.wgsl's layout: texel x of position p
+// at row p % KV_H of layer p / KV_H), keys rotated on the way. Only for neighbour-pair RoPE
+// (not NEOX), where an octet holds whole pairs (src/ops/linear.rs checks).
+// Constants: Q_ROWS, KV_ROWS, HD (head size), RD (rotated dimensions), KV_H.
+
+#include "step.wgsl"
+
+@group(0) @binding(8) var k_cache: texture_storage_2d_array<rgba32float, write>;
+@group(0) @binding(9) var v_cache: texture_storage_2d_array<rgba32float, write>;
+@group(0) @binding(10) var<storage, read> rope_cs: array<vec2<f32>>;
+
+#include "rope.wgsl"
+
+// Elements d0..d0+3 of a key head, rotated for `pos` (partners are neighbours: v.yxwz).
+fn rotated4(v: vec4<f32>, d0: u32, pos: u32) -> vec4<f32> {
+    let r0 = rope_term(d0, pos);
+    let r1 = rope_term(d0 + 1u, pos);
+    let r2 = rope_term(d0 + 2u, pos);
+    let r3 = rope_term(d0 + 3u, pos);
+    return v * vec4<f32>(r0.c, r1.c, r2.c, r3.c) + v.yxwz * vec4<f32>(r0.s, r1.s, r2.s, r3.s);
+}
+
+// Rows row0..row0+7 of one token's output (before its bias) at position `pos`.
+fn cache_store(row0: u32, pos: u32, sums_a: vec4<f32>, sums_b: vec4<f32>) {
+    if row0 < Q_ROWS || row0 >= Q_ROWS + 2u * KV_ROWS {
+        return;
+    }
+#if BIAS
+    let a = sums_a + vec4<f32>(bias[row0], bias[row0 + 1u], bias[row0 + 2u], bias[row0 + 3u]);
+    let b = sums_b + vec4<f32>(bias[row0 + 4u], bias[row0 + 5u], bias[row0 + 6u], bias[row0 + 7u]);
+#else
+    let a = sums_a;
+    let b = sums_b;
+#endif
+    let r = row0 - Q_ROWS;
+    let layer = pos / KV_H;
+    if r >= KV_ROWS {
+        let at = vec2<u32>((r - KV_ROWS) / 4u, pos % KV_H);
+        textureStore(v_cache, at, layer, a);
+        textureStore(v_cache, at + vec2<u32>(1u, 0u), layer, b);
+        return;
+    }
+    let at = vec2<u32>(r / 4u, pos % KV_H);
+    let d0 = r % HD;
+    textureStore(k_cache, at, layer, rotated4(a, d0, pos));
+    textureStore(k_cache, at + vec2<u32>(1u, 0u), layer, rotated4(b, d0 + 4u, pos));
+}
