@@ -1,47 +1,100 @@
-// Writes this step's keys (rotated) and values into the layer's cache textures, one texel
-// (4 elements) per invocation. Texel x of position p (row p % KV_H of layer p / KV_H) holds
-// elements 4x..4x+3 of its key. Constants: NH, NKV, HD, RD, QS (floats per qkv row), KV_H.
+// Writes this step's keys (rotated) and values into the layer's cache textures, one workgroup
+// per (head, token). Texel x of position p (row p % KV_H of layer p / KV_H) holds elements
+// 4x..4x+3 of its K (or V) row. With QK_NORM (Gemma 3, Qwen 3) the query and key heads are
+// RMS-normalised with their gammas first: queries in place in the Q|K|V rows (attention reads
+// them there), keys on their way into the cache (their Q|K|V rows are left as they were).
+// Where there is no QK-norm and RoPE pairs are neighbours, the Q|K|V kernel writes the cache
+// itself (cache_write.wgsl) and this kernel is not used.
+// Constants: NH, NKV, HD, RD, QS (floats per qkv row), KV_H, EPS (QK_NORM).
 
 #include "step.wgsl"
 
-@group(0) @binding(1) var<storage, read> qkv: array<f32>;
+@group(0) @binding(1) var<storage, read_write> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read> rope_cs: array<vec2<f32>>;
 @group(0) @binding(3) var k_cache: texture_storage_2d_array<rgba32float, write>;
 @group(0) @binding(4) var v_cache: texture_storage_2d_array<rgba32float, write>;
+#if QK_NORM
+@group(0) @binding(5) var<storage, read> q_gamma: array<f32>;
+@group(0) @binding(6) var<storage, read> k_gamma: array<f32>;
+#endif
 
 #include "rope.wgsl"
 
-const KV_TEXELS: u32 = NKV * HD / 4u;
+#if QK_NORM
+var<workgroup> partial: array<f32, 64>;
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = gid.x;
-    let t = gid.y;
-    if i >= 2u * KV_TEXELS || t >= step.n_tokens {
-        return;
+// 1 / rms of the head at `base` (every invocation of the workgroup calls it).
+fn head_rms_inverse(base: u32, lane: u32) -> f32 {
+    var ss = 0.0;
+    for (var i = lane; i < HD; i += 64u) {
+        let v = qkv[base + i];
+        ss += v * v;
     }
-    let pos = step.pos0 + t;
-    let is_value = i >= KV_TEXELS;
-    let texel = i % KV_TEXELS;
-    // Element e of the K (or V) part: head e / HD, element e % HD of that head.
-    let e0 = 4u * texel;
-    let head_base = t * QS + NH * HD + select(0u, NKV * HD, is_value) + (e0 / HD) * HD;
-    let d0 = e0 % HD;
-    var v: vec4<f32>;
-    for (var k = 0u; k < 4u; k++) {
-        let d = d0 + k;
-        let x = qkv[head_base + d];
-        if is_value {
-            v[k] = x;
-        } else {
-            let r = rope_term(d, pos);
-            v[k] = x * r.c + qkv[head_base + r.partner] * r.s;
+    partial[lane] = ss;
+    for (var stride = 32u; stride > 0u; stride /= 2u) {
+        workgroupBarrier();
+        if lane < stride {
+            partial[lane] += partial[lane + stride];
         }
     }
-    let at = vec2<u32>(texel, pos % KV_H);
-    if is_value {
-        textureStore(v_cache, at, pos / KV_H, v);
-    } else {
-        textureStore(k_cache, at, pos / KV_H, v);
+    workgroupBarrier();
+    return inverseSqrt(partial[0] / f32(HD) + EPS);
+}
+#endif
+
+// Element d of the key head at `base`, normalised when QK_NORM (inv: its 1 / rms).
+fn key(base: u32, d: u32, inv: f32) -> f32 {
+#if QK_NORM
+    return qkv[base + d] * inv * k_gamma[d];
+#else
+    return qkv[base + d];
+#endif
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let t = wg.y;
+    if t >= step.n_tokens {
+        return;
+    }
+#if QK_NORM
+    // Heads 0..NH are queries, then NKV keys, then NKV values.
+    let head = wg.x;
+#else
+    let head = NH + wg.x;
+#endif
+    let base = t * QS + head * HD;
+    let pos = step.pos0 + t;
+    var inv = 1.0;
+#if QK_NORM
+    if head < NH + NKV {
+        inv = head_rms_inverse(base, lane);
+    }
+    if head < NH {
+        for (var i = lane; i < HD; i += 64u) {
+            qkv[base + i] *= inv * q_gamma[i];
+        }
+        return;
+    }
+#endif
+    let is_value = head >= NH + NKV;
+    let kv_head = head - NH - select(0u, NKV, is_value);
+    for (var j = lane; j < HD / 4u; j += 64u) {
+        var v: vec4<f32>;
+        for (var k = 0u; k < 4u; k++) {
+            let d = 4u * j + k;
+            if is_value {
+                v[k] = qkv[base + d];
+            } else {
+                let r = rope_term(d, pos);
+                v[k] = key(base, d, inv) * r.c + key(base, r.partner, inv) * r.s;
+            }
+        }
+        let at = vec2<u32>(kv_head * (HD / 4u) + j, pos % KV_H);
+        if is_value {
+            textureStore(v_cache, at, pos / KV_H, v);
+        } else {
+            textureStore(k_cache, at, pos / KV_H, v);
+        }
     }
 }

@@ -22,7 +22,9 @@
 //   CACHE   the Q|K|V kernel also writes K (rotated) and V into the layer's cache
 //           (cache_write.wgsl)
 // and the weight format's flags (weights.wgsl).
-// Constants: K (row length), N (rows), XV (vec4s in a uniform x window), EPS.
+// Constants: K (row length), N (rows), ROW0 (the first row of this part of the matrix: fused
+// tensors of different types are parts of their own, src/ops/linear.rs), XV (vec4s in a
+// uniform x window), EPS.
 // The bindings of x and y start at this token's rows (dynamic offsets).
 
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
@@ -156,14 +158,14 @@ fn accumulate(b: u32, u: u32, sc: Scales8, pre_scale: f32, acc: ptr<function, Su
 fn store(row: u32, v: f32) {
     if row < N {
 #if BIAS
-        let out = v + bias[row];
+        let out = v + bias[ROW0 + row];
 #else
         let out = v;
 #endif
 #if ADD
-        y[row] += out;
+        y[ROW0 + row] += out;
 #else
-        y[row] = out;
+        y[ROW0 + row] = out;
 #endif
     }
 }
@@ -202,7 +204,9 @@ fn finish(row0: u32, acc: Sums) {
     }
 #else
 #if CACHE
-    cache_store(row0, step.pos0, a0, a1);
+    if row0 < N {
+        cache_store(ROW0 + row0, step.pos0, a0, a1);
+    }
 #endif
     store(row0, a0.x);
     store(row0 + 1u, a0.y);

@@ -87,20 +87,22 @@ fn store_token(t: u32, row0: u32, a: vec4<f32>, b: vec4<f32>) {
 #else
 #if CACHE
     // (The step's tokens are y's rows: the Q|K|V kernel never has `logits`.)
-    cache_store(row0, step.pos0 + window.out_row + t, a, b);
+    if row0 < N {
+        cache_store(ROW0 + row0, step.pos0 + window.out_row + t, a, b);
+    }
 #endif
     let v = array<f32, 8>(a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w);
     for (var j = 0u; j < 8u; j++) {
         if row0 + j < N {
 #if BIAS
-            let out = v[j] + bias[row0 + j];
+            let out = v[j] + bias[ROW0 + row0 + j];
 #else
             let out = v[j];
 #endif
 #if ADD
-            y[base + row0 + j] += out;
+            y[base + ROW0 + row0 + j] += out;
 #else
-            y[base + row0 + j] = out;
+            y[base + ROW0 + row0 + j] = out;
 #endif
         }
     }

@@ -1,31 +1,22 @@
-// RMSNorm of rows of D values times gamma, one workgroup of 64 per (row, token):
-//   HEADS  the rows are the NH query heads and the key heads after them in the fused Q|K|V
-//          rows (QK-norm), normalised in place with q_gamma and k_gamma
-//   else   row 0 of each token is normalised and added to `dst` (a post-norm before the
-//          residual add)
-// Constants: D, SS (floats per src row), DS (floats per dst row), EPS, NH (HEADS).
+// RMSNorm of row 0 of each token (D values) times gamma, added to `dst`: a post-norm before
+// the residual add. One workgroup of 64 per token.
+// Constants: D, SS (floats per src row), DS (floats per dst row), EPS.
 
 #include "step.wgsl"
 
-#if HEADS
-@group(0) @binding(1) var<storage, read_write> src: array<f32>;
-@group(0) @binding(3) var<storage, read> k_gamma: array<f32>;
-#else
 @group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dst: array<f32>;
-#endif
 @group(0) @binding(2) var<storage, read> gamma: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dst: array<f32>;
 
 var<workgroup> partial: array<f32, 64>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
-    let r = wg.x;
     let t = wg.y;
     if t >= step.n_tokens {
         return;
     }
-    let base = t * SS + r * D;
+    let base = t * SS;
     var ss = 0.0;
     for (var i = lane; i < D; i += 64u) {
         let v = src[base + i];
@@ -41,11 +32,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     workgroupBarrier();
     let inv = inverseSqrt(partial[0] / f32(D) + EPS);
     for (var i = lane; i < D; i += 64u) {
-#if HEADS
-        let g = select(k_gamma[i], gamma[i], r < NH);
-        src[base + i] = src[base + i] * inv * g;
-#else
         dst[t * DS + i] += src[base + i] * inv * gamma[i];
-#endif
     }
 }

@@ -4,6 +4,7 @@
 use super::gguf::{GgufHeader, TensorInfo};
 #[cfg(not(target_arch = "wasm32"))]
 use super::hf::HfFolder;
+#[cfg(not(target_arch = "wasm32"))]
 use crate::quant::GgmlType;
 use crate::{Error, Result};
 use std::borrow::Cow;

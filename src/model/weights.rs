@@ -5,7 +5,7 @@ use super::file::ModelFile;
 use super::gguf::{GgufHeader, TensorInfo};
 use crate::gpu::Gpu;
 use crate::ops::linear::GpuMatrix;
-use crate::quant::{RowOrder, SourceRows, dequantize, pack};
+use crate::quant::{RowOrder, SourceRows, dequantize, pack_parts};
 use crate::{Error, Result};
 
 pub struct WeightLoader<'a> {
@@ -132,11 +132,11 @@ impl<'a> WeightLoader<'a> {
     }
 
     fn upload(&self, label: &str, sources: &[SourceRows], cols: usize, order: RowOrder) -> Result<GpuMatrix> {
-        let packed = pack(sources, cols, order).map_err(|e| match e {
+        let parts = pack_parts(sources, cols, order).map_err(|e| match e {
             Error::Unsupported(m) => Error::Unsupported(format!("{label}: {m}")),
             other => other,
         })?;
-        self.uploaded.set(self.uploaded.get() + packed.gpu_bytes());
-        GpuMatrix::upload(self.gpu, label, &packed)
+        self.uploaded.set(self.uploaded.get() + parts.iter().map(|p| p.gpu_bytes()).sum::<u64>());
+        GpuMatrix::upload_parts(self.gpu, label, &parts)
     }
 }

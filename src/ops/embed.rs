@@ -20,13 +20,14 @@ impl Embed {
         if out.width != table.cols {
             return Err(Error::Gpu(format!("embedding rows of {} into activations of {}", table.cols, out.width)));
         }
-        let mut binds = table.bindings();
+        let part = table.single_part()?;
+        let mut binds = part.bindings();
         binds.extend([
             (0, Slot::Uniform, Bind::Buffer(&steps.step)),
             (1, Slot::Read, Bind::Buffer(ids)),
             (3, Slot::ReadWrite, Bind::Buffer(&out.buffer)),
         ]);
-        let defines = table.defines(gpu, Defines::new()).u32("YS", out.stride as u32).f32("SCALE", scale);
+        let defines = part.defines(gpu, table.cols, Defines::new()).u32("YS", out.stride as u32).f32("SCALE", scale);
         let blocks = (table.cols / 32) as u32;
         let grid = move |s: &Step| [(s.n_tokens * blocks).div_ceil(64), 1, 1];
         Ok(Embed(Dispatch::new(gpu, "embed.wgsl", &defines, &binds, grid)?))

@@ -1,5 +1,6 @@
 //! Rotary position embedding of K, and the write of K and V into the layer's cache textures
-//! (`shaders/kv_write.wgsl`). Q is rotated where it is read, in attention.
+//! (`shaders/kv_write.wgsl`), with the QK-norm of query and key heads first where the family
+//! has one. Q is rotated where it is read, in attention.
 
 use super::{Dispatch, Heads, Recorder, Step, StepBuffers};
 use crate::gpu::{Activations, Bind, Defines, Gpu, KvTexture, Slot};
@@ -30,9 +31,21 @@ pub(crate) fn rope_defines(d: Defines, heads: &Heads) -> Defines {
     d.u32("RD", heads.rope_dims as u32).flag("NEOX", heads.neox)
 }
 
-pub struct KvWrite(Dispatch);
+/// Per-head RMSNorm of queries and keys before attention (Gemma 3, Qwen 3).
+#[derive(Clone, Copy)]
+pub struct QkNorm<'a> {
+    pub q_gamma: &'a wgpu::Buffer,
+    pub k_gamma: &'a wgpu::Buffer,
+    pub eps: f32,
+}
+
+pub struct KvWrite {
+    dispatch: Dispatch,
+    name: &'static str,
+}
 
 impl KvWrite {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         gpu: &Gpu,
         steps: &StepBuffers,
@@ -41,36 +54,46 @@ impl KvWrite {
         rope: &wgpu::Buffer,
         k_cache: &KvTexture,
         v_cache: &KvTexture,
+        qk_norm: Option<QkNorm>,
     ) -> Result<KvWrite> {
         if qkv.width != heads.qkv_dim() {
             return Err(Error::Gpu(format!("qkv rows of {} for heads {heads:?}", qkv.width)));
         }
-        let defines = rope_defines(Defines::new(), &heads)
+        let mut defines = rope_defines(Defines::new(), &heads)
             .u32("NH", heads.n_head as u32)
             .u32("NKV", heads.n_head_kv as u32)
             .u32("HD", heads.head_dim as u32)
             .u32("KV_H", k_cache.height)
             .u32("QS", qkv.stride as u32);
-        let binds = [
+        let mut binds = vec![
             (0, Slot::Uniform, Bind::Buffer(&steps.step)),
-            (1, Slot::Read, Bind::Buffer(&qkv.buffer)),
+            (1, Slot::ReadWrite, Bind::Buffer(&qkv.buffer)),
             (2, Slot::Read, Bind::Buffer(rope)),
             (3, Slot::StorageTextureF32, Bind::Texture(&k_cache.view)),
             (4, Slot::StorageTextureF32, Bind::Texture(&v_cache.view)),
         ];
-        let texels = (2 * heads.kv_dim() / 4) as u32;
-        let grid = move |s: &Step| [texels.div_ceil(64), s.n_tokens, 1];
-        Ok(KvWrite(Dispatch::new(gpu, "kv_write.wgsl", &defines, &binds, grid)?))
+        // One workgroup per key and value head, and per query head when they are normalised.
+        let mut rows = 2 * heads.n_head_kv as u32;
+        if let Some(n) = qk_norm {
+            defines = defines.flag("QK_NORM", true).f32("EPS", n.eps);
+            binds.extend([(5, Slot::Read, Bind::Buffer(n.q_gamma)), (6, Slot::Read, Bind::Buffer(n.k_gamma))]);
+            rows += heads.n_head as u32;
+        }
+        let grid = move |s: &Step| [rows, s.n_tokens, 1];
+        Ok(KvWrite {
+            dispatch: Dispatch::new(gpu, "kv_write.wgsl", &defines, &binds, grid)?,
+            name: if qk_norm.is_some() { "qk-norm+kv_write" } else { "kv_write" },
+        })
     }
 }
 
 impl super::Op for KvWrite {
     fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, rec: &mut Recorder) {
-        self.0.encode(pass, step, rec)
+        self.dispatch.encode(pass, step, rec)
     }
 
     fn name(&self) -> String {
-        "kv_write".into()
+        self.name.into()
     }
 }
 
@@ -90,41 +113,58 @@ pub fn rotate(head: &mut [f32], pos: usize, heads: &Heads, base: f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::rms_norm::rms_norm;
     use crate::ops::test_support::*;
     use crate::quant::testing::random_vec;
 
     #[test]
     fn rotates_keys_and_fills_the_cache() {
-        for (seed, neox) in [(1, false), (2, true)] {
-            let heads = Heads { n_head: 6, n_head_kv: 2, head_dim: 32, rope_dims: 24, neox };
-            let (ctx, pos0, n_tokens, base) = (16, 5, 3, 10000.0);
+        for (seed, neox, qk_norm) in [(1, false, false), (2, true, false), (3, true, true), (4, false, true)] {
+            // Partial rotation; head_dim 96 with QK-norm: a head is not a whole number of
+            // workgroup widths.
+            let head_dim = if qk_norm { 96 } else { 32 };
+            let heads = Heads { n_head: 6, n_head_kv: 2, head_dim, rope_dims: head_dim - 8, neox };
+            let (ctx, pos0, n_tokens, base, eps) = (16, 5, 3, 10000.0, 1e-6);
             let mut rng = rng(seed);
             let qkv = random_vec(n_tokens * heads.qkv_dim(), &mut rng);
+            let (q_gamma, k_gamma) = (random_vec(head_dim, &mut rng), random_vec(head_dim, &mut rng));
 
             let g = gpu();
             let qkv_b = g.activations_with("qkv", heads.qkv_dim(), &qkv).unwrap();
             let rope_b = g.buffer_with("rope", &rope_table(ctx, heads.rope_dims, base, None)).unwrap();
+            let (qg, kg) = (g.buffer_with("q gamma", &q_gamma).unwrap(), g.buffer_with("k gamma", &k_gamma).unwrap());
             let texels = (heads.kv_dim() / 4) as u32;
             let kc = g.kv_texture("k", texels, ctx as u32).unwrap();
             let vc = g.kv_texture("v", texels, ctx as u32).unwrap();
             let step = Step { n_tokens: n_tokens as u32, pos0: pos0 as u32, ..Default::default() };
             let steps = step_buffers();
-            let op = KvWrite::new(g, &steps, heads, &qkv_b, &rope_b, &kc, &vc).unwrap();
+            let norm = qk_norm.then_some(QkNorm { q_gamma: &qg, k_gamma: &kg, eps });
+            let op = KvWrite::new(g, &steps, heads, &qkv_b, &rope_b, &kc, &vc, norm).unwrap();
             run(&steps, &[&op], step);
 
             let (hd, q, kv) = (heads.head_dim, heads.q_dim(), heads.kv_dim());
+            let what = format!("neox {neox}, qk-norm {qk_norm}");
             let got_k = pollster::block_on(g.read_kv(&kc, ctx as u32)).unwrap();
             let got_v = pollster::block_on(g.read_kv(&vc, ctx as u32)).unwrap();
+            let mut want_rows = qkv.clone();
             for t in 0..n_tokens {
-                let row = &qkv[t * heads.qkv_dim()..][..heads.qkv_dim()];
+                let row = &mut want_rows[t * heads.qkv_dim()..][..heads.qkv_dim()];
                 let mut want_k = row[q..q + kv].to_vec();
+                if qk_norm {
+                    for h in row[..q].chunks_mut(hd) {
+                        let normed = rms_norm(h, &q_gamma, eps);
+                        h.copy_from_slice(&normed);
+                    }
+                    want_k = want_k.chunks(hd).flat_map(|h| rms_norm(h, &k_gamma, eps)).collect();
+                }
                 want_k.chunks_mut(hd).for_each(|h| rotate(h, pos0 + t, &heads, base));
                 let p = pos0 + t;
-                assert_close(&got_k[p * kv..][..kv], &want_k, 1e-5, &format!("cached k, neox {neox}"));
-                assert_close(&got_v[p * kv..][..kv], &row[q + kv..], 0.0, "cached v");
+                assert_close(&got_k[p * kv..][..kv], &want_k, 1e-5, &format!("cached k, {what}"));
+                assert_close(&got_v[p * kv..][..kv], &row[q + kv..], 0.0, &format!("cached v, {what}"));
             }
             assert!(got_k[..pos0 * kv].iter().all(|&v| v == 0.0), "positions before pos0 untouched");
-            assert_eq!(read_rows(&qkv_b, n_tokens), qkv, "the qkv rows are only read");
+            // Queries are normalised in place (with QK-norm); keys and values are only read.
+            assert_close(&read_rows(&qkv_b, n_tokens), &want_rows, 1e-5, &format!("qkv rows, {what}"));
         }
     }
 }

@@ -12,32 +12,76 @@ use std::sync::Arc;
 /// Tokens per invocation in the batched kernel.
 const BATCH_TOKENS: u32 = 8;
 
-/// A weight matrix resident on the GPU.
+/// A weight matrix resident on the GPU: one part, or several row ranges of one format each
+/// where fused tensors differ in type (Q4_K_M's Q4_K Q|K and Q6_K V keep their own sizes).
 pub struct GpuMatrix {
-    pub format: WeightFormat,
     pub rows: usize,
     pub cols: usize,
+    pub parts: Vec<MatrixPart>,
+}
+
+/// Rows `first_row..first_row + rows` of a matrix, in one format.
+pub struct MatrixPart {
+    pub first_row: usize,
+    pub rows: usize,
+    pub format: WeightFormat,
     pub quants: Texels,
     pub scales: Option<Texels>,
 }
 
 impl GpuMatrix {
     pub fn upload(gpu: &Gpu, label: &str, m: &PackedMatrix) -> Result<GpuMatrix> {
-        Ok(GpuMatrix {
-            format: m.format,
-            rows: m.rows,
-            cols: m.cols,
-            quants: gpu.texels(label, &m.quants)?,
-            scales: if m.scales.is_empty() { None } else { Some(gpu.texels(label, &m.scales)?) },
-        })
+        Self::upload_parts(gpu, label, std::slice::from_ref(m))
     }
 
+    /// Packed row ranges, in order, as one matrix.
+    pub fn upload_parts(gpu: &Gpu, label: &str, parts: &[PackedMatrix]) -> Result<GpuMatrix> {
+        let cols = parts.first().map_or(0, |m| m.cols);
+        let mut uploaded = Vec::with_capacity(parts.len());
+        let mut first_row = 0usize;
+        for m in parts {
+            if m.cols != cols || !first_row.is_multiple_of(8) {
+                return Err(Error::Gpu(format!(
+                    "{label}: parts of a matrix must share columns and start at whole octets"
+                )));
+            }
+            uploaded.push(MatrixPart {
+                first_row,
+                rows: m.rows,
+                format: m.format,
+                quants: gpu.texels(label, &m.quants)?,
+                scales: if m.scales.is_empty() { None } else { Some(gpu.texels(label, &m.scales)?) },
+            });
+            first_row += m.rows;
+        }
+        Ok(GpuMatrix { rows: first_row, cols, parts: uploaded })
+    }
+
+    /// The one part of a matrix that has one (the embedding table).
+    pub(crate) fn single_part(&self) -> Result<&MatrixPart> {
+        match &self.parts[..] {
+            [part] => Ok(part),
+            _ => Err(Error::Gpu(format!(
+                "a {}x{} matrix of {} parts where one was expected",
+                self.rows,
+                self.cols,
+                self.parts.len()
+            ))),
+        }
+    }
+
+    fn formats(&self) -> String {
+        self.parts.iter().map(|p| format!("{:?}", p.format)).collect::<Vec<_>>().join(" + ")
+    }
+}
+
+impl MatrixPart {
     pub fn tiles(&self) -> u32 {
         self.rows.div_ceil(TILE_ROWS) as u32
     }
 
-    /// The defines every kernel reading this matrix shares.
-    pub(crate) fn defines(&self, gpu: &Gpu, d: Defines) -> Defines {
+    /// The defines every kernel reading this part of a `cols`-wide matrix shares.
+    pub(crate) fn defines(&self, gpu: &Gpu, cols: usize, d: Defines) -> Defines {
         let [quants, scales] = self.format.shader_flags();
         self.quants
             .defines(d)
@@ -49,8 +93,9 @@ impl GpuMatrix {
             .u32("SB", self.format.scales.unit_blocks() as u32)
             .f32("S_OFFSET", self.format.offset())
             .u32("TEXEL_ROW", gpu.texel_row())
-            .u32("K", self.cols as u32)
+            .u32("K", cols as u32)
             .u32("N", self.rows as u32)
+            .u32("ROW0", self.first_row as u32)
             .u32("WQ_H", self.quants.height())
             .u32("WS_H", self.scales.as_ref().map_or(1, |s| s.height()))
     }
@@ -133,12 +178,17 @@ struct Bound {
     bind_group: wgpu::BindGroup,
 }
 
-pub struct Linear {
+/// The kernels of one part of the matrix.
+struct PartKernels {
     single: Bound,
     batch: Bound,
     /// Workgroups of the one-token kernel.
     single_groups: u32,
     tiles: u32,
+}
+
+pub struct Linear {
+    parts: Vec<PartKernels>,
     logits: bool,
     /// Tokens per uniform window of x, and the byte stride of x rows.
     window_tokens: u32,
@@ -165,22 +215,21 @@ impl Linear {
         if spec.epilogue.is_gated() && spec.bias.is_some() {
             return Err(Error::Gpu("a bias with a gated activation is not supported".into()));
         }
-        if spec.epilogue.is_gated() && !w.rows.is_multiple_of(8) {
-            return Err(Error::Gpu("gated activations need whole groups of 8 rows".into()));
+        if spec.epilogue.is_gated() && (!w.rows.is_multiple_of(8) || w.parts.len() > 1) {
+            return Err(Error::Gpu("gated activations need whole groups of 8 rows in one part".into()));
         }
         let window_tokens = x.window_rows(gpu) as u32;
         let window_bytes = x.window_bytes(gpu);
         let mut base = gpu
             .paths
-            .defines(w.defines(gpu, Defines::new()))
+            .defines(Defines::new())
             .u32("XV", (window_bytes / 16) as u32)
             .u32("XS", (x.stride / 4) as u32)
             .u32("YS", y.stride as u32)
             .flag("ADD", spec.epilogue == Epilogue::Add)
             .flag("GLU", spec.epilogue.is_gated())
             .flag("GELU", spec.epilogue == Epilogue::GeGlu);
-        let mut common = w.bindings();
-        common.push((3, Slot::ReadWrite, Bind::Buffer(&y.buffer)));
+        let mut common = vec![(3, Slot::ReadWrite, Bind::Buffer(&y.buffer))];
         if let Some((_, eps)) = spec.norm {
             base = base.flag("NORM", true).f32("EPS", eps);
         }
@@ -210,38 +259,47 @@ impl Linear {
                 (10, Slot::Read, Bind::Buffer(cache.rope)),
             ]);
         }
-        // x (and gamma) come through uniform bindings where every lane reads the same address
-        // and a row fits; otherwise through storage (see shaders/linear.wgsl).
-        let bound = |shader: &str, defines: &Defines, x_storage: bool, extra: Option<(u32, Slot, Bind)>| {
-            let mut all = common.clone();
-            let (window, whole) =
-                if x_storage { (Slot::StorageWindow, Slot::Read) } else { (Slot::UniformWindow, Slot::Uniform) };
-            all.push((6, window, Bind::Window(&x.buffer, window_bytes)));
-            if let Some((gamma, _)) = spec.norm {
-                all.push((5, whole, Bind::Buffer(gamma)));
-            }
-            all.extend(extra);
-            let slots: Vec<(u32, Slot)> = all.iter().map(|&(b, s, _)| (b, s)).collect();
-            let kernel = gpu.kernel(shader, &defines.clone().flag("X_STORAGE", x_storage), &slots)?;
-            let resources: Vec<(u32, Bind)> = all.iter().map(|&(b, _, r)| (b, r)).collect();
-            let bind_group = gpu.bind_group(&kernel, &resources);
-            Ok::<_, Error>(Bound { kernel, bind_group })
-        };
         let shape = spec.shape.unwrap_or_else(|| gpu.decode_shape());
         let split = shape == DecodeShape::Split;
         let narrow = x.fits_uniform_window(gpu);
-        let windows = Some((1, Slot::UniformWindow, Bind::Window(&steps.windows, 16)));
+        let mut parts = Vec::with_capacity(w.parts.len());
+        for part in &w.parts {
+            let defines = part.defines(gpu, w.cols, base.clone());
+            // x (and gamma) come through uniform bindings where every lane reads the same
+            // address and a row fits; otherwise through storage (see shaders/linear.wgsl).
+            let bound = |shader: &str, defines: &Defines, x_storage: bool, windows: bool| {
+                let mut all = part.bindings();
+                all.extend(common.iter().copied());
+                let (window, whole) =
+                    if x_storage { (Slot::StorageWindow, Slot::Read) } else { (Slot::UniformWindow, Slot::Uniform) };
+                all.push((6, window, Bind::Window(&x.buffer, window_bytes)));
+                if let Some((gamma, _)) = spec.norm {
+                    all.push((5, whole, Bind::Buffer(gamma)));
+                }
+                if windows {
+                    all.push((1, Slot::UniformWindow, Bind::Window(&steps.windows, 16)));
+                }
+                let slots: Vec<(u32, Slot)> = all.iter().map(|&(b, s, _)| (b, s)).collect();
+                let kernel = gpu.kernel(shader, &defines.clone().flag("X_STORAGE", x_storage), &slots)?;
+                let resources: Vec<(u32, Bind)> = all.iter().map(|&(b, _, r)| (b, r)).collect();
+                let bind_group = gpu.bind_group(&kernel, &resources);
+                Ok::<_, Error>(Bound { kernel, bind_group })
+            };
+            parts.push(PartKernels {
+                single: bound("linear.wgsl", &defines.clone().flag("SPLIT", split), split || !narrow, false)?,
+                single_groups: if split { part.tiles() * 8 } else { part.tiles() },
+                batch: bound("linear_batch.wgsl", &defines, !narrow, true)?,
+                tiles: part.tiles(),
+            });
+        }
         Ok(Linear {
-            single: bound("linear.wgsl", &base.clone().flag("SPLIT", split), split || !narrow, None)?,
-            single_groups: if split { w.tiles() * 8 } else { w.tiles() },
-            batch: bound("linear_batch.wgsl", &base, !narrow, windows)?,
-            tiles: w.tiles(),
+            parts,
             logits: spec.logits,
             window_tokens,
             x_row_bytes: (x.stride * 4) as u32,
             name: format!(
-                "linear {:?} {}x{}{}{}",
-                w.format,
+                "linear {} {}x{}{}{}",
+                w.formats(),
                 w.rows,
                 w.cols,
                 if spec.norm.is_some() { " +norm" } else { "" },
@@ -268,20 +326,22 @@ impl Op for Linear {
         if n == 0 {
             return;
         }
-        if n == 1 {
-            pass.set_pipeline(&self.single.kernel.pipeline);
-            pass.set_bind_group(0, &self.single.bind_group, &[first * self.x_row_bytes]);
-            rec.dispatch(pass, self.single_groups, 1, 1);
-            return;
-        }
-        pass.set_pipeline(&self.batch.kernel.pipeline);
-        let mut done = 0;
-        while done < n {
-            let count = self.window_tokens.min(n - done);
-            let offsets = [rec.window(count, done), (first + done) * self.x_row_bytes];
-            pass.set_bind_group(0, &self.batch.bind_group, &offsets);
-            rec.dispatch(pass, self.tiles, count.div_ceil(BATCH_TOKENS), 1);
-            done += count;
+        for part in &self.parts {
+            if n == 1 {
+                pass.set_pipeline(&part.single.kernel.pipeline);
+                pass.set_bind_group(0, &part.single.bind_group, &[first * self.x_row_bytes]);
+                rec.dispatch(pass, part.single_groups, 1, 1);
+                continue;
+            }
+            pass.set_pipeline(&part.batch.kernel.pipeline);
+            let mut done = 0;
+            while done < n {
+                let count = self.window_tokens.min(n - done);
+                let offsets = [rec.window(count, done), (first + done) * self.x_row_bytes];
+                pass.set_bind_group(0, &part.batch.bind_group, &offsets);
+                rec.dispatch(pass, part.tiles, count.div_ceil(BATCH_TOKENS), 1);
+                done += count;
+            }
         }
     }
 }
@@ -337,7 +397,7 @@ mod tests {
     use crate::ops::test_support::*;
     use crate::quant::GgmlType;
     use crate::quant::testing::{random_tensor, random_vec};
-    use crate::quant::{RowOrder, SourceRows, pack};
+    use crate::quant::{RowOrder, SourceRows, pack, pack_parts};
 
     const TYPES: [GgmlType; 15] = crate::quant::layout::SUPPORTED_TYPES;
 
@@ -570,12 +630,23 @@ mod tests {
         assert!(err.contains("bias"), "{err}");
     }
 
-    /// Q|K|V rows of `heads` from random Q8_0 weights, bias included.
-    fn qkv_rows(heads: &Heads, cols: usize, rng: &mut rand::rngs::Xoshiro256PlusPlus) -> (PackedMatrix, Vec<f32>) {
-        let rows = heads.qkv_dim();
-        let bytes = random_tensor(GgmlType::Q8_0, rows, cols, rng);
-        let packed = pack(&[SourceRows { ty: GgmlType::Q8_0, bytes: &bytes, rows }], cols, RowOrder::Concat).unwrap();
-        (packed, random_vec(rows, rng))
+    /// Q|K|V rows of `heads` from random weights (Q and K in `qk`, V in `v`: two parts when
+    /// they differ), with a bias for each row.
+    fn qkv_rows(
+        heads: &Heads,
+        cols: usize,
+        (qk, v): (GgmlType, GgmlType),
+        rng: &mut rand::rngs::Xoshiro256PlusPlus,
+    ) -> (Vec<PackedMatrix>, Vec<f32>) {
+        let (q_and_k, kv) = (heads.q_dim() + heads.kv_dim(), heads.kv_dim());
+        let (a, b) = (random_tensor(qk, q_and_k, cols, rng), random_tensor(v, kv, cols, rng));
+        let sources = [SourceRows { ty: qk, bytes: &a, rows: q_and_k }, SourceRows { ty: v, bytes: &b, rows: kv }];
+        (pack_parts(&sources, cols, RowOrder::Concat).unwrap(), random_vec(heads.qkv_dim(), rng))
+    }
+
+    /// Row r of parts stacked in order, dequantized.
+    fn stacked_rows(parts: &[PackedMatrix]) -> Vec<Vec<f32>> {
+        parts.iter().flat_map(|m| (0..m.rows).map(move |r| (0..m.cols).map(|c| m.get(r, c)).collect())).collect()
     }
 
     #[test]
@@ -585,21 +656,27 @@ mod tests {
         let heads = Heads { n_head: 4, n_head_kv: 2, head_dim: 32, rope_dims: 24, neox: false };
         let (cols, ctx, pos0, base) = (64, 16, 5, 10000.0);
         let (q, kv) = (heads.q_dim(), heads.kv_dim());
-        for (i, (shape, n_tokens, bias)) in
-            [(DecodeShape::Rows, 1, true), (DecodeShape::Split, 1, false), (DecodeShape::Rows, 6, true)]
-                .into_iter()
-                .enumerate()
+        let (same, mixed) = ((GgmlType::Q8_0, GgmlType::Q8_0), (GgmlType::Q5_0, GgmlType::Q8_0));
+        for (i, (shape, n_tokens, bias, types)) in [
+            (DecodeShape::Rows, 1, true, same),
+            (DecodeShape::Split, 1, false, mixed),
+            (DecodeShape::Rows, 6, true, mixed),
+            (DecodeShape::Split, 3, false, same),
+        ]
+        .into_iter()
+        .enumerate()
         {
             let mut rng = rng(500 + i as u64);
-            let (packed, bias_values) = qkv_rows(&heads, cols, &mut rng);
-            let w: Vec<Vec<f32>> = (0..packed.rows).map(|r| (0..cols).map(|c| packed.get(r, c)).collect()).collect();
+            let (parts, bias_values) = qkv_rows(&heads, cols, types, &mut rng);
+            let w = stacked_rows(&parts);
             let x = random_vec(n_tokens * cols, &mut rng);
             let bias_ref = bias.then_some(&bias_values[..]);
             let y_before = vec![f32::NAN; n_tokens * heads.qkv_dim()];
             let want = reference(&w, &x, n_tokens, None, bias_ref, Epilogue::Store, &y_before);
 
             let g = gpu();
-            let wm = GpuMatrix::upload(g, "w", &packed).unwrap();
+            let wm = GpuMatrix::upload_parts(g, "w", &parts).unwrap();
+            assert_eq!(wm.parts.len(), if types == mixed { 2 } else { 1 });
             let xb = g.activations_with("x", cols, &x).unwrap();
             let yb = poisoned_rows(n_tokens, heads.qkv_dim());
             let bb = g.buffer_with("bias", &bias_values).unwrap();
@@ -617,7 +694,7 @@ mod tests {
             let step = Step { n_tokens: n_tokens as u32, pos0: pos0 as u32, ..Default::default() };
             run(&steps, &[&op], step);
 
-            let what = format!("{shape:?} T={n_tokens} bias={bias}");
+            let what = format!("{shape:?} T={n_tokens} bias={bias} {types:?}");
             // f16 products carry 11-bit mantissas (the sums stay f32).
             let close = |got: &[f32], want: &[f32], what: &str| {
                 if g.paths.f16 {
@@ -645,9 +722,9 @@ mod tests {
     #[test]
     fn a_cache_write_with_neox_pairs_is_refused() {
         let heads = Heads { n_head: 2, n_head_kv: 1, head_dim: 32, rope_dims: 32, neox: true };
-        let (packed, _) = qkv_rows(&heads, 32, &mut rng(600));
+        let (parts, _) = qkv_rows(&heads, 32, (GgmlType::Q8_0, GgmlType::Q8_0), &mut rng(600));
         let g = gpu();
-        let w = GpuMatrix::upload(g, "w", &packed).unwrap();
+        let w = GpuMatrix::upload_parts(g, "w", &parts).unwrap();
         let (x, y) = (g.activations("x", 1, 32).unwrap(), g.activations("y", 1, heads.qkv_dim()).unwrap());
         let rope = g.buffer_with("rope", &[0.0f32; 64]).unwrap();
         let (k, v) = (kv_with(&[0.0; 64], 8), kv_with(&[0.0; 64], 8));

@@ -1,50 +1,15 @@
-//! RMSNorm kernels that stand alone rather than fused into a matrix product
-//! (`shaders/rms_norm.wgsl`): per-head QK-norm of the fused Q|K|V rows, and the post-norm of a
-//! block's output as it joins the residual stream.
+//! The RMSNorm that stands alone rather than fused into a matrix product
+//! (`shaders/rms_norm.wgsl`): the post-norm of a block's output as it joins the residual
+//! stream. (QK-norm is part of `KvWrite`.)
 
-use super::{Dispatch, Heads, Recorder, Step, StepBuffers};
+use super::{Dispatch, Recorder, Step, StepBuffers};
 use crate::gpu::{Activations, Bind, Defines, Gpu, Slot};
 use crate::{Error, Result};
 
-/// One dispatch of `shaders/rms_norm.wgsl`, in either of its two uses.
-pub struct RmsNorm {
-    dispatch: Dispatch,
-    name: &'static str,
-}
+/// One dispatch of `shaders/rms_norm.wgsl`.
+pub struct RmsNorm(Dispatch);
 
 impl RmsNorm {
-    /// Normalises each query head with `q_gamma` and each key head with `k_gamma`, in place
-    /// (Gemma 3, Qwen 3); values are left alone.
-    pub fn heads(
-        gpu: &Gpu,
-        steps: &StepBuffers,
-        heads: Heads,
-        qkv: &Activations,
-        q_gamma: &wgpu::Buffer,
-        k_gamma: &wgpu::Buffer,
-        eps: f32,
-    ) -> Result<RmsNorm> {
-        if qkv.width != heads.qkv_dim() {
-            return Err(Error::Gpu(format!("qkv rows of {} for heads {heads:?}", qkv.width)));
-        }
-        let defines = Defines::new()
-            .flag("HEADS", true)
-            .u32("D", heads.head_dim as u32)
-            .u32("SS", qkv.stride as u32)
-            .u32("DS", qkv.stride as u32)
-            .u32("NH", heads.n_head as u32)
-            .f32("EPS", eps);
-        let binds = [
-            (0, Slot::Uniform, Bind::Buffer(&steps.step)),
-            (1, Slot::ReadWrite, Bind::Buffer(&qkv.buffer)),
-            (2, Slot::Read, Bind::Buffer(q_gamma)),
-            (3, Slot::Read, Bind::Buffer(k_gamma)),
-        ];
-        let rows = (heads.n_head + heads.n_head_kv) as u32;
-        let grid = move |s: &Step| [rows, s.n_tokens, 1];
-        Ok(RmsNorm { dispatch: Dispatch::new(gpu, "rms_norm.wgsl", &defines, &binds, grid)?, name: "qk-norm" })
-    }
-
     /// `x += rmsnorm(branch) * gamma` for every token of the step (a post-norm).
     pub fn add_to(
         gpu: &Gpu,
@@ -69,17 +34,17 @@ impl RmsNorm {
             (4, Slot::ReadWrite, Bind::Buffer(&x.buffer)),
         ];
         let grid = |s: &Step| [1, s.n_tokens, 1];
-        Ok(RmsNorm { dispatch: Dispatch::new(gpu, "rms_norm.wgsl", &defines, &binds, grid)?, name: "norm+add" })
+        Ok(RmsNorm(Dispatch::new(gpu, "rms_norm.wgsl", &defines, &binds, grid)?))
     }
 }
 
 impl super::Op for RmsNorm {
     fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, rec: &mut Recorder) {
-        self.dispatch.encode(pass, step, rec)
+        self.0.encode(pass, step, rec)
     }
 
     fn name(&self) -> String {
-        self.name.into()
+        "norm+add".into()
     }
 }
 
@@ -95,32 +60,6 @@ mod tests {
     use super::*;
     use crate::ops::test_support::*;
     use crate::quant::testing::random_vec;
-
-    #[test]
-    fn query_and_key_heads_are_normalised_in_place_and_values_kept() {
-        let mut rng = rng(61);
-        let heads = Heads { n_head: 4, n_head_kv: 2, head_dim: 96, rope_dims: 96, neox: true };
-        let (n_tokens, width) = (3, heads.qkv_dim());
-        let qkv = random_vec(n_tokens * width, &mut rng);
-        let q_gamma = random_vec(heads.head_dim, &mut rng);
-        let k_gamma = random_vec(heads.head_dim, &mut rng);
-        let mut want = qkv.clone();
-        for t in 0..n_tokens {
-            for h in 0..heads.n_head + heads.n_head_kv {
-                let gamma = if h < heads.n_head { &q_gamma } else { &k_gamma };
-                let at = t * width + h * heads.head_dim;
-                let normed = rms_norm(&qkv[at..][..heads.head_dim], gamma, 1e-6);
-                want[at..][..heads.head_dim].copy_from_slice(&normed);
-            }
-        }
-        let g = gpu();
-        let buf = g.activations_with("qkv", width, &qkv).unwrap();
-        let (qg, kg) = (g.buffer_with("q gamma", &q_gamma).unwrap(), g.buffer_with("k gamma", &k_gamma).unwrap());
-        let steps = step_buffers();
-        let op = RmsNorm::heads(g, &steps, heads, &buf, &qg, &kg, 1e-6).unwrap();
-        run(&steps, &[&op], Step { n_tokens: n_tokens as u32, ..Default::default() });
-        assert_close(&read_rows(&buf, n_tokens), &want, 1e-5, "qk-norm");
-    }
 
     #[test]
     fn a_normalised_branch_is_added_to_the_residual_stream() {
@@ -148,11 +87,8 @@ mod tests {
     #[test]
     fn rows_of_the_wrong_width_are_refused() {
         let g = gpu();
-        let heads = Heads { n_head: 4, n_head_kv: 2, head_dim: 32, rope_dims: 32, neox: true };
         let gamma = g.buffer_with("gamma", &[1.0f32; 64]).unwrap();
-        let narrow = g.activations("qkv", 1, heads.qkv_dim() - 32).unwrap();
         let steps = step_buffers();
-        assert!(RmsNorm::heads(g, &steps, heads, &narrow, &gamma, &gamma, 1e-6).is_err());
         let (a, b) = (g.activations("branch", 1, 64).unwrap(), g.activations("x", 1, 96).unwrap());
         assert!(RmsNorm::add_to(g, &steps, &a, &gamma, 1e-6, &b).is_err());
     }

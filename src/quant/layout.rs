@@ -525,6 +525,51 @@ mod tests {
     }
 
     #[test]
+    fn concatenated_tensors_of_different_types_keep_their_own_sizes_as_parts() {
+        use crate::quant::pack_parts;
+        let mut rng = rng(60);
+        let cols = 512;
+        // Gemma 3's Q|K|V (Q5_0, Q5_0, Q8_0) and Q4_K_M's (Q4_K, Q4_K, Q6_K).
+        for (qk, v) in [(GgmlType::Q5_0, GgmlType::Q8_0), (GgmlType::Q4K, GgmlType::Q6K)] {
+            let (q, k, vv) = (
+                random_tensor(qk, 64, cols, &mut rng),
+                random_tensor(qk, 16, cols, &mut rng),
+                random_tensor(v, 16, cols, &mut rng),
+            );
+            let sources = [
+                SourceRows { ty: qk, bytes: &q, rows: 64 },
+                SourceRows { ty: qk, bytes: &k, rows: 16 },
+                SourceRows { ty: v, bytes: &vv, rows: 16 },
+            ];
+            let parts = pack_parts(&sources, cols, RowOrder::Concat).unwrap();
+            let formats: Vec<WeightFormat> = parts.iter().map(|p| p.format).collect();
+            assert_eq!(
+                formats,
+                [WeightFormat::for_type(qk).unwrap(), WeightFormat::for_type(v).unwrap()],
+                "{qk} + {v}"
+            );
+            assert_eq!(parts.iter().map(|p| p.rows).collect::<Vec<_>>(), [80, 16]);
+            let file: usize = [&q, &k, &vv].iter().map(|b| b.len()).sum();
+            let gpu = parts.iter().map(|p| p.format.row_bytes(cols) * p.rows as u64).sum::<u64>() as f64;
+            assert!(gpu <= file as f64 * 1.05, "{qk} + {v}: {gpu} bytes on the GPU for {file} in the file");
+            let dv = dequantize(v, &vv).unwrap();
+            assert_row(&parts[1], 3, &dv[3 * cols..][..cols], 0.0, "the second part's rows");
+        }
+        // Rows that would not start the second part at an octet, and interleaved rows, stay one
+        // widened part.
+        let (a, b) =
+            (random_tensor(GgmlType::Q4_0, 12, cols, &mut rng), random_tensor(GgmlType::Q8_0, 12, cols, &mut rng));
+        let odd = [
+            SourceRows { ty: GgmlType::Q4_0, bytes: &a, rows: 12 },
+            SourceRows { ty: GgmlType::Q8_0, bytes: &b, rows: 12 },
+        ];
+        for order in [RowOrder::Concat, RowOrder::Interleave] {
+            let parts = pack_parts(&odd, cols, order).unwrap();
+            assert_eq!(parts.iter().map(|p| p.format).collect::<Vec<_>>(), [COMMON_D], "{order:?}");
+        }
+    }
+
+    #[test]
     fn mismatched_inputs_are_refused() {
         let q4 = [0u8; 20 * 2];
         let short = [SourceRows { ty: GgmlType::Q4_1, bytes: &q4[..30], rows: 1 }];

@@ -26,6 +26,22 @@ pub enum RowOrder {
     Interleave,
 }
 
+/// Source tensors stacked into one matrix, as the parts it is stored in: where concatenated
+/// tensors differ in type, each run of one type is packed at its own size as a part of its own
+/// (when every part but the last is whole octets of rows, so each starts at an octet: the
+/// kernels dispatch once per part); otherwise one part (interleaved rows of different types
+/// meet in a widened format, `WeightFormat::for_types`).
+pub fn pack_parts(sources: &[SourceRows], cols: usize, order: RowOrder) -> Result<Vec<PackedMatrix>> {
+    let runs: Vec<&[SourceRows]> = sources.chunk_by(|a, b| a.ty == b.ty).collect();
+    let octet_aligned =
+        runs.iter().rev().skip(1).all(|r| r.iter().map(|s| s.rows).sum::<usize>().is_multiple_of(OCTET));
+    if order == RowOrder::Concat && runs.len() > 1 && octet_aligned {
+        runs.into_iter().map(|run| pack(run, cols, order)).collect()
+    } else {
+        Ok(vec![pack(sources, cols, order)?])
+    }
+}
+
 pub fn pack(sources: &[SourceRows], cols: usize, order: RowOrder) -> Result<PackedMatrix> {
     let types: Vec<GgmlType> = sources.iter().map(|s| s.ty).collect();
     let format = WeightFormat::for_types(&types)?;

@@ -10,6 +10,7 @@ use crate::model::config::ModelConfig;
 use crate::model::state::State;
 use crate::model::weights::WeightLoader;
 use crate::ops::Op;
+use crate::ops::kv_write::QkNorm;
 use crate::ops::linear::{Epilogue, GpuMatrix, Linear, LinearSpec};
 use crate::ops::rms_norm::RmsNorm;
 use crate::quant::RowOrder;
@@ -65,7 +66,6 @@ impl Gemma3 {
 
 impl Architecture for Gemma3 {
     fn graph(&self, gpu: &Gpu, c: &ModelConfig, s: &State) -> Result<Vec<Box<dyn Op>>> {
-        let heads = c.heads();
         let eps = c.rms_eps;
         let st = &s.steps;
         let embed_scale = (c.n_embd as f32).sqrt();
@@ -78,9 +78,9 @@ impl Architecture for Gemma3 {
             };
             let norm_first = LinearSpec::new(Some((&layer.attn_norm, eps)), Epilogue::Store);
             ops.push(Box::new(Linear::new(gpu, st, &layer.qkv, &s.x, &s.qkv, &norm_first)?));
-            ops.push(Box::new(RmsNorm::heads(gpu, st, heads, &s.qkv, &layer.q_norm, &layer.k_norm, eps)?));
+            let qk_norm = QkNorm { q_gamma: &layer.q_norm, k_gamma: &layer.k_norm, eps };
+            ops.push(kv_write(gpu, c, s, l, rope, Some(qk_norm))?);
             // Queries scaled by 1/sqrt(head size): Gemma 3's query_pre_attn_scalar for these models.
-            ops.push(kv_write(gpu, c, s, l, rope)?);
             ops.push(attention(gpu, c, s, l, rope, window)?);
             let store = LinearSpec::new(None, Epilogue::Store);
             ops.push(Box::new(Linear::new(gpu, st, &layer.attn_out, &s.attn, &s.branch, &store)?));

@@ -10,8 +10,8 @@ use crate::model::config::ModelConfig;
 use crate::model::state::State;
 use crate::model::weights::WeightLoader;
 use crate::ops::Op;
+use crate::ops::kv_write::QkNorm;
 use crate::ops::linear::{Epilogue, GpuMatrix, Linear, LinearSpec};
-use crate::ops::rms_norm::RmsNorm;
 use crate::quant::RowOrder;
 
 struct Layer {
@@ -77,7 +77,6 @@ impl Llama {
 
 impl Architecture for Llama {
     fn graph(&self, gpu: &Gpu, c: &ModelConfig, s: &State) -> Result<Vec<Box<dyn Op>>> {
-        let heads = c.heads();
         let plain = LinearSpec::new;
         let eps = c.rms_eps;
         let st = &s.steps;
@@ -98,11 +97,9 @@ impl Architecture for Llama {
                     ..plain(Some((&layer.attn_norm, eps)), Epilogue::Store)
                 },
             )?));
-            if let Some((q_norm, k_norm)) = &layer.qk_norm {
-                ops.push(Box::new(RmsNorm::heads(gpu, st, heads, &s.qkv, q_norm, k_norm, eps)?));
-            }
             if cache.is_none() {
-                ops.push(kv_write(gpu, c, s, l, &s.rope)?);
+                let qk_norm = layer.qk_norm.as_ref().map(|(q_gamma, k_gamma)| QkNorm { q_gamma, k_gamma, eps });
+                ops.push(kv_write(gpu, c, s, l, &s.rope, qk_norm)?);
             }
             ops.push(attention(gpu, c, s, l, &s.rope, None)?);
             ops.push(Box::new(Linear::new(gpu, st, &layer.attn_out, &s.attn, &s.x, &plain(None, Epilogue::Add))?));

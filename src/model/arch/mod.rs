@@ -11,7 +11,7 @@ use crate::gpu::Gpu;
 use crate::ops::Op;
 use crate::ops::attention::{self, Attention};
 use crate::ops::embed::Embed;
-use crate::ops::kv_write::KvWrite;
+use crate::ops::kv_write::{KvWrite, QkNorm};
 use crate::ops::linear::{CacheWrite, Epilogue, GpuMatrix, Linear, LinearSpec};
 use crate::quant::RowOrder;
 use crate::{Error, Result};
@@ -80,9 +80,17 @@ impl Ends {
 }
 
 /// Layer `l`'s write of K (rotated with the `rope` table) and V from `State::qkv` into its
-/// cache, where the Q|K|V kernel does not do it itself (`cache_write`).
-pub(crate) fn kv_write(gpu: &Gpu, c: &ModelConfig, s: &State, l: usize, rope: &wgpu::Buffer) -> Result<Box<dyn Op>> {
-    Ok(Box::new(KvWrite::new(gpu, &s.steps, c.heads(), &s.qkv, rope, &s.k_cache[l], &s.v_cache[l])?))
+/// cache, after the QK-norm if the family has one, where the Q|K|V kernel does not do it
+/// itself (`cache_write`).
+pub(crate) fn kv_write(
+    gpu: &Gpu,
+    c: &ModelConfig,
+    s: &State,
+    l: usize,
+    rope: &wgpu::Buffer,
+    qk_norm: Option<QkNorm>,
+) -> Result<Box<dyn Op>> {
+    Ok(Box::new(KvWrite::new(gpu, &s.steps, c.heads(), &s.qkv, rope, &s.k_cache[l], &s.v_cache[l], qk_norm)?))
 }
 
 /// Layer `l`'s cache, for its Q|K|V kernel to fill as it computes K and V, where the family's
