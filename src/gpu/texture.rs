@@ -86,14 +86,21 @@ impl Gpu {
         TEXEL_ROW.min(self.limits.max_texture_dimension_2d / 16 * 16).max(16)
     }
 
-    /// Refuses `bytes` of weights that one texture (its side and array layers) or one storage
-    /// binding of this adapter cannot hold, from their size alone: the header check runs it
-    /// before any upload.
+    /// Refuses `bytes` of weights that neither one storage binding (where weights live in
+    /// buffers) nor one texture (its side and array layers) of this adapter can hold, from
+    /// their size alone: the header check runs it before any upload.
     pub fn check_texels_fit(&self, label: &str, bytes: u64) -> Result<()> {
-        match self.weight_store() {
-            WeightStore::Texture => self.texel_shape(label, bytes, self.limits.max_texture_dimension_2d).map(|_| ()),
-            WeightStore::Buffer => self.check_size(label, bytes.next_multiple_of(16)),
+        self.store_for(self.weight_store(), label, bytes).map(|_| ())
+    }
+
+    /// Where `bytes` of weights go: the `preferred` store, or a texture (spread over array
+    /// layers) where a buffer would exceed one storage binding.
+    fn store_for(&self, preferred: WeightStore, label: &str, bytes: u64) -> Result<WeightStore> {
+        let store = preferred;
+        if store == WeightStore::Buffer && self.check_size(label, bytes.next_multiple_of(16)).is_ok() {
+            return Ok(store);
         }
+        self.texel_shape(label, bytes, self.limits.max_texture_dimension_2d).map(|_| WeightStore::Texture)
     }
 
     /// Texture rows, rows per layer and layers for `bytes`, in layers of at most `max_rows` rows.
@@ -117,9 +124,10 @@ impl Gpu {
         Ok((rows, height, layers))
     }
 
-    /// `words` (four per texel, zero-padded) in this adapter's weight store, laid out as above.
+    /// `words` (four per texel, zero-padded) in this adapter's weight store (or a texture where
+    /// they exceed a storage binding), laid out as above.
     pub fn texels(&self, label: &str, words: &[u32]) -> Result<Texels> {
-        self.texels_in(self.weight_store(), label, words)
+        self.texels_in(self.store_for(self.weight_store(), label, words.len() as u64 * 4)?, label, words)
     }
 
     pub fn texels_in(&self, store: WeightStore, label: &str, words: &[u32]) -> Result<Texels> {
@@ -292,5 +300,18 @@ mod tests {
         // Forced small layers: the same addressing spans several array layers.
         round_trip(2048 * 5 + 17, WeightStore::Texture, 2);
         round_trip(2048 * 7, WeightStore::Texture, 1);
+    }
+
+    #[test]
+    fn weights_beyond_one_storage_binding_go_to_a_texture() {
+        use crate::gpu::{AdapterChoice, Gpu};
+        let choice = AdapterChoice { max_binding: Some(64 << 10), ..AdapterChoice::from_env() };
+        let small = pollster::block_on(Gpu::new(&choice)).unwrap();
+        assert_eq!(small.store_for(WeightStore::Buffer, "w", 64 << 10).unwrap(), WeightStore::Buffer);
+        assert_eq!(small.store_for(WeightStore::Buffer, "w", (64 << 10) + 16).unwrap(), WeightStore::Texture);
+        assert_eq!(small.store_for(WeightStore::Texture, "w", 16).unwrap(), WeightStore::Texture);
+        let too_big = 1u64 << 50;
+        let err = small.store_for(WeightStore::Buffer, "w", too_big).unwrap_err().to_string();
+        assert!(err.contains("w needs") && err.contains("bytes of texture"), "{err}");
     }
 }
