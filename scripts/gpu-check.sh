@@ -11,7 +11,10 @@
 #   greedy.txt            greedy ids of the five reference prompts against the exact float32
 #                         reference, compared up to each prompt's first near-tie (margin < 0.1)
 #   perplexity.txt        `hearth perplexity` at --ctx 128 (reference: 24.8866 on lavapipe)
-#   bench-*.json, .md     `hearth bench` on the default model and Gemma 3 270M, with the roofline
+#   bench-*.json, .md     `hearth bench` on the default model and Gemma 3 270M, with the roofline,
+#                         in the GPU shape (split K, weights in storage buffers) and beside it the
+#                         CPU-adapter shape (rows, weights in textures) forced on the same GPU
+#   chart.svg             every bench file drawn against its roofline (`bench compare --svg`)
 #   summary.txt           one line per check: ok or what differed
 # Exits non-zero when a greedy check fails.
 set -uo pipefail
@@ -61,9 +64,12 @@ for model in default gemma3; do
   args=()
   [ "$model" = default ] || args=(-m "$model")
   "$hearth" bench "${args[@]}" -p 512 -n 128 -r 3 -o json > "$out/bench-$model.json" 2> "$out/bench-$model.log"
-  "$hearth" bench compare "$out/bench-$model.json" > "$out/bench-$model.md" 2>&1
-  echo "bench $model: $(grep -E '^\| (pp|tg)' "$out/bench-$model.md" | tr -s ' ' | tr '\n' ' ')" >> "$summary"
+  HEARTH_DECODE_SHAPE=rows HEARTH_WEIGHTS=texture "$hearth" bench "${args[@]}" -p 512 -n 128 -r 3 -o json \
+    > "$out/bench-$model-cpu-shape.json" 2> "$out/bench-$model-cpu-shape.log"
+  "$hearth" bench compare "$out/bench-$model.json" "$out/bench-$model-cpu-shape.json" > "$out/bench-$model.md" 2>&1
+  echo "bench $model (GPU shape, then CPU-adapter shape): $(grep -E '^\| (pp|tg)' "$out/bench-$model.md" | tr -s ' ' | tr '\n' ' ')" >> "$summary"
 done
+"$hearth" bench compare "$out"/bench-*.json --svg "$out/chart.svg" > /dev/null 2>&1
 
 cat "$summary"
 exit $failed
