@@ -69,6 +69,41 @@ fn run_streams_llama_cpp_greedy_text_to_stdout_only() {
 }
 
 #[test]
+fn prompt_ids_and_logits_reproduce_llama_cpp_greedy_ids_without_the_tokenizer() {
+    let p = &reference_prompts()[1];
+    let joined = |ids: &[u32]| ids.iter().map(u32::to_string).collect::<Vec<_>>().join(" ");
+    let prompt = joined(&p.prompt_ids);
+    let out = hearth(&["run", "--prompt-ids", &prompt, "--ids", "--temp", "0", "-n", "8", "--model", &model_arg()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let ids: Vec<u32> = text(&out.stdout).split_whitespace().map(|w| w.parse().expect("an id")).collect();
+    let agreed = p.agreed.min(8);
+    assert_eq!(ids[..agreed], p.gen_ids[..agreed], "greedy ids from --prompt-ids");
+
+    // Every position's largest logit is the next greedy id (up to the reference's near-tie).
+    let sequence: Vec<u32> = p.prompt_ids.iter().chain(&p.gen_ids[..agreed]).copied().collect();
+    let out = hearth(&["logits", "--ids", &joined(&sequence), "--top", "3", "--batch", "4", "--model", &model_arg()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        text(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
+    assert_eq!(lines.len(), sequence.len(), "one line per position");
+    for (pos, line) in lines.iter().enumerate() {
+        assert_eq!(line["pos"], pos);
+        assert_eq!(line["id"], sequence[pos]);
+        let top = line["top"].as_array().expect("top");
+        assert_eq!(top.len(), 3);
+        let logits: Vec<f64> = top.iter().map(|t| t[1].as_f64().expect("a logit")).collect();
+        assert!(logits.windows(2).all(|w| w[0] >= w[1]), "largest first: {logits:?}");
+        if pos + 1 >= p.prompt_ids.len() && pos + 1 < sequence.len() {
+            assert_eq!(top[0][0], sequence[pos + 1], "position {pos}'s largest logit is the next greedy id");
+        }
+    }
+
+    assert_fails_with(&hearth(&["logits", "--ids", "5 x", "--model", &model_arg()]), "\"x\" is not a token id");
+    assert_fails_with(&hearth(&["logits", "--ids", "5 999999", "--model", &model_arg()]), "outside the vocabulary");
+    assert_fails_with(&hearth(&["run", "--prompt-ids", "999999", "--model", &model_arg()]), "outside the vocabulary");
+}
+
+#[test]
 fn run_reads_the_prompt_from_stdin_and_applies_the_chat_template() {
     let out = hearth_with_stdin(&["run", "--temp", "0", "-n", "8", "--model", &model_arg()], Some("What is 2+2?"));
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -98,3 +98,36 @@ pub fn at_least_one(text: &str) -> std::result::Result<usize, String> {
         Err(e) => Err(e.to_string()),
     }
 }
+
+/// Token ids given on the command line: "5 17 99" or "5,17,99".
+#[derive(Clone, Debug)]
+pub struct TokenIds(pub Vec<u32>);
+
+impl std::str::FromStr for TokenIds {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<TokenIds, String> {
+        let ids = text
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<u32>().map_err(|e| format!("{s:?} is not a token id ({e})")))
+            .collect::<std::result::Result<Vec<u32>, String>>()?;
+        if ids.is_empty() {
+            return Err("no token ids given".into());
+        }
+        Ok(TokenIds(ids))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TokenIds;
+
+    #[test]
+    fn token_ids_are_read_with_spaces_or_commas_and_refused_when_not_ids() {
+        assert_eq!("5 17,99 ".parse::<TokenIds>().unwrap().0, [5, 17, 99]);
+        assert!("5 x".parse::<TokenIds>().unwrap_err().contains("\"x\" is not a token id"));
+        assert!("-1".parse::<TokenIds>().is_err());
+        assert_eq!(" , ".parse::<TokenIds>().unwrap_err(), "no token ids given");
+    }
+}

@@ -6,6 +6,7 @@ mod devices;
 mod generation_args;
 mod info;
 mod load;
+mod logits;
 mod perplexity;
 mod pull;
 mod quantize;
@@ -43,6 +44,9 @@ a second one cancels the answer in progress too.")]
     Serve(serve::ServeArgs),
     /// Print a model's token ids for a text (like llama-tokenize)
     Tokenize(tokenize::TokenizeArgs),
+    /// Print the logits after every position of a sequence of token ids, one JSON line each
+    /// ({"pos", "id", "top": [[id, logit], ...]}), to compare with another engine
+    Logits(logits::LogitsArgs),
     /// Show a model file's architecture, sizes, quant types and chat template
     Info(info::InfoArgs),
     /// List the GPU adapters wgpu can use
@@ -116,6 +120,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Chat(a) => chat::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Tokenize(a) => tokenize::run(a),
+        Command::Logits(a) => logits::run(a),
         Command::Info(a) => info::run(a),
         Command::Devices(a) => devices::run(a),
         Command::Perplexity(a) => perplexity::run(a),

@@ -1,6 +1,6 @@
 //! `hearth run`: generate from a prompt, streaming only the generated text to stdout.
 
-use super::generation_args::{SamplingArgs, SessionArgs};
+use super::generation_args::{SamplingArgs, SessionArgs, TokenIds};
 use super::{GpuArgs, ModelArgs};
 use clap::Args;
 use hearth::generate::{Session, generate, room_after};
@@ -13,7 +13,11 @@ use std::io::{Read, Write};
 #[derive(Args)]
 pub struct RunArgs {
     /// The prompt; read from stdin when omitted
+    #[arg(conflicts_with = "prompt_ids")]
     prompt: Option<String>,
+    /// The prompt as token ids ("5 17 99"), fed as they are: no tokenizer, no chat template
+    #[arg(long, conflicts_with_all = ["raw", "system"])]
+    prompt_ids: Option<TokenIds>,
     #[command(flatten)]
     model: ModelArgs,
     #[command(flatten)]
@@ -50,13 +54,17 @@ fn read_prompt(arg: Option<String>) -> Result<String> {
 
 pub fn run(args: RunArgs) -> Result<()> {
     let sampler_config = args.sampling.config()?;
-    let prompt = read_prompt(args.prompt)?;
+    let prompt = match args.prompt_ids {
+        Some(_) => None,
+        None => Some(read_prompt(args.prompt)?),
+    };
     let loaded = super::load::load(&args.model, &args.gpu)?;
     let model = loaded.model;
-    let ids = if args.raw || model.chat_template.is_none() {
-        encode_raw(&model, &prompt)?
-    } else {
-        encode_user_prompt(&model, &prompt, args.system.as_deref())?
+    let ids = match (args.prompt_ids, prompt) {
+        (Some(ids), _) => ids.0,
+        (None, Some(prompt)) if args.raw || model.chat_template.is_none() => encode_raw(&model, &prompt)?,
+        (None, Some(prompt)) => encode_user_prompt(&model, &prompt, args.system.as_deref())?,
+        (None, None) => return Err(Error::Input("no prompt given".into())),
     };
     let options = args.session.options(model.config.n_ctx_train);
     let room = room_after(&ids, options.ctx, "raise --ctx")?;
