@@ -49,7 +49,9 @@ impl Activations {
     }
 }
 
-fn window_bytes(gpu: &Gpu, row_bytes: u64) -> u64 {
+/// Bytes of one window of rows of `row_bytes`: the slack an activation buffer keeps past its
+/// last row, so that any row can start a window.
+pub fn window_bytes(gpu: &Gpu, row_bytes: u64) -> u64 {
     gpu.uniform_window().max(row_bytes)
 }
 

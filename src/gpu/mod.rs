@@ -8,7 +8,7 @@ mod readback;
 pub mod shader;
 mod texture;
 
-pub use activations::{Activations, row_stride};
+pub use activations::{Activations, row_stride, window_bytes};
 pub use adapter::{AdapterChoice, AdapterSummary, list_adapters};
 pub use shader::Defines;
 pub use texture::{KvTexture, Texels, WeightStore};

@@ -2,7 +2,7 @@
 //! table and the per-step uniform. Allocated once; nothing is allocated per token.
 
 use super::config::ModelConfig;
-use crate::gpu::{Activations, Gpu, KvTexture, row_stride};
+use crate::gpu::{Activations, Gpu, KvTexture, row_stride, window_bytes};
 use crate::ops::StepBuffers;
 use crate::ops::kv_write::rope_table;
 use crate::{Error, Result};
@@ -50,7 +50,7 @@ pub fn rows_per_binding(gpu: &Gpu, c: &ModelConfig) -> Result<(usize, usize)> {
     let binding = gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size);
     let rows_fitting = |width: usize| {
         let row = row_stride(width) as u64 * 4;
-        (binding.saturating_sub(gpu.uniform_window().max(row)) / row) as usize
+        (binding.saturating_sub(window_bytes(gpu, row)) / row) as usize
     };
     let h = c.heads();
     let widest = [c.n_embd, h.qkv_dim(), h.q_dim(), c.n_ff].into_iter().max().unwrap_or(1);

@@ -19,17 +19,13 @@ pub struct WeightLoader<'a> {
 /// (padded to whole tiles); otherwise f32 values. From the tensor info alone, before anything
 /// is read or allocated.
 fn planned(t: &TensorInfo) -> (u64, u64) {
-    use crate::quant::layout::{BLOCK, TILE_ROWS, WeightFormat};
+    use crate::quant::layout::{TILE_ROWS, WeightFormat};
     // Saturating: a crafted file may pair a zero dimension with an enormous one.
     match (t.dims.as_slice(), WeightFormat::for_type(t.ty)) {
         ([cols, rows, ..], Ok(format)) => {
             let padded_rows = rows.div_ceil(TILE_ROWS as u64).saturating_mul(TILE_ROWS as u64);
-            let blocks = padded_rows.saturating_mul(cols / BLOCK as u64);
-            let units = padded_rows.saturating_mul((cols / BLOCK as u64).div_ceil(format.scales.unit_blocks() as u64));
-            (
-                blocks.saturating_mul(format.quants.words() as u64 * 4),
-                units.saturating_mul(format.scales.half_words() as u64 * 2),
-            )
+            let [quants, scales] = format.row_bytes_apart(*cols);
+            (padded_rows.saturating_mul(quants), padded_rows.saturating_mul(scales))
         }
         _ => (t.n_elements().saturating_mul(4), 0),
     }

@@ -314,9 +314,19 @@ impl WeightFormat {
 
     /// Bytes per row of `cols` weights, padding aside: quants plus scales.
     pub fn row_bytes(self, cols: usize) -> u64 {
-        let blocks = (cols / BLOCK) as u64;
+        let [quants, scales] = self.row_bytes_apart(cols as u64);
+        quants + scales
+    }
+
+    /// A row's bytes of quant words and of scale words, apart (they live in separate textures
+    /// or buffers); saturating, for sizes taken from a file's header before they are checked.
+    pub fn row_bytes_apart(self, cols: u64) -> [u64; 2] {
+        let blocks = cols / BLOCK as u64;
         let units = blocks.div_ceil(self.scales.unit_blocks() as u64);
-        blocks * self.quants.words() as u64 * 4 + units * self.scales.half_words() as u64 * 2
+        [
+            blocks.saturating_mul(self.quants.words() as u64 * 4),
+            units.saturating_mul(self.scales.half_words() as u64 * 2),
+        ]
     }
 
     /// The preprocessor flags that select this format in `shaders/weights.wgsl`.
