@@ -21,7 +21,7 @@
 #include "rope.wgsl"
 
 #if QK_NORM
-var<workgroup> partial: array<f32, 64>;
+#include "total.wgsl"
 
 // 1 / rms of the head at `base` (every invocation of the workgroup calls it).
 fn head_rms_inverse(base: u32, lane: u32) -> f32 {
@@ -30,15 +30,7 @@ fn head_rms_inverse(base: u32, lane: u32) -> f32 {
         let v = qkv[base + i];
         ss += v * v;
     }
-    partial[lane] = ss;
-    for (var stride = 32u; stride > 0u; stride /= 2u) {
-        workgroupBarrier();
-        if lane < stride {
-            partial[lane] += partial[lane + stride];
-        }
-    }
-    workgroupBarrier();
-    return inverseSqrt(partial[0] / f32(HD) + EPS);
+    return inverseSqrt(workgroup_total(lane, ss) / f32(HD) + EPS);
 }
 #endif
 

@@ -8,7 +8,7 @@
 @group(0) @binding(2) var<storage, read> gamma: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dst: array<f32>;
 
-var<workgroup> partial: array<f32, 64>;
+#include "total.wgsl"
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
@@ -22,15 +22,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         let v = src[base + i];
         ss += v * v;
     }
-    partial[lane] = ss;
-    for (var stride = 32u; stride > 0u; stride /= 2u) {
-        workgroupBarrier();
-        if lane < stride {
-            partial[lane] += partial[lane + stride];
-        }
-    }
-    workgroupBarrier();
-    let inv = inverseSqrt(partial[0] / f32(D) + EPS);
+    let inv = inverseSqrt(workgroup_total(lane, ss) / f32(D) + EPS);
     for (var i = lane; i < D; i += 64u) {
         dst[t * DS + i] += src[base + i] * inv * gamma[i];
     }

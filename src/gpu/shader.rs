@@ -27,6 +27,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("cache_write.wgsl", include_str!("../../shaders/cache_write.wgsl")),
     ("rope.wgsl", include_str!("../../shaders/rope.wgsl")),
     ("reduce.wgsl", include_str!("../../shaders/reduce.wgsl")),
+    ("total.wgsl", include_str!("../../shaders/total.wgsl")),
     ("attention.wgsl", include_str!("../../shaders/attention.wgsl")),
     ("attention_split.wgsl", include_str!("../../shaders/attention_split.wgsl")),
     ("attention_combine.wgsl", include_str!("../../shaders/attention_combine.wgsl")),
