@@ -47,10 +47,11 @@ fn copy_gbps(gpu: &Gpu, bytes: u64) -> Result<f64> {
     Ok(2.0 * bytes as f64 / s / 1e9)
 }
 
-fn stream_gbps(gpu: &Gpu, bytes: u64, store: WeightStore) -> Result<f64> {
-    let words: Vec<u32> = (0..(bytes / 4) as u32).map(|i| i.wrapping_mul(2654435761)).collect();
+/// Reads `words` through the weights' path in `store`.
+fn stream_gbps(gpu: &Gpu, words: &[u32], store: WeightStore) -> Result<f64> {
+    let bytes = words.len() as u64 * 4;
     let out = gpu.buffer("roofline out", 64 * 1024 * 4)?;
-    let texels = gpu.texels_in(store, "roofline texels", &words)?;
+    let texels = gpu.texels_in(store, "roofline texels", words)?;
     let defines = texels
         .defines(Defines::new())
         .u32("WQ_H", texels.height())
@@ -101,8 +102,9 @@ pub fn measure(gpu: &Gpu) -> Result<Roofline> {
         (0..ATTEMPTS).try_fold(0.0f64, |best, _| Ok(best.max(measure()?)))
     };
     let copy_gbps = best(&|| copy_gbps(gpu, bytes))?;
-    let buffer = best(&|| stream_gbps(gpu, bytes, WeightStore::Buffer))?;
-    let texture = best(&|| stream_gbps(gpu, bytes, WeightStore::Texture))?;
+    let words: Vec<u32> = (0..(bytes / 4) as u32).map(|i| i.wrapping_mul(2654435761)).collect();
+    let buffer = best(&|| stream_gbps(gpu, &words, WeightStore::Buffer))?;
+    let texture = best(&|| stream_gbps(gpu, &words, WeightStore::Texture))?;
     let (stream_gbps, shape) = if texture > buffer { (texture, "texture") } else { (buffer, "storage buffer") };
     Ok(Roofline { copy_gbps, stream_gbps, stream_shape: shape.to_string(), dispatch_us: dispatch_us(gpu)? })
 }

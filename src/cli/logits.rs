@@ -62,11 +62,14 @@ struct Line {
 
 /// The `n` largest logits (all when 0) as (id, logit), largest first, ties by id.
 fn largest(row: &[f32], n: usize) -> Vec<(u32, f32)> {
+    let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
     let mut all: Vec<(u32, f32)> = row.iter().enumerate().map(|(i, &l)| (i as u32, l)).collect();
-    all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    if n > 0 {
+    // Only the n largest are sorted: a 262k vocabulary, every position.
+    if n > 0 && n < all.len() {
+        all.select_nth_unstable_by(n - 1, order);
         all.truncate(n);
     }
+    all.sort_by(order);
     all
 }
 

@@ -96,9 +96,8 @@ impl Gpu {
     /// Where `bytes` of weights go: the `preferred` store, or a texture (spread over array
     /// layers) where a buffer would exceed one storage binding.
     fn store_for(&self, preferred: WeightStore, label: &str, bytes: u64) -> Result<WeightStore> {
-        let store = preferred;
-        if store == WeightStore::Buffer && self.check_size(label, bytes.next_multiple_of(16)).is_ok() {
-            return Ok(store);
+        if preferred == WeightStore::Buffer && self.check_size(label, bytes.next_multiple_of(16)).is_ok() {
+            return Ok(WeightStore::Buffer);
         }
         self.texel_shape(label, bytes, self.limits.max_texture_dimension_2d).map(|_| WeightStore::Texture)
     }

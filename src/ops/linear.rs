@@ -720,6 +720,24 @@ mod tests {
     }
 
     #[test]
+    fn parts_that_do_not_start_at_an_octet_are_refused_and_so_is_an_embedding_of_parts() {
+        let mut rng = rng(610);
+        let part = |rows: usize, rng: &mut rand::rngs::Xoshiro256PlusPlus| {
+            let bytes = random_tensor(GgmlType::Q8_0, rows, 64, rng);
+            pack(&[SourceRows { ty: GgmlType::Q8_0, bytes: &bytes, rows }], 64, RowOrder::Concat).unwrap()
+        };
+        let g = gpu();
+        let odd = [part(12, &mut rng), part(8, &mut rng)];
+        let err = GpuMatrix::upload_parts(g, "w", &odd).err().expect("refused").to_string();
+        assert!(err.contains("whole octets"), "{err}");
+
+        let two = GpuMatrix::upload_parts(g, "w", &[part(16, &mut rng), part(8, &mut rng)]).unwrap();
+        let (ids, out) = (g.buffer_with("ids", &[0u32]).unwrap(), g.activations("x", 1, 64).unwrap());
+        let err = crate::ops::embed::Embed::new(g, &step_buffers(), &two, &ids, &out, 1.0).err().expect("refused");
+        assert!(err.to_string().contains("2 parts where one was expected"), "{err}");
+    }
+
+    #[test]
     fn a_cache_write_with_neox_pairs_is_refused() {
         let heads = Heads { n_head: 2, n_head_kv: 1, head_dim: 32, rope_dims: 32, neox: true };
         let (parts, _) = qkv_rows(&heads, 32, (GgmlType::Q8_0, GgmlType::Q8_0), &mut rng(600));
