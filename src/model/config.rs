@@ -5,9 +5,6 @@ use super::gguf::{GgufHeader, Value};
 use crate::ops::Heads;
 use crate::{Error, Result};
 
-/// Architectures whose forward graph hearth has (see `model/arch/`).
-pub const ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3", "phi3", "gemma3"];
-
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelConfig {
     pub arch: String,
@@ -41,12 +38,7 @@ impl ModelConfig {
             .and_then(Value::as_str)
             .ok_or_else(|| Error::Gguf("general.architecture is missing".into()))?
             .to_string();
-        if !ARCHITECTURES.contains(&arch.as_str()) {
-            return Err(Error::Unsupported(format!(
-                "architecture {arch:?} is not supported yet (supported: {})",
-                ARCHITECTURES.join(", ")
-            )));
-        }
+        let family = super::arch::family(&arch)?;
         let key = |k: &str| format!("{arch}.{k}");
         let int =
             |k: &str| -> Result<Option<usize>> {
@@ -87,9 +79,9 @@ impl ModelConfig {
             head_dim,
             rope_dims: int("rope.dimension_count")?.unwrap_or(head_dim),
             rope_base: float("rope.freq_base").unwrap_or(10000.0),
-            rope_neox: super::arch::rope_neox(&arch),
+            rope_neox: family.rope_neox,
             sliding_window: int("attention.sliding_window")?,
-            rope_base_swa: float("rope.freq_base_swa").or(super::arch::default_rope_base_swa(&arch)),
+            rope_base_swa: float("rope.freq_base_swa").or(family.rope_base_swa),
             rms_eps: float("attention.layer_norm_rms_epsilon").unwrap_or(1e-5),
             n_ctx_train: int("context_length")?.unwrap_or(2048),
             n_vocab,

@@ -3,7 +3,7 @@
 //! feed-forward, a GELU-gated feed-forward, embeddings scaled by sqrt(width) and an LM head
 //! tied to them. (GGUF converters store Gemma's norm weights with its `1 +` already added.)
 
-use super::{Architecture, Ends, attention, kv_write};
+use super::{Architecture, Ends, Family, attention, kv_write};
 use crate::Result;
 use crate::gpu::Gpu;
 use crate::model::config::ModelConfig;
@@ -17,7 +17,14 @@ use crate::quant::RowOrder;
 
 /// RoPE base of the sliding-window layers (Gemma 3's `rope_local_base_freq`; GGUF files do not
 /// carry it).
-pub const ROPE_BASE_LOCAL: f32 = 10000.0;
+const ROPE_BASE_LOCAL: f32 = 10000.0;
+
+pub const GEMMA3: Family = Family {
+    arch: "gemma3",
+    rope_neox: true,
+    rope_base_swa: Some(ROPE_BASE_LOCAL),
+    load: |w, c| Ok(Box::new(Gemma3::load(w, c)?)),
+};
 
 /// Every sixth layer attends to the whole context; the others to the sliding window.
 const GLOBAL_EVERY: usize = 6;

@@ -3,7 +3,7 @@
 //! pre-norm blocks of grouped-query attention with RoPE and a SwiGLU feed-forward, RMSNorm
 //! throughout.
 
-use super::{Architecture, Ends, attention, cache_write, kv_write};
+use super::{Architecture, Ends, Family, attention, cache_write, kv_write};
 use crate::Result;
 use crate::gpu::Gpu;
 use crate::model::config::ModelConfig;
@@ -13,6 +13,15 @@ use crate::ops::Op;
 use crate::ops::kv_write::QkNorm;
 use crate::ops::linear::{Epilogue, GpuMatrix, Linear, LinearSpec};
 use crate::quant::RowOrder;
+
+fn load(w: &WeightLoader, c: &ModelConfig) -> Result<Box<dyn Architecture>> {
+    Ok(Box::new(Llama::load(w, c)?))
+}
+
+pub const LLAMA: Family = Family { arch: "llama", rope_neox: false, rope_base_swa: None, load };
+pub const QWEN2: Family = Family { arch: "qwen2", rope_neox: true, rope_base_swa: None, load };
+pub const QWEN3: Family = Family { arch: "qwen3", rope_neox: true, rope_base_swa: None, load };
+pub const PHI3: Family = Family { arch: "phi3", rope_neox: true, rope_base_swa: None, load };
 
 struct Layer {
     attn_norm: wgpu::Buffer,

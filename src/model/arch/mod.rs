@@ -21,25 +21,32 @@ pub trait Architecture: wgpu::WasmNotSendSync {
     fn graph(&self, gpu: &Gpu, config: &ModelConfig, state: &State) -> Result<Vec<Box<dyn Op>>>;
 }
 
+/// What hearth knows about one architecture (a GGUF `general.architecture`), declared once in
+/// its family's file: the conventions the hyperparameters leave unsaid, and how to load its
+/// weights into a forward graph.
+pub struct Family {
+    /// The GGUF architecture name.
+    pub arch: &'static str,
+    /// Whether RoPE rotates (i, i + d/2) pairs (GPT-NeoX style) rather than neighbours.
+    pub rope_neox: bool,
+    /// The RoPE base of sliding-window layers where the file does not say it.
+    pub rope_base_swa: Option<f32>,
+    pub load: fn(&WeightLoader, &ModelConfig) -> Result<Box<dyn Architecture>>,
+}
+
+/// Every architecture hearth runs.
+pub static FAMILIES: &[&Family] = &[&llama::LLAMA, &llama::QWEN2, &llama::QWEN3, &llama::PHI3, &gemma3::GEMMA3];
+
+/// The family of a GGUF architecture name, or a clear refusal naming the ones hearth has.
+pub fn family(arch: &str) -> Result<&'static Family> {
+    FAMILIES.iter().copied().find(|f| f.arch == arch).ok_or_else(|| {
+        let known: Vec<&str> = FAMILIES.iter().map(|f| f.arch).collect();
+        Error::Unsupported(format!("architecture {arch:?} is not supported yet (supported: {})", known.join(", ")))
+    })
+}
+
 pub fn load(loader: &WeightLoader, config: &ModelConfig) -> Result<Box<dyn Architecture>> {
-    match config.arch.as_str() {
-        "llama" | "qwen2" | "qwen3" | "phi3" => Ok(Box::new(llama::Llama::load(loader, config)?)),
-        "gemma3" => Ok(Box::new(gemma3::Gemma3::load(loader, config)?)),
-        other => Err(Error::Unsupported(format!("architecture {other:?} has no forward graph"))),
-    }
-}
-
-/// Whether the family rotates (i, i + d/2) pairs (GPT-NeoX style) rather than neighbours.
-pub fn rope_neox(arch: &str) -> bool {
-    matches!(arch, "gemma3" | "qwen2" | "qwen3" | "phi3")
-}
-
-/// The RoPE base of sliding-window layers where the file does not say it.
-pub fn default_rope_base_swa(arch: &str) -> Option<f32> {
-    match arch {
-        "gemma3" => Some(gemma3::ROPE_BASE_LOCAL),
-        _ => None,
-    }
+    (family(&config.arch)?.load)(loader, config)
 }
 
 /// The ends of the graph every family shares: the token embedding, and the final norm and LM
@@ -120,4 +127,19 @@ pub(crate) fn attention(
     let (k, v) = (&s.k_cache[l], &s.v_cache[l]);
     let split = attention::keys_per_split(gpu);
     Ok(Box::new(Attention::new(gpu, &s.steps, heads, scale, &s.qkv, rope, k, v, &s.attn, split, window)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_architecture_has_one_family_and_unknown_ones_are_named_in_the_refusal() {
+        for f in FAMILIES {
+            assert_eq!(FAMILIES.iter().filter(|g| g.arch == f.arch).count(), 1, "{}", f.arch);
+            assert!(std::ptr::eq(family(f.arch).unwrap(), *f));
+        }
+        let err = family("mamba").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("\"mamba\"") && err.contains("llama") && err.contains("gemma3"), "{err}");
+    }
 }
