@@ -21,6 +21,10 @@
 //   F16     weights dequantized and multiplied in f16, sums kept in f32
 //   CACHE   the Q|K|V kernel also writes K (rotated) and V into the layer's cache
 //           (cache_write.wgsl)
+//   EXPERTS a mixture-of-experts matrix: W holds the experts' matrices one after the other
+//           (EXPERT_OCTETS octets each, N rows), and workgroup row `pair` of the grid computes
+//           the expert `route[pair]` picked for that (token, slot) pair (src/ops/experts.rs);
+//           x is row pair / X_PAIRS of a whole storage binding, y row `pair`
 // and the weight format's flags (weights.wgsl).
 // Constants: K (row length), N (rows), ROW0 (the first row of this part of the matrix: fused
 // tensors of different types are parts of their own, src/ops/linear.rs), XV (vec4s in a
@@ -41,6 +45,26 @@
 #endif
 #if BIAS
 @group(0) @binding(7) var<storage, read> bias: array<f32>;
+#endif
+#if EXPERTS
+@group(0) @binding(11) var<storage, read> route: array<u32>;
+// Where this pair's row of x (in vec4s) and of y (in floats) start.
+var<private> x_base: u32;
+var<private> y_base: u32;
+
+// The first octet of the pair's expert, after pointing x and y at the pair's rows.
+fn route_pair(pair: u32) -> u32 {
+    x_base = (pair / X_PAIRS) * XS;
+    y_base = pair * YS;
+    return min(route[pair], N_EXPERT - 1u) * EXPERT_OCTETS;
+}
+#else
+const x_base = 0u;
+const y_base = 0u;
+
+fn route_pair(pair: u32) -> u32 {
+    return 0u;
+}
 #endif
 
 #include "weights.wgsl"
@@ -68,7 +92,11 @@ struct XBlock {
 fn rms_inverse() -> f32 {
     var ss = vec4<f32>(0.0);
     for (var i = 0u; i < K / 4u; i += 4u) {
-        ss += vec4<f32>(dot(x[i], x[i]), dot(x[i + 1u], x[i + 1u]), dot(x[i + 2u], x[i + 2u]), dot(x[i + 3u], x[i + 3u]));
+        let a = x[x_base + i];
+        let b = x[x_base + i + 1u];
+        let c = x[x_base + i + 2u];
+        let d = x[x_base + i + 3u];
+        ss += vec4<f32>(dot(a, a), dot(b, b), dot(c, c), dot(d, d));
     }
     return inverseSqrt((ss.x + ss.y + ss.z + ss.w) / f32(K) + EPS);
 }
@@ -76,7 +104,8 @@ fn rms_inverse() -> f32 {
 
 fn load_x(b: u32, pre_scale: f32) -> XBlock {
     let i = b * 8u;
-    var blk = XBlock(x[i], x[i + 1u], x[i + 2u], x[i + 3u], x[i + 4u], x[i + 5u], x[i + 6u], x[i + 7u], 0.0, 0.0, 0.0);
+    let xi = x_base + i;
+    var blk = XBlock(x[xi], x[xi + 1u], x[xi + 2u], x[xi + 3u], x[xi + 4u], x[xi + 5u], x[xi + 6u], x[xi + 7u], 0.0, 0.0, 0.0);
 #if NORM
     blk.squares = dot(blk.v0, blk.v0) + dot(blk.v1, blk.v1) + dot(blk.v2, blk.v2) + dot(blk.v3, blk.v3)
                 + dot(blk.v4, blk.v4) + dot(blk.v5, blk.v5) + dot(blk.v6, blk.v6) + dot(blk.v7, blk.v7);
@@ -163,9 +192,9 @@ fn store(row: u32, v: f32) {
         let out = v;
 #endif
 #if ADD
-        y[ROW0 + row] += out;
+        y[y_base + ROW0 + row] += out;
 #else
-        y[ROW0 + row] = out;
+        y[y_base + ROW0 + row] = out;
 #endif
     }
 }
@@ -195,7 +224,7 @@ fn finish(row0: u32, acc: Sums) {
     let g = vec4<f32>(a0.x, a0.z, a1.x, a1.z);
     let u = vec4<f32>(a0.y, a0.w, a1.y, a1.w);
     let h = glu(g, u);
-    let o = row0 / 2u;
+    let o = y_base + row0 / 2u;
     if row0 < N {
         y[o] = h.x;
         y[o + 1u] = h.y;
@@ -223,12 +252,13 @@ fn finish(row0: u32, acc: Sums) {
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
     let octet = wg.x;
+    let w_octet = route_pair(wg.y) + octet;
     var acc = Sums(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
     let scale = input_scale();
     // Lanes take blocks; each reads its block's scale unit (superblocks: shared by 8 lanes).
     for (var b = lane; b < NB; b += 64u) {
-        let sc = block_scales(load_record8(unit_of(octet, b / SB, NS)), b % SB);
-        accumulate(b, unit_of(octet, b, NB), sc, scale, &acc);
+        let sc = block_scales(load_record8(unit_of(w_octet, b / SB, NS)), b % SB);
+        accumulate(b, unit_of(w_octet, b, NB), sc, scale, &acc);
     }
     let total = workgroup_sum(lane, acc);
     if lane == 0u {
@@ -241,12 +271,13 @@ struct Sums { a: vec4<f32>, b: vec4<f32>, c: vec4<f32> }
 @compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
     let octet = wg.x * 8u + lane;
+    let w_octet = route_pair(wg.y) + octet;
     var acc = Sums(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
     let scale = input_scale();
     for (var s = 0u; s < NS; s++) {
-        let record = load_record8(unit_of(octet, s, NS));
+        let record = load_record8(unit_of(w_octet, s, NS));
 #for j in 0..SB
-        accumulate(s * SB + {j}u, unit_of(octet, s * SB + {j}u, NB), block_scales(record, {j}u), scale, &acc);
+        accumulate(s * SB + {j}u, unit_of(w_octet, s * SB + {j}u, NB), block_scales(record, {j}u), scale, &acc);
 #endfor
     }
     finish(octet * 8u, acc);

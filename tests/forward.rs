@@ -107,6 +107,15 @@ fn qwen3_adds_qk_norm_and_neox_rope_to_the_llama_graph() {
 }
 
 #[test]
+fn qwen3moe_routes_each_token_to_its_experts_on_the_gpu() {
+    let moe = TinyLlama { arch: "qwen3moe", experts: Some((8, 2)), seed: 16, ..Default::default() };
+    check(moe.clone());
+    check(TinyLlama { experts: Some((32, 4)), weights: GgmlType::Q8_0, n_head_kv: 1, seed: 17, ..moe.clone() });
+    let wide = TinyLlama { n_embd: 256, n_ff: 256, n_layer: 1, ..moe };
+    check(TinyLlama { weights: GgmlType::Q4K, v_and_down: Some(GgmlType::Q6K), seed: 18, ..wide });
+}
+
+#[test]
 fn other_weight_types_and_an_untied_head_match_the_reference() {
     check(TinyLlama { weights: GgmlType::Q8_0, tied: false, seed: 2, ..Default::default() });
     check(TinyLlama { weights: GgmlType::Q4_0, n_head_kv: 4, seed: 3, ..Default::default() });

@@ -97,7 +97,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         paths: gpu.paths.describe(),
         os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
         roofline,
-        weight_bytes: model.weight_bytes,
+        weight_bytes: model.active_weight_bytes,
         batch: plan.batch,
     };
     let time = now_iso();

@@ -29,7 +29,17 @@ pub fn run(args: InfoArgs) -> Result<()> {
     println!("architecture:  {}", text("general.architecture"));
     match ModelConfig::from_gguf(h) {
         Ok(c) => {
-            println!("parameters:    {:.1} M", c.n_params() as f64 / 1e6);
+            match &c.experts {
+                None => println!("parameters:    {:.1} M", c.n_params() as f64 / 1e6),
+                Some(x) => println!(
+                    "parameters:    {:.1} M, {:.1} M active ({} of {} experts per token, expert feed-forward {})",
+                    c.n_params() as f64 / 1e6,
+                    c.n_active_params() as f64 / 1e6,
+                    x.used,
+                    x.count,
+                    x.n_ff
+                ),
+            }
             println!(
                 "layers {}, width {}, feed-forward {}, heads {} (kv {}), head size {}",
                 c.n_layer, c.n_embd, c.n_ff, c.n_head, c.n_head_kv, c.head_dim

@@ -33,6 +33,8 @@ const SOURCES: &[(&str, &str)] = &[
     ("attention_combine.wgsl", include_str!("../../shaders/attention_combine.wgsl")),
     ("argmax.wgsl", include_str!("../../shaders/argmax.wgsl")),
     ("rms_norm.wgsl", include_str!("../../shaders/rms_norm.wgsl")),
+    ("route.wgsl", include_str!("../../shaders/route.wgsl")),
+    ("expert_sum.wgsl", include_str!("../../shaders/expert_sum.wgsl")),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -3,6 +3,7 @@
 
 use super::gguf::{GgufHeader, Value};
 use crate::ops::Heads;
+use crate::ops::route::{MAX_USED, Routing};
 use crate::{Error, Result};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -29,6 +30,18 @@ pub struct ModelConfig {
     pub n_vocab: usize,
     /// The LM head reuses the token embedding (no `output.weight`).
     pub tied_embeddings: bool,
+    /// A mixture-of-experts feed-forward in every layer, for families that have one.
+    pub experts: Option<Experts>,
+}
+
+/// A mixture-of-experts feed-forward: `used` of `count` experts per token.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Experts {
+    pub count: usize,
+    pub used: usize,
+    /// Rows of one expert's gate (and up) projection.
+    pub n_ff: usize,
+    pub routing: Routing,
 }
 
 impl ModelConfig {
@@ -53,6 +66,23 @@ impl ModelConfig {
         let float = |k: &str| h.get(&key(k)).and_then(Value::as_f64).map(|v| v as f32);
 
         let n_embd = required("embedding_length")?;
+        let n_ff = required("feed_forward_length")?;
+        let experts = match family.routing {
+            None => None,
+            Some(routing) => {
+                let used = required("expert_used_count")?;
+                Some(Experts {
+                    count: required("expert_count")?,
+                    used,
+                    // llama.cpp's fallback for files without the key.
+                    n_ff: int("expert_feed_forward_length")?.unwrap_or(n_ff / used.max(1)),
+                    routing: Routing {
+                        scale: float("expert_weights_scale").filter(|&s| s != 0.0).unwrap_or(1.0),
+                        ..routing
+                    },
+                })
+            }
+        };
         let n_head = required("attention.head_count")?;
         let n_head_kv = int("attention.head_count_kv")?.unwrap_or(n_head);
         let head_dim = match int("attention.key_length")? {
@@ -73,7 +103,7 @@ impl ModelConfig {
             name: h.get("general.name").and_then(Value::as_str).map(str::to_string),
             n_layer: required("block_count")?,
             n_embd,
-            n_ff: required("feed_forward_length")?,
+            n_ff,
             n_head,
             n_head_kv,
             head_dim,
@@ -86,6 +116,7 @@ impl ModelConfig {
             n_ctx_train: int("context_length")?.unwrap_or(2048),
             n_vocab,
             tied_embeddings: h.tensor("output.weight").is_none(),
+            experts,
             arch,
         };
         config.validate()?;
@@ -123,6 +154,17 @@ impl ModelConfig {
         if !positive(c.rms_eps) || !positive(c.rope_base) || !c.rope_base_swa.is_none_or(positive) {
             return bad(format!("rms epsilon {} / rope base {}", c.rms_eps, c.rope_base));
         }
+        if let Some(x) = &c.experts {
+            if x.count == 0 || x.count > 1024 || x.used == 0 || x.used > x.count.min(MAX_USED) {
+                return bad(format!("{} experts used of {} (at most {MAX_USED} of 1024)", x.used, x.count));
+            }
+            if x.n_ff == 0 || !x.n_ff.is_multiple_of(32) || x.n_ff > 1 << 20 {
+                return bad(format!("expert feed-forward width {} (must be a positive multiple of 32)", x.n_ff));
+            }
+            if !x.routing.scale.is_finite() {
+                return bad(format!("expert weights scale {}", x.routing.scale));
+            }
+        }
         if c.sliding_window == Some(0) {
             return bad("a sliding window of 0 keys".into());
         }
@@ -141,9 +183,21 @@ impl ModelConfig {
 
     /// Parameters in the weight matrices and embeddings (norm vectors included).
     pub fn n_params(&self) -> u64 {
+        self.params(self.experts.map_or(0, |x| x.count))
+    }
+
+    /// Parameters one token reads: those of the experts it uses, not all of them.
+    pub fn n_active_params(&self) -> u64 {
+        self.params(self.experts.map_or(0, |x| x.used))
+    }
+
+    fn params(&self, experts: usize) -> u64 {
         let (e, h) = (self.n_embd as u64, self.heads());
         let attn = e * (h.q_dim() as u64 + 2 * h.kv_dim() as u64) + h.q_dim() as u64 * e;
-        let ffn = 3 * e * self.n_ff as u64;
+        let ffn = match &self.experts {
+            None => 3 * e * self.n_ff as u64,
+            Some(x) => e * x.count as u64 + experts as u64 * 3 * e * x.n_ff as u64,
+        };
         let per_layer = attn + ffn + 2 * e;
         let embd = e * self.n_vocab as u64;
         self.n_layer as u64 * per_layer + embd * if self.tied_embeddings { 1 } else { 2 } + e

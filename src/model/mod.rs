@@ -34,6 +34,8 @@ pub struct Model {
     pub chat_template: Option<ChatTemplate>,
     /// Bytes of weights uploaded to the GPU.
     pub weight_bytes: u64,
+    /// Of those, the bytes one token reads: all but the experts it does not use.
+    pub active_weight_bytes: u64,
 }
 
 impl Model {
@@ -59,6 +61,9 @@ impl Model {
         gpu.check().map_err(|e| {
             crate::Error::Gpu(format!("{e} (while uploading {:.1} MB of weights)", weight_bytes as f64 / 1e6))
         })?;
-        Ok(Model { config, gpu, arch, tokenizer, chat_template, weight_bytes })
+        let expert_bytes = loader.expert_bytes.get();
+        let unused_share = config.experts.map_or(0.0, |x| 1.0 - x.used as f64 / x.count as f64);
+        let active_weight_bytes = weight_bytes - (expert_bytes as f64 * unused_share) as u64;
+        Ok(Model { config, gpu, arch, tokenizer, chat_template, weight_bytes, active_weight_bytes })
     }
 }

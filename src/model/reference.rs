@@ -1,5 +1,5 @@
-//! A plain CPU forward pass of the Llama family (with Qwen 2's Q|K|V biases and Qwen 3's
-//! QK-norm) in f32 with f64 sums, straight from the file's dequantized weights: the reference the GPU graph is tested
+//! A plain CPU forward pass of the Llama family (with Qwen 2's Q|K|V biases, Qwen 3's
+//! QK-norm and Qwen 3 MoE's experts) in f32 with f64 sums, straight from the file's dequantized weights: the reference the GPU graph is tested
 //! against.
 
 use super::config::ModelConfig;
@@ -7,6 +7,7 @@ use super::file::ModelFile;
 use crate::ops::attention;
 use crate::ops::kv_write::rotate;
 use crate::ops::rms_norm::rms_norm;
+use crate::ops::route;
 use crate::quant::dequantize;
 use crate::{Error, Result};
 
@@ -54,14 +55,18 @@ impl ReferenceModel {
             } else {
                 (t("attn_q")?, t("attn_k")?, t("attn_v")?)
             };
-            let (wg, wu) = if has("ffn_gate") {
-                (t("ffn_gate")?, t("ffn_up")?)
+            // Dense: one (gate, up, down); with experts, all of them one after the other.
+            let (wg, wu, wd) = if c.experts.is_some() {
+                (t("ffn_gate_exps")?, t("ffn_up_exps")?, t("ffn_down_exps")?)
+            } else if has("ffn_gate") {
+                (t("ffn_gate")?, t("ffn_up")?, t("ffn_down")?)
             } else {
                 let up = t("ffn_up")?;
                 let (gate, up) = up.split_at(up.len() / 2);
-                (gate.to_vec(), up.to_vec())
+                (gate.to_vec(), up.to_vec(), t("ffn_down")?)
             };
-            let (wo, wd) = (t("attn_output")?, t("ffn_down")?);
+            let router = if c.experts.is_some() { t("ffn_gate_inp")? } else { Vec::new() };
+            let wo = t("attn_output")?;
             let (attn_norm, ffn_norm) = (t("attn_norm")?, t("ffn_norm")?);
             let bias = |s: &str| self.tensor(&format!("blk.{l}.{s}.bias"));
             let qkv_bias = if self.file.tensor(&format!("blk.{l}.attn_q.bias")).is_ok() {
@@ -104,11 +109,30 @@ impl ReferenceModel {
                 let o = matvec(&wo, &attn[i * q_dim..][..q_dim]);
                 x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
                 let h = rms_norm(x, &ffn_norm, c.rms_eps);
-                let (g, u) = (matvec(&wg, &h), matvec(&wu, &h));
-                let act: Vec<f32> =
-                    g.iter().zip(&u).map(|(&g, &u)| (g as f64 / (1.0 + (-g as f64).exp()) * u as f64) as f32).collect();
-                let d = matvec(&wd, &act);
-                x.iter_mut().zip(&d).for_each(|(a, b)| *a += b);
+                let swiglu = |wg: &[f32], wu: &[f32], wd: &[f32]| {
+                    let (g, u) = (matvec(wg, &h), matvec(wu, &h));
+                    let act: Vec<f32> = g
+                        .iter()
+                        .zip(&u)
+                        .map(|(&g, &u)| (g as f64 / (1.0 + (-g as f64).exp()) * u as f64) as f32)
+                        .collect();
+                    matvec(wd, &act)
+                };
+                match &c.experts {
+                    None => {
+                        let d = swiglu(&wg, &wu, &wd);
+                        x.iter_mut().zip(&d).for_each(|(a, b)| *a += b);
+                    }
+                    Some(xp) => {
+                        let (ids, weights) = route::reference(&matvec(&router, &h), None, xp.used, xp.routing);
+                        let size = xp.n_ff * e;
+                        for (&id, &w) in ids.iter().zip(&weights) {
+                            let at = id as usize * size;
+                            let d = swiglu(&wg[at..at + size], &wu[at..at + size], &wd[at..at + size]);
+                            x.iter_mut().zip(&d).for_each(|(a, b)| *a += w * b);
+                        }
+                    }
+                }
             }
         }
         let norm = self.tensor("output_norm.weight")?;

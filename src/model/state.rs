@@ -4,6 +4,7 @@
 use super::config::ModelConfig;
 use crate::gpu::{Activations, Gpu, KvTexture, row_stride, window_bytes};
 use crate::ops::StepBuffers;
+use crate::ops::experts::RouteBuffers;
 use crate::ops::kv_write::rope_table;
 use crate::{Error, Result};
 
@@ -41,6 +42,17 @@ pub struct State {
     pub rope_swa: Option<wgpu::Buffer>,
     pub k_cache: Vec<KvTexture>,
     pub v_cache: Vec<KvTexture>,
+    /// The mixture-of-experts buffers, for families that have one.
+    pub experts: Option<ExpertState>,
+}
+
+/// What a mixture-of-experts feed-forward keeps per step: each token's router logits and route,
+/// and one row per (token, slot) pair for the expert's activations and output.
+pub struct ExpertState {
+    pub router: Activations,
+    pub route: RouteBuffers,
+    pub ffn: Activations,
+    pub out: Activations,
 }
 
 /// Rows of the widest activation and of the logits that one binding of the adapter holds
@@ -54,7 +66,13 @@ pub fn rows_per_binding(gpu: &Gpu, c: &ModelConfig) -> Result<(usize, usize)> {
     };
     let h = c.heads();
     let widest = [c.n_embd, h.qkv_dim(), h.q_dim(), c.n_ff].into_iter().max().unwrap_or(1);
-    let (max_batch, max_logit_rows) = (rows_fitting(widest), rows_fitting(c.n_vocab));
+    let (mut max_batch, max_logit_rows) = (rows_fitting(widest), rows_fitting(c.n_vocab));
+    if let Some(x) = &c.experts {
+        // One row per (token, slot) pair, and a grid of pairs no taller than WebGPU allows.
+        let pair_rows =
+            rows_fitting(x.n_ff.max(c.n_embd)).min(gpu.limits.max_compute_workgroups_per_dimension as usize);
+        max_batch = max_batch.min(pair_rows / x.used).min(rows_fitting(x.count));
+    }
     if max_batch == 0 || max_logit_rows == 0 {
         return Err(Error::Unsupported(format!(
             "one row of activations ({widest} values) or logits ({} values), with a window of slack, exceeds {}'s largest binding of {binding} bytes",
@@ -86,7 +104,8 @@ impl State {
         let h = c.heads();
         let kv_bytes = 2 * (c.n_layer * ctx * h.kv_dim() * 4) as u64;
         let widths = 2 * c.n_embd + h.qkv_dim() + h.q_dim() + c.n_ff;
-        let activation_bytes = ((batch * widths + logit_rows * c.n_vocab) * 4) as u64;
+        let expert_widths = c.experts.map_or(0, |x| x.count + 2 + x.used * (x.n_ff + c.n_embd));
+        let activation_bytes = ((batch * (widths + expert_widths) + logit_rows * c.n_vocab) * 4) as u64;
         gpu.check_room_for(
             &format!("a session of {ctx} tokens (KV cache and activations)"),
             kv_bytes + activation_bytes,
@@ -121,13 +140,30 @@ impl State {
             },
             k_cache,
             v_cache,
+            experts: match &c.experts {
+                None => None,
+                Some(x) => Some(ExpertState {
+                    router: gpu.activations("router logits", batch, x.count)?,
+                    route: RouteBuffers::new(gpu, batch, x.used)?,
+                    ffn: gpu.activations("expert ffn", batch * x.used, x.n_ff)?,
+                    out: gpu.activations("expert out", batch * x.used, c.n_embd)?,
+                }),
+            },
         })
     }
 
     /// Bytes of GPU memory the session uses.
     pub fn gpu_bytes(&self) -> u64 {
         let activations = [&self.x, &self.qkv, &self.attn, &self.ffn, &self.branch, &self.logits];
-        activations.iter().map(|a| a.buffer.size()).sum::<u64>()
+        let experts = self.experts.as_ref().map_or(0, |x| {
+            x.router.buffer.size()
+                + x.route.ids.size()
+                + x.route.weights.size()
+                + x.ffn.buffer.size()
+                + x.out.buffer.size()
+        });
+        experts
+            + activations.iter().map(|a| a.buffer.size()).sum::<u64>()
             + self.ids.size()
             + self.rope.size()
             + self.rope_swa.as_ref().map_or(0, |r| r.size())

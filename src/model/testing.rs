@@ -11,7 +11,8 @@ use rand::rngs::Xoshiro256PlusPlus;
 #[derive(Clone, Debug)]
 pub struct TinyLlama {
     /// "llama", "qwen2" (adds Q|K|V biases and NeoX RoPE), "qwen3" (per-head QK-norm gammas
-    /// and NeoX RoPE) or "phi3" (fused attn_qkv and gate|up in ffn_up, NeoX RoPE).
+    /// and NeoX RoPE), "qwen3moe" (qwen3 with `experts`) or "phi3" (fused attn_qkv and gate|up
+    /// in ffn_up, NeoX RoPE).
     pub arch: &'static str,
     pub n_layer: usize,
     pub n_embd: usize,
@@ -22,6 +23,8 @@ pub struct TinyLlama {
     /// The type of attn_v and ffn_down when it differs (as Q4_K_M files store them in Q6_K).
     pub v_and_down: Option<GgmlType>,
     pub tied: bool,
+    /// (count, used): a mixture-of-experts feed-forward of `count` experts `n_ff` wide each.
+    pub experts: Option<(usize, usize)>,
     pub seed: u64,
 }
 
@@ -37,6 +40,7 @@ impl Default for TinyLlama {
             weights: GgmlType::Q4_1,
             v_and_down: None,
             tied: true,
+            experts: None,
             seed: 1,
         }
     }
@@ -93,30 +97,46 @@ impl TinyLlama {
             .meta("tokenizer.ggml.token_type", Value::array(types.into_iter().map(Value::I32)))
             .meta("tokenizer.ggml.merges", strings(&["Ġ t".to_string(), "h e".to_string()]))
             .meta("tokenizer.ggml.eos_token_id", Value::U32(258));
+        if let Some((count, used)) = self.experts {
+            w.meta(&key("expert_count"), Value::U32(count as u32))
+                .meta(&key("expert_used_count"), Value::U32(used as u32))
+                .meta(&key("expert_feed_forward_length"), Value::U32(self.n_ff as u32));
+        }
         let vocab = self.vocab_size() as u64;
-        let mut matrix = |w: &mut GgufWriter, name: &str, cols: u64, rows: u64, ty: GgmlType| {
-            w.tensor(name, &[cols, rows], ty, random_tensor(ty, rows as usize, cols as usize, &mut rng));
+        // dims[0] is the row length; the rest multiply into rows.
+        let mut matrix = |w: &mut GgufWriter, name: &str, dims: &[u64], ty: GgmlType| {
+            let rows = dims[1..].iter().product::<u64>() as usize;
+            w.tensor(name, dims, ty, random_tensor(ty, rows, dims[0] as usize, &mut rng));
         };
-        matrix(&mut w, "token_embd.weight", e, vocab, GgmlType::Q8_0);
+        matrix(&mut w, "token_embd.weight", &[e, vocab], GgmlType::Q8_0);
         for l in 0..self.n_layer {
             let n = |s: &str| format!("blk.{l}.{s}.weight");
             let ty = self.weights;
             let v_and_down = self.v_and_down.unwrap_or(ty);
             if self.arch == "phi3" {
-                matrix(&mut w, &n("attn_qkv"), e, e + 2 * kv, ty);
+                matrix(&mut w, &n("attn_qkv"), &[e, e + 2 * kv], ty);
             } else {
-                matrix(&mut w, &n("attn_q"), e, e, ty);
-                matrix(&mut w, &n("attn_k"), e, kv, ty);
-                matrix(&mut w, &n("attn_v"), e, kv, v_and_down);
+                matrix(&mut w, &n("attn_q"), &[e, e], ty);
+                matrix(&mut w, &n("attn_k"), &[e, kv], ty);
+                matrix(&mut w, &n("attn_v"), &[e, kv], v_and_down);
             }
-            matrix(&mut w, &n("attn_output"), e, e, ty);
-            if self.arch == "phi3" {
-                matrix(&mut w, &n("ffn_up"), e, 2 * self.n_ff as u64, ty);
+            matrix(&mut w, &n("attn_output"), &[e, e], ty);
+            if let Some((count, _)) = self.experts {
+                // The router stays f32, as converters leave it; expert tensors are [cols, rows, count].
+                matrix(&mut w, &n("ffn_gate_inp"), &[e, count as u64], GgmlType::F32);
+                let (ff, count) = (self.n_ff as u64, count as u64);
+                matrix(&mut w, &n("ffn_gate_exps"), &[e, ff, count], ty);
+                matrix(&mut w, &n("ffn_up_exps"), &[e, ff, count], ty);
+                matrix(&mut w, &n("ffn_down_exps"), &[ff, e, count], v_and_down);
+            } else if self.arch == "phi3" {
+                matrix(&mut w, &n("ffn_up"), &[e, 2 * self.n_ff as u64], ty);
             } else {
-                matrix(&mut w, &n("ffn_gate"), e, self.n_ff as u64, ty);
-                matrix(&mut w, &n("ffn_up"), e, self.n_ff as u64, ty);
+                matrix(&mut w, &n("ffn_gate"), &[e, self.n_ff as u64], ty);
+                matrix(&mut w, &n("ffn_up"), &[e, self.n_ff as u64], ty);
             }
-            matrix(&mut w, &n("ffn_down"), self.n_ff as u64, e, v_and_down);
+            if self.experts.is_none() {
+                matrix(&mut w, &n("ffn_down"), &[self.n_ff as u64, e], v_and_down);
+            }
         }
         let mut norm = |w: &mut GgufWriter, name: &str, len: usize| {
             let gamma: Vec<u8> = random_vec(len, &mut rng).iter().flat_map(|v| (1.0 + 0.2 * v).to_le_bytes()).collect();
@@ -125,7 +145,7 @@ impl TinyLlama {
         for l in 0..self.n_layer {
             norm(&mut w, &format!("blk.{l}.attn_norm.weight"), self.n_embd);
             norm(&mut w, &format!("blk.{l}.ffn_norm.weight"), self.n_embd);
-            if self.arch == "qwen3" {
+            if self.arch == "qwen3" || self.arch == "qwen3moe" {
                 norm(&mut w, &format!("blk.{l}.attn_q_norm.weight"), head_dim);
                 norm(&mut w, &format!("blk.{l}.attn_k_norm.weight"), head_dim);
             }

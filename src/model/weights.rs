@@ -13,6 +13,9 @@ pub struct WeightLoader<'a> {
     pub file: &'a ModelFile,
     /// Bytes uploaded so far, for progress and the load summary.
     pub uploaded: std::cell::Cell<u64>,
+    /// Of those, the bytes of mixture-of-experts matrices, of which a token reads only its
+    /// experts' share.
+    pub expert_bytes: std::cell::Cell<u64>,
 }
 
 /// Bytes a tensor takes on the GPU once repacked: for a matrix, its quant and scale words
@@ -48,7 +51,7 @@ pub fn check_textures(gpu: &Gpu, header: &GgufHeader) -> Result<()> {
 
 impl<'a> WeightLoader<'a> {
     pub fn new(gpu: &'a Gpu, file: &'a ModelFile) -> Self {
-        WeightLoader { gpu, file, uploaded: std::cell::Cell::new(0) }
+        WeightLoader { gpu, file, uploaded: std::cell::Cell::new(0), expert_bytes: std::cell::Cell::new(0) }
     }
 
     fn checked(&self, name: &str, dims: &[usize]) -> Result<&'a super::gguf::TensorInfo> {
@@ -105,6 +108,25 @@ impl<'a> WeightLoader<'a> {
             tensors.iter().map(|(ty, bytes, rows)| SourceRows { ty: *ty, bytes, rows: *rows }).collect();
         let label = parts.iter().map(|p| p.0).collect::<Vec<_>>().join("+");
         self.upload(&label, &sources, cols, order)
+    }
+
+    /// Mixture-of-experts tensors of `count` matrices each (`[cols, rows, count]`), packed into
+    /// one GPU matrix whose expert `e` holds rows `e * r..(e + 1) * r` (r the parts' rows
+    /// together): with `Interleave`, each expert's gate and up rows alternate, since whole
+    /// tensors interleave expert by expert.
+    pub fn experts(&self, parts: &[(&str, usize)], count: usize, cols: usize, order: RowOrder) -> Result<GpuMatrix> {
+        let mut tensors = Vec::with_capacity(parts.len());
+        for &(name, rows) in parts {
+            let info = self.checked(name, &[cols, rows, count])?;
+            tensors.push((info.ty, self.file.data(info)?, rows * count));
+        }
+        let sources: Vec<SourceRows> =
+            tensors.iter().map(|(ty, bytes, rows)| SourceRows { ty: *ty, bytes, rows: *rows }).collect();
+        let label = parts.iter().map(|p| p.0).collect::<Vec<_>>().join("+");
+        let before = self.uploaded.get();
+        let matrix = self.upload(&label, &sources, cols, order)?;
+        self.expert_bytes.set(self.expert_bytes.get() + self.uploaded.get() - before);
+        Ok(matrix)
     }
 
     /// One tensor of `parts * rows_each` rows cut into `parts` equal blocks of rows, packed as if

@@ -6,9 +6,12 @@ pub mod argmax;
 pub mod attention;
 mod dispatch;
 pub mod embed;
+pub mod expert_sum;
+pub mod experts;
 pub mod kv_write;
 pub mod linear;
 pub mod rms_norm;
+pub mod route;
 mod step;
 
 pub use dispatch::Dispatch;

@@ -23,6 +23,7 @@ pub const GEMMA3: Family = Family {
     arch: "gemma3",
     rope_neox: true,
     rope_base_swa: Some(ROPE_BASE_LOCAL),
+    routing: None,
     load: |w, c| Ok(Box::new(Gemma3::load(w, c)?)),
 };
 

@@ -1,8 +1,9 @@
 //! The Llama family (SmolLM2, TinyLlama, Llama 2/3, Mistral; Qwen 2, which adds Q|K|V biases;
-//! Qwen 3, which adds QK-norm; Phi 3, which stores Q|K|V and gate|up fused):
-//! pre-norm blocks of grouped-query attention with RoPE and a SwiGLU feed-forward, RMSNorm
-//! throughout.
+//! Qwen 3, which adds QK-norm; Qwen 3 MoE, Qwen 3 with a mixture-of-experts feed-forward;
+//! Phi 3, which stores Q|K|V and gate|up fused): pre-norm blocks of grouped-query attention
+//! with RoPE and a SwiGLU feed-forward, RMSNorm throughout.
 
+use super::moe::ExpertFfn;
 use super::{Architecture, Ends, Family, attention, cache_write, kv_write};
 use crate::Result;
 use crate::gpu::Gpu;
@@ -12,16 +13,26 @@ use crate::model::weights::WeightLoader;
 use crate::ops::Op;
 use crate::ops::kv_write::QkNorm;
 use crate::ops::linear::{Epilogue, GpuMatrix, Linear, LinearSpec};
+use crate::ops::route::{Gating, Routing};
 use crate::quant::RowOrder;
 
 fn load(w: &WeightLoader, c: &ModelConfig) -> Result<Box<dyn Architecture>> {
     Ok(Box::new(Llama::load(w, c)?))
 }
 
-pub const LLAMA: Family = Family { arch: "llama", rope_neox: false, rope_base_swa: None, load };
-pub const QWEN2: Family = Family { arch: "qwen2", rope_neox: true, rope_base_swa: None, load };
-pub const QWEN3: Family = Family { arch: "qwen3", rope_neox: true, rope_base_swa: None, load };
-pub const PHI3: Family = Family { arch: "phi3", rope_neox: true, rope_base_swa: None, load };
+pub const LLAMA: Family = Family { arch: "llama", rope_neox: false, rope_base_swa: None, routing: None, load };
+pub const QWEN2: Family = Family { arch: "qwen2", rope_neox: true, rope_base_swa: None, routing: None, load };
+pub const QWEN3: Family = Family { arch: "qwen3", rope_neox: true, rope_base_swa: None, routing: None, load };
+pub const PHI3: Family = Family { arch: "phi3", rope_neox: true, rope_base_swa: None, routing: None, load };
+/// Qwen 3 MoE (Qwen3-30B-A3B, 235B-A22B): the softmax over all experts, the top-k weights
+/// renormalised (its `norm_topk_prob`).
+pub const QWEN3MOE: Family = Family {
+    arch: "qwen3moe",
+    rope_neox: true,
+    rope_base_swa: None,
+    routing: Some(Routing { gating: Gating::Softmax, normalize: true, scale: 1.0 }),
+    load,
+};
 
 struct Layer {
     attn_norm: wgpu::Buffer,
@@ -33,9 +44,16 @@ struct Layer {
     qk_norm: Option<(wgpu::Buffer, wgpu::Buffer)>,
     attn_out: GpuMatrix,
     ffn_norm: wgpu::Buffer,
+    ffn: Ffn,
+}
+
+enum Ffn {
     /// Gate and up rows interleaved, so SwiGLU is fused into the matvec.
-    gate_up: GpuMatrix,
-    down: GpuMatrix,
+    Dense {
+        gate_up: GpuMatrix,
+        down: GpuMatrix,
+    },
+    Experts(ExpertFfn),
 }
 
 pub struct Llama {
@@ -71,13 +89,19 @@ impl Llama {
                 },
                 attn_out: w.matrix(&[(&n("attn_output"), e)], q, RowOrder::Concat)?,
                 ffn_norm: w.vector(&n("ffn_norm"), e)?,
-                // Without ffn_gate (Phi 3), ffn_up holds gate then up.
-                gate_up: if w.has(&n("ffn_gate")) {
-                    w.matrix(&[(&n("ffn_gate"), c.n_ff), (&n("ffn_up"), c.n_ff)], e, RowOrder::Interleave)?
+                ffn: if c.experts.is_some() {
+                    Ffn::Experts(ExpertFfn::load(w, c, i)?)
                 } else {
-                    w.split_matrix(&n("ffn_up"), 2, c.n_ff, e, RowOrder::Interleave)?
+                    Ffn::Dense {
+                        // Without ffn_gate (Phi 3), ffn_up holds gate then up.
+                        gate_up: if w.has(&n("ffn_gate")) {
+                            w.matrix(&[(&n("ffn_gate"), c.n_ff), (&n("ffn_up"), c.n_ff)], e, RowOrder::Interleave)?
+                        } else {
+                            w.split_matrix(&n("ffn_up"), 2, c.n_ff, e, RowOrder::Interleave)?
+                        },
+                        down: w.matrix(&[(&n("ffn_down"), e)], c.n_ff, RowOrder::Concat)?,
+                    }
                 },
-                down: w.matrix(&[(&n("ffn_down"), e)], c.n_ff, RowOrder::Concat)?,
             });
         }
         Ok(Llama { ends: Ends::load(w, c)?, layers })
@@ -112,15 +136,14 @@ impl Architecture for Llama {
             }
             ops.push(attention(gpu, c, s, l, &s.rope, None)?);
             ops.push(Box::new(Linear::new(gpu, st, &layer.attn_out, &s.attn, &s.x, &plain(None, Epilogue::Add))?));
-            ops.push(Box::new(Linear::new(
-                gpu,
-                st,
-                &layer.gate_up,
-                &s.x,
-                &s.ffn,
-                &plain(Some((&layer.ffn_norm, eps)), Epilogue::SwiGlu),
-            )?));
-            ops.push(Box::new(Linear::new(gpu, st, &layer.down, &s.ffn, &s.x, &plain(None, Epilogue::Add))?));
+            match &layer.ffn {
+                Ffn::Dense { gate_up, down } => {
+                    let gated = plain(Some((&layer.ffn_norm, eps)), Epilogue::SwiGlu);
+                    ops.push(Box::new(Linear::new(gpu, st, gate_up, &s.x, &s.ffn, &gated)?));
+                    ops.push(Box::new(Linear::new(gpu, st, down, &s.ffn, &s.x, &plain(None, Epilogue::Add))?));
+                }
+                Ffn::Experts(experts) => ops.extend(experts.ops(gpu, s, (&layer.ffn_norm, eps))?),
+            }
         }
         ops.push(self.ends.logits(gpu, c, s)?);
         Ok(ops)

@@ -3,6 +3,7 @@
 
 mod gemma3;
 mod llama;
+mod moe;
 
 use super::config::ModelConfig;
 use super::state::State;
@@ -13,6 +14,7 @@ use crate::ops::attention::{self, Attention};
 use crate::ops::embed::Embed;
 use crate::ops::kv_write::{KvWrite, QkNorm};
 use crate::ops::linear::{CacheWrite, Epilogue, GpuMatrix, Linear, LinearSpec};
+use crate::ops::route::Routing;
 use crate::quant::RowOrder;
 use crate::{Error, Result};
 
@@ -31,11 +33,15 @@ pub struct Family {
     pub rope_neox: bool,
     /// The RoPE base of sliding-window layers where the file does not say it.
     pub rope_base_swa: Option<f32>,
+    /// How a mixture-of-experts family routes tokens (None: a dense feed-forward); the file
+    /// gives the expert counts and any weight scale.
+    pub routing: Option<Routing>,
     pub load: fn(&WeightLoader, &ModelConfig) -> Result<Box<dyn Architecture>>,
 }
 
 /// Every architecture hearth runs.
-pub static FAMILIES: &[&Family] = &[&llama::LLAMA, &llama::QWEN2, &llama::QWEN3, &llama::PHI3, &gemma3::GEMMA3];
+pub static FAMILIES: &[&Family] =
+    &[&llama::LLAMA, &llama::QWEN2, &llama::QWEN3, &llama::PHI3, &llama::QWEN3MOE, &gemma3::GEMMA3];
 
 /// The family of a GGUF architecture name, or a clear refusal naming the ones hearth has.
 pub fn family(arch: &str) -> Result<&'static Family> {

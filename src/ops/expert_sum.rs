@@ -1,0 +1,87 @@
+//! The mixture-of-experts output joining the residual stream: each token's expert results,
+//! weighted by the router, added into x (`shaders/expert_sum.wgsl`).
+
+use super::experts::RouteBuffers;
+use super::{Dispatch, Op, Recorder, Step, StepBuffers};
+use crate::gpu::{Activations, Bind, Defines, Gpu, Slot};
+use crate::{Error, Result};
+
+pub struct ExpertSum(Dispatch);
+
+impl ExpertSum {
+    /// `y` holds one row per (token, slot) pair; `x` one per token.
+    pub fn new(
+        gpu: &Gpu,
+        steps: &StepBuffers,
+        y: &Activations,
+        route: &RouteBuffers,
+        x: &Activations,
+    ) -> Result<ExpertSum> {
+        if y.width != x.width {
+            return Err(Error::Gpu(format!("expert rows of {} into a stream of {}", y.width, x.width)));
+        }
+        let binds = [
+            (0, Slot::Uniform, Bind::Buffer(&steps.step)),
+            (1, Slot::Read, Bind::Buffer(&y.buffer)),
+            (2, Slot::Read, Bind::Buffer(&route.weights)),
+            (3, Slot::ReadWrite, Bind::Buffer(&x.buffer)),
+        ];
+        let defines = gpu
+            .paths
+            .defines(Defines::new())
+            .u32("E", x.width as u32)
+            .u32("USED", route.used as u32)
+            .u32("XS", x.stride as u32)
+            .u32("YS", y.stride as u32);
+        let groups = x.width.div_ceil(64) as u32;
+        Ok(ExpertSum(Dispatch::new(gpu, "expert_sum.wgsl", &defines, &binds, move |s| [groups, s.n_tokens, 1])?))
+    }
+}
+
+impl Op for ExpertSum {
+    fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, rec: &mut Recorder) {
+        self.0.encode(pass, step, rec)
+    }
+
+    fn name(&self) -> String {
+        "expert sum".into()
+    }
+}
+
+/// CPU reference: `x` after the weighted pair rows `y` are added, `width` values per row.
+pub fn reference(x: &[f32], y: &[f32], weights: &[f32], used: usize, width: usize) -> Vec<f32> {
+    let mut out = x.to_vec();
+    for (t, row) in out.chunks_mut(width).enumerate() {
+        for (i, v) in row.iter_mut().enumerate() {
+            let sum: f64 = (0..used).map(|k| weights[t * used + k] as f64 * y[(t * used + k) * width + i] as f64).sum();
+            *v = (*v as f64 + sum) as f32;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::test_support::*;
+    use crate::quant::testing::random_vec;
+
+    #[test]
+    fn weighted_expert_rows_are_added_to_each_token() {
+        let (width, used, n_tokens) = (200, 3, 5);
+        let mut rng = rng(9);
+        let x = random_vec(n_tokens * width, &mut rng);
+        let y = random_vec(n_tokens * used * width, &mut rng);
+        let weights = random_vec(n_tokens * used, &mut rng);
+        let g = gpu();
+        let xb = g.activations_with("x", width, &x).unwrap();
+        let yb = g.activations_with("y", width, &y).unwrap();
+        let route = RouteBuffers::new(g, n_tokens, used).unwrap();
+        g.queue.write_buffer(&route.weights, 0, bytemuck::cast_slice(&weights));
+        let steps = step_buffers();
+        let op = ExpertSum::new(g, &steps, &yb, &route, &xb).unwrap();
+        run(&steps, &[&op], Step { n_tokens: n_tokens as u32, ..Default::default() });
+        let want = reference(&x, &y, &weights, used, width);
+        assert_close(&read_rows(&xb, n_tokens), &want, 1e-5, "expert sum");
+    }
+}

@@ -1,0 +1,285 @@
+//! A mixture-of-experts matrix product: for every (token, slot) pair of the step, the matrix of
+//! the expert the router picked for it (`ops/route.rs`) times that pair's input
+//! (`shaders/linear.wgsl` with `EXPERTS`). The expert ids stay on the GPU: the grid is fixed
+//! (an expert's octets × the step's pairs) and each workgroup reads its expert from the route
+//! buffer, so decode reads only the selected experts' weights.
+//!
+//! A pair's result depends on its own input and expert alone, never on which other tokens
+//! share the step.
+
+use super::linear::{Epilogue, GpuMatrix};
+use super::{Op, Recorder, Step};
+use crate::gpu::{Activations, Bind, DecodeShape, Defines, Gpu, Kernel, Slot};
+use crate::quant::layout::{OCTET, TILE_ROWS};
+use crate::{Error, Result};
+use std::sync::Arc;
+
+/// The router's choice for each (token, slot) pair of a step: `ids[t * used + k]` is token t's
+/// k-th expert and `weights[..]` its weight.
+pub struct RouteBuffers {
+    pub ids: wgpu::Buffer,
+    pub weights: wgpu::Buffer,
+    pub used: usize,
+}
+
+impl RouteBuffers {
+    pub fn new(gpu: &Gpu, tokens: usize, used: usize) -> Result<RouteBuffers> {
+        let bytes = (tokens * used * 4) as u64;
+        Ok(RouteBuffers { ids: gpu.buffer("expert ids", bytes)?, weights: gpu.buffer("expert weights", bytes)?, used })
+    }
+}
+
+/// What the input of each pair is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpertInput {
+    /// Row t of x for all of token t's pairs (the gate|up projection of the normed stream).
+    Token,
+    /// Row p of x for pair p (the down projection of each pair's activations).
+    Pair,
+}
+
+struct PartKernel {
+    kernel: Arc<Kernel>,
+    bind_group: wgpu::BindGroup,
+    /// Workgroups along x for one expert.
+    groups: u32,
+}
+
+pub struct ExpertLinear {
+    parts: Vec<PartKernel>,
+    used: u32,
+    name: String,
+}
+
+impl ExpertLinear {
+    /// `w` stacks `n_expert` matrices of `w.rows / n_expert` rows each (whole tiles);
+    /// `epilogue` is `Store` or a gated one (rows in (gate, up) pairs).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        gpu: &Gpu,
+        w: &GpuMatrix,
+        n_expert: usize,
+        route: &RouteBuffers,
+        x: &Activations,
+        input: ExpertInput,
+        y: &Activations,
+        norm: Option<(&wgpu::Buffer, f32)>,
+        epilogue: Epilogue,
+        shape: Option<DecodeShape>,
+    ) -> Result<ExpertLinear> {
+        let rows = w.rows / n_expert.max(1);
+        let out_width = if epilogue.is_gated() { rows / 2 } else { rows };
+        if n_expert == 0 || rows * n_expert != w.rows || !rows.is_multiple_of(TILE_ROWS) {
+            return Err(Error::Unsupported(format!(
+                "{} expert rows over {n_expert} experts: each expert needs whole tiles of {TILE_ROWS} rows",
+                w.rows
+            )));
+        }
+        if x.width != w.cols || y.width != out_width || matches!(epilogue, Epilogue::Add) {
+            return Err(Error::Gpu(format!(
+                "experts {rows}x{}: input width {} / output width {} / {epilogue:?} do not fit",
+                w.cols, x.width, y.width
+            )));
+        }
+        let split = shape.unwrap_or_else(|| gpu.decode_shape()) == DecodeShape::Split;
+        let x_pairs = match input {
+            ExpertInput::Token => route.used,
+            ExpertInput::Pair => 1,
+        };
+        let mut base = gpu
+            .paths
+            .defines(Defines::new())
+            .flag("EXPERTS", true)
+            .flag("X_STORAGE", true)
+            .flag("SPLIT", split)
+            .u32("XV", 1)
+            .u32("XS", (x.stride / 4) as u32)
+            .u32("YS", y.stride as u32)
+            .u32("X_PAIRS", x_pairs as u32)
+            .u32("N_EXPERT", n_expert as u32)
+            .u32("EXPERT_OCTETS", (rows / OCTET) as u32)
+            .flag("GLU", epilogue.is_gated())
+            .flag("GELU", epilogue == Epilogue::GeGlu);
+        if let Some((_, eps)) = norm {
+            base = base.flag("NORM", true).f32("EPS", eps);
+        }
+        let mut parts = Vec::with_capacity(w.parts.len());
+        for part in &w.parts {
+            if !part.first_row.is_multiple_of(rows) || !part.rows.is_multiple_of(rows) {
+                return Err(Error::Unsupported("experts of different tensor types in one matrix".into()));
+            }
+            // Each part holds whole experts; its defines count rows within one expert.
+            let defines = part.defines(gpu, w.cols, base.clone()).u32("N", rows as u32).u32("ROW0", 0);
+            let mut binds = part.bindings();
+            binds.extend([
+                (3, Slot::ReadWrite, Bind::Buffer(&y.buffer)),
+                (6, Slot::Read, Bind::Buffer(&x.buffer)),
+                (11, Slot::Read, Bind::Buffer(&route.ids)),
+            ]);
+            if let Some((gamma, _)) = norm {
+                binds.push((5, Slot::Read, Bind::Buffer(gamma)));
+            }
+            let slots: Vec<(u32, Slot)> = binds.iter().map(|&(b, s, _)| (b, s)).collect();
+            let kernel = gpu.kernel("linear.wgsl", &defines, &slots)?;
+            let resources: Vec<(u32, Bind)> = binds.iter().map(|&(b, _, r)| (b, r)).collect();
+            let bind_group = gpu.bind_group(&kernel, &resources);
+            let tiles = (rows / TILE_ROWS) as u32;
+            parts.push(PartKernel { kernel, bind_group, groups: if split { tiles * 8 } else { tiles } });
+        }
+        Ok(ExpertLinear {
+            parts,
+            used: route.used as u32,
+            name: format!(
+                "experts {} {n_expert}x{rows}x{}{}{}",
+                w.parts.first().map_or(String::new(), |p| format!("{:?}", p.format)),
+                w.cols,
+                if norm.is_some() { " +norm" } else { "" },
+                if epilogue.is_gated() { " +glu" } else { "" }
+            ),
+        })
+    }
+}
+
+impl Op for ExpertLinear {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, rec: &mut Recorder) {
+        let pairs = step.n_tokens * self.used;
+        if pairs == 0 {
+            return;
+        }
+        for part in &self.parts {
+            pass.set_pipeline(&part.kernel.pipeline);
+            pass.set_bind_group(0, &part.bind_group, &[]);
+            rec.dispatch(pass, part.groups, pairs, 1);
+        }
+    }
+}
+
+/// CPU reference: `w[expert][row][col]`, `ids` and `x` as the GPU has them; y per pair.
+pub fn reference(
+    w: &[Vec<Vec<f32>>],
+    ids: &[u32],
+    used: usize,
+    x: &[f32],
+    input: ExpertInput,
+    norm: Option<(&[f32], f32)>,
+    epilogue: Epilogue,
+) -> Vec<f32> {
+    let cols = w.first().and_then(|e| e.first()).map_or(0, Vec::len);
+    let mut y = Vec::new();
+    for (p, &e) in ids.iter().enumerate() {
+        let row = match input {
+            ExpertInput::Token => p / used,
+            ExpertInput::Pair => p,
+        };
+        let x_row = &x[row * cols..][..cols];
+        let rows = &w[e as usize];
+        let out = if epilogue.is_gated() { rows.len() / 2 } else { rows.len() };
+        y.extend(super::linear::reference(rows, x_row, 1, norm, None, epilogue, &vec![0.0; out]));
+    }
+    y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::test_support::*;
+    use crate::quant::testing::{random_tensor, random_vec};
+    use crate::quant::{GgmlType, RowOrder, SourceRows, pack};
+
+    /// Packs `n_expert` random experts (gate|up interleaved when gated) and returns the GPU
+    /// matrix and each expert's rows as the layout holds them.
+    fn experts(
+        ty: GgmlType,
+        n_expert: usize,
+        rows: usize,
+        cols: usize,
+        gated: bool,
+        seed: u64,
+    ) -> (GpuMatrix, Vec<Vec<Vec<f32>>>) {
+        let mut rng = rng(seed);
+        let halves = if gated { 2 } else { 1 };
+        let tensors: Vec<Vec<u8>> =
+            (0..halves).map(|_| random_tensor(ty, n_expert * rows / halves, cols, &mut rng)).collect();
+        let sources: Vec<SourceRows> =
+            tensors.iter().map(|b| SourceRows { ty, bytes: b, rows: n_expert * rows / halves }).collect();
+        let order = if gated { RowOrder::Interleave } else { RowOrder::Concat };
+        let packed = pack(&sources, cols, order).unwrap();
+        let per_expert = (0..n_expert)
+            .map(|e| (0..rows).map(|r| (0..cols).map(|c| packed.get(e * rows + r, c)).collect()).collect())
+            .collect();
+        (GpuMatrix::upload(gpu(), "experts", &packed).unwrap(), per_expert)
+    }
+
+    fn check(ty: GgmlType, shape: DecodeShape, n_tokens: usize, input: ExpertInput, gated: bool, seed: u64) {
+        let (n_expert, used, rows, cols) = (6, 3, 128, 256);
+        let (w, w_ref) = experts(ty, n_expert, rows, cols, gated, seed);
+        let mut r = rng(seed + 1);
+        let pairs = n_tokens * used;
+        let ids: Vec<u32> = (0..pairs).map(|p| ((p * 7 + seed as usize) % n_expert) as u32).collect();
+        let x_rows = if input == ExpertInput::Token { n_tokens } else { pairs };
+        let x = random_vec(x_rows * cols, &mut r);
+        let gamma = random_vec(cols, &mut r);
+        let norm = (input == ExpertInput::Token).then_some((&gamma[..], 1e-5));
+        let epilogue = if gated { Epilogue::SwiGlu } else { Epilogue::Store };
+        let want = reference(&w_ref, &ids, used, &x, input, norm, epilogue);
+
+        let g = gpu();
+        let route = RouteBuffers::new(g, n_tokens, used).unwrap();
+        g.queue.write_buffer(&route.ids, 0, bytemuck::cast_slice(&ids));
+        let xb = g.activations_with("x", cols, &x).unwrap();
+        let out = if gated { rows / 2 } else { rows };
+        let yb = poisoned_rows(pairs, out);
+        let gb = g.buffer_with("gamma", &gamma).unwrap();
+        let steps = step_buffers();
+        let op = ExpertLinear::new(
+            g,
+            &w,
+            n_expert,
+            &route,
+            &xb,
+            input,
+            &yb,
+            norm.map(|(_, eps)| (&gb, eps)),
+            epilogue,
+            Some(shape),
+        )
+        .unwrap();
+        run(&steps, &[&op], Step { n_tokens: n_tokens as u32, ..Default::default() });
+        let got = read_rows(&yb, pairs);
+        let what = format!("{ty} {shape:?} T={n_tokens} {input:?} gated={gated}");
+        if g.paths.f16 {
+            assert_close_to_scale(&got, &want, 1e-2, &what);
+        } else {
+            assert_close(&got, &want, 1e-4, &what);
+        }
+    }
+
+    #[test]
+    fn each_pair_is_its_own_experts_product_in_both_shapes() {
+        let types = [GgmlType::Q4K, GgmlType::Q8_0, GgmlType::F32, GgmlType::Q6K];
+        for (i, ty) in types.into_iter().enumerate() {
+            for shape in [DecodeShape::Rows, DecodeShape::Split] {
+                check(ty, shape, 1, ExpertInput::Token, true, i as u64);
+                check(ty, shape, 3, ExpertInput::Pair, false, 10 + i as u64);
+            }
+        }
+    }
+
+    #[test]
+    fn experts_of_partial_tiles_are_refused() {
+        let (w, _) = experts(GgmlType::Q8_0, 2, 64, 64, false, 3);
+        let g = gpu();
+        let route = RouteBuffers::new(g, 1, 1).unwrap();
+        let x = g.activations("x", 1, 64).unwrap();
+        let y = g.activations("y", 1, 32).unwrap();
+        let err = ExpertLinear::new(g, &w, 4, &route, &x, ExpertInput::Pair, &y, None, Epilogue::Store, None)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("whole tiles"), "{err}");
+    }
+}
