@@ -1,0 +1,39 @@
+//! Writes a random-weight GGUF (`model::testing::TinyLlama`) for fixtures checked against other
+//! engines: `cargo run --example tiny_model -- OUT.gguf arch=qwen3moe experts=8/2 n_embd=256`.
+//! Keys: arch, n_layer, n_embd, n_ff, n_head, n_head_kv, experts (count/used), weights (a GGUF
+//! type name, f32 by default so another tool can quantize it), tied (true/false), seed.
+
+use hearth::model::testing::TinyLlama;
+use hearth::quant::GgmlType;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let out = args.next().ok_or("usage: tiny_model OUT.gguf [key=value ...]")?;
+    let mut m = TinyLlama { weights: GgmlType::F32, ..TinyLlama::default() };
+    let arch_names = ["llama", "qwen2", "qwen3", "qwen3moe", "phi3"];
+    for arg in args {
+        let (key, value) = arg.split_once('=').ok_or(format!("{arg}: expected key=value"))?;
+        let number = || value.parse::<usize>().map_err(|e| format!("{key}: {e}"));
+        match key {
+            "arch" => m.arch = arch_names.into_iter().find(|a| *a == value).ok_or(format!("arch {value}"))?,
+            "n_layer" => m.n_layer = number()?,
+            "n_embd" => m.n_embd = number()?,
+            "n_ff" => m.n_ff = number()?,
+            "n_head" => m.n_head = number()?,
+            "n_head_kv" => m.n_head_kv = number()?,
+            "seed" => m.seed = number()? as u64,
+            "tied" => m.tied = value == "true",
+            "experts" => {
+                let (count, used) = value.split_once('/').ok_or("experts=COUNT/USED")?;
+                m.experts = Some((count.parse()?, used.parse()?));
+            }
+            "weights" => {
+                m.weights = GgmlType::parse_among(value, &hearth::quant::layout::SUPPORTED_TYPES, "weights")?;
+            }
+            other => return Err(format!("unknown key {other}").into()),
+        }
+    }
+    std::fs::write(&out, m.to_gguf())?;
+    eprintln!("wrote {out}: {m:?}");
+    Ok(())
+}
