@@ -4,10 +4,11 @@
 //
 // Rows are read eight at a time (an octet): one texel holds word k of four rows. A weight is
 // d * q + m, with q unpacked here from its own bit width and (d, m) from the format's scales.
-// Flags: one Q_* (quants: Q2, Q3, Q4, Q5, Q6, Q8, IQ4, F16, BF16, F32) and one S_* (scales:
-// NONE, D, DM, DM16, K4, K6, K3, K2, XS). Constants: WQ (quant words per row and block), ST
-// (texels per octet and scale unit), SB (blocks per scale unit: 8 for superblocks, else 1),
-// S_OFFSET (m / d of S_D), K (row length).
+// Flags: one Q_* (quants: Q2, Q3, Q4, Q5, Q6, Q8, LEVELS (4-bit indices into a table of 16
+// levels: IQ4_NL's, MXFP4's), F16, BF16, F32) and one S_* (scales: NONE, D, DM, DM16, K4, K6,
+// K3, K2, XS). Constants: WQ (quant words per row and block), ST (texels per octet and scale
+// unit), SB (blocks per scale unit: 8 for superblocks, else 1), S_OFFSET (m / d of S_D), K
+// (row length), LV0..LV3 (the levels, with Q_LEVELS).
 
 #include "texels.wgsl"
 
@@ -74,14 +75,15 @@ fn signed_bytes(u: u32) -> vec4<wf> {
     return vec4<wf>(bitcast<vec4<i32>>(vec4<u32>(u) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u));
 }
 
-#if Q_IQ4
-// IQ4_NL's levels (src/quant/dequant.rs) as signed bytes, four to a word: looked up with
-// selects in registers (a dynamically indexed array would live in memory on CPU adapters).
+#if Q_LEVELS
+// The format's 16 levels (IQ4_NL's or MXFP4's, src/quant/layout.rs: level_words) as signed
+// bytes, four to a word LV0..LV3: looked up with selects in registers (a dynamically indexed
+// array would live in memory on CPU adapters).
 fn level4(idx: vec4<u32>) -> vec4<wf> {
     let lo = (idx & vec4<u32>(4u)) != vec4<u32>(0u);
     let hi = idx >= vec4<u32>(8u);
-    let w = select(select(vec4<u32>(0xbfad9881u), vec4<u32>(0xf6eaddcfu), lo),
-                   select(vec4<u32>(0x26190d01u), vec4<u32>(0x71594535u), lo), hi);
+    let w = select(select(vec4<u32>(LV0), vec4<u32>(LV1), lo),
+                   select(vec4<u32>(LV2), vec4<u32>(LV3), lo), hi);
     let byte = w << (vec4<u32>(24u) - 8u * (idx & vec4<u32>(3u)));
     return vec4<wf>(bitcast<vec4<i32>>(byte) >> vec4<u32>(24u));
 }
@@ -120,7 +122,7 @@ fn chunk_word(c: u32, i: u32) -> u32 { return select(c / 2u, 2u, i == 1u); }
 const CW: u32 = 1u;
 fn chunk_word(c: u32, i: u32) -> u32 { return c; }
 #endif
-#if Q_IQ4
+#if Q_LEVELS
 const CW: u32 = 1u;
 fn chunk_word(c: u32, i: u32) -> u32 { return c; }
 #endif
@@ -160,7 +162,7 @@ fn chunk_words(u: u32, c: u32) -> ChunkWords {
 #if Q_Q4
     return ChunkWords(word8(u, chunk_word(c, 0u)), z, z, z, z, z, z, z);
 #endif
-#if Q_IQ4
+#if Q_LEVELS
     return ChunkWords(word8(u, chunk_word(c, 0u)), z, z, z, z, z, z, z);
 #endif
 #if Q_Q3
@@ -201,7 +203,7 @@ fn row_chunk(c: u32, a: u32, b: u32, e: u32, f: u32, g: u32, h: u32, k: u32, l: 
 #if Q_Q4
     return nibbles(a);
 #endif
-#if Q_IQ4
+#if Q_LEVELS
     return levels(a);
 #endif
 #if Q_Q5

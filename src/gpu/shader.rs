@@ -237,7 +237,7 @@ mod tests {
     #[test]
     fn every_shader_preprocesses_for_every_weight_format() {
         for (name, _) in SOURCES {
-            for flag in ["Q_Q2", "Q_Q3", "Q_Q4", "Q_Q5", "Q_Q6", "Q_Q8", "Q_IQ4", "Q_F16", "Q_BF16", "Q_F32"] {
+            for flag in ["Q_Q2", "Q_Q3", "Q_Q4", "Q_Q5", "Q_Q6", "Q_Q8", "Q_LEVELS", "Q_F16", "Q_BF16", "Q_F32"] {
                 // (Bounds of the #for loops in attention.wgsl and linear.wgsl.)
                 let d = Defines::new().flag(flag, true).flag("S_K4", true).u32("SB", 8).u32("HPW", 2).u32("HV4", 4);
                 preprocess(name, &d).unwrap();

@@ -83,8 +83,13 @@ impl MatrixPart {
     /// The defines every kernel reading this part of a `cols`-wide matrix shares.
     pub(crate) fn defines(&self, gpu: &Gpu, cols: usize, d: Defines) -> Defines {
         let [quants, scales] = self.format.shader_flags();
+        let levels = self.format.level_words().unwrap_or_default();
         self.quants
             .defines(d)
+            .u32("LV0", levels[0])
+            .u32("LV1", levels[1])
+            .u32("LV2", levels[2])
+            .u32("LV3", levels[3])
             .flag(quants, true)
             .flag(scales, true)
             .flag("SCALED", self.scales.is_some())
@@ -399,7 +404,7 @@ mod tests {
     use crate::quant::testing::{random_tensor, random_vec};
     use crate::quant::{RowOrder, SourceRows, pack, pack_parts};
 
-    const TYPES: [GgmlType; 15] = crate::quant::layout::SUPPORTED_TYPES;
+    const TYPES: [GgmlType; 16] = crate::quant::layout::SUPPORTED_TYPES;
 
     struct Case {
         shape: DecodeShape,

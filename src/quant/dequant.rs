@@ -12,6 +12,15 @@ fn f16_at(b: &[u8], i: usize) -> f32 {
 /// IQ4_NL's 16 non-uniform levels (a 4-bit index picks one, times the block's d).
 pub const IQ4_NL_LEVELS: [i8; 16] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
 
+/// MXFP4's FP4 (E2M1) values, doubled to integers; its E8M0 block scale is then halved
+/// (`mxfp4_scale`).
+pub const MXFP4_LEVELS: [i8; 16] = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
+
+/// The scale of an MXFP4 block with exponent byte `e`, for `MXFP4_LEVELS`: 2^(e - 128).
+pub fn mxfp4_scale(e: u8) -> f32 {
+    (e as f32 - 128.0).exp2()
+}
+
 /// The 5-bit quants of a Q5_0 / Q5_1 block from its 4 bytes of high bits and 16 bytes of low
 /// nibbles: element `j < 16` takes the low nibble of byte `j`, element `j + 16` its high nibble,
 /// and bit `e` of the little-endian high-bit word is element `e`'s fifth bit.
@@ -208,6 +217,12 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8]) -> Result<Vec<f32>> {
                 let d = f16_at(block, 0);
                 out.extend(iq4_nl_levels(&block[2..18]).iter().map(|&q| d * q as f32));
             }
+            GgmlType::MXFP4 => {
+                let d = mxfp4_scale(block[0]);
+                let qs = &block[1..17];
+                out.extend(qs.iter().map(|&q| d * MXFP4_LEVELS[(q & 0xF) as usize] as f32));
+                out.extend(qs.iter().map(|&q| d * MXFP4_LEVELS[(q >> 4) as usize] as f32));
+            }
             _ if SUPERBLOCK_TYPES.contains(&ty) => {
                 let sb = decode_superblock(ty, block)?;
                 out.extend((0..256).map(|e| sb.value(e)));
@@ -221,6 +236,18 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8]) -> Result<Vec<f32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mxfp4_block_follows_its_definition() {
+        // Exponent 126: a scale of 2^-2 on the doubled levels, 2^-1 on the FP4 values.
+        let mut block = vec![126u8];
+        block.extend((0..16u8).map(|j| j | ((15 - j) << 4)));
+        let w = dequantize(GgmlType::MXFP4, &block).unwrap();
+        assert_eq!(w.len(), 32);
+        // Element 7 is FP4 0b0111 = 6.0, element 16 + 7 is 0b1000 = -0.0, element 16 + 2 is
+        // 0b1101 = -3.0: times 2^-1.
+        assert_eq!((w[7], w[16 + 7], w[16 + 2]), (3.0, 0.0, -1.5));
+    }
 
     #[test]
     fn q4_1_block_follows_its_definition() {

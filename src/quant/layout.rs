@@ -29,7 +29,7 @@
 //! are involved): the one case where the GPU holds more than the file.
 
 use super::GgmlType;
-use crate::quant::dequant::IQ4_NL_LEVELS;
+use crate::quant::dequant::{IQ4_NL_LEVELS, MXFP4_LEVELS};
 use crate::{Error, Result};
 use half::f16;
 
@@ -40,7 +40,7 @@ pub const OCTET: usize = 8;
 pub const SUPERBLOCK_BLOCKS: usize = 8;
 
 /// The tensor types hearth runs on the GPU.
-pub const SUPPORTED_TYPES: [GgmlType; 15] = [
+pub const SUPPORTED_TYPES: [GgmlType; 16] = [
     GgmlType::Q4_0,
     GgmlType::Q4_1,
     GgmlType::Q5_0,
@@ -53,6 +53,7 @@ pub const SUPPORTED_TYPES: [GgmlType; 15] = [
     GgmlType::Q6K,
     GgmlType::IQ4NL,
     GgmlType::IQ4XS,
+    GgmlType::MXFP4,
     GgmlType::F16,
     GgmlType::BF16,
     GgmlType::F32,
@@ -70,6 +71,8 @@ pub enum Quants {
     Q8,
     /// 4-bit indices into IQ4_NL's levels.
     Iq4,
+    /// 4-bit indices into MXFP4's FP4 levels (doubled to integers).
+    Mxfp4,
     F16,
     Bf16,
     F32,
@@ -81,7 +84,7 @@ impl Quants {
         match self {
             Quants::Q2 => 2,
             Quants::Q3 => 3,
-            Quants::Q4 | Quants::Iq4 => 4,
+            Quants::Q4 | Quants::Iq4 | Quants::Mxfp4 => 4,
             Quants::Q5 => 5,
             Quants::Q6 => 6,
             Quants::Q8 => 8,
@@ -106,6 +109,7 @@ impl Quants {
             Quants::Q6 => (nibble(e) | ((w[4 + e / 16] >> (2 * (e % 16))) & 3) << 4) as f32,
             Quants::Q8 => (w[e / 4] >> (8 * (e % 4))) as u8 as i8 as f32,
             Quants::Iq4 => IQ4_NL_LEVELS[nibble(e) as usize] as f32,
+            Quants::Mxfp4 => MXFP4_LEVELS[nibble(e) as usize] as f32,
             Quants::F16 => f16::from_bits((w[e / 2] >> (16 * (e % 2))) as u16).to_f32(),
             Quants::Bf16 => f32::from_bits((w[e / 2] >> (16 * (e % 2))) << 16),
             Quants::F32 => f32::from_bits(w[e]),
@@ -125,7 +129,7 @@ impl Quants {
                 fill(&mut words[..2], 16, 2, &|e| q[e] & 3);
                 fill(&mut words[2..], 32, 1, &|e| (q[e] >> 2) & 1);
             }
-            Quants::Q4 | Quants::Iq4 => fill(words, 8, 4, &|e| q[e] & 0xF),
+            Quants::Q4 | Quants::Iq4 | Quants::Mxfp4 => fill(words, 8, 4, &|e| q[e] & 0xF),
             Quants::Q5 => {
                 fill(&mut words[..4], 8, 4, &|e| q[e] & 0xF);
                 fill(&mut words[4..], 32, 1, &|e| (q[e] >> 4) & 1);
@@ -280,6 +284,8 @@ impl WeightFormat {
             GgmlType::Q5K => f(Quants::Q5, Scales::K4),
             GgmlType::Q6K => f(Quants::Q6, Scales::K6),
             GgmlType::IQ4XS => f(Quants::Iq4, Scales::Xs),
+            // The E8M0 scale becomes an f16 power of two (exact from 2^-24 to 2^15).
+            GgmlType::MXFP4 => f(Quants::Mxfp4, Scales::D { offset: 0 }),
             GgmlType::F16 => f(Quants::F16, Scales::None),
             GgmlType::BF16 => f(Quants::Bf16, Scales::None),
             GgmlType::F32 => f(Quants::F32, Scales::None),
@@ -330,6 +336,17 @@ impl WeightFormat {
     }
 
     /// The preprocessor flags that select this format in `shaders/weights.wgsl`.
+    /// The level table of a 4-bit index format as four words of signed bytes (levels 4k..4k+3
+    /// in word k), for `weights.wgsl`'s `LV0`..`LV3`.
+    pub fn level_words(self) -> Option<[u32; 4]> {
+        let table = match self.quants {
+            Quants::Iq4 => IQ4_NL_LEVELS,
+            Quants::Mxfp4 => MXFP4_LEVELS,
+            _ => return None,
+        };
+        Some(std::array::from_fn(|k| u32::from_le_bytes(std::array::from_fn(|b| table[4 * k + b] as u8))))
+    }
+
     pub fn shader_flags(self) -> [&'static str; 2] {
         let q = match self.quants {
             Quants::Q2 => "Q_Q2",
@@ -338,7 +355,7 @@ impl WeightFormat {
             Quants::Q5 => "Q_Q5",
             Quants::Q6 => "Q_Q6",
             Quants::Q8 => "Q_Q8",
-            Quants::Iq4 => "Q_IQ4",
+            Quants::Iq4 | Quants::Mxfp4 => "Q_LEVELS",
             Quants::F16 => "Q_F16",
             Quants::Bf16 => "Q_BF16",
             Quants::F32 => "Q_F32",
@@ -463,8 +480,11 @@ mod tests {
             let format = WeightFormat::for_type(ty).unwrap();
             let file = ty.bytes_for(cols as u64).unwrap() as f64;
             let gpu = format.row_bytes(cols) as f64;
+            // MXFP4's one-byte scale takes a half word (an f16), the smallest scale slot: 18
+            // bytes per block for the file's 17.
+            let over = if ty == GgmlType::MXFP4 { 18.0 / 17.0 } else { 1.05 };
             assert!(
-                gpu <= file * 1.05 && gpu >= file * 0.95,
+                gpu <= file * over && gpu >= file * 0.95,
                 "{ty}: {gpu} bytes per row on the GPU, {file} in the file"
             );
             // What pack allocates agrees with row_bytes (one full tile, so no padding).

@@ -1,7 +1,7 @@
 //! The one repack from GGUF blocks into the GPU layout of `layout.rs`.
 
 use super::GgmlType;
-use super::dequant::{IQ4_NL_LEVELS, SUPERBLOCK_TYPES, decode_superblock, q5_quants};
+use super::dequant::{IQ4_NL_LEVELS, MXFP4_LEVELS, SUPERBLOCK_TYPES, decode_superblock, q5_quants};
 use super::layout::{
     BLOCK, OCTET, PackedMatrix, Quants, SUPERBLOCK_BLOCKS, Scales, TILE_ROWS, WeightFormat, octet_of, unit,
 };
@@ -175,6 +175,7 @@ fn decode_blocks(ty: GgmlType, format: WeightFormat, block: &[u8], out: &mut Vec
         )),
         GgmlType::F16 | GgmlType::BF16 => out.push(one(std::array::from_fn(|e| le_u16(block, 2 * e)), 0)),
         GgmlType::Q4_0 | GgmlType::IQ4NL => out.push(one(nibbles(&block[2..18]), le_u16(block, 0))),
+        GgmlType::MXFP4 => out.push(one(nibbles(&block[1..17]), mxfp4_scale_f16(block[0])?)),
         GgmlType::Q4_1 => out.push(one(nibbles(&block[4..20]), le_words(&block[0..4])[0])),
         GgmlType::Q8_0 => out.push(one(std::array::from_fn(|e| block[2 + e] as u32), le_u16(block, 0))),
         GgmlType::Q5_0 => out.push(one(q5_quants(&block[2..6], &block[6..22]).map(u32::from), le_u16(block, 0))),
@@ -239,12 +240,28 @@ fn widened(ty: GgmlType, format: WeightFormat, block: &[u8], out: &mut Vec<Block
             GgmlType::IQ4NL => {
                 (std::array::from_fn(|e| IQ4_NL_LEVELS[nibble(&block[2..18], e) as usize] as i32), le_u16(block, 0), 0)
             }
+            GgmlType::MXFP4 => (
+                std::array::from_fn(|e| MXFP4_LEVELS[nibble(&block[1..17], e) as usize] as i32),
+                mxfp4_scale_f16(block[0])?,
+                0,
+            ),
             other => return Err(Error::Unsupported(format!("{other} cannot be widened to 8 bits"))),
         };
         let pair = d | m << 16;
         out.push(Block32 { q: q.map(|v| v as u8 as u32), scales: [pair, pair] });
     }
     Ok(())
+}
+
+/// An MXFP4 block's scale 2^(e - 128) as f16 bits: exact from 2^-24 (subnormal) to 2^15,
+/// zero below (a block of weights under 2^-21); above, no f16 holds it and the block is refused.
+fn mxfp4_scale_f16(e: u8) -> Result<u32> {
+    match e as i32 - 128 {
+        k if k > 15 => Err(Error::Unsupported(format!("an MXFP4 block scale of 2^{k} (beyond f16)"))),
+        k if k >= -14 => Ok(((k + 15) as u32) << 10),
+        k if k >= -24 => Ok(1 << (k + 24)),
+        _ => Ok(0),
+    }
 }
 
 fn nibble(qs: &[u8], e: usize) -> i32 {

@@ -70,6 +70,13 @@ pub fn random_tensor(ty: GgmlType, rows: usize, cols: usize, rng: &mut impl rand
                 out.extend(block);
             }
         }
+        GgmlType::MXFP4 => {
+            // Exponents 2^-7..2^-4 (scale 2^(e - 128)) on levels up to 12: weights within about ±0.75.
+            for _ in 0..n / 32 {
+                out.push(rng.random_range(121..=124));
+                out.extend((0..16).map(|_| rng.random::<u8>()));
+            }
+        }
         // Other types: random bytes of the right size (enough to test how they are refused).
         other => {
             let bytes = other.bytes_for(n as u64).unwrap_or(0);
