@@ -14,7 +14,8 @@
 // Constants: NH, NKV, HD, RD, AWG (invocations), HPW (query heads per workgroup, dividing
 // NH / NKV), HV4 (HD / 16), SCALE (score scale, usually 1/sqrt(HD)), QS (floats per qkv row),
 // OS4 (vec4s per output row), KV_H (cache rows per layer), WINDOW (keys a sliding-window layer
-// sees, 0 for all).
+// sees, 0 for all). With SINKS, each head's sink logit (gpt-oss) joins its softmax's
+// denominator.
 
 #include "step.wgsl"
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
@@ -23,6 +24,9 @@
 @group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read> rope_cs: array<vec2<f32>>;
 @group(0) @binding(6) var<storage, read_write> partials: array<vec4<f32>>;
+#if SINKS
+@group(0) @binding(7) var<storage, read> sinks: array<f32>;
+#endif
 
 #include "rope.wgsl"
 #include "attention_split.wgsl"
@@ -130,6 +134,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         }
         // One split normalises; several leave that to attention_combine.wgsl.
         var w = exp(m{g} - big);
+#if SINKS
+        if splits == 1u {
+            total += exp(sinks[h0 + {g}u] - big);
+        }
+#endif
         if splits == 1u {
             w /= total;
         } else if lane == 0u {

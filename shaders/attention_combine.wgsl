@@ -1,11 +1,15 @@
 // Merges the per-split partial results of attention.wgsl into the output rows: for each
 // (head, token), out = Σ_s acc_s · exp(m_s − M) / Σ_s l_s · exp(m_s − M), M the largest m_s.
 // One workgroup per (head, token), one invocation per vec4 of the head.
-// Constants: NH, HD, OS4 (vec4s per output row).
+// Constants: NH, HD, OS4 (vec4s per output row). With SINKS, each head's sink logit joins the
+// denominator.
 
 #include "step.wgsl"
 @group(0) @binding(1) var<storage, read> partials: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> out: array<vec4<f32>>;
+#if SINKS
+@group(0) @binding(3) var<storage, read> sinks: array<f32>;
+#endif
 
 #include "attention_split.wgsl"
 
@@ -31,5 +35,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) i
         total += partials[slot].y * w;
         acc += partials[slot + 1u + i] * w;
     }
+#if SINKS
+    total += exp(sinks[h] - big);
+#endif
     out[t * OS4 + h * HV + i] = acc / total;
 }

@@ -104,7 +104,7 @@ impl ReferenceModel {
                 k_all.extend(k);
                 v_all.extend(v);
             }
-            let attn = attention::reference(&q_all, &k_all, &v_all, &heads, 0, tokens.len(), scale, None);
+            let attn = attention::reference(&q_all, &k_all, &v_all, &heads, 0, tokens.len(), scale, None, None);
             for (i, x) in xs.iter_mut().enumerate() {
                 let o = matvec(&wo, &attn[i * q_dim..][..q_dim]);
                 x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);

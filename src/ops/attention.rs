@@ -12,6 +12,19 @@ pub struct Attention {
     combine: Dispatch,
 }
 
+/// What differs between families' attention beyond the heads.
+#[derive(Clone, Copy, Default)]
+pub struct AttentionOptions<'a> {
+    /// Each token attends only to the last `window` positions, itself included.
+    pub window: Option<u32>,
+    /// A decoding token's keys are split into workgroups of this many (usually
+    /// `keys_per_split(gpu)`; `None`: never split).
+    pub keys_per_split: Option<u32>,
+    /// One logit per query head that joins every softmax's denominator and adds no value
+    /// (gpt-oss's attention sinks).
+    pub sinks: Option<&'a wgpu::Buffer>,
+}
+
 /// Keys one workgroup takes when decoding on a GPU: beyond this, a token's keys are split over
 /// several workgroups (with one token there are otherwise only n_head / HPW of them, too few
 /// for a GPU). CPU adapters do not split: with a few cores, the extra workgroups' query loads
@@ -36,9 +49,7 @@ pub fn keys_per_split(gpu: &Gpu) -> Option<u32> {
 
 impl Attention {
     /// `qkv` holds the fused Q|K|V rows of the batch (Q not yet rotated); `out` receives
-    /// `[token][n_head * head_dim]`. A decoding token's keys are split into workgroups of
-    /// `keys_per_split` (usually `keys_per_split(gpu)`; `None`: never split). With a `window`,
-    /// each token attends only to the last `window` positions (itself included).
+    /// `[token][n_head * head_dim]`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         gpu: &Gpu,
@@ -50,9 +61,9 @@ impl Attention {
         k_cache: &KvTexture,
         v_cache: &KvTexture,
         out: &Activations,
-        keys_per_split: Option<u32>,
-        window: Option<u32>,
+        options: AttentionOptions,
     ) -> Result<Attention> {
+        let AttentionOptions { window, keys_per_split, sinks } = options;
         if !heads.head_dim.is_multiple_of(16) {
             return Err(Error::Unsupported(format!(
                 "attention heads of {} elements (a multiple of 16 is needed)",
@@ -75,13 +86,14 @@ impl Attention {
             .u32("QS", qkv.stride as u32)
             .u32("OS4", (out.stride / 4) as u32)
             .f32("SCALE", scale)
-            .u32("WINDOW", window.unwrap_or(0));
+            .u32("WINDOW", window.unwrap_or(0))
+            .flag("SINKS", sinks.is_some());
         let positions = k_cache.height * k_cache.texture.depth_or_array_layers();
         let keys_per_split = keys_per_split.unwrap_or(positions).max(1);
         let max_splits = positions.div_ceil(keys_per_split);
         let slot_bytes = (heads.head_dim / 4 + 1) as u64 * 16;
         let partials = gpu.buffer("attention partials", max_splits as u64 * heads.n_head as u64 * slot_bytes)?;
-        let binds = [
+        let mut binds = vec![
             (0, Slot::Uniform, Bind::Buffer(&steps.step)),
             (1, Slot::Read, Bind::Buffer(&qkv.buffer)),
             (2, Slot::TextureF32, Bind::Texture(&k_cache.view)),
@@ -90,6 +102,9 @@ impl Attention {
             (5, Slot::Read, Bind::Buffer(rope)),
             (6, Slot::ReadWrite, Bind::Buffer(&partials)),
         ];
+        if let Some(s) = sinks {
+            binds.push((7, Slot::Read, Bind::Buffer(s)));
+        }
         let workgroups = (heads.n_head / per_workgroup) as u32;
         let grid = move |s: &Step| [workgroups, s.n_tokens, splits(s, keys_per_split, max_splits)];
         let main = Dispatch::new(gpu, "attention.wgsl", &defines, &binds, grid)?;
@@ -97,12 +112,16 @@ impl Attention {
         let defines = Defines::new()
             .u32("NH", heads.n_head as u32)
             .u32("HD", heads.head_dim as u32)
-            .u32("OS4", (out.stride / 4) as u32);
-        let binds = [
+            .u32("OS4", (out.stride / 4) as u32)
+            .flag("SINKS", sinks.is_some());
+        let mut binds = vec![
             (0, Slot::Uniform, Bind::Buffer(&steps.step)),
             (1, Slot::Read, Bind::Buffer(&partials)),
             (2, Slot::ReadWrite, Bind::Buffer(&out.buffer)),
         ];
+        if let Some(s) = sinks {
+            binds.push((3, Slot::Read, Bind::Buffer(s)));
+        }
         let n_head = heads.n_head as u32;
         let grid =
             move |s: &Step| if splits(s, keys_per_split, max_splits) > 1 { [n_head, s.n_tokens, 1] } else { [0, 0, 0] };
@@ -133,7 +152,8 @@ fn heads_per_workgroup(heads: &Heads) -> usize {
 }
 
 /// CPU reference in f64. `q` is `[token][n_head * head_dim]`; the caches `[position][kv_dim]`.
-/// With a `window`, a token sees only the last `window` positions.
+/// With a `window`, a token sees only the last `window` positions; `sinks` join each head's
+/// denominator.
 #[allow(clippy::too_many_arguments)]
 pub fn reference(
     q: &[f32],
@@ -144,6 +164,7 @@ pub fn reference(
     n_tokens: usize,
     scale: f32,
     window: Option<usize>,
+    sinks: Option<&[f32]>,
 ) -> Vec<f32> {
     let (hd, kv_dim) = (heads.head_dim, heads.kv_dim());
     let group = heads.n_head / heads.n_head_kv;
@@ -162,7 +183,8 @@ pub fn reference(
                 .collect();
             let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
-            let total: f64 = weights.iter().sum();
+            let sink = sinks.map_or(0.0, |s| (s[h] as f64 - max).exp());
+            let total: f64 = weights.iter().sum::<f64>() + sink;
             for d in 0..hd {
                 let acc: f64 =
                     (first..n_keys).zip(&weights).map(|(j, w)| w * v[j * kv_dim + kvh * hd + d] as f64).sum();
@@ -192,6 +214,18 @@ mod tests {
         keys_per_split: Option<u32>,
         window: Option<u32>,
     ) {
+        check_with(heads, pos0, n_tokens, seed, keys_per_split, window, false)
+    }
+
+    fn check_with(
+        heads: Heads,
+        pos0: usize,
+        n_tokens: usize,
+        seed: u64,
+        keys_per_split: Option<u32>,
+        window: Option<u32>,
+        with_sinks: bool,
+    ) {
         let mut rng = rng(seed);
         let n_pos = pos0 + n_tokens;
         let base = 10000.0;
@@ -205,7 +239,10 @@ mod tests {
             row.chunks_mut(heads.head_dim).for_each(|h| rotate(h, pos0 + t, &heads, base));
         }
         let scale = 1.0 / (heads.head_dim as f32).sqrt();
-        let want = reference(&q, &k, &v, &heads, pos0, n_tokens, scale, window.map(|w| w as usize));
+        // Sinks around the scores' own size, so that they take a real share.
+        let sinks: Vec<f32> = random_vec(heads.n_head, &mut rng).iter().map(|s| 3.0 * s + 2.0).collect();
+        let sinks_ref = with_sinks.then_some(&sinks[..]);
+        let want = reference(&q, &k, &v, &heads, pos0, n_tokens, scale, window.map(|w| w as usize), sinks_ref);
 
         let g = gpu();
         let qb = g.activations_with("qkv", heads.qkv_dim(), &qkv).unwrap();
@@ -215,9 +252,11 @@ mod tests {
         let out = poisoned_rows(n_tokens, heads.q_dim());
         let step = Step { n_tokens: n_tokens as u32, pos0: pos0 as u32, ..Default::default() };
         let steps = step_buffers();
-        let op = Attention::new(g, &steps, heads, scale, &qb, &rope, &kb, &vb, &out, keys_per_split, window).unwrap();
+        let sinks_b = g.buffer_with("sinks", &sinks).unwrap();
+        let options = AttentionOptions { window, keys_per_split, sinks: with_sinks.then_some(&sinks_b) };
+        let op = Attention::new(g, &steps, heads, scale, &qb, &rope, &kb, &vb, &out, options).unwrap();
         run(&steps, &[&op], step);
-        let what = format!("attention {heads:?} pos0={pos0} T={n_tokens} window={window:?}");
+        let what = format!("attention {heads:?} pos0={pos0} T={n_tokens} window={window:?} sinks={with_sinks}");
         assert_close(&read_rows(&out, n_tokens), &want, 1e-5, &what);
     }
 
@@ -237,7 +276,8 @@ mod tests {
         let rope = g.buffer_with("rope", &rope_table(4, heads.rope_dims, 10000.0, None)).unwrap();
         let kv = kv_with(&vec![0.0; 4 * heads.kv_dim()], (heads.kv_dim() / 4) as u32);
         let steps = step_buffers();
-        let err = Attention::new(g, &steps, heads, 1.0, &qb, &rope, &kv, &kv, &out, None, None).err().expect("refused");
+        let options = AttentionOptions::default();
+        let err = Attention::new(g, &steps, heads, 1.0, &qb, &rope, &kv, &kv, &out, options).err().expect("refused");
         assert!(err.to_string().contains("heads of 20 elements"), "{err}");
     }
 
@@ -258,6 +298,14 @@ mod tests {
         check_split(heads, 9, 6, 11, None, Some(5));
         check_split(heads, 40, 1, 12, None, Some(16));
         check_split(heads, 700, 1, 13, Some(KEYS_PER_SPLIT), Some(300));
+    }
+
+    #[test]
+    fn sinks_join_every_denominator_in_batches_windows_and_splits() {
+        let heads = Heads { n_head: 8, n_head_kv: 2, head_dim: 64, rope_dims: 64, neox: true };
+        check_with(heads, 0, 7, 14, None, None, true);
+        check_with(heads, 9, 6, 15, None, Some(5), true);
+        check_with(heads, 600, 1, 16, Some(KEYS_PER_SPLIT), None, true);
     }
 
     #[test]

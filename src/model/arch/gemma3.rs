@@ -89,7 +89,7 @@ impl Architecture for Gemma3 {
             let qk_norm = QkNorm { q_gamma: &layer.q_norm, k_gamma: &layer.k_norm, eps };
             ops.push(kv_write(gpu, c, s, l, rope, Some(qk_norm))?);
             // Queries scaled by 1/sqrt(head size): Gemma 3's query_pre_attn_scalar for these models.
-            ops.push(attention(gpu, c, s, l, rope, window)?);
+            ops.push(attention(gpu, c, s, l, rope, window, None)?);
             let store = LinearSpec::new(None, Epilogue::Store);
             ops.push(Box::new(Linear::new(gpu, st, &layer.attn_out, &s.attn, &s.branch, &store)?));
             ops.push(Box::new(RmsNorm::add_to(gpu, st, &s.branch, &layer.post_attn_norm, eps, &s.x)?));

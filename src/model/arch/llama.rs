@@ -134,7 +134,7 @@ impl Architecture for Llama {
                 let qk_norm = layer.qk_norm.as_ref().map(|(q_gamma, k_gamma)| QkNorm { q_gamma, k_gamma, eps });
                 ops.push(kv_write(gpu, c, s, l, &s.rope, qk_norm)?);
             }
-            ops.push(attention(gpu, c, s, l, &s.rope, None)?);
+            ops.push(attention(gpu, c, s, l, &s.rope, None, None)?);
             ops.push(Box::new(Linear::new(gpu, st, &layer.attn_out, &s.attn, &s.x, &plain(None, Epilogue::Add))?));
             match &layer.ffn {
                 Ffn::Dense { gate_up, down } => {

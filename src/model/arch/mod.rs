@@ -10,7 +10,7 @@ use super::state::State;
 use super::weights::WeightLoader;
 use crate::gpu::Gpu;
 use crate::ops::Op;
-use crate::ops::attention::{self, Attention};
+use crate::ops::attention::{self, Attention, AttentionOptions};
 use crate::ops::embed::Embed;
 use crate::ops::kv_write::{KvWrite, QkNorm};
 use crate::ops::linear::{CacheWrite, Epilogue, GpuMatrix, Linear, LinearSpec};
@@ -119,7 +119,8 @@ pub(crate) fn cache_write<'a>(
 }
 
 /// Layer `l`'s attention: each query of `State::qkv` (rotated with `rope` as it is read) over
-/// the layer's cache into `State::attn`, within `window` positions for a sliding-window layer.
+/// the layer's cache into `State::attn`, within `window` positions for a sliding-window layer,
+/// with the layer's attention `sinks` where the family has them.
 pub(crate) fn attention(
     gpu: &Gpu,
     c: &ModelConfig,
@@ -127,12 +128,13 @@ pub(crate) fn attention(
     l: usize,
     rope: &wgpu::Buffer,
     window: Option<u32>,
+    sinks: Option<&wgpu::Buffer>,
 ) -> Result<Box<dyn Op>> {
     let heads = c.heads();
     let scale = 1.0 / (heads.head_dim as f32).sqrt();
     let (k, v) = (&s.k_cache[l], &s.v_cache[l]);
-    let split = attention::keys_per_split(gpu);
-    Ok(Box::new(Attention::new(gpu, &s.steps, heads, scale, &s.qkv, rope, k, v, &s.attn, split, window)?))
+    let options = AttentionOptions { window, keys_per_split: attention::keys_per_split(gpu), sinks };
+    Ok(Box::new(Attention::new(gpu, &s.steps, heads, scale, &s.qkv, rope, k, v, &s.attn, options)?))
 }
 
 #[cfg(test)]
