@@ -3,6 +3,7 @@
 
 use super::gguf::{GgufHeader, Value};
 use crate::ops::Heads;
+use crate::ops::kv_write::RopeScaling;
 use crate::ops::route::{MAX_USED, Routing};
 use crate::{Error, Result};
 
@@ -24,6 +25,10 @@ pub struct ModelConfig {
     pub sliding_window: Option<usize>,
     /// RoPE base of the sliding-window layers, when it differs from `rope_base`.
     pub rope_base_swa: Option<f32>,
+    /// How RoPE is stretched beyond the trained context (the sliding-window layers too where
+    /// the family says so: `rope_scaling_swa`).
+    pub rope_scaling: RopeScaling,
+    pub rope_scaling_swa: RopeScaling,
     pub rms_eps: f32,
     /// The context length the model was trained for.
     pub n_ctx_train: usize,
@@ -67,6 +72,23 @@ impl ModelConfig {
 
         let n_embd = required("embedding_length")?;
         let n_ff = required("feed_forward_length")?;
+        let n_ctx_train = int("context_length")?.unwrap_or(2048);
+        let factor = float("rope.scaling.factor").or(float("rope.scale_linear")).filter(|&f| f != 0.0 && f != 1.0);
+        let rope_scaling = match h.get(&key("rope.scaling.type")).and_then(Value::as_str) {
+            Some("none") => RopeScaling::None,
+            None | Some("linear") => factor.map_or(RopeScaling::None, |factor| RopeScaling::Linear { factor }),
+            Some("yarn") => RopeScaling::Yarn {
+                factor: factor.unwrap_or(1.0),
+                original_ctx: int("rope.scaling.original_context_length")?.unwrap_or(n_ctx_train),
+                beta_fast: float("rope.scaling.yarn_beta_fast").unwrap_or(32.0),
+                beta_slow: float("rope.scaling.yarn_beta_slow").unwrap_or(1.0),
+                attn_factor: float("rope.scaling.attn_factor").unwrap_or(1.0),
+            },
+            Some(other) => return Err(Error::Unsupported(format!("RoPE scaling {other:?} is not supported yet"))),
+        };
+        if float("rope.scaling.yarn_log_multiplier").is_some_and(|m| m != 0.0) {
+            return Err(Error::Unsupported("YaRN with a log multiplier (DeepSeek) is not supported yet".into()));
+        }
         let experts = match family.routing {
             None => None,
             Some(routing) => {
@@ -112,8 +134,10 @@ impl ModelConfig {
             rope_neox: family.rope_neox,
             sliding_window: int("attention.sliding_window")?,
             rope_base_swa: float("rope.freq_base_swa").or(family.rope_base_swa),
+            rope_scaling,
+            rope_scaling_swa: if family.swa_rope_scaled { rope_scaling } else { RopeScaling::None },
             rms_eps: float("attention.layer_norm_rms_epsilon").unwrap_or(1e-5),
-            n_ctx_train: int("context_length")?.unwrap_or(2048),
+            n_ctx_train,
             n_vocab,
             tied_embeddings: h.tensor("output.weight").is_none(),
             experts,
@@ -164,6 +188,17 @@ impl ModelConfig {
             if !x.routing.scale.is_finite() {
                 return bad(format!("expert weights scale {}", x.routing.scale));
             }
+        }
+        let scale_ok = match c.rope_scaling {
+            RopeScaling::None => true,
+            RopeScaling::Linear { factor } => factor.is_finite() && factor > 0.0,
+            RopeScaling::Yarn { factor, original_ctx, beta_fast, beta_slow, attn_factor } => {
+                [factor, beta_fast, beta_slow, attn_factor].iter().all(|v| v.is_finite() && *v > 0.0)
+                    && original_ctx > 0
+            }
+        };
+        if !scale_ok {
+            return bad(format!("RoPE scaling {:?}", c.rope_scaling));
         }
         if c.sliding_window == Some(0) {
             return bad("a sliding window of 0 keys".into());

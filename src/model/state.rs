@@ -131,12 +131,13 @@ impl State {
             token: gpu.buffer("token", 16)?,
             token_staging: gpu.staging("token read-back", 4),
             logits_staging: gpu.staging("logits read-back", (c.n_vocab * 4) as u64),
-            rope: gpu.buffer_with("rope", &rope_table(ctx, c.rope_dims, c.rope_base, None))?,
-            rope_swa: match c.rope_base_swa {
-                Some(base) => {
-                    Some(gpu.buffer_with("rope (sliding window)", &rope_table(ctx, c.rope_dims, base, None))?)
+            rope: gpu.buffer_with("rope", &rope_table(ctx, c.rope_dims, c.rope_base, c.rope_scaling))?,
+            rope_swa: match (c.rope_base_swa, c.rope_scaling_swa == c.rope_scaling) {
+                (None, true) => None,
+                (base, _) => {
+                    let table = rope_table(ctx, c.rope_dims, base.unwrap_or(c.rope_base), c.rope_scaling_swa);
+                    Some(gpu.buffer_with("rope (sliding window)", &table)?)
                 }
-                None => None,
             },
             k_cache,
             v_cache,

@@ -6,21 +6,60 @@ use super::{Dispatch, Heads, Recorder, Step, StepBuffers};
 use crate::gpu::{Activations, Bind, Defines, Gpu, KvTexture, Slot};
 use crate::{Error, Result};
 
+/// How a model stretches RoPE beyond the context it was trained on.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum RopeScaling {
+    #[default]
+    None,
+    /// Every frequency divided by `factor`.
+    Linear { factor: f32 },
+    /// YaRN (Peng et al. 2023), as llama.cpp computes it: each pair's angle blends the
+    /// interpolated (divided by `factor`) and the original one by a ramp between the pairs
+    /// that turn `beta_fast` and `beta_slow` times over `original_ctx` positions, and cos and
+    /// sin are scaled by `attn_factor * (1 + 0.1 ln factor)`.
+    Yarn { factor: f32, original_ctx: usize, beta_fast: f32, beta_slow: f32, attn_factor: f32 },
+}
+
+impl RopeScaling {
+    /// Per rotated pair of `dims`: the frequency (angle per position) and the magnitude its
+    /// cos and sin are scaled by.
+    pub fn frequencies(self, dims: usize, base: f32) -> Vec<(f64, f64)> {
+        let base = base as f64;
+        let plain = |i: usize| base.powf(-2.0 * i as f64 / dims as f64);
+        match self {
+            RopeScaling::None => (0..dims / 2).map(|i| (plain(i), 1.0)).collect(),
+            RopeScaling::Linear { factor } => (0..dims / 2).map(|i| (plain(i) / factor as f64, 1.0)).collect(),
+            RopeScaling::Yarn { factor, original_ctx, beta_fast, beta_slow, attn_factor } => {
+                let factor = factor as f64;
+                // The pair index whose wavelength fits `turns` times in the original context
+                // (ggml_rope_yarn_corr_dims: f32 arithmetic there, floor and ceil of it).
+                let corr = |turns: f32| {
+                    dims as f32 * (original_ctx as f32 / (turns * 2.0 * std::f32::consts::PI)).ln()
+                        / (2.0 * (base as f32).ln())
+                };
+                let low = corr(beta_fast).floor().max(0.0) as f64;
+                let high = corr(beta_slow).ceil().min(dims as f32 - 1.0) as f64;
+                let mscale = attn_factor as f64 * (1.0 + 0.1 * factor.ln());
+                (0..dims / 2)
+                    .map(|i| {
+                        let ramp = 1.0 - ((i as f64 - low) / (high - low).max(0.001)).clamp(0.0, 1.0);
+                        let f = plain(i);
+                        (f / factor * (1.0 - ramp) + f * ramp, mscale)
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
 /// cos and sin of every (position, rotated pair), computed once in f64: `[pos][pair] = (cos, sin)`.
-/// `freq_factors` divides each pair's frequency (Llama 3.1 style long-context scaling).
-pub fn rope_table(positions: usize, rope_dims: usize, base: f32, freq_factors: Option<&[f32]>) -> Vec<[f32; 2]> {
-    let pairs = rope_dims / 2;
-    let inv_freq: Vec<f64> = (0..pairs)
-        .map(|i| {
-            let f = (base as f64).powf(-2.0 * i as f64 / rope_dims as f64);
-            f / freq_factors.and_then(|ff| ff.get(i)).map_or(1.0, |&v| v as f64)
-        })
-        .collect();
-    let mut table = Vec::with_capacity(positions * pairs);
+pub fn rope_table(positions: usize, rope_dims: usize, base: f32, scaling: RopeScaling) -> Vec<[f32; 2]> {
+    let freqs = scaling.frequencies(rope_dims, base);
+    let mut table = Vec::with_capacity(positions * freqs.len());
     for pos in 0..positions {
-        for f in &inv_freq {
+        for &(f, m) in &freqs {
             let angle = pos as f64 * f;
-            table.push([angle.cos() as f32, angle.sin() as f32]);
+            table.push([(angle.cos() * m) as f32, (angle.sin() * m) as f32]);
         }
     }
     table
@@ -99,10 +138,16 @@ impl super::Op for KvWrite {
 
 /// CPU reference: rotates one head vector in place for position `pos`.
 pub fn rotate(head: &mut [f32], pos: usize, heads: &Heads, base: f32) {
+    rotate_scaled(head, pos, heads, base, RopeScaling::None)
+}
+
+/// `rotate` with the model's RoPE scaling.
+pub fn rotate_scaled(head: &mut [f32], pos: usize, heads: &Heads, base: f32, scaling: RopeScaling) {
     let half = heads.rope_dims / 2;
-    for i in 0..half {
-        let angle = pos as f64 * (base as f64).powf(-2.0 * i as f64 / heads.rope_dims as f64);
+    for (i, (f, m)) in scaling.frequencies(heads.rope_dims, base).into_iter().enumerate() {
+        let angle = pos as f64 * f;
         let (s, c) = angle.sin_cos();
+        let (s, c) = (s * m, c * m);
         let (a, b) = if heads.neox { (i, i + half) } else { (2 * i, 2 * i + 1) };
         let (x, y) = (head[a] as f64, head[b] as f64);
         head[a] = (x * c - y * s) as f32;
@@ -118,6 +163,25 @@ mod tests {
     use crate::quant::testing::random_vec;
 
     #[test]
+    fn yarn_keeps_fast_pairs_stretches_slow_ones_and_scales_both() {
+        // gpt-oss's settings: the first pairs turn more than 32 times over 4096 positions and
+        // keep their frequency; the last turn less than once and are divided by the factor.
+        let yarn =
+            RopeScaling::Yarn { factor: 32.0, original_ctx: 4096, beta_fast: 32.0, beta_slow: 1.0, attn_factor: 1.0 };
+        let (dims, base) = (64, 150000.0);
+        let plain = RopeScaling::None.frequencies(dims, base);
+        let scaled = yarn.frequencies(dims, base);
+        let mscale = 1.0 + 0.1 * 32f64.ln();
+        assert_eq!((scaled[0].0, scaled[0].1), (plain[0].0, mscale));
+        let last = dims / 2 - 1;
+        assert!((scaled[last].0 - plain[last].0 / 32.0).abs() < 1e-15);
+        let mid = (1..last).find(|&i| scaled[i].0 < plain[i].0 && scaled[i].0 > plain[i].0 / 32.0);
+        assert!(mid.is_some(), "a ramp between the two: {scaled:?}");
+        let linear = RopeScaling::Linear { factor: 8.0 }.frequencies(dims, base);
+        assert_eq!(linear[3], (plain[3].0 / 8.0, 1.0));
+    }
+
+    #[test]
     fn rotates_keys_and_fills_the_cache() {
         for (seed, neox, qk_norm) in [(1, false, false), (2, true, false), (3, true, true), (4, false, true)] {
             // Partial rotation; head_dim 96 with QK-norm: a head is not a whole number of
@@ -131,7 +195,7 @@ mod tests {
 
             let g = gpu();
             let qkv_b = g.activations_with("qkv", heads.qkv_dim(), &qkv).unwrap();
-            let rope_b = g.buffer_with("rope", &rope_table(ctx, heads.rope_dims, base, None)).unwrap();
+            let rope_b = g.buffer_with("rope", &rope_table(ctx, heads.rope_dims, base, RopeScaling::None)).unwrap();
             let (qg, kg) = (g.buffer_with("q gamma", &q_gamma).unwrap(), g.buffer_with("k gamma", &k_gamma).unwrap());
             let texels = (heads.kv_dim() / 4) as u32;
             let kc = g.kv_texture("k", texels, ctx as u32).unwrap();

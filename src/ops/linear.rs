@@ -656,7 +656,7 @@ mod tests {
 
     #[test]
     fn the_qkv_kernel_writes_rotated_keys_and_values_into_the_cache() {
-        use crate::ops::kv_write::{rope_table, rotate};
+        use crate::ops::kv_write::{RopeScaling, rope_table, rotate};
         // Partial rotation (24 of 32 dimensions), two KV heads for four query heads.
         let heads = Heads { n_head: 4, n_head_kv: 2, head_dim: 32, rope_dims: 24, neox: false };
         let (cols, ctx, pos0, base) = (64, 16, 5, 10000.0);
@@ -685,7 +685,7 @@ mod tests {
             let xb = g.activations_with("x", cols, &x).unwrap();
             let yb = poisoned_rows(n_tokens, heads.qkv_dim());
             let bb = g.buffer_with("bias", &bias_values).unwrap();
-            let rope = g.buffer_with("rope", &rope_table(ctx, heads.rope_dims, base, None)).unwrap();
+            let rope = g.buffer_with("rope", &rope_table(ctx, heads.rope_dims, base, RopeScaling::None)).unwrap();
             let empty = vec![0.0; ctx * kv];
             let (k, v) = (kv_with(&empty, (kv / 4) as u32), kv_with(&empty, (kv / 4) as u32));
             let steps = step_buffers();

@@ -23,6 +23,8 @@ pub const GEMMA3: Family = Family {
     arch: "gemma3",
     rope_neox: true,
     rope_base_swa: Some(ROPE_BASE_LOCAL),
+    // Gemma 3's linear scaling (4B and up) is for its global layers alone.
+    swa_rope_scaled: false,
     routing: None,
     load: |w, c| Ok(Box::new(Gemma3::load(w, c)?)),
 };

@@ -20,16 +20,21 @@ fn load(w: &WeightLoader, c: &ModelConfig) -> Result<Box<dyn Architecture>> {
     Ok(Box::new(Llama::load(w, c)?))
 }
 
-pub const LLAMA: Family = Family { arch: "llama", rope_neox: false, rope_base_swa: None, routing: None, load };
-pub const QWEN2: Family = Family { arch: "qwen2", rope_neox: true, rope_base_swa: None, routing: None, load };
-pub const QWEN3: Family = Family { arch: "qwen3", rope_neox: true, rope_base_swa: None, routing: None, load };
-pub const PHI3: Family = Family { arch: "phi3", rope_neox: true, rope_base_swa: None, routing: None, load };
+pub const LLAMA: Family =
+    Family { arch: "llama", rope_neox: false, rope_base_swa: None, swa_rope_scaled: false, routing: None, load };
+pub const QWEN2: Family =
+    Family { arch: "qwen2", rope_neox: true, rope_base_swa: None, swa_rope_scaled: false, routing: None, load };
+pub const QWEN3: Family =
+    Family { arch: "qwen3", rope_neox: true, rope_base_swa: None, swa_rope_scaled: false, routing: None, load };
+pub const PHI3: Family =
+    Family { arch: "phi3", rope_neox: true, rope_base_swa: None, swa_rope_scaled: false, routing: None, load };
 /// Qwen 3 MoE (Qwen3-30B-A3B, 235B-A22B): the softmax over all experts, the top-k weights
 /// renormalised (its `norm_topk_prob`).
 pub const QWEN3MOE: Family = Family {
     arch: "qwen3moe",
     rope_neox: true,
     rope_base_swa: None,
+    swa_rope_scaled: false,
     routing: Some(Routing { gating: Gating::Softmax, normalize: true, scale: 1.0 }),
     load,
 };

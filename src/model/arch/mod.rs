@@ -33,6 +33,8 @@ pub struct Family {
     pub rope_neox: bool,
     /// The RoPE base of sliding-window layers where the file does not say it.
     pub rope_base_swa: Option<f32>,
+    /// Whether sliding-window layers share the file's RoPE scaling (else they are unscaled).
+    pub swa_rope_scaled: bool,
     /// How a mixture-of-experts family routes tokens (None: a dense feed-forward); the file
     /// gives the expert counts and any weight scale.
     pub routing: Option<Routing>,
