@@ -15,9 +15,9 @@
 // Variants:
 //   NORM    x is RMS-normalised with gamma first: W (x*g) / rms(x), rms computed on the fly
 //   ADD     y += W x (residual add)
-//   BIAS    y = W x + b (Qwen 2's Q|K|V; not with GLU)
+//   BIAS    y = W x + b (Qwen 2's Q|K|V; with GLU, before the activation: gpt-oss's experts)
 //   GLU     rows come in (gate, up) pairs; y[i] = silu(gate_i) * up_i, or gelu(gate_i) * up_i
-//           with GELU (glu.wgsl)
+//           with GELU, or gpt-oss's clamped form with OAI (glu.wgsl)
 //   F16     weights dequantized and multiplied in f16, sums kept in f32
 //   CACHE   the Q|K|V kernel also writes K (rotated) and V into the layer's cache
 //           (cache_write.wgsl)
@@ -48,19 +48,23 @@
 #endif
 #if EXPERTS
 @group(0) @binding(11) var<storage, read> route: array<u32>;
-// Where this pair's row of x (in vec4s) and of y (in floats) start.
+// Where this pair's row of x (in vec4s), of y and of the bias (in floats) start.
 var<private> x_base: u32;
 var<private> y_base: u32;
+var<private> b_base: u32;
 
-// The first octet of the pair's expert, after pointing x and y at the pair's rows.
+// The first octet of the pair's expert, after pointing x, y and the bias at the pair's rows.
 fn route_pair(pair: u32) -> u32 {
+    let expert = min(route[pair], N_EXPERT - 1u);
     x_base = (pair / X_PAIRS) * XS;
     y_base = pair * YS;
-    return min(route[pair], N_EXPERT - 1u) * EXPERT_OCTETS;
+    b_base = expert * N;
+    return expert * EXPERT_OCTETS;
 }
 #else
 const x_base = 0u;
 const y_base = 0u;
+const b_base = 0u;
 
 fn route_pair(pair: u32) -> u32 {
     return 0u;
@@ -187,7 +191,7 @@ fn accumulate(b: u32, u: u32, sc: Scales8, pre_scale: f32, acc: ptr<function, Su
 fn store(row: u32, v: f32) {
     if row < N {
 #if BIAS
-        let out = v + bias[ROW0 + row];
+        let out = v + bias[b_base + ROW0 + row];
 #else
         let out = v;
 #endif
@@ -220,6 +224,11 @@ fn finish(row0: u32, acc: Sums) {
 #endif
 #endif
 #if GLU
+#if BIAS
+    let bb = b_base + ROW0 + row0;
+    a0 += vec4<f32>(bias[bb], bias[bb + 1u], bias[bb + 2u], bias[bb + 3u]);
+    a1 += vec4<f32>(bias[bb + 4u], bias[bb + 5u], bias[bb + 6u], bias[bb + 7u]);
+#endif
     // Rows (2i, 2i+1) are (gate_i, up_i).
     let g = vec4<f32>(a0.x, a0.z, a1.x, a1.z);
     let u = vec4<f32>(a0.y, a0.w, a1.y, a1.w);

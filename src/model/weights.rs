@@ -89,12 +89,23 @@ impl<'a> WeightLoader<'a> {
     pub fn vectors(&self, parts: &[(&str, usize)]) -> Result<wgpu::Buffer> {
         let mut values = Vec::new();
         for &(name, len) in parts {
-            let info = self.checked(name, &[len])?;
-            values.extend(dequantize(info.ty, &self.file.data(info)?)?);
+            values.extend(self.values(name, &[len])?);
         }
-        self.uploaded.set(self.uploaded.get() + values.len() as u64 * 4);
         let label = parts.iter().map(|p| p.0).collect::<Vec<_>>().join("+");
-        self.gpu.buffer_with(&label, &values)
+        self.upload_values(&label, &values)
+    }
+
+    /// A tensor of these dimensions (innermost first) as f32 values on the host, for a family
+    /// to rearrange before `upload_values`.
+    pub fn values(&self, name: &str, dims: &[usize]) -> Result<Vec<f32>> {
+        let info = self.checked(name, dims)?;
+        dequantize(info.ty, &self.file.data(info)?)
+    }
+
+    /// f32 values as one storage buffer.
+    pub fn upload_values(&self, label: &str, values: &[f32]) -> Result<wgpu::Buffer> {
+        self.uploaded.set(self.uploaded.get() + values.len() as u64 * 4);
+        self.gpu.buffer_with(label, values)
     }
 
     /// Matrices of `cols` columns (and the given row counts) packed into one GPU matrix.

@@ -7,7 +7,7 @@
 //! A pair's result depends on its own input and expert alone, never on which other tokens
 //! share the step.
 
-use super::linear::{Epilogue, GpuMatrix};
+use super::linear::{Epilogue, GpuMatrix, LinearSpec};
 use super::{Op, Recorder, Step};
 use crate::gpu::{Activations, Bind, DecodeShape, Defines, Gpu, Kernel, Slot};
 use crate::quant::layout::{OCTET, TILE_ROWS};
@@ -52,21 +52,21 @@ pub struct ExpertLinear {
 }
 
 impl ExpertLinear {
-    /// `w` stacks `n_expert` matrices of `w.rows / n_expert` rows each (whole tiles);
-    /// `epilogue` is `Store` or a gated one (rows in (gate, up) pairs).
-    #[allow(clippy::too_many_arguments)]
+    /// `w` stacks `n_expert` matrices of `w.rows / n_expert` rows each (whole tiles), a bias
+    /// likewise; the epilogue is `Store` or a gated one (rows in (gate, up) pairs).
     pub fn new(
         gpu: &Gpu,
         w: &GpuMatrix,
         n_expert: usize,
         route: &RouteBuffers,
-        x: &Activations,
-        input: ExpertInput,
+        (x, input): (&Activations, ExpertInput),
         y: &Activations,
-        norm: Option<(&wgpu::Buffer, f32)>,
-        epilogue: Epilogue,
-        shape: Option<DecodeShape>,
+        spec: &LinearSpec,
     ) -> Result<ExpertLinear> {
+        let LinearSpec { norm, bias, epilogue, shape, .. } = *spec;
+        if spec.logits || spec.cache.is_some() {
+            return Err(Error::Gpu("expert products have no logits rows or cache writes".into()));
+        }
         let rows = w.rows / n_expert.max(1);
         let out_width = if epilogue.is_gated() { rows / 2 } else { rows };
         if n_expert == 0 || rows * n_expert != w.rows || !rows.is_multiple_of(TILE_ROWS) {
@@ -99,7 +99,9 @@ impl ExpertLinear {
             .u32("N_EXPERT", n_expert as u32)
             .u32("EXPERT_OCTETS", (rows / OCTET) as u32)
             .flag("GLU", epilogue.is_gated())
-            .flag("GELU", epilogue == Epilogue::GeGlu);
+            .flag("GELU", epilogue == Epilogue::GeGlu)
+            .flag("OAI", epilogue == Epilogue::SwiGluOai)
+            .flag("BIAS", bias.is_some());
         if let Some((_, eps)) = norm {
             base = base.flag("NORM", true).f32("EPS", eps);
         }
@@ -118,6 +120,9 @@ impl ExpertLinear {
             ]);
             if let Some((gamma, _)) = norm {
                 binds.push((5, Slot::Read, Bind::Buffer(gamma)));
+            }
+            if let Some(b) = bias {
+                binds.push((7, Slot::Read, Bind::Buffer(b)));
             }
             let slots: Vec<(u32, Slot)> = binds.iter().map(|&(b, s, _)| (b, s)).collect();
             let kernel = gpu.kernel("linear.wgsl", &defines, &slots)?;
@@ -158,9 +163,12 @@ impl Op for ExpertLinear {
     }
 }
 
-/// CPU reference: `w[expert][row][col]`, `ids` and `x` as the GPU has them; y per pair.
+/// CPU reference: `w[expert][row][col]` (and `bias[expert][row]`), `ids` and `x` as the GPU
+/// has them; y per pair.
+#[allow(clippy::too_many_arguments)]
 pub fn reference(
     w: &[Vec<Vec<f32>>],
+    bias: Option<&[Vec<f32>]>,
     ids: &[u32],
     used: usize,
     x: &[f32],
@@ -178,7 +186,8 @@ pub fn reference(
         let x_row = &x[row * cols..][..cols];
         let rows = &w[e as usize];
         let out = if epilogue.is_gated() { rows.len() / 2 } else { rows.len() };
-        y.extend(super::linear::reference(rows, x_row, 1, norm, None, epilogue, &vec![0.0; out]));
+        let b = bias.map(|b| &b[e as usize][..]);
+        y.extend(super::linear::reference(rows, x_row, 1, norm, b, epilogue, &vec![0.0; out]));
     }
     y
 }
@@ -214,7 +223,8 @@ mod tests {
         (GpuMatrix::upload(gpu(), "experts", &packed).unwrap(), per_expert)
     }
 
-    fn check(ty: GgmlType, shape: DecodeShape, n_tokens: usize, input: ExpertInput, gated: bool, seed: u64) {
+    fn check(ty: GgmlType, shape: DecodeShape, n_tokens: usize, input: ExpertInput, epilogue: Epilogue, seed: u64) {
+        let gated = epilogue.is_gated();
         let (n_expert, used, rows, cols) = (6, 3, 128, 256);
         let (w, w_ref) = experts(ty, n_expert, rows, cols, gated, seed);
         let mut r = rng(seed + 1);
@@ -224,8 +234,9 @@ mod tests {
         let x = random_vec(x_rows * cols, &mut r);
         let gamma = random_vec(cols, &mut r);
         let norm = (input == ExpertInput::Token).then_some((&gamma[..], 1e-5));
-        let epilogue = if gated { Epilogue::SwiGlu } else { Epilogue::Store };
-        let want = reference(&w_ref, &ids, used, &x, input, norm, epilogue);
+        let bias: Vec<Vec<f32>> = (0..n_expert).map(|_| random_vec(rows, &mut r)).collect();
+        let with_bias = seed.is_multiple_of(2);
+        let want = reference(&w_ref, with_bias.then_some(&bias[..]), &ids, used, &x, input, norm, epilogue);
 
         let g = gpu();
         let route = RouteBuffers::new(g, n_tokens, used).unwrap();
@@ -234,23 +245,17 @@ mod tests {
         let out = if gated { rows / 2 } else { rows };
         let yb = poisoned_rows(pairs, out);
         let gb = g.buffer_with("gamma", &gamma).unwrap();
+        let bb = g.buffer_with("bias", &bias.concat()).unwrap();
         let steps = step_buffers();
-        let op = ExpertLinear::new(
-            g,
-            &w,
-            n_expert,
-            &route,
-            &xb,
-            input,
-            &yb,
-            norm.map(|(_, eps)| (&gb, eps)),
-            epilogue,
-            Some(shape),
-        )
-        .unwrap();
+        let spec = LinearSpec {
+            bias: with_bias.then_some(&bb),
+            shape: Some(shape),
+            ..LinearSpec::new(norm.map(|(_, eps)| (&gb, eps)), epilogue)
+        };
+        let op = ExpertLinear::new(g, &w, n_expert, &route, (&xb, input), &yb, &spec).unwrap();
         run(&steps, &[&op], Step { n_tokens: n_tokens as u32, ..Default::default() });
         let got = read_rows(&yb, pairs);
-        let what = format!("{ty} {shape:?} T={n_tokens} {input:?} gated={gated}");
+        let what = format!("{ty} {shape:?} T={n_tokens} {input:?} {epilogue:?} bias={with_bias}");
         if g.paths.f16 {
             assert_close_to_scale(&got, &want, 1e-2, &what);
         } else {
@@ -260,11 +265,13 @@ mod tests {
 
     #[test]
     fn each_pair_is_its_own_experts_product_in_both_shapes() {
-        let types = [GgmlType::Q4K, GgmlType::Q8_0, GgmlType::F32, GgmlType::Q6K];
+        let types = [GgmlType::Q4K, GgmlType::Q8_0, GgmlType::F32, GgmlType::MXFP4];
         for (i, ty) in types.into_iter().enumerate() {
             for shape in [DecodeShape::Rows, DecodeShape::Split] {
-                check(ty, shape, 1, ExpertInput::Token, true, i as u64);
-                check(ty, shape, 3, ExpertInput::Pair, false, 10 + i as u64);
+                let glu = if i % 2 == 0 { Epilogue::SwiGlu } else { Epilogue::SwiGluOai };
+                check(ty, shape, 1, ExpertInput::Token, glu, 2 * i as u64);
+                check(ty, shape, 3, ExpertInput::Pair, Epilogue::Store, 11 + 2 * i as u64);
+                check(ty, shape, 2, ExpertInput::Pair, Epilogue::Store, 20 + 2 * i as u64);
             }
         }
     }
@@ -276,7 +283,8 @@ mod tests {
         let route = RouteBuffers::new(g, 1, 1).unwrap();
         let x = g.activations("x", 1, 64).unwrap();
         let y = g.activations("y", 1, 32).unwrap();
-        let err = ExpertLinear::new(g, &w, 4, &route, &x, ExpertInput::Pair, &y, None, Epilogue::Store, None)
+        let spec = LinearSpec::new(None, Epilogue::Store);
+        let err = ExpertLinear::new(g, &w, 4, &route, (&x, ExpertInput::Pair), &y, &spec)
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();

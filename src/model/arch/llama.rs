@@ -95,7 +95,7 @@ impl Llama {
                 attn_out: w.matrix(&[(&n("attn_output"), e)], q, RowOrder::Concat)?,
                 ffn_norm: w.vector(&n("ffn_norm"), e)?,
                 ffn: if c.experts.is_some() {
-                    Ffn::Experts(ExpertFfn::load(w, c, i)?)
+                    Ffn::Experts(ExpertFfn::load(w, c, i, Epilogue::SwiGlu)?)
                 } else {
                     Ffn::Dense {
                         // Without ffn_gate (Phi 3), ffn_up holds gate then up.

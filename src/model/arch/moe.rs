@@ -1,6 +1,7 @@
 //! The mixture-of-experts feed-forward block any family can use: a router picks each token's
 //! experts on the GPU, the experts' gate|up and down products read only those experts, and
-//! their outputs, weighted by the router, join the residual stream.
+//! their outputs, weighted by the router, join the residual stream. Biases (gpt-oss's router
+//! and experts) are used where the file has them.
 
 use super::super::config::{Experts, ModelConfig};
 use super::super::state::State;
@@ -18,61 +19,67 @@ pub(crate) struct ExpertFfn {
     experts: Experts,
     /// `ffn_gate_inp`: one row of router logits per expert.
     router: GpuMatrix,
-    /// Each expert's gate and up rows interleaved, experts one after the other.
+    router_bias: Option<wgpu::Buffer>,
+    /// Each expert's gate and up rows interleaved, experts one after the other; its bias
+    /// likewise.
     gate_up: GpuMatrix,
+    gate_up_bias: Option<wgpu::Buffer>,
     down: GpuMatrix,
+    down_bias: Option<wgpu::Buffer>,
+    activation: Epilogue,
 }
 
 impl ExpertFfn {
-    pub fn load(w: &WeightLoader, c: &ModelConfig, layer: usize) -> Result<ExpertFfn> {
+    /// Layer `layer`'s experts, gated by `activation` (a gated epilogue).
+    pub fn load(w: &WeightLoader, c: &ModelConfig, layer: usize, activation: Epilogue) -> Result<ExpertFfn> {
         let experts =
             c.experts.ok_or_else(|| Error::Unsupported("a mixture-of-experts layer without experts".into()))?;
         let n = |s: &str| format!("blk.{layer}.{s}.weight");
+        let b = |s: &str| format!("blk.{layer}.{s}.bias");
         let (e, ff, count) = (c.n_embd, experts.n_ff, experts.count);
+        let gate_up_bias = if w.has(&b("ffn_gate_exps")) {
+            let gate = w.values(&b("ffn_gate_exps"), &[ff, count])?;
+            let up = w.values(&b("ffn_up_exps"), &[ff, count])?;
+            let pairs: Vec<f32> = gate.iter().zip(&up).flat_map(|(&g, &u)| [g, u]).collect();
+            Some(w.upload_values(&b("ffn_gate_up_exps"), &pairs)?)
+        } else {
+            None
+        };
+        let optional = |name: &str, dims: &[usize]| -> Result<Option<wgpu::Buffer>> {
+            if !w.has(name) {
+                return Ok(None);
+            }
+            Ok(Some(w.upload_values(name, &w.values(name, dims)?)?))
+        };
         Ok(ExpertFfn {
             experts,
             router: w.matrix(&[(&n("ffn_gate_inp"), count)], e, RowOrder::Concat)?,
+            router_bias: optional(&b("ffn_gate_inp"), &[count])?,
             gate_up: w.experts(
                 &[(&n("ffn_gate_exps"), ff), (&n("ffn_up_exps"), ff)],
                 count,
                 e,
                 RowOrder::Interleave,
             )?,
+            gate_up_bias,
             down: w.experts(&[(&n("ffn_down_exps"), e)], count, ff, RowOrder::Concat)?,
+            down_bias: optional(&b("ffn_down_exps"), &[e, count])?,
+            activation,
         })
     }
 
-    /// The block's ops: x += Σ_k w_k down_k(swiglu(gate_up_k(norm(x)))).
+    /// The block's ops: x += Σ_k w_k down_k(act(gate_up_k(norm(x)))).
     pub fn ops(&self, gpu: &Gpu, s: &State, norm: (&wgpu::Buffer, f32)) -> Result<Vec<Box<dyn Op>>> {
         let x = s.experts.as_ref().ok_or_else(|| Error::Gpu("a session without expert buffers".into()))?;
         let count = self.experts.count;
-        let router =
-            Linear::new(gpu, &s.steps, &self.router, &s.x, &x.router, &LinearSpec::new(Some(norm), Epilogue::Store))?;
-        let route = Route::new(gpu, &s.steps, &x.router, None, self.experts.routing, &x.route)?;
-        let gate_up = ExpertLinear::new(
-            gpu,
-            &self.gate_up,
-            count,
-            &x.route,
-            &s.x,
-            ExpertInput::Token,
-            &x.ffn,
-            Some(norm),
-            Epilogue::SwiGlu,
-            None,
-        )?;
-        let down = ExpertLinear::new(
-            gpu,
-            &self.down,
-            count,
-            &x.route,
-            &x.ffn,
-            ExpertInput::Pair,
-            &x.out,
-            None,
-            Epilogue::Store,
-            None,
-        )?;
+        let logits = LinearSpec::new(Some(norm), Epilogue::Store);
+        let router = Linear::new(gpu, &s.steps, &self.router, &s.x, &x.router, &logits)?;
+        let route = Route::new(gpu, &s.steps, &x.router, self.router_bias.as_ref(), self.experts.routing, &x.route)?;
+        let gated = LinearSpec { bias: self.gate_up_bias.as_ref(), ..LinearSpec::new(Some(norm), self.activation) };
+        let input = (&s.x, ExpertInput::Token);
+        let gate_up = ExpertLinear::new(gpu, &self.gate_up, count, &x.route, input, &x.ffn, &gated)?;
+        let store = LinearSpec { bias: self.down_bias.as_ref(), ..LinearSpec::new(None, Epilogue::Store) };
+        let down = ExpertLinear::new(gpu, &self.down, count, &x.route, (&x.ffn, ExpertInput::Pair), &x.out, &store)?;
         let sum = ExpertSum::new(gpu, &s.steps, &x.out, &x.route, &s.x)?;
         Ok(vec![Box::new(router), Box::new(route), Box::new(gate_up), Box::new(down), Box::new(sum)])
     }
