@@ -1,7 +1,8 @@
 //! Writes a random-weight GGUF (`model::testing::TinyLlama`) for fixtures checked against other
 //! engines: `cargo run --example tiny_model -- OUT.gguf arch=qwen3moe experts=8/2 n_embd=256`.
-//! Keys: arch, n_layer, n_embd, n_ff, n_head, n_head_kv, experts (count/used), weights (a GGUF
-//! type name, f32 by default so another tool can quantize it), tied (true/false), seed.
+//! Keys: arch, n_layer, n_embd, n_ff, n_head, n_head_kv, head_dim, experts (count/used),
+//! sliding_window, yarn (factor/original context), weights (a GGUF type name, f32 by default so
+//! another tool can quantize it), tied (true/false), seed.
 
 use hearth::model::testing::TinyLlama;
 use hearth::quant::GgmlType;
@@ -10,7 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let out = args.next().ok_or("usage: tiny_model OUT.gguf [key=value ...]")?;
     let mut m = TinyLlama { weights: GgmlType::F32, ..TinyLlama::default() };
-    let arch_names = ["llama", "qwen2", "qwen3", "qwen3moe", "phi3"];
+    let arch_names = ["llama", "qwen2", "qwen3", "qwen3moe", "phi3", "gpt-oss"];
     for arg in args {
         let (key, value) = arg.split_once('=').ok_or(format!("{arg}: expected key=value"))?;
         let number = || value.parse::<usize>().map_err(|e| format!("{key}: {e}"));
@@ -22,6 +23,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "n_head" => m.n_head = number()?,
             "n_head_kv" => m.n_head_kv = number()?,
             "seed" => m.seed = number()? as u64,
+            "head_dim" => m.head_dim = Some(number()?),
+            "sliding_window" => m.sliding_window = Some(number()?),
+            "yarn" => {
+                let (factor, original) = value.split_once('/').ok_or("yarn=FACTOR/ORIGINAL_CONTEXT")?;
+                m.yarn = Some((factor.parse()?, original.parse()?));
+            }
             "tied" => m.tied = value == "true",
             "experts" => {
                 let (count, used) = value.split_once('/').ok_or("experts=COUNT/USED")?;

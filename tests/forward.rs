@@ -116,6 +116,22 @@ fn qwen3moe_routes_each_token_to_its_experts_on_the_gpu() {
 }
 
 #[test]
+fn gpt_oss_adds_sinks_yarn_alternating_windows_and_biased_experts() {
+    let oss = TinyLlama {
+        arch: "gpt-oss",
+        experts: Some((8, 2)),
+        tied: false,
+        sliding_window: Some(4),
+        yarn: Some((32.0, 16)),
+        head_dim: Some(32),
+        seed: 19,
+        ..Default::default()
+    };
+    check(oss.clone());
+    check(TinyLlama { experts: Some((32, 4)), weights: GgmlType::MXFP4, n_head_kv: 1, seed: 20, ..oss });
+}
+
+#[test]
 fn other_weight_types_and_an_untied_head_match_the_reference() {
     check(TinyLlama { weights: GgmlType::Q8_0, tied: false, seed: 2, ..Default::default() });
     check(TinyLlama { weights: GgmlType::Q4_0, n_head_kv: 4, seed: 3, ..Default::default() });

@@ -4,6 +4,7 @@
 use super::gguf::{GgufHeader, Value};
 use crate::ops::Heads;
 use crate::ops::kv_write::RopeScaling;
+use crate::ops::linear::Epilogue;
 use crate::ops::route::{MAX_USED, Routing};
 use crate::{Error, Result};
 
@@ -23,6 +24,9 @@ pub struct ModelConfig {
     pub rope_neox: bool,
     /// Keys a sliding-window attention layer sees (None: every layer attends to the whole context).
     pub sliding_window: Option<usize>,
+    /// With a sliding window, every `swa_pattern`-th layer attends to the whole context and
+    /// the others to the window (0: all layers to the whole context).
+    pub swa_pattern: usize,
     /// RoPE base of the sliding-window layers, when it differs from `rope_base`.
     pub rope_base_swa: Option<f32>,
     /// How RoPE is stretched beyond the trained context (the sliding-window layers too where
@@ -47,6 +51,8 @@ pub struct Experts {
     /// Rows of one expert's gate (and up) projection.
     pub n_ff: usize,
     pub routing: Routing,
+    /// The experts' gated activation (a gated epilogue).
+    pub gated: Epilogue,
 }
 
 impl ModelConfig {
@@ -102,6 +108,7 @@ impl ModelConfig {
                         scale: float("expert_weights_scale").filter(|&s| s != 0.0).unwrap_or(1.0),
                         ..routing
                     },
+                    gated: family.expert_glu,
                 })
             }
         };
@@ -133,6 +140,12 @@ impl ModelConfig {
             rope_base: float("rope.freq_base").unwrap_or(10000.0),
             rope_neox: family.rope_neox,
             sliding_window: int("attention.sliding_window")?,
+            swa_pattern: match h.get(&key("attention.sliding_window_pattern")) {
+                None => family.swa_pattern,
+                Some(v) => v.as_u64().and_then(|n| usize::try_from(n).ok()).ok_or_else(|| {
+                    Error::Unsupported(format!("a per-layer sliding-window pattern ({})", v.summary()))
+                })?,
+            },
             rope_base_swa: float("rope.freq_base_swa").or(family.rope_base_swa),
             rope_scaling,
             rope_scaling_swa: if family.swa_rope_scaled { rope_scaling } else { RopeScaling::None },
@@ -204,6 +217,12 @@ impl ModelConfig {
             return bad("a sliding window of 0 keys".into());
         }
         Ok(())
+    }
+
+    /// Whether layer `l` attends to the sliding window rather than the whole context.
+    pub fn is_sliding(&self, l: usize) -> bool {
+        let n = self.swa_pattern;
+        self.sliding_window.is_some() && n > 0 && l % n < n - 1
     }
 
     pub fn heads(&self) -> Heads {

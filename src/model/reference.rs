@@ -1,11 +1,13 @@
 //! A plain CPU forward pass of the Llama family (with Qwen 2's Q|K|V biases, Qwen 3's
-//! QK-norm and Qwen 3 MoE's experts) in f32 with f64 sums, straight from the file's dequantized weights: the reference the GPU graph is tested
+//! QK-norm and Qwen 3 MoE's experts) and gpt-oss (output and expert biases, attention sinks,
+//! YaRN, sliding-window layers, its clamped SwiGLU) in f32 with f64 sums, straight from the file's dequantized weights: the reference the GPU graph is tested
 //! against.
 
 use super::config::ModelConfig;
 use super::file::ModelFile;
 use crate::ops::attention;
-use crate::ops::kv_write::rotate;
+use crate::ops::kv_write::rotate_scaled;
+use crate::ops::linear::Epilogue;
 use crate::ops::rms_norm::rms_norm;
 use crate::ops::route;
 use crate::quant::dequantize;
@@ -67,8 +69,22 @@ impl ReferenceModel {
             };
             let router = if c.experts.is_some() { t("ffn_gate_inp")? } else { Vec::new() };
             let wo = t("attn_output")?;
-            let (attn_norm, ffn_norm) = (t("attn_norm")?, t("ffn_norm")?);
+            // gpt-oss names its feed-forward norm after the attention it follows.
+            let ffn_norm = if has("ffn_norm") { t("ffn_norm")? } else { t("post_attention_norm")? };
+            let attn_norm = t("attn_norm")?;
             let bias = |s: &str| self.tensor(&format!("blk.{l}.{s}.bias"));
+            let has_bias = |s: &str| self.file.tensor(&format!("blk.{l}.{s}.bias")).is_ok();
+            let optional_bias = |s: &str| if has_bias(s) { bias(s).map(Some) } else { Ok(None) };
+            let (wo_bias, router_bias) = (optional_bias("attn_output")?, optional_bias("ffn_gate_inp")?);
+            let (gate_bias, up_bias, down_bias) =
+                (optional_bias("ffn_gate_exps")?, optional_bias("ffn_up_exps")?, optional_bias("ffn_down_exps")?);
+            let sinks = if has("attn_sinks") { Some(t("attn_sinks")?) } else { None };
+            let sliding = c.is_sliding(l);
+            let (base, scaling, window) = if sliding {
+                (c.rope_base_swa.unwrap_or(c.rope_base), c.rope_scaling_swa, c.sliding_window)
+            } else {
+                (c.rope_base, c.rope_scaling, None)
+            };
             let qkv_bias = if self.file.tensor(&format!("blk.{l}.attn_q.bias")).is_ok() {
                 Some((bias("attn_q")?, bias("attn_k")?, bias("attn_v")?))
             } else {
@@ -98,37 +114,51 @@ impl ReferenceModel {
                     norm_heads(&mut q, qn);
                     norm_heads(&mut k, kn);
                 }
-                q.chunks_mut(heads.head_dim).for_each(|hd| rotate(hd, pos, &heads, c.rope_base));
-                k.chunks_mut(heads.head_dim).for_each(|hd| rotate(hd, pos, &heads, c.rope_base));
+                q.chunks_mut(heads.head_dim).for_each(|hd| rotate_scaled(hd, pos, &heads, base, scaling));
+                k.chunks_mut(heads.head_dim).for_each(|hd| rotate_scaled(hd, pos, &heads, base, scaling));
                 q_all.extend(q);
                 k_all.extend(k);
                 v_all.extend(v);
             }
-            let attn = attention::reference(&q_all, &k_all, &v_all, &heads, 0, tokens.len(), scale, None, None);
+            let attn =
+                attention::reference(&q_all, &k_all, &v_all, &heads, 0, tokens.len(), scale, window, sinks.as_deref());
             for (i, x) in xs.iter_mut().enumerate() {
-                let o = matvec(&wo, &attn[i * q_dim..][..q_dim]);
+                let mut o = matvec(&wo, &attn[i * q_dim..][..q_dim]);
+                if let Some(b) = &wo_bias {
+                    add(&mut o, b);
+                }
                 x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
                 let h = rms_norm(x, &ffn_norm, c.rms_eps);
-                let swiglu = |wg: &[f32], wu: &[f32], wd: &[f32]| {
-                    let (g, u) = (matvec(wg, &h), matvec(wu, &h));
-                    let act: Vec<f32> = g
-                        .iter()
-                        .zip(&u)
-                        .map(|(&g, &u)| (g as f64 / (1.0 + (-g as f64).exp()) * u as f64) as f32)
-                        .collect();
-                    matvec(wd, &act)
+                // One gated feed-forward (for an expert, with its rows of the biases).
+                let ffn = |wg: &[f32], wu: &[f32], wd: &[f32], act: Epilogue, expert: Option<usize>| {
+                    let mut g = matvec(wg, &h);
+                    let mut u = matvec(wu, &h);
+                    if let (Some(id), Some(gb), Some(ub)) = (expert, &gate_bias, &up_bias) {
+                        let ff = g.len();
+                        add(&mut g, &gb[id * ff..][..ff]);
+                        add(&mut u, &ub[id * ff..][..ff]);
+                    }
+                    let a: Vec<f32> =
+                        g.iter().zip(&u).map(|(&g, &u)| act.activate(g as f64, u as f64) as f32).collect();
+                    let mut d = matvec(wd, &a);
+                    if let (Some(id), Some(db)) = (expert, &down_bias) {
+                        add(&mut d, &db[id * e..][..e]);
+                    }
+                    d
                 };
                 match &c.experts {
                     None => {
-                        let d = swiglu(&wg, &wu, &wd);
+                        let d = ffn(&wg, &wu, &wd, Epilogue::SwiGlu, None);
                         x.iter_mut().zip(&d).for_each(|(a, b)| *a += b);
                     }
                     Some(xp) => {
-                        let (ids, weights) = route::reference(&matvec(&router, &h), None, xp.used, xp.routing);
+                        let logits = matvec(&router, &h);
+                        let (ids, weights) = route::reference(&logits, router_bias.as_deref(), xp.used, xp.routing);
                         let size = xp.n_ff * e;
                         for (&id, &w) in ids.iter().zip(&weights) {
                             let at = id as usize * size;
-                            let d = swiglu(&wg[at..at + size], &wu[at..at + size], &wd[at..at + size]);
+                            let (g, u, dn) = (&wg[at..at + size], &wu[at..at + size], &wd[at..at + size]);
+                            let d = ffn(g, u, dn, xp.gated, Some(id as usize));
                             x.iter_mut().zip(&d).for_each(|(a, b)| *a += w * b);
                         }
                     }

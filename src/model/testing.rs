@@ -11,14 +11,21 @@ use rand::rngs::Xoshiro256PlusPlus;
 #[derive(Clone, Debug)]
 pub struct TinyLlama {
     /// "llama", "qwen2" (adds Q|K|V biases and NeoX RoPE), "qwen3" (per-head QK-norm gammas
-    /// and NeoX RoPE), "qwen3moe" (qwen3 with `experts`) or "phi3" (fused attn_qkv and gate|up
-    /// in ffn_up, NeoX RoPE).
+    /// and NeoX RoPE), "qwen3moe" (qwen3 with `experts`), "phi3" (fused attn_qkv and gate|up
+    /// in ffn_up, NeoX RoPE) or "gpt-oss" (with `experts`: Q/K/V/output, router and expert
+    /// biases, attention sinks, a post-attention norm for the experts, YaRN; untied).
     pub arch: &'static str,
     pub n_layer: usize,
     pub n_embd: usize,
     pub n_ff: usize,
     pub n_head: usize,
     pub n_head_kv: usize,
+    /// Head size where it is not n_embd / n_head (written as attention.key_length).
+    pub head_dim: Option<usize>,
+    /// Keys a sliding-window layer sees (gpt-oss: every other layer).
+    pub sliding_window: Option<usize>,
+    /// YaRN (factor, original context length) for the RoPE.
+    pub yarn: Option<(f32, usize)>,
     pub weights: GgmlType,
     /// The type of attn_v and ffn_down when it differs (as Q4_K_M files store them in Q6_K).
     pub v_and_down: Option<GgmlType>,
@@ -37,6 +44,9 @@ impl Default for TinyLlama {
             n_ff: 128,
             n_head: 4,
             n_head_kv: 2,
+            head_dim: None,
+            sliding_window: None,
+            yarn: None,
             weights: GgmlType::Q4_1,
             v_and_down: None,
             tied: true,
@@ -77,8 +87,9 @@ impl TinyLlama {
         let mut types = vec![1i32; tokens.len()];
         types[258] = 3;
         let strings = |v: &[String]| Value::array(v.iter().map(|s| Value::String(s.clone())));
-        let head_dim = self.n_embd / self.n_head;
-        let (e, kv) = (self.n_embd as u64, (self.n_head_kv * head_dim) as u64);
+        let head_dim = self.head_dim.unwrap_or(self.n_embd / self.n_head);
+        let (e, q, kv) = (self.n_embd as u64, (self.n_head * head_dim) as u64, (self.n_head_kv * head_dim) as u64);
+        let oss = self.arch == "gpt-oss";
         let mut w = GgufWriter::new();
         let key = |k: &str| format!("{}.{k}", self.arch);
         w.meta("general.architecture", Value::String(self.arch.into()))
@@ -89,7 +100,7 @@ impl TinyLlama {
             .meta(&key("feed_forward_length"), Value::U32(self.n_ff as u32))
             .meta(&key("attention.head_count"), Value::U32(self.n_head as u32))
             .meta(&key("attention.head_count_kv"), Value::U32(self.n_head_kv as u32))
-            .meta(&key("rope.freq_base"), Value::F32(10000.0))
+            .meta(&key("rope.freq_base"), Value::F32(if oss { 150000.0 } else { 10000.0 }))
             .meta(&key("attention.layer_norm_rms_epsilon"), Value::F32(1e-5))
             .meta("tokenizer.ggml.model", Value::String("gpt2".into()))
             .meta("tokenizer.ggml.pre", Value::String("smollm".into()))
@@ -97,6 +108,18 @@ impl TinyLlama {
             .meta("tokenizer.ggml.token_type", Value::array(types.into_iter().map(Value::I32)))
             .meta("tokenizer.ggml.merges", strings(&["Ġ t".to_string(), "h e".to_string()]))
             .meta("tokenizer.ggml.eos_token_id", Value::U32(258));
+        if let Some(d) = self.head_dim {
+            w.meta(&key("attention.key_length"), Value::U32(d as u32))
+                .meta(&key("attention.value_length"), Value::U32(d as u32));
+        }
+        if let Some(window) = self.sliding_window {
+            w.meta(&key("attention.sliding_window"), Value::U32(window as u32));
+        }
+        if let Some((factor, original)) = self.yarn {
+            w.meta(&key("rope.scaling.type"), Value::String("yarn".into()))
+                .meta(&key("rope.scaling.factor"), Value::F32(factor))
+                .meta(&key("rope.scaling.original_context_length"), Value::U32(original as u32));
+        }
         if let Some((count, used)) = self.experts {
             w.meta(&key("expert_count"), Value::U32(count as u32))
                 .meta(&key("expert_used_count"), Value::U32(used as u32))
@@ -114,13 +137,13 @@ impl TinyLlama {
             let ty = self.weights;
             let v_and_down = self.v_and_down.unwrap_or(ty);
             if self.arch == "phi3" {
-                matrix(&mut w, &n("attn_qkv"), &[e, e + 2 * kv], ty);
+                matrix(&mut w, &n("attn_qkv"), &[e, q + 2 * kv], ty);
             } else {
-                matrix(&mut w, &n("attn_q"), &[e, e], ty);
+                matrix(&mut w, &n("attn_q"), &[e, q], ty);
                 matrix(&mut w, &n("attn_k"), &[e, kv], ty);
                 matrix(&mut w, &n("attn_v"), &[e, kv], v_and_down);
             }
-            matrix(&mut w, &n("attn_output"), &[e, e], ty);
+            matrix(&mut w, &n("attn_output"), &[q, e], ty);
             if let Some((count, _)) = self.experts {
                 // The router stays f32, as converters leave it; expert tensors are [cols, rows, count].
                 matrix(&mut w, &n("ffn_gate_inp"), &[e, count as u64], GgmlType::F32);
@@ -138,32 +161,44 @@ impl TinyLlama {
                 matrix(&mut w, &n("ffn_down"), &[self.n_ff as u64, e], v_and_down);
             }
         }
-        let mut norm = |w: &mut GgufWriter, name: &str, len: usize| {
+        // F32 vectors around 1 (gammas; biases too: large enough to matter).
+        let mut norm = |w: &mut GgufWriter, name: &str, dims: &[usize]| {
+            let len = dims.iter().product();
             let gamma: Vec<u8> = random_vec(len, &mut rng).iter().flat_map(|v| (1.0 + 0.2 * v).to_le_bytes()).collect();
-            w.tensor(name, &[len as u64], GgmlType::F32, gamma);
+            let dims: Vec<u64> = dims.iter().map(|&d| d as u64).collect();
+            w.tensor(name, &dims, GgmlType::F32, gamma);
         };
+        let (e, q, kv) = (self.n_embd, q as usize, kv as usize);
         for l in 0..self.n_layer {
-            norm(&mut w, &format!("blk.{l}.attn_norm.weight"), self.n_embd);
-            norm(&mut w, &format!("blk.{l}.ffn_norm.weight"), self.n_embd);
+            let n = |s: &str| format!("blk.{l}.{s}");
+            norm(&mut w, &n("attn_norm.weight"), &[e]);
+            norm(&mut w, &n(if oss { "post_attention_norm.weight" } else { "ffn_norm.weight" }), &[e]);
             if self.arch == "qwen3" || self.arch == "qwen3moe" {
-                norm(&mut w, &format!("blk.{l}.attn_q_norm.weight"), head_dim);
-                norm(&mut w, &format!("blk.{l}.attn_k_norm.weight"), head_dim);
+                norm(&mut w, &n("attn_q_norm.weight"), &[head_dim]);
+                norm(&mut w, &n("attn_k_norm.weight"), &[head_dim]);
             }
-            if self.arch == "qwen2" {
-                // Biases are vectors like the norms' gammas; around 1 they are large enough to matter.
-                norm(&mut w, &format!("blk.{l}.attn_q.bias"), self.n_embd);
-                norm(&mut w, &format!("blk.{l}.attn_k.bias"), kv as usize);
-                norm(&mut w, &format!("blk.{l}.attn_v.bias"), kv as usize);
+            if self.arch == "qwen2" || oss {
+                norm(&mut w, &n("attn_q.bias"), &[q]);
+                norm(&mut w, &n("attn_k.bias"), &[kv]);
+                norm(&mut w, &n("attn_v.bias"), &[kv]);
+            }
+            if let (true, Some((count, _))) = (oss, self.experts) {
+                norm(&mut w, &n("attn_output.bias"), &[e]);
+                norm(&mut w, &n("attn_sinks.weight"), &[self.n_head]);
+                norm(&mut w, &n("ffn_gate_inp.bias"), &[count]);
+                norm(&mut w, &n("ffn_gate_exps.bias"), &[self.n_ff, count]);
+                norm(&mut w, &n("ffn_up_exps.bias"), &[self.n_ff, count]);
+                norm(&mut w, &n("ffn_down_exps.bias"), &[e, count]);
             }
         }
-        norm(&mut w, "output_norm.weight", self.n_embd);
+        norm(&mut w, "output_norm.weight", &[e]);
         if !self.tied {
             let mut rng2 = Xoshiro256PlusPlus::seed_from_u64(self.seed ^ 0xabc);
             w.tensor(
                 "output.weight",
-                &[e, vocab],
+                &[e as u64, vocab],
                 GgmlType::Q8_0,
-                random_tensor(GgmlType::Q8_0, vocab as usize, e as usize, &mut rng2),
+                random_tensor(GgmlType::Q8_0, vocab as usize, e, &mut rng2),
             );
         }
         w.to_bytes()

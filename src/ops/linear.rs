@@ -185,11 +185,14 @@ pub struct LinearSpec<'a> {
     pub shape: Option<DecodeShape>,
     /// Rows are Q|K|V: K and V also go into this cache.
     pub cache: Option<CacheWrite<'a>>,
+    /// Products in f32 even on the f16 path (a router's logits: the experts chosen from them
+    /// are a discrete choice that f16 rounding would flip).
+    pub f32: bool,
 }
 
 impl<'a> LinearSpec<'a> {
     pub fn new(norm: Option<(&'a wgpu::Buffer, f32)>, epilogue: Epilogue) -> Self {
-        LinearSpec { norm, bias: None, epilogue, logits: false, shape: None, cache: None }
+        LinearSpec { norm, bias: None, epilogue, logits: false, shape: None, cache: None, f32: false }
     }
 }
 
@@ -240,6 +243,7 @@ impl Linear {
         let mut base = gpu
             .paths
             .defines(Defines::new())
+            .flag("F16", gpu.paths.f16 && !spec.f32)
             .u32("XV", (window_bytes / 16) as u32)
             .u32("XS", (x.stride / 4) as u32)
             .u32("YS", y.stride as u32)
@@ -478,6 +482,7 @@ mod tests {
             logits: logits_from > 0,
             shape: Some(shape),
             cache: None,
+            f32: false,
         };
         let op = Linear::new(g, &steps, &wm, &xb, &yb, &spec).unwrap();
         run(&steps, &[&op], step);

@@ -3,7 +3,7 @@
 //! feed-forward, a GELU-gated feed-forward, embeddings scaled by sqrt(width) and an LM head
 //! tied to them. (GGUF converters store Gemma's norm weights with its `1 +` already added.)
 
-use super::{Architecture, Ends, Family, attention, kv_write};
+use super::{Architecture, Ends, Family, attention, kv_write, sliding};
 use crate::Result;
 use crate::gpu::Gpu;
 use crate::model::config::ModelConfig;
@@ -25,12 +25,12 @@ pub const GEMMA3: Family = Family {
     rope_base_swa: Some(ROPE_BASE_LOCAL),
     // Gemma 3's linear scaling (4B and up) is for its global layers alone.
     swa_rope_scaled: false,
+    // Every sixth layer attends to the whole context; the others to the sliding window.
+    swa_pattern: 6,
+    expert_glu: Epilogue::GeGlu,
     routing: None,
     load: |w, c| Ok(Box::new(Gemma3::load(w, c)?)),
 };
-
-/// Every sixth layer attends to the whole context; the others to the sliding window.
-const GLOBAL_EVERY: usize = 6;
 
 struct Layer {
     attn_norm: wgpu::Buffer,
@@ -81,11 +81,7 @@ impl Architecture for Gemma3 {
         let embed_scale = (c.n_embd as f32).sqrt();
         let mut ops: Vec<Box<dyn Op>> = vec![self.ends.embed(gpu, s, embed_scale)?];
         for (l, layer) in self.layers.iter().enumerate() {
-            let global = (l + 1) % GLOBAL_EVERY == 0;
-            let (rope, window) = match (global, c.sliding_window) {
-                (false, Some(w)) => (s.rope_swa.as_ref().unwrap_or(&s.rope), Some(w as u32)),
-                _ => (&s.rope, None),
-            };
+            let (rope, window) = sliding(c, s, l);
             let norm_first = LinearSpec::new(Some((&layer.attn_norm, eps)), Epilogue::Store);
             ops.push(Box::new(Linear::new(gpu, st, &layer.qkv, &s.x, &s.qkv, &norm_first)?));
             let qk_norm = QkNorm { q_gamma: &layer.q_norm, k_gamma: &layer.k_norm, eps };

@@ -20,14 +20,46 @@ fn load(w: &WeightLoader, c: &ModelConfig) -> Result<Box<dyn Architecture>> {
     Ok(Box::new(Llama::load(w, c)?))
 }
 
-pub const LLAMA: Family =
-    Family { arch: "llama", rope_neox: false, rope_base_swa: None, swa_rope_scaled: false, routing: None, load };
-pub const QWEN2: Family =
-    Family { arch: "qwen2", rope_neox: true, rope_base_swa: None, swa_rope_scaled: false, routing: None, load };
-pub const QWEN3: Family =
-    Family { arch: "qwen3", rope_neox: true, rope_base_swa: None, swa_rope_scaled: false, routing: None, load };
-pub const PHI3: Family =
-    Family { arch: "phi3", rope_neox: true, rope_base_swa: None, swa_rope_scaled: false, routing: None, load };
+pub const LLAMA: Family = Family {
+    arch: "llama",
+    rope_neox: false,
+    rope_base_swa: None,
+    swa_rope_scaled: false,
+    swa_pattern: 0,
+    expert_glu: Epilogue::SwiGlu,
+    routing: None,
+    load,
+};
+pub const QWEN2: Family = Family {
+    arch: "qwen2",
+    rope_neox: true,
+    rope_base_swa: None,
+    swa_rope_scaled: false,
+    swa_pattern: 0,
+    expert_glu: Epilogue::SwiGlu,
+    routing: None,
+    load,
+};
+pub const QWEN3: Family = Family {
+    arch: "qwen3",
+    rope_neox: true,
+    rope_base_swa: None,
+    swa_rope_scaled: false,
+    swa_pattern: 0,
+    expert_glu: Epilogue::SwiGlu,
+    routing: None,
+    load,
+};
+pub const PHI3: Family = Family {
+    arch: "phi3",
+    rope_neox: true,
+    rope_base_swa: None,
+    swa_rope_scaled: false,
+    swa_pattern: 0,
+    expert_glu: Epilogue::SwiGlu,
+    routing: None,
+    load,
+};
 /// Qwen 3 MoE (Qwen3-30B-A3B, 235B-A22B): the softmax over all experts, the top-k weights
 /// renormalised (its `norm_topk_prob`).
 pub const QWEN3MOE: Family = Family {
@@ -35,6 +67,8 @@ pub const QWEN3MOE: Family = Family {
     rope_neox: true,
     rope_base_swa: None,
     swa_rope_scaled: false,
+    swa_pattern: 0,
+    expert_glu: Epilogue::SwiGlu,
     routing: Some(Routing { gating: Gating::Softmax, normalize: true, scale: 1.0 }),
     load,
 };
@@ -95,7 +129,7 @@ impl Llama {
                 attn_out: w.matrix(&[(&n("attn_output"), e)], q, RowOrder::Concat)?,
                 ffn_norm: w.vector(&n("ffn_norm"), e)?,
                 ffn: if c.experts.is_some() {
-                    Ffn::Experts(ExpertFfn::load(w, c, i, Epilogue::SwiGlu)?)
+                    Ffn::Experts(ExpertFfn::load(w, c, i)?)
                 } else {
                     Ffn::Dense {
                         // Without ffn_gate (Phi 3), ffn_up holds gate then up.

@@ -2,6 +2,7 @@
 //! buffers, lists the ops of one forward step in order.
 
 mod gemma3;
+mod gpt_oss;
 mod llama;
 mod moe;
 
@@ -35,6 +36,11 @@ pub struct Family {
     pub rope_base_swa: Option<f32>,
     /// Whether sliding-window layers share the file's RoPE scaling (else they are unscaled).
     pub swa_rope_scaled: bool,
+    /// With a sliding window, every n-th layer is global where the file does not say (0: the
+    /// family has no sliding-window layers).
+    pub swa_pattern: usize,
+    /// The gated activation of its experts, for a mixture-of-experts family.
+    pub expert_glu: Epilogue,
     /// How a mixture-of-experts family routes tokens (None: a dense feed-forward); the file
     /// gives the expert counts and any weight scale.
     pub routing: Option<Routing>,
@@ -43,7 +49,7 @@ pub struct Family {
 
 /// Every architecture hearth runs.
 pub static FAMILIES: &[&Family] =
-    &[&llama::LLAMA, &llama::QWEN2, &llama::QWEN3, &llama::PHI3, &llama::QWEN3MOE, &gemma3::GEMMA3];
+    &[&llama::LLAMA, &llama::QWEN2, &llama::QWEN3, &llama::PHI3, &llama::QWEN3MOE, &gemma3::GEMMA3, &gpt_oss::GPT_OSS];
 
 /// The family of a GGUF architecture name, or a clear refusal naming the ones hearth has.
 pub fn family(arch: &str) -> Result<&'static Family> {
@@ -118,6 +124,14 @@ pub(crate) fn cache_write<'a>(
 ) -> Option<CacheWrite<'a>> {
     let heads = c.heads();
     CacheWrite::fits(&heads).then(|| CacheWrite { heads, rope, k: &s.k_cache[l], v: &s.v_cache[l] })
+}
+
+/// Layer `l`'s RoPE table and, for a sliding-window layer, its window.
+pub(crate) fn sliding<'a>(c: &ModelConfig, s: &'a State, l: usize) -> (&'a wgpu::Buffer, Option<u32>) {
+    match c.sliding_window {
+        Some(w) if c.is_sliding(l) => (s.rope_swa.as_ref().unwrap_or(&s.rope), Some(w as u32)),
+        _ => (&s.rope, None),
+    }
 }
 
 /// Layer `l`'s attention: each query of `State::qkv` (rotated with `rope` as it is read) over

@@ -26,12 +26,11 @@ pub(crate) struct ExpertFfn {
     gate_up_bias: Option<wgpu::Buffer>,
     down: GpuMatrix,
     down_bias: Option<wgpu::Buffer>,
-    activation: Epilogue,
 }
 
 impl ExpertFfn {
-    /// Layer `layer`'s experts, gated by `activation` (a gated epilogue).
-    pub fn load(w: &WeightLoader, c: &ModelConfig, layer: usize, activation: Epilogue) -> Result<ExpertFfn> {
+    /// Layer `layer`'s experts.
+    pub fn load(w: &WeightLoader, c: &ModelConfig, layer: usize) -> Result<ExpertFfn> {
         let experts =
             c.experts.ok_or_else(|| Error::Unsupported("a mixture-of-experts layer without experts".into()))?;
         let n = |s: &str| format!("blk.{layer}.{s}.weight");
@@ -64,7 +63,6 @@ impl ExpertFfn {
             gate_up_bias,
             down: w.experts(&[(&n("ffn_down_exps"), e)], count, ff, RowOrder::Concat)?,
             down_bias: optional(&b("ffn_down_exps"), &[e, count])?,
-            activation,
         })
     }
 
@@ -72,10 +70,10 @@ impl ExpertFfn {
     pub fn ops(&self, gpu: &Gpu, s: &State, norm: (&wgpu::Buffer, f32)) -> Result<Vec<Box<dyn Op>>> {
         let x = s.experts.as_ref().ok_or_else(|| Error::Gpu("a session without expert buffers".into()))?;
         let count = self.experts.count;
-        let logits = LinearSpec::new(Some(norm), Epilogue::Store);
+        let logits = LinearSpec { f32: true, ..LinearSpec::new(Some(norm), Epilogue::Store) };
         let router = Linear::new(gpu, &s.steps, &self.router, &s.x, &x.router, &logits)?;
         let route = Route::new(gpu, &s.steps, &x.router, self.router_bias.as_ref(), self.experts.routing, &x.route)?;
-        let gated = LinearSpec { bias: self.gate_up_bias.as_ref(), ..LinearSpec::new(Some(norm), self.activation) };
+        let gated = LinearSpec { bias: self.gate_up_bias.as_ref(), ..LinearSpec::new(Some(norm), self.experts.gated) };
         let input = (&s.x, ExpertInput::Token);
         let gate_up = ExpertLinear::new(gpu, &self.gate_up, count, &x.route, input, &x.ffn, &gated)?;
         let store = LinearSpec { bias: self.down_bias.as_ref(), ..LinearSpec::new(None, Epilogue::Store) };
