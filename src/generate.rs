@@ -6,6 +6,7 @@ use crate::model::Model;
 use crate::model::state::{SessionOptions, State};
 use crate::ops::argmax::Argmax;
 use crate::ops::{Op, Step};
+use crate::reasoning::{Channel, ReasoningSplit};
 use crate::{Error, Result};
 use std::sync::Arc;
 
@@ -403,22 +404,45 @@ pub async fn generate(
     Ok(generation.stats)
 }
 
-/// Runs `generation` to its end as text: `on_text` gets each token's decoded piece (empty while
-/// a character's bytes are incomplete) with its log-probabilities if kept, and returns false to
-/// stop; whatever bytes are still held back come last (without), even after an error. Stops at
-/// end-of-generation tokens.
+/// One generated token as text.
+pub struct Piece<'a> {
+    /// Its decoded text: empty while a character's bytes are incomplete, and for reasoning
+    /// markup (`<think>`, harmony's channel headers).
+    pub text: &'a str,
+    /// Reasoning or answer (`reasoning::ReasoningSplit`).
+    pub channel: Channel,
+    /// The text as decoded, markup included (for raw completions).
+    pub raw: &'a str,
+    /// Its log-probabilities, if kept.
+    pub logprobs: Option<TokenLogprobs>,
+}
+
+/// Runs `generation` to its end as text: `on_text` gets each token's piece and returns false to
+/// stop; whatever bytes are still held back come last (without log-probabilities), even after
+/// an error. Stops at end-of-generation tokens.
 pub async fn generate_text(
     session: &mut Session,
     generation: &mut Generation,
-    mut on_text: impl FnMut(&str, Option<TokenLogprobs>) -> bool,
+    mut on_text: impl FnMut(Piece) -> bool,
 ) -> Result<()> {
     let model = session.model.clone();
     let tok = &model.tokenizer;
     let mut decoder = crate::tokenizer::StreamDecoder::new();
+    let mut split = ReasoningSplit::new(model.reasoning, &generation.history);
+    let mut channel = Channel::Answer;
     let result = loop {
         match generation.next(session, |t| tok.is_eog(t)).await {
             Ok(Some(id)) => {
-                if !on_text(&decoder.push(tok, id), generation.take_logprobs()) {
+                let decoded = decoder.push(tok, id);
+                let logprobs = generation.take_logprobs();
+                let piece = match split.classify(id, &decoded) {
+                    Some((c, text)) => {
+                        channel = c;
+                        Piece { text, channel, raw: &decoded, logprobs }
+                    }
+                    None => Piece { text: "", channel, raw: &decoded, logprobs },
+                };
+                if !on_text(piece) {
                     generation.cancel();
                 }
             }
@@ -428,7 +452,7 @@ pub async fn generate_text(
     };
     let rest = decoder.finish();
     if !rest.is_empty() {
-        on_text(&rest, None);
+        on_text(Piece { text: &rest, channel, raw: &rest, logprobs: None });
     }
     result
 }

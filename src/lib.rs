@@ -18,6 +18,7 @@ pub mod prompt;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod pull;
 pub mod quant;
+pub mod reasoning;
 pub mod sample;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod serve;

@@ -141,6 +141,26 @@ fn info_and_devices_describe_what_is_there() {
 }
 
 #[test]
+fn run_shows_reasoning_before_the_answer_or_hides_it_and_info_counts_active_experts() {
+    let tiny = TinyLlama { arch: "qwen3moe", experts: Some((8, 2)), think_tokens: true, ..Default::default() };
+    let model = Scratch::file("think.gguf", &tiny.to_gguf());
+    // 259 is <think>: the prompt opens the block, so what follows is reasoning.
+    let args = ["run", "-m", model.arg(), "--prompt-ids", "72 105 259", "--temp", "0", "-n", "8"];
+    let shown = hearth(&args);
+    assert!(shown.status.success(), "{}", text(&shown.stderr));
+    let hidden = hearth(&[&args[..], &["--hide-reasoning"]].concat());
+    assert!(hidden.status.success(), "{}", text(&hidden.stderr));
+    // Not a terminal: reasoning comes plain, without colour codes; hidden, nothing is left.
+    let reasoning = text(&shown.stdout);
+    assert!(!reasoning.trim().is_empty() && !reasoning.contains('\x1b'), "{reasoning:?}");
+    assert_eq!(text(&hidden.stdout).trim(), "");
+
+    let out = hearth(&["info", model.arg()]);
+    let info = text(&out.stdout);
+    assert!(info.contains("M active (2 of 8 experts per token"), "{info}");
+}
+
+#[test]
 fn perplexity_prints_running_values_and_a_final_estimate() {
     let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ppl_text.txt");
     let out = hearth(&[

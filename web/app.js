@@ -93,9 +93,25 @@ async function send(event) {
   $('speed').textContent = 'reading the prompt…';
   let tokens = 0;
   let started = 0;
+  // Reasoning goes into a folded block above the answer, made when the first of it comes.
+  let thoughts = null;
+  const reply = document.createElement('span');
+  answer.append(reply);
   try {
-    for await (const { text: piece } of hearth.generate(turn, opts)) {
-      answer.textContent += piece;
+    for await (const { text: piece, reasoning } of hearth.generate(turn, opts)) {
+      if (reasoning) {
+        if (!thoughts) {
+          const details = document.createElement('details');
+          details.className = 'reasoning';
+          details.innerHTML = '<summary>Reasoning</summary>';
+          thoughts = document.createElement('div');
+          details.append(thoughts);
+          answer.prepend(details);
+        }
+        thoughts.textContent += piece;
+      } else {
+        reply.textContent += piece;
+      }
       if (tokens++ === 0) started = performance.now();
       else $('speed').textContent = `${tokens} tokens, ${((tokens - 1) / ((performance.now() - started) / 1000)).toFixed(1)} tokens/s`;
       if (stopRequested) break;
@@ -105,7 +121,7 @@ async function send(event) {
       $('speed').textContent = `prompt ${s.promptTokens} tokens at ${s.promptTokensPerSecond.toFixed(1)} t/s · ` +
         `${s.generated} tokens at ${s.decodeTokensPerSecond.toFixed(1)} t/s · ${s.stop}`;
     }
-    if (!raw) messages = [...turn, { role: 'assistant', content: answer.textContent }];
+    if (!raw) messages = [...turn, { role: 'assistant', content: reply.textContent }];
   } catch (e) {
     answer.remove();
     addMessage('error', e.message ?? String(e));

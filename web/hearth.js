@@ -2,7 +2,7 @@
 // WebGPU adapter. The page uses it, and so can tests and other scripts:
 //
 //   await hearth.load(urlOrFile, ({phase, loaded, total}) => ...)   → the model's description
-//   for await (const {id, text} of hearth.generate(promptOrMessages, options)) ...
+//   for await (const {id, text, reasoning} of hearth.generate(promptOrMessages, options)) ...
 //   hearth.adapterInfo(), hearth.stats(), hearth.reset(), hearth.webgpuProblem()
 //
 // generate's options: maxTokens, temperature (0: greedy), topP, topK, minP, repeatPenalty,
@@ -122,7 +122,8 @@ async function load(source, onProgress = () => {}, { ctx = 0 } = {}) {
 }
 
 /**
- * Generates after a prompt (or a conversation), yielding {id, text} per token. Leaving the
+ * Generates after a prompt (or a conversation), yielding {id, text, reasoning} per token
+ * (`reasoning`: the text is the model's thinking, not its answer). Leaving the
  * loop (break, return, or a newer generate call) stops it; hearth.stats() then has its figures.
  */
 async function* generate(prompt, options = {}) {

@@ -1,14 +1,15 @@
 //! `hearth chat`: an interactive conversation in the terminal, through the model's chat
 //! template, with the KV cache kept between turns so each turn processes only its new tokens.
 
-use super::generation_args::{SamplingArgs, SessionArgs, at_least_one};
+use super::generation_args::{PieceWriter, ReasoningArgs, SamplingArgs, SessionArgs, at_least_one};
 use super::{GpuArgs, ModelArgs};
 use clap::Args;
 use hearth::conversation::Conversation;
 use hearth::generate::{Generation, Session, generate_text};
+use hearth::reasoning::Channel;
 use hearth::sample::{Sampler, SamplerConfig};
 use hearth::{Error, Result};
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -28,6 +29,8 @@ pub struct ChatArgs {
     sampling: SamplingArgs,
     #[command(flatten)]
     session: SessionArgs,
+    #[command(flatten)]
+    reasoning: ReasoningArgs,
 }
 
 const HELP: &str = "/reset  forget the conversation (the system prompt stays)\n\
@@ -82,12 +85,14 @@ struct Chat {
     conversation: Conversation,
     sampler: SamplerConfig,
     max_tokens: usize,
+    reasoning: ReasoningArgs,
     /// Set by Ctrl-C while an answer streams.
     interrupted: Arc<AtomicBool>,
 }
 
 impl Chat {
-    /// One user message: the answer streamed to stdout and kept in the conversation.
+    /// One user message: the answer streamed to stdout (after its reasoning, dimmed) and kept
+    /// in the conversation (without the reasoning, as chat templates want it).
     fn turn(&mut self, text: &str) -> Result<()> {
         let ctx = self.session.options().ctx;
         let room = self.max_tokens.min(ctx / 2).max(1);
@@ -100,14 +105,18 @@ impl Chat {
         let mut generation = Generation::new(&prompt.ids, cached, max, Sampler::new(self.sampler.clone()))?;
         self.interrupted.store(false, Ordering::SeqCst);
         let mut answer = String::new();
-        let mut stdout = std::io::stdout().lock();
+        let stdout = std::io::stdout();
+        let terminal = stdout.is_terminal();
+        let mut out = PieceWriter::new(stdout.lock(), self.reasoning, terminal);
         let interrupted = &self.interrupted;
-        let result = pollster::block_on(generate_text(&mut self.session, &mut generation, |piece, _| {
-            answer.push_str(piece);
-            let _ = stdout.write_all(piece.as_bytes()).and_then(|_| stdout.flush());
+        let result = pollster::block_on(generate_text(&mut self.session, &mut generation, |piece| {
+            if piece.channel == Channel::Answer {
+                answer.push_str(piece.text);
+            }
+            out.write(piece.channel, piece.text);
             !interrupted.load(Ordering::SeqCst)
         }));
-        let _ = writeln!(stdout);
+        out.finish();
         // Even a stopped or failed answer stays, as the user saw it.
         self.conversation.answer(&answer);
         if self.interrupted.load(Ordering::SeqCst) {
@@ -157,6 +166,7 @@ pub fn run(args: ChatArgs) -> Result<()> {
         conversation: Conversation::new(args.system),
         sampler,
         max_tokens: args.max_tokens,
+        reasoning: args.reasoning,
         interrupted,
     };
     let mut input = Input::open()?;

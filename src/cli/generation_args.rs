@@ -3,8 +3,64 @@
 
 use clap::Args;
 use hearth::model::state::SessionOptions;
+use hearth::reasoning::Channel;
 use hearth::sample::SamplerConfig;
 use hearth::{Error, Result};
+
+/// How generated reasoning is shown on the terminal.
+#[derive(Args, Clone, Copy, Debug)]
+pub struct ReasoningArgs {
+    /// Leave out the model's reasoning (Qwen 3's <think> blocks, gpt-oss's analysis channel)
+    /// and print only its answer; otherwise reasoning is shown dimmed before the answer
+    #[arg(long)]
+    hide_reasoning: bool,
+}
+
+/// Writes generated pieces to a terminal or pipe: reasoning dimmed (plain when not a
+/// terminal) or left out, the answer as it is.
+pub struct PieceWriter<W: std::io::Write> {
+    out: W,
+    hide_reasoning: bool,
+    dim: bool,
+    /// Whether the last text written was reasoning.
+    in_reasoning: bool,
+}
+
+impl<W: std::io::Write> PieceWriter<W> {
+    pub fn new(out: W, args: ReasoningArgs, is_terminal: bool) -> Self {
+        PieceWriter { out, hide_reasoning: args.hide_reasoning, dim: is_terminal, in_reasoning: false }
+    }
+
+    /// Writes one piece; false once the output is gone (a closed pipe).
+    pub fn write(&mut self, channel: Channel, text: &str) -> bool {
+        if text.is_empty() || (channel == Channel::Reasoning && self.hide_reasoning) {
+            return true;
+        }
+        let reasoning = channel == Channel::Reasoning;
+        let mut written = String::new();
+        if reasoning != self.in_reasoning {
+            if self.dim {
+                written.push_str(if reasoning { "\x1b[2m" } else { "\x1b[0m" });
+            }
+            if !reasoning {
+                // The answer starts on a line of its own after the reasoning.
+                written.push_str("\n\n");
+            }
+            self.in_reasoning = reasoning;
+        }
+        written.push_str(text);
+        self.out.write_all(written.as_bytes()).and_then(|_| self.out.flush()).is_ok()
+    }
+
+    /// Ends the output: the terminal's colours back, and a newline.
+    pub fn finish(&mut self) {
+        if self.in_reasoning && self.dim {
+            let _ = self.out.write_all(b"\x1b[0m");
+        }
+        let _ = writeln!(self.out);
+        let _ = self.out.flush();
+    }
+}
 
 /// Sampling options, with llama.cpp's defaults.
 #[derive(Args, Clone, Debug)]

@@ -1,14 +1,14 @@
-//! `hearth run`: generate from a prompt, streaming only the generated text to stdout.
+//! `hearth run`: generate from a prompt, streaming only the generated text to stdout
+//! (reasoning dimmed, or left out with --hide-reasoning).
 
-use super::generation_args::{SamplingArgs, SessionArgs, TokenIds};
+use super::generation_args::{PieceWriter, ReasoningArgs, SamplingArgs, SessionArgs, TokenIds};
 use super::{GpuArgs, ModelArgs};
 use clap::Args;
-use hearth::generate::{Session, generate, room_after};
+use hearth::generate::{Generation, Session, generate, generate_text, room_after};
 use hearth::prompt::{encode_raw, encode_user_prompt};
 use hearth::sample::Sampler;
-use hearth::tokenizer::StreamDecoder;
 use hearth::{Error, Result};
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -35,6 +35,8 @@ pub struct RunArgs {
     sampling: SamplingArgs,
     #[command(flatten)]
     session: SessionArgs,
+    #[command(flatten)]
+    reasoning: ReasoningArgs,
     /// Print the generated token ids (space-separated) instead of their text, to compare
     /// engines and adapters token by token
     #[arg(long)]
@@ -69,31 +71,34 @@ pub fn run(args: RunArgs) -> Result<()> {
     let options = args.session.options(model.config.n_ctx_train);
     let room = room_after(&ids, options.ctx, "raise --ctx")?;
     let mut session = Session::new(model.clone(), options)?;
-    let mut decoder = StreamDecoder::new();
-    let mut stdout = std::io::stdout().lock();
     let max_tokens = args.max_tokens.min(room);
-    let tok = &model.tokenizer;
-    let mut separator = "";
-    let stats = pollster::block_on(generate(
-        &mut session,
-        &ids,
-        max_tokens,
-        Sampler::new(sampler_config),
-        |t| tok.is_eog(t),
-        |id| {
-            let text = if args.ids {
-                format!("{}{id}", std::mem::replace(&mut separator, " "))
-            } else {
-                decoder.push(tok, id)
-            };
-            // A closed pipe (`| head`) ends generation quietly.
-            stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()).is_ok()
-        },
-    ))?;
-    if !args.ids {
-        let _ = stdout.write_all(decoder.finish().as_bytes());
-    }
-    let _ = writeln!(stdout);
+    let stats = if args.ids {
+        let mut stdout = std::io::stdout().lock();
+        let tok = &model.tokenizer;
+        let mut separator = "";
+        let stats = pollster::block_on(generate(
+            &mut session,
+            &ids,
+            max_tokens,
+            Sampler::new(sampler_config),
+            |t| tok.is_eog(t),
+            |id| {
+                let text = format!("{}{id}", std::mem::replace(&mut separator, " "));
+                // A closed pipe (`| head`) ends generation quietly.
+                stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()).is_ok()
+            },
+        ))?;
+        let _ = writeln!(stdout);
+        stats
+    } else {
+        let stdout = std::io::stdout();
+        let terminal = stdout.is_terminal();
+        let mut out = PieceWriter::new(stdout.lock(), args.reasoning, terminal);
+        let mut generation = Generation::new(&ids, 0, max_tokens, Sampler::new(sampler_config))?;
+        pollster::block_on(generate_text(&mut session, &mut generation, |piece| out.write(piece.channel, piece.text)))?;
+        out.finish();
+        generation.stats().clone()
+    };
     eprintln!(
         "prompt: {} tokens, {:.1} t/s | generated: {} tokens, {:.1} t/s | load: {:.2} s | {}",
         stats.prompt_tokens,

@@ -36,6 +36,8 @@ pub struct Model {
     pub weight_bytes: u64,
     /// Of those, the bytes one token reads: all but the experts it does not use.
     pub active_weight_bytes: u64,
+    /// How the model marks reasoning apart from its answer.
+    pub reasoning: crate::reasoning::ReasoningFormat,
 }
 
 impl Model {
@@ -64,6 +66,8 @@ impl Model {
         let expert_bytes = loader.expert_bytes.get();
         let unused_share = config.experts.map_or(0.0, |x| 1.0 - x.used as f64 / x.count as f64);
         let active_weight_bytes = weight_bytes - (expert_bytes as f64 * unused_share) as u64;
-        Ok(Model { config, gpu, arch, tokenizer, chat_template, weight_bytes, active_weight_bytes })
+        let harmony = arch::family(&config.arch)?.harmony;
+        let reasoning = crate::reasoning::ReasoningFormat::detect(&tokenizer, harmony);
+        Ok(Model { config, gpu, arch, tokenizer, chat_template, weight_bytes, active_weight_bytes, reasoning })
     }
 }

@@ -32,6 +32,8 @@ pub struct TinyLlama {
     pub tied: bool,
     /// (count, used): a mixture-of-experts feed-forward of `count` experts `n_ff` wide each.
     pub experts: Option<(usize, usize)>,
+    /// Two more tokens, `<think>` and `</think>` (ids 259 and 260), as Qwen 3 has.
+    pub think_tokens: bool,
     pub seed: u64,
 }
 
@@ -51,6 +53,7 @@ impl Default for TinyLlama {
             v_and_down: None,
             tied: true,
             experts: None,
+            think_tokens: false,
             seed: 1,
         }
     }
@@ -75,17 +78,23 @@ fn byte_chars() -> Vec<String> {
 }
 
 impl TinyLlama {
-    /// Vocabulary: the 256 byte tokens, two merges, and `<|endoftext|>` as end of generation.
+    /// Vocabulary: the 256 byte tokens, two merges, and `<|endoftext|>` as end of generation
+    /// (and the think tokens where asked).
     pub fn vocab_size(&self) -> usize {
-        259
+        if self.think_tokens { 261 } else { 259 }
     }
 
     pub fn to_gguf(&self) -> Vec<u8> {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(self.seed);
         let mut tokens = byte_chars();
         tokens.extend(["Ġt".to_string(), "he".to_string(), "<|endoftext|>".to_string()]);
+        if self.think_tokens {
+            tokens.extend(["<think>".to_string(), "</think>".to_string()]);
+        }
         let mut types = vec![1i32; tokens.len()];
         types[258] = 3;
+        // Qwen 3's are user-defined: they are text, rendered like any other token.
+        types[259..].iter_mut().for_each(|t| *t = 4);
         let strings = |v: &[String]| Value::array(v.iter().map(|s| Value::String(s.clone())));
         let head_dim = self.head_dim.unwrap_or(self.n_embd / self.n_head);
         let (e, q, kv) = (self.n_embd as u64, (self.n_head * head_dim) as u64, (self.n_head_kv * head_dim) as u64);

@@ -232,7 +232,7 @@ fn submit(shared: &Shared, chat: bool, prompt: Vec<u32>, o: Options, logprobs: O
     let stops: Vec<String> =
         o.stop.map(|s| s.into_vec()).unwrap_or_default().into_iter().filter(|s| !s.is_empty()).collect();
     let (events, receiver) = mpsc::channel();
-    let job = Job { prompt, max_tokens, sampler, stops, logprobs, events };
+    let job = Job { prompt, max_tokens, sampler, stops, logprobs, split_reasoning: chat, events };
     let counters = &shared.counters;
     let busy = |message: String| {
         Counters::add(&counters.rejected);

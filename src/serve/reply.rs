@@ -55,6 +55,7 @@ fn choice_logprobs(chat: bool, asked: bool, entries: &[Logprob], offset: usize) 
 pub fn whole(request: tiny_http::Request, answer: Answer, headers: &Headers) {
     let Answer { events, chat, logprobs: asked, id, created, model, .. } = answer;
     let mut text = String::new();
+    let mut reasoning = String::new();
     let mut entries = Vec::new();
     let (status, body) = loop {
         match events.recv() {
@@ -62,10 +63,15 @@ pub fn whole(request: tiny_http::Request, answer: Answer, headers: &Headers) {
                 text.push_str(&piece);
                 entries.extend(logprobs);
             }
+            Ok(Event::Reasoning(piece)) => reasoning.push_str(&piece),
             Ok(Event::Done { finish_reason, prompt_tokens, completion_tokens }) => {
                 let logprobs = choice_logprobs(chat, asked, &entries, 0);
                 let (object, choice) = if chat {
-                    let message = json!({"role": "assistant", "content": text});
+                    let mut message = json!({"role": "assistant", "content": text});
+                    if !reasoning.is_empty() {
+                        // As llama-server and vLLM return it.
+                        message["reasoning_content"] = json!(reasoning);
+                    }
                     let choice =
                         json!({"index": 0, "message": message, "logprobs": logprobs, "finish_reason": finish_reason});
                     ("chat.completion", choice)
@@ -131,6 +137,14 @@ pub fn stream(request: tiny_http::Request, answer: Answer, headers: &Headers) {
         let last = match event {
             Event::Text { text, logprobs } => {
                 if !send(&chunk(Some(&text), &logprobs, None, None)) {
+                    return;
+                }
+                continue;
+            }
+            Event::Reasoning(text) => {
+                let delta = json!({"role": "assistant", "reasoning_content": text});
+                let body = envelope(json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": null}]));
+                if !send(&format!("data: {body}\n\n")) {
                     return;
                 }
                 continue;

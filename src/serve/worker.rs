@@ -8,6 +8,7 @@ use super::status::{Counters, Shutdown};
 use super::stop_scan::{Released, StopScan};
 use crate::generate::{Generation, Session, StopReason, generate_text};
 use crate::logprobs::TokenLogprobs;
+use crate::reasoning::Channel;
 use crate::sample::{Sampler, SamplerConfig};
 use crate::tokenizer::Tokenizer;
 use std::sync::atomic::Ordering;
@@ -21,6 +22,9 @@ pub struct Job {
     pub stops: Vec<String>,
     /// Report each token's log-probability and this many most likely tokens'.
     pub logprobs: Option<usize>,
+    /// Send reasoning apart (chat completions' `reasoning_content`); otherwise the text comes
+    /// as the model wrote it, markup included (text completions).
+    pub split_reasoning: bool,
     pub events: Sender<Event>,
 }
 
@@ -30,6 +34,8 @@ pub enum Event {
         text: String,
         logprobs: Vec<Logprob>,
     },
+    /// More of the model's reasoning (never subject to stop strings).
+    Reasoning(String),
     Done {
         finish_reason: &'static str,
         prompt_tokens: usize,
@@ -115,11 +121,18 @@ fn run(
     };
     // Set when the job ends before generation would: Completed for a stop string.
     let mut ended = None;
-    let result = pollster::block_on(generate_text(session, &mut generation, |piece, logprobs| {
+    let result = pollster::block_on(generate_text(session, &mut generation, |piece| {
         if ended.is_some() {
             return false;
         }
-        let (released, hit) = scan.push(piece, logprobs.map(|l| shown(&model.tokenizer, &l)));
+        if job.split_reasoning && piece.channel == Channel::Reasoning {
+            if !piece.text.is_empty() && job.events.send(Event::Reasoning(piece.text.to_string())).is_err() {
+                ended = Some(Outcome::Abandoned);
+            }
+            return ended.is_none();
+        }
+        let text = if job.split_reasoning { piece.text } else { piece.raw };
+        let (released, hit) = scan.push(text, piece.logprobs.map(|l| shown(&model.tokenizer, &l)));
         if !send(released) {
             ended = Some(Outcome::Abandoned);
         } else if shutdown.cancelling() {
@@ -155,5 +168,60 @@ fn shown(tokenizer: &Tokenizer, logprobs: &TokenLogprobs) -> Logprob {
     Logprob {
         token: text(logprobs.id, logprobs.logprob),
         top: logprobs.top.iter().map(|&(id, logprob)| text(id, logprob)).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::{AdapterChoice, Gpu};
+    use crate::model::state::SessionOptions;
+    use crate::model::testing::TinyLlama;
+    use crate::model::{Model, ModelFile};
+    use std::sync::Arc;
+    use std::sync::mpsc;
+
+    /// The events of one job after `prompt` on a tiny model with think tokens.
+    fn events(prompt: Vec<u32>, split_reasoning: bool) -> Vec<Event> {
+        let gpu = Arc::new(pollster::block_on(Gpu::new(&AdapterChoice::from_env())).unwrap());
+        let file = ModelFile::from_bytes(TinyLlama { think_tokens: true, ..Default::default() }.to_gguf()).unwrap();
+        let model = Arc::new(Model::load(gpu, &file).unwrap());
+        let session = Session::new(model, SessionOptions { ctx: 64, batch: 8, logit_rows: 1 }).unwrap();
+        let (jobs, queue) = mpsc::channel();
+        let (sender, receiver) = mpsc::channel();
+        let sampler = SamplerConfig { temperature: 0.0, ..SamplerConfig::default() };
+        let job =
+            Job { prompt, max_tokens: 12, sampler, stops: vec![], logprobs: None, split_reasoning, events: sender };
+        jobs.send(job).unwrap();
+        drop(jobs);
+        let counters = Counters::default();
+        counters.waiting.store(1, Ordering::SeqCst);
+        serve_jobs(session, queue, &counters, &Shutdown::default());
+        receiver.into_iter().collect()
+    }
+
+    fn texts(events: &[Event]) -> (String, String) {
+        let (mut reasoning, mut answer) = (String::new(), String::new());
+        for e in events {
+            match e {
+                Event::Reasoning(t) => reasoning.push_str(t),
+                Event::Text { text, .. } => answer.push_str(text),
+                _ => {}
+            }
+        }
+        (reasoning, answer)
+    }
+
+    #[test]
+    fn reasoning_after_an_opened_think_block_comes_apart_from_the_answer() {
+        // 259 is <think>: a prompt that opens the block, as Qwen 3.5's template does.
+        let (reasoning, answer) = texts(&events(vec![72, 105, 259], true));
+        assert!(!reasoning.is_empty() && answer.is_empty(), "{reasoning:?} / {answer:?}");
+        // The same tokens as one text when the caller does not split (text completions).
+        let (none, raw) = texts(&events(vec![72, 105, 259], false));
+        assert_eq!((none.as_str(), raw.trim_start()), ("", reasoning.as_str()));
+        // After a closed block, everything is answer.
+        let (reasoning, answer) = texts(&events(vec![259, 260, 72], true));
+        assert!(reasoning.is_empty() && !answer.is_empty());
     }
 }

@@ -291,6 +291,11 @@ impl Tokenizer {
         self.eog.binary_search(&id).is_ok()
     }
 
+    /// The id of the token whose vocabulary string is `text` (a scan: for lookups at load).
+    pub fn token_id(&self, text: &str) -> Option<u32> {
+        self.tokens.iter().position(|t| t == text).and_then(|i| u32::try_from(i).ok())
+    }
+
     /// The vocabulary string as stored (empty entries appear as "[EMPTY_<id>]", as in llama.cpp).
     pub fn token_text(&self, id: u32) -> Option<&str> {
         self.tokens.get(id as usize).map(String::as_str)

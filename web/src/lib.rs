@@ -10,6 +10,7 @@ use hearth::generate::{Generation, Session, StopReason, room_after};
 use hearth::gpu::{AdapterChoice, Gpu};
 use hearth::model::state::SessionOptions;
 use hearth::model::{Model, ModelFile};
+use hearth::reasoning::{Channel, ReasoningSplit};
 use hearth::sample::Sampler;
 use hearth::tokenizer::StreamDecoder;
 use incoming::Incoming;
@@ -44,6 +45,7 @@ struct Loaded {
 struct Running {
     generation: Generation,
     decoder: StreamDecoder,
+    split: ReasoningSplit,
 }
 
 fn js_error(e: hearth::Error) -> JsError {
@@ -141,11 +143,14 @@ impl Engine {
         let cached = loaded.session.reuse_prefix(&ids);
         let max_tokens = request.max_tokens.min(room);
         let generation = Generation::new(&ids, cached, max_tokens, Sampler::new(sampler)).map_err(js_error)?;
-        loaded.running = Some(Running { generation, decoder: StreamDecoder::new() });
+        let split = ReasoningSplit::new(loaded.model.reasoning, &ids);
+        loaded.running = Some(Running { generation, decoder: StreamDecoder::new(), split });
         Ok(serde_json::json!({ "promptTokens": ids.len(), "cachedTokens": cached }).to_string())
     }
 
-    /// The next token as JSON `{id, text}`, or null when generation has ended.
+    /// The next token as JSON `{id, text, reasoning}` (`reasoning`: the text is the model's
+    /// reasoning, not its answer; markup tokens come with no text), or null when generation
+    /// has ended.
     // The borrow held across the GPU read-back is the engine's lock: a call arriving meanwhile
     // gets "busy" instead of a session changed under a step in flight.
     #[allow(clippy::await_holding_refcell_ref)]
@@ -166,8 +171,12 @@ impl Engine {
             };
             Ok(match token {
                 Some(id) => {
-                    let text = running.decoder.push(tok, id);
-                    JsValue::from(serde_json::json!({ "id": id, "text": text }).to_string())
+                    let decoded = running.decoder.push(tok, id);
+                    let (reasoning, text) = match running.split.classify(id, &decoded) {
+                        Some((channel, text)) => (channel == Channel::Reasoning, text),
+                        None => (false, ""),
+                    };
+                    JsValue::from(serde_json::json!({ "id": id, "text": text, "reasoning": reasoning }).to_string())
                 }
                 None => JsValue::NULL,
             })

@@ -28,6 +28,7 @@ pub const GEMMA3: Family = Family {
     // Every sixth layer attends to the whole context; the others to the sliding window.
     swa_pattern: 6,
     expert_glu: Epilogue::GeGlu,
+    harmony: false,
     routing: None,
     load: |w, c| Ok(Box::new(Gemma3::load(w, c)?)),
 };

@@ -23,6 +23,7 @@ pub const GPT_OSS: Family = Family {
     swa_rope_scaled: true,
     swa_pattern: 2,
     expert_glu: Epilogue::SwiGluOai,
+    harmony: true,
     routing: Some(Routing { gating: Gating::SoftmaxSelected, normalize: false, scale: 1.0 }),
     load: |w, c| Ok(Box::new(GptOss::load(w, c)?)),
 };

@@ -27,50 +27,20 @@ pub const LLAMA: Family = Family {
     swa_rope_scaled: false,
     swa_pattern: 0,
     expert_glu: Epilogue::SwiGlu,
+    harmony: false,
     routing: None,
     load,
 };
-pub const QWEN2: Family = Family {
-    arch: "qwen2",
-    rope_neox: true,
-    rope_base_swa: None,
-    swa_rope_scaled: false,
-    swa_pattern: 0,
-    expert_glu: Epilogue::SwiGlu,
-    routing: None,
-    load,
-};
-pub const QWEN3: Family = Family {
-    arch: "qwen3",
-    rope_neox: true,
-    rope_base_swa: None,
-    swa_rope_scaled: false,
-    swa_pattern: 0,
-    expert_glu: Epilogue::SwiGlu,
-    routing: None,
-    load,
-};
-pub const PHI3: Family = Family {
-    arch: "phi3",
-    rope_neox: true,
-    rope_base_swa: None,
-    swa_rope_scaled: false,
-    swa_pattern: 0,
-    expert_glu: Epilogue::SwiGlu,
-    routing: None,
-    load,
-};
+pub const QWEN2: Family = Family { arch: "qwen2", rope_neox: true, ..LLAMA };
+pub const QWEN3: Family = Family { arch: "qwen3", rope_neox: true, ..LLAMA };
+pub const PHI3: Family = Family { arch: "phi3", rope_neox: true, ..LLAMA };
 /// Qwen 3 MoE (Qwen3-30B-A3B, 235B-A22B): the softmax over all experts, the top-k weights
 /// renormalised (its `norm_topk_prob`).
 pub const QWEN3MOE: Family = Family {
     arch: "qwen3moe",
     rope_neox: true,
-    rope_base_swa: None,
-    swa_rope_scaled: false,
-    swa_pattern: 0,
-    expert_glu: Epilogue::SwiGlu,
     routing: Some(Routing { gating: Gating::Softmax, normalize: true, scale: 1.0 }),
-    load,
+    ..LLAMA
 };
 
 struct Layer {

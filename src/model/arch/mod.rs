@@ -41,6 +41,9 @@ pub struct Family {
     pub swa_pattern: usize,
     /// The gated activation of its experts, for a mixture-of-experts family.
     pub expert_glu: Epilogue,
+    /// Whether its chat format is OpenAI's harmony (reasoning on an analysis channel); other
+    /// families' reasoning is found from their vocabulary (`<think>` tokens).
+    pub harmony: bool,
     /// How a mixture-of-experts family routes tokens (None: a dense feed-forward); the file
     /// gives the expert counts and any weight scale.
     pub routing: Option<Routing>,
