@@ -385,3 +385,31 @@ You are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>
         assert!(e.contains("syntax error"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod real_templates {
+    use super::*;
+
+    fn render(source: &str, messages: &[ChatMessage]) -> String {
+        ChatTemplate::new(source, "", "").and_then(|t| t.render(messages, true)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn conversation() -> Vec<ChatMessage> {
+        let m = |role: &str, content: &str| ChatMessage { role: role.into(), content: content.into() };
+        vec![m("system", "Be brief."), m("user", "What is 2+2?"), m("assistant", "4."), m("user", "And 3+3?")]
+    }
+
+    #[test]
+    fn reasoning_models_templates_render_with_their_generation_prompt() {
+        let oss = render(include_str!("../tests/fixtures/templates/openai-gpt-oss-120b.jinja"), &conversation());
+        for needle in ["<|start|>user<|message|>What is 2+2?<|end|>", "Be brief.", "<|channel|>final<|message|>4.<|end|>"] {
+            assert!(oss.contains(needle), "gpt-oss lacks {needle:?}:\n{oss}");
+        }
+        assert!(oss.ends_with("<|start|>user<|message|>And 3+3?<|end|><|start|>assistant"), "{oss}");
+
+        let qwen3 = render(include_str!("../tests/fixtures/templates/Qwen-Qwen3-0.6B.jinja"), &conversation());
+        assert!(qwen3.ends_with("<|im_start|>user\nAnd 3+3?<|im_end|>\n<|im_start|>assistant\n"), "{qwen3}");
+        let qwen35 = render(include_str!("../tests/fixtures/templates/Qwen3.5-4B.jinja"), &conversation());
+        assert!(qwen35.ends_with("<|im_start|>assistant\n<think>\n"), "{qwen35}");
+    }
+}
