@@ -7,6 +7,10 @@
 // it and where their rows of y start.
 // Variants (F16 included) and constants as in linear.wgsl, plus XS (vec4s per x row) and YS
 // (floats per y row).
+// With EXPERTS (prefill of a mixture-of-experts matrix, src/ops/experts.rs), a workgroup row is
+// a chunk of up to 8 (token, slot) pairs routed to one expert (expert_groups.wgsl): its
+// "tokens" are those pairs, x row pair / X_PAIRS of a whole storage binding and y row `pair`,
+// and its weights the expert's EXPERT_OCTETS octets; no window.
 
 struct Window {
     // Tokens in this dispatch's x window.
@@ -17,7 +21,9 @@ struct Window {
     pad1: u32,
 }
 
+#if !EXPERTS
 @group(0) @binding(1) var<uniform> window: Window;
+#endif
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 #if X_STORAGE
 #if NORM
@@ -32,6 +38,37 @@ struct Window {
 #endif
 #if BIAS
 @group(0) @binding(7) var<storage, read> bias: array<f32>;
+#endif
+#if EXPERTS
+@group(0) @binding(11) var<storage, read> order: array<u32>;
+@group(0) @binding(12) var<storage, read> chunks: array<vec4<u32>>;
+// This workgroup's chunk: (expert, first index into order, pairs, 0).
+var<private> chunk: vec4<u32>;
+
+// Where token t of this workgroup (a pair) reads x (in vec4s) and writes y (in floats).
+fn x_row(t: u32) -> u32 {
+    return order[chunk.y + t] / X_PAIRS * XS;
+}
+
+fn y_row(t: u32) -> u32 {
+    return order[chunk.y + t] * YS;
+}
+
+fn bias_row() -> u32 {
+    return chunk.x * N;
+}
+#else
+fn x_row(t: u32) -> u32 {
+    return t * XS;
+}
+
+fn y_row(t: u32) -> u32 {
+    return (window.out_row + t) * YS;
+}
+
+fn bias_row() -> u32 {
+    return 0u;
+}
 #endif
 
 #include "weights.wgsl"
@@ -71,10 +108,10 @@ fn rms_inverse(row: u32) -> f32 {
 #endif
 
 fn store_token(t: u32, row0: u32, a: vec4<f32>, b: vec4<f32>) {
-    let base = (window.out_row + t) * YS;
+    let base = y_row(t);
 #if GLU
 #if BIAS
-    let bb = ROW0 + row0;
+    let bb = bias_row() + ROW0 + row0;
     let ab = a + vec4<f32>(bias[bb], bias[bb + 1u], bias[bb + 2u], bias[bb + 3u]);
     let bbv = b + vec4<f32>(bias[bb + 4u], bias[bb + 5u], bias[bb + 6u], bias[bb + 7u]);
 #else
@@ -103,7 +140,7 @@ fn store_token(t: u32, row0: u32, a: vec4<f32>, b: vec4<f32>) {
     for (var j = 0u; j < 8u; j++) {
         if row0 + j < N {
 #if BIAS
-            let out = v[j] + bias[ROW0 + row0 + j];
+            let out = v[j] + bias[bias_row() + ROW0 + row0 + j];
 #else
             let out = v[j];
 #endif
@@ -119,16 +156,29 @@ fn store_token(t: u32, row0: u32, a: vec4<f32>, b: vec4<f32>) {
 
 @compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+#if EXPERTS
+    chunk = chunks[wg.y];
+    if chunk.z == 0u {
+        return;
+    }
+    let t0 = 0u;
+    let last = chunk.z - 1u;
+    let first_octet = chunk.x * EXPERT_OCTETS;
+#else
     let t0 = wg.y * 8u;
     if t0 >= window.count {
         return;
     }
+    let last = window.count - 1u;
+    let first_octet = 0u;
+#endif
+    // This invocation's octet of the output rows, and where its weights are.
     let octet = wg.x * 8u + lane;
     let row0 = octet * 8u;
-    let last = window.count - 1u;
+    let w_octet = first_octet + octet;
 
 #for t in 0..8
-    let x{t} = min(t0 + {t}u, last) * XS;
+    let x{t} = x_row(min(t0 + {t}u, last));
 #endfor
 #if NORM
 #if F16
@@ -145,8 +195,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     var ss{t} = 0.0;
 #endfor
     for (var b = 0u; b < NB; b++) {
-        let sc = block_scales(load_record8(unit_of(octet, b / SB, NS)), b % SB);
-        let u = unit_of(octet, b, NB);
+        let sc = block_scales(load_record8(unit_of(w_octet, b / SB, NS)), b % SB);
+        let u = unit_of(w_octet, b, NB);
         for (var c = 0u; c < 4u; c++) {
             let xo = b * 8u + 2u * c;
 #if NORM

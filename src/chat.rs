@@ -402,7 +402,9 @@ mod real_templates {
     #[test]
     fn reasoning_models_templates_render_with_their_generation_prompt() {
         let oss = render(include_str!("../tests/fixtures/templates/openai-gpt-oss-120b.jinja"), &conversation());
-        for needle in ["<|start|>user<|message|>What is 2+2?<|end|>", "Be brief.", "<|channel|>final<|message|>4.<|end|>"] {
+        for needle in
+            ["<|start|>user<|message|>What is 2+2?<|end|>", "Be brief.", "<|channel|>final<|message|>4.<|end|>"]
+        {
             assert!(oss.contains(needle), "gpt-oss lacks {needle:?}:\n{oss}");
         }
         assert!(oss.ends_with("<|start|>user<|message|>And 3+3?<|end|><|start|>assistant"), "{oss}");

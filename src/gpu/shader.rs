@@ -35,6 +35,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("rms_norm.wgsl", include_str!("../../shaders/rms_norm.wgsl")),
     ("route.wgsl", include_str!("../../shaders/route.wgsl")),
     ("expert_sum.wgsl", include_str!("../../shaders/expert_sum.wgsl")),
+    ("expert_groups.wgsl", include_str!("../../shaders/expert_groups.wgsl")),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -145,7 +145,7 @@ impl State {
                 None => None,
                 Some(x) => Some(ExpertState {
                     router: gpu.activations("router logits", batch, x.count)?,
-                    route: RouteBuffers::new(gpu, batch, x.used)?,
+                    route: RouteBuffers::new(gpu, batch, x.used, x.count)?,
                     ffn: gpu.activations("expert ffn", batch * x.used, x.n_ff)?,
                     out: gpu.activations("expert out", batch * x.used, c.n_embd)?,
                 }),

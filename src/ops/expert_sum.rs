@@ -76,7 +76,7 @@ mod tests {
         let g = gpu();
         let xb = g.activations_with("x", width, &x).unwrap();
         let yb = g.activations_with("y", width, &y).unwrap();
-        let route = RouteBuffers::new(g, n_tokens, used).unwrap();
+        let route = RouteBuffers::new(g, n_tokens, used, 4).unwrap();
         g.queue.write_buffer(&route.weights, 0, bytemuck::cast_slice(&weights));
         let steps = step_buffers();
         let op = ExpertSum::new(g, &steps, &yb, &route, &xb).unwrap();

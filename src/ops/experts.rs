@@ -1,31 +1,85 @@
 //! A mixture-of-experts matrix product: for every (token, slot) pair of the step, the matrix of
-//! the expert the router picked for it (`ops/route.rs`) times that pair's input
-//! (`shaders/linear.wgsl` with `EXPERTS`). The expert ids stay on the GPU: the grid is fixed
-//! (an expert's octets × the step's pairs) and each workgroup reads its expert from the route
-//! buffer, so decode reads only the selected experts' weights.
+//! the expert the router picked for it (`ops/route.rs`) times that pair's input. The expert ids
+//! stay on the GPU: grids are fixed by the step and each workgroup reads its expert from a
+//! buffer.
+//!
+//! Decoding (one token): `shaders/linear.wgsl` with `EXPERTS`, a grid of an expert's octets ×
+//! the token's pairs, so only the selected experts' weights are read. A batch: the pairs are
+//! first grouped by expert (`ExpertGroups`, `shaders/expert_groups.wgsl`), then
+//! `shaders/linear_batch.wgsl` with `EXPERTS` runs a chunk of up to 8 pairs of one expert per
+//! workgroup row, each weight read once for all of them.
 //!
 //! A pair's result depends on its own input and expert alone, never on which other tokens
-//! share the step.
+//! share the step (each of a chunk's pairs has its own sums, in the same order).
 
 use super::linear::{Epilogue, GpuMatrix, LinearSpec};
-use super::{Op, Recorder, Step};
+use super::{Dispatch, Op, Recorder, Step, StepBuffers};
 use crate::gpu::{Activations, Bind, DecodeShape, Defines, Gpu, Kernel, Slot};
 use crate::quant::layout::{OCTET, TILE_ROWS};
 use crate::{Error, Result};
 use std::sync::Arc;
 
 /// The router's choice for each (token, slot) pair of a step: `ids[t * used + k]` is token t's
-/// k-th expert and `weights[..]` its weight.
+/// k-th expert and `weights[..]` its weight; and, for a batch, the pairs grouped by expert
+/// (`ExpertGroups`).
 pub struct RouteBuffers {
     pub ids: wgpu::Buffer,
     pub weights: wgpu::Buffer,
     pub used: usize,
+    pub experts: usize,
+    /// The pairs, expert by expert.
+    pub order: wgpu::Buffer,
+    /// (expert, first index into `order`, pairs, 0) per chunk of up to 8 pairs of one expert.
+    pub chunks: wgpu::Buffer,
+    /// Per expert, a count and then an insertion point.
+    cursor: wgpu::Buffer,
+}
+
+/// Chunks of up to 8 pairs one step can need: each expert's last chunk may be partial.
+fn max_chunks(pairs: usize, experts: usize) -> usize {
+    pairs.div_ceil(8) + experts
 }
 
 impl RouteBuffers {
-    pub fn new(gpu: &Gpu, tokens: usize, used: usize) -> Result<RouteBuffers> {
+    pub fn new(gpu: &Gpu, tokens: usize, used: usize, experts: usize) -> Result<RouteBuffers> {
         let bytes = (tokens * used * 4) as u64;
-        Ok(RouteBuffers { ids: gpu.buffer("expert ids", bytes)?, weights: gpu.buffer("expert weights", bytes)?, used })
+        Ok(RouteBuffers {
+            ids: gpu.buffer("expert ids", bytes)?,
+            weights: gpu.buffer("expert weights", bytes)?,
+            used,
+            experts,
+            order: gpu.buffer("expert order", bytes)?,
+            chunks: gpu.buffer("expert chunks", max_chunks(tokens * used, experts) as u64 * 16)?,
+            cursor: gpu.buffer("expert cursors", experts as u64 * 4)?,
+        })
+    }
+}
+
+/// Groups a batch's pairs by expert for the batched expert kernels (nothing to do for one token).
+pub struct ExpertGroups(Dispatch);
+
+impl ExpertGroups {
+    pub fn new(gpu: &Gpu, steps: &StepBuffers, route: &RouteBuffers) -> Result<ExpertGroups> {
+        let binds = [
+            (0, Slot::Uniform, Bind::Buffer(&steps.step)),
+            (1, Slot::Read, Bind::Buffer(&route.ids)),
+            (2, Slot::ReadWrite, Bind::Buffer(&route.order)),
+            (3, Slot::ReadWrite, Bind::Buffer(&route.chunks)),
+            (4, Slot::ReadWrite, Bind::Buffer(&route.cursor)),
+        ];
+        let defines = Defines::new().u32("E", route.experts as u32).u32("USED", route.used as u32);
+        let grid = |s: &Step| if s.n_tokens > 1 { [1, 1, 1] } else { [0, 0, 0] };
+        Ok(ExpertGroups(Dispatch::new(gpu, "expert_groups.wgsl", &defines, &binds, grid)?))
+    }
+}
+
+impl Op for ExpertGroups {
+    fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, rec: &mut Recorder) {
+        self.0.encode(pass, step, rec)
+    }
+
+    fn name(&self) -> String {
+        "expert groups".into()
     }
 }
 
@@ -38,16 +92,23 @@ pub enum ExpertInput {
     Pair,
 }
 
-struct PartKernel {
+struct Bound {
     kernel: Arc<Kernel>,
     bind_group: wgpu::BindGroup,
-    /// Workgroups along x for one expert.
-    groups: u32,
+}
+
+struct PartKernel {
+    single: Bound,
+    batch: Bound,
+    /// Workgroups along x for one expert: of the one-token kernel, and of the batched one.
+    single_groups: u32,
+    tiles: u32,
 }
 
 pub struct ExpertLinear {
     parts: Vec<PartKernel>,
     used: u32,
+    experts: u32,
     name: String,
 }
 
@@ -69,7 +130,7 @@ impl ExpertLinear {
         }
         let rows = w.rows / n_expert.max(1);
         let out_width = if epilogue.is_gated() { rows / 2 } else { rows };
-        if n_expert == 0 || rows * n_expert != w.rows || !rows.is_multiple_of(TILE_ROWS) {
+        if n_expert == 0 || n_expert != route.experts || rows * n_expert != w.rows || !rows.is_multiple_of(TILE_ROWS) {
             return Err(Error::Unsupported(format!(
                 "{} expert rows over {n_expert} experts: each expert needs whole tiles of {TILE_ROWS} rows",
                 w.rows
@@ -91,7 +152,6 @@ impl ExpertLinear {
             .defines(Defines::new())
             .flag("EXPERTS", true)
             .flag("X_STORAGE", true)
-            .flag("SPLIT", split)
             .u32("XV", 1)
             .u32("XS", (x.stride / 4) as u32)
             .u32("YS", y.stride as u32)
@@ -113,27 +173,38 @@ impl ExpertLinear {
             // Each part holds whole experts; its defines count rows within one expert.
             let defines = part.defines(gpu, w.cols, base.clone()).u32("N", rows as u32).u32("ROW0", 0);
             let mut binds = part.bindings();
-            binds.extend([
-                (3, Slot::ReadWrite, Bind::Buffer(&y.buffer)),
-                (6, Slot::Read, Bind::Buffer(&x.buffer)),
-                (11, Slot::Read, Bind::Buffer(&route.ids)),
-            ]);
+            binds.extend([(3, Slot::ReadWrite, Bind::Buffer(&y.buffer)), (6, Slot::Read, Bind::Buffer(&x.buffer))]);
             if let Some((gamma, _)) = norm {
                 binds.push((5, Slot::Read, Bind::Buffer(gamma)));
             }
             if let Some(b) = bias {
                 binds.push((7, Slot::Read, Bind::Buffer(b)));
             }
-            let slots: Vec<(u32, Slot)> = binds.iter().map(|&(b, s, _)| (b, s)).collect();
-            let kernel = gpu.kernel("linear.wgsl", &defines, &slots)?;
-            let resources: Vec<(u32, Bind)> = binds.iter().map(|&(b, _, r)| (b, r)).collect();
-            let bind_group = gpu.bind_group(&kernel, &resources);
+            let bound = |shader: &str, defines: &Defines, extra: &[(u32, Slot, Bind)]| {
+                let all: Vec<(u32, Slot, Bind)> = binds.iter().chain(extra).copied().collect();
+                let slots: Vec<(u32, Slot)> = all.iter().map(|&(b, s, _)| (b, s)).collect();
+                let kernel = gpu.kernel(shader, defines, &slots)?;
+                let resources: Vec<(u32, Bind)> = all.iter().map(|&(b, _, r)| (b, r)).collect();
+                let bind_group = gpu.bind_group(&kernel, &resources);
+                Ok::<_, Error>(Bound { kernel, bind_group })
+            };
+            let single = bound(
+                "linear.wgsl",
+                &defines.clone().flag("SPLIT", split),
+                &[(11, Slot::Read, Bind::Buffer(&route.ids))],
+            )?;
+            let batch = bound(
+                "linear_batch.wgsl",
+                &defines,
+                &[(11, Slot::Read, Bind::Buffer(&route.order)), (12, Slot::Read, Bind::Buffer(&route.chunks))],
+            )?;
             let tiles = (rows / TILE_ROWS) as u32;
-            parts.push(PartKernel { kernel, bind_group, groups: if split { tiles * 8 } else { tiles } });
+            parts.push(PartKernel { single, batch, single_groups: if split { tiles * 8 } else { tiles }, tiles });
         }
         Ok(ExpertLinear {
             parts,
             used: route.used as u32,
+            experts: n_expert as u32,
             name: format!(
                 "experts {} {n_expert}x{rows}x{}{}{}",
                 w.parts.first().map_or(String::new(), |p| format!("{:?}", p.format)),
@@ -156,9 +227,17 @@ impl Op for ExpertLinear {
             return;
         }
         for part in &self.parts {
-            pass.set_pipeline(&part.kernel.pipeline);
-            pass.set_bind_group(0, &part.bind_group, &[]);
-            rec.dispatch(pass, part.groups, pairs, 1);
+            if step.n_tokens == 1 {
+                pass.set_pipeline(&part.single.kernel.pipeline);
+                pass.set_bind_group(0, &part.single.bind_group, &[]);
+                rec.dispatch(pass, part.single_groups, pairs, 1);
+            } else {
+                // A chunk per workgroup row: as many as the grouping can make (ExpertGroups).
+                let chunks = max_chunks(pairs as usize, self.experts as usize) as u32;
+                pass.set_pipeline(&part.batch.kernel.pipeline);
+                pass.set_bind_group(0, &part.batch.bind_group, &[]);
+                rec.dispatch(pass, part.tiles, chunks, 1);
+            }
         }
     }
 }
@@ -239,7 +318,7 @@ mod tests {
         let want = reference(&w_ref, with_bias.then_some(&bias[..]), &ids, used, &x, input, norm, epilogue);
 
         let g = gpu();
-        let route = RouteBuffers::new(g, n_tokens, used).unwrap();
+        let route = RouteBuffers::new(g, n_tokens, used, n_expert).unwrap();
         g.queue.write_buffer(&route.ids, 0, bytemuck::cast_slice(&ids));
         let xb = g.activations_with("x", cols, &x).unwrap();
         let out = if gated { rows / 2 } else { rows };
@@ -253,7 +332,8 @@ mod tests {
             ..LinearSpec::new(norm.map(|(_, eps)| (&gb, eps)), epilogue)
         };
         let op = ExpertLinear::new(g, &w, n_expert, &route, (&xb, input), &yb, &spec).unwrap();
-        run(&steps, &[&op], Step { n_tokens: n_tokens as u32, ..Default::default() });
+        let groups = ExpertGroups::new(g, &steps, &route).unwrap();
+        run(&steps, &[&groups, &op], Step { n_tokens: n_tokens as u32, ..Default::default() });
         let got = read_rows(&yb, pairs);
         let what = format!("{ty} {shape:?} T={n_tokens} {input:?} {epilogue:?} bias={with_bias}");
         if g.paths.f16 {
@@ -267,12 +347,14 @@ mod tests {
     fn each_pair_is_its_own_experts_product_in_both_shapes() {
         let types = [GgmlType::Q4K, GgmlType::Q8_0, GgmlType::F32, GgmlType::MXFP4];
         for (i, ty) in types.into_iter().enumerate() {
+            let glu = if i % 2 == 0 { Epilogue::SwiGlu } else { Epilogue::SwiGluOai };
             for shape in [DecodeShape::Rows, DecodeShape::Split] {
-                let glu = if i % 2 == 0 { Epilogue::SwiGlu } else { Epilogue::SwiGluOai };
                 check(ty, shape, 1, ExpertInput::Token, glu, 2 * i as u64);
-                check(ty, shape, 3, ExpertInput::Pair, Epilogue::Store, 11 + 2 * i as u64);
-                check(ty, shape, 2, ExpertInput::Pair, Epilogue::Store, 20 + 2 * i as u64);
+                check(ty, shape, 1, ExpertInput::Pair, Epilogue::Store, 11 + 2 * i as u64);
             }
+            // Batches, grouped by expert: partial chunks, and experts of several chunks.
+            check(ty, DecodeShape::Rows, 3, ExpertInput::Pair, Epilogue::Store, 20 + 2 * i as u64);
+            check(ty, DecodeShape::Rows, 30, ExpertInput::Token, glu, 30 + 2 * i as u64);
         }
     }
 
@@ -280,7 +362,7 @@ mod tests {
     fn experts_of_partial_tiles_are_refused() {
         let (w, _) = experts(GgmlType::Q8_0, 2, 64, 64, false, 3);
         let g = gpu();
-        let route = RouteBuffers::new(g, 1, 1).unwrap();
+        let route = RouteBuffers::new(g, 1, 1, 4).unwrap();
         let x = g.activations("x", 1, 64).unwrap();
         let y = g.activations("y", 1, 32).unwrap();
         let spec = LinearSpec::new(None, Epilogue::Store);

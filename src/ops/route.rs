@@ -121,7 +121,7 @@ mod tests {
         let g = gpu();
         let lb = g.activations_with("router logits", n_expert, &logits).unwrap();
         let bb = g.buffer_with("router bias", &bias).unwrap();
-        let out = RouteBuffers::new(g, n_tokens, used).unwrap();
+        let out = RouteBuffers::new(g, n_tokens, used, n_expert).unwrap();
         let steps = step_buffers();
         let op = Route::new(g, &steps, &lb, with_bias.then_some(&bb), routing, &out).unwrap();
         run(&steps, &[&op], Step { n_tokens: n_tokens as u32, ..Default::default() });
@@ -155,7 +155,7 @@ mod tests {
     fn more_experts_used_than_the_kernel_keeps_is_refused() {
         let g = gpu();
         let lb = g.activations("router logits", 1, 64).unwrap();
-        let out = RouteBuffers::new(g, 1, 33).unwrap();
+        let out = RouteBuffers::new(g, 1, 33, 64).unwrap();
         let routing = Routing { gating: Gating::Softmax, normalize: true, scale: 1.0 };
         let err = Route::new(g, &step_buffers(), &lb, None, routing, &out).err().map(|e| e.to_string());
         assert!(err.unwrap_or_default().contains("at most 32"));

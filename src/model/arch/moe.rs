@@ -9,7 +9,7 @@ use super::super::weights::WeightLoader;
 use crate::gpu::Gpu;
 use crate::ops::Op;
 use crate::ops::expert_sum::ExpertSum;
-use crate::ops::experts::{ExpertInput, ExpertLinear};
+use crate::ops::experts::{ExpertGroups, ExpertInput, ExpertLinear};
 use crate::ops::linear::{Epilogue, GpuMatrix, Linear, LinearSpec};
 use crate::ops::route::Route;
 use crate::quant::RowOrder;
@@ -79,6 +79,8 @@ impl ExpertFfn {
         let store = LinearSpec { bias: self.down_bias.as_ref(), ..LinearSpec::new(None, Epilogue::Store) };
         let down = ExpertLinear::new(gpu, &self.down, count, &x.route, (&x.ffn, ExpertInput::Pair), &x.out, &store)?;
         let sum = ExpertSum::new(gpu, &s.steps, &x.out, &x.route, &s.x)?;
-        Ok(vec![Box::new(router), Box::new(route), Box::new(gate_up), Box::new(down), Box::new(sum)])
+        // (Grouping dispatches only for a batch.)
+        let groups = ExpertGroups::new(gpu, &s.steps, &x.route)?;
+        Ok(vec![Box::new(router), Box::new(route), Box::new(groups), Box::new(gate_up), Box::new(down), Box::new(sum)])
     }
 }
