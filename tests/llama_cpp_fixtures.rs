@@ -46,8 +46,8 @@ fn check(family: &str) {
     };
 
     let batch = SessionOptions { ctx: 128, batch: 64, logit_rows: 64 };
-    let chunks = SessionOptions { ctx: 128, batch: 5, logit_rows: 5 };
-    for (what, options) in [("one batch", batch), ("chunks of 5", chunks)] {
+    let chunks = SessionOptions { ctx: 128, batch: 7, logit_rows: 7 };
+    for (what, options) in [("one batch", batch), ("chunks of 7", chunks)] {
         let mut session = Session::new(model.clone(), options).expect("a session");
         let all = pollster::block_on(session.logits_from(&tokens, 0)).expect("logits");
         for (pos, row) in all.chunks(vocab).enumerate() {
@@ -55,7 +55,7 @@ fn check(family: &str) {
         }
     }
     let mut stepwise = Session::new(model.clone(), SessionOptions { ctx: 128, batch: 8, logit_rows: 1 }).unwrap();
-    for (pos, &t) in tokens.iter().enumerate().take(24) {
+    for (pos, &t) in tokens.iter().enumerate().take(12) {
         let row = pollster::block_on(stepwise.next_logits(&[t])).unwrap();
         judge("one token at a time", pos, &row);
     }
