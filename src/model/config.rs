@@ -139,7 +139,9 @@ impl ModelConfig {
             rope_dims: int("rope.dimension_count")?.unwrap_or(head_dim),
             rope_base: float("rope.freq_base").unwrap_or(10000.0),
             rope_neox: family.rope_neox,
-            sliding_window: int("attention.sliding_window")?,
+            // 0 means no window, as llama.cpp reads it (its model saver writes 0 for families
+            // without one).
+            sliding_window: int("attention.sliding_window")?.filter(|&w| w > 0),
             swa_pattern: match h.get(&key("attention.sliding_window_pattern")) {
                 None => family.swa_pattern,
                 Some(v) => v.as_u64().and_then(|n| usize::try_from(n).ok()).ok_or_else(|| {
@@ -212,9 +214,6 @@ impl ModelConfig {
         };
         if !scale_ok {
             return bad(format!("RoPE scaling {:?}", c.rope_scaling));
-        }
-        if c.sliding_window == Some(0) {
-            return bad("a sliding window of 0 keys".into());
         }
         Ok(())
     }
@@ -291,9 +290,9 @@ mod tests {
     }
 
     #[test]
-    fn a_zero_window_or_a_negative_local_rope_base_is_refused() {
-        let err = config("gemma3", &[("attention.sliding_window", Value::U32(0))]).unwrap_err().to_string();
-        assert!(err.contains("sliding window of 0"), "{err}");
+    fn a_zero_window_is_none_and_a_negative_local_rope_base_is_refused() {
+        let gemma = config("gemma3", &[("attention.sliding_window", Value::U32(0))]).unwrap();
+        assert_eq!((gemma.sliding_window, gemma.is_sliding(0)), (None, false));
         let err = config("gemma3", &[("rope.freq_base_swa", Value::F32(-1.0))]).unwrap_err().to_string();
         assert!(err.contains("rope base"), "{err}");
     }

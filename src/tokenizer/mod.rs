@@ -55,6 +55,9 @@ pub(crate) enum Kind {
     Bpe,
     /// "llama": SentencePiece BPE driven by token scores, with `<0xXX>` byte fallback.
     Spm,
+    /// "none", "no_vocab" or "test" (llama.cpp's test models): token texts without a way to
+    /// encode text, for files run from token ids (`run --prompt-ids`, `hearth logits`).
+    Placeholder,
 }
 
 /// A tokenizer for one GGUF vocabulary, with llama.cpp's encode/decode semantics.
@@ -87,10 +90,12 @@ impl Tokenizer {
         let kind = match spec.model.as_str() {
             "gpt2" => Kind::Bpe,
             "llama" => Kind::Spm,
+            "none" | "no_vocab" | "test" => Kind::Placeholder,
             other => {
                 return Err(err(format!(
                     "unsupported tokenizer model '{other}' (tokenizer.ggml.model); \
-                     supported: 'gpt2' (byte-level BPE) and 'llama' (SentencePiece)"
+                     supported: 'gpt2' (byte-level BPE) and 'llama' (SentencePiece), and placeholder \
+                     vocabularies ('none', 'test') run from token ids"
                 )));
             }
         };
@@ -139,6 +144,7 @@ impl Tokenizer {
         let pre = match kind {
             Kind::Bpe => pre_config(spec.pre.as_deref()),
             Kind::Spm => PreConfig { regexes: &[], ignore_merges: false, add_bos: true, clean_spaces: false },
+            Kind::Placeholder => PreConfig { regexes: &[], ignore_merges: false, add_bos: false, clean_spaces: false },
         };
         let add_bos = spec.add_bos.unwrap_or(pre.add_bos);
         let add_eos = spec.add_eos.unwrap_or(false);
@@ -167,10 +173,11 @@ impl Tokenizer {
                 Some(merges) => ranked_merges(merges, &ids),
                 None => score_merges(&tokens, spec.scores.as_deref().unwrap_or(&[]), &ids),
             },
+            Kind::Placeholder => ranked_merges(&[], &ids),
         };
         let unk_text = match kind {
             Kind::Spm => unk.and_then(|id| tokens.get(id as usize)).cloned(),
-            Kind::Bpe => None,
+            Kind::Bpe | Kind::Placeholder => None,
         };
         let hf = build_hf(kind, &tokens, merges, unk_text, &pre)?;
 
@@ -195,6 +202,12 @@ impl Tokenizer {
     /// with `parse_special`, control-token texts in the input (e.g. "<|im_start|>") become their ids,
     /// otherwise they are tokenized as plain text. User-defined tokens are always recognized.
     pub fn encode(&self, text: &str, add_special: bool, parse_special: bool) -> Result<Vec<u32>> {
+        if self.kind == Kind::Placeholder {
+            return Err(err(
+                "this model's vocabulary is a placeholder (tokenizer.ggml.model 'none' or 'test'): it cannot \
+                 encode text; give token ids instead (hearth run --prompt-ids, hearth logits --ids)",
+            ));
+        }
         let mut out = Vec::new();
         if add_special && self.add_bos {
             out.extend(self.bos);
@@ -208,7 +221,7 @@ impl Tokenizer {
                 }
                 Fragment::Text(t) => {
                     match self.kind {
-                        Kind::Bpe => self.encode_text(t, &mut out)?,
+                        Kind::Bpe | Kind::Placeholder => self.encode_text(t, &mut out)?,
                         Kind::Spm => {
                             // SentencePiece escapes spaces as "▁"; llama.cpp adds the dummy prefix
                             // to the start of the text and after every special token.

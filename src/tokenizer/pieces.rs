@@ -10,6 +10,7 @@ pub(super) fn render_piece(kind: Kind, text: &str, attr: Attr) -> Box<[u8]> {
         Attr::Normal => match kind {
             Kind::Spm => text.replace('▁', " ").into_bytes().into(),
             Kind::Bpe => byte_level_decode(text),
+            Kind::Placeholder => text.as_bytes().into(),
         },
         Attr::Byte => parse_byte_token(text).map_or_else(|| Box::from([]), |b| Box::from([b])),
         Attr::Unused | Attr::Undefined => Box::from([]),

@@ -269,6 +269,21 @@ fn clear_errors() {
 }
 
 #[test]
+fn placeholder_vocabularies_decode_ids_and_refuse_text() {
+    // llama.cpp's test models: "tok_<i>" entries, no merges.
+    let mut spec = spm_spec();
+    spec.model = "test".into();
+    spec.tokens = (0..8).map(|i| format!("tok_{i}")).collect();
+    spec.scores = None;
+    spec.token_types = None;
+    spec.add_bos = Some(false);
+    let tok = Tokenizer::from_vocab(&spec).unwrap();
+    assert_eq!(tok.decode(&[5, 2]).unwrap(), "tok_5tok_2");
+    let Err(Error::Tokenizer(msg)) = tok.encode("hi", true, false) else { panic!("text must be refused") };
+    assert!(msg.contains("placeholder") && msg.contains("--prompt-ids"), "{msg}");
+}
+
+#[test]
 fn eog_by_text_and_fim() {
     let extra = [
         ("<|im_end|>", 1),     // 256: normal type, still EOG and made control
