@@ -104,8 +104,10 @@ impl State {
         let h = c.heads();
         let kv_bytes = 2 * (c.n_layer * ctx * h.kv_dim() * 4) as u64;
         let widths = 2 * c.n_embd + h.qkv_dim() + h.q_dim() + c.n_ff;
-        let expert_widths = c.experts.map_or(0, |x| x.count + 2 + x.used * (x.n_ff + c.n_embd));
-        let activation_bytes = ((batch * (widths + expert_widths) + logit_rows * c.n_vocab) * 4) as u64;
+        // Per token, the router's logits and a row of the expert ffn and output per slot.
+        let expert_widths = c.experts.map_or(0, |x| x.count + x.used * (x.n_ff + c.n_embd));
+        let route_bytes = c.experts.map_or(0, |x| RouteBuffers::bytes_for(batch, x.used, x.count));
+        let activation_bytes = ((batch * (widths + expert_widths) + logit_rows * c.n_vocab) * 4) as u64 + route_bytes;
         gpu.check_room_for(
             &format!("a session of {ctx} tokens (KV cache and activations)"),
             kv_bytes + activation_bytes,
@@ -156,13 +158,10 @@ impl State {
     /// Bytes of GPU memory the session uses.
     pub fn gpu_bytes(&self) -> u64 {
         let activations = [&self.x, &self.qkv, &self.attn, &self.ffn, &self.branch, &self.logits];
-        let experts = self.experts.as_ref().map_or(0, |x| {
-            x.router.buffer.size()
-                + x.route.ids.size()
-                + x.route.weights.size()
-                + x.ffn.buffer.size()
-                + x.out.buffer.size()
-        });
+        let experts = self
+            .experts
+            .as_ref()
+            .map_or(0, |x| x.router.buffer.size() + x.route.bytes() + x.ffn.buffer.size() + x.out.buffer.size());
         experts
             + activations.iter().map(|a| a.buffer.size()).sum::<u64>()
             + self.ids.size()

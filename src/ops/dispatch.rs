@@ -8,9 +8,32 @@ use std::sync::Arc;
 /// Workgroups to dispatch for a step.
 type Grid = Box<dyn Fn(&Step) -> [u32; 3] + Send + Sync>;
 
-pub struct Dispatch {
+/// A kernel variant with its resources bound.
+pub(crate) struct Bound {
     kernel: Arc<Kernel>,
     bind_group: wgpu::BindGroup,
+}
+
+impl Bound {
+    /// `shader` with `defines`, its slots and resources from `binds` (binding, slot, resource).
+    pub fn new(gpu: &Gpu, shader: &str, defines: &Defines, binds: &[(u32, Slot, Bind)]) -> Result<Bound> {
+        let slots: Vec<(u32, Slot)> = binds.iter().map(|&(b, s, _)| (b, s)).collect();
+        let kernel = gpu.kernel(shader, defines, &slots)?;
+        let resources: Vec<(u32, Bind)> = binds.iter().map(|&(b, _, r)| (b, r)).collect();
+        let bind_group = gpu.bind_group(&kernel, &resources);
+        Ok(Bound { kernel, bind_group })
+    }
+
+    /// Sets the pipeline and bind group (with these dynamic offsets) and dispatches.
+    pub fn dispatch(&self, pass: &mut wgpu::ComputePass<'_>, offsets: &[u32], rec: &mut Recorder, grid: [u32; 3]) {
+        pass.set_pipeline(&self.kernel.pipeline);
+        pass.set_bind_group(0, &self.bind_group, offsets);
+        rec.dispatch(pass, grid[0], grid[1], grid[2]);
+    }
+}
+
+pub struct Dispatch {
+    bound: Bound,
     grid: Grid,
 }
 
@@ -22,20 +45,14 @@ impl Dispatch {
         binds: &[(u32, Slot, Bind)],
         grid: impl Fn(&Step) -> [u32; 3] + Send + Sync + 'static,
     ) -> Result<Dispatch> {
-        let slots: Vec<(u32, Slot)> = binds.iter().map(|&(b, s, _)| (b, s)).collect();
-        let kernel = gpu.kernel(shader, defines, &slots)?;
-        let resources: Vec<(u32, Bind)> = binds.iter().map(|&(b, _, r)| (b, r)).collect();
-        let bind_group = gpu.bind_group(&kernel, &resources);
-        Ok(Dispatch { kernel, bind_group, grid: Box::new(grid) })
+        Ok(Dispatch { bound: Bound::new(gpu, shader, defines, binds)?, grid: Box::new(grid) })
     }
 
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, rec: &mut Recorder) {
-        let [x, y, z] = (self.grid)(step);
-        if x == 0 || y == 0 || z == 0 {
+        let grid = (self.grid)(step);
+        if grid.contains(&0) {
             return;
         }
-        pass.set_pipeline(&self.kernel.pipeline);
-        pass.set_bind_group(0, &self.bind_group, &[]);
-        rec.dispatch(pass, x, y, z);
+        self.bound.dispatch(pass, &[], rec, grid);
     }
 }

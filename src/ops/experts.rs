@@ -13,11 +13,10 @@
 //! share the step (each of a chunk's pairs has its own sums, in the same order).
 
 use super::linear::{Epilogue, GpuMatrix, LinearSpec};
-use super::{Dispatch, Op, Recorder, Step, StepBuffers};
-use crate::gpu::{Activations, Bind, DecodeShape, Defines, Gpu, Kernel, Slot};
+use super::{Bound, Dispatch, Op, Recorder, Step, StepBuffers};
+use crate::gpu::{Activations, Bind, DecodeShape, Defines, Gpu, Slot};
 use crate::quant::layout::{OCTET, TILE_ROWS};
 use crate::{Error, Result};
-use std::sync::Arc;
 
 /// The router's choice for each (token, slot) pair of a step: `ids[t * used + k]` is token t's
 /// k-th expert and `weights[..]` its weight; and, for a batch, the pairs grouped by expert
@@ -41,6 +40,17 @@ fn max_chunks(pairs: usize, experts: usize) -> usize {
 }
 
 impl RouteBuffers {
+    /// Bytes the buffers for `tokens` tokens ask for (before any padding): ids, weights and
+    /// order (a u32 per pair), the chunks (16 bytes each) and a cursor per expert.
+    pub fn bytes_for(tokens: usize, used: usize, experts: usize) -> u64 {
+        (3 * tokens * used * 4 + max_chunks(tokens * used, experts) * 16 + experts * 4) as u64
+    }
+
+    /// Bytes of GPU memory these buffers take.
+    pub fn bytes(&self) -> u64 {
+        [&self.ids, &self.weights, &self.order, &self.chunks, &self.cursor].iter().map(|b| b.size()).sum()
+    }
+
     pub fn new(gpu: &Gpu, tokens: usize, used: usize, experts: usize) -> Result<RouteBuffers> {
         let bytes = (tokens * used * 4) as u64;
         Ok(RouteBuffers {
@@ -92,11 +102,6 @@ pub enum ExpertInput {
     Pair,
 }
 
-struct Bound {
-    kernel: Arc<Kernel>,
-    bind_group: wgpu::BindGroup,
-}
-
 struct PartKernel {
     single: Bound,
     batch: Bound,
@@ -113,24 +118,24 @@ pub struct ExpertLinear {
 }
 
 impl ExpertLinear {
-    /// `w` stacks `n_expert` matrices of `w.rows / n_expert` rows each (whole tiles), a bias
-    /// likewise; the epilogue is `Store` or a gated one (rows in (gate, up) pairs).
+    /// `w` stacks the route's experts' matrices, `w.rows / route.experts` rows each (whole
+    /// tiles), a bias likewise; the epilogue is `Store` or a gated one (rows in (gate, up) pairs).
     pub fn new(
         gpu: &Gpu,
         w: &GpuMatrix,
-        n_expert: usize,
         route: &RouteBuffers,
         (x, input): (&Activations, ExpertInput),
         y: &Activations,
         spec: &LinearSpec,
     ) -> Result<ExpertLinear> {
         let LinearSpec { norm, bias, epilogue, shape, .. } = *spec;
+        let n_expert = route.experts;
         if spec.logits || spec.cache.is_some() {
             return Err(Error::Gpu("expert products have no logits rows or cache writes".into()));
         }
         let rows = w.rows / n_expert.max(1);
         let out_width = if epilogue.is_gated() { rows / 2 } else { rows };
-        if n_expert == 0 || n_expert != route.experts || rows * n_expert != w.rows || !rows.is_multiple_of(TILE_ROWS) {
+        if n_expert == 0 || rows * n_expert != w.rows || !rows.is_multiple_of(TILE_ROWS) {
             return Err(Error::Unsupported(format!(
                 "{} expert rows over {n_expert} experts: each expert needs whole tiles of {TILE_ROWS} rows",
                 w.rows
@@ -147,9 +152,8 @@ impl ExpertLinear {
             ExpertInput::Token => route.used,
             ExpertInput::Pair => 1,
         };
-        let mut base = gpu
-            .paths
-            .defines(Defines::new())
+        let base = spec
+            .defines(gpu)
             .flag("EXPERTS", true)
             .flag("X_STORAGE", true)
             .u32("XV", 1)
@@ -157,14 +161,7 @@ impl ExpertLinear {
             .u32("YS", y.stride as u32)
             .u32("X_PAIRS", x_pairs as u32)
             .u32("N_EXPERT", n_expert as u32)
-            .u32("EXPERT_OCTETS", (rows / OCTET) as u32)
-            .flag("GLU", epilogue.is_gated())
-            .flag("GELU", epilogue == Epilogue::GeGlu)
-            .flag("OAI", epilogue == Epilogue::SwiGluOai)
-            .flag("BIAS", bias.is_some());
-        if let Some((_, eps)) = norm {
-            base = base.flag("NORM", true).f32("EPS", eps);
-        }
+            .u32("EXPERT_OCTETS", (rows / OCTET) as u32);
         let mut parts = Vec::with_capacity(w.parts.len());
         for part in &w.parts {
             if !part.first_row.is_multiple_of(rows) || !part.rows.is_multiple_of(rows) {
@@ -182,11 +179,7 @@ impl ExpertLinear {
             }
             let bound = |shader: &str, defines: &Defines, extra: &[(u32, Slot, Bind)]| {
                 let all: Vec<(u32, Slot, Bind)> = binds.iter().chain(extra).copied().collect();
-                let slots: Vec<(u32, Slot)> = all.iter().map(|&(b, s, _)| (b, s)).collect();
-                let kernel = gpu.kernel(shader, defines, &slots)?;
-                let resources: Vec<(u32, Bind)> = all.iter().map(|&(b, _, r)| (b, r)).collect();
-                let bind_group = gpu.bind_group(&kernel, &resources);
-                Ok::<_, Error>(Bound { kernel, bind_group })
+                Bound::new(gpu, shader, defines, &all)
             };
             let single = bound(
                 "linear.wgsl",
@@ -228,15 +221,11 @@ impl Op for ExpertLinear {
         }
         for part in &self.parts {
             if step.n_tokens == 1 {
-                pass.set_pipeline(&part.single.kernel.pipeline);
-                pass.set_bind_group(0, &part.single.bind_group, &[]);
-                rec.dispatch(pass, part.single_groups, pairs, 1);
+                part.single.dispatch(pass, &[], rec, [part.single_groups, pairs, 1]);
             } else {
                 // A chunk per workgroup row: as many as the grouping can make (ExpertGroups).
                 let chunks = max_chunks(pairs as usize, self.experts as usize) as u32;
-                pass.set_pipeline(&part.batch.kernel.pipeline);
-                pass.set_bind_group(0, &part.batch.bind_group, &[]);
-                rec.dispatch(pass, part.tiles, chunks, 1);
+                part.batch.dispatch(pass, &[], rec, [part.tiles, chunks, 1]);
             }
         }
     }
@@ -331,7 +320,7 @@ mod tests {
             shape: Some(shape),
             ..LinearSpec::new(norm.map(|(_, eps)| (&gb, eps)), epilogue)
         };
-        let op = ExpertLinear::new(g, &w, n_expert, &route, (&xb, input), &yb, &spec).unwrap();
+        let op = ExpertLinear::new(g, &w, &route, (&xb, input), &yb, &spec).unwrap();
         let groups = ExpertGroups::new(g, &steps, &route).unwrap();
         run(&steps, &[&groups, &op], Step { n_tokens: n_tokens as u32, ..Default::default() });
         let got = read_rows(&yb, pairs);
@@ -368,7 +357,7 @@ mod tests {
         let x = g.activations("x", 1, 64).unwrap();
         let y = g.activations("y", 1, 32).unwrap();
         let spec = LinearSpec::new(None, Epilogue::Store);
-        let err = ExpertLinear::new(g, &w, 4, &route, (&x, ExpertInput::Pair), &y, &spec)
+        let err = ExpertLinear::new(g, &w, &route, (&x, ExpertInput::Pair), &y, &spec)
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();

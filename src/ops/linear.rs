@@ -3,11 +3,10 @@
 //! RMSNorm of x, the residual add and SwiGLU fused in as variants.
 
 use super::kv_write::rope_defines;
-use super::{Heads, Op, Recorder, Step, StepBuffers};
-use crate::gpu::{Activations, Bind, DecodeShape, Defines, Gpu, Kernel, KvTexture, Slot, Texels};
+use super::{Bound, Heads, Op, Recorder, Step, StepBuffers};
+use crate::gpu::{Activations, Bind, DecodeShape, Defines, Gpu, KvTexture, Slot, Texels};
 use crate::quant::layout::{PackedMatrix, TILE_ROWS, WeightFormat};
 use crate::{Error, Result};
-use std::sync::Arc;
 
 /// Tokens per invocation in the batched kernel.
 const BATCH_TOKENS: u32 = 8;
@@ -194,11 +193,24 @@ impl<'a> LinearSpec<'a> {
     pub fn new(norm: Option<(&'a wgpu::Buffer, f32)>, epilogue: Epilogue) -> Self {
         LinearSpec { norm, bias: None, epilogue, logits: false, shape: None, cache: None, f32: false }
     }
-}
 
-struct Bound {
-    kernel: Arc<Kernel>,
-    bind_group: wgpu::BindGroup,
+    /// The defines of the arithmetic path, the fused norm, the bias and the epilogue, which
+    /// every matrix kernel (dense or experts) takes from its spec.
+    pub(crate) fn defines(&self, gpu: &Gpu) -> Defines {
+        let d = gpu
+            .paths
+            .defines(Defines::new())
+            .flag("F16", gpu.paths.f16 && !self.f32)
+            .flag("ADD", self.epilogue == Epilogue::Add)
+            .flag("GLU", self.epilogue.is_gated())
+            .flag("GELU", self.epilogue == Epilogue::GeGlu)
+            .flag("OAI", self.epilogue == Epilogue::SwiGluOai)
+            .flag("BIAS", self.bias.is_some());
+        match self.norm {
+            Some((_, eps)) => d.flag("NORM", true).f32("EPS", eps),
+            None => d,
+        }
+    }
 }
 
 /// The kernels of one part of the matrix.
@@ -240,23 +252,13 @@ impl Linear {
         }
         let window_tokens = x.window_rows(gpu) as u32;
         let window_bytes = x.window_bytes(gpu);
-        let mut base = gpu
-            .paths
-            .defines(Defines::new())
-            .flag("F16", gpu.paths.f16 && !spec.f32)
+        let mut base = spec
+            .defines(gpu)
             .u32("XV", (window_bytes / 16) as u32)
             .u32("XS", (x.stride / 4) as u32)
-            .u32("YS", y.stride as u32)
-            .flag("ADD", spec.epilogue == Epilogue::Add)
-            .flag("GLU", spec.epilogue.is_gated())
-            .flag("GELU", spec.epilogue == Epilogue::GeGlu)
-            .flag("OAI", spec.epilogue == Epilogue::SwiGluOai);
+            .u32("YS", y.stride as u32);
         let mut common = vec![(3, Slot::ReadWrite, Bind::Buffer(&y.buffer))];
-        if let Some((_, eps)) = spec.norm {
-            base = base.flag("NORM", true).f32("EPS", eps);
-        }
         if let Some(bias) = spec.bias {
-            base = base.flag("BIAS", true);
             common.push((7, Slot::Read, Bind::Buffer(bias)));
         }
         if let Some(cache) = &spec.cache {
@@ -301,11 +303,7 @@ impl Linear {
                 if windows {
                     all.push((1, Slot::UniformWindow, Bind::Window(&steps.windows, 16)));
                 }
-                let slots: Vec<(u32, Slot)> = all.iter().map(|&(b, s, _)| (b, s)).collect();
-                let kernel = gpu.kernel(shader, &defines.clone().flag("X_STORAGE", x_storage), &slots)?;
-                let resources: Vec<(u32, Bind)> = all.iter().map(|&(b, _, r)| (b, r)).collect();
-                let bind_group = gpu.bind_group(&kernel, &resources);
-                Ok::<_, Error>(Bound { kernel, bind_group })
+                Bound::new(gpu, shader, &defines.clone().flag("X_STORAGE", x_storage), &all)
             };
             parts.push(PartKernels {
                 single: bound("linear.wgsl", &defines.clone().flag("SPLIT", split), split || !narrow, false)?,
@@ -351,18 +349,14 @@ impl Op for Linear {
         }
         for part in &self.parts {
             if n == 1 {
-                pass.set_pipeline(&part.single.kernel.pipeline);
-                pass.set_bind_group(0, &part.single.bind_group, &[first * self.x_row_bytes]);
-                rec.dispatch(pass, part.single_groups, 1, 1);
+                part.single.dispatch(pass, &[first * self.x_row_bytes], rec, [part.single_groups, 1, 1]);
                 continue;
             }
-            pass.set_pipeline(&part.batch.kernel.pipeline);
             let mut done = 0;
             while done < n {
                 let count = self.window_tokens.min(n - done);
                 let offsets = [rec.window(count, done), (first + done) * self.x_row_bytes];
-                pass.set_bind_group(0, &part.batch.bind_group, &offsets);
-                rec.dispatch(pass, part.tiles, count.div_ceil(BATCH_TOKENS), 1);
+                part.batch.dispatch(pass, &offsets, rec, [part.tiles, count.div_ceil(BATCH_TOKENS), 1]);
                 done += count;
             }
         }

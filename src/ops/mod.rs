@@ -14,6 +14,7 @@ pub mod rms_norm;
 pub mod route;
 mod step;
 
+pub(crate) use dispatch::Bound;
 pub use dispatch::Dispatch;
 pub use step::{Recorder, Step, StepBuffers};
 

@@ -69,15 +69,14 @@ impl ExpertFfn {
     /// The block's ops: x += Σ_k w_k down_k(act(gate_up_k(norm(x)))).
     pub fn ops(&self, gpu: &Gpu, s: &State, norm: (&wgpu::Buffer, f32)) -> Result<Vec<Box<dyn Op>>> {
         let x = s.experts.as_ref().ok_or_else(|| Error::Gpu("a session without expert buffers".into()))?;
-        let count = self.experts.count;
         let logits = LinearSpec { f32: true, ..LinearSpec::new(Some(norm), Epilogue::Store) };
         let router = Linear::new(gpu, &s.steps, &self.router, &s.x, &x.router, &logits)?;
         let route = Route::new(gpu, &s.steps, &x.router, self.router_bias.as_ref(), self.experts.routing, &x.route)?;
         let gated = LinearSpec { bias: self.gate_up_bias.as_ref(), ..LinearSpec::new(Some(norm), self.experts.gated) };
         let input = (&s.x, ExpertInput::Token);
-        let gate_up = ExpertLinear::new(gpu, &self.gate_up, count, &x.route, input, &x.ffn, &gated)?;
+        let gate_up = ExpertLinear::new(gpu, &self.gate_up, &x.route, input, &x.ffn, &gated)?;
         let store = LinearSpec { bias: self.down_bias.as_ref(), ..LinearSpec::new(None, Epilogue::Store) };
-        let down = ExpertLinear::new(gpu, &self.down, count, &x.route, (&x.ffn, ExpertInput::Pair), &x.out, &store)?;
+        let down = ExpertLinear::new(gpu, &self.down, &x.route, (&x.ffn, ExpertInput::Pair), &x.out, &store)?;
         let sum = ExpertSum::new(gpu, &s.steps, &x.out, &x.route, &s.x)?;
         // (Grouping dispatches only for a batch.)
         let groups = ExpertGroups::new(gpu, &s.steps, &x.route)?;
