@@ -5,7 +5,7 @@
 //! post-attention norm. RMSNorm throughout, an untied LM head.
 
 use super::moe::ExpertFfn;
-use super::{Architecture, Ends, Family, attention, kv_write, sliding};
+use super::{Architecture, Ends, Family, attention, kv_write, load_qkv, sliding};
 use crate::Result;
 use crate::gpu::Gpu;
 use crate::model::config::ModelConfig;
@@ -48,19 +48,16 @@ pub struct GptOss {
 impl GptOss {
     pub fn load(w: &WeightLoader, c: &ModelConfig) -> Result<GptOss> {
         let h = c.heads();
-        let (e, q, kv) = (c.n_embd, h.q_dim(), h.kv_dim());
+        let (e, q) = (c.n_embd, h.q_dim());
         let mut layers = Vec::with_capacity(c.n_layer);
         for i in 0..c.n_layer {
             let n = |s: &str| format!("blk.{i}.{s}.weight");
             let b = |s: &str| format!("blk.{i}.{s}.bias");
+            let (qkv, qkv_bias) = load_qkv(w, c, i)?;
             layers.push(Layer {
                 attn_norm: w.vector(&n("attn_norm"), e)?,
-                qkv: w.matrix(&[(&n("attn_q"), q), (&n("attn_k"), kv), (&n("attn_v"), kv)], e, RowOrder::Concat)?,
-                qkv_bias: if w.has(&b("attn_q")) {
-                    Some(w.vectors(&[(&b("attn_q"), q), (&b("attn_k"), kv), (&b("attn_v"), kv)])?)
-                } else {
-                    None
-                },
+                qkv,
+                qkv_bias,
                 attn_out: w.matrix(&[(&n("attn_output"), e)], q, RowOrder::Concat)?,
                 attn_out_bias: if w.has(&b("attn_output")) { Some(w.vector(&b("attn_output"), e)?) } else { None },
                 sinks: w.vector(&n("attn_sinks"), h.n_head)?,

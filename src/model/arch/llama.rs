@@ -4,7 +4,7 @@
 //! with RoPE and a SwiGLU feed-forward, RMSNorm throughout.
 
 use super::moe::ExpertFfn;
-use super::{Architecture, Ends, Family, attention, cache_write, kv_write};
+use super::{Architecture, Ends, Family, attention, cache_write, kv_write, load_qkv};
 use crate::Result;
 use crate::gpu::Gpu;
 use crate::model::config::ModelConfig;
@@ -73,24 +73,15 @@ pub struct Llama {
 impl Llama {
     pub fn load(w: &WeightLoader, c: &ModelConfig) -> Result<Llama> {
         let h = c.heads();
-        let (e, q, kv) = (c.n_embd, h.q_dim(), h.kv_dim());
+        let (e, q) = (c.n_embd, h.q_dim());
         let mut layers = Vec::with_capacity(c.n_layer);
         for i in 0..c.n_layer {
             let n = |s: &str| format!("blk.{i}.{s}.weight");
+            let (qkv, qkv_bias) = load_qkv(w, c, i)?;
             layers.push(Layer {
                 attn_norm: w.vector(&n("attn_norm"), e)?,
-                // Phi 3 stores Q|K|V as one tensor already.
-                qkv: if w.has(&n("attn_qkv")) {
-                    w.matrix(&[(&n("attn_qkv"), q + 2 * kv)], e, RowOrder::Concat)?
-                } else {
-                    w.matrix(&[(&n("attn_q"), q), (&n("attn_k"), kv), (&n("attn_v"), kv)], e, RowOrder::Concat)?
-                },
-                qkv_bias: if w.has(&format!("blk.{i}.attn_q.bias")) {
-                    let b = |s: &str| format!("blk.{i}.{s}.bias");
-                    Some(w.vectors(&[(&b("attn_q"), q), (&b("attn_k"), kv), (&b("attn_v"), kv)])?)
-                } else {
-                    None
-                },
+                qkv,
+                qkv_bias,
                 qk_norm: if w.has(&n("attn_q_norm")) {
                     Some((w.vector(&n("attn_q_norm"), h.head_dim)?, w.vector(&n("attn_k_norm"), h.head_dim)?))
                 } else {

@@ -66,6 +66,26 @@ pub fn load(loader: &WeightLoader, config: &ModelConfig) -> Result<Box<dyn Archi
     (family(&config.arch)?.load)(loader, config)
 }
 
+/// Layer `l`'s Q|K|V as one matrix (from separate tensors, or Phi 3's fused `attn_qkv`) and
+/// their biases where the file has them (Qwen 2, gpt-oss).
+pub(crate) fn load_qkv(w: &WeightLoader, c: &ModelConfig, l: usize) -> Result<(GpuMatrix, Option<wgpu::Buffer>)> {
+    let h = c.heads();
+    let (q, kv) = (h.q_dim(), h.kv_dim());
+    let n = |s: &str| format!("blk.{l}.{s}.weight");
+    let b = |s: &str| format!("blk.{l}.{s}.bias");
+    let qkv = if w.has(&n("attn_qkv")) {
+        w.matrix(&[(&n("attn_qkv"), q + 2 * kv)], c.n_embd, RowOrder::Concat)?
+    } else {
+        w.matrix(&[(&n("attn_q"), q), (&n("attn_k"), kv), (&n("attn_v"), kv)], c.n_embd, RowOrder::Concat)?
+    };
+    let bias = if w.has(&b("attn_q")) {
+        Some(w.vectors(&[(&b("attn_q"), q), (&b("attn_k"), kv), (&b("attn_v"), kv)])?)
+    } else {
+        None
+    };
+    Ok((qkv, bias))
+}
+
 /// The ends of the graph every family shares: the token embedding, and the final norm and LM
 /// head (the embedding itself when the file has no `output.weight`).
 pub(crate) struct Ends {
