@@ -16,3 +16,18 @@ fn glu(g: vec4<f32>, u: vec4<f32>) -> vec4<f32> {
     return g / (1.0 + exp(-g)) * u;
 #endif
 }
+
+// The four outputs of an octet of (gate, up) row pairs, rows (2i, 2i+1), whose sums are a (rows
+// 0..3) and b (rows 4..7), after the rows' biases from bias[first_bias] on where BIAS (the
+// shader declares `bias`).
+fn glu_octet(a: vec4<f32>, b: vec4<f32>, first_bias: u32) -> vec4<f32> {
+#if BIAS
+    let i = first_bias;
+    let ab = a + vec4<f32>(bias[i], bias[i + 1u], bias[i + 2u], bias[i + 3u]);
+    let bb = b + vec4<f32>(bias[i + 4u], bias[i + 5u], bias[i + 6u], bias[i + 7u]);
+#else
+    let ab = a;
+    let bb = b;
+#endif
+    return glu(vec4<f32>(ab.x, ab.z, bb.x, bb.z), vec4<f32>(ab.y, ab.w, bb.y, bb.w));
+}

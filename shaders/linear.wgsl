@@ -224,15 +224,7 @@ fn finish(row0: u32, acc: Sums) {
 #endif
 #endif
 #if GLU
-#if BIAS
-    let bb = b_base + ROW0 + row0;
-    a0 += vec4<f32>(bias[bb], bias[bb + 1u], bias[bb + 2u], bias[bb + 3u]);
-    a1 += vec4<f32>(bias[bb + 4u], bias[bb + 5u], bias[bb + 6u], bias[bb + 7u]);
-#endif
-    // Rows (2i, 2i+1) are (gate_i, up_i).
-    let g = vec4<f32>(a0.x, a0.z, a1.x, a1.z);
-    let u = vec4<f32>(a0.y, a0.w, a1.y, a1.w);
-    let h = glu(g, u);
+    let h = glu_octet(a0, a1, b_base + ROW0 + row0);
     let o = y_base + row0 / 2u;
     if row0 < N {
         y[o] = h.x;

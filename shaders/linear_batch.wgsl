@@ -110,18 +110,7 @@ fn rms_inverse(row: u32) -> f32 {
 fn store_token(t: u32, row0: u32, a: vec4<f32>, b: vec4<f32>) {
     let base = y_row(t);
 #if GLU
-#if BIAS
-    let bb = bias_row() + ROW0 + row0;
-    let ab = a + vec4<f32>(bias[bb], bias[bb + 1u], bias[bb + 2u], bias[bb + 3u]);
-    let bbv = b + vec4<f32>(bias[bb + 4u], bias[bb + 5u], bias[bb + 6u], bias[bb + 7u]);
-#else
-    let ab = a;
-    let bbv = b;
-#endif
-    // Rows (2i, 2i+1) are (gate_i, up_i).
-    let g = vec4<f32>(ab.x, ab.z, bbv.x, bbv.z);
-    let u = vec4<f32>(ab.y, ab.w, bbv.y, bbv.w);
-    let h = glu(g, u);
+    let h = glu_octet(a, b, bias_row() + ROW0 + row0);
     let o = base + row0 / 2u;
     if row0 < N {
         y[o] = h.x;
