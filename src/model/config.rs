@@ -296,4 +296,48 @@ mod tests {
         let err = config("gemma3", &[("rope.freq_base_swa", Value::F32(-1.0))]).unwrap_err().to_string();
         assert!(err.contains("rope base"), "{err}");
     }
+
+    #[test]
+    fn expert_counts_rope_scaling_and_window_patterns_are_read_or_refused() {
+        let moe =
+            |used: u32| config("qwen3moe", &[("expert_count", Value::U32(8)), ("expert_used_count", Value::U32(used))]);
+        let x = moe(2).unwrap().experts.unwrap();
+        // Without expert_feed_forward_length, llama.cpp's fallback: the feed-forward over those used.
+        assert_eq!((x.count, x.used, x.n_ff), (8, 2, 64));
+        let err = moe(9).unwrap_err().to_string();
+        assert!(err.contains("9 experts used of 8"), "{err}");
+        let err = config("qwen3moe", &[]).unwrap_err().to_string();
+        assert!(err.contains("expert_used_count is missing"), "{err}");
+
+        let yarn = config(
+            "gpt-oss",
+            &[
+                ("expert_count", Value::U32(4)),
+                ("expert_used_count", Value::U32(2)),
+                ("rope.scaling.type", Value::String("yarn".into())),
+                ("rope.scaling.factor", Value::F32(32.0)),
+                ("rope.scaling.original_context_length", Value::U32(4096)),
+            ],
+        )
+        .unwrap();
+        assert!(matches!(yarn.rope_scaling, RopeScaling::Yarn { factor: 32.0, original_ctx: 4096, .. }));
+        assert_eq!(yarn.rope_scaling_swa, yarn.rope_scaling);
+        let linear = config("llama", &[("rope.scaling.factor", Value::F32(8.0))]).unwrap();
+        assert_eq!(linear.rope_scaling, RopeScaling::Linear { factor: 8.0 });
+        let err = config("llama", &[("rope.scaling.type", Value::String("longrope".into()))]).unwrap_err().to_string();
+        assert!(err.contains("\"longrope\" is not supported"), "{err}");
+        let err = config("llama", &[("rope.scaling.yarn_log_multiplier", Value::F32(0.1))]).unwrap_err().to_string();
+        assert!(err.contains("log multiplier"), "{err}");
+
+        let window = |extra: &[(&str, Value)]| {
+            let mut keys = vec![("attention.sliding_window", Value::U32(16))];
+            keys.extend(extra.iter().cloned());
+            config("gemma3", &keys)
+        };
+        let every_third = window(&[("attention.sliding_window_pattern", Value::U32(3))]).unwrap();
+        assert_eq!((0..4).map(|l| every_third.is_sliding(l)).collect::<Vec<_>>(), [true, true, false, true]);
+        let per_layer = Value::array(vec![Value::Bool(true), Value::Bool(false)]);
+        let err = window(&[("attention.sliding_window_pattern", per_layer)]).unwrap_err().to_string();
+        assert!(err.contains("per-layer sliding-window pattern"), "{err}");
+    }
 }

@@ -362,5 +362,13 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains("whole tiles"), "{err}");
+        let route = RouteBuffers::new(g, 1, 1, 2).unwrap();
+        let y = g.activations("y", 1, 64).unwrap();
+        let logits = LinearSpec { logits: true, ..LinearSpec::new(None, Epilogue::Store) };
+        let err = ExpertLinear::new(g, &w, &route, (&x, ExpertInput::Pair), &y, &logits)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("no logits rows"), "{err}");
     }
 }

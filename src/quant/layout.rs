@@ -600,6 +600,21 @@ mod tests {
     }
 
     #[test]
+    fn mxfp4_scales_beyond_f16_are_refused_and_tiny_ones_round_to_zero() {
+        // One row of one block: exponent byte, 16 bytes of levels (index 7: 12, the largest).
+        let block = |e: u8| [&[e][..], &[0x77; 16][..]].concat();
+        let pack_one =
+            |e: u8| pack(&[SourceRows { ty: GgmlType::MXFP4, bytes: &block(e), rows: 1 }], 32, RowOrder::Concat);
+        // 2^15, the largest f16 power of two, holds exactly; 2^16 is refused.
+        assert_eq!(pack_one(143).unwrap().get(0, 0), 12.0 * 32768.0);
+        let err = pack_one(144).unwrap_err().to_string();
+        assert!(err.contains("MXFP4 block scale of 2^16"), "{err}");
+        // 2^-24 is f16's smallest subnormal; below it the block's weights are 0.
+        assert_eq!(pack_one(104).unwrap().get(0, 0), 12.0 * (-24f32).exp2());
+        assert_eq!(pack_one(103).unwrap().get(0, 0), 0.0);
+    }
+
+    #[test]
     fn mismatched_inputs_are_refused() {
         let q4 = [0u8; 20 * 2];
         let short = [SourceRows { ty: GgmlType::Q4_1, bytes: &q4[..30], rows: 1 }];
