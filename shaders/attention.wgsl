@@ -6,14 +6,14 @@
 // the result goes to `out`; with several (decoding over a long context: more workgroups to
 // spread the keys over), each split leaves its (max, sum, unnormalised accumulator) in
 // `partials` for attention_combine.wgsl. The caches are textures written by
-// kv_write.wgsl: texel x of position p (row p % KV_H of layer p / KV_H) holds elements
-// 4x..4x+3 of its keys (or values).
+// kv_write.wgsl: texel x of position p (at kv_slot.wgsl's place) holds elements 4x..4x+3 of
+// its keys (or values).
 // Queries and accumulators are unrolled into named registers (q{g}_{c}_{k}: head g, texel
 // 4c+k) rather than arrays: software adapters keep a dynamically indexed array in memory and
 // gather from it, which made this kernel 1.5x slower.
 // Constants: NH, NKV, HD, RD, AWG (invocations), HPW (query heads per workgroup, dividing
 // NH / NKV), HV4 (HD / 16), SCALE (score scale, usually 1/sqrt(HD)), QS (floats per qkv row),
-// OS4 (vec4s per output row), KV_H (cache rows per layer), WINDOW (keys a sliding-window layer
+// OS4 (vec4s per output row), KV_SLOTS and KV_H (kv_slot.wgsl), WINDOW (keys a sliding-window layer
 // sees, 0 for all). With SINKS, each head's sink logit (gpt-oss) joins its softmax's
 // denominator.
 
@@ -29,6 +29,7 @@
 #endif
 
 #include "rope.wgsl"
+#include "kv_slot.wgsl"
 #include "attention_split.wgsl"
 
 const HV: u32 = HD / 4u;
@@ -87,14 +88,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 #endfor
 
     for (var j = first_key + lane; j < end_key; j += AWG) {
-        let row = j % KV_H;
-        let layer = j / KV_H;
+        let at = kv_at(j);
 #for g in 0..HPW
         var s{g} = 0.0;
 #endfor
 #for c in 0..HV4
 #for k in 0..4
-        let k{c}_{k} = textureLoad(k_cache, vec2<u32>(kx + {c}u * 4u + {k}u, row), layer, 0);
+        let k{c}_{k} = textureLoad(k_cache, vec2<u32>(kx + {c}u * 4u + {k}u, at.texel_row), at.layer, 0);
 #for g in 0..HPW
         s{g} += dot(q{g}_{c}_{k}, k{c}_{k});
 #endfor
@@ -109,7 +109,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 #endfor
 #for c in 0..HV4
 #for k in 0..4
-        let v{c}_{k} = textureLoad(v_cache, vec2<u32>(kx + {c}u * 4u + {k}u, row), layer, 0);
+        let v{c}_{k} = textureLoad(v_cache, vec2<u32>(kx + {c}u * 4u + {k}u, at.texel_row), at.layer, 0);
 #for g in 0..HPW
         acc{g}_{c}_{k} = acc{g}_{c}_{k} * c{g} + p{g} * v{c}_{k};
 #endfor

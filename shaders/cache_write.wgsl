@@ -1,9 +1,9 @@
 // The Q|K|V kernels' cache epilogue (CACHE): rows Q_ROWS.. of their output are this token's
 // keys and then its values (KV_ROWS each); besides y, each octet of them goes into the layer's
 // cache textures as two texels of position `pos` (kv_write.wgsl's layout: texel x of position p
-// at row p % KV_H of layer p / KV_H), keys rotated on the way. Only for neighbour-pair RoPE
+// at kv_slot.wgsl's place), keys rotated on the way. Only for neighbour-pair RoPE
 // (not NEOX), where an octet holds whole pairs (src/ops/linear.rs checks).
-// Constants: Q_ROWS, KV_ROWS, HD (head size), RD (rotated dimensions), KV_H.
+// Constants: Q_ROWS, KV_ROWS, HD (head size), RD (rotated dimensions), KV_SLOTS, KV_H.
 
 #include "step.wgsl"
 
@@ -12,6 +12,7 @@
 @group(0) @binding(10) var<storage, read> rope_cs: array<vec2<f32>>;
 
 #include "rope.wgsl"
+#include "kv_slot.wgsl"
 
 // Elements d0..d0+3 of a key head, rotated for `pos` (partners are neighbours: v.yxwz).
 fn rotated4(v: vec4<f32>, d0: u32, pos: u32) -> vec4<f32> {
@@ -35,15 +36,15 @@ fn cache_store(row0: u32, pos: u32, sums_a: vec4<f32>, sums_b: vec4<f32>) {
     let b = sums_b;
 #endif
     let r = row0 - Q_ROWS;
-    let layer = pos / KV_H;
+    let slot = kv_at(pos);
     if r >= KV_ROWS {
-        let at = vec2<u32>((r - KV_ROWS) / 4u, pos % KV_H);
-        textureStore(v_cache, at, layer, a);
-        textureStore(v_cache, at + vec2<u32>(1u, 0u), layer, b);
+        let at = vec2<u32>((r - KV_ROWS) / 4u, slot.texel_row);
+        textureStore(v_cache, at, slot.layer, a);
+        textureStore(v_cache, at + vec2<u32>(1u, 0u), slot.layer, b);
         return;
     }
-    let at = vec2<u32>(r / 4u, pos % KV_H);
+    let at = vec2<u32>(r / 4u, slot.texel_row);
     let d0 = r % HD;
-    textureStore(k_cache, at, layer, rotated4(a, d0, pos));
-    textureStore(k_cache, at + vec2<u32>(1u, 0u), layer, rotated4(b, d0 + 4u, pos));
+    textureStore(k_cache, at, slot.layer, rotated4(a, d0, pos));
+    textureStore(k_cache, at + vec2<u32>(1u, 0u), slot.layer, rotated4(b, d0 + 4u, pos));
 }

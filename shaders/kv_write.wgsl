@@ -1,11 +1,11 @@
 // Writes this step's keys (rotated) and values into the layer's cache textures, one workgroup
-// per (head, token). Texel x of position p (row p % KV_H of layer p / KV_H) holds elements
-// 4x..4x+3 of its K (or V) row. With QK_NORM (Gemma 3, Qwen 3) the query and key heads are
+// per (head, token). Texel x of position p (at kv_slot.wgsl's place) holds elements 4x..4x+3
+// of its K (or V) row. With QK_NORM (Gemma 3, Qwen 3) the query and key heads are
 // RMS-normalised with their gammas first: queries in place in the Q|K|V rows (attention reads
 // them there), keys on their way into the cache (their Q|K|V rows are left as they were).
 // Where there is no QK-norm and RoPE pairs are neighbours, the Q|K|V kernel writes the cache
 // itself (cache_write.wgsl) and this kernel is not used.
-// Constants: NH, NKV, HD, RD, QS (floats per qkv row), KV_H, EPS (QK_NORM).
+// Constants: NH, NKV, HD, RD, QS (floats per qkv row), KV_SLOTS and KV_H, EPS (QK_NORM).
 
 #include "step.wgsl"
 
@@ -19,6 +19,7 @@
 #endif
 
 #include "rope.wgsl"
+#include "kv_slot.wgsl"
 
 #if QK_NORM
 #include "total.wgsl"
@@ -82,11 +83,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
                 v[k] = key(base, d, inv) * r.c + key(base, r.partner, inv) * r.s;
             }
         }
-        let at = vec2<u32>(kv_head * (HD / 4u) + j, pos % KV_H);
+        let slot = kv_at(pos);
+        let at = vec2<u32>(kv_head * (HD / 4u) + j, slot.texel_row);
         if is_value {
-            textureStore(v_cache, at, pos / KV_H, v);
+            textureStore(v_cache, at, slot.layer, v);
         } else {
-            textureStore(k_cache, at, pos / KV_H, v);
+            textureStore(k_cache, at, slot.layer, v);
         }
     }
 }

@@ -15,9 +15,6 @@ pub struct Session {
     pub(crate) state: State,
     ops: Vec<Box<dyn Op>>,
     argmax: Argmax,
-    /// The ids of the tokens in the KV cache, so a later prompt that starts the same way
-    /// reuses them.
-    cached: Vec<u32>,
     /// Host time spent recording and submitting steps, in ns (`hearth bench` reports it).
     host_ns: u64,
 }
@@ -46,16 +43,16 @@ impl Session {
                 options.ctx
             ))
         })?;
-        Ok(Session { model, state, ops, argmax, cached: Vec::new(), host_ns: 0 })
+        Ok(Session { model, state, ops, argmax, host_ns: 0 })
     }
 
     pub fn options(&self) -> SessionOptions {
         self.state.options
     }
 
-    /// Tokens in the KV cache.
+    /// Tokens in the session's memory.
     pub fn position(&self) -> usize {
-        self.cached.len()
+        self.state.memory.position()
     }
 
     /// Host time spent recording and submitting steps since the session began, in ns: the CPU
@@ -69,20 +66,24 @@ impl Session {
         self.state.steps.last_dispatches()
     }
 
-    /// Forgets everything after the first `pos` tokens (0 starts over).
-    pub fn truncate(&mut self, pos: usize) {
-        self.cached.truncate(pos);
+    /// Forgets every token: the next one is position 0.
+    pub fn reset(&mut self) {
+        self.state.memory.reset();
     }
 
-    /// Keeps the longest start of the cache that `prompt` shares (leaving at least its last
-    /// token to feed, whose logits come next) and forgets the rest; returns how many of
-    /// `prompt`'s tokens are already in the cache. A conversation's next turn re-renders the
-    /// whole chat, so only its new tokens are processed.
+    /// Comes back to the longest start of `prompt` the session holds and can resume from
+    /// (leaving at least its last token to feed, whose logits come next) and forgets the rest;
+    /// returns how many of `prompt`'s tokens are kept. A conversation's next turn re-renders
+    /// the whole chat, so only its new tokens are processed (model/memory.rs says how far
+    /// back each kind of layer can come, and how a checkpoint extends that).
     pub fn reuse_prefix(&mut self, prompt: &[u32]) -> usize {
-        let shared = self.cached.iter().zip(prompt).take_while(|(a, b)| a == b).count();
-        let keep = shared.min(prompt.len().saturating_sub(1));
-        self.truncate(keep);
-        keep
+        self.state.memory.reuse_prefix(&self.model.gpu, prompt)
+    }
+
+    /// Saves what `reuse_prefix` needs to come back to this position later, where the
+    /// memory's rings would have moved past it (a generation does this after its prompt).
+    pub fn checkpoint(&mut self) {
+        self.state.memory.checkpoint(&self.model.gpu);
     }
 
     pub fn gpu_bytes(&self) -> u64 {
@@ -90,14 +91,7 @@ impl Session {
     }
 
     fn check_room(&self, n: usize) -> Result<()> {
-        let ctx = self.state.options.ctx;
-        if self.position() + n > ctx {
-            return Err(Error::Input(format!(
-                "the context is full: {} tokens already in it plus {n} new ones exceed the context size {ctx} (raise --ctx)",
-                self.position()
-            )));
-        }
-        Ok(())
+        self.state.memory.check_room(n, self.state.options.ctx)
     }
 
     fn validate_ids(&self, tokens: &[u32]) -> Result<()> {
@@ -151,7 +145,7 @@ impl Session {
                 gpu.queue.submit([commands]);
             }
         }
-        self.cached.extend_from_slice(tokens);
+        self.state.memory.advance(tokens);
         self.host_ns += started.elapsed().as_nanos() as u64;
         Ok(())
     }
@@ -355,6 +349,8 @@ impl Generation {
         let next = next.inspect_err(|_| self.done = true)?;
         let elapsed = started.elapsed().as_secs_f64();
         if self.stats.generated == 0 {
+            // A conversation's next turn comes back to the end of this prompt at least.
+            session.checkpoint();
             self.stats.prompt_seconds = elapsed;
         } else {
             self.stats.decode_steps += 1;

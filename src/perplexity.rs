@@ -55,7 +55,7 @@ pub async fn perplexity(
         if let Some(b) = bos {
             chunk[0] = b;
         }
-        session.truncate(0);
+        session.reset();
         let logits = session.logits_from(&chunk, first).await?;
         for (i, row) in logits.chunks_exact(vocab).take(n_ctx - first - 1).enumerate() {
             let v = nll(row, chunk[first + i + 1]);

@@ -6,7 +6,7 @@ use hearth::gpu::{AdapterChoice, Gpu};
 use hearth::model::reference::ReferenceModel;
 use hearth::model::state::SessionOptions;
 use hearth::model::testing::TinyLlama;
-use hearth::model::{Model, ModelFile};
+use hearth::model::{Model, ModelConfig, ModelFile};
 use hearth::quant::GgmlType;
 use hearth::sample::{Sampler, SamplerConfig};
 use std::sync::{Arc, OnceLock};
@@ -71,7 +71,7 @@ fn check(spec: TinyLlama) {
     }
 
     // Greedy choice on the GPU equals the argmax of the reference logits.
-    stepwise.truncate(0);
+    stepwise.reset();
     let greedy = pollster::block_on(stepwise.next_greedy(&tokens)).unwrap();
     let last = &want[tokens.len() - 1];
     let best = (0..vocab).max_by(|&a, &b| last[a].total_cmp(&last[b]).then(b.cmp(&a))).unwrap();
@@ -247,4 +247,58 @@ fn small_binding_and_texture_limits_split_the_work_not_the_results() {
     for (i, row) in all.chunks(vocab).enumerate() {
         assert_logits_close(row, &want[i], &format!("limited adapter, position {i}"));
     }
+}
+
+#[test]
+fn sliding_window_rings_come_back_through_a_checkpoint_or_start_over() {
+    // gpt-oss windows every other layer to 4 keys; with batches of 4 those layers keep rings
+    // of 4 + 4 - 1 = 7 positions instead of the context's 64.
+    let spec = TinyLlama {
+        arch: "gpt-oss",
+        experts: Some((8, 2)),
+        tied: false,
+        sliding_window: Some(4),
+        head_dim: Some(32),
+        seed: 20,
+        ..Default::default()
+    };
+    let bytes = spec.to_gguf();
+    let model = Arc::new(Model::load(gpu(), &ModelFile::from_bytes(bytes.clone()).unwrap()).unwrap());
+    let reference = ReferenceModel::new(ModelFile::from_bytes(bytes).unwrap()).unwrap();
+    let c = &model.config;
+    let rings = hearth::model::memory::cache_bytes(c, 64, 4);
+    let full = hearth::model::memory::cache_bytes(&ModelConfig { sliding_window: None, ..c.clone() }, 64, 4);
+    // Half the layers at 7 slots, plus the checkpoint's copy of them.
+    assert_eq!(rings * 64, full * (64 + 2 * 7) / 2, "{rings} vs {full} bytes");
+    let vocab = spec.vocab_size() as u32;
+    let logits_after = |s: &mut Session, prompt: &[u32], kept: usize, what: &str| {
+        let row = pollster::block_on(s.next_logits(&prompt[kept..])).unwrap();
+        assert_logits_close(&row, &reference.forward(prompt).unwrap()[prompt.len() - 1], what);
+    };
+
+    // A 12-token prompt, then 8 generated tokens: the rings move 7 positions past its end.
+    let mut s = Session::new(model.clone(), SessionOptions { ctx: 64, batch: 4, logit_rows: 1 }).unwrap();
+    let first: Vec<u32> = (0..12).map(|i| (i * 13 + 1) % vocab).collect();
+    let mut generation = Generation::new(&first, 0, 8, Sampler::new(SamplerConfig::greedy())).unwrap();
+    while pollster::block_on(generation.next(&mut s, |_| false)).unwrap().is_some() {}
+    assert_eq!(s.position(), 19);
+
+    // The next turn departs after the prompt (as when a template drops the reply's
+    // reasoning): the rings no longer hold position 12's window; the checkpoint does.
+    let mut second = first.clone();
+    second.extend([9, 8, 7, 6, 5]);
+    assert_eq!(s.reuse_prefix(&second), 12);
+    logits_after(&mut s, &second, 12, "resumed from the checkpoint");
+
+    // Within a batch of the end, the rings themselves still hold the window.
+    let mut third = second[..15].to_vec();
+    third.extend([1, 2]);
+    assert_eq!(s.reuse_prefix(&third), 15);
+    logits_after(&mut s, &third, 15, "resumed from the rings");
+
+    // Before what either holds, the session starts over.
+    let mut fourth = third[..6].to_vec();
+    fourth.extend([4, 4, 4]);
+    assert_eq!(s.reuse_prefix(&fourth), 0);
+    logits_after(&mut s, &fourth, 0, "started over");
 }

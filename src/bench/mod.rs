@@ -79,7 +79,7 @@ pub fn mean_sd(values: &[f64]) -> (f64, f64) {
 
 /// One timed run: its wall time and its host time, in ns.
 async fn run_once(session: &mut Session, test: Test, tokens: &[u32]) -> Result<(u64, u64)> {
-    session.truncate(0);
+    session.reset();
     let host_before = session.host_ns();
     let started = Instant::now();
     if test.n_prompt > 0 {

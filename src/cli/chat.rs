@@ -132,7 +132,7 @@ impl Chat {
             "/exit" | "/quit" => return false,
             "/reset" => {
                 self.conversation.reset();
-                self.session.truncate(0);
+                self.session.reset();
                 eprintln!("(conversation cleared)");
             }
             "/system" => {

@@ -26,6 +26,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("kv_write.wgsl", include_str!("../../shaders/kv_write.wgsl")),
     ("cache_write.wgsl", include_str!("../../shaders/cache_write.wgsl")),
     ("rope.wgsl", include_str!("../../shaders/rope.wgsl")),
+    ("kv_slot.wgsl", include_str!("../../shaders/kv_slot.wgsl")),
     ("reduce.wgsl", include_str!("../../shaders/reduce.wgsl")),
     ("total.wgsl", include_str!("../../shaders/total.wgsl")),
     ("attention.wgsl", include_str!("../../shaders/attention.wgsl")),

@@ -184,24 +184,45 @@ impl Gpu {
     }
 }
 
-/// One layer's keys or values: `width` texels of four floats per position, positions in rows
-/// of `height` per array layer (position `p` at row `p % height` of layer `p / height`), so the
-/// context is not limited by the adapter's largest texture side.
+/// One layer's keys or values: `width` texels of four floats per slot, slots in rows of
+/// `height` per array layer (slot `s` at row `s % height` of layer `s / height`), so the
+/// context is not limited by the adapter's largest texture side. Position `p` is in slot
+/// `p % slots` (a ring where there are fewer slots than positions: shaders/kv_slot.wgsl).
 pub struct KvTexture {
     pub texture: wgpu::Texture,
     pub view: wgpu::TextureView,
     pub height: u32,
+    pub slots: u32,
+}
+
+impl KvTexture {
+    pub fn bytes(&self) -> u64 {
+        let t = &self.texture;
+        t.width() as u64 * t.height() as u64 * t.depth_or_array_layers() as u64 * 16
+    }
+
+    /// The defines shaders/kv_slot.wgsl needs to find positions in this cache (and in the
+    /// other one of its layer, of the same shape).
+    pub fn slot_defines(&self, d: Defines) -> Defines {
+        d.u32("KV_SLOTS", self.slots).u32("KV_H", self.height)
+    }
+
+    /// Records a copy of every slot into `to`, a texture of the same shape.
+    pub fn copy_to(&self, encoder: &mut wgpu::CommandEncoder, to: &KvTexture) {
+        encoder.copy_texture_to_texture(self.texture.as_image_copy(), to.texture.as_image_copy(), self.texture.size());
+    }
 }
 
 impl Gpu {
-    pub fn kv_texture(&self, label: &str, width: u32, positions: u32) -> Result<KvTexture> {
+    /// A cache of `slots` positions of `width` texels.
+    pub fn kv_texture(&self, label: &str, width: u32, slots: u32) -> Result<KvTexture> {
         let max = self.limits.max_texture_dimension_2d;
         // At least two layers, for the GL backend (see `texels`).
-        let height = positions.div_ceil(2).clamp(1, max);
-        let layers = positions.div_ceil(height).max(2);
+        let height = slots.div_ceil(2).clamp(1, max);
+        let layers = slots.div_ceil(height).max(2);
         if width > max || layers > self.limits.max_texture_array_layers {
             return Err(Error::Gpu(format!(
-                "{label}: a cache of {positions} positions x {width} texels exceeds {}'s textures ({max} per side, {} layers); use a smaller --ctx",
+                "{label}: a cache of {slots} positions x {width} texels exceeds {}'s textures ({max} per side, {} layers); use a smaller --ctx",
                 self.info.name, self.limits.max_texture_array_layers
             )));
         }
@@ -222,7 +243,7 @@ impl Gpu {
             dimension: Some(wgpu::TextureViewDimension::D2Array),
             ..Default::default()
         });
-        Ok(KvTexture { texture, view, height })
+        Ok(KvTexture { texture, view, height, slots })
     }
 
     /// The first `positions` positions of a KV texture, as floats (for tests).

@@ -2,6 +2,7 @@
 //! is allocated from it.
 
 use super::gguf::{GgufHeader, Value};
+use super::memory::LayerMemory;
 use crate::ops::Heads;
 use crate::ops::kv_write::RopeScaling;
 use crate::ops::linear::Epilogue;
@@ -222,6 +223,15 @@ impl ModelConfig {
     pub fn is_sliding(&self, l: usize) -> bool {
         let n = self.swa_pattern;
         self.sliding_window.is_some() && n > 0 && l % n < n - 1
+    }
+
+    /// What layer `l` keeps of earlier positions: the plan a session's `Memory` allocates
+    /// (model/memory.rs), from the family's layer pattern and the file's sizes.
+    pub fn layer_memory(&self, l: usize) -> LayerMemory {
+        match self.sliding_window {
+            Some(w) if self.is_sliding(l) => LayerMemory::Window(w),
+            _ => LayerMemory::Keys,
+        }
     }
 
     pub fn heads(&self) -> Heads {

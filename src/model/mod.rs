@@ -8,6 +8,7 @@ pub mod gguf;
 pub mod gguf_writer;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod hf;
+pub mod memory;
 pub mod reference;
 pub mod requantize;
 pub mod state;

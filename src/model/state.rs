@@ -1,8 +1,10 @@
-//! The buffers one generation session owns: activations for a batch, the KV cache, the RoPE
-//! table and the per-step uniform. Allocated once; nothing is allocated per token.
+//! The buffers one generation session owns: activations for a batch, the sequence's memory
+//! (model/memory.rs), the RoPE tables and the per-step uniform. Allocated and counted here,
+//! once; nothing is allocated per token.
 
 use super::config::ModelConfig;
-use crate::gpu::{Activations, Gpu, KvTexture, row_stride, window_bytes};
+use super::memory::{Memory, cache_bytes};
+use crate::gpu::{Activations, Gpu, row_stride, window_bytes};
 use crate::ops::StepBuffers;
 use crate::ops::experts::RouteBuffers;
 use crate::ops::kv_write::rope_table;
@@ -40,8 +42,8 @@ pub struct State {
     pub rope: wgpu::Buffer,
     /// The RoPE table of sliding-window layers, when their base differs.
     pub rope_swa: Option<wgpu::Buffer>,
-    pub k_cache: Vec<KvTexture>,
-    pub v_cache: Vec<KvTexture>,
+    /// What the sequence remembers of its earlier positions.
+    pub memory: Memory,
     /// The mixture-of-experts buffers, for families that have one.
     pub experts: Option<ExpertState>,
 }
@@ -102,7 +104,7 @@ impl State {
         let options = fit_to_bindings(gpu, c, options)?;
         let SessionOptions { ctx, batch, logit_rows } = options;
         let h = c.heads();
-        let kv_bytes = 2 * (c.n_layer * ctx * h.kv_dim() * 4) as u64;
+        let kv_bytes = cache_bytes(c, ctx, batch);
         let widths = 2 * c.n_embd + h.qkv_dim() + h.q_dim() + c.n_ff;
         // Per token, the router's logits and a row of the expert ffn and output per slot.
         let expert_widths = c.experts.map_or(0, |x| x.count + x.used * (x.n_ff + c.n_embd));
@@ -112,13 +114,6 @@ impl State {
             &format!("a session of {ctx} tokens (KV cache and activations)"),
             kv_bytes + activation_bytes,
         )?;
-        let kv_texels = (h.kv_dim() / 4) as u32;
-        let mut k_cache = Vec::with_capacity(c.n_layer);
-        let mut v_cache = Vec::with_capacity(c.n_layer);
-        for _ in 0..c.n_layer {
-            k_cache.push(gpu.kv_texture("k cache", kv_texels, ctx as u32)?);
-            v_cache.push(gpu.kv_texture("v cache", kv_texels, ctx as u32)?);
-        }
         Ok(State {
             options,
             // Each distinct linear input width splits a batch into its own windows.
@@ -141,8 +136,7 @@ impl State {
                     Some(gpu.buffer_with("rope (sliding window)", &table)?)
                 }
             },
-            k_cache,
-            v_cache,
+            memory: Memory::new(gpu, c, ctx, batch)?,
             experts: match &c.experts {
                 None => None,
                 Some(x) => Some(ExpertState {
@@ -167,10 +161,6 @@ impl State {
             + self.ids.size()
             + self.rope.size()
             + self.rope_swa.as_ref().map_or(0, |r| r.size())
-            + self.k_cache.iter().chain(&self.v_cache).map(|t| kv_bytes(&t.texture)).sum::<u64>()
+            + self.memory.gpu_bytes()
     }
-}
-
-fn kv_bytes(t: &wgpu::Texture) -> u64 {
-    t.width() as u64 * t.height() as u64 * t.depth_or_array_layers() as u64 * 16
 }

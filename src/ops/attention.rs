@@ -75,11 +75,10 @@ impl Attention {
         }
         let lanes = if gpu.is_cpu_adapter() { 8 } else { 32 };
         let per_workgroup = heads_per_workgroup(&heads);
-        let defines = rope_defines(Defines::new(), &heads)
+        let defines = rope_defines(k_cache.slot_defines(Defines::new()), &heads)
             .u32("NH", heads.n_head as u32)
             .u32("NKV", heads.n_head_kv as u32)
             .u32("HD", heads.head_dim as u32)
-            .u32("KV_H", k_cache.height)
             .u32("AWG", lanes)
             .u32("HPW", per_workgroup as u32)
             .u32("HV4", (heads.head_dim / 16) as u32)
@@ -88,9 +87,8 @@ impl Attention {
             .f32("SCALE", scale)
             .u32("WINDOW", window.unwrap_or(0))
             .flag("SINKS", sinks.is_some());
-        let positions = k_cache.height * k_cache.texture.depth_or_array_layers();
-        let keys_per_split = keys_per_split.unwrap_or(positions).max(1);
-        let max_splits = positions.div_ceil(keys_per_split);
+        let keys_per_split = keys_per_split.unwrap_or(k_cache.slots).max(1);
+        let max_splits = k_cache.slots.div_ceil(keys_per_split);
         let slot_bytes = (heads.head_dim / 4 + 1) as u64 * 16;
         let partials = gpu.buffer("attention partials", max_splits as u64 * heads.n_head as u64 * slot_bytes)?;
         let mut binds = vec![

@@ -98,11 +98,10 @@ impl KvWrite {
         if qkv.width != heads.qkv_dim() {
             return Err(Error::Gpu(format!("qkv rows of {} for heads {heads:?}", qkv.width)));
         }
-        let mut defines = rope_defines(Defines::new(), &heads)
+        let mut defines = rope_defines(k_cache.slot_defines(Defines::new()), &heads)
             .u32("NH", heads.n_head as u32)
             .u32("NKV", heads.n_head_kv as u32)
             .u32("HD", heads.head_dim as u32)
-            .u32("KV_H", k_cache.height)
             .u32("QS", qkv.stride as u32);
         let mut binds = vec![
             (0, Slot::Uniform, Bind::Buffer(&steps.step)),

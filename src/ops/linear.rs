@@ -274,8 +274,8 @@ impl Linear {
                 .flag("CACHE", true)
                 .u32("Q_ROWS", h.q_dim() as u32)
                 .u32("KV_ROWS", h.kv_dim() as u32)
-                .u32("HD", h.head_dim as u32)
-                .u32("KV_H", cache.k.height);
+                .u32("HD", h.head_dim as u32);
+            base = cache.k.slot_defines(base);
             common.extend([
                 (0, Slot::Uniform, Bind::Buffer(&steps.step)),
                 (8, Slot::StorageTextureF32, Bind::Texture(&cache.k.view)),

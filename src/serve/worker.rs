@@ -87,7 +87,7 @@ pub fn serve_jobs(mut session: Session, jobs: Receiver<Job>, counters: &Counters
             Err(e) => {
                 Counters::add(&counters.failed);
                 // A failed step may leave the cache in any state.
-                session.truncate(0);
+                session.reset();
                 Some(Event::Failed { status: 500, message: e.to_string() })
             }
         };

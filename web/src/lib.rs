@@ -215,7 +215,7 @@ impl Engine {
         let mut inner = self.inner()?;
         if let Some(loaded) = inner.loaded.as_mut() {
             loaded.running = None;
-            loaded.session.truncate(0);
+            loaded.session.reset();
         }
         Ok(())
     }

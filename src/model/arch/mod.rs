@@ -7,6 +7,7 @@ mod llama;
 mod moe;
 
 use super::config::ModelConfig;
+use super::memory::LayerMemory;
 use super::state::State;
 use super::weights::WeightLoader;
 use crate::gpu::Gpu;
@@ -134,7 +135,8 @@ pub(crate) fn kv_write(
     rope: &wgpu::Buffer,
     qk_norm: Option<QkNorm>,
 ) -> Result<Box<dyn Op>> {
-    Ok(Box::new(KvWrite::new(gpu, &s.steps, c.heads(), &s.qkv, rope, &s.k_cache[l], &s.v_cache[l], qk_norm)?))
+    let cache = &s.memory.layers[l];
+    Ok(Box::new(KvWrite::new(gpu, &s.steps, c.heads(), &s.qkv, rope, &cache.k, &cache.v, qk_norm)?))
 }
 
 /// Layer `l`'s cache, for its Q|K|V kernel to fill as it computes K and V, where the family's
@@ -146,14 +148,15 @@ pub(crate) fn cache_write<'a>(
     rope: &'a wgpu::Buffer,
 ) -> Option<CacheWrite<'a>> {
     let heads = c.heads();
-    CacheWrite::fits(&heads).then(|| CacheWrite { heads, rope, k: &s.k_cache[l], v: &s.v_cache[l] })
+    let cache = &s.memory.layers[l];
+    CacheWrite::fits(&heads).then_some(CacheWrite { heads, rope, k: &cache.k, v: &cache.v })
 }
 
 /// Layer `l`'s RoPE table and, for a sliding-window layer, its window.
 pub(crate) fn sliding<'a>(c: &ModelConfig, s: &'a State, l: usize) -> (&'a wgpu::Buffer, Option<u32>) {
-    match c.sliding_window {
-        Some(w) if c.is_sliding(l) => (s.rope_swa.as_ref().unwrap_or(&s.rope), Some(w as u32)),
-        _ => (&s.rope, None),
+    match c.layer_memory(l) {
+        LayerMemory::Window(w) => (s.rope_swa.as_ref().unwrap_or(&s.rope), Some(w as u32)),
+        LayerMemory::Keys => (&s.rope, None),
     }
 }
 
@@ -171,7 +174,7 @@ pub(crate) fn attention(
 ) -> Result<Box<dyn Op>> {
     let heads = c.heads();
     let scale = 1.0 / (heads.head_dim as f32).sqrt();
-    let (k, v) = (&s.k_cache[l], &s.v_cache[l]);
+    let (k, v) = (&s.memory.layers[l].k, &s.memory.layers[l].v);
     let options = AttentionOptions { window, keys_per_split: attention::keys_per_split(gpu), sinks };
     Ok(Box::new(Attention::new(gpu, &s.steps, heads, scale, &s.qkv, rope, k, v, &s.attn, options)?))
 }
