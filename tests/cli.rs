@@ -132,7 +132,15 @@ fn info_and_devices_describe_what_is_there() {
     let out = hearth(&["info", &model_arg()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let info = text(&out.stdout);
-    for needle in ["architecture:  llama", "Q4_1 ×210", "Q8_0 ×1", "layers 30", "chat template:", "<|im_start|>"] {
+    for needle in [
+        "architecture:  llama",
+        "Q4_1 ×210",
+        "Q8_0 ×1",
+        "layers 30",
+        "30 layers keep every position; KV cache 188.7 MB at 4096 tokens",
+        "chat template:",
+        "<|im_start|>",
+    ] {
         assert!(info.contains(needle), "info lacks {needle:?}:\n{info}");
     }
     let out = hearth(&["devices"]);

@@ -5,6 +5,7 @@
 use super::roofline::Roofline;
 use super::{Measured, ModelSummary, mean_sd};
 use crate::model::Model;
+use crate::model::memory::LayerMemory;
 use serde::{Deserialize, Serialize};
 
 /// Everything about the run that is the same for every test.
@@ -78,12 +79,22 @@ fn prompt_flops(model: &Model, p: usize) -> f64 {
     2.0 * (p * per_token) as f64 + 2.0 * (c.n_vocab * c.n_embd) as f64 + attention as f64
 }
 
-/// Bytes read per token when generating `n` tokens from an empty cache: every weight, and on
-/// average half the final KV cache.
+/// Bytes read per token when generating `n` tokens from an empty cache: every weight, and the
+/// keys and values each layer attends to, on average over the `n` steps (half the final cache
+/// for full attention; at most the window for a sliding-window layer).
 fn generation_bytes(model: &Model, info: &RunInfo, n: usize) -> u64 {
     let c = &model.config;
-    let kv = 2 * c.n_layer * c.heads().kv_dim() * 4 * n / 2;
-    info.weight_bytes + kv as u64
+    let per_position = 2 * c.heads().kv_dim() as u64 * 4;
+    let positions: u64 = (0..c.n_layer)
+        .map(|l| {
+            let seen = |i: usize| match c.layer_memory(l) {
+                LayerMemory::Keys => i + 1,
+                LayerMemory::Window(w) => (i + 1).min(w),
+            };
+            (0..n).map(seen).sum::<usize>() as u64
+        })
+        .sum();
+    info.weight_bytes + positions * per_position / n.max(1) as u64
 }
 
 pub fn record(model: &Model, info: &RunInfo, m: &Measured, test_time: &str) -> BenchRecord {

@@ -5,6 +5,7 @@ use clap::Args;
 use hearth::Result;
 use hearth::model::ModelConfig;
 use hearth::model::gguf::Value;
+use hearth::model::memory::{LayerMemory, cache_bytes};
 use std::collections::BTreeMap;
 
 #[derive(Args)]
@@ -53,6 +54,7 @@ pub fn run(args: InfoArgs) -> Result<()> {
                 c.rms_eps,
                 if c.tied_embeddings { "tied" } else { "separate output" }
             );
+            println!("memory:        {}", memory_summary(&c));
         }
         Err(e) => println!("runnable:      no ({e})"),
     }
@@ -91,4 +93,25 @@ pub fn run(args: InfoArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What the layers keep between tokens, and the KV cache it takes at the default context and
+/// at the trained one (batches of 256, the default).
+fn memory_summary(c: &ModelConfig) -> String {
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    for l in 0..c.n_layer {
+        let kind = match c.layer_memory(l) {
+            LayerMemory::Keys => "every position".to_string(),
+            LayerMemory::Window(w) => format!("a window of {w}"),
+        };
+        *kinds.entry(kind).or_default() += 1;
+    }
+    let kinds: Vec<String> = kinds
+        .iter()
+        .map(|(kind, &n)| if n == 1 { format!("1 layer keeps {kind}") } else { format!("{n} layers keep {kind}") })
+        .collect();
+    let at = |ctx: usize| format!("{:.1} MB at {ctx} tokens", cache_bytes(c, ctx, 256.min(ctx)) as f64 / 1e6);
+    let (default_ctx, trained) = (c.n_ctx_train.clamp(1, 4096), c.n_ctx_train.max(1));
+    let sizes = if trained > default_ctx { format!("{}, {}", at(default_ctx), at(trained)) } else { at(trained) };
+    format!("{}; KV cache {sizes}", kinds.join(", "))
 }
