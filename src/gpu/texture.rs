@@ -193,6 +193,8 @@ pub struct KvTexture {
     pub view: wgpu::TextureView,
     pub height: u32,
     pub slots: u32,
+    /// Whether positions wrap around the slots (a ring); otherwise position p is slot p.
+    pub ring: bool,
 }
 
 impl KvTexture {
@@ -204,7 +206,7 @@ impl KvTexture {
     /// The defines shaders/kv_slot.wgsl needs to find positions in this cache (and in the
     /// other one of its layer, of the same shape).
     pub fn slot_defines(&self, d: Defines) -> Defines {
-        d.u32("KV_SLOTS", self.slots).u32("KV_H", self.height)
+        d.u32("KV_SLOTS", self.slots).u32("KV_H", self.height).flag("KV_RING", self.ring)
     }
 
     /// Records a copy of every slot into `to`, a texture of the same shape.
@@ -243,7 +245,7 @@ impl Gpu {
             dimension: Some(wgpu::TextureViewDimension::D2Array),
             ..Default::default()
         });
-        Ok(KvTexture { texture, view, height, slots })
+        Ok(KvTexture { texture, view, height, slots, ring: false })
     }
 
     /// The first `positions` positions of a KV texture, as floats (for tests).

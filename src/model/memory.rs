@@ -81,18 +81,10 @@ impl Memory {
             .map(|l| {
                 let memory = c.layer_memory(l);
                 let slots = memory.slots(ctx, batch);
-                let saved = if slots < ctx {
-                    let s = slots as u32;
-                    Some((gpu.kv_texture("k checkpoint", texels, s)?, gpu.kv_texture("v checkpoint", texels, s)?))
-                } else {
-                    None
-                };
-                Ok(LayerCache {
-                    memory,
-                    k: gpu.kv_texture("k cache", texels, slots as u32)?,
-                    v: gpu.kv_texture("v cache", texels, slots as u32)?,
-                    saved,
-                })
+                let ring = slots < ctx;
+                let cache = |label| gpu.kv_texture(label, texels, slots as u32).map(|t| KvTexture { ring, ..t });
+                let saved = if ring { Some((cache("k checkpoint")?, cache("v checkpoint")?)) } else { None };
+                Ok(LayerCache { memory, k: cache("k cache")?, v: cache("v cache")?, saved })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Memory { layers, tokens: Vec::new(), checkpoint: None })
