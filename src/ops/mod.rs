@@ -4,6 +4,7 @@
 
 pub mod argmax;
 pub mod attention;
+pub mod delta_net;
 mod dispatch;
 pub mod embed;
 pub mod expert_sum;
