@@ -15,7 +15,7 @@
 // NH / NKV), HV4 (HD / 16), SCALE (score scale, usually 1/sqrt(HD)), QS (floats per qkv row),
 // OS4 (vec4s per output row), KV_SLOTS and KV_H (kv_slot.wgsl), WINDOW (keys a sliding-window layer
 // sees, 0 for all). With SINKS, each head's sink logit (gpt-oss) joins its softmax's
-// denominator.
+// denominator; with GATED, the output is gated (attention_gate.wgsl, G0).
 
 #include "step.wgsl"
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
@@ -31,6 +31,9 @@
 #include "rope.wgsl"
 #include "kv_slot.wgsl"
 #include "attention_split.wgsl"
+#if GATED
+#include "attention_gate.wgsl"
+#endif
 
 const HV: u32 = HD / 4u;
 
@@ -52,7 +55,11 @@ fn query(t: u32, h: u32, i: u32, pos: u32) -> vec4<f32> {
 // Where a result vec4 `i` of head `h` goes: the output row, or this split's partial slot.
 fn put(t: u32, h: u32, i: u32, splits: u32, s: u32, v: vec4<f32>) {
     if splits == 1u {
+#if GATED
+        out[t * OS4 + h * HV + i] = v * output_gate(t, h, i);
+#else
         out[t * OS4 + h * HV + i] = v;
+#endif
     } else {
         partials[split_slot(t, h, s) + 1u + i] = v;
     }

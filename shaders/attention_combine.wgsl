@@ -2,13 +2,17 @@
 // (head, token), out = Σ_s acc_s · exp(m_s − M) / Σ_s l_s · exp(m_s − M), M the largest m_s.
 // One workgroup per (head, token), one invocation per vec4 of the head.
 // Constants: NH, HD, OS4 (vec4s per output row). With SINKS, each head's sink logit joins the
-// denominator.
+// denominator; with GATED, the output is gated (attention_gate.wgsl: QS, G0).
 
 #include "step.wgsl"
 @group(0) @binding(1) var<storage, read> partials: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> out: array<vec4<f32>>;
 #if SINKS
 @group(0) @binding(3) var<storage, read> sinks: array<f32>;
+#endif
+#if GATED
+@group(0) @binding(4) var<storage, read> qkv: array<f32>;
+#include "attention_gate.wgsl"
 #endif
 
 #include "attention_split.wgsl"
@@ -38,5 +42,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) i
 #if SINKS
     total += exp(sinks[h] - big);
 #endif
+#if GATED
+    out[t * OS4 + h * HV + i] = acc / total * output_gate(t, h, i);
+#else
     out[t * OS4 + h * HV + i] = acc / total;
+#endif
 }

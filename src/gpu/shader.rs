@@ -31,6 +31,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("total.wgsl", include_str!("../../shaders/total.wgsl")),
     ("attention.wgsl", include_str!("../../shaders/attention.wgsl")),
     ("attention_split.wgsl", include_str!("../../shaders/attention_split.wgsl")),
+    ("attention_gate.wgsl", include_str!("../../shaders/attention_gate.wgsl")),
     ("attention_combine.wgsl", include_str!("../../shaders/attention_combine.wgsl")),
     ("argmax.wgsl", include_str!("../../shaders/argmax.wgsl")),
     ("rms_norm.wgsl", include_str!("../../shaders/rms_norm.wgsl")),

@@ -241,6 +241,7 @@ impl ModelConfig {
             head_dim: self.head_dim,
             rope_dims: self.rope_dims,
             neox: self.rope_neox,
+            gated: false,
         }
     }
 

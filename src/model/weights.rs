@@ -5,8 +5,9 @@ use super::file::ModelFile;
 use super::gguf::{GgufHeader, TensorInfo};
 use crate::gpu::Gpu;
 use crate::ops::linear::GpuMatrix;
-use crate::quant::{RowOrder, SourceRows, dequantize, pack_parts};
+use crate::quant::{GgmlType, RowOrder, SourceRows, dequantize, pack_parts};
 use crate::{Error, Result};
+use std::ops::Range;
 
 pub struct WeightLoader<'a> {
     pub gpu: &'a Gpu,
@@ -110,15 +111,38 @@ impl<'a> WeightLoader<'a> {
 
     /// Matrices of `cols` columns (and the given row counts) packed into one GPU matrix.
     pub fn matrix(&self, parts: &[(&str, usize)], cols: usize, order: RowOrder) -> Result<GpuMatrix> {
-        let mut tensors = Vec::with_capacity(parts.len());
-        for &(name, rows) in parts {
-            let info = self.checked(name, &[cols, rows])?;
-            tensors.push((info.ty, self.file.data(info)?, rows));
+        let whole: Vec<(&str, usize, Range<usize>)> = parts.iter().map(|&(name, rows)| (name, rows, 0..rows)).collect();
+        self.matrix_rows(&whole, cols, order)
+    }
+
+    /// Runs of rows of matrices packed into one GPU matrix, in the order given: each part a
+    /// tensor's name, its rows, and the rows taken (Qwen 3.5 stores each query head's output
+    /// gate after it in `attn_q`; its queries and its gates become separate runs).
+    pub fn matrix_rows(
+        &self,
+        parts: &[(&str, usize, Range<usize>)],
+        cols: usize,
+        order: RowOrder,
+    ) -> Result<GpuMatrix> {
+        // Each tensor's bytes once, however many runs are taken from it.
+        let mut tensors: Vec<(&str, GgmlType, std::borrow::Cow<[u8]>, usize)> = Vec::new();
+        for &(name, rows, _) in parts {
+            if !tensors.iter().any(|t| t.0 == name) {
+                let info = self.checked(name, &[cols, rows])?;
+                tensors.push((name, info.ty, self.file.data(info)?, rows));
+            }
         }
-        let sources: Vec<SourceRows> =
-            tensors.iter().map(|(ty, bytes, rows)| SourceRows { ty: *ty, bytes, rows: *rows }).collect();
-        let label = parts.iter().map(|p| p.0).collect::<Vec<_>>().join("+");
-        self.upload(&label, &sources, cols, order)
+        let mut sources = Vec::with_capacity(parts.len());
+        for (name, _, taken) in parts {
+            let Some((_, ty, bytes, rows)) = tensors.iter().find(|t| t.0 == *name) else { continue };
+            let row_bytes = bytes.len() / (*rows).max(1);
+            let slice = bytes
+                .get(taken.start * row_bytes..taken.end * row_bytes)
+                .ok_or_else(|| Error::Unsupported(format!("rows {taken:?} of {name:?}, which has {rows}")))?;
+            sources.push(SourceRows { ty: *ty, bytes: slice, rows: taken.len() });
+        }
+        let names: Vec<&str> = tensors.iter().map(|t| t.0).collect();
+        self.upload(&names.join("+"), &sources, cols, order)
     }
 
     /// Mixture-of-experts tensors of `count` matrices each (`[cols, rows, count]`), packed into

@@ -86,7 +86,9 @@ impl Attention {
             .u32("OS4", (out.stride / 4) as u32)
             .f32("SCALE", scale)
             .u32("WINDOW", window.unwrap_or(0))
-            .flag("SINKS", sinks.is_some());
+            .flag("SINKS", sinks.is_some())
+            .flag("GATED", heads.gated)
+            .u32("G0", (heads.q_dim() + 2 * heads.kv_dim()) as u32);
         let keys_per_split = keys_per_split.unwrap_or(k_cache.slots).max(1);
         let max_splits = k_cache.slots.div_ceil(keys_per_split);
         let slot_bytes = (heads.head_dim / 4 + 1) as u64 * 16;
@@ -111,7 +113,10 @@ impl Attention {
             .u32("NH", heads.n_head as u32)
             .u32("HD", heads.head_dim as u32)
             .u32("OS4", (out.stride / 4) as u32)
-            .flag("SINKS", sinks.is_some());
+            .flag("SINKS", sinks.is_some())
+            .flag("GATED", heads.gated)
+            .u32("QS", qkv.stride as u32)
+            .u32("G0", (heads.q_dim() + 2 * heads.kv_dim()) as u32);
         let mut binds = vec![
             (0, Slot::Uniform, Bind::Buffer(&steps.step)),
             (1, Slot::Read, Bind::Buffer(&partials)),
@@ -119,6 +124,9 @@ impl Attention {
         ];
         if let Some(s) = sinks {
             binds.push((3, Slot::Read, Bind::Buffer(s)));
+        }
+        if heads.gated {
+            binds.push((4, Slot::Read, Bind::Buffer(&qkv.buffer)));
         }
         let n_head = heads.n_head as u32;
         let grid =
@@ -240,7 +248,13 @@ mod tests {
         // Sinks around the scores' own size, so that they take a real share.
         let sinks: Vec<f32> = random_vec(heads.n_head, &mut rng).iter().map(|s| 3.0 * s + 2.0).collect();
         let sinks_ref = with_sinks.then_some(&sinks[..]);
-        let want = reference(&q, &k, &v, &heads, pos0, n_tokens, scale, window.map(|w| w as usize), sinks_ref);
+        let mut want = reference(&q, &k, &v, &heads, pos0, n_tokens, scale, window.map(|w| w as usize), sinks_ref);
+        if heads.gated {
+            let g0 = heads.q_dim() + 2 * heads.kv_dim();
+            for (row, qkv_row) in want.chunks_mut(heads.q_dim()).zip(qkv.chunks(heads.qkv_dim())) {
+                row.iter_mut().zip(&qkv_row[g0..]).for_each(|(w, g)| *w /= 1.0 + (-g).exp());
+            }
+        }
 
         let g = gpu();
         let qb = g.activations_with("qkv", heads.qkv_dim(), &qkv).unwrap();
@@ -260,14 +274,14 @@ mod tests {
 
     #[test]
     fn decode_step_matches_reference() {
-        let heads = Heads { n_head: 9, n_head_kv: 3, head_dim: 64, rope_dims: 64, neox: false };
+        let heads = Heads { n_head: 9, n_head_kv: 3, head_dim: 64, rope_dims: 64, neox: false, gated: false };
         check(heads, 0, 1, 1);
         check(heads, 70, 1, 2);
     }
 
     #[test]
     fn heads_of_a_length_the_kernel_cannot_unroll_are_refused() {
-        let heads = Heads { n_head: 2, n_head_kv: 1, head_dim: 20, rope_dims: 20, neox: false };
+        let heads = Heads { n_head: 2, n_head_kv: 1, head_dim: 20, rope_dims: 20, neox: false, gated: false };
         let g = gpu();
         let qb = g.activations("qkv", 1, heads.qkv_dim()).unwrap();
         let out = g.activations("out", 1, heads.q_dim()).unwrap();
@@ -281,7 +295,7 @@ mod tests {
 
     #[test]
     fn long_context_decode_splits_the_keys_and_matches_reference() {
-        let heads = Heads { n_head: 9, n_head_kv: 3, head_dim: 64, rope_dims: 64, neox: false };
+        let heads = Heads { n_head: 9, n_head_kv: 3, head_dim: 64, rope_dims: 64, neox: false, gated: false };
         // 512 keys: two full splits; 701: three uneven ones; a batch never splits.
         check_split(heads, 511, 1, 8, Some(KEYS_PER_SPLIT), None);
         check_split(heads, 700, 1, 9, Some(KEYS_PER_SPLIT), None);
@@ -290,7 +304,7 @@ mod tests {
 
     #[test]
     fn a_sliding_window_sees_only_the_latest_keys() {
-        let heads = Heads { n_head: 4, n_head_kv: 1, head_dim: 64, rope_dims: 64, neox: true };
+        let heads = Heads { n_head: 4, n_head_kv: 1, head_dim: 64, rope_dims: 64, neox: true, gated: false };
         // A batch crossing the window's edge, a token far beyond it, and a decode whose
         // window's keys are split over workgroups.
         check_split(heads, 9, 6, 11, None, Some(5));
@@ -300,23 +314,30 @@ mod tests {
 
     #[test]
     fn sinks_join_every_denominator_in_batches_windows_and_splits() {
-        let heads = Heads { n_head: 8, n_head_kv: 2, head_dim: 64, rope_dims: 64, neox: true };
+        let heads = Heads { n_head: 8, n_head_kv: 2, head_dim: 64, rope_dims: 64, neox: true, gated: false };
         check_with(heads, 0, 7, 14, None, None, true);
         check_with(heads, 9, 6, 15, None, Some(5), true);
         check_with(heads, 600, 1, 16, Some(KEYS_PER_SPLIT), None, true);
     }
 
     #[test]
+    fn gated_heads_scale_their_output_by_the_sigmoid_of_their_gate() {
+        let heads = Heads { n_head: 4, n_head_kv: 2, head_dim: 64, rope_dims: 16, neox: true, gated: true };
+        check_with(heads, 3, 5, 17, None, None, false);
+        check_with(heads, 600, 1, 18, Some(KEYS_PER_SPLIT), None, false);
+    }
+
+    #[test]
     fn causal_batch_matches_reference() {
-        let heads = Heads { n_head: 4, n_head_kv: 1, head_dim: 128, rope_dims: 96, neox: true };
+        let heads = Heads { n_head: 4, n_head_kv: 1, head_dim: 128, rope_dims: 96, neox: true, gated: false };
         check(heads, 0, 13, 3);
         check(heads, 9, 5, 4);
-        let mha = Heads { n_head: 2, n_head_kv: 2, head_dim: 16, rope_dims: 16, neox: false };
+        let mha = Heads { n_head: 2, n_head_kv: 2, head_dim: 16, rope_dims: 16, neox: false, gated: false };
         check(mha, 3, 40, 5);
         // Groups of 8 and 6 heads: several workgroups per KV head.
-        let wide = Heads { n_head: 16, n_head_kv: 2, head_dim: 32, rope_dims: 32, neox: false };
+        let wide = Heads { n_head: 16, n_head_kv: 2, head_dim: 32, rope_dims: 32, neox: false, gated: false };
         check(wide, 2, 7, 6);
-        let six = Heads { n_head: 12, n_head_kv: 2, head_dim: 64, rope_dims: 64, neox: true };
+        let six = Heads { n_head: 12, n_head_kv: 2, head_dim: 64, rope_dims: 64, neox: true, gated: false };
         check(six, 0, 9, 7);
     }
 }

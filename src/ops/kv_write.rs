@@ -186,7 +186,7 @@ mod tests {
             // Partial rotation; head_dim 96 with QK-norm: a head is not a whole number of
             // workgroup widths.
             let head_dim = if qk_norm { 96 } else { 32 };
-            let heads = Heads { n_head: 6, n_head_kv: 2, head_dim, rope_dims: head_dim - 8, neox };
+            let heads = Heads { n_head: 6, n_head_kv: 2, head_dim, rope_dims: head_dim - 8, neox, gated: false };
             let (ctx, pos0, n_tokens, base, eps) = (16, 5, 3, 10000.0, 1e-6);
             let mut rng = rng(seed);
             let qkv = random_vec(n_tokens * heads.qkv_dim(), &mut rng);

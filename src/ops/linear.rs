@@ -659,7 +659,7 @@ mod tests {
     fn the_qkv_kernel_writes_rotated_keys_and_values_into_the_cache() {
         use crate::ops::kv_write::{RopeScaling, rope_table, rotate};
         // Partial rotation (24 of 32 dimensions), two KV heads for four query heads.
-        let heads = Heads { n_head: 4, n_head_kv: 2, head_dim: 32, rope_dims: 24, neox: false };
+        let heads = Heads { n_head: 4, n_head_kv: 2, head_dim: 32, rope_dims: 24, neox: false, gated: false };
         let (cols, ctx, pos0, base) = (64, 16, 5, 10000.0);
         let (q, kv) = (heads.q_dim(), heads.kv_dim());
         let (same, mixed) = ((GgmlType::Q8_0, GgmlType::Q8_0), (GgmlType::Q5_0, GgmlType::Q8_0));
@@ -745,7 +745,7 @@ mod tests {
 
     #[test]
     fn a_cache_write_with_neox_pairs_is_refused() {
-        let heads = Heads { n_head: 2, n_head_kv: 1, head_dim: 32, rope_dims: 32, neox: true };
+        let heads = Heads { n_head: 2, n_head_kv: 1, head_dim: 32, rope_dims: 32, neox: true, gated: false };
         let (parts, _) = qkv_rows(&heads, 32, (GgmlType::Q8_0, GgmlType::Q8_0), &mut rng(600));
         let g = gpu();
         let w = GpuMatrix::upload_parts(g, "w", &parts).unwrap();

@@ -36,6 +36,9 @@ pub struct Heads {
     pub rope_dims: usize,
     /// GPT-NeoX rotation pairs (i, i + rope_dims/2) instead of (2i, 2i + 1).
     pub neox: bool,
+    /// Each query head has an output gate, after V in the Q|K|V row: attention's output is
+    /// multiplied by its sigmoid.
+    pub gated: bool,
 }
 
 impl Heads {
@@ -45,9 +48,9 @@ impl Heads {
     pub fn kv_dim(&self) -> usize {
         self.n_head_kv * self.head_dim
     }
-    /// Width of a fused Q|K|V row.
+    /// Width of a fused Q|K|V row (and the output gates, where the heads have them).
     pub fn qkv_dim(&self) -> usize {
-        self.q_dim() + 2 * self.kv_dim()
+        self.q_dim() + 2 * self.kv_dim() + if self.gated { self.q_dim() } else { 0 }
     }
 }
 
