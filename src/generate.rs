@@ -68,7 +68,7 @@ impl Session {
 
     /// Forgets every token: the next one is position 0.
     pub fn reset(&mut self) {
-        self.state.memory.reset();
+        self.state.memory.reset(&self.model.gpu);
     }
 
     /// Comes back to the longest start of `prompt` the session holds and can resume from

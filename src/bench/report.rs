@@ -81,20 +81,26 @@ fn prompt_flops(model: &Model, p: usize) -> f64 {
 
 /// Bytes read per token when generating `n` tokens from an empty cache: every weight, and the
 /// keys and values each layer attends to, on average over the `n` steps (half the final cache
-/// for full attention; at most the window for a sliding-window layer).
+/// for full attention; at most the window for a sliding-window layer; a recurrent state read
+/// and written back).
 fn generation_bytes(model: &Model, info: &RunInfo, n: usize) -> u64 {
     let c = &model.config;
     let per_position = 2 * c.heads().kv_dim() as u64 * 4;
-    let positions: u64 = (0..c.n_layer)
+    let memory: u64 = (0..c.n_layer)
         .map(|l| {
-            let seen = |i: usize| match c.layer_memory(l) {
-                LayerMemory::Keys => i + 1,
-                LayerMemory::Window(w) => (i + 1).min(w),
-            };
-            (0..n).map(seen).sum::<usize>() as u64
+            let seen = |w: usize| (0..n).map(|i| (i + 1).min(w)).sum::<usize>() as u64 * per_position;
+            match c.layer_memory(l) {
+                LayerMemory::Keys => seen(usize::MAX),
+                LayerMemory::Window(w) => seen(w),
+                // The state is read and written back at every token.
+                LayerMemory::Recurrent(s) => {
+                    let (conv, matrices) = s.state_floats();
+                    2 * (conv + matrices) as u64 * 4 * n as u64
+                }
+            }
         })
         .sum();
-    info.weight_bytes + positions * per_position / n.max(1) as u64
+    info.weight_bytes + memory / n.max(1) as u64
 }
 
 pub fn record(model: &Model, info: &RunInfo, m: &Measured, test_time: &str) -> BenchRecord {

@@ -103,6 +103,13 @@ fn memory_summary(c: &ModelConfig) -> String {
         let kind = match c.layer_memory(l) {
             LayerMemory::Keys => "every position".to_string(),
             LayerMemory::Window(w) => format!("a window of {w}"),
+            LayerMemory::Recurrent(s) => format!(
+                "a recurrent state ({} heads of {s}x{s} and {} inputs of a width-{} convolution)",
+                s.value_heads,
+                s.channels(),
+                s.conv,
+                s = s.head
+            ),
         };
         *kinds.entry(kind).or_default() += 1;
     }

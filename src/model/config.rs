@@ -4,6 +4,7 @@
 use super::gguf::{GgufHeader, Value};
 use super::memory::LayerMemory;
 use crate::ops::Heads;
+use crate::ops::delta_net::DeltaShape;
 use crate::ops::kv_write::RopeScaling;
 use crate::ops::linear::Epilogue;
 use crate::ops::route::{MAX_USED, Routing};
@@ -42,6 +43,19 @@ pub struct ModelConfig {
     pub tied_embeddings: bool,
     /// A mixture-of-experts feed-forward in every layer, for families that have one.
     pub experts: Option<Experts>,
+    /// Gated delta-net layers among the attention ones, for families that have them.
+    pub delta_net: Option<DeltaNetLayers>,
+    /// Each query head comes with an output gate: attention's output is multiplied by its
+    /// sigmoid (Qwen 3.5's gated attention).
+    pub gated_attention: bool,
+}
+
+/// Gated delta-net (linear attention) layers interleaved with attention layers (Qwen 3.5).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeltaNetLayers {
+    pub shape: DeltaShape,
+    /// Whether each layer is a delta-net layer (the others attend).
+    pub recurrent: Vec<bool>,
 }
 
 /// A mixture-of-experts feed-forward: `used` of `count` experts per token.
@@ -129,9 +143,39 @@ impl ModelConfig {
                 .or_else(|| h.tensor("token_embd.weight").and_then(|t| t.dims.get(1)).map(|&d| d as usize))
                 .unwrap_or(0),
         };
+        let n_layer = required("block_count")?;
+        let delta_net = if family.delta_net {
+            let (value_heads, head) = (required("ssm.time_step_rank")?, required("ssm.state_size")?);
+            let inner = required("ssm.inner_size")?;
+            if inner != value_heads * head {
+                return Err(Error::Unsupported(format!(
+                    "delta-net values of {inner} in {value_heads} heads of {head} (the state is square)"
+                )));
+            }
+            let shape = DeltaShape {
+                key_heads: required("ssm.group_count")?,
+                value_heads,
+                head,
+                conv: required("ssm.conv_kernel")?,
+            };
+            let recurrent = match h.get(&key("attention.recurrent_layers")) {
+                Some(v) => v
+                    .as_array()
+                    .map(|a| a.iter().map(|v| v.as_bool().or(v.as_u64().map(|n| n != 0))).collect::<Option<Vec<_>>>())
+                    .and_then(|layers| layers.filter(|l| l.len() >= n_layer))
+                    .ok_or_else(|| Error::Gguf(format!("attention.recurrent_layers: {}", v.summary())))?,
+                None => {
+                    let interval = int("full_attention_interval")?.unwrap_or(4).max(1);
+                    (0..n_layer).map(|l| !(l + 1).is_multiple_of(interval)).collect()
+                }
+            };
+            Some(DeltaNetLayers { shape, recurrent: recurrent[..n_layer].to_vec() })
+        } else {
+            None
+        };
         let config = ModelConfig {
             name: h.get("general.name").and_then(Value::as_str).map(str::to_string),
-            n_layer: required("block_count")?,
+            n_layer,
             n_embd,
             n_ff,
             n_head,
@@ -157,6 +201,8 @@ impl ModelConfig {
             n_vocab,
             tied_embeddings: h.tensor("output.weight").is_none(),
             experts,
+            delta_net,
+            gated_attention: family.gated_attention,
             arch,
         };
         config.validate()?;
@@ -194,6 +240,18 @@ impl ModelConfig {
         if !positive(c.rms_eps) || !positive(c.rope_base) || !c.rope_base_swa.is_none_or(positive) {
             return bad(format!("rms epsilon {} / rope base {}", c.rms_eps, c.rope_base));
         }
+        if let Some(d) = &c.delta_net {
+            let s = d.shape;
+            if s.key_heads == 0
+                || !s.value_heads.is_multiple_of(s.key_heads)
+                || s.head == 0
+                || !s.head.is_multiple_of(4)
+                || s.head > 1024
+                || !(2..=16).contains(&s.conv)
+            {
+                return bad(format!("a delta-net layer of {s:?}"));
+            }
+        }
         if let Some(x) = &c.experts {
             if x.count == 0 || x.count > 1024 || x.used == 0 || x.used > x.count.min(MAX_USED) {
                 return bad(format!("{} experts used of {} (at most {MAX_USED} of 1024)", x.used, x.count));
@@ -228,8 +286,9 @@ impl ModelConfig {
     /// What layer `l` keeps of earlier positions: the plan a session's `Memory` allocates
     /// (model/memory.rs), from the family's layer pattern and the file's sizes.
     pub fn layer_memory(&self, l: usize) -> LayerMemory {
-        match self.sliding_window {
-            Some(w) if self.is_sliding(l) => LayerMemory::Window(w),
+        match (&self.delta_net, self.sliding_window) {
+            (Some(d), _) if d.recurrent.get(l) == Some(&true) => LayerMemory::Recurrent(d.shape),
+            (_, Some(w)) if self.is_sliding(l) => LayerMemory::Window(w),
             _ => LayerMemory::Keys,
         }
     }
@@ -241,7 +300,7 @@ impl ModelConfig {
             head_dim: self.head_dim,
             rope_dims: self.rope_dims,
             neox: self.rope_neox,
-            gated: false,
+            gated: self.gated_attention,
         }
     }
 
@@ -257,14 +316,20 @@ impl ModelConfig {
 
     fn params(&self, experts: usize) -> u64 {
         let (e, h) = (self.n_embd as u64, self.heads());
-        let attn = e * (h.q_dim() as u64 + 2 * h.kv_dim() as u64) + h.q_dim() as u64 * e;
+        let mixer = |l: usize| match self.layer_memory(l) {
+            LayerMemory::Recurrent(s) => {
+                let (proj, out) = (s.proj_width() as u64, s.value_dim() as u64);
+                e * proj + out * e + (s.channels() * s.conv + 2 * s.value_heads + s.head) as u64
+            }
+            _ => e * h.qkv_dim() as u64 + h.q_dim() as u64 * e,
+        };
         let ffn = match &self.experts {
             None => 3 * e * self.n_ff as u64,
             Some(x) => e * x.count as u64 + experts as u64 * 3 * e * x.n_ff as u64,
         };
-        let per_layer = attn + ffn + 2 * e;
+        let layers: u64 = (0..self.n_layer).map(|l| mixer(l) + ffn + 2 * e).sum();
         let embd = e * self.n_vocab as u64;
-        self.n_layer as u64 * per_layer + embd * if self.tied_embeddings { 1 } else { 2 } + e
+        layers + embd * if self.tied_embeddings { 1 } else { 2 } + e
     }
 }
 

@@ -3,21 +3,25 @@
 //!
 //! A full-attention layer keeps the keys and values of every position; a sliding-window layer
 //! keeps a ring of the last `window + batch - 1` positions (a step writes its batch's keys
-//! before it attends, so the first token of a batch still finds its window); a later family
-//! adds recurrent state. The ids of the tokens seen are kept beside, so a new prompt that
-//! starts the same way resumes after the longest start the memory can come back to:
+//! before it attends, so the first token of a batch still finds its window); a recurrent layer
+//! keeps a state of fixed size, overwritten by every token. The ids of the tokens seen are kept
+//! beside, so a new prompt that starts the same way resumes after the longest start the memory
+//! can come back to:
 //! - full-attention layers can come back to any earlier position (later keys are overwritten
 //!   before they are read);
 //! - a ring can come back as long as the window before that position is still in it: up to
 //!   `batch` positions back, or any position while the ring has not wrapped;
-//! - beyond that, to a checkpoint: a copy of the rings taken after a prompt (what the next turn
-//!   of a conversation comes back to when the template drops the reasoning of the last reply).
+//! - a recurrent state cannot come back at all, except to the start (zeroed);
+//! - beyond that, to a checkpoint: a copy of the rings and recurrent states taken after a
+//!   prompt (what the next turn of a conversation comes back to, also when the template drops
+//!   the reasoning of the last reply).
 //!
-//! One `Memory` is one sequence; the step's activations are shared (`State`), so serving several
-//! sequences at once is several `Memory`s bound in turn.
+//! One `Memory` is one sequence and shares nothing with the step's activations (`State`), so
+//! several sequences at once are several `Memory`s.
 
 use super::config::ModelConfig;
 use crate::gpu::{Gpu, KvTexture};
+use crate::ops::delta_net::{DeltaShape, DeltaState};
 use crate::{Error, Result};
 
 /// What one layer keeps of the positions before the current one, as its family declares it.
@@ -27,34 +31,57 @@ pub enum LayerMemory {
     Keys,
     /// Keys and values of the last `window` positions (sliding-window attention).
     Window(usize),
+    /// A gated delta-net layer's convolution inputs and state matrices.
+    Recurrent(DeltaShape),
 }
 
 impl LayerMemory {
-    /// Positions the layer's cache holds in a session of `ctx` positions and batches of `batch`.
+    /// Positions the layer's cache holds in a session of `ctx` positions and batches of `batch`
+    /// (none for a recurrent layer).
     pub fn slots(self, ctx: usize, batch: usize) -> usize {
         match self {
             LayerMemory::Keys => ctx,
             LayerMemory::Window(w) => ctx.min(w + batch - 1),
+            LayerMemory::Recurrent(_) => 0,
+        }
+    }
+
+    /// Bytes of this layer's memory of one sequence, and of the checkpoint's copy of it.
+    fn bytes(self, c: &ModelConfig, ctx: usize, batch: usize) -> (u64, u64) {
+        match self {
+            LayerMemory::Recurrent(shape) => {
+                let (conv, matrices) = shape.state_floats();
+                let bytes = (conv + matrices) as u64 * 4;
+                (bytes, bytes)
+            }
+            _ => {
+                let slots = self.slots(ctx, batch);
+                let bytes = slots as u64 * 2 * c.heads().kv_dim() as u64 * 4;
+                (bytes, if slots < ctx { bytes } else { 0 })
+            }
         }
     }
 }
 
-/// Bytes of the caches of every layer of `c` for a session of `ctx` positions and batches of
-/// `batch` (f32 keys and values), with the checkpoint's copy of the rings that wrap.
+/// Bytes of one sequence's memory of every layer of `c` for a session of `ctx` positions and
+/// batches of `batch` (f32 keys, values and states), with the checkpoint's copies.
 pub fn cache_bytes(c: &ModelConfig, ctx: usize, batch: usize) -> u64 {
-    let per_position = 2 * c.heads().kv_dim() as u64 * 4;
-    let slots = |l| c.layer_memory(l).slots(ctx, batch);
-    let copies = (0..c.n_layer).map(slots).filter(|&s| s < ctx);
-    ((0..c.n_layer).map(slots).sum::<usize>() + copies.sum::<usize>()) as u64 * per_position
+    (0..c.n_layer)
+        .map(|l| {
+            let (live, saved) = c.layer_memory(l).bytes(c, ctx, batch);
+            live + saved
+        })
+        .sum()
 }
 
-/// One layer's cache textures.
-pub struct LayerCache {
-    pub memory: LayerMemory,
-    pub k: KvTexture,
-    pub v: KvTexture,
-    /// The checkpoint's copy of a ring that wraps (fewer slots than the context).
-    saved: Option<(KvTexture, KvTexture)>,
+/// One layer's memory, and the checkpoint's copy of what cannot come back by itself.
+// One per layer, made once per session: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+pub enum LayerCache {
+    /// Keys and values (a ring for a sliding window); a copy of a ring that wraps.
+    Keys { k: KvTexture, v: KvTexture, window: Option<usize>, saved: Option<(KvTexture, KvTexture)> },
+    /// A recurrent layer's state, and its copy.
+    Recurrent { state: DeltaState, saved: DeltaState },
 }
 
 /// Where the checkpoint was taken, and how far the full-attention layers still hold what they
@@ -80,14 +107,40 @@ impl Memory {
         let layers = (0..c.n_layer)
             .map(|l| {
                 let memory = c.layer_memory(l);
+                if let LayerMemory::Recurrent(shape) = memory {
+                    return Ok(LayerCache::Recurrent {
+                        state: DeltaState::new(gpu, &shape)?,
+                        saved: DeltaState::new(gpu, &shape)?,
+                    });
+                }
                 let slots = memory.slots(ctx, batch);
                 let ring = slots < ctx;
                 let cache = |label| gpu.kv_texture(label, texels, slots as u32).map(|t| KvTexture { ring, ..t });
                 let saved = if ring { Some((cache("k checkpoint")?, cache("v checkpoint")?)) } else { None };
-                Ok(LayerCache { memory, k: cache("k cache")?, v: cache("v cache")?, saved })
+                let window = match memory {
+                    LayerMemory::Window(w) => Some(w),
+                    _ => None,
+                };
+                Ok(LayerCache::Keys { k: cache("k cache")?, v: cache("v cache")?, window, saved })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Memory { layers, tokens: Vec::new(), checkpoint: None })
+    }
+
+    /// Layer `l`'s key and value caches.
+    pub fn kv(&self, l: usize) -> Result<(&KvTexture, &KvTexture)> {
+        match self.layers.get(l) {
+            Some(LayerCache::Keys { k, v, .. }) => Ok((k, v)),
+            _ => Err(Error::Gpu(format!("layer {l} keeps no keys and values"))),
+        }
+    }
+
+    /// Layer `l`'s recurrent state.
+    pub fn recurrent(&self, l: usize) -> Result<&DeltaState> {
+        match self.layers.get(l) {
+            Some(LayerCache::Recurrent { state, .. }) => Ok(state),
+            _ => Err(Error::Gpu(format!("layer {l} keeps no recurrent state"))),
+        }
     }
 
     /// Tokens in the memory.
@@ -101,38 +154,58 @@ impl Memory {
     }
 
     /// Forgets everything: the next token is position 0.
-    pub fn reset(&mut self) {
-        self.rewind_to(0);
+    pub fn reset(&mut self, gpu: &Gpu) {
+        self.rewind_to(gpu, 0);
     }
 
-    fn rewind_to(&mut self, q: usize) {
+    fn rewind_to(&mut self, gpu: &Gpu, q: usize) {
+        if q == 0 && self.position() > 0 {
+            // The start of a sequence is a zero state.
+            let mut encoder = gpu.device.create_command_encoder(&Default::default());
+            for l in &self.layers {
+                if let LayerCache::Recurrent { state, .. } = l {
+                    encoder.clear_buffer(&state.conv, 0, None);
+                    encoder.clear_buffer(&state.matrices, 0, None);
+                }
+            }
+            gpu.queue.submit([encoder.finish()]);
+        }
         self.tokens.truncate(q);
         if let Some(c) = &mut self.checkpoint {
             c.intact = c.intact.min(q);
         }
     }
 
-    /// Whether every ring, as it stood after `held` positions, still has the window before `q`.
-    fn rings_reach(&self, q: usize, held: usize) -> bool {
+    /// Whether every layer, as it stood after `held` positions, can resume at `q`.
+    fn reaches(&self, q: usize, held: usize) -> bool {
         q <= held
-            && self.layers.iter().all(|l| match l.memory {
-                LayerMemory::Keys => true,
-                LayerMemory::Window(w) => {
-                    q == 0 || (q + 1).saturating_sub(w) >= held.saturating_sub(l.k.slots as usize)
-                }
-            })
+            && (q == 0
+                || self.layers.iter().all(|l| match l {
+                    LayerCache::Keys { window: None, .. } => true,
+                    LayerCache::Keys { window: Some(w), k, .. } => {
+                        (q + 1).saturating_sub(*w) >= held.saturating_sub(k.slots as usize)
+                    }
+                    LayerCache::Recurrent { .. } => q == held,
+                }))
     }
 
-    /// Copies the rings that wrap as they stand now, for `reuse_prefix` to come back to
-    /// (replacing the checkpoint before). Nothing is copied where no ring wraps.
+    /// Copies what cannot come back by itself (rings that wrap, recurrent states) as it stands
+    /// now, for `reuse_prefix` to come back to (replacing the checkpoint before).
     pub fn checkpoint(&mut self, gpu: &Gpu) {
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         let mut copied = false;
         for l in &self.layers {
-            if let Some((k, v)) = &l.saved {
-                l.k.copy_to(&mut encoder, k);
-                l.v.copy_to(&mut encoder, v);
-                copied = true;
+            match l {
+                LayerCache::Keys { k, v, saved: Some((k_saved, v_saved)), .. } => {
+                    k.copy_to(&mut encoder, k_saved);
+                    v.copy_to(&mut encoder, v_saved);
+                    copied = true;
+                }
+                LayerCache::Recurrent { state, saved } => {
+                    state.copy_to(&mut encoder, saved);
+                    copied = true;
+                }
+                LayerCache::Keys { saved: None, .. } => {}
             }
         }
         if copied {
@@ -144,13 +217,13 @@ impl Memory {
 
     /// Comes back to the longest start of `prompt` that the memory holds and can resume from
     /// (leaving at least its last token to feed, whose logits come next), restoring the
-    /// checkpoint where the rings alone cannot; returns how many of `prompt`'s tokens are kept.
+    /// checkpoint where the layers alone cannot; returns how many of `prompt`'s tokens are kept.
     pub fn reuse_prefix(&mut self, gpu: &Gpu, prompt: &[u32]) -> usize {
         let shared = self.tokens.iter().zip(prompt).take_while(|(a, b)| a == b).count();
         let longest = shared.min(prompt.len().saturating_sub(1));
-        let live = (0..=longest).rev().find(|&q| self.rings_reach(q, self.position())).unwrap_or(0);
+        let live = (0..=longest).rev().find(|&q| self.reaches(q, self.position())).unwrap_or(0);
         let saved =
-            self.checkpoint.and_then(|c| (0..=longest.min(c.intact)).rev().find(|&q| self.rings_reach(q, c.position)));
+            self.checkpoint.and_then(|c| (0..=longest.min(c.intact)).rev().find(|&q| self.reaches(q, c.position)));
         let keep = match saved {
             Some(q) if q > live => {
                 self.restore_checkpoint(gpu);
@@ -158,25 +231,36 @@ impl Memory {
             }
             _ => live,
         };
-        self.rewind_to(keep);
+        self.rewind_to(gpu, keep);
         keep
     }
 
     fn restore_checkpoint(&self, gpu: &Gpu) {
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         for l in &self.layers {
-            if let Some((k, v)) = &l.saved {
-                k.copy_to(&mut encoder, &l.k);
-                v.copy_to(&mut encoder, &l.v);
+            match l {
+                LayerCache::Keys { k, v, saved: Some((k_saved, v_saved)), .. } => {
+                    k_saved.copy_to(&mut encoder, k);
+                    v_saved.copy_to(&mut encoder, v);
+                }
+                LayerCache::Recurrent { state, saved } => saved.copy_to(&mut encoder, state),
+                LayerCache::Keys { saved: None, .. } => {}
             }
         }
         gpu.queue.submit([encoder.finish()]);
     }
 
-    /// Bytes of GPU memory the caches and the checkpoint's copies use.
+    /// Bytes of GPU memory the caches, states and the checkpoint's copies use.
     pub fn gpu_bytes(&self) -> u64 {
-        let copies = |l: &LayerCache| l.saved.as_ref().map_or(0, |(k, v)| k.bytes() + v.bytes());
-        self.layers.iter().map(|l| l.k.bytes() + l.v.bytes() + copies(l)).sum()
+        self.layers
+            .iter()
+            .map(|l| match l {
+                LayerCache::Keys { k, v, saved, .. } => {
+                    k.bytes() + v.bytes() + saved.as_ref().map_or(0, |(k, v)| k.bytes() + v.bytes())
+                }
+                LayerCache::Recurrent { state, saved } => state.bytes() + saved.bytes(),
+            })
+            .sum()
     }
 
     /// The refusal of `n` more tokens where a context of `ctx` has no room for them.

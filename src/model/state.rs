@@ -46,6 +46,16 @@ pub struct State {
     pub memory: Memory,
     /// The mixture-of-experts buffers, for families that have one.
     pub experts: Option<ExpertState>,
+    /// The gated delta-net layers' buffers, for families that have them.
+    pub delta: Option<DeltaActivations>,
+}
+
+/// What a gated delta-net layer computes per token between its projections: the fused input
+/// projection, the convolved channels and the gated output.
+pub struct DeltaActivations {
+    pub proj: Activations,
+    pub mixed: Activations,
+    pub out: Activations,
 }
 
 /// What a mixture-of-experts feed-forward keeps per step: each token's router logits and route,
@@ -67,7 +77,8 @@ pub fn rows_per_binding(gpu: &Gpu, c: &ModelConfig) -> Result<(usize, usize)> {
         (binding.saturating_sub(window_bytes(gpu, row)) / row) as usize
     };
     let h = c.heads();
-    let widest = [c.n_embd, h.qkv_dim(), h.q_dim(), c.n_ff].into_iter().max().unwrap_or(1);
+    let delta_width = c.delta_net.as_ref().map_or(0, |d| d.shape.proj_width());
+    let widest = [c.n_embd, h.qkv_dim(), h.q_dim(), c.n_ff, delta_width].into_iter().max().unwrap_or(1);
     let (mut max_batch, max_logit_rows) = (rows_fitting(widest), rows_fitting(c.n_vocab));
     if let Some(x) = &c.experts {
         // One row per (token, slot) pair, and a grid of pairs no taller than WebGPU allows.
@@ -109,7 +120,10 @@ impl State {
         // Per token, the router's logits and a row of the expert ffn and output per slot.
         let expert_widths = c.experts.map_or(0, |x| x.count + x.used * (x.n_ff + c.n_embd));
         let route_bytes = c.experts.map_or(0, |x| RouteBuffers::bytes_for(batch, x.used, x.count));
-        let activation_bytes = ((batch * (widths + expert_widths) + logit_rows * c.n_vocab) * 4) as u64 + route_bytes;
+        let delta_widths =
+            c.delta_net.as_ref().map_or(0, |d| d.shape.proj_width() + d.shape.channels() + d.shape.value_dim());
+        let activation_bytes =
+            ((batch * (widths + expert_widths + delta_widths) + logit_rows * c.n_vocab) * 4) as u64 + route_bytes;
         gpu.check_room_for(
             &format!("a session of {ctx} tokens (KV cache and activations)"),
             kv_bytes + activation_bytes,
@@ -146,6 +160,14 @@ impl State {
                     out: gpu.activations("expert out", batch * x.used, c.n_embd)?,
                 }),
             },
+            delta: match &c.delta_net {
+                None => None,
+                Some(d) => Some(DeltaActivations {
+                    proj: gpu.activations("delta-net projection", batch, d.shape.proj_width())?,
+                    mixed: gpu.activations("delta-net channels", batch, d.shape.channels())?,
+                    out: gpu.activations("delta-net output", batch, d.shape.value_dim())?,
+                }),
+            },
         })
     }
 
@@ -156,7 +178,10 @@ impl State {
             .experts
             .as_ref()
             .map_or(0, |x| x.router.buffer.size() + x.route.bytes() + x.ffn.buffer.size() + x.out.buffer.size());
+        let delta =
+            self.delta.as_ref().map_or(0, |d| d.proj.buffer.size() + d.mixed.buffer.size() + d.out.buffer.size());
         experts
+            + delta
             + activations.iter().map(|a| a.buffer.size()).sum::<u64>()
             + self.ids.size()
             + self.rope.size()

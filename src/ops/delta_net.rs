@@ -67,6 +67,12 @@ impl DeltaState {
     pub fn bytes(&self) -> u64 {
         self.conv.size() + self.matrices.size()
     }
+
+    /// Records a copy of this state into `to`, of the same shape.
+    pub fn copy_to(&self, encoder: &mut wgpu::CommandEncoder, to: &DeltaState) {
+        encoder.copy_buffer_to_buffer(&self.conv, 0, &to.conv, 0, self.conv.size());
+        encoder.copy_buffer_to_buffer(&self.matrices, 0, &to.matrices, 0, self.matrices.size());
+    }
 }
 
 pub struct DeltaNet {

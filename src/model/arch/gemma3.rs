@@ -30,6 +30,8 @@ pub const GEMMA3: Family = Family {
     expert_glu: Epilogue::GeGlu,
     harmony: false,
     routing: None,
+    delta_net: false,
+    gated_attention: false,
     load: |w, c| Ok(Box::new(Gemma3::load(w, c)?)),
 };
 

@@ -25,6 +25,8 @@ pub const GPT_OSS: Family = Family {
     expert_glu: Epilogue::SwiGluOai,
     harmony: true,
     routing: Some(Routing { gating: Gating::SoftmaxSelected, normalize: false, scale: 1.0 }),
+    delta_net: false,
+    gated_attention: false,
     load: |w, c| Ok(Box::new(GptOss::load(w, c)?)),
 };
 

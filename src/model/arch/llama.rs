@@ -29,6 +29,8 @@ pub const LLAMA: Family = Family {
     expert_glu: Epilogue::SwiGlu,
     harmony: false,
     routing: None,
+    delta_net: false,
+    gated_attention: false,
     load,
 };
 pub const QWEN2: Family = Family { arch: "qwen2", rope_neox: true, ..LLAMA };

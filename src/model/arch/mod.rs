@@ -48,12 +48,24 @@ pub struct Family {
     /// How a mixture-of-experts family routes tokens (None: a dense feed-forward); the file
     /// gives the expert counts and any weight scale.
     pub routing: Option<Routing>,
+    /// Whether some layers are gated delta-net layers (the file's `ssm.*` keys give their
+    /// shape, and `full_attention_interval` or `attention.recurrent_layers` which they are).
+    pub delta_net: bool,
+    /// Whether each query head has an output gate (stored after it in `attn_q`).
+    pub gated_attention: bool,
     pub load: fn(&WeightLoader, &ModelConfig) -> Result<Box<dyn Architecture>>,
 }
 
 /// Every architecture hearth runs.
-pub static FAMILIES: &[&Family] =
-    &[&llama::LLAMA, &llama::QWEN2, &llama::QWEN3, &llama::PHI3, &llama::QWEN3MOE, &gemma3::GEMMA3, &gpt_oss::GPT_OSS];
+pub static FAMILIES: &[&Family] = &[
+    &llama::LLAMA,
+    &llama::QWEN2,
+    &llama::QWEN3,
+    &llama::PHI3,
+    &llama::QWEN3MOE,
+    &gemma3::GEMMA3,
+    &gpt_oss::GPT_OSS,
+];
 
 /// The family of a GGUF architecture name, or a clear refusal naming the ones hearth has.
 pub fn family(arch: &str) -> Result<&'static Family> {
@@ -135,8 +147,8 @@ pub(crate) fn kv_write(
     rope: &wgpu::Buffer,
     qk_norm: Option<QkNorm>,
 ) -> Result<Box<dyn Op>> {
-    let cache = &s.memory.layers[l];
-    Ok(Box::new(KvWrite::new(gpu, &s.steps, c.heads(), &s.qkv, rope, &cache.k, &cache.v, qk_norm)?))
+    let (k, v) = s.memory.kv(l)?;
+    Ok(Box::new(KvWrite::new(gpu, &s.steps, c.heads(), &s.qkv, rope, k, v, qk_norm)?))
 }
 
 /// Layer `l`'s cache, for its Q|K|V kernel to fill as it computes K and V, where the family's
@@ -148,15 +160,15 @@ pub(crate) fn cache_write<'a>(
     rope: &'a wgpu::Buffer,
 ) -> Option<CacheWrite<'a>> {
     let heads = c.heads();
-    let cache = &s.memory.layers[l];
-    CacheWrite::fits(&heads).then_some(CacheWrite { heads, rope, k: &cache.k, v: &cache.v })
+    let (k, v) = s.memory.kv(l).ok()?;
+    CacheWrite::fits(&heads).then_some(CacheWrite { heads, rope, k, v })
 }
 
 /// Layer `l`'s RoPE table and, for a sliding-window layer, its window.
 pub(crate) fn sliding<'a>(c: &ModelConfig, s: &'a State, l: usize) -> (&'a wgpu::Buffer, Option<u32>) {
     match c.layer_memory(l) {
         LayerMemory::Window(w) => (s.rope_swa.as_ref().unwrap_or(&s.rope), Some(w as u32)),
-        LayerMemory::Keys => (&s.rope, None),
+        LayerMemory::Keys | LayerMemory::Recurrent(_) => (&s.rope, None),
     }
 }
 
@@ -174,7 +186,7 @@ pub(crate) fn attention(
 ) -> Result<Box<dyn Op>> {
     let heads = c.heads();
     let scale = 1.0 / (heads.head_dim as f32).sqrt();
-    let (k, v) = (&s.memory.layers[l].k, &s.memory.layers[l].v);
+    let (k, v) = s.memory.kv(l)?;
     let options = AttentionOptions { window, keys_per_split: attention::keys_per_split(gpu), sinks };
     Ok(Box::new(Attention::new(gpu, &s.steps, heads, scale, &s.qkv, rope, k, v, &s.attn, options)?))
 }
