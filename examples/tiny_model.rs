@@ -1,17 +1,19 @@
 //! Writes a random-weight GGUF (`model::testing::TinyLlama`) for fixtures checked against other
 //! engines: `cargo run --example tiny_model -- OUT.gguf arch=qwen3moe experts=8/2 n_embd=256`.
 //! Keys: arch, n_layer, n_embd, n_ff, n_head, n_head_kv, head_dim, experts (count/used),
-//! sliding_window, yarn (factor/original context), weights (a GGUF type name, f32 by default so
-//! another tool can quantize it), tied (true/false), seed.
+//! sliding_window, yarn (factor/original context), rope_dims, delta_net (key heads/value
+//! heads/head size/conv width), full_attention_interval, weights (a GGUF type name, f32 by
+//! default so another tool can quantize it), tied (true/false), seed.
 
 use hearth::model::testing::TinyLlama;
+use hearth::ops::delta_net::DeltaShape;
 use hearth::quant::GgmlType;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let out = args.next().ok_or("usage: tiny_model OUT.gguf [key=value ...]")?;
     let mut m = TinyLlama { weights: GgmlType::F32, ..TinyLlama::default() };
-    let arch_names = ["llama", "qwen2", "qwen3", "qwen3moe", "phi3", "gpt-oss"];
+    let arch_names = ["llama", "qwen2", "qwen3", "qwen3moe", "phi3", "gpt-oss", "qwen35"];
     for arg in args {
         let (key, value) = arg.split_once('=').ok_or(format!("{arg}: expected key=value"))?;
         let number = || value.parse::<usize>().map_err(|e| format!("{key}: {e}"));
@@ -30,6 +32,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 m.yarn = Some((factor.parse()?, original.parse()?));
             }
             "tied" => m.tied = value == "true",
+            "rope_dims" => m.rope_dims = Some(number()?),
+            "full_attention_interval" => m.full_attention_interval = number()?,
+            "delta_net" => {
+                let n: Vec<usize> = value.split('/').map(str::parse).collect::<Result<_, _>>()?;
+                let [key_heads, value_heads, head, conv] = n[..] else {
+                    return Err("delta_net=KEY_HEADS/VALUE_HEADS/HEAD/CONV".into());
+                };
+                m.delta_net = Some(DeltaShape { key_heads, value_heads, head, conv });
+            }
             "experts" => {
                 let (count, used) = value.split_once('/').ok_or("experts=COUNT/USED")?;
                 m.experts = Some((count.parse()?, used.parse()?));

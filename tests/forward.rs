@@ -7,6 +7,7 @@ use hearth::model::reference::ReferenceModel;
 use hearth::model::state::SessionOptions;
 use hearth::model::testing::TinyLlama;
 use hearth::model::{Model, ModelConfig, ModelFile};
+use hearth::ops::delta_net::DeltaShape;
 use hearth::quant::GgmlType;
 use hearth::sample::{Sampler, SamplerConfig};
 use std::sync::{Arc, OnceLock};
@@ -126,6 +127,21 @@ fn gpt_oss_adds_sinks_yarn_alternating_windows_and_biased_experts() {
     };
     // (Another shape, 32 experts of which 4, in tests/llama_cpp_fixtures.rs.)
     check(TinyLlama { weights: GgmlType::MXFP4, ..oss });
+}
+
+#[test]
+fn qwen35_interleaves_gated_delta_net_layers_with_gated_attention() {
+    check(TinyLlama {
+        arch: "qwen35",
+        n_layer: 4,
+        n_head: 2,
+        n_head_kv: 1,
+        head_dim: Some(32),
+        rope_dims: Some(16),
+        delta_net: Some(DeltaShape { key_heads: 2, value_heads: 4, head: 16, conv: 4 }),
+        seed: 24,
+        ..Default::default()
+    });
 }
 
 #[test]
@@ -297,6 +313,54 @@ fn sliding_window_rings_come_back_through_a_checkpoint_or_start_over() {
     logits_after(&mut s, &third, 15, "resumed from the rings");
 
     // Before what either holds, the session starts over.
+    let mut fourth = third[..6].to_vec();
+    fourth.extend([4, 4, 4]);
+    assert_eq!(s.reuse_prefix(&fourth), 0);
+    logits_after(&mut s, &fourth, 0, "started over");
+}
+
+#[test]
+fn a_recurrent_state_resumes_only_where_it_stands_or_from_its_checkpoint() {
+    let spec = TinyLlama {
+        arch: "qwen35",
+        n_layer: 4,
+        n_head: 2,
+        n_head_kv: 1,
+        head_dim: Some(32),
+        rope_dims: Some(16),
+        delta_net: Some(DeltaShape { key_heads: 1, value_heads: 2, head: 32, conv: 4 }),
+        seed: 25,
+        ..Default::default()
+    };
+    let bytes = spec.to_gguf();
+    let model = Arc::new(Model::load(gpu(), &ModelFile::from_bytes(bytes.clone()).unwrap()).unwrap());
+    let reference = ReferenceModel::new(ModelFile::from_bytes(bytes).unwrap()).unwrap();
+    let vocab = spec.vocab_size() as u32;
+    let logits_after = |s: &mut Session, prompt: &[u32], kept: usize, what: &str| {
+        let row = pollster::block_on(s.next_logits(&prompt[kept..])).unwrap();
+        assert_logits_close(&row, &reference.forward(prompt).unwrap()[prompt.len() - 1], what);
+    };
+
+    // A 12-token prompt (the generation checkpoints the state after it), then 8 tokens.
+    let mut s = Session::new(model, SessionOptions { ctx: 64, batch: 4, logit_rows: 1 }).unwrap();
+    let first: Vec<u32> = (0..12).map(|i| (i * 17 + 3) % vocab).collect();
+    let mut generation = Generation::new(&first, 0, 8, Sampler::new(SamplerConfig::greedy())).unwrap();
+    while pollster::block_on(generation.next(&mut s, |_| false)).unwrap().is_some() {}
+    assert_eq!(s.position(), 19);
+
+    // Departing after the prompt: the state has moved on, the checkpoint has it.
+    let mut second = first.clone();
+    second.extend([9, 8, 7, 6, 5]);
+    assert_eq!(s.reuse_prefix(&second), 12);
+    logits_after(&mut s, &second, 12, "resumed from the checkpoint");
+
+    // Extending everything the state has seen: it goes on where it stands.
+    let mut third = second.clone();
+    third.extend([1, 2]);
+    assert_eq!(s.reuse_prefix(&third), second.len());
+    logits_after(&mut s, &third, second.len(), "resumed where it stood");
+
+    // Anywhere else, the state starts over from zero.
     let mut fourth = third[..6].to_vec();
     fourth.extend([4, 4, 4]);
     assert_eq!(s.reuse_prefix(&fourth), 0);

@@ -88,3 +88,8 @@ fn qwen3moe_matches_llama_cpp() {
 fn gpt_oss_matches_llama_cpp() {
     check("gpt-oss");
 }
+
+#[test]
+fn qwen35_matches_llama_cpp() {
+    check("qwen35");
+}

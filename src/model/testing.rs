@@ -3,6 +3,7 @@
 
 use super::gguf::{Array, Value};
 use super::gguf_writer::GgufWriter;
+use crate::ops::delta_net::DeltaShape;
 use crate::quant::GgmlType;
 use crate::quant::testing::{random_tensor, random_vec};
 use rand::SeedableRng;
@@ -12,8 +13,10 @@ use rand::rngs::Xoshiro256PlusPlus;
 pub struct TinyLlama {
     /// "llama", "qwen2" (adds Q|K|V biases and NeoX RoPE), "qwen3" (per-head QK-norm gammas
     /// and NeoX RoPE), "qwen3moe" (qwen3 with `experts`), "phi3" (fused attn_qkv and gate|up
-    /// in ffn_up, NeoX RoPE) or "gpt-oss" (with `experts`: Q/K/V/output, router and expert
-    /// biases, attention sinks, a post-attention norm for the experts, YaRN; untied).
+    /// in ffn_up, NeoX RoPE), "gpt-oss" (with `experts`: Q/K/V/output, router and expert
+    /// biases, attention sinks, a post-attention norm for the experts, YaRN; untied) or
+    /// "qwen35" (with `delta_net`: gated delta-net layers, and every
+    /// `full_attention_interval`-th layer Qwen 3's attention with an output gate per head).
     pub arch: &'static str,
     pub n_layer: usize,
     pub n_embd: usize,
@@ -34,6 +37,11 @@ pub struct TinyLlama {
     pub experts: Option<(usize, usize)>,
     /// Two more tokens, `<think>` and `</think>` (ids 259 and 260), as Qwen 3 has.
     pub think_tokens: bool,
+    /// RoPE over only the first dimensions of each head (written as rope.dimension_count).
+    pub rope_dims: Option<usize>,
+    /// The gated delta-net layers' shape (qwen35).
+    pub delta_net: Option<DeltaShape>,
+    pub full_attention_interval: usize,
     pub seed: u64,
 }
 
@@ -54,6 +62,9 @@ impl Default for TinyLlama {
             tied: true,
             experts: None,
             think_tokens: false,
+            rope_dims: None,
+            delta_net: None,
+            full_attention_interval: 4,
             seed: 1,
         }
     }
@@ -82,6 +93,11 @@ impl TinyLlama {
     /// (and the think tokens where asked).
     pub fn vocab_size(&self) -> usize {
         if self.think_tokens { 261 } else { 259 }
+    }
+
+    /// Whether layer `l` is a delta-net layer (all but every `full_attention_interval`-th).
+    fn is_recurrent(&self, l: usize) -> bool {
+        self.delta_net.is_some() && !(l + 1).is_multiple_of(self.full_attention_interval.max(1))
     }
 
     pub fn to_gguf(&self) -> Vec<u8> {
@@ -121,6 +137,21 @@ impl TinyLlama {
             w.meta(&key("attention.key_length"), Value::U32(d as u32))
                 .meta(&key("attention.value_length"), Value::U32(d as u32));
         }
+        if let Some(d) = self.rope_dims {
+            // Qwen 3.5's M-RoPE sections (text gives every section the same position).
+            let pairs = (d / 2) as i32;
+            let sections = [pairs - 2 * (pairs / 3), pairs / 3, pairs / 3, 0];
+            w.meta(&key("rope.dimension_count"), Value::U32(d as u32))
+                .meta(&key("rope.dimension_sections"), Value::array(sections.into_iter().map(Value::I32)));
+        }
+        if let Some(s) = self.delta_net {
+            w.meta(&key("ssm.conv_kernel"), Value::U32(s.conv as u32))
+                .meta(&key("ssm.inner_size"), Value::U32(s.value_dim() as u32))
+                .meta(&key("ssm.state_size"), Value::U32(s.head as u32))
+                .meta(&key("ssm.time_step_rank"), Value::U32(s.value_heads as u32))
+                .meta(&key("ssm.group_count"), Value::U32(s.key_heads as u32))
+                .meta(&key("full_attention_interval"), Value::U32(self.full_attention_interval as u32));
+        }
         if let Some(window) = self.sliding_window {
             w.meta(&key("attention.sliding_window"), Value::U32(window as u32));
         }
@@ -145,14 +176,28 @@ impl TinyLlama {
             let n = |s: &str| format!("blk.{l}.{s}.weight");
             let ty = self.weights;
             let v_and_down = self.v_and_down.unwrap_or(ty);
-            if self.arch == "phi3" {
+            if let Some(s) = self.delta_net.filter(|_| self.is_recurrent(l)) {
+                let (ch, vd, hv) = (s.channels() as u64, s.value_dim() as u64, s.value_heads as u64);
+                matrix(&mut w, &n("attn_qkv"), &[e, ch], ty);
+                matrix(&mut w, &n("attn_gate"), &[e, vd], ty);
+                matrix(&mut w, &n("ssm_beta"), &[e, hv], ty);
+                matrix(&mut w, &n("ssm_alpha"), &[e, hv], ty);
+                matrix(&mut w, &n("ssm_out"), &[vd, e], ty);
+            } else if self.arch == "qwen35" {
+                // Each head's queries, then its output gate.
+                matrix(&mut w, &n("attn_q"), &[e, 2 * q], ty);
+                matrix(&mut w, &n("attn_k"), &[e, kv], ty);
+                matrix(&mut w, &n("attn_v"), &[e, kv], v_and_down);
+            } else if self.arch == "phi3" {
                 matrix(&mut w, &n("attn_qkv"), &[e, q + 2 * kv], ty);
             } else {
                 matrix(&mut w, &n("attn_q"), &[e, q], ty);
                 matrix(&mut w, &n("attn_k"), &[e, kv], ty);
                 matrix(&mut w, &n("attn_v"), &[e, kv], v_and_down);
             }
-            matrix(&mut w, &n("attn_output"), &[q, e], ty);
+            if !self.is_recurrent(l) {
+                matrix(&mut w, &n("attn_output"), &[q, e], ty);
+            }
             if let Some((count, _)) = self.experts {
                 // The router stays f32, as converters leave it; expert tensors are [cols, rows, count].
                 matrix(&mut w, &n("ffn_gate_inp"), &[e, count as u64], GgmlType::F32);
@@ -178,10 +223,27 @@ impl TinyLlama {
             w.tensor(name, &dims, GgmlType::F32, gamma);
         };
         let (e, q, kv) = (self.n_embd, q as usize, kv as usize);
+        let mut ssm_rng = Xoshiro256PlusPlus::seed_from_u64(self.seed ^ 0x55);
         for l in 0..self.n_layer {
             let n = |s: &str| format!("blk.{l}.{s}");
             norm(&mut w, &n("attn_norm.weight"), &[e]);
-            norm(&mut w, &n(if oss { "post_attention_norm.weight" } else { "ffn_norm.weight" }), &[e]);
+            let post_norm = oss || self.arch == "qwen35";
+            norm(&mut w, &n(if post_norm { "post_attention_norm.weight" } else { "ffn_norm.weight" }), &[e]);
+            if let Some(s) = self.delta_net.filter(|_| self.is_recurrent(l)) {
+                let (ch, hv) = (s.channels(), s.value_heads);
+                let mut f32s = |name: &str, dims: &[u64], values: Vec<f32>| {
+                    w.tensor(name, dims, GgmlType::F32, values.iter().flat_map(|v| v.to_le_bytes()).collect());
+                };
+                f32s(&n("ssm_conv1d.weight"), &[s.conv as u64, ch as u64], random_vec(s.conv * ch, &mut ssm_rng));
+                f32s(&n("ssm_dt.bias"), &[hv as u64], random_vec(hv, &mut ssm_rng));
+                // A = -exp(A_log): a decay between 0 and 1 per step.
+                let a = random_vec(hv, &mut ssm_rng).iter().map(|v| -(0.5 * v).exp()).collect();
+                f32s(&n("ssm_a"), &[hv as u64], a);
+                norm(&mut w, &n("ssm_norm.weight"), &[s.head]);
+            } else if self.arch == "qwen35" {
+                norm(&mut w, &n("attn_q_norm.weight"), &[head_dim]);
+                norm(&mut w, &n("attn_k_norm.weight"), &[head_dim]);
+            }
             if self.arch == "qwen3" || self.arch == "qwen3moe" {
                 norm(&mut w, &n("attn_q_norm.weight"), &[head_dim]);
                 norm(&mut w, &n("attn_k_norm.weight"), &[head_dim]);

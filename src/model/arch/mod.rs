@@ -5,6 +5,7 @@ mod gemma3;
 mod gpt_oss;
 mod llama;
 mod moe;
+mod qwen35;
 
 use super::config::ModelConfig;
 use super::memory::LayerMemory;
@@ -65,6 +66,7 @@ pub static FAMILIES: &[&Family] = &[
     &llama::QWEN3MOE,
     &gemma3::GEMMA3,
     &gpt_oss::GPT_OSS,
+    &qwen35::QWEN35,
 ];
 
 /// The family of a GGUF architecture name, or a clear refusal naming the ones hearth has.
