@@ -5,6 +5,7 @@
 //   SELECTED   the weights are a softmax over the selected logits (gpt-oss); otherwise the
 //              softmax over all experts, at the selected ones (Qwen 3 MoE)
 //   NORMALIZE  the weights are divided by their sum
+//   SHARED     logit E (after the experts') gates a shared expert: its weight is the sigmoid
 // Constants: E (experts), USED, LS (floats per logits row), SCALE (applied last).
 
 #include "step.wgsl"
@@ -13,6 +14,9 @@
 @group(0) @binding(3) var<storage, read_write> weights: array<f32>;
 #if BIAS
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
+#endif
+#if SHARED
+@group(0) @binding(5) var<storage, read_write> shared_weights: array<f32>;
 #endif
 
 fn logit(t: u32, e: u32) -> f32 {
@@ -82,4 +86,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var k = 0u; k < USED; k++) {
         weights[t * USED + k] = w[k] / divisor * SCALE;
     }
+#if SHARED
+    shared_weights[t] = 1.0 / (1.0 + exp(-logits[t * LS + E]));
+#endif
 }

@@ -68,6 +68,9 @@ pub struct Experts {
     pub routing: Routing,
     /// The experts' gated activation (a gated epilogue).
     pub gated: Epilogue,
+    /// Rows of the gate (and up) projection of a shared expert every token also uses,
+    /// weighted by the sigmoid of its own gate (Qwen 3.5 MoE), where the file has one.
+    pub shared_n_ff: Option<usize>,
 }
 
 impl ModelConfig {
@@ -124,6 +127,10 @@ impl ModelConfig {
                         ..routing
                     },
                     gated: family.expert_glu,
+                    shared_n_ff: match h.tensor("blk.0.ffn_up_shexp.weight") {
+                        Some(_) => Some(int("expert_shared_feed_forward_length")?.unwrap_or(n_ff)),
+                        None => None,
+                    },
                 })
             }
         };
@@ -256,8 +263,10 @@ impl ModelConfig {
             if x.count == 0 || x.count > 1024 || x.used == 0 || x.used > x.count.min(MAX_USED) {
                 return bad(format!("{} experts used of {} (at most {MAX_USED} of 1024)", x.used, x.count));
             }
-            if x.n_ff == 0 || !x.n_ff.is_multiple_of(32) || x.n_ff > 1 << 20 {
-                return bad(format!("expert feed-forward width {} (must be a positive multiple of 32)", x.n_ff));
+            for ff in [Some(x.n_ff), x.shared_n_ff].into_iter().flatten() {
+                if ff == 0 || !ff.is_multiple_of(32) || ff > 1 << 20 {
+                    return bad(format!("expert feed-forward width {ff} (must be a positive multiple of 32)"));
+                }
             }
             if !x.routing.scale.is_finite() {
                 return bad(format!("expert weights scale {}", x.routing.scale));
@@ -325,7 +334,10 @@ impl ModelConfig {
         };
         let ffn = match &self.experts {
             None => 3 * e * self.n_ff as u64,
-            Some(x) => e * x.count as u64 + experts as u64 * 3 * e * x.n_ff as u64,
+            Some(x) => {
+                let shared = x.shared_n_ff.map_or(0, |ff| 3 * e * ff as u64 + e);
+                e * x.count as u64 + experts as u64 * 3 * e * x.n_ff as u64 + shared
+            }
         };
         let layers: u64 = (0..self.n_layer).map(|l| mixer(l) + ffn + 2 * e).sum();
         let embd = e * self.n_vocab as u64;

@@ -68,6 +68,11 @@ impl ReferenceModel {
                 (gate.to_vec(), up.to_vec(), t("ffn_down")?)
             };
             let router = if c.experts.is_some() { t("ffn_gate_inp")? } else { Vec::new() };
+            // A shared expert, and its gate (one row).
+            let shared = match c.experts.and_then(|x| x.shared_n_ff) {
+                Some(_) => Some((t("ffn_gate_shexp")?, t("ffn_up_shexp")?, t("ffn_down_shexp")?, t("ffn_gate_inp_shexp")?)),
+                None => None,
+            };
             // gpt-oss and Qwen 3.5 name their feed-forward norm after the attention it follows.
             let ffn_norm = if has("ffn_norm") { t("ffn_norm")? } else { t("post_attention_norm")? };
             let bias = |s: &str| self.tensor(&format!("blk.{l}.{s}.bias"));
@@ -109,6 +114,11 @@ impl ReferenceModel {
                             let (g, u, dn) = (&wg[at..at + size], &wu[at..at + size], &wd[at..at + size]);
                             let d = ffn(g, u, dn, xp.gated, Some(id as usize));
                             x.iter_mut().zip(&d).for_each(|(a, b)| *a += w * b);
+                        }
+                        if let Some((sg, su, sd, gate)) = &shared {
+                            let d = ffn(sg, su, sd, Epilogue::SwiGlu, None);
+                            let w = 1.0 / (1.0 + (-(matvec(gate, &h)[0] as f64)).exp());
+                            x.iter_mut().zip(&d).for_each(|(a, b)| *a += (w * *b as f64) as f32);
                         }
                     }
                 }

@@ -67,6 +67,11 @@ pub struct ExpertState {
     pub out: Activations,
 }
 
+/// Width of the feed-forward activations: the dense feed-forward's, or a shared expert's.
+fn ffn_width(c: &ModelConfig) -> usize {
+    c.experts.and_then(|x| x.shared_n_ff).map_or(c.n_ff, |ff| ff.max(c.n_ff))
+}
+
 /// Rows of the widest activation and of the logits that one binding of the adapter holds
 /// (each buffer keeps one window of slack: the uniform window, or a row; gpu/activations.rs),
 /// refused when not even one row fits. The header check runs it before any weight is uploaded.
@@ -78,7 +83,7 @@ pub fn rows_per_binding(gpu: &Gpu, c: &ModelConfig) -> Result<(usize, usize)> {
     };
     let h = c.heads();
     let delta_width = c.delta_net.as_ref().map_or(0, |d| d.shape.proj_width());
-    let widest = [c.n_embd, h.qkv_dim(), h.q_dim(), c.n_ff, delta_width].into_iter().max().unwrap_or(1);
+    let widest = [c.n_embd, h.qkv_dim(), h.q_dim(), ffn_width(c), delta_width].into_iter().max().unwrap_or(1);
     let (mut max_batch, max_logit_rows) = (rows_fitting(widest), rows_fitting(c.n_vocab));
     if let Some(x) = &c.experts {
         // One row per (token, slot) pair, and a grid of pairs no taller than WebGPU allows.
@@ -116,9 +121,10 @@ impl State {
         let SessionOptions { ctx, batch, logit_rows } = options;
         let h = c.heads();
         let kv_bytes = cache_bytes(c, ctx, batch);
-        let widths = 2 * c.n_embd + h.qkv_dim() + h.q_dim() + c.n_ff;
+        let widths = 2 * c.n_embd + h.qkv_dim() + h.q_dim() + ffn_width(c);
         // Per token, the router's logits and a row of the expert ffn and output per slot.
-        let expert_widths = c.experts.map_or(0, |x| x.count + x.used * (x.n_ff + c.n_embd));
+        // (The shared expert's gate logit and weight: one more of each per token.)
+        let expert_widths = c.experts.map_or(0, |x| x.count + 2 + x.used * (x.n_ff + c.n_embd));
         let route_bytes = c.experts.map_or(0, |x| RouteBuffers::bytes_for(batch, x.used, x.count));
         let delta_widths =
             c.delta_net.as_ref().map_or(0, |d| d.shape.proj_width() + d.shape.channels() + d.shape.value_dim());
@@ -136,7 +142,7 @@ impl State {
             x: gpu.activations("hidden", batch, c.n_embd)?,
             qkv: gpu.activations("qkv", batch, h.qkv_dim())?,
             attn: gpu.activations("attention out", batch, h.q_dim())?,
-            ffn: gpu.activations("ffn", batch, c.n_ff)?,
+            ffn: gpu.activations("ffn", batch, ffn_width(c))?,
             branch: gpu.activations("branch", batch, c.n_embd)?,
             logits: gpu.activations("logits", logit_rows, c.n_vocab)?,
             token: gpu.buffer("token", 16)?,
@@ -154,8 +160,11 @@ impl State {
             experts: match &c.experts {
                 None => None,
                 Some(x) => Some(ExpertState {
-                    router: gpu.activations("router logits", batch, x.count)?,
-                    route: RouteBuffers::new(gpu, batch, x.used, x.count)?,
+                    router: gpu.activations("router logits", batch, x.count + usize::from(x.shared_n_ff.is_some()))?,
+                    route: match x.shared_n_ff {
+                        None => RouteBuffers::new(gpu, batch, x.used, x.count)?,
+                        Some(_) => RouteBuffers::new(gpu, batch, x.used, x.count)?.with_shared_gate(gpu, batch)?,
+                    },
                     ffn: gpu.activations("expert ffn", batch * x.used, x.n_ff)?,
                     out: gpu.activations("expert out", batch * x.used, c.n_embd)?,
                 }),

@@ -9,30 +9,42 @@ use crate::{Error, Result};
 pub struct ExpertSum(Dispatch);
 
 impl ExpertSum {
-    /// `y` holds one row per (token, slot) pair; `x` one per token.
+    /// `y` holds one row per (token, slot) pair; `x` one per token, as does `shared`, the
+    /// shared expert's output, weighted by the route's shared weights.
     pub fn new(
         gpu: &Gpu,
         steps: &StepBuffers,
         y: &Activations,
         route: &RouteBuffers,
         x: &Activations,
+        shared: Option<&Activations>,
     ) -> Result<ExpertSum> {
-        if y.width != x.width {
+        if y.width != x.width || shared.is_some_and(|s| s.width != x.width) {
             return Err(Error::Gpu(format!("expert rows of {} into a stream of {}", y.width, x.width)));
         }
-        let binds = [
+        let mut binds = vec![
             (0, Slot::Uniform, Bind::Buffer(&steps.step)),
             (1, Slot::Read, Bind::Buffer(&y.buffer)),
             (2, Slot::Read, Bind::Buffer(&route.weights)),
             (3, Slot::ReadWrite, Bind::Buffer(&x.buffer)),
         ];
+        let shared = match (shared, &route.shared) {
+            (Some(rows), Some(weights)) => {
+                binds.extend([(4, Slot::Read, Bind::Buffer(weights)), (5, Slot::Read, Bind::Buffer(&rows.buffer))]);
+                Some(rows.stride)
+            }
+            (None, None) => None,
+            _ => return Err(Error::Gpu("a shared expert's rows without its weights, or the reverse".into())),
+        };
         let defines = gpu
             .paths
             .defines(Defines::new())
             .u32("E", x.width as u32)
             .u32("USED", route.used as u32)
             .u32("XS", x.stride as u32)
-            .u32("YS", y.stride as u32);
+            .u32("YS", y.stride as u32)
+            .flag("SHARED", shared.is_some())
+            .u32("SS", shared.unwrap_or(0) as u32);
         let groups = x.width.div_ceil(64) as u32;
         Ok(ExpertSum(Dispatch::new(gpu, "expert_sum.wgsl", &defines, &binds, move |s| [groups, s.n_tokens, 1])?))
     }
@@ -67,6 +79,34 @@ mod tests {
     use crate::quant::testing::random_vec;
 
     #[test]
+    fn a_shared_expert_row_joins_with_its_own_weight() {
+        let (width, used, n_tokens) = (96, 2, 3);
+        let mut rng = rng(10);
+        let x = random_vec(n_tokens * width, &mut rng);
+        let y = random_vec(n_tokens * used * width, &mut rng);
+        let shared = random_vec(n_tokens * width, &mut rng);
+        let weights = random_vec(n_tokens * used, &mut rng);
+        let shared_weights = random_vec(n_tokens, &mut rng);
+        let g = gpu();
+        let xb = g.activations_with("x", width, &x).unwrap();
+        let yb = g.activations_with("y", width, &y).unwrap();
+        let sb = g.activations_with("shared", width, &shared).unwrap();
+        let route = RouteBuffers::new(g, n_tokens, used, 4).unwrap().with_shared_gate(g, n_tokens).unwrap();
+        g.queue.write_buffer(&route.weights, 0, bytemuck::cast_slice(&weights));
+        if let Some(b) = &route.shared {
+            g.queue.write_buffer(b, 0, bytemuck::cast_slice(&shared_weights));
+        }
+        let steps = step_buffers();
+        let op = ExpertSum::new(g, &steps, &yb, &route, &xb, Some(&sb)).unwrap();
+        run(&steps, &[&op], Step { n_tokens: n_tokens as u32, ..Default::default() });
+        let mut want = reference(&x, &y, &weights, used, width);
+        for (t, row) in want.chunks_mut(width).enumerate() {
+            row.iter_mut().enumerate().for_each(|(i, v)| *v += shared_weights[t] * shared[t * width + i]);
+        }
+        assert_close(&read_rows(&xb, n_tokens), &want, 1e-5, "expert sum with a shared expert");
+    }
+
+    #[test]
     fn weighted_expert_rows_are_added_to_each_token() {
         let (width, used, n_tokens) = (200, 3, 5);
         let mut rng = rng(9);
@@ -79,7 +119,7 @@ mod tests {
         let route = RouteBuffers::new(g, n_tokens, used, 4).unwrap();
         g.queue.write_buffer(&route.weights, 0, bytemuck::cast_slice(&weights));
         let steps = step_buffers();
-        let op = ExpertSum::new(g, &steps, &yb, &route, &xb).unwrap();
+        let op = ExpertSum::new(g, &steps, &yb, &route, &xb, None).unwrap();
         run(&steps, &[&op], Step { n_tokens: n_tokens as u32, ..Default::default() });
         let want = reference(&x, &y, &weights, used, width);
         assert_close(&read_rows(&xb, n_tokens), &want, 1e-5, "expert sum");

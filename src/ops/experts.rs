@@ -32,6 +32,9 @@ pub struct RouteBuffers {
     pub chunks: wgpu::Buffer,
     /// Per expert, a count and then an insertion point.
     cursor: wgpu::Buffer,
+    /// Per token, the weight of the shared expert every token also uses (Qwen 3.5 MoE), for
+    /// families that have one (`with_shared_gate`).
+    pub shared: Option<wgpu::Buffer>,
 }
 
 /// Chunks of up to 8 pairs one step can need: each expert's last chunk may be partial.
@@ -48,7 +51,13 @@ impl RouteBuffers {
 
     /// Bytes of GPU memory these buffers take.
     pub fn bytes(&self) -> u64 {
-        [&self.ids, &self.weights, &self.order, &self.chunks, &self.cursor].iter().map(|b| b.size()).sum()
+        let shared = self.shared.as_ref().map_or(0, |b| b.size());
+        shared + [&self.ids, &self.weights, &self.order, &self.chunks, &self.cursor].iter().map(|b| b.size()).sum::<u64>()
+    }
+
+    /// These buffers with a shared expert's weight for each of `tokens` tokens.
+    pub fn with_shared_gate(self, gpu: &Gpu, tokens: usize) -> Result<RouteBuffers> {
+        Ok(RouteBuffers { shared: Some(gpu.buffer("shared expert weights", tokens as u64 * 4)?), ..self })
     }
 
     pub fn new(gpu: &Gpu, tokens: usize, used: usize, experts: usize) -> Result<RouteBuffers> {
@@ -61,6 +70,7 @@ impl RouteBuffers {
             order: gpu.buffer("expert order", bytes)?,
             chunks: gpu.buffer("expert chunks", max_chunks(tokens * used, experts) as u64 * 16)?,
             cursor: gpu.buffer("expert cursors", experts as u64 * 4)?,
+            shared: None,
         })
     }
 }

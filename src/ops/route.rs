@@ -32,7 +32,8 @@ pub const MAX_USED: usize = 32;
 pub struct Route(Dispatch);
 
 impl Route {
-    /// `logits` holds each token's router logits (`n_expert` wide); `bias` is added first.
+    /// `logits` holds each token's router logits (`n_expert` wide, and then the shared
+    /// expert's gate where `out` has a shared weight); `bias` is added first.
     pub fn new(
         gpu: &Gpu,
         steps: &StepBuffers,
@@ -41,7 +42,11 @@ impl Route {
         routing: Routing,
         out: &RouteBuffers,
     ) -> Result<Route> {
-        if out.used == 0 || out.used > MAX_USED.min(logits.width) {
+        let shared = usize::from(out.shared.is_some());
+        if logits.width != out.experts + shared {
+            return Err(Error::Gpu(format!("router logits of {} for {} experts", logits.width, out.experts)));
+        }
+        if out.used == 0 || out.used > MAX_USED.min(out.experts) {
             return Err(Error::Unsupported(format!(
                 "{} experts used of {} (at most {MAX_USED})",
                 out.used, logits.width
@@ -56,13 +61,17 @@ impl Route {
         if let Some(b) = bias {
             binds.push((4, Slot::Read, Bind::Buffer(b)));
         }
+        if let Some(w) = &out.shared {
+            binds.push((5, Slot::ReadWrite, Bind::Buffer(w)));
+        }
         let defines = gpu
             .paths
             .defines(Defines::new())
             .flag("BIAS", bias.is_some())
             .flag("SELECTED", routing.gating == Gating::SoftmaxSelected)
             .flag("NORMALIZE", routing.normalize)
-            .u32("E", logits.width as u32)
+            .flag("SHARED", out.shared.is_some())
+            .u32("E", out.experts as u32)
             .u32("USED", out.used as u32)
             .u32("LS", logits.stride as u32)
             .f32("SCALE", routing.scale);
@@ -109,19 +118,36 @@ mod tests {
     use crate::quant::testing::random_vec;
 
     fn check(n_expert: usize, used: usize, n_tokens: usize, routing: Routing, with_bias: bool, seed: u64) {
+        check_with(n_expert, used, n_tokens, routing, with_bias, false, seed)
+    }
+
+    fn check_with(
+        n_expert: usize,
+        used: usize,
+        n_tokens: usize,
+        routing: Routing,
+        with_bias: bool,
+        shared: bool,
+        seed: u64,
+    ) {
         let mut rng = rng(seed);
-        let mut logits = random_vec(n_tokens * n_expert, &mut rng);
+        // With a shared expert, its gate's logit follows the experts'.
+        let width = n_expert + usize::from(shared);
+        let mut logits = random_vec(n_tokens * width, &mut rng);
         if n_tokens > 1 {
             // A tie between two experts of token 1, and a NaN that must never be chosen.
-            logits[n_expert + 3] = 4.0;
-            logits[n_expert + 1] = 4.0;
-            logits[n_expert] = f32::NAN;
+            logits[width + 3] = 4.0;
+            logits[width + 1] = 4.0;
+            logits[width] = f32::NAN;
         }
         let bias = random_vec(n_expert, &mut rng);
         let g = gpu();
-        let lb = g.activations_with("router logits", n_expert, &logits).unwrap();
+        let lb = g.activations_with("router logits", width, &logits).unwrap();
         let bb = g.buffer_with("router bias", &bias).unwrap();
-        let out = RouteBuffers::new(g, n_tokens, used, n_expert).unwrap();
+        let mut out = RouteBuffers::new(g, n_tokens, used, n_expert).unwrap();
+        if shared {
+            out = out.with_shared_gate(g, n_tokens).unwrap();
+        }
         let steps = step_buffers();
         let op = Route::new(g, &steps, &lb, with_bias.then_some(&bb), routing, &out).unwrap();
         run(&steps, &[&op], Step { n_tokens: n_tokens as u32, ..Default::default() });
@@ -131,11 +157,16 @@ mod tests {
             bytemuck::cast_slice(&pollster::block_on(g.read(&out.weights, (n_tokens * used * 4) as u64)).unwrap())
                 .to_vec();
         for t in 0..n_tokens {
-            let row = &logits[t * n_expert..][..n_expert];
+            let row = &logits[t * width..][..n_expert];
             let (want_ids, want_w) = reference(row, with_bias.then_some(&bias[..]), used, routing);
             let what = format!("token {t} of {n_tokens}, {used} of {n_expert}, {routing:?}");
             assert_eq!(&ids[t * used..][..used], &want_ids[..], "{what}");
             assert_close(&weights[t * used..][..used], &want_w, 1e-5, &what);
+        }
+        if let Some(b) = &out.shared {
+            let got: Vec<f32> = bytemuck::cast_slice(&pollster::block_on(g.read(b, n_tokens as u64 * 4)).unwrap()).to_vec();
+            let want: Vec<f32> = (0..n_tokens).map(|t| 1.0 / (1.0 + (-logits[t * width + n_expert]).exp())).collect();
+            assert_close(&got, &want, 1e-5, "shared expert weights");
         }
     }
 
@@ -149,6 +180,12 @@ mod tests {
         check(32, 4, 3, oss, true, 3);
         check(16, 16, 1, scaled, false, 4);
         check(4, 1, 1, oss, false, 5);
+    }
+
+    #[test]
+    fn a_shared_expert_is_weighted_by_the_sigmoid_of_its_gate() {
+        let qwen = Routing { gating: Gating::Softmax, normalize: true, scale: 1.0 };
+        check_with(8, 2, 5, qwen, false, true, 6);
     }
 
     #[test]

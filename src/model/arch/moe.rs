@@ -1,7 +1,8 @@
 //! The mixture-of-experts feed-forward block any family can use: a router picks each token's
 //! experts on the GPU, the experts' gate|up and down products read only those experts, and
 //! their outputs, weighted by the router, join the residual stream. Biases (gpt-oss's router
-//! and experts) are used where the file has them.
+//! and experts) are used where the file has them, and a shared expert every token uses, gated by
+//! its own row of the router (Qwen 3.5 MoE), where the file has one.
 
 use super::super::config::{Experts, ModelConfig};
 use super::super::state::State;
@@ -26,6 +27,13 @@ pub(crate) struct ExpertFfn {
     gate_up_bias: Option<wgpu::Buffer>,
     down: GpuMatrix,
     down_bias: Option<wgpu::Buffer>,
+    shared: Option<Box<SharedExpert>>,
+}
+
+/// A dense SwiGLU feed-forward every token uses beside its routed experts.
+struct SharedExpert {
+    gate_up: GpuMatrix,
+    down: GpuMatrix,
 }
 
 impl ExpertFfn {
@@ -50,9 +58,24 @@ impl ExpertFfn {
             }
             Ok(Some(w.upload_values(name, &w.values(name, dims)?)?))
         };
+        let (router, shared) = match experts.shared_n_ff {
+            None => (w.matrix(&[(&n("ffn_gate_inp"), count)], e, RowOrder::Concat)?, None),
+            Some(shared_ff) => {
+                // The shared expert's gate is one more router row, after the experts'.
+                let router = w.matrix(&[(&n("ffn_gate_inp"), count), (&n("ffn_gate_inp_shexp"), 1)], e, RowOrder::Concat)?;
+                let gate_up = [(n("ffn_gate_shexp"), shared_ff), (n("ffn_up_shexp"), shared_ff)];
+                let gate_up: Vec<(&str, usize)> = gate_up.iter().map(|(name, rows)| (name.as_str(), *rows)).collect();
+                let shared = SharedExpert {
+                    gate_up: w.matrix(&gate_up, e, RowOrder::Interleave)?,
+                    down: w.matrix(&[(&n("ffn_down_shexp"), e)], shared_ff, RowOrder::Concat)?,
+                };
+                (router, Some(Box::new(shared)))
+            }
+        };
         Ok(ExpertFfn {
             experts,
-            router: w.matrix(&[(&n("ffn_gate_inp"), count)], e, RowOrder::Concat)?,
+            router,
+            shared,
             router_bias: optional(&b("ffn_gate_inp"), &[count])?,
             gate_up: w.experts(
                 &[(&n("ffn_gate_exps"), ff), (&n("ffn_up_exps"), ff)],
@@ -77,9 +100,18 @@ impl ExpertFfn {
         let gate_up = ExpertLinear::new(gpu, &self.gate_up, &x.route, input, &x.ffn, &gated)?;
         let store = LinearSpec { bias: self.down_bias.as_ref(), ..LinearSpec::new(None, Epilogue::Store) };
         let down = ExpertLinear::new(gpu, &self.down, &x.route, (&x.ffn, ExpertInput::Pair), &x.out, &store)?;
-        let sum = ExpertSum::new(gpu, &s.steps, &x.out, &x.route, &s.x)?;
         // (Grouping dispatches only for a batch.)
         let groups = ExpertGroups::new(gpu, &s.steps, &x.route)?;
-        Ok(vec![Box::new(router), Box::new(route), Box::new(groups), Box::new(gate_up), Box::new(down), Box::new(sum)])
+        let mut ops: Vec<Box<dyn Op>> =
+            vec![Box::new(router), Box::new(route), Box::new(groups), Box::new(gate_up), Box::new(down)];
+        if let Some(shared) = &self.shared {
+            let swiglu = LinearSpec::new(Some(norm), Epilogue::SwiGlu);
+            ops.push(Box::new(Linear::new(gpu, &s.steps, &shared.gate_up, &s.x, &s.ffn, &swiglu)?));
+            let store = LinearSpec::new(None, Epilogue::Store);
+            ops.push(Box::new(Linear::new(gpu, &s.steps, &shared.down, &s.ffn, &s.branch, &store)?));
+        }
+        let shared_rows = self.shared.as_ref().map(|_| &s.branch);
+        ops.push(Box::new(ExpertSum::new(gpu, &s.steps, &x.out, &x.route, &s.x, shared_rows)?));
+        Ok(ops)
     }
 }
