@@ -13,7 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let out = args.next().ok_or("usage: tiny_model OUT.gguf [key=value ...]")?;
     let mut m = TinyLlama { weights: GgmlType::F32, ..TinyLlama::default() };
-    let arch_names = ["llama", "qwen2", "qwen3", "qwen3moe", "phi3", "gpt-oss", "qwen35"];
+    let arch_names = ["llama", "qwen2", "qwen3", "qwen3moe", "phi3", "gpt-oss", "qwen35", "qwen35moe"];
     for arg in args {
         let (key, value) = arg.split_once('=').ok_or(format!("{arg}: expected key=value"))?;
         let number = || value.parse::<usize>().map_err(|e| format!("{key}: {e}"));

@@ -366,3 +366,22 @@ fn a_recurrent_state_resumes_only_where_it_stands_or_from_its_checkpoint() {
     assert_eq!(s.reuse_prefix(&fourth), 0);
     logits_after(&mut s, &fourth, 0, "started over");
 }
+
+#[test]
+fn qwen35moe_adds_routed_experts_and_a_gated_shared_expert() {
+    // Every expert used: on the f16 path a router that picks another expert after rounding
+    // moves a logit by a few percent. (The llama.cpp fixture routes 4 of 16.)
+    check(TinyLlama {
+        arch: "qwen35moe",
+        n_layer: 2,
+        full_attention_interval: 2,
+        n_head: 2,
+        n_head_kv: 1,
+        head_dim: Some(32),
+        rope_dims: Some(16),
+        delta_net: Some(DeltaShape { key_heads: 2, value_heads: 4, head: 16, conv: 4 }),
+        experts: Some((4, 4)),
+        seed: 26,
+        ..Default::default()
+    });
+}

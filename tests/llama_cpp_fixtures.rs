@@ -93,3 +93,8 @@ fn gpt_oss_matches_llama_cpp() {
 fn qwen35_matches_llama_cpp() {
     check("qwen35");
 }
+
+#[test]
+fn qwen35moe_matches_llama_cpp() {
+    check("qwen35moe");
+}

@@ -70,7 +70,9 @@ impl ReferenceModel {
             let router = if c.experts.is_some() { t("ffn_gate_inp")? } else { Vec::new() };
             // A shared expert, and its gate (one row).
             let shared = match c.experts.and_then(|x| x.shared_n_ff) {
-                Some(_) => Some((t("ffn_gate_shexp")?, t("ffn_up_shexp")?, t("ffn_down_shexp")?, t("ffn_gate_inp_shexp")?)),
+                Some(_) => {
+                    Some((t("ffn_gate_shexp")?, t("ffn_up_shexp")?, t("ffn_down_shexp")?, t("ffn_gate_inp_shexp")?))
+                }
                 None => None,
             };
             // gpt-oss and Qwen 3.5 name their feed-forward norm after the attention it follows.

@@ -16,7 +16,8 @@ pub struct TinyLlama {
     /// in ffn_up, NeoX RoPE), "gpt-oss" (with `experts`: Q/K/V/output, router and expert
     /// biases, attention sinks, a post-attention norm for the experts, YaRN; untied) or
     /// "qwen35" (with `delta_net`: gated delta-net layers, and every
-    /// `full_attention_interval`-th layer Qwen 3's attention with an output gate per head).
+    /// `full_attention_interval`-th layer Qwen 3's attention with an output gate per head) or
+    /// "qwen35moe" (qwen35 with `experts` and a shared expert).
     pub arch: &'static str,
     pub n_layer: usize,
     pub n_embd: usize,
@@ -95,6 +96,10 @@ impl TinyLlama {
         if self.think_tokens { 261 } else { 259 }
     }
 
+    fn is_qwen35(&self) -> bool {
+        self.arch == "qwen35" || self.arch == "qwen35moe"
+    }
+
     /// Whether layer `l` is a delta-net layer (all but every `full_attention_interval`-th).
     fn is_recurrent(&self, l: usize) -> bool {
         self.delta_net.is_some() && !(l + 1).is_multiple_of(self.full_attention_interval.max(1))
@@ -164,6 +169,9 @@ impl TinyLlama {
             w.meta(&key("expert_count"), Value::U32(count as u32))
                 .meta(&key("expert_used_count"), Value::U32(used as u32))
                 .meta(&key("expert_feed_forward_length"), Value::U32(self.n_ff as u32));
+            if self.arch == "qwen35moe" {
+                w.meta(&key("expert_shared_feed_forward_length"), Value::U32(self.n_ff as u32));
+            }
         }
         let vocab = self.vocab_size() as u64;
         // dims[0] is the row length; the rest multiply into rows.
@@ -183,7 +191,7 @@ impl TinyLlama {
                 matrix(&mut w, &n("ssm_beta"), &[e, hv], ty);
                 matrix(&mut w, &n("ssm_alpha"), &[e, hv], ty);
                 matrix(&mut w, &n("ssm_out"), &[vd, e], ty);
-            } else if self.arch == "qwen35" {
+            } else if self.is_qwen35() {
                 // Each head's queries, then its output gate.
                 matrix(&mut w, &n("attn_q"), &[e, 2 * q], ty);
                 matrix(&mut w, &n("attn_k"), &[e, kv], ty);
@@ -205,6 +213,12 @@ impl TinyLlama {
                 matrix(&mut w, &n("ffn_gate_exps"), &[e, ff, count], ty);
                 matrix(&mut w, &n("ffn_up_exps"), &[e, ff, count], ty);
                 matrix(&mut w, &n("ffn_down_exps"), &[ff, e, count], v_and_down);
+                if self.arch == "qwen35moe" {
+                    matrix(&mut w, &n("ffn_gate_inp_shexp"), &[e], GgmlType::F32);
+                    matrix(&mut w, &n("ffn_gate_shexp"), &[e, ff], ty);
+                    matrix(&mut w, &n("ffn_up_shexp"), &[e, ff], ty);
+                    matrix(&mut w, &n("ffn_down_shexp"), &[ff, e], v_and_down);
+                }
             } else if self.arch == "phi3" {
                 matrix(&mut w, &n("ffn_up"), &[e, 2 * self.n_ff as u64], ty);
             } else {
@@ -227,7 +241,7 @@ impl TinyLlama {
         for l in 0..self.n_layer {
             let n = |s: &str| format!("blk.{l}.{s}");
             norm(&mut w, &n("attn_norm.weight"), &[e]);
-            let post_norm = oss || self.arch == "qwen35";
+            let post_norm = oss || self.is_qwen35();
             norm(&mut w, &n(if post_norm { "post_attention_norm.weight" } else { "ffn_norm.weight" }), &[e]);
             if let Some(s) = self.delta_net.filter(|_| self.is_recurrent(l)) {
                 let (ch, hv) = (s.channels(), s.value_heads);
@@ -240,7 +254,7 @@ impl TinyLlama {
                 let a = random_vec(hv, &mut ssm_rng).iter().map(|v| -(0.5 * v).exp()).collect();
                 f32s(&n("ssm_a"), &[hv as u64], a);
                 norm(&mut w, &n("ssm_norm.weight"), &[s.head]);
-            } else if self.arch == "qwen35" {
+            } else if self.is_qwen35() {
                 norm(&mut w, &n("attn_q_norm.weight"), &[head_dim]);
                 norm(&mut w, &n("attn_k_norm.weight"), &[head_dim]);
             }

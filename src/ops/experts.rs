@@ -52,7 +52,8 @@ impl RouteBuffers {
     /// Bytes of GPU memory these buffers take.
     pub fn bytes(&self) -> u64 {
         let shared = self.shared.as_ref().map_or(0, |b| b.size());
-        shared + [&self.ids, &self.weights, &self.order, &self.chunks, &self.cursor].iter().map(|b| b.size()).sum::<u64>()
+        shared
+            + [&self.ids, &self.weights, &self.order, &self.chunks, &self.cursor].iter().map(|b| b.size()).sum::<u64>()
     }
 
     /// These buffers with a shared expert's weight for each of `tokens` tokens.

@@ -164,7 +164,8 @@ mod tests {
             assert_close(&weights[t * used..][..used], &want_w, 1e-5, &what);
         }
         if let Some(b) = &out.shared {
-            let got: Vec<f32> = bytemuck::cast_slice(&pollster::block_on(g.read(b, n_tokens as u64 * 4)).unwrap()).to_vec();
+            let got: Vec<f32> =
+                bytemuck::cast_slice(&pollster::block_on(g.read(b, n_tokens as u64 * 4)).unwrap()).to_vec();
             let want: Vec<f32> = (0..n_tokens).map(|t| 1.0 / (1.0 + (-logits[t * width + n_expert]).exp())).collect();
             assert_close(&got, &want, 1e-5, "shared expert weights");
         }

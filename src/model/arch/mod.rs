@@ -67,6 +67,7 @@ pub static FAMILIES: &[&Family] = &[
     &gemma3::GEMMA3,
     &gpt_oss::GPT_OSS,
     &qwen35::QWEN35,
+    &qwen35::QWEN35MOE,
 ];
 
 /// The family of a GGUF architecture name, or a clear refusal naming the ones hearth has.

@@ -62,7 +62,8 @@ impl ExpertFfn {
             None => (w.matrix(&[(&n("ffn_gate_inp"), count)], e, RowOrder::Concat)?, None),
             Some(shared_ff) => {
                 // The shared expert's gate is one more router row, after the experts'.
-                let router = w.matrix(&[(&n("ffn_gate_inp"), count), (&n("ffn_gate_inp_shexp"), 1)], e, RowOrder::Concat)?;
+                let router =
+                    w.matrix(&[(&n("ffn_gate_inp"), count), (&n("ffn_gate_inp_shexp"), 1)], e, RowOrder::Concat)?;
                 let gate_up = [(n("ffn_gate_shexp"), shared_ff), (n("ffn_up_shexp"), shared_ff)];
                 let gate_up: Vec<(&str, usize)> = gate_up.iter().map(|(name, rows)| (name.as_str(), *rows)).collect();
                 let shared = SharedExpert {

@@ -7,8 +7,11 @@
 //! causally, runs the gated delta rule over each value head's state and normalises the result
 //! gated by z (`ops::delta_net`), then projects it back into the stream. An attention layer is
 //! Qwen 3's (QK-norm, NeoX RoPE over the file's rotated dimensions) with an output gate per
-//! query head, stored after it in `attn_q` and moved after V here (`Heads::gated`).
+//! query head, stored after it in `attn_q` and moved after V here (`Heads::gated`). Qwen 3.5
+//! MoE (`qwen35moe`) routes each token to its experts (softmax over all, top-k renormalised)
+//! beside a shared expert gated by the sigmoid of its own router row (`arch::moe`).
 
+use super::moe::ExpertFfn;
 use super::{Architecture, Ends, Family, attention, kv_write};
 use crate::gpu::Gpu;
 use crate::model::config::ModelConfig;
@@ -18,6 +21,7 @@ use crate::ops::Op;
 use crate::ops::delta_net::{DeltaNet, DeltaShape, DeltaWeights};
 use crate::ops::kv_write::QkNorm;
 use crate::ops::linear::{Epilogue, GpuMatrix, Linear, LinearSpec};
+use crate::ops::route::{Gating, Routing};
 use crate::quant::RowOrder;
 use crate::{Error, Result};
 
@@ -33,6 +37,11 @@ pub const QWEN35: Family = Family {
     delta_net: true,
     gated_attention: true,
     load: |w, c| Ok(Box::new(Qwen35::load(w, c)?)),
+};
+pub const QWEN35MOE: Family = Family {
+    arch: "qwen35moe",
+    routing: Some(Routing { gating: Gating::Softmax, normalize: true, scale: 1.0 }),
+    ..QWEN35
 };
 
 enum Mixer {
@@ -53,12 +62,20 @@ enum Mixer {
     },
 }
 
+enum Ffn {
+    /// Gate and up rows interleaved, so SwiGLU is fused into the matvec.
+    Dense {
+        gate_up: GpuMatrix,
+        down: GpuMatrix,
+    },
+    Experts(ExpertFfn),
+}
+
 struct Layer {
     attn_norm: wgpu::Buffer,
     mixer: Mixer,
     ffn_norm: wgpu::Buffer,
-    gate_up: GpuMatrix,
-    down: GpuMatrix,
+    ffn: Ffn,
 }
 
 pub struct Qwen35 {
@@ -112,8 +129,18 @@ impl Qwen35 {
                 attn_norm: w.vector(&n("attn_norm"), e)?,
                 mixer,
                 ffn_norm: w.vector(&n("post_attention_norm"), e)?,
-                gate_up: w.matrix(&[(&n("ffn_gate"), c.n_ff), (&n("ffn_up"), c.n_ff)], e, RowOrder::Interleave)?,
-                down: w.matrix(&[(&n("ffn_down"), e)], c.n_ff, RowOrder::Concat)?,
+                ffn: if c.experts.is_some() {
+                    Ffn::Experts(ExpertFfn::load(w, c, i)?)
+                } else {
+                    Ffn::Dense {
+                        gate_up: w.matrix(
+                            &[(&n("ffn_gate"), c.n_ff), (&n("ffn_up"), c.n_ff)],
+                            e,
+                            RowOrder::Interleave,
+                        )?,
+                        down: w.matrix(&[(&n("ffn_down"), e)], c.n_ff, RowOrder::Concat)?,
+                    }
+                },
             });
         }
         Ok(Qwen35 { ends: Ends::load(w, c)?, layers })
@@ -146,9 +173,14 @@ impl Architecture for Qwen35 {
                     ops.push(Box::new(Linear::new(gpu, st, out, &s.attn, &s.x, &plain(None, Epilogue::Add))?));
                 }
             }
-            let gated = plain(Some((&layer.ffn_norm, eps)), Epilogue::SwiGlu);
-            ops.push(Box::new(Linear::new(gpu, st, &layer.gate_up, &s.x, &s.ffn, &gated)?));
-            ops.push(Box::new(Linear::new(gpu, st, &layer.down, &s.ffn, &s.x, &plain(None, Epilogue::Add))?));
+            match &layer.ffn {
+                Ffn::Dense { gate_up, down } => {
+                    let gated = plain(Some((&layer.ffn_norm, eps)), Epilogue::SwiGlu);
+                    ops.push(Box::new(Linear::new(gpu, st, gate_up, &s.x, &s.ffn, &gated)?));
+                    ops.push(Box::new(Linear::new(gpu, st, down, &s.ffn, &s.x, &plain(None, Epilogue::Add))?));
+                }
+                Ffn::Experts(experts) => ops.extend(experts.ops(gpu, s, (&layer.ffn_norm, eps))?),
+            }
         }
         ops.push(self.ends.logits(gpu, c, s)?);
         Ok(ops)
