@@ -90,6 +90,12 @@ impl Session {
         self.state.gpu_bytes()
     }
 
+    /// Of those, the bytes of the sequence's memory: its caches, recurrent states and their
+    /// checkpoint copies.
+    pub fn memory_bytes(&self) -> u64 {
+        self.state.memory.gpu_bytes()
+    }
+
     fn check_room(&self, n: usize) -> Result<()> {
         self.state.memory.check_room(n, self.state.options.ctx)
     }

@@ -246,6 +246,9 @@ fn unknown_names_and_oversized_prompts_are_refused() {
 fn bench_writes_llama_bench_fields_and_compare_reads_them_back() {
     let out = hearth(&["bench", "--model", &model_arg(), "-p", "16", "-n", "4", "-r", "2", "-o", "json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // 17 positions (18 texture rows) of 30 layers' keys and values, 192 floats each.
+    let err = text(&out.stderr);
+    assert!(err.contains("a session of 17 tokens: 0.8 MB per sequence"), "{err}");
     let records: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
     let records = records.as_array().expect("an array, like llama-bench's");
     assert_eq!(records.len(), 2);

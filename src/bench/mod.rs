@@ -103,6 +103,11 @@ pub async fn run(model: &Arc<Model>, plan: &Plan, mut progress: impl FnMut(&str)
     let ctx = tests.iter().map(|t| t.tokens()).max().unwrap_or(1) + 1;
     let batch = plan.batch.max(1).min(ctx);
     let mut session = Session::new(model.clone(), SessionOptions { ctx, batch, logit_rows: 1 })?;
+    progress(&format!(
+        "a session of {ctx} tokens: {:.1} MB per sequence (caches and recurrent states), {:.1} MB in all",
+        session.memory_bytes() as f64 / 1e6,
+        session.gpu_bytes() as f64 / 1e6
+    ));
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(42);
     let vocab = model.config.n_vocab as u32;
     let tokens: Vec<u32> = (0..ctx).map(|_| rng.random_range(0..vocab)).collect();
