@@ -3,7 +3,7 @@
 //! Phi 3, which stores Q|K|V and gate|up fused): pre-norm blocks of grouped-query attention
 //! with RoPE and a SwiGLU feed-forward, RMSNorm throughout.
 
-use super::moe::ExpertFfn;
+use super::ffn::Ffn;
 use super::{Architecture, Ends, Family, attention, cache_write, kv_write, load_qkv};
 use crate::Result;
 use crate::gpu::Gpu;
@@ -58,15 +58,6 @@ struct Layer {
     ffn: Ffn,
 }
 
-enum Ffn {
-    /// Gate and up rows interleaved, so SwiGLU is fused into the matvec.
-    Dense {
-        gate_up: GpuMatrix,
-        down: GpuMatrix,
-    },
-    Experts(ExpertFfn),
-}
-
 pub struct Llama {
     ends: Ends,
     layers: Vec<Layer>,
@@ -91,19 +82,7 @@ impl Llama {
                 },
                 attn_out: w.matrix(&[(&n("attn_output"), e)], q, RowOrder::Concat)?,
                 ffn_norm: w.vector(&n("ffn_norm"), e)?,
-                ffn: if c.experts.is_some() {
-                    Ffn::Experts(ExpertFfn::load(w, c, i)?)
-                } else {
-                    Ffn::Dense {
-                        // Without ffn_gate (Phi 3), ffn_up holds gate then up.
-                        gate_up: if w.has(&n("ffn_gate")) {
-                            w.matrix(&[(&n("ffn_gate"), c.n_ff), (&n("ffn_up"), c.n_ff)], e, RowOrder::Interleave)?
-                        } else {
-                            w.split_matrix(&n("ffn_up"), 2, c.n_ff, e, RowOrder::Interleave)?
-                        },
-                        down: w.matrix(&[(&n("ffn_down"), e)], c.n_ff, RowOrder::Concat)?,
-                    }
-                },
+                ffn: Ffn::load(w, c, i)?,
             });
         }
         Ok(Llama { ends: Ends::load(w, c)?, layers })
@@ -138,14 +117,7 @@ impl Architecture for Llama {
             }
             ops.push(attention(gpu, c, s, l, &s.rope, None, None)?);
             ops.push(Box::new(Linear::new(gpu, st, &layer.attn_out, &s.attn, &s.x, &plain(None, Epilogue::Add))?));
-            match &layer.ffn {
-                Ffn::Dense { gate_up, down } => {
-                    let gated = plain(Some((&layer.ffn_norm, eps)), Epilogue::SwiGlu);
-                    ops.push(Box::new(Linear::new(gpu, st, gate_up, &s.x, &s.ffn, &gated)?));
-                    ops.push(Box::new(Linear::new(gpu, st, down, &s.ffn, &s.x, &plain(None, Epilogue::Add))?));
-                }
-                Ffn::Experts(experts) => ops.extend(experts.ops(gpu, s, (&layer.ffn_norm, eps))?),
-            }
+            ops.extend(layer.ffn.ops(gpu, s, (&layer.ffn_norm, eps))?);
         }
         ops.push(self.ends.logits(gpu, c, s)?);
         Ok(ops)

@@ -1,6 +1,7 @@
 //! Forward graphs, one file per model family. A family loads its weights and, for a session's
 //! buffers, lists the ops of one forward step in order.
 
+mod ffn;
 mod gemma3;
 mod gpt_oss;
 mod llama;

@@ -7,6 +7,7 @@
 use super::super::config::{Experts, ModelConfig};
 use super::super::state::State;
 use super::super::weights::WeightLoader;
+use super::ffn::DenseFfn;
 use crate::gpu::Gpu;
 use crate::ops::Op;
 use crate::ops::expert_sum::ExpertSum;
@@ -27,13 +28,8 @@ pub(crate) struct ExpertFfn {
     gate_up_bias: Option<wgpu::Buffer>,
     down: GpuMatrix,
     down_bias: Option<wgpu::Buffer>,
-    shared: Option<Box<SharedExpert>>,
-}
-
-/// A dense SwiGLU feed-forward every token uses beside its routed experts.
-struct SharedExpert {
-    gate_up: GpuMatrix,
-    down: GpuMatrix,
+    /// A dense SwiGLU feed-forward every token uses beside its routed experts.
+    shared: Option<Box<DenseFfn>>,
 }
 
 impl ExpertFfn {
@@ -64,13 +60,7 @@ impl ExpertFfn {
                 // The shared expert's gate is one more router row, after the experts'.
                 let router =
                     w.matrix(&[(&n("ffn_gate_inp"), count), (&n("ffn_gate_inp_shexp"), 1)], e, RowOrder::Concat)?;
-                let gate_up = [(n("ffn_gate_shexp"), shared_ff), (n("ffn_up_shexp"), shared_ff)];
-                let gate_up: Vec<(&str, usize)> = gate_up.iter().map(|(name, rows)| (name.as_str(), *rows)).collect();
-                let shared = SharedExpert {
-                    gate_up: w.matrix(&gate_up, e, RowOrder::Interleave)?,
-                    down: w.matrix(&[(&n("ffn_down_shexp"), e)], shared_ff, RowOrder::Concat)?,
-                };
-                (router, Some(Box::new(shared)))
+                (router, Some(Box::new(DenseFfn::load(w, c, layer, "_shexp", shared_ff)?)))
             }
         };
         Ok(ExpertFfn {
@@ -106,10 +96,7 @@ impl ExpertFfn {
         let mut ops: Vec<Box<dyn Op>> =
             vec![Box::new(router), Box::new(route), Box::new(groups), Box::new(gate_up), Box::new(down)];
         if let Some(shared) = &self.shared {
-            let swiglu = LinearSpec::new(Some(norm), Epilogue::SwiGlu);
-            ops.push(Box::new(Linear::new(gpu, &s.steps, &shared.gate_up, &s.x, &s.ffn, &swiglu)?));
-            let store = LinearSpec::new(None, Epilogue::Store);
-            ops.push(Box::new(Linear::new(gpu, &s.steps, &shared.down, &s.ffn, &s.branch, &store)?));
+            ops.extend(shared.ops(gpu, s, norm, &s.branch, Epilogue::Store)?);
         }
         let shared_rows = self.shared.as_ref().map(|_| &s.branch);
         ops.push(Box::new(ExpertSum::new(gpu, &s.steps, &x.out, &x.route, &s.x, shared_rows)?));

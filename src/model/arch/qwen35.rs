@@ -11,7 +11,7 @@
 //! MoE (`qwen35moe`) routes each token to its experts (softmax over all, top-k renormalised)
 //! beside a shared expert gated by the sigmoid of its own router row (`arch::moe`).
 
-use super::moe::ExpertFfn;
+use super::ffn::Ffn;
 use super::{Architecture, Ends, Family, attention, kv_write};
 use crate::gpu::Gpu;
 use crate::model::config::ModelConfig;
@@ -60,15 +60,6 @@ enum Mixer {
         k_norm: wgpu::Buffer,
         out: GpuMatrix,
     },
-}
-
-enum Ffn {
-    /// Gate and up rows interleaved, so SwiGLU is fused into the matvec.
-    Dense {
-        gate_up: GpuMatrix,
-        down: GpuMatrix,
-    },
-    Experts(ExpertFfn),
 }
 
 struct Layer {
@@ -129,18 +120,7 @@ impl Qwen35 {
                 attn_norm: w.vector(&n("attn_norm"), e)?,
                 mixer,
                 ffn_norm: w.vector(&n("post_attention_norm"), e)?,
-                ffn: if c.experts.is_some() {
-                    Ffn::Experts(ExpertFfn::load(w, c, i)?)
-                } else {
-                    Ffn::Dense {
-                        gate_up: w.matrix(
-                            &[(&n("ffn_gate"), c.n_ff), (&n("ffn_up"), c.n_ff)],
-                            e,
-                            RowOrder::Interleave,
-                        )?,
-                        down: w.matrix(&[(&n("ffn_down"), e)], c.n_ff, RowOrder::Concat)?,
-                    }
-                },
+                ffn: Ffn::load(w, c, i)?,
             });
         }
         Ok(Qwen35 { ends: Ends::load(w, c)?, layers })
@@ -173,14 +153,7 @@ impl Architecture for Qwen35 {
                     ops.push(Box::new(Linear::new(gpu, st, out, &s.attn, &s.x, &plain(None, Epilogue::Add))?));
                 }
             }
-            match &layer.ffn {
-                Ffn::Dense { gate_up, down } => {
-                    let gated = plain(Some((&layer.ffn_norm, eps)), Epilogue::SwiGlu);
-                    ops.push(Box::new(Linear::new(gpu, st, gate_up, &s.x, &s.ffn, &gated)?));
-                    ops.push(Box::new(Linear::new(gpu, st, down, &s.ffn, &s.x, &plain(None, Epilogue::Add))?));
-                }
-                Ffn::Experts(experts) => ops.extend(experts.ops(gpu, s, (&layer.ffn_norm, eps))?),
-            }
+            ops.extend(layer.ffn.ops(gpu, s, (&layer.ffn_norm, eps))?);
         }
         ops.push(self.ends.logits(gpu, c, s)?);
         Ok(ops)
