@@ -265,6 +265,38 @@ fn small_binding_and_texture_limits_split_the_work_not_the_results() {
     }
 }
 
+/// A session of ctx 64 and batches of 4 over a random model, after a 12-token prompt (the
+/// generation checkpoints the memory after it) and 8 generated tokens; for the prefix-reuse
+/// tests, with the model's CPU reference.
+struct AfterATurn {
+    session: Session,
+    reference: ReferenceModel,
+    first: Vec<u32>,
+}
+
+impl AfterATurn {
+    fn new(spec: &TinyLlama, stride: u32) -> AfterATurn {
+        let bytes = spec.to_gguf();
+        let model = Arc::new(Model::load(gpu(), &ModelFile::from_bytes(bytes.clone()).unwrap()).unwrap());
+        let reference = ReferenceModel::new(ModelFile::from_bytes(bytes).unwrap()).unwrap();
+        let vocab = spec.vocab_size() as u32;
+        let mut session = Session::new(model, SessionOptions { ctx: 64, batch: 4, logit_rows: 1 }).unwrap();
+        let first: Vec<u32> = (0..12).map(|i| (i * stride + 1) % vocab).collect();
+        let mut generation = Generation::new(&first, 0, 8, Sampler::new(SamplerConfig::greedy())).unwrap();
+        while pollster::block_on(generation.next(&mut session, |_| false)).unwrap().is_some() {}
+        assert_eq!(session.position(), 19);
+        AfterATurn { session, reference, first }
+    }
+
+    /// Asserts that `prompt` resumes after `kept` of its tokens and that the logits after it
+    /// are the reference's.
+    fn resume(&mut self, prompt: &[u32], kept: usize, what: &str) {
+        assert_eq!(self.session.reuse_prefix(prompt), kept, "{what}");
+        let row = pollster::block_on(self.session.next_logits(&prompt[kept..])).unwrap();
+        assert_logits_close(&row, &self.reference.forward(prompt).unwrap()[prompt.len() - 1], what);
+    }
+}
+
 #[test]
 fn sliding_window_rings_come_back_through_a_checkpoint_or_start_over() {
     // gpt-oss windows every other layer to 4 keys; with batches of 4 those layers keep rings
@@ -278,45 +310,29 @@ fn sliding_window_rings_come_back_through_a_checkpoint_or_start_over() {
         seed: 20,
         ..Default::default()
     };
-    let bytes = spec.to_gguf();
-    let model = Arc::new(Model::load(gpu(), &ModelFile::from_bytes(bytes.clone()).unwrap()).unwrap());
-    let reference = ReferenceModel::new(ModelFile::from_bytes(bytes).unwrap()).unwrap();
-    let c = &model.config;
+    // The rings move 7 positions past the prompt's end.
+    let mut turn = AfterATurn::new(&spec, 13);
+    let c = &turn.session.model.config;
     let rings = hearth::model::memory::cache_bytes(c, 64, 4);
     let full = hearth::model::memory::cache_bytes(&ModelConfig { sliding_window: None, ..c.clone() }, 64, 4);
     // Half the layers at 7 slots, plus the checkpoint's copy of them.
     assert_eq!(rings * 64, full * (64 + 2 * 7) / 2, "{rings} vs {full} bytes");
-    let vocab = spec.vocab_size() as u32;
-    let logits_after = |s: &mut Session, prompt: &[u32], kept: usize, what: &str| {
-        let row = pollster::block_on(s.next_logits(&prompt[kept..])).unwrap();
-        assert_logits_close(&row, &reference.forward(prompt).unwrap()[prompt.len() - 1], what);
-    };
-
-    // A 12-token prompt, then 8 generated tokens: the rings move 7 positions past its end.
-    let mut s = Session::new(model.clone(), SessionOptions { ctx: 64, batch: 4, logit_rows: 1 }).unwrap();
-    let first: Vec<u32> = (0..12).map(|i| (i * 13 + 1) % vocab).collect();
-    let mut generation = Generation::new(&first, 0, 8, Sampler::new(SamplerConfig::greedy())).unwrap();
-    while pollster::block_on(generation.next(&mut s, |_| false)).unwrap().is_some() {}
-    assert_eq!(s.position(), 19);
 
     // The next turn departs after the prompt (as when a template drops the reply's
     // reasoning): the rings no longer hold position 12's window; the checkpoint does.
-    let mut second = first.clone();
+    let mut second = turn.first.clone();
     second.extend([9, 8, 7, 6, 5]);
-    assert_eq!(s.reuse_prefix(&second), 12);
-    logits_after(&mut s, &second, 12, "resumed from the checkpoint");
+    turn.resume(&second, 12, "resumed from the checkpoint");
 
     // Within a batch of the end, the rings themselves still hold the window.
     let mut third = second[..15].to_vec();
     third.extend([1, 2]);
-    assert_eq!(s.reuse_prefix(&third), 15);
-    logits_after(&mut s, &third, 15, "resumed from the rings");
+    turn.resume(&third, 15, "resumed from the rings");
 
     // Before what either holds, the session starts over.
     let mut fourth = third[..6].to_vec();
     fourth.extend([4, 4, 4]);
-    assert_eq!(s.reuse_prefix(&fourth), 0);
-    logits_after(&mut s, &fourth, 0, "started over");
+    turn.resume(&fourth, 0, "started over");
 }
 
 #[test]
@@ -332,39 +348,22 @@ fn a_recurrent_state_resumes_only_where_it_stands_or_from_its_checkpoint() {
         seed: 25,
         ..Default::default()
     };
-    let bytes = spec.to_gguf();
-    let model = Arc::new(Model::load(gpu(), &ModelFile::from_bytes(bytes.clone()).unwrap()).unwrap());
-    let reference = ReferenceModel::new(ModelFile::from_bytes(bytes).unwrap()).unwrap();
-    let vocab = spec.vocab_size() as u32;
-    let logits_after = |s: &mut Session, prompt: &[u32], kept: usize, what: &str| {
-        let row = pollster::block_on(s.next_logits(&prompt[kept..])).unwrap();
-        assert_logits_close(&row, &reference.forward(prompt).unwrap()[prompt.len() - 1], what);
-    };
-
-    // A 12-token prompt (the generation checkpoints the state after it), then 8 tokens.
-    let mut s = Session::new(model, SessionOptions { ctx: 64, batch: 4, logit_rows: 1 }).unwrap();
-    let first: Vec<u32> = (0..12).map(|i| (i * 17 + 3) % vocab).collect();
-    let mut generation = Generation::new(&first, 0, 8, Sampler::new(SamplerConfig::greedy())).unwrap();
-    while pollster::block_on(generation.next(&mut s, |_| false)).unwrap().is_some() {}
-    assert_eq!(s.position(), 19);
+    let mut turn = AfterATurn::new(&spec, 17);
 
     // Departing after the prompt: the state has moved on, the checkpoint has it.
-    let mut second = first.clone();
+    let mut second = turn.first.clone();
     second.extend([9, 8, 7, 6, 5]);
-    assert_eq!(s.reuse_prefix(&second), 12);
-    logits_after(&mut s, &second, 12, "resumed from the checkpoint");
+    turn.resume(&second, 12, "resumed from the checkpoint");
 
     // Extending everything the state has seen: it goes on where it stands.
     let mut third = second.clone();
     third.extend([1, 2]);
-    assert_eq!(s.reuse_prefix(&third), second.len());
-    logits_after(&mut s, &third, second.len(), "resumed where it stood");
+    turn.resume(&third, second.len(), "resumed where it stood");
 
     // Anywhere else, the state starts over from zero.
     let mut fourth = third[..6].to_vec();
     fourth.extend([4, 4, 4]);
-    assert_eq!(s.reuse_prefix(&fourth), 0);
-    logits_after(&mut s, &fourth, 0, "started over");
+    turn.resume(&fourth, 0, "started over");
 }
 
 #[test]
