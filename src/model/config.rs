@@ -428,4 +428,33 @@ mod tests {
         let err = window(&[("attention.sliding_window_pattern", per_layer)]).unwrap_err().to_string();
         assert!(err.contains("per-layer sliding-window pattern"), "{err}");
     }
+
+    #[test]
+    fn delta_net_layers_are_read_and_bad_shapes_refused() {
+        let ssm = |extra: &[(&str, Value)]| {
+            let mut keys = vec![
+                ("ssm.conv_kernel", Value::U32(4)),
+                ("ssm.inner_size", Value::U32(128)),
+                ("ssm.state_size", Value::U32(32)),
+                ("ssm.time_step_rank", Value::U32(4)),
+                ("ssm.group_count", Value::U32(2)),
+            ];
+            keys.retain(|(k, _)| extra.iter().all(|(e, _)| e != k));
+            keys.extend(extra.iter().cloned());
+            config("qwen35", &keys)
+        };
+        let c = ssm(&[("full_attention_interval", Value::U32(2))]).unwrap();
+        let shape = DeltaShape { key_heads: 2, value_heads: 4, head: 32, conv: 4 };
+        assert_eq!(c.layer_memory(0), LayerMemory::Recurrent(shape));
+        assert_eq!(c.layer_memory(1), LayerMemory::Keys);
+        let listed = ssm(&[("attention.recurrent_layers", Value::array([Value::Bool(false), Value::Bool(true)]))]);
+        assert_eq!(listed.unwrap().delta_net.map(|d| d.recurrent), Some(vec![false, true]));
+
+        let err = |extra: &[(&str, Value)]| ssm(extra).unwrap_err().to_string();
+        assert!(err(&[("ssm.inner_size", Value::U32(100))]).contains("the state is square"));
+        assert!(err(&[("ssm.group_count", Value::U32(3))]).contains("a delta-net layer of"));
+        assert!(err(&[("ssm.conv_kernel", Value::U32(1))]).contains("a delta-net layer of"));
+        let short = Value::array([Value::Bool(true)]);
+        assert!(err(&[("attention.recurrent_layers", short)]).contains("attention.recurrent_layers"));
+    }
 }

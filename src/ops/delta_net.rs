@@ -288,6 +288,25 @@ mod tests {
     }
 
     #[test]
+    fn shapes_the_kernels_cannot_run_and_mismatched_rows_are_refused() {
+        let g = gpu();
+        let steps = step_buffers();
+        let shape = DeltaShape { key_heads: 2, value_heads: 4, head: 16, conv: 4 };
+        let buffer = g.buffer_with("w", &[0.0f32; 4]).unwrap();
+        let weights = DeltaWeights { conv: &buffer, decay: &buffer, gamma: &buffer };
+        let state = DeltaState::new(g, &shape).unwrap();
+        let rows = |width| g.activations("rows", 1, width).unwrap();
+        let (proj, mixed, out) = (rows(shape.proj_width()), rows(shape.channels()), rows(shape.value_dim()));
+        let new = |s: DeltaShape, proj: &Activations| {
+            DeltaNet::new(g, &steps, s, 1e-6, proj, &weights, &state, &mixed, &out).err().map(|e| e.to_string())
+        };
+        let odd = DeltaShape { key_heads: 3, ..shape };
+        assert!(new(odd, &proj).unwrap_or_default().contains("a delta-net layer of"));
+        let short = rows(shape.proj_width() - 4);
+        assert!(new(shape, &short).unwrap_or_default().contains("delta-net rows of"));
+    }
+
+    #[test]
     fn one_token_steps_carry_the_state_as_the_reference_does() {
         let shape = DeltaShape { key_heads: 2, value_heads: 4, head: 32, conv: 4 };
         check(shape, &[1, 1, 1, 1, 1], 1);

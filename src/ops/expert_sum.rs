@@ -60,12 +60,24 @@ impl Op for ExpertSum {
     }
 }
 
-/// CPU reference: `x` after the weighted pair rows `y` are added, `width` values per row.
-pub fn reference(x: &[f32], y: &[f32], weights: &[f32], used: usize, width: usize) -> Vec<f32> {
+/// CPU reference: `x` after the weighted pair rows `y` are added, `width` values per row, and
+/// each token's `shared` row weighted by its shared weight where there is one.
+pub fn reference(
+    x: &[f32],
+    y: &[f32],
+    weights: &[f32],
+    used: usize,
+    width: usize,
+    shared: Option<(&[f32], &[f32])>,
+) -> Vec<f32> {
     let mut out = x.to_vec();
     for (t, row) in out.chunks_mut(width).enumerate() {
         for (i, v) in row.iter_mut().enumerate() {
-            let sum: f64 = (0..used).map(|k| weights[t * used + k] as f64 * y[(t * used + k) * width + i] as f64).sum();
+            let mut sum: f64 =
+                (0..used).map(|k| weights[t * used + k] as f64 * y[(t * used + k) * width + i] as f64).sum();
+            if let Some((rows, shared_weights)) = shared {
+                sum += shared_weights[t] as f64 * rows[t * width + i] as f64;
+            }
             *v = (*v as f64 + sum) as f32;
         }
     }
@@ -78,50 +90,49 @@ mod tests {
     use crate::ops::test_support::*;
     use crate::quant::testing::random_vec;
 
-    #[test]
-    fn a_shared_expert_row_joins_with_its_own_weight() {
-        let (width, used, n_tokens) = (96, 2, 3);
-        let mut rng = rng(10);
+    fn check(width: usize, used: usize, n_tokens: usize, with_shared: bool, seed: u64) {
+        let mut rng = rng(seed);
         let x = random_vec(n_tokens * width, &mut rng);
         let y = random_vec(n_tokens * used * width, &mut rng);
-        let shared = random_vec(n_tokens * width, &mut rng);
         let weights = random_vec(n_tokens * used, &mut rng);
+        let shared = random_vec(n_tokens * width, &mut rng);
         let shared_weights = random_vec(n_tokens, &mut rng);
         let g = gpu();
         let xb = g.activations_with("x", width, &x).unwrap();
         let yb = g.activations_with("y", width, &y).unwrap();
         let sb = g.activations_with("shared", width, &shared).unwrap();
-        let route = RouteBuffers::new(g, n_tokens, used, 4).unwrap().with_shared_gate(g, n_tokens).unwrap();
+        let mut route = RouteBuffers::new(g, n_tokens, used, 4).unwrap();
+        if with_shared {
+            route = route.with_shared_gate(g, n_tokens).unwrap();
+        }
         g.queue.write_buffer(&route.weights, 0, bytemuck::cast_slice(&weights));
         if let Some(b) = &route.shared {
             g.queue.write_buffer(b, 0, bytemuck::cast_slice(&shared_weights));
         }
         let steps = step_buffers();
-        let op = ExpertSum::new(g, &steps, &yb, &route, &xb, Some(&sb)).unwrap();
+        let op = ExpertSum::new(g, &steps, &yb, &route, &xb, with_shared.then_some(&sb)).unwrap();
         run(&steps, &[&op], Step { n_tokens: n_tokens as u32, ..Default::default() });
-        let mut want = reference(&x, &y, &weights, used, width);
-        for (t, row) in want.chunks_mut(width).enumerate() {
-            row.iter_mut().enumerate().for_each(|(i, v)| *v += shared_weights[t] * shared[t * width + i]);
-        }
-        assert_close(&read_rows(&xb, n_tokens), &want, 1e-5, "expert sum with a shared expert");
+        let shared_ref = with_shared.then_some((&shared[..], &shared_weights[..]));
+        let want = reference(&x, &y, &weights, used, width, shared_ref);
+        assert_close(&read_rows(&xb, n_tokens), &want, 1e-5, &format!("expert sum, shared expert: {with_shared}"));
     }
 
     #[test]
     fn weighted_expert_rows_are_added_to_each_token() {
-        let (width, used, n_tokens) = (200, 3, 5);
-        let mut rng = rng(9);
-        let x = random_vec(n_tokens * width, &mut rng);
-        let y = random_vec(n_tokens * used * width, &mut rng);
-        let weights = random_vec(n_tokens * used, &mut rng);
+        check(200, 3, 5, false, 9);
+    }
+
+    #[test]
+    fn a_shared_expert_row_joins_with_its_own_weight() {
+        check(96, 2, 3, true, 10);
+    }
+
+    #[test]
+    fn a_shared_expert_needs_both_its_rows_and_its_weights() {
         let g = gpu();
-        let xb = g.activations_with("x", width, &x).unwrap();
-        let yb = g.activations_with("y", width, &y).unwrap();
-        let route = RouteBuffers::new(g, n_tokens, used, 4).unwrap();
-        g.queue.write_buffer(&route.weights, 0, bytemuck::cast_slice(&weights));
-        let steps = step_buffers();
-        let op = ExpertSum::new(g, &steps, &yb, &route, &xb, None).unwrap();
-        run(&steps, &[&op], Step { n_tokens: n_tokens as u32, ..Default::default() });
-        let want = reference(&x, &y, &weights, used, width);
-        assert_close(&read_rows(&xb, n_tokens), &want, 1e-5, "expert sum");
+        let x = g.activations("x", 1, 64).unwrap();
+        let route = RouteBuffers::new(g, 1, 1, 4).unwrap();
+        let err = ExpertSum::new(g, &step_buffers(), &x, &route, &x, Some(&x)).err().map(|e| e.to_string());
+        assert!(err.unwrap_or_default().contains("shared expert's rows without its weights"));
     }
 }

@@ -198,4 +198,14 @@ mod tests {
         let err = Route::new(g, &step_buffers(), &lb, None, routing, &out).err().map(|e| e.to_string());
         assert!(err.unwrap_or_default().contains("at most 32"));
     }
+
+    #[test]
+    fn a_shared_expert_without_its_gate_logit_is_refused() {
+        let g = gpu();
+        let lb = g.activations("router logits", 1, 8).unwrap();
+        let out = RouteBuffers::new(g, 1, 2, 8).unwrap().with_shared_gate(g, 1).unwrap();
+        let routing = Routing { gating: Gating::Softmax, normalize: true, scale: 1.0 };
+        let err = Route::new(g, &step_buffers(), &lb, None, routing, &out).err().map(|e| e.to_string());
+        assert!(err.unwrap_or_default().contains("router logits of 8 for 8 experts"));
+    }
 }
