@@ -1,11 +1,13 @@
 //! Kernel micro-benchmarks at SmolLM2-135M's shapes: time per dispatch and achieved GB/s of
 //! weight reads, as a share of the adapter's own copy and shader-streaming bandwidth (measured
 //! first, as `hearth bench` does), on the adapter hearth picks (HEARTH_DEVICE / HEARTH_BACKEND
-//! to choose).
+//! to choose). Then a Qwen 3.5 delta-net layer's recurrence: time per token one token per step
+//! (decode) and in one step of BENCH_TOKENS (the chunked rule).
 //!
 //!     cargo bench --bench kernels [-- FILTER]
 
 use hearth::gpu::{AdapterChoice, Gpu};
+use hearth::ops::delta_net::{DeltaBuffers, DeltaNet, DeltaShape, DeltaState, DeltaWeights};
 use hearth::ops::linear::{Epilogue, GpuMatrix, Linear, LinearSpec};
 use hearth::ops::{Op, Step, StepBuffers};
 use hearth::quant::GgmlType;
@@ -106,4 +108,38 @@ fn main() {
             gflops
         );
     }
+    if filter.as_deref().is_none_or(|f| "delta_net".contains(f)) {
+        bench_delta_net(&gpu, tokens, &mut rng);
+    }
+}
+
+/// Qwen3.5-0.8B's delta-net geometry, one step of `tokens` (chunked) against as many one-token
+/// steps.
+fn bench_delta_net(gpu: &Gpu, tokens: usize, rng: &mut rand::rngs::Xoshiro256PlusPlus) {
+    let shape = DeltaShape { key_heads: 16, value_heads: 16, head: 128, conv: 4 };
+    let buffers = DeltaBuffers::new(gpu, &shape, tokens).unwrap();
+    let proj = random_vec(tokens * buffers.proj.stride, rng);
+    gpu.queue.write_buffer(&buffers.proj.buffer, 0, bytemuck::cast_slice(&proj));
+    let mut decay = random_vec(shape.value_heads, rng);
+    decay.extend(random_vec(shape.value_heads, rng).iter().map(|a| -a.exp()));
+    let conv = gpu.buffer_with("conv", &random_vec(shape.channels() * shape.conv, rng)).unwrap();
+    let decay = gpu.buffer_with("decay", &decay).unwrap();
+    let gamma = gpu.buffer_with("gamma", &random_vec(shape.head, rng)).unwrap();
+    let weights = DeltaWeights { conv: &conv, decay: &decay, gamma: &gamma };
+    let state = DeltaState::new(gpu, &shape).unwrap();
+    let steps = StepBuffers::new(gpu, 4 * (tokens + 1));
+    let op = DeltaNet::new(gpu, &steps, shape, 1e-6, &buffers, &weights, &state).unwrap();
+    let single = time_op(gpu, &op, Step { n_tokens: 1, ..Default::default() }, &steps, tokens.min(64));
+    let batch = time_op(gpu, &op, Step { n_tokens: tokens as u32, ..Default::default() }, &steps, 2) / tokens as f64;
+    let out = pollster::block_on(gpu.read_activations(&buffers.out, tokens)).unwrap();
+    assert!(out.iter().all(|x| x.is_finite()), "the delta rule's outputs are not all finite");
+    println!(
+        "delta_net {}x{} heads of {}: µs per token, one-token steps {:.1}, steps of {tokens} {:.1} ({:.2}x)",
+        shape.key_heads,
+        shape.value_heads,
+        shape.head,
+        single * 1e6,
+        batch * 1e6,
+        single / batch
+    );
 }

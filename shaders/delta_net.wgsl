@@ -1,11 +1,13 @@
-// The gated delta rule of a Qwen 3.5 linear-attention layer, one workgroup per value head h,
-// the step's tokens in order. Per token, with q and k the head's (h % HK) L2-normalised
+// The gated delta rule of a Qwen 3.5 linear-attention layer token by token (decode; a step of
+// several tokens goes through delta_chunk.wgsl and delta_chunk_state.wgsl), one workgroup per
+// value head h, the step's tokens in order. Per token, with q and k the head's (h % HK) L2-normalised
 // convolved query and key, v its value, g = exp(softplus(alpha + dt_bias) A) its decay and
-// beta = sigmoid(beta) its write strength, the head's state S (S x S, row j = column j of the
-// textbook matrix, so a lane owns whole rows) becomes
-//     S <- g S + k (beta (v - g S^T k))^T,   o = S^T q / sqrt(S)
+// beta = sigmoid(beta) its write strength, the head's state M (S x S, key index i by value
+// index j, stored i-major) becomes
+//     M <- g M + k (beta (v - g M^T k))^T,   o = M^T q / sqrt(S)
 // and the output is o RMS-normalised over the head, times the norm's gamma and silu(z).
-// Lanes own rows j = lane, lane + 64, ... (RPL of them).
+// Lanes own columns j = lane, lane + 64, ... (RPL of them): each column evolves on its own, and
+// neighbouring lanes read neighbouring floats.
 // Constants: HK, HV (key and value heads), S (head size), PS, MS, OS (floats per row of proj,
 // mixed, out), Z0, B0, A0 (where z, beta and alpha start in a proj row), EPS, RPL.
 
@@ -19,13 +21,10 @@
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
 
 #include "total.wgsl"
+#include "delta_gates.wgsl"
 
 var<workgroup> qs: array<f32, S>;
 var<workgroup> ks: array<f32, S>;
-
-fn softplus(x: f32) -> f32 {
-    return select(log(1.0 + exp(x)), x, x > 20.0);
-}
 
 // The workgroup's total of v, every lane waiting until all have read it (so the next call may
 // reuse the scratch).
@@ -54,24 +53,24 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         }
         let q_scale = inverseSqrt(total(lane, sq) + EPS) * inverseSqrt(f32(S));
         let k_scale = inverseSqrt(total(lane, sk) + EPS);
-        let g = exp(softplus(proj[p + A0 + h] + decay[h]) * decay[HV + h]);
-        let beta = 1.0 / (1.0 + exp(-proj[p + B0 + h]));
+        let g = exp(log_decay(p, h));
+        let beta = write_strength(p, h);
         var squares = 0.0;
 #for r in 0..RPL
         var o{r} = 0.0;
         {
             let j = lane + {r}u * 64u;
             if j < S {
-                let row = (h * S + j) * S;
+                let column = h * S * S + j;
                 var sk_j = 0.0;
                 for (var i = 0u; i < S; i++) {
-                    sk_j += state[row + i] * ks[i];
+                    sk_j += state[column + i * S] * ks[i];
                 }
                 let d = (mixed[m + 2u * HK * S + h * S + j] - g * k_scale * sk_j) * beta * k_scale;
                 var sq_j = 0.0;
                 for (var i = 0u; i < S; i++) {
-                    let s = g * state[row + i] + d * ks[i];
-                    state[row + i] = s;
+                    let s = g * state[column + i * S] + d * ks[i];
+                    state[column + i * S] = s;
                     sq_j += s * qs[i];
                 }
                 o{r} = sq_j * q_scale;

@@ -39,7 +39,11 @@ const SOURCES: &[(&str, &str)] = &[
     ("expert_sum.wgsl", include_str!("../../shaders/expert_sum.wgsl")),
     ("expert_groups.wgsl", include_str!("../../shaders/expert_groups.wgsl")),
     ("ssm_conv.wgsl", include_str!("../../shaders/ssm_conv.wgsl")),
+    ("delta_gates.wgsl", include_str!("../../shaders/delta_gates.wgsl")),
     ("delta_net.wgsl", include_str!("../../shaders/delta_net.wgsl")),
+    ("delta_scratch.wgsl", include_str!("../../shaders/delta_scratch.wgsl")),
+    ("delta_chunk.wgsl", include_str!("../../shaders/delta_chunk.wgsl")),
+    ("delta_chunk_state.wgsl", include_str!("../../shaders/delta_chunk_state.wgsl")),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -243,14 +247,15 @@ mod tests {
     fn every_shader_preprocesses_for_every_weight_format() {
         for (name, _) in SOURCES {
             for flag in ["Q_Q2", "Q_Q3", "Q_Q4", "Q_Q5", "Q_Q6", "Q_Q8", "Q_LEVELS", "Q_F16", "Q_BF16", "Q_F32"] {
-                // (Bounds of the #for loops in attention.wgsl, linear.wgsl and delta_net.wgsl.)
+                // (Bounds of the #for loops in attention.wgsl, linear.wgsl and the delta rule's.)
                 let d = Defines::new()
                     .flag(flag, true)
                     .flag("S_K4", true)
                     .u32("SB", 8)
                     .u32("HPW", 2)
                     .u32("HV4", 4)
-                    .u32("RPL", 2);
+                    .u32("RPL", 2)
+                    .u32("C", 4);
                 preprocess(name, &d).unwrap();
             }
         }

@@ -6,6 +6,7 @@ use super::config::ModelConfig;
 use super::memory::{Memory, cache_bytes};
 use crate::gpu::{Activations, Gpu, row_stride, window_bytes};
 use crate::ops::StepBuffers;
+use crate::ops::delta_net::DeltaBuffers;
 use crate::ops::experts::RouteBuffers;
 use crate::ops::kv_write::rope_table;
 use crate::{Error, Result};
@@ -47,15 +48,7 @@ pub struct State {
     /// The mixture-of-experts buffers, for families that have one.
     pub experts: Option<ExpertState>,
     /// The gated delta-net layers' buffers, for families that have them.
-    pub delta: Option<DeltaActivations>,
-}
-
-/// What a gated delta-net layer computes per token between its projections: the fused input
-/// projection, the convolved channels and the gated output.
-pub struct DeltaActivations {
-    pub proj: Activations,
-    pub mixed: Activations,
-    pub out: Activations,
+    pub delta: Option<DeltaBuffers>,
 }
 
 /// What a mixture-of-experts feed-forward keeps per step: each token's router logits and route,
@@ -90,6 +83,9 @@ pub fn rows_per_binding(gpu: &Gpu, c: &ModelConfig) -> Result<(usize, usize)> {
         let pair_rows =
             rows_fitting(x.n_ff.max(c.n_embd)).min(gpu.limits.max_compute_workgroups_per_dimension as usize);
         max_batch = max_batch.min(pair_rows / x.used).min(rows_fitting(x.count));
+    }
+    if let Some(d) = &c.delta_net {
+        max_batch = max_batch.min(DeltaBuffers::max_batch(&d.shape, binding));
     }
     if max_batch == 0 || max_logit_rows == 0 {
         return Err(Error::Unsupported(format!(
@@ -126,10 +122,9 @@ impl State {
         // (The shared expert's gate logit and weight: one more of each per token.)
         let expert_widths = c.experts.map_or(0, |x| x.count + 2 + x.used * (x.n_ff + c.n_embd));
         let route_bytes = c.experts.map_or(0, |x| RouteBuffers::bytes_for(batch, x.used, x.count));
-        let delta_widths =
-            c.delta_net.as_ref().map_or(0, |d| d.shape.proj_width() + d.shape.channels() + d.shape.value_dim());
+        let delta_bytes = c.delta_net.as_ref().map_or(0, |d| DeltaBuffers::bytes_for(&d.shape, batch));
         let activation_bytes =
-            ((batch * (widths + expert_widths + delta_widths) + logit_rows * c.n_vocab) * 4) as u64 + route_bytes;
+            ((batch * (widths + expert_widths) + logit_rows * c.n_vocab) * 4) as u64 + route_bytes + delta_bytes;
         gpu.check_room_for(
             &format!("a session of {ctx} tokens (KV cache and activations)"),
             kv_bytes + activation_bytes,
@@ -171,11 +166,7 @@ impl State {
             },
             delta: match &c.delta_net {
                 None => None,
-                Some(d) => Some(DeltaActivations {
-                    proj: gpu.activations("delta-net projection", batch, d.shape.proj_width())?,
-                    mixed: gpu.activations("delta-net channels", batch, d.shape.channels())?,
-                    out: gpu.activations("delta-net output", batch, d.shape.value_dim())?,
-                }),
+                Some(d) => Some(DeltaBuffers::new(gpu, &d.shape, batch)?),
             },
         })
     }
@@ -187,8 +178,7 @@ impl State {
             .experts
             .as_ref()
             .map_or(0, |x| x.router.buffer.size() + x.route.bytes() + x.ffn.buffer.size() + x.out.buffer.size());
-        let delta =
-            self.delta.as_ref().map_or(0, |d| d.proj.buffer.size() + d.mixed.buffer.size() + d.out.buffer.size());
+        let delta = self.delta.as_ref().map_or(0, DeltaBuffers::bytes);
         experts
             + delta
             + activations.iter().map(|a| a.buffer.size()).sum::<u64>()

@@ -142,7 +142,7 @@ impl Architecture for Qwen35 {
                     let weights = DeltaWeights { conv, decay, gamma };
                     let state = s.memory.recurrent(l)?;
                     let shape = delta_shape(c)?;
-                    ops.push(Box::new(DeltaNet::new(gpu, st, shape, eps, &d.proj, &weights, state, &d.mixed, &d.out)?));
+                    ops.push(Box::new(DeltaNet::new(gpu, st, shape, eps, d, &weights, state)?));
                     ops.push(Box::new(Linear::new(gpu, st, out, &d.out, &s.x, &plain(None, Epilogue::Add))?));
                 }
                 Mixer::Attention { qkv, q_norm, k_norm, out } => {
