@@ -5,25 +5,13 @@
 mod common;
 
 use hearth::conversation::Conversation;
-use hearth::generate::{Generation, Session};
+use hearth::generate::Session;
 use hearth::model::Model;
 use hearth::model::state::SessionOptions;
-use hearth::sample::{Sampler, SamplerConfig};
 use std::sync::Arc;
 
-fn greedy() -> Sampler {
-    Sampler::new(SamplerConfig { temperature: 0.0, ..SamplerConfig::default() })
-}
-
-/// Greedy answer to `prompt` (whose first `cached` ids the session holds), with how many
-/// prompt tokens were processed.
 fn answer(model: &Arc<Model>, session: &mut Session, prompt: &[u32], cached: usize) -> (Vec<u32>, usize) {
-    let mut generation = Generation::new(prompt, cached, 16, greedy()).unwrap();
-    let mut ids = Vec::new();
-    while let Some(id) = pollster::block_on(generation.next(session, |t| model.tokenizer.is_eog(t))).unwrap() {
-        ids.push(id);
-    }
-    (ids, generation.stats().prompt_tokens)
+    common::greedy_answer(model, session, prompt, cached, 16)
 }
 
 #[test]

@@ -43,6 +43,10 @@ pub struct TinyLlama {
     /// The gated delta-net layers' shape (qwen35).
     pub delta_net: Option<DeltaShape>,
     pub full_attention_interval: usize,
+    /// Scales the delta-net layers' A: below 1, states that fade more slowly.
+    pub state_decay: f32,
+    /// Written as `tokenizer.chat_template`.
+    pub chat_template: Option<&'static str>,
     pub seed: u64,
 }
 
@@ -66,6 +70,8 @@ impl Default for TinyLlama {
             rope_dims: None,
             delta_net: None,
             full_attention_interval: 4,
+            state_decay: 1.0,
+            chat_template: None,
             seed: 1,
         }
     }
@@ -138,6 +144,9 @@ impl TinyLlama {
             .meta("tokenizer.ggml.token_type", Value::array(types.into_iter().map(Value::I32)))
             .meta("tokenizer.ggml.merges", strings(&["Ġ t".to_string(), "h e".to_string()]))
             .meta("tokenizer.ggml.eos_token_id", Value::U32(258));
+        if let Some(template) = self.chat_template {
+            w.meta("tokenizer.chat_template", Value::String(template.into()));
+        }
         if let Some(d) = self.head_dim {
             w.meta(&key("attention.key_length"), Value::U32(d as u32))
                 .meta(&key("attention.value_length"), Value::U32(d as u32));
@@ -251,7 +260,7 @@ impl TinyLlama {
                 f32s(&n("ssm_conv1d.weight"), &[s.conv as u64, ch as u64], random_vec(s.conv * ch, &mut ssm_rng));
                 f32s(&n("ssm_dt.bias"), &[hv as u64], random_vec(hv, &mut ssm_rng));
                 // A = -exp(A_log): a decay between 0 and 1 per step.
-                let a = random_vec(hv, &mut ssm_rng).iter().map(|v| -(0.5 * v).exp()).collect();
+                let a = random_vec(hv, &mut ssm_rng).iter().map(|v| -(0.5 * v).exp() * self.state_decay).collect();
                 f32s(&n("ssm_a"), &[hv as u64], a);
                 norm(&mut w, &n("ssm_norm.weight"), &[s.head]);
             } else if self.is_qwen35() {

@@ -4,10 +4,12 @@
 
 pub mod server;
 
+use hearth::generate::{Generation, Session};
 use hearth::gpu::{AdapterChoice, Gpu};
 use hearth::model::{Model, ModelFile};
 use hearth::pull::{NoProgress, resolve_model};
 use hearth::quant::GgmlType;
+use hearth::sample::{Sampler, SamplerConfig};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
@@ -15,6 +17,24 @@ use std::sync::{Arc, OnceLock};
 pub fn model_path() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| resolve_model(None, true, &NoProgress).expect("the default model (hearth pull)")).clone()
+}
+
+/// The greedy answer (at most `max_new` tokens) to `prompt`, whose first `cached` ids
+/// `session` holds, with how many prompt tokens were processed.
+pub fn greedy_answer(
+    model: &Arc<Model>,
+    session: &mut Session,
+    prompt: &[u32],
+    cached: usize,
+    max_new: usize,
+) -> (Vec<u32>, usize) {
+    let greedy = Sampler::new(SamplerConfig { temperature: 0.0, ..SamplerConfig::default() });
+    let mut generation = Generation::new(prompt, cached, max_new, greedy).unwrap();
+    let mut ids = Vec::new();
+    while let Some(id) = pollster::block_on(generation.next(session, |t| model.tokenizer.is_eog(t))).unwrap() {
+        ids.push(id);
+    }
+    (ids, generation.stats().prompt_tokens)
 }
 
 pub fn model() -> Arc<Model> {

@@ -33,7 +33,11 @@ pub struct Server {
 
 impl Server {
     pub fn start(extra: &[&str]) -> Server {
-        let model = super::model_path();
+        Server::start_with(&super::model_path(), extra)
+    }
+
+    /// `hearth serve` with the model at `model`.
+    pub fn start_with(model: &std::path::Path, extra: &[&str]) -> Server {
         let mut args = vec!["serve", "--model", model.to_str().expect("a UTF-8 model path"), "--port", "0"];
         args.extend_from_slice(extra);
         let mut child = super::hearth_command(&args)
