@@ -130,6 +130,23 @@ fn gpt_oss_adds_sinks_yarn_alternating_windows_and_biased_experts() {
 }
 
 #[test]
+fn sliding_window_layers_can_have_heads_of_their_own() {
+    // Gemma 4's shape: the windowed layers' heads smaller and more numerous than the others'
+    // (4 KV heads of 16 against 2 of 32), each with its own caches, rows and RoPE table.
+    check(TinyLlama {
+        arch: "gpt-oss",
+        experts: Some((4, 2)),
+        tied: false,
+        sliding_window: Some(4),
+        swa_heads: Some((4, 16)),
+        head_dim: Some(32),
+        n_layer: 3,
+        seed: 20,
+        ..Default::default()
+    });
+}
+
+#[test]
 fn qwen35_interleaves_gated_delta_net_layers_with_gated_attention() {
     check(TinyLlama {
         arch: "qwen35",

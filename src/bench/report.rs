@@ -73,9 +73,10 @@ pub struct BenchRecord {
 /// head only for the last token, as a prompt needs).
 fn prompt_flops(model: &Model, p: usize) -> f64 {
     let c = &model.config;
-    let h = c.heads();
-    let per_token = c.n_layer * (c.n_embd * h.qkv_dim() + h.q_dim() * c.n_embd + 3 * c.n_embd * c.n_ff);
-    let attention = 4 * h.head_dim * h.n_head * c.n_layer * p * (p + 1) / 2;
+    let per_token: usize = (0..c.n_layer)
+        .map(|l| c.n_embd * c.heads(l).qkv_dim() + c.heads(l).q_dim() * c.n_embd + 3 * c.n_embd * c.n_ff)
+        .sum();
+    let attention: usize = (0..c.n_layer).map(|l| 4 * c.heads(l).q_dim() * p * (p + 1) / 2).sum();
     2.0 * (p * per_token) as f64 + 2.0 * (c.n_vocab * c.n_embd) as f64 + attention as f64
 }
 
@@ -85,9 +86,9 @@ fn prompt_flops(model: &Model, p: usize) -> f64 {
 /// and written back).
 fn generation_bytes(model: &Model, info: &RunInfo, n: usize) -> u64 {
     let c = &model.config;
-    let per_position = 2 * c.heads().kv_dim() as u64 * 4;
     let memory: u64 = (0..c.n_layer)
         .map(|l| {
+            let per_position = 2 * c.heads(l).kv_dim() as u64 * 4;
             let seen = |w: usize| (0..n).map(|i| (i + 1).min(w)).sum::<usize>() as u64 * per_position;
             match c.layer_memory(l) {
                 LayerMemory::Keys => seen(usize::MAX),

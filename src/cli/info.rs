@@ -45,6 +45,13 @@ pub fn run(args: InfoArgs) -> Result<()> {
                 "layers {}, width {}, feed-forward {}, heads {} (kv {}), head size {}",
                 c.n_layer, c.n_embd, c.n_ff, c.n_head, c.n_head_kv, c.head_dim
             );
+            let swa = c.swa_geometry;
+            if (0..c.n_layer).any(|l| c.is_sliding(l)) && (swa.n_head_kv, swa.head_dim) != (c.n_head_kv, c.head_dim) {
+                println!(
+                    "sliding-window layers: kv heads {}, head size {}, rope over {} dims",
+                    swa.n_head_kv, swa.head_dim, swa.rope_dims
+                );
+            }
             println!(
                 "context {}, vocabulary {}, rope base {} over {} dims, rms eps {:e}, {} embeddings",
                 c.n_ctx_train,

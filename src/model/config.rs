@@ -26,9 +26,12 @@ pub struct ModelConfig {
     pub rope_neox: bool,
     /// Keys a sliding-window attention layer sees (None: every layer attends to the whole context).
     pub sliding_window: Option<usize>,
-    /// With a sliding window, every `swa_pattern`-th layer attends to the whole context and
-    /// the others to the window (0: all layers to the whole context).
-    pub swa_pattern: usize,
+    /// With a sliding window, which layers attend to it (the others to the whole context): the
+    /// file's per-layer pattern, or every layer but each `swa_pattern`-th of the family's or
+    /// the file's number.
+    pub sliding_layers: Vec<bool>,
+    /// The sliding-window layers' heads where they differ from the others' (Gemma 4).
+    pub swa_geometry: SwaGeometry,
     /// RoPE base of the sliding-window layers, when it differs from `rope_base`.
     pub rope_base_swa: Option<f32>,
     /// How RoPE is stretched beyond the trained context (the sliding-window layers too where
@@ -48,6 +51,16 @@ pub struct ModelConfig {
     /// Each query head comes with an output gate: attention's output is multiplied by its
     /// sigmoid (Qwen 3.5's gated attention).
     pub gated_attention: bool,
+}
+
+/// The attention geometry of sliding-window layers: `attention.key_length_swa`,
+/// `rope.dimension_count_swa` and their entries of a per-layer `attention.head_count_kv`,
+/// equal to the other layers' where the file does not say.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SwaGeometry {
+    pub n_head_kv: usize,
+    pub head_dim: usize,
+    pub rope_dims: usize,
 }
 
 /// Gated delta-net (linear attention) layers interleaved with attention layers (Qwen 3.5).
@@ -135,7 +148,6 @@ impl ModelConfig {
             }
         };
         let n_head = required("attention.head_count")?;
-        let n_head_kv = int("attention.head_count_kv")?.unwrap_or(n_head);
         let head_dim = match int("attention.key_length")? {
             Some(d) => d,
             None if n_head > 0 => n_embd / n_head,
@@ -151,6 +163,54 @@ impl ModelConfig {
                 .unwrap_or(0),
         };
         let n_layer = required("block_count")?;
+        let per_layer = |k: &str| -> Result<Option<Vec<u64>>> {
+            match h.get(&key(k)) {
+                Some(v) if v.as_array().is_some() => v
+                    .as_array()
+                    .and_then(|a| {
+                        a.iter().map(|v| v.as_u64().or(v.as_bool().map(u64::from))).collect::<Option<Vec<_>>>()
+                    })
+                    .filter(|a| a.len() >= n_layer)
+                    .map(|a| Some(a[..n_layer].to_vec()))
+                    .ok_or_else(|| Error::Gguf(format!("{}: not one number per layer: {}", key(k), v.summary()))),
+                _ => Ok(None),
+            }
+        };
+        let sliding_layers: Vec<bool> = match per_layer("attention.sliding_window_pattern")? {
+            Some(layers) => layers.iter().map(|&s| s != 0).collect(),
+            None => {
+                let n = int("attention.sliding_window_pattern")?.unwrap_or(family.swa_pattern);
+                (0..n_layer).map(|l| n > 0 && l % n < n - 1).collect()
+            }
+        };
+        // head_count_kv: one number, or one per layer taking one value on the sliding-window
+        // layers and one on the others.
+        let (n_head_kv, n_head_kv_swa) = match per_layer("attention.head_count_kv")? {
+            None => {
+                let n = int("attention.head_count_kv")?.unwrap_or(n_head);
+                (n, n)
+            }
+            Some(counts) => {
+                let of = |sliding: bool| {
+                    let mut kinds = (0..n_layer).filter(|&l| sliding_layers[l] == sliding).map(|l| counts[l] as usize);
+                    let first = kinds.next();
+                    match first {
+                        Some(n) if kinds.all(|m| m == n) => Ok(Some(n)),
+                        None => Ok(None),
+                        Some(_) => Err(Error::Unsupported(format!("key/value heads per layer {counts:?}"))),
+                    }
+                };
+                let (full, swa) = (of(false)?, of(true)?);
+                (full.or(swa).unwrap_or(n_head), swa.or(full).unwrap_or(n_head))
+            }
+        };
+        let rope_dims = int("rope.dimension_count")?.unwrap_or(head_dim);
+        let head_dim_swa = int("attention.key_length_swa")?;
+        let swa_geometry = SwaGeometry {
+            n_head_kv: n_head_kv_swa,
+            head_dim: head_dim_swa.unwrap_or(head_dim),
+            rope_dims: int("rope.dimension_count_swa")?.or(head_dim_swa).unwrap_or(rope_dims),
+        };
         let delta_net = if family.delta_net {
             let (value_heads, head) = (required("ssm.time_step_rank")?, required("ssm.state_size")?);
             let inner = required("ssm.inner_size")?;
@@ -188,18 +248,14 @@ impl ModelConfig {
             n_head,
             n_head_kv,
             head_dim,
-            rope_dims: int("rope.dimension_count")?.unwrap_or(head_dim),
+            rope_dims,
             rope_base: float("rope.freq_base").unwrap_or(10000.0),
             rope_neox: family.rope_neox,
             // 0 means no window, as llama.cpp reads it (its model saver writes 0 for families
             // without one).
             sliding_window: int("attention.sliding_window")?.filter(|&w| w > 0),
-            swa_pattern: match h.get(&key("attention.sliding_window_pattern")) {
-                None => family.swa_pattern,
-                Some(v) => v.as_u64().and_then(|n| usize::try_from(n).ok()).ok_or_else(|| {
-                    Error::Unsupported(format!("a per-layer sliding-window pattern ({})", v.summary()))
-                })?,
-            },
+            sliding_layers,
+            swa_geometry,
             rope_base_swa: float("rope.freq_base_swa").or(family.rope_base_swa),
             rope_scaling,
             rope_scaling_swa: if family.swa_rope_scaled { rope_scaling } else { RopeScaling::None },
@@ -228,17 +284,19 @@ impl ModelConfig {
         if c.n_ff == 0 || !c.n_ff.is_multiple_of(32) || c.n_ff > 1 << 20 {
             return bad(format!("feed-forward width {} (must be a positive multiple of 32)", c.n_ff));
         }
-        if c.n_head == 0 || c.n_head_kv == 0 || !c.n_head.is_multiple_of(c.n_head_kv) {
-            return bad(format!("{} query heads over {} key/value heads", c.n_head, c.n_head_kv));
-        }
-        if c.head_dim == 0 || !c.head_dim.is_multiple_of(4) || c.head_dim > 1024 {
-            return bad(format!("head size {} (must be a multiple of 4)", c.head_dim));
-        }
-        if !(c.n_head * c.head_dim).is_multiple_of(32) {
-            return bad(format!("attention width {} is not a multiple of 32", c.n_head * c.head_dim));
-        }
-        if !c.rope_dims.is_multiple_of(2) || c.rope_dims > c.head_dim {
-            return bad(format!("{} rotary dimensions for head size {}", c.rope_dims, c.head_dim));
+        for h in [c.heads_of(false), c.heads_of(true)] {
+            if h.n_head == 0 || h.n_head_kv == 0 || !h.n_head.is_multiple_of(h.n_head_kv) {
+                return bad(format!("{} query heads over {} key/value heads", h.n_head, h.n_head_kv));
+            }
+            if h.head_dim == 0 || !h.head_dim.is_multiple_of(4) || h.head_dim > 1024 {
+                return bad(format!("head size {} (must be a multiple of 4)", h.head_dim));
+            }
+            if !h.q_dim().is_multiple_of(32) {
+                return bad(format!("attention width {} is not a multiple of 32", h.q_dim()));
+            }
+            if !h.rope_dims.is_multiple_of(2) || h.rope_dims > h.head_dim {
+                return bad(format!("{} rotary dimensions for head size {}", h.rope_dims, h.head_dim));
+            }
         }
         if c.n_vocab == 0 || c.n_vocab > 1 << 24 {
             return bad(format!("vocabulary of {} tokens", c.n_vocab));
@@ -288,8 +346,7 @@ impl ModelConfig {
 
     /// Whether layer `l` attends to the sliding window rather than the whole context.
     pub fn is_sliding(&self, l: usize) -> bool {
-        let n = self.swa_pattern;
-        self.sliding_window.is_some() && n > 0 && l % n < n - 1
+        self.sliding_window.is_some() && self.sliding_layers.get(l) == Some(&true)
     }
 
     /// What layer `l` keeps of earlier positions: the plan a session's `Memory` allocates
@@ -302,15 +359,39 @@ impl ModelConfig {
         }
     }
 
-    pub fn heads(&self) -> Heads {
+    /// Layer `l`'s attention heads.
+    pub fn heads(&self, l: usize) -> Heads {
+        self.heads_of(self.is_sliding(l))
+    }
+
+    /// The heads of the sliding-window layers, or of the others.
+    fn heads_of(&self, sliding: bool) -> Heads {
+        let g = if sliding {
+            self.swa_geometry
+        } else {
+            SwaGeometry { n_head_kv: self.n_head_kv, head_dim: self.head_dim, rope_dims: self.rope_dims }
+        };
         Heads {
             n_head: self.n_head,
-            n_head_kv: self.n_head_kv,
-            head_dim: self.head_dim,
-            rope_dims: self.rope_dims,
+            n_head_kv: g.n_head_kv,
+            head_dim: g.head_dim,
+            rope_dims: g.rope_dims,
             neox: self.rope_neox,
             gated: self.gated_attention,
         }
+    }
+
+    /// The distinct heads of the attention layers (one kind, or a sliding-window kind beside
+    /// the other), in layer order of first appearance.
+    pub fn head_kinds(&self) -> Vec<Heads> {
+        let mut kinds: Vec<Heads> = Vec::new();
+        for l in (0..self.n_layer).filter(|&l| !matches!(self.layer_memory(l), LayerMemory::Recurrent(_))) {
+            let h = self.heads(l);
+            if !kinds.contains(&h) {
+                kinds.push(h);
+            }
+        }
+        kinds
     }
 
     /// Parameters in the weight matrices and embeddings (norm vectors included).
@@ -324,13 +405,13 @@ impl ModelConfig {
     }
 
     fn params(&self, experts: usize) -> u64 {
-        let (e, h) = (self.n_embd as u64, self.heads());
+        let e = self.n_embd as u64;
         let mixer = |l: usize| match self.layer_memory(l) {
             LayerMemory::Recurrent(s) => {
                 let (proj, out) = (s.proj_width() as u64, s.value_dim() as u64);
                 e * proj + out * e + (s.channels() * s.conv + 2 * s.value_heads + s.head) as u64
             }
-            _ => e * h.qkv_dim() as u64 + h.q_dim() as u64 * e,
+            _ => e * self.heads(l).qkv_dim() as u64 + self.heads(l).q_dim() as u64 * e,
         };
         let ffn = match &self.experts {
             None => 3 * e * self.n_ff as u64,
@@ -422,11 +503,47 @@ mod tests {
             keys.extend(extra.iter().cloned());
             config("gemma3", &keys)
         };
-        let every_third = window(&[("attention.sliding_window_pattern", Value::U32(3))]).unwrap();
-        assert_eq!((0..4).map(|l| every_third.is_sliding(l)).collect::<Vec<_>>(), [true, true, false, true]);
-        let per_layer = Value::array(vec![Value::Bool(true), Value::Bool(false)]);
-        let err = window(&[("attention.sliding_window_pattern", per_layer)]).unwrap_err().to_string();
-        assert!(err.contains("per-layer sliding-window pattern"), "{err}");
+        let every_other = window(&[("attention.sliding_window_pattern", Value::U32(2))]).unwrap();
+        assert_eq!((0..2).map(|l| every_other.is_sliding(l)).collect::<Vec<_>>(), [true, false]);
+        let per_layer = Value::array(vec![Value::Bool(false), Value::Bool(true)]);
+        let listed = window(&[("attention.sliding_window_pattern", per_layer)]).unwrap();
+        assert_eq!((0..2).map(|l| listed.is_sliding(l)).collect::<Vec<_>>(), [false, true]);
+        let short = Value::array(vec![Value::Bool(true)]);
+        let err = window(&[("attention.sliding_window_pattern", short)]).unwrap_err().to_string();
+        assert!(err.contains("not one number per layer"), "{err}");
+    }
+
+    #[test]
+    fn sliding_window_layers_read_heads_of_their_own() {
+        let pattern = Value::array(vec![Value::Bool(true), Value::Bool(false)]);
+        let gemma = |kv_heads: Vec<u32>| {
+            config(
+                "gemma3",
+                &[
+                    ("attention.sliding_window", Value::U32(16)),
+                    ("attention.sliding_window_pattern", pattern.clone()),
+                    ("attention.key_length", Value::U32(16)),
+                    ("attention.key_length_swa", Value::U32(8)),
+                    ("attention.head_count_kv", Value::array(kv_heads.into_iter().map(Value::U32))),
+                ],
+            )
+        };
+        let c = gemma(vec![4, 2]).unwrap();
+        let (swa, full) = (c.heads(0), c.heads(1));
+        assert_eq!((swa.n_head_kv, swa.head_dim, swa.rope_dims), (4, 8, 8));
+        assert_eq!((full.n_head_kv, full.head_dim, full.rope_dims), (2, 16, 16));
+        assert_eq!(c.head_kinds(), [swa, full]);
+        // Two counts among layers of one kind have no place in this plan.
+        let err = config(
+            "gemma3",
+            &[
+                ("attention.sliding_window", Value::U32(16)),
+                ("attention.head_count_kv", Value::array(vec![Value::U32(4), Value::U32(2)])),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("key/value heads per layer"), "{err}");
     }
 
     #[test]

@@ -47,7 +47,8 @@ impl LayerMemory {
     }
 
     /// Bytes of this layer's memory of one sequence, and of the checkpoint's copy of it.
-    fn bytes(self, c: &ModelConfig, ctx: usize, batch: usize) -> (u64, u64) {
+    /// Bytes of this memory of a layer whose keys and values are `kv_dim` wide.
+    fn bytes(self, kv_dim: usize, ctx: usize, batch: usize) -> (u64, u64) {
         match self {
             LayerMemory::Recurrent(shape) => {
                 let (conv, matrices) = shape.state_floats();
@@ -56,7 +57,7 @@ impl LayerMemory {
             }
             _ => {
                 let slots = self.slots(ctx, batch);
-                let bytes = slots as u64 * 2 * c.heads().kv_dim() as u64 * 4;
+                let bytes = slots as u64 * 2 * kv_dim as u64 * 4;
                 (bytes, if slots < ctx { bytes } else { 0 })
             }
         }
@@ -68,7 +69,7 @@ impl LayerMemory {
 pub fn cache_bytes(c: &ModelConfig, ctx: usize, batch: usize) -> u64 {
     (0..c.n_layer)
         .map(|l| {
-            let (live, saved) = c.layer_memory(l).bytes(c, ctx, batch);
+            let (live, saved) = c.layer_memory(l).bytes(c.heads(l).kv_dim(), ctx, batch);
             live + saved
         })
         .sum()
@@ -103,7 +104,6 @@ pub struct Memory {
 impl Memory {
     /// The caches `cache_bytes` counts.
     pub fn new(gpu: &Gpu, c: &ModelConfig, ctx: usize, batch: usize) -> Result<Memory> {
-        let texels = (c.heads().kv_dim() / 4) as u32;
         let layers = (0..c.n_layer)
             .map(|l| {
                 let memory = c.layer_memory(l);
@@ -115,6 +115,7 @@ impl Memory {
                 }
                 let slots = memory.slots(ctx, batch);
                 let ring = slots < ctx;
+                let texels = (c.heads(l).kv_dim() / 4) as u32;
                 let cache = |label| gpu.kv_texture(label, texels, slots as u32).map(|t| KvTexture { ring, ..t });
                 let saved = if ring { Some((cache("k checkpoint")?, cache("v checkpoint")?)) } else { None };
                 let window = match memory {

@@ -134,7 +134,7 @@ impl ReferenceModel {
     /// Layer `l`'s attention output for every token (after its output projection).
     fn attention(&self, l: usize, xs: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
         let c = &self.config;
-        let heads = c.heads();
+        let heads = c.heads(l);
         let (e, q_dim, hd) = (c.n_embd, heads.q_dim(), heads.head_dim);
         let t = |s: &str| self.tensor(&format!("blk.{l}.{s}.weight"));
         let has = |s: &str| self.file.tensor(&format!("blk.{l}.{s}.weight")).is_ok();

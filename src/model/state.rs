@@ -5,10 +5,10 @@
 use super::config::ModelConfig;
 use super::memory::{Memory, cache_bytes};
 use crate::gpu::{Activations, Gpu, row_stride, window_bytes};
-use crate::ops::StepBuffers;
 use crate::ops::delta_net::DeltaBuffers;
 use crate::ops::experts::RouteBuffers;
 use crate::ops::kv_write::rope_table;
+use crate::ops::{Heads, StepBuffers};
 use crate::{Error, Result};
 
 #[derive(Clone, Copy, Debug)]
@@ -27,8 +27,9 @@ pub struct State {
     pub ids: wgpu::Buffer,
     /// The residual stream, `[batch][n_embd]`.
     pub x: Activations,
-    pub qkv: Activations,
-    pub attn: Activations,
+    /// Per kind of attention heads (`ModelConfig::head_kinds`): Q|K|V rows and attention's
+    /// output rows (`attention_rows`).
+    attention: Vec<(Heads, Activations, Activations)>,
     pub ffn: Activations,
     /// A block's output before it joins the residual stream, for families that normalise it
     /// first (Gemma's post-norms).
@@ -74,9 +75,9 @@ pub fn rows_per_binding(gpu: &Gpu, c: &ModelConfig) -> Result<(usize, usize)> {
         let row = row_stride(width) as u64 * 4;
         (binding.saturating_sub(window_bytes(gpu, row)) / row) as usize
     };
-    let h = c.heads();
     let delta_width = c.delta_net.as_ref().map_or(0, |d| d.shape.proj_width());
-    let widest = [c.n_embd, h.qkv_dim(), h.q_dim(), ffn_width(c), delta_width].into_iter().max().unwrap_or(1);
+    let attention_width = c.head_kinds().iter().map(Heads::qkv_dim).max().unwrap_or(0);
+    let widest = [c.n_embd, attention_width, ffn_width(c), delta_width].into_iter().max().unwrap_or(1);
     let (mut max_batch, max_logit_rows) = (rows_fitting(widest), rows_fitting(c.n_vocab));
     if let Some(x) = &c.experts {
         // One row per (token, slot) pair, and a grid of pairs no taller than WebGPU allows.
@@ -115,9 +116,10 @@ impl State {
         }
         let options = fit_to_bindings(gpu, c, options)?;
         let SessionOptions { ctx, batch, logit_rows } = options;
-        let h = c.heads();
         let kv_bytes = cache_bytes(c, ctx, batch);
-        let widths = 2 * c.n_embd + h.qkv_dim() + h.q_dim() + ffn_width(c);
+        let head_kinds = c.head_kinds();
+        let attention_widths: usize = head_kinds.iter().map(|h| h.qkv_dim() + h.q_dim()).sum();
+        let widths = 2 * c.n_embd + attention_widths + ffn_width(c);
         // Per token, the router's logits and a row of the expert ffn and output per slot.
         // (The shared expert's gate logit and weight: one more of each per token.)
         let expert_widths = c.experts.map_or(0, |x| x.count + 2 + x.used * (x.n_ff + c.n_embd));
@@ -135,8 +137,16 @@ impl State {
             steps: StepBuffers::new(gpu, 4 * (batch + 1)),
             ids: gpu.buffer("token ids", (batch * 4) as u64)?,
             x: gpu.activations("hidden", batch, c.n_embd)?,
-            qkv: gpu.activations("qkv", batch, h.qkv_dim())?,
-            attn: gpu.activations("attention out", batch, h.q_dim())?,
+            attention: head_kinds
+                .into_iter()
+                .map(|h| {
+                    Ok((
+                        h,
+                        gpu.activations("qkv", batch, h.qkv_dim())?,
+                        gpu.activations("attention out", batch, h.q_dim())?,
+                    ))
+                })
+                .collect::<Result<_>>()?,
             ffn: gpu.activations("ffn", batch, ffn_width(c))?,
             branch: gpu.activations("branch", batch, c.n_embd)?,
             logits: gpu.activations("logits", logit_rows, c.n_vocab)?,
@@ -144,10 +154,10 @@ impl State {
             token_staging: gpu.staging("token read-back", 4),
             logits_staging: gpu.staging("logits read-back", (c.n_vocab * 4) as u64),
             rope: gpu.buffer_with("rope", &rope_table(ctx, c.rope_dims, c.rope_base, c.rope_scaling))?,
-            rope_swa: match (c.rope_base_swa, c.rope_scaling_swa == c.rope_scaling) {
-                (None, true) => None,
-                (base, _) => {
-                    let table = rope_table(ctx, c.rope_dims, base.unwrap_or(c.rope_base), c.rope_scaling_swa);
+            rope_swa: match (c.rope_base_swa, c.rope_scaling_swa == c.rope_scaling, c.swa_geometry.rope_dims) {
+                (None, true, dims) if dims == c.rope_dims => None,
+                (base, _, dims) => {
+                    let table = rope_table(ctx, dims, base.unwrap_or(c.rope_base), c.rope_scaling_swa);
                     Some(gpu.buffer_with("rope (sliding window)", &table)?)
                 }
             },
@@ -171,9 +181,19 @@ impl State {
         })
     }
 
+    /// The Q|K|V rows and attention output rows of layers with `heads`.
+    pub fn attention_rows(&self, heads: &Heads) -> Result<(&Activations, &Activations)> {
+        self.attention
+            .iter()
+            .find(|(h, _, _)| h == heads)
+            .map(|(_, qkv, out)| (qkv, out))
+            .ok_or_else(|| Error::Gpu(format!("no attention rows for {heads:?}")))
+    }
+
     /// Bytes of GPU memory the session uses.
     pub fn gpu_bytes(&self) -> u64 {
-        let activations = [&self.x, &self.qkv, &self.attn, &self.ffn, &self.branch, &self.logits];
+        let activations = [&self.x, &self.ffn, &self.branch, &self.logits];
+        let attention: u64 = self.attention.iter().map(|(_, qkv, out)| qkv.buffer.size() + out.buffer.size()).sum();
         let experts = self
             .experts
             .as_ref()
@@ -181,6 +201,7 @@ impl State {
         let delta = self.delta.as_ref().map_or(0, DeltaBuffers::bytes);
         experts
             + delta
+            + attention
             + activations.iter().map(|a| a.buffer.size()).sum::<u64>()
             + self.ids.size()
             + self.rope.size()

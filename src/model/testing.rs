@@ -28,6 +28,10 @@ pub struct TinyLlama {
     pub head_dim: Option<usize>,
     /// Keys a sliding-window layer sees (gpt-oss: every other layer).
     pub sliding_window: Option<usize>,
+    /// (key/value heads, head size) of the sliding-window layers where they differ from the
+    /// others' (written as a per-layer `attention.head_count_kv` and
+    /// `attention.key_length_swa`, as Gemma 4's files have them).
+    pub swa_heads: Option<(usize, usize)>,
     /// YaRN (factor, original context length) for the RoPE.
     pub yarn: Option<(f32, usize)>,
     pub weights: GgmlType,
@@ -61,6 +65,7 @@ impl Default for TinyLlama {
             n_head_kv: 2,
             head_dim: None,
             sliding_window: None,
+            swa_heads: None,
             yarn: None,
             weights: GgmlType::Q4_1,
             v_and_down: None,
@@ -106,6 +111,19 @@ impl TinyLlama {
         self.arch == "qwen35" || self.arch == "qwen35moe"
     }
 
+    /// Whether layer `l` attends to a sliding window (gpt-oss: every other layer, from the first).
+    fn is_sliding(&self, l: usize) -> bool {
+        self.sliding_window.is_some() && self.arch == "gpt-oss" && l.is_multiple_of(2)
+    }
+
+    /// Layer `l`'s (key/value heads, head size).
+    fn layer_heads(&self, l: usize) -> (usize, usize) {
+        match self.swa_heads {
+            Some(swa) if self.is_sliding(l) => swa,
+            _ => (self.n_head_kv, self.head_dim.unwrap_or(self.n_embd / self.n_head)),
+        }
+    }
+
     /// Whether layer `l` is a delta-net layer (all but every `full_attention_interval`-th).
     fn is_recurrent(&self, l: usize) -> bool {
         self.delta_net.is_some() && !(l + 1).is_multiple_of(self.full_attention_interval.max(1))
@@ -123,8 +141,7 @@ impl TinyLlama {
         // Qwen 3's are user-defined: they are text, rendered like any other token.
         types[259..].iter_mut().for_each(|t| *t = 4);
         let strings = |v: &[String]| Value::array(v.iter().map(|s| Value::String(s.clone())));
-        let head_dim = self.head_dim.unwrap_or(self.n_embd / self.n_head);
-        let (e, q, kv) = (self.n_embd as u64, (self.n_head * head_dim) as u64, (self.n_head_kv * head_dim) as u64);
+        let e = self.n_embd as u64;
         let oss = self.arch == "gpt-oss";
         let mut w = GgufWriter::new();
         let key = |k: &str| format!("{}.{k}", self.arch);
@@ -135,7 +152,6 @@ impl TinyLlama {
             .meta(&key("embedding_length"), Value::U32(self.n_embd as u32))
             .meta(&key("feed_forward_length"), Value::U32(self.n_ff as u32))
             .meta(&key("attention.head_count"), Value::U32(self.n_head as u32))
-            .meta(&key("attention.head_count_kv"), Value::U32(self.n_head_kv as u32))
             .meta(&key("rope.freq_base"), Value::F32(if oss { 150000.0 } else { 10000.0 }))
             .meta(&key("attention.layer_norm_rms_epsilon"), Value::F32(1e-5))
             .meta("tokenizer.ggml.model", Value::String("gpt2".into()))
@@ -147,6 +163,15 @@ impl TinyLlama {
         if let Some(template) = self.chat_template {
             w.meta("tokenizer.chat_template", Value::String(template.into()));
         }
+        match self.swa_heads {
+            None => w.meta(&key("attention.head_count_kv"), Value::U32(self.n_head_kv as u32)),
+            Some((_, head)) => {
+                let kv_heads = (0..self.n_layer).map(|l| Value::U32(self.layer_heads(l).0 as u32));
+                w.meta(&key("attention.head_count_kv"), Value::array(kv_heads))
+                    .meta(&key("attention.key_length_swa"), Value::U32(head as u32))
+                    .meta(&key("attention.value_length_swa"), Value::U32(head as u32))
+            }
+        };
         if let Some(d) = self.head_dim {
             w.meta(&key("attention.key_length"), Value::U32(d as u32))
                 .meta(&key("attention.value_length"), Value::U32(d as u32));
@@ -191,6 +216,8 @@ impl TinyLlama {
         matrix(&mut w, "token_embd.weight", &[e, vocab], GgmlType::Q8_0);
         for l in 0..self.n_layer {
             let n = |s: &str| format!("blk.{l}.{s}.weight");
+            let (kv_heads, head_dim) = self.layer_heads(l);
+            let (q, kv) = ((self.n_head * head_dim) as u64, (kv_heads * head_dim) as u64);
             let ty = self.weights;
             let v_and_down = self.v_and_down.unwrap_or(ty);
             if let Some(s) = self.delta_net.filter(|_| self.is_recurrent(l)) {
@@ -245,9 +272,11 @@ impl TinyLlama {
             let dims: Vec<u64> = dims.iter().map(|&d| d as u64).collect();
             w.tensor(name, &dims, GgmlType::F32, gamma);
         };
-        let (e, q, kv) = (self.n_embd, q as usize, kv as usize);
+        let e = self.n_embd;
         let mut ssm_rng = Xoshiro256PlusPlus::seed_from_u64(self.seed ^ 0x55);
         for l in 0..self.n_layer {
+            let (kv_heads, head_dim) = self.layer_heads(l);
+            let (q, kv) = (self.n_head * head_dim, kv_heads * head_dim);
             let n = |s: &str| format!("blk.{l}.{s}");
             norm(&mut w, &n("attn_norm.weight"), &[e]);
             let post_norm = oss || self.is_qwen35();

@@ -55,10 +55,11 @@ pub struct Gemma3 {
 
 impl Gemma3 {
     pub fn load(w: &WeightLoader, c: &ModelConfig) -> Result<Gemma3> {
-        let h = c.heads();
-        let (e, q, kv, hd) = (c.n_embd, h.q_dim(), h.kv_dim(), h.head_dim);
+        let e = c.n_embd;
         let mut layers = Vec::with_capacity(c.n_layer);
         for i in 0..c.n_layer {
+            let h = c.heads(i);
+            let (q, kv, hd) = (h.q_dim(), h.kv_dim(), h.head_dim);
             let n = |s: &str| format!("blk.{i}.{s}.weight");
             layers.push(Layer {
                 attn_norm: w.vector(&n("attn_norm"), e)?,
@@ -85,14 +86,15 @@ impl Architecture for Gemma3 {
         let mut ops: Vec<Box<dyn Op>> = vec![self.ends.embed(gpu, s, embed_scale)?];
         for (l, layer) in self.layers.iter().enumerate() {
             let (rope, window) = sliding(c, s, l);
+            let (qkv, attn) = s.attention_rows(&c.heads(l))?;
             let norm_first = LinearSpec::new(Some((&layer.attn_norm, eps)), Epilogue::Store);
-            ops.push(Box::new(Linear::new(gpu, st, &layer.qkv, &s.x, &s.qkv, &norm_first)?));
+            ops.push(Box::new(Linear::new(gpu, st, &layer.qkv, &s.x, qkv, &norm_first)?));
             let qk_norm = QkNorm { q_gamma: &layer.q_norm, k_gamma: &layer.k_norm, eps };
             ops.push(kv_write(gpu, c, s, l, rope, Some(qk_norm))?);
             // Queries scaled by 1/sqrt(head size): Gemma 3's query_pre_attn_scalar for these models.
             ops.push(attention(gpu, c, s, l, rope, window, None)?);
             let store = LinearSpec::new(None, Epilogue::Store);
-            ops.push(Box::new(Linear::new(gpu, st, &layer.attn_out, &s.attn, &s.branch, &store)?));
+            ops.push(Box::new(Linear::new(gpu, st, &layer.attn_out, attn, &s.branch, &store)?));
             ops.push(Box::new(RmsNorm::add_to(gpu, st, &s.branch, &layer.post_attn_norm, eps, &s.x)?));
             let gated = LinearSpec::new(Some((&layer.ffn_norm, eps)), Epilogue::GeGlu);
             ops.push(Box::new(Linear::new(gpu, st, &layer.gate_up, &s.x, &s.ffn, &gated)?));

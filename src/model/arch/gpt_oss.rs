@@ -49,10 +49,11 @@ pub struct GptOss {
 
 impl GptOss {
     pub fn load(w: &WeightLoader, c: &ModelConfig) -> Result<GptOss> {
-        let h = c.heads();
-        let (e, q) = (c.n_embd, h.q_dim());
+        let e = c.n_embd;
         let mut layers = Vec::with_capacity(c.n_layer);
         for i in 0..c.n_layer {
+            let h = c.heads(i);
+            let q = h.q_dim();
             let n = |s: &str| format!("blk.{i}.{s}.weight");
             let b = |s: &str| format!("blk.{i}.{s}.bias");
             let (qkv, qkv_bias) = load_qkv(w, c, i)?;
@@ -82,11 +83,12 @@ impl Architecture for GptOss {
                 bias: layer.qkv_bias.as_ref(),
                 ..LinearSpec::new(Some((&layer.attn_norm, eps)), Epilogue::Store)
             };
-            ops.push(Box::new(Linear::new(gpu, st, &layer.qkv, &s.x, &s.qkv, &qkv)?));
+            let (qkv_rows, attn) = s.attention_rows(&c.heads(l))?;
+            ops.push(Box::new(Linear::new(gpu, st, &layer.qkv, &s.x, qkv_rows, &qkv)?));
             ops.push(kv_write(gpu, c, s, l, rope, None)?);
             ops.push(attention(gpu, c, s, l, rope, window, Some(&layer.sinks))?);
             let out = LinearSpec { bias: layer.attn_out_bias.as_ref(), ..LinearSpec::new(None, Epilogue::Add) };
-            ops.push(Box::new(Linear::new(gpu, st, &layer.attn_out, &s.attn, &s.x, &out)?));
+            ops.push(Box::new(Linear::new(gpu, st, &layer.attn_out, attn, &s.x, &out)?));
             ops.extend(layer.ffn.ops(gpu, s, (&layer.post_attn_norm, eps))?);
         }
         ops.push(self.ends.logits(gpu, c, s)?);

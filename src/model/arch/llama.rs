@@ -65,10 +65,11 @@ pub struct Llama {
 
 impl Llama {
     pub fn load(w: &WeightLoader, c: &ModelConfig) -> Result<Llama> {
-        let h = c.heads();
-        let (e, q) = (c.n_embd, h.q_dim());
+        let e = c.n_embd;
         let mut layers = Vec::with_capacity(c.n_layer);
         for i in 0..c.n_layer {
+            let h = c.heads(i);
+            let q = h.q_dim();
             let n = |s: &str| format!("blk.{i}.{s}.weight");
             let (qkv, qkv_bias) = load_qkv(w, c, i)?;
             layers.push(Layer {
@@ -99,12 +100,13 @@ impl Architecture for Llama {
             // Keys are normalised (QK-norm) over whole heads before they are rotated and cached,
             // which the Q|K|V kernel's octets of rows cannot do.
             let cache = if layer.qk_norm.is_none() { cache_write(c, s, l, &s.rope) } else { None };
+            let (qkv, attn) = s.attention_rows(&c.heads(l))?;
             ops.push(Box::new(Linear::new(
                 gpu,
                 st,
                 &layer.qkv,
                 &s.x,
-                &s.qkv,
+                qkv,
                 &LinearSpec {
                     bias: layer.qkv_bias.as_ref(),
                     cache,
@@ -116,7 +118,7 @@ impl Architecture for Llama {
                 ops.push(kv_write(gpu, c, s, l, &s.rope, qk_norm)?);
             }
             ops.push(attention(gpu, c, s, l, &s.rope, None, None)?);
-            ops.push(Box::new(Linear::new(gpu, st, &layer.attn_out, &s.attn, &s.x, &plain(None, Epilogue::Add))?));
+            ops.push(Box::new(Linear::new(gpu, st, &layer.attn_out, attn, &s.x, &plain(None, Epilogue::Add))?));
             ops.extend(layer.ffn.ops(gpu, s, (&layer.ffn_norm, eps))?);
         }
         ops.push(self.ends.logits(gpu, c, s)?);

@@ -86,7 +86,7 @@ pub fn load(loader: &WeightLoader, config: &ModelConfig) -> Result<Box<dyn Archi
 /// Layer `l`'s Q|K|V as one matrix (from separate tensors, or Phi 3's fused `attn_qkv`) and
 /// their biases where the file has them (Qwen 2, gpt-oss).
 pub(crate) fn load_qkv(w: &WeightLoader, c: &ModelConfig, l: usize) -> Result<(GpuMatrix, Option<wgpu::Buffer>)> {
-    let h = c.heads();
+    let h = c.heads(l);
     let (q, kv) = (h.q_dim(), h.kv_dim());
     let n = |s: &str| format!("blk.{l}.{s}.weight");
     let b = |s: &str| format!("blk.{l}.{s}.bias");
@@ -152,7 +152,8 @@ pub(crate) fn kv_write(
     qk_norm: Option<QkNorm>,
 ) -> Result<Box<dyn Op>> {
     let (k, v) = s.memory.kv(l)?;
-    Ok(Box::new(KvWrite::new(gpu, &s.steps, c.heads(), &s.qkv, rope, k, v, qk_norm)?))
+    let heads = c.heads(l);
+    Ok(Box::new(KvWrite::new(gpu, &s.steps, heads, s.attention_rows(&heads)?.0, rope, k, v, qk_norm)?))
 }
 
 /// Layer `l`'s cache, for its Q|K|V kernel to fill as it computes K and V, where the family's
@@ -163,7 +164,7 @@ pub(crate) fn cache_write<'a>(
     l: usize,
     rope: &'a wgpu::Buffer,
 ) -> Option<CacheWrite<'a>> {
-    let heads = c.heads();
+    let heads = c.heads(l);
     let (k, v) = s.memory.kv(l).ok()?;
     CacheWrite::fits(&heads).then_some(CacheWrite { heads, rope, k, v })
 }
@@ -188,11 +189,12 @@ pub(crate) fn attention(
     window: Option<u32>,
     sinks: Option<&wgpu::Buffer>,
 ) -> Result<Box<dyn Op>> {
-    let heads = c.heads();
+    let heads = c.heads(l);
     let scale = 1.0 / (heads.head_dim as f32).sqrt();
     let (k, v) = s.memory.kv(l)?;
     let options = AttentionOptions { window, keys_per_split: attention::keys_per_split(gpu), sinks };
-    Ok(Box::new(Attention::new(gpu, &s.steps, heads, scale, &s.qkv, rope, k, v, &s.attn, options)?))
+    let (qkv, out) = s.attention_rows(&heads)?;
+    Ok(Box::new(Attention::new(gpu, &s.steps, heads, scale, qkv, rope, k, v, out, options)?))
 }
 
 #[cfg(test)]

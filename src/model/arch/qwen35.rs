@@ -80,10 +80,11 @@ fn delta_shape(c: &ModelConfig) -> Result<DeltaShape> {
 
 impl Qwen35 {
     pub fn load(w: &WeightLoader, c: &ModelConfig) -> Result<Qwen35> {
-        let h = c.heads();
-        let (e, q, kv, hd) = (c.n_embd, h.q_dim(), h.kv_dim(), h.head_dim);
+        let e = c.n_embd;
         let mut layers = Vec::with_capacity(c.n_layer);
         for i in 0..c.n_layer {
+            let h = c.heads(i);
+            let (q, kv, hd) = (h.q_dim(), h.kv_dim(), h.head_dim);
             let n = |s: &str| format!("blk.{i}.{s}.weight");
             let recurrent = c.delta_net.as_ref().is_some_and(|d| d.recurrent.get(i) == Some(&true));
             let mixer = if recurrent {
@@ -146,11 +147,12 @@ impl Architecture for Qwen35 {
                     ops.push(Box::new(Linear::new(gpu, st, out, &d.out, &s.x, &plain(None, Epilogue::Add))?));
                 }
                 Mixer::Attention { qkv, q_norm, k_norm, out } => {
-                    ops.push(Box::new(Linear::new(gpu, st, qkv, &s.x, &s.qkv, &plain(normed, Epilogue::Store))?));
+                    let (qkv_rows, attn) = s.attention_rows(&c.heads(l))?;
+                    ops.push(Box::new(Linear::new(gpu, st, qkv, &s.x, qkv_rows, &plain(normed, Epilogue::Store))?));
                     let qk_norm = QkNorm { q_gamma: q_norm, k_gamma: k_norm, eps };
                     ops.push(kv_write(gpu, c, s, l, &s.rope, Some(qk_norm))?);
                     ops.push(attention(gpu, c, s, l, &s.rope, None, None)?);
-                    ops.push(Box::new(Linear::new(gpu, st, out, &s.attn, &s.x, &plain(None, Epilogue::Add))?));
+                    ops.push(Box::new(Linear::new(gpu, st, out, attn, &s.x, &plain(None, Epilogue::Add))?));
                 }
             }
             ops.extend(layer.ffn.ops(gpu, s, (&layer.ffn_norm, eps))?);
