@@ -1,9 +1,10 @@
 //! Writes a random-weight GGUF (`model::testing::TinyLlama`) for fixtures checked against other
 //! engines: `cargo run --example tiny_model -- OUT.gguf arch=qwen3moe experts=8/2 n_embd=256`.
 //! Keys: arch, n_layer, n_embd, n_ff, n_head, n_head_kv, head_dim, experts (count/used),
-//! sliding_window, yarn (factor/original context), rope_dims, delta_net (key heads/value
+//! sliding_window, swa_heads (the sliding-window layers' KV heads/head size), yarn (factor/original context), rope_dims, delta_net (key heads/value
 //! heads/head size/conv width), full_attention_interval, weights (a GGUF type name, f32 by
-//! default so another tool can quantize it), tied (true/false), seed.
+//! default so another tool can quantize it), tied (true/false), k_as_v (true: global layers
+//! without attn_v, gemma4), seed.
 
 use hearth::model::testing::TinyLlama;
 use hearth::ops::delta_net::DeltaShape;
@@ -13,7 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let out = args.next().ok_or("usage: tiny_model OUT.gguf [key=value ...]")?;
     let mut m = TinyLlama { weights: GgmlType::F32, ..TinyLlama::default() };
-    let arch_names = ["llama", "qwen2", "qwen3", "qwen3moe", "phi3", "gpt-oss", "qwen35", "qwen35moe"];
+    let arch_names = ["llama", "qwen2", "qwen3", "qwen3moe", "phi3", "gpt-oss", "qwen35", "qwen35moe", "gemma4"];
     for arg in args {
         let (key, value) = arg.split_once('=').ok_or(format!("{arg}: expected key=value"))?;
         let number = || value.parse::<usize>().map_err(|e| format!("{key}: {e}"));
@@ -27,11 +28,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "seed" => m.seed = number()? as u64,
             "head_dim" => m.head_dim = Some(number()?),
             "sliding_window" => m.sliding_window = Some(number()?),
+            "swa_heads" => {
+                let (kv_heads, head) = value.split_once('/').ok_or("swa_heads=KV_HEADS/HEAD_SIZE")?;
+                m.swa_heads = Some((kv_heads.parse()?, head.parse()?));
+            }
             "yarn" => {
                 let (factor, original) = value.split_once('/').ok_or("yarn=FACTOR/ORIGINAL_CONTEXT")?;
                 m.yarn = Some((factor.parse()?, original.parse()?));
             }
             "tied" => m.tied = value == "true",
+            "k_as_v" => m.k_as_v = value == "true",
             "rope_dims" => m.rope_dims = Some(number()?),
             "full_attention_interval" => m.full_attention_interval = number()?,
             "delta_net" => {

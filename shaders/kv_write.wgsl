@@ -2,7 +2,8 @@
 // per (head, token). Texel x of position p (at kv_slot.wgsl's place) holds elements 4x..4x+3
 // of its K (or V) row. With QK_NORM (Gemma 3, Qwen 3) the query and key heads are
 // RMS-normalised with their gammas first: queries in place in the Q|K|V rows (attention reads
-// them there), keys on their way into the cache (their Q|K|V rows are left as they were).
+// them there), keys on their way into the cache (their Q|K|V rows are left as they were);
+// with V_NORM (Gemma 4) values too, without a gamma.
 // Where there is no QK-norm and RoPE pairs are neighbours, the Q|K|V kernel writes the cache
 // itself (cache_write.wgsl) and this kernel is not used.
 // Constants: NH, NKV, HD, RD, QS (floats per qkv row), KV_SLOTS and KV_H, EPS (QK_NORM).
@@ -60,9 +61,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let pos = step.pos0 + t;
     var inv = 1.0;
 #if QK_NORM
+#if V_NORM
+    inv = head_rms_inverse(base, lane);
+#else
     if head < NH + NKV {
         inv = head_rms_inverse(base, lane);
     }
+#endif
     if head < NH {
         for (var i = lane; i < HD; i += 64u) {
             qkv[base + i] *= inv * q_gamma[i];
@@ -77,7 +82,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         for (var k = 0u; k < 4u; k++) {
             let d = 4u * j + k;
             if is_value {
-                v[k] = qkv[base + d];
+                v[k] = qkv[base + d] * inv;
             } else {
                 let r = rope_term(d, pos);
                 v[k] = key(base, d, inv) * r.c + key(base, r.partner, inv) * r.s;

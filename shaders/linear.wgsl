@@ -191,9 +191,12 @@ fn accumulate(b: u32, u: u32, sc: Scales8, pre_scale: f32, acc: ptr<function, Su
 fn store(row: u32, v: f32) {
     if row < N {
 #if BIAS
-        let out = v + bias[b_base + ROW0 + row];
+        var out = v + bias[b_base + ROW0 + row];
 #else
-        let out = v;
+        var out = v;
+#endif
+#if SOFTCAP
+        out = CAP * tanh(out / CAP);
 #endif
 #if ADD
         y[y_base + ROW0 + row] += out;

@@ -129,9 +129,12 @@ fn store_token(t: u32, row0: u32, a: vec4<f32>, b: vec4<f32>) {
     for (var j = 0u; j < 8u; j++) {
         if row0 + j < N {
 #if BIAS
-            let out = v[j] + bias[bias_row() + ROW0 + row0 + j];
+            var out = v[j] + bias[bias_row() + ROW0 + row0 + j];
 #else
-            let out = v[j];
+            var out = v[j];
+#endif
+#if SOFTCAP
+            out = CAP * tanh(out / CAP);
 #endif
 #if ADD
             y[base + ROW0 + row0 + j] += out;

@@ -98,3 +98,8 @@ fn qwen35_matches_llama_cpp() {
 fn qwen35moe_matches_llama_cpp() {
     check("qwen35moe");
 }
+
+#[test]
+fn gemma4_matches_llama_cpp() {
+    check("gemma4");
+}

@@ -1,6 +1,7 @@
 //! One normalized set of hyperparameters, read from GGUF metadata and checked before anything
 //! is allocated from it.
 
+use super::file::ModelFile;
 use super::gguf::{GgufHeader, Value};
 use super::memory::LayerMemory;
 use crate::ops::Heads;
@@ -8,6 +9,7 @@ use crate::ops::delta_net::DeltaShape;
 use crate::ops::kv_write::RopeScaling;
 use crate::ops::linear::Epilogue;
 use crate::ops::route::{MAX_USED, Routing};
+use crate::quant::dequantize;
 use crate::{Error, Result};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -38,6 +40,9 @@ pub struct ModelConfig {
     /// the family says so: `rope_scaling_swa`).
     pub rope_scaling: RopeScaling,
     pub rope_scaling_swa: RopeScaling,
+    /// The file's RoPE frequency factors for the layers that attend to the whole context (one
+    /// per rotated pair; empty where it has none), from `with_rope_factors`.
+    pub rope_factors: Vec<f32>,
     pub rms_eps: f32,
     /// The context length the model was trained for.
     pub n_ctx_train: usize,
@@ -51,6 +56,13 @@ pub struct ModelConfig {
     /// Each query head comes with an output gate: attention's output is multiplied by its
     /// sigmoid (Qwen 3.5's gated attention).
     pub gated_attention: bool,
+    /// The factor of attention scores where the family fixes it (else 1/sqrt(head size)).
+    pub attention_scale: Option<f32>,
+    /// Logits become `cap * tanh(logits / cap)` (`final_logit_softcapping`: Gemma 2 and 4).
+    pub logit_softcap: Option<f32>,
+    /// Final layers that reuse an earlier layer's cache (`attention.shared_kv_layers`, Gemma 4
+    /// E2B/E4B; refused by the family for now).
+    pub shared_kv_layers: usize,
 }
 
 /// The attention geometry of sliding-window layers: `attention.key_length_swa`,
@@ -259,6 +271,7 @@ impl ModelConfig {
             rope_base_swa: float("rope.freq_base_swa").or(family.rope_base_swa),
             rope_scaling,
             rope_scaling_swa: if family.swa_rope_scaled { rope_scaling } else { RopeScaling::None },
+            rope_factors: Vec::new(),
             rms_eps: float("attention.layer_norm_rms_epsilon").unwrap_or(1e-5),
             n_ctx_train,
             n_vocab,
@@ -266,6 +279,9 @@ impl ModelConfig {
             experts,
             delta_net,
             gated_attention: family.gated_attention,
+            attention_scale: family.attention_scale,
+            logit_softcap: float("final_logit_softcapping").filter(|&c| c != 0.0),
+            shared_kv_layers: int("attention.shared_kv_layers")?.unwrap_or(0),
             arch,
         };
         config.validate()?;
@@ -302,6 +318,9 @@ impl ModelConfig {
             return bad(format!("vocabulary of {} tokens", c.n_vocab));
         }
         let positive = |v: f32| v.is_finite() && v > 0.0;
+        if !c.logit_softcap.is_none_or(positive) {
+            return bad(format!("logit softcapping {:?}", c.logit_softcap));
+        }
         if !positive(c.rms_eps) || !positive(c.rope_base) || !c.rope_base_swa.is_none_or(positive) {
             return bad(format!("rms epsilon {} / rope base {}", c.rms_eps, c.rope_base));
         }
@@ -342,6 +361,23 @@ impl ModelConfig {
             return bad(format!("RoPE scaling {:?}", c.rope_scaling));
         }
         Ok(())
+    }
+
+    /// The same with the file's RoPE frequency factors (`rope_freqs.weight`: tensor data, which
+    /// the header alone does not hold), checked.
+    pub fn with_rope_factors(mut self, file: &ModelFile) -> Result<ModelConfig> {
+        if let Ok(info) = file.tensor("rope_freqs.weight") {
+            let factors = dequantize(info.ty, &file.data(info)?)?;
+            if factors.len() != self.rope_dims / 2 || factors.iter().any(|f| !(f.is_finite() && *f > 0.0)) {
+                return Err(Error::Unsupported(format!(
+                    "rope_freqs.weight: {} factors for {} rotated pairs, each positive",
+                    factors.len(),
+                    self.rope_dims / 2
+                )));
+            }
+            self.rope_factors = factors;
+        }
+        Ok(self)
     }
 
     /// Whether layer `l` attends to the sliding window rather than the whole context.

@@ -55,7 +55,7 @@ impl Model {
 
     /// Checks the hyperparameters, then repacks and uploads every weight.
     pub fn load(gpu: Arc<Gpu>, file: &ModelFile) -> Result<Model> {
-        let config = Model::check_header(&gpu, &file.header)?;
+        let config = Model::check_header(&gpu, &file.header)?.with_rope_factors(file)?;
         let tokenizer = vocab::tokenizer(&file.header)?;
         let chat_template = vocab::chat_template(&file.header, &tokenizer)?;
         let loader = weights::WeightLoader::new(&gpu, file);

@@ -28,7 +28,7 @@ fn matvec(w: &[f32], x: &[f32]) -> Vec<f32> {
 
 impl ReferenceModel {
     pub fn new(file: ModelFile) -> Result<ReferenceModel> {
-        let config = ModelConfig::from_gguf(&file.header)?;
+        let config = ModelConfig::from_gguf(&file.header)?.with_rope_factors(&file)?;
         Ok(ReferenceModel { config, file })
     }
 
@@ -154,10 +154,10 @@ impl ReferenceModel {
         let attn_norm = t("attn_norm")?;
         let wo_bias = optional_bias("attn_output")?;
         let sinks = if has("attn_sinks") { Some(t("attn_sinks")?) } else { None };
-        let (base, scaling, window) = if c.is_sliding(l) {
-            (c.rope_base_swa.unwrap_or(c.rope_base), c.rope_scaling_swa, c.sliding_window)
+        let (base, scaling, factors, window) = if c.is_sliding(l) {
+            (c.rope_base_swa.unwrap_or(c.rope_base), c.rope_scaling_swa, &[][..], c.sliding_window)
         } else {
-            (c.rope_base, c.rope_scaling, None)
+            (c.rope_base, c.rope_scaling, &c.rope_factors[..], None)
         };
         let qkv_bias = if self.file.tensor(&format!("blk.{l}.attn_q.bias")).is_ok() {
             Some((bias("attn_q")?, bias("attn_k")?, bias("attn_v")?))
@@ -190,13 +190,13 @@ impl ReferenceModel {
                 norm_heads(&mut q, qn);
                 norm_heads(&mut k, kn);
             }
-            q.chunks_mut(hd).for_each(|head| rotate_scaled(head, pos, &heads, base, scaling));
-            k.chunks_mut(hd).for_each(|head| rotate_scaled(head, pos, &heads, base, scaling));
+            q.chunks_mut(hd).for_each(|head| rotate_scaled(head, pos, &heads, base, scaling, factors));
+            k.chunks_mut(hd).for_each(|head| rotate_scaled(head, pos, &heads, base, scaling, factors));
             q_all.extend(q);
             k_all.extend(k);
             v_all.extend(v);
         }
-        let scale = 1.0 / (hd as f32).sqrt();
+        let scale = c.attention_scale.unwrap_or(1.0 / (hd as f32).sqrt());
         let mut attn =
             attention::reference(&q_all, &k_all, &v_all, &heads, 0, xs.len(), scale, window, sinks.as_deref());
         if heads.gated {

@@ -153,11 +153,12 @@ impl State {
             token: gpu.buffer("token", 16)?,
             token_staging: gpu.staging("token read-back", 4),
             logits_staging: gpu.staging("logits read-back", (c.n_vocab * 4) as u64),
-            rope: gpu.buffer_with("rope", &rope_table(ctx, c.rope_dims, c.rope_base, c.rope_scaling))?,
+            rope: gpu
+                .buffer_with("rope", &rope_table(ctx, c.rope_dims, c.rope_base, c.rope_scaling, &c.rope_factors))?,
             rope_swa: match (c.rope_base_swa, c.rope_scaling_swa == c.rope_scaling, c.swa_geometry.rope_dims) {
-                (None, true, dims) if dims == c.rope_dims => None,
+                (None, true, dims) if dims == c.rope_dims && c.rope_factors.is_empty() => None,
                 (base, _, dims) => {
-                    let table = rope_table(ctx, dims, base.unwrap_or(c.rope_base), c.rope_scaling_swa);
+                    let table = rope_table(ctx, dims, base.unwrap_or(c.rope_base), c.rope_scaling_swa, &[]);
                     Some(gpu.buffer_with("rope (sliding window)", &table)?)
                 }
             },

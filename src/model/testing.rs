@@ -17,7 +17,9 @@ pub struct TinyLlama {
     /// biases, attention sinks, a post-attention norm for the experts, YaRN; untied) or
     /// "qwen35" (with `delta_net`: gated delta-net layers, and every
     /// `full_attention_interval`-th layer Qwen 3's attention with an output gate per head) or
-    /// "qwen35moe" (qwen35 with `experts` and a shared expert).
+    /// "qwen35moe" (qwen35 with `experts` and a shared expert) or "gemma4" (Gemma 4 without
+    /// per-layer embeddings: sliding-window layers with `swa_heads`, QK-norm, V-norm, post-norms,
+    /// a per-layer output scale, proportional RoPE factors on the global layers).
     pub arch: &'static str,
     pub n_layer: usize,
     pub n_embd: usize,
@@ -28,6 +30,8 @@ pub struct TinyLlama {
     pub head_dim: Option<usize>,
     /// Keys a sliding-window layer sees (gpt-oss: every other layer).
     pub sliding_window: Option<usize>,
+    /// The global layers have no `attn_v`: their values are their keys (gemma4).
+    pub k_as_v: bool,
     /// (key/value heads, head size) of the sliding-window layers where they differ from the
     /// others' (written as a per-layer `attention.head_count_kv` and
     /// `attention.key_length_swa`, as Gemma 4's files have them).
@@ -66,6 +70,7 @@ impl Default for TinyLlama {
             head_dim: None,
             sliding_window: None,
             swa_heads: None,
+            k_as_v: false,
             yarn: None,
             weights: GgmlType::Q4_1,
             v_and_down: None,
@@ -111,9 +116,15 @@ impl TinyLlama {
         self.arch == "qwen35" || self.arch == "qwen35moe"
     }
 
-    /// Whether layer `l` attends to a sliding window (gpt-oss: every other layer, from the first).
+    /// Whether layer `l` attends to a sliding window (gpt-oss: every other layer, from the
+    /// first; gemma4: all but every `full_attention_interval`-th).
     fn is_sliding(&self, l: usize) -> bool {
-        self.sliding_window.is_some() && self.arch == "gpt-oss" && l.is_multiple_of(2)
+        match self.arch {
+            _ if self.sliding_window.is_none() => false,
+            "gpt-oss" => l.is_multiple_of(2),
+            "gemma4" => !(l + 1).is_multiple_of(self.full_attention_interval.max(1)),
+            _ => false,
+        }
     }
 
     /// Layer `l`'s (key/value heads, head size).
@@ -143,6 +154,8 @@ impl TinyLlama {
         let strings = |v: &[String]| Value::array(v.iter().map(|s| Value::String(s.clone())));
         let e = self.n_embd as u64;
         let oss = self.arch == "gpt-oss";
+        let gemma4 = self.arch == "gemma4";
+        let full_head = self.head_dim.unwrap_or(self.n_embd / self.n_head);
         let mut w = GgufWriter::new();
         let key = |k: &str| format!("{}.{k}", self.arch);
         w.meta("general.architecture", Value::String(self.arch.into()))
@@ -152,7 +165,14 @@ impl TinyLlama {
             .meta(&key("embedding_length"), Value::U32(self.n_embd as u32))
             .meta(&key("feed_forward_length"), Value::U32(self.n_ff as u32))
             .meta(&key("attention.head_count"), Value::U32(self.n_head as u32))
-            .meta(&key("rope.freq_base"), Value::F32(if oss { 150000.0 } else { 10000.0 }))
+            .meta(
+                &key("rope.freq_base"),
+                Value::F32(match self.arch {
+                    "gpt-oss" => 150000.0,
+                    "gemma4" => 1e6,
+                    _ => 10000.0,
+                }),
+            )
             .meta(&key("attention.layer_norm_rms_epsilon"), Value::F32(1e-5))
             .meta("tokenizer.ggml.model", Value::String("gpt2".into()))
             .meta("tokenizer.ggml.pre", Value::String("smollm".into()))
@@ -160,11 +180,30 @@ impl TinyLlama {
             .meta("tokenizer.ggml.token_type", Value::array(types.into_iter().map(Value::I32)))
             .meta("tokenizer.ggml.merges", strings(&["Ġ t".to_string(), "h e".to_string()]))
             .meta("tokenizer.ggml.eos_token_id", Value::U32(258));
+        if gemma4 {
+            // The pattern, head sizes and window are required keys of llama.cpp's gemma4 loader.
+            let pattern = (0..self.n_layer).map(|l| Value::Bool(self.is_sliding(l)));
+            let swa_head = self.swa_heads.map_or(full_head, |(_, head)| head);
+            w.meta(&key("attention.sliding_window_pattern"), Value::array(pattern))
+                .meta(&key("attention.key_length_swa"), Value::U32(swa_head as u32))
+                .meta(&key("attention.value_length_swa"), Value::U32(swa_head as u32))
+                .meta(&key("attention.key_length"), Value::U32(full_head as u32))
+                .meta(&key("attention.value_length"), Value::U32(full_head as u32))
+                .meta(&key("rope.dimension_count"), Value::U32(full_head as u32))
+                .meta(&key("rope.dimension_count_swa"), Value::U32(swa_head as u32))
+                .meta(&key("embedding_length_per_layer_input"), Value::U32(0))
+                .meta(&key("rope.freq_base_swa"), Value::F32(10000.0))
+                .meta(&key("final_logit_softcapping"), Value::F32(30.0));
+        }
         if let Some(template) = self.chat_template {
             w.meta("tokenizer.chat_template", Value::String(template.into()));
         }
         match self.swa_heads {
             None => w.meta(&key("attention.head_count_kv"), Value::U32(self.n_head_kv as u32)),
+            Some(_) if gemma4 => {
+                let kv_heads = (0..self.n_layer).map(|l| Value::U32(self.layer_heads(l).0 as u32));
+                w.meta(&key("attention.head_count_kv"), Value::array(kv_heads))
+            }
             Some((_, head)) => {
                 let kv_heads = (0..self.n_layer).map(|l| Value::U32(self.layer_heads(l).0 as u32));
                 w.meta(&key("attention.head_count_kv"), Value::array(kv_heads))
@@ -172,7 +211,7 @@ impl TinyLlama {
                     .meta(&key("attention.value_length_swa"), Value::U32(head as u32))
             }
         };
-        if let Some(d) = self.head_dim {
+        if let (Some(d), false) = (self.head_dim, gemma4) {
             w.meta(&key("attention.key_length"), Value::U32(d as u32))
                 .meta(&key("attention.value_length"), Value::U32(d as u32));
         }
@@ -237,7 +276,9 @@ impl TinyLlama {
             } else {
                 matrix(&mut w, &n("attn_q"), &[e, q], ty);
                 matrix(&mut w, &n("attn_k"), &[e, kv], ty);
-                matrix(&mut w, &n("attn_v"), &[e, kv], v_and_down);
+                if !self.k_as_v || self.is_sliding(l) {
+                    matrix(&mut w, &n("attn_v"), &[e, kv], v_and_down);
+                }
             }
             if !self.is_recurrent(l) {
                 matrix(&mut w, &n("attn_output"), &[q, e], ty);
@@ -296,7 +337,12 @@ impl TinyLlama {
                 norm(&mut w, &n("attn_q_norm.weight"), &[head_dim]);
                 norm(&mut w, &n("attn_k_norm.weight"), &[head_dim]);
             }
-            if self.arch == "qwen3" || self.arch == "qwen3moe" {
+            if gemma4 {
+                norm(&mut w, &n("post_attention_norm.weight"), &[e]);
+                norm(&mut w, &n("post_ffw_norm.weight"), &[e]);
+                norm(&mut w, &n("layer_output_scale.weight"), &[1]);
+            }
+            if self.arch == "qwen3" || self.arch == "qwen3moe" || gemma4 {
                 norm(&mut w, &n("attn_q_norm.weight"), &[head_dim]);
                 norm(&mut w, &n("attn_k_norm.weight"), &[head_dim]);
             }
@@ -315,6 +361,16 @@ impl TinyLlama {
             }
         }
         norm(&mut w, "output_norm.weight", &[e]);
+        if gemma4 {
+            // Proportional RoPE on the global layers: the last quarter of each head's pairs
+            // not rotated at all (a factor of 1e30 stops them), the others at their own rates.
+            let pairs = full_head / 2;
+            let factors: Vec<u8> = (0..pairs)
+                .map(|i| if i >= pairs * 3 / 4 { 1e30f32 } else { 1.0 + (i % 3) as f32 })
+                .flat_map(|f| f.to_le_bytes())
+                .collect();
+            w.tensor("rope_freqs.weight", &[pairs as u64], GgmlType::F32, factors);
+        }
         if !self.tied {
             let mut rng2 = Xoshiro256PlusPlus::seed_from_u64(self.seed ^ 0xabc);
             w.tensor(

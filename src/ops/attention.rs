@@ -258,7 +258,7 @@ mod tests {
 
         let g = gpu();
         let qb = g.activations_with("qkv", heads.qkv_dim(), &qkv).unwrap();
-        let rope = g.buffer_with("rope", &rope_table(n_pos, heads.rope_dims, base, RopeScaling::None)).unwrap();
+        let rope = g.buffer_with("rope", &rope_table(n_pos, heads.rope_dims, base, RopeScaling::None, &[])).unwrap();
         let texels = (heads.kv_dim() / 4) as u32;
         let (kb, vb) = (kv_with(&k, texels), kv_with(&v, texels));
         let out = poisoned_rows(n_tokens, heads.q_dim());
@@ -285,7 +285,7 @@ mod tests {
         let g = gpu();
         let qb = g.activations("qkv", 1, heads.qkv_dim()).unwrap();
         let out = g.activations("out", 1, heads.q_dim()).unwrap();
-        let rope = g.buffer_with("rope", &rope_table(4, heads.rope_dims, 10000.0, RopeScaling::None)).unwrap();
+        let rope = g.buffer_with("rope", &rope_table(4, heads.rope_dims, 10000.0, RopeScaling::None, &[])).unwrap();
         let kv = kv_with(&vec![0.0; 4 * heads.kv_dim()], (heads.kv_dim() / 4) as u32);
         let steps = step_buffers();
         let options = AttentionOptions::default();

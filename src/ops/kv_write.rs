@@ -52,9 +52,24 @@ impl RopeScaling {
     }
 }
 
+/// `scaling`'s frequencies of `dims`, each divided by its pair's factor where `factors` has
+/// one (a model's `rope_freqs`: Gemma 4's proportional RoPE, where a factor of 1e30 leaves a
+/// pair unrotated).
+fn factored(dims: usize, base: f32, scaling: RopeScaling, factors: &[f32]) -> Vec<(f64, f64)> {
+    let mut freqs = scaling.frequencies(dims, base);
+    freqs.iter_mut().zip(factors).for_each(|((f, _), &factor)| *f /= factor as f64);
+    freqs
+}
+
 /// cos and sin of every (position, rotated pair), computed once in f64: `[pos][pair] = (cos, sin)`.
-pub fn rope_table(positions: usize, rope_dims: usize, base: f32, scaling: RopeScaling) -> Vec<[f32; 2]> {
-    let freqs = scaling.frequencies(rope_dims, base);
+pub fn rope_table(
+    positions: usize,
+    rope_dims: usize,
+    base: f32,
+    scaling: RopeScaling,
+    factors: &[f32],
+) -> Vec<[f32; 2]> {
+    let freqs = factored(rope_dims, base, scaling, factors);
     let mut table = Vec::with_capacity(positions * freqs.len());
     for pos in 0..positions {
         for &(f, m) in &freqs {
@@ -70,12 +85,14 @@ pub(crate) fn rope_defines(d: Defines, heads: &Heads) -> Defines {
     d.u32("RD", heads.rope_dims as u32).flag("NEOX", heads.neox)
 }
 
-/// Per-head RMSNorm of queries and keys before attention (Gemma 3, Qwen 3).
+/// Per-head RMSNorm of queries and keys before attention (Gemma 3, Qwen 3), and of values
+/// without a gamma where `v_norm` (Gemma 4).
 #[derive(Clone, Copy)]
 pub struct QkNorm<'a> {
     pub q_gamma: &'a wgpu::Buffer,
     pub k_gamma: &'a wgpu::Buffer,
     pub eps: f32,
+    pub v_norm: bool,
 }
 
 pub struct KvWrite {
@@ -113,7 +130,7 @@ impl KvWrite {
         // One workgroup per key and value head, and per query head when they are normalised.
         let mut rows = 2 * heads.n_head_kv as u32;
         if let Some(n) = qk_norm {
-            defines = defines.flag("QK_NORM", true).f32("EPS", n.eps);
+            defines = defines.flag("QK_NORM", true).f32("EPS", n.eps).flag("V_NORM", n.v_norm);
             binds.extend([(5, Slot::Read, Bind::Buffer(n.q_gamma)), (6, Slot::Read, Bind::Buffer(n.k_gamma))]);
             rows += heads.n_head as u32;
         }
@@ -137,13 +154,13 @@ impl super::Op for KvWrite {
 
 /// CPU reference: rotates one head vector in place for position `pos`.
 pub fn rotate(head: &mut [f32], pos: usize, heads: &Heads, base: f32) {
-    rotate_scaled(head, pos, heads, base, RopeScaling::None)
+    rotate_scaled(head, pos, heads, base, RopeScaling::None, &[])
 }
 
-/// `rotate` with the model's RoPE scaling.
-pub fn rotate_scaled(head: &mut [f32], pos: usize, heads: &Heads, base: f32, scaling: RopeScaling) {
+/// `rotate` with the model's RoPE scaling and frequency factors (`rope_table`).
+pub fn rotate_scaled(head: &mut [f32], pos: usize, heads: &Heads, base: f32, scaling: RopeScaling, factors: &[f32]) {
     let half = heads.rope_dims / 2;
-    for (i, (f, m)) in scaling.frequencies(heads.rope_dims, base).into_iter().enumerate() {
+    for (i, (f, m)) in factored(heads.rope_dims, base, scaling, factors).into_iter().enumerate() {
         let angle = pos as f64 * f;
         let (s, c) = angle.sin_cos();
         let (s, c) = (s * m, c * m);
@@ -182,7 +199,9 @@ mod tests {
 
     #[test]
     fn rotates_keys_and_fills_the_cache() {
-        for (seed, neox, qk_norm) in [(1, false, false), (2, true, false), (3, true, true), (4, false, true)] {
+        for (seed, neox, qk_norm, v_norm) in
+            [(1, false, false, false), (2, true, false, false), (3, true, true, false), (4, false, true, true)]
+        {
             // Partial rotation; head_dim 96 with QK-norm: a head is not a whole number of
             // workgroup widths.
             let head_dim = if qk_norm { 96 } else { 32 };
@@ -194,19 +213,20 @@ mod tests {
 
             let g = gpu();
             let qkv_b = g.activations_with("qkv", heads.qkv_dim(), &qkv).unwrap();
-            let rope_b = g.buffer_with("rope", &rope_table(ctx, heads.rope_dims, base, RopeScaling::None)).unwrap();
+            let rope_b =
+                g.buffer_with("rope", &rope_table(ctx, heads.rope_dims, base, RopeScaling::None, &[])).unwrap();
             let (qg, kg) = (g.buffer_with("q gamma", &q_gamma).unwrap(), g.buffer_with("k gamma", &k_gamma).unwrap());
             let texels = (heads.kv_dim() / 4) as u32;
             let kc = g.kv_texture("k", texels, ctx as u32).unwrap();
             let vc = g.kv_texture("v", texels, ctx as u32).unwrap();
             let step = Step { n_tokens: n_tokens as u32, pos0: pos0 as u32, ..Default::default() };
             let steps = step_buffers();
-            let norm = qk_norm.then_some(QkNorm { q_gamma: &qg, k_gamma: &kg, eps });
+            let norm = qk_norm.then_some(QkNorm { q_gamma: &qg, k_gamma: &kg, eps, v_norm });
             let op = KvWrite::new(g, &steps, heads, &qkv_b, &rope_b, &kc, &vc, norm).unwrap();
             run(&steps, &[&op], step);
 
             let (hd, q, kv) = (heads.head_dim, heads.q_dim(), heads.kv_dim());
-            let what = format!("neox {neox}, qk-norm {qk_norm}");
+            let what = format!("neox {neox}, qk-norm {qk_norm}, v-norm {v_norm}");
             let got_k = pollster::block_on(g.read_kv(&kc, ctx as u32)).unwrap();
             let got_v = pollster::block_on(g.read_kv(&vc, ctx as u32)).unwrap();
             let mut want_rows = qkv.clone();
@@ -223,7 +243,11 @@ mod tests {
                 want_k.chunks_mut(hd).for_each(|h| rotate(h, pos0 + t, &heads, base));
                 let p = pos0 + t;
                 assert_close(&got_k[p * kv..][..kv], &want_k, 1e-5, &format!("cached k, {what}"));
-                assert_close(&got_v[p * kv..][..kv], &row[q + kv..], 0.0, &format!("cached v, {what}"));
+                let want_v: Vec<f32> = match v_norm {
+                    false => row[q + kv..].to_vec(),
+                    true => row[q + kv..].chunks(hd).flat_map(|h| rms_norm(h, &vec![1.0; hd], eps)).collect(),
+                };
+                assert_close(&got_v[p * kv..][..kv], &want_v, 1e-5, &format!("cached v, {what}"));
             }
             assert!(got_k[..pos0 * kv].iter().all(|&v| v == 0.0), "positions before pos0 untouched");
             // Queries are normalised in place (with QK-norm); keys and values are only read.

@@ -187,11 +187,13 @@ pub struct LinearSpec<'a> {
     /// Products in f32 even on the f16 path (a router's logits: the experts chosen from them
     /// are a discrete choice that f16 rounding would flip).
     pub f32: bool,
+    /// Each result becomes `cap * tanh(result / cap)` (Gemma's final logit softcapping).
+    pub softcap: Option<f32>,
 }
 
 impl<'a> LinearSpec<'a> {
     pub fn new(norm: Option<(&'a wgpu::Buffer, f32)>, epilogue: Epilogue) -> Self {
-        LinearSpec { norm, bias: None, epilogue, logits: false, shape: None, cache: None, f32: false }
+        LinearSpec { norm, bias: None, epilogue, logits: false, shape: None, cache: None, f32: false, softcap: None }
     }
 
     /// The defines of the arithmetic path, the fused norm, the bias and the epilogue, which
@@ -206,6 +208,10 @@ impl<'a> LinearSpec<'a> {
             .flag("GELU", self.epilogue == Epilogue::GeGlu)
             .flag("OAI", self.epilogue == Epilogue::SwiGluOai)
             .flag("BIAS", self.bias.is_some());
+        let d = match self.softcap {
+            Some(cap) => d.flag("SOFTCAP", true).f32("CAP", cap),
+            None => d,
+        };
         match self.norm {
             Some((_, eps)) => d.flag("NORM", true).f32("EPS", eps),
             None => d,
@@ -418,6 +424,7 @@ mod tests {
 
     const TYPES: [GgmlType; 16] = crate::quant::layout::SUPPORTED_TYPES;
 
+    #[derive(Clone, Copy)]
     struct Case {
         shape: DecodeShape,
         ty: GgmlType,
@@ -428,11 +435,12 @@ mod tests {
         bias: bool,
         epilogue: Epilogue,
         logits_from: usize,
+        softcap: Option<f32>,
     }
 
     fn check(case: Case, seed: u64) {
         let mut rng = rng(seed);
-        let Case { shape, ty, rows, cols, n_tokens, norm, bias, epilogue, logits_from } = case;
+        let Case { shape, ty, rows, cols, n_tokens, norm, bias, epilogue, logits_from, softcap } = case;
         let (sources, order): (Vec<Vec<u8>>, RowOrder) = if epilogue.is_gated() {
             let gate = random_tensor(ty, rows / 2, cols, &mut rng);
             let up = random_tensor(ty, rows / 2, cols, &mut rng);
@@ -459,7 +467,10 @@ mod tests {
         };
         let norm_ref = norm.then_some((&gamma[..], 1e-5));
         let bias_ref = bias.then_some(&bias_values[..]);
-        let want = reference(&w, &x[logits_from * cols..], wanted, norm_ref, bias_ref, epilogue, &y_before);
+        let mut want = reference(&w, &x[logits_from * cols..], wanted, norm_ref, bias_ref, epilogue, &y_before);
+        if let Some(cap) = softcap {
+            want.iter_mut().for_each(|v| *v = cap * (*v / cap).tanh());
+        }
 
         let g = gpu();
         let wm = GpuMatrix::upload(g, "w", &packed).unwrap();
@@ -477,6 +488,7 @@ mod tests {
             shape: Some(shape),
             cache: None,
             f32: false,
+            softcap,
         };
         let op = Linear::new(g, &steps, &wm, &xb, &yb, &spec).unwrap();
         run(&steps, &[&op], step);
@@ -510,6 +522,7 @@ mod tests {
                 bias: false,
                 epilogue: Epilogue::Store,
                 logits_from: 0,
+                softcap: None,
             };
             check(case, i as u64);
         }
@@ -529,6 +542,7 @@ mod tests {
                 bias: false,
                 epilogue: Epilogue::Store,
                 logits_from: 0,
+                softcap: None,
             };
             check(case, 100 + i as u64);
         }
@@ -548,6 +562,7 @@ mod tests {
             bias: false,
             epilogue: Epilogue::Add,
             logits_from: 0,
+            softcap: None,
         };
         check(case, 150);
         let logits = Case {
@@ -560,8 +575,12 @@ mod tests {
             bias: false,
             epilogue: Epilogue::Store,
             logits_from: 5,
+            softcap: None,
         };
         check(logits, 151);
+        // Gemma's logit softcapping, on logits rows (batched) and on one token.
+        check(Case { softcap: Some(2.0), ..logits }, 152);
+        check(Case { softcap: Some(2.0), n_tokens: 6, ..logits }, 153);
     }
 
     #[test]
@@ -586,6 +605,7 @@ mod tests {
                 bias: false,
                 epilogue: Epilogue::Add,
                 logits_from: 0,
+                softcap: None,
             };
             check(case, 160 + i as u64);
         }
@@ -606,6 +626,7 @@ mod tests {
                 bias,
                 epilogue,
                 logits_from: 0,
+                softcap: None,
             };
             check(base(Epilogue::Store, true, false), 200 + i as u64);
             check(base(Epilogue::Add, false, false), 210 + i as u64);
@@ -631,6 +652,7 @@ mod tests {
                 bias: false,
                 epilogue: Epilogue::Store,
                 logits_from: 2,
+                softcap: None,
             };
             check(case, 300 + i as u64);
         }
@@ -686,7 +708,7 @@ mod tests {
             let xb = g.activations_with("x", cols, &x).unwrap();
             let yb = poisoned_rows(n_tokens, heads.qkv_dim());
             let bb = g.buffer_with("bias", &bias_values).unwrap();
-            let rope = g.buffer_with("rope", &rope_table(ctx, heads.rope_dims, base, RopeScaling::None)).unwrap();
+            let rope = g.buffer_with("rope", &rope_table(ctx, heads.rope_dims, base, RopeScaling::None, &[])).unwrap();
             let empty = vec![0.0; ctx * kv];
             let (k, v) = (kv_with(&empty, (kv / 4) as u32), kv_with(&empty, (kv / 4) as u32));
             let steps = step_buffers();

@@ -10,7 +10,8 @@ use crate::{Error, Result};
 pub struct RmsNorm(Dispatch);
 
 impl RmsNorm {
-    /// `x += rmsnorm(branch) * gamma` for every token of the step (a post-norm).
+    /// `x += rmsnorm(branch) * gamma` for every token of the step (a post-norm), then
+    /// `x *= scale[0]` where there is a `scale` (Gemma 4's per-layer output scale).
     pub fn add_to(
         gpu: &Gpu,
         steps: &StepBuffers,
@@ -18,6 +19,7 @@ impl RmsNorm {
         gamma: &wgpu::Buffer,
         eps: f32,
         x: &Activations,
+        scale: Option<&wgpu::Buffer>,
     ) -> Result<RmsNorm> {
         if branch.width != x.width {
             return Err(Error::Gpu(format!("adding rows of {} to rows of {}", branch.width, x.width)));
@@ -26,13 +28,17 @@ impl RmsNorm {
             .u32("D", x.width as u32)
             .u32("SS", branch.stride as u32)
             .u32("DS", x.stride as u32)
-            .f32("EPS", eps);
-        let binds = [
+            .f32("EPS", eps)
+            .flag("SCALE", scale.is_some());
+        let mut binds = vec![
             (0, Slot::Uniform, Bind::Buffer(&steps.step)),
             (1, Slot::Read, Bind::Buffer(&branch.buffer)),
             (2, Slot::Read, Bind::Buffer(gamma)),
             (4, Slot::ReadWrite, Bind::Buffer(&x.buffer)),
         ];
+        if let Some(scale) = scale {
+            binds.push((3, Slot::Read, Bind::Buffer(scale)));
+        }
         let grid = |s: &Step| [1, s.n_tokens, 1];
         Ok(RmsNorm(Dispatch::new(gpu, "rms_norm.wgsl", &defines, &binds, grid)?))
     }
@@ -63,25 +69,29 @@ mod tests {
 
     #[test]
     fn a_normalised_branch_is_added_to_the_residual_stream() {
-        let mut rng = rng(62);
-        let (n_tokens, width) = (5, 160);
-        let branch = random_vec(n_tokens * width, &mut rng);
-        let x = random_vec(n_tokens * width, &mut rng);
-        let gamma = random_vec(width, &mut rng);
-        let want: Vec<f32> = (0..n_tokens)
-            .flat_map(|t| {
-                let normed = rms_norm(&branch[t * width..][..width], &gamma, 1e-6);
-                normed.into_iter().zip(&x[t * width..][..width]).map(|(n, &x)| x + n).collect::<Vec<_>>()
-            })
-            .collect();
-        let g = gpu();
-        let bb = g.activations_with("branch", width, &branch).unwrap();
-        let xb = g.activations_with("x", width, &x).unwrap();
-        let gb = g.buffer_with("gamma", &gamma).unwrap();
-        let steps = step_buffers();
-        let op = RmsNorm::add_to(g, &steps, &bb, &gb, 1e-6, &xb).unwrap();
-        run(&steps, &[&op], Step { n_tokens: n_tokens as u32, ..Default::default() });
-        assert_close(&read_rows(&xb, n_tokens), &want, 1e-5, "norm+add");
+        for scale in [None, Some(0.37f32)] {
+            let mut rng = rng(62);
+            let (n_tokens, width) = (5, 160);
+            let branch = random_vec(n_tokens * width, &mut rng);
+            let x = random_vec(n_tokens * width, &mut rng);
+            let gamma = random_vec(width, &mut rng);
+            let want: Vec<f32> = (0..n_tokens)
+                .flat_map(|t| {
+                    let normed = rms_norm(&branch[t * width..][..width], &gamma, 1e-6);
+                    let sum = normed.into_iter().zip(&x[t * width..][..width]).map(|(n, &x)| x + n);
+                    sum.map(|v| v * scale.unwrap_or(1.0)).collect::<Vec<_>>()
+                })
+                .collect();
+            let g = gpu();
+            let bb = g.activations_with("branch", width, &branch).unwrap();
+            let xb = g.activations_with("x", width, &x).unwrap();
+            let gb = g.buffer_with("gamma", &gamma).unwrap();
+            let sb = scale.map(|s| g.buffer_with("scale", &[s]).unwrap());
+            let steps = step_buffers();
+            let op = RmsNorm::add_to(g, &steps, &bb, &gb, 1e-6, &xb, sb.as_ref()).unwrap();
+            run(&steps, &[&op], Step { n_tokens: n_tokens as u32, ..Default::default() });
+            assert_close(&read_rows(&xb, n_tokens), &want, 1e-5, &format!("norm+add, scale {scale:?}"));
+        }
     }
 
     #[test]
@@ -90,6 +100,6 @@ mod tests {
         let gamma = g.buffer_with("gamma", &[1.0f32; 64]).unwrap();
         let steps = step_buffers();
         let (a, b) = (g.activations("branch", 1, 64).unwrap(), g.activations("x", 1, 96).unwrap());
-        assert!(RmsNorm::add_to(g, &steps, &a, &gamma, 1e-6, &b).is_err());
+        assert!(RmsNorm::add_to(g, &steps, &a, &gamma, 1e-6, &b, None).is_err());
     }
 }

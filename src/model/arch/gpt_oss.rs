@@ -27,6 +27,7 @@ pub const GPT_OSS: Family = Family {
     routing: Some(Routing { gating: Gating::SoftmaxSelected, normalize: false, scale: 1.0 }),
     delta_net: false,
     gated_attention: false,
+    attention_scale: None,
     load: |w, c| Ok(Box::new(GptOss::load(w, c)?)),
 };
 

@@ -31,6 +31,7 @@ pub const LLAMA: Family = Family {
     routing: None,
     delta_net: false,
     gated_attention: false,
+    attention_scale: None,
     load,
 };
 pub const QWEN2: Family = Family { arch: "qwen2", rope_neox: true, ..LLAMA };
@@ -114,7 +115,8 @@ impl Architecture for Llama {
                 },
             )?));
             if cache.is_none() {
-                let qk_norm = layer.qk_norm.as_ref().map(|(q_gamma, k_gamma)| QkNorm { q_gamma, k_gamma, eps });
+                let qk_norm =
+                    layer.qk_norm.as_ref().map(|(q_gamma, k_gamma)| QkNorm { q_gamma, k_gamma, eps, v_norm: false });
                 ops.push(kv_write(gpu, c, s, l, &s.rope, qk_norm)?);
             }
             ops.push(attention(gpu, c, s, l, &s.rope, None, None)?);

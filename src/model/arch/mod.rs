@@ -2,7 +2,7 @@
 //! buffers, lists the ops of one forward step in order.
 
 mod ffn;
-mod gemma3;
+mod gemma;
 mod gpt_oss;
 mod llama;
 mod moe;
@@ -55,6 +55,9 @@ pub struct Family {
     pub delta_net: bool,
     /// Whether each query head has an output gate (stored after it in `attn_q`).
     pub gated_attention: bool,
+    /// The factor of attention scores (None: 1/sqrt(head size); Gemma 4's normalised queries
+    /// and keys take 1).
+    pub attention_scale: Option<f32>,
     pub load: fn(&WeightLoader, &ModelConfig) -> Result<Box<dyn Architecture>>,
 }
 
@@ -65,7 +68,8 @@ pub static FAMILIES: &[&Family] = &[
     &llama::QWEN3,
     &llama::PHI3,
     &llama::QWEN3MOE,
-    &gemma3::GEMMA3,
+    &gemma::GEMMA3,
+    &gemma::GEMMA4,
     &gpt_oss::GPT_OSS,
     &qwen35::QWEN35,
     &qwen35::QWEN35MOE,
@@ -134,8 +138,11 @@ impl Ends {
     /// The residual stream → logits, through the final norm.
     pub fn logits(&self, gpu: &Gpu, c: &ModelConfig, s: &State) -> Result<Box<dyn Op>> {
         let head = self.output.as_ref().unwrap_or(&self.token_embd);
-        let spec =
-            LinearSpec { logits: true, ..LinearSpec::new(Some((&self.output_norm, c.rms_eps)), Epilogue::Store) };
+        let spec = LinearSpec {
+            logits: true,
+            softcap: c.logit_softcap,
+            ..LinearSpec::new(Some((&self.output_norm, c.rms_eps)), Epilogue::Store)
+        };
         Ok(Box::new(Linear::new(gpu, &s.steps, head, &s.x, &s.logits, &spec)?))
     }
 }
@@ -190,7 +197,7 @@ pub(crate) fn attention(
     sinks: Option<&wgpu::Buffer>,
 ) -> Result<Box<dyn Op>> {
     let heads = c.heads(l);
-    let scale = 1.0 / (heads.head_dim as f32).sqrt();
+    let scale = c.attention_scale.unwrap_or(1.0 / (heads.head_dim as f32).sqrt());
     let (k, v) = s.memory.kv(l)?;
     let options = AttentionOptions { window, keys_per_split: attention::keys_per_split(gpu), sinks };
     let (qkv, out) = s.attention_rows(&heads)?;

@@ -36,6 +36,7 @@ pub const QWEN35: Family = Family {
     routing: None,
     delta_net: true,
     gated_attention: true,
+    attention_scale: None,
     load: |w, c| Ok(Box::new(Qwen35::load(w, c)?)),
 };
 pub const QWEN35MOE: Family = Family {
@@ -149,7 +150,7 @@ impl Architecture for Qwen35 {
                 Mixer::Attention { qkv, q_norm, k_norm, out } => {
                     let (qkv_rows, attn) = s.attention_rows(&c.heads(l))?;
                     ops.push(Box::new(Linear::new(gpu, st, qkv, &s.x, qkv_rows, &plain(normed, Epilogue::Store))?));
-                    let qk_norm = QkNorm { q_gamma: q_norm, k_gamma: k_norm, eps };
+                    let qk_norm = QkNorm { q_gamma: q_norm, k_gamma: k_norm, eps, v_norm: false };
                     ops.push(kv_write(gpu, c, s, l, &s.rope, Some(qk_norm))?);
                     ops.push(attention(gpu, c, s, l, &s.rope, None, None)?);
                     ops.push(Box::new(Linear::new(gpu, st, out, attn, &s.x, &plain(None, Epilogue::Add))?));

@@ -1,10 +1,16 @@
-//! The Gemma 3 family: grouped-query attention with QK-norm, five sliding-window layers (local
-//! RoPE base) for every global one, RMSNorm before and after both attention and the
+//! The Gemma 3 and Gemma 4 families: grouped-query attention with QK-norm, sliding-window
+//! layers (local RoPE base) around global ones, RMSNorm before and after both attention and the
 //! feed-forward, a GELU-gated feed-forward, embeddings scaled by sqrt(width) and an LM head
 //! tied to them. (GGUF converters store Gemma's norm weights with its `1 +` already added.)
+//!
+//! Gemma 4 adds: sliding-window layers with heads of their own (`ModelConfig::heads`), values
+//! RMS-normalised too, attention scores unscaled (its queries and keys are normalised),
+//! proportional RoPE on the global layers (the file's `rope_freqs` factors), a per-layer output
+//! scale, the logits softcapped, and layers that may take V from K (no `attn_v`). Its per-layer
+//! embeddings (E2B, E4B), layers sharing an earlier layer's cache and mixture-of-experts
+//! feed-forward (26B-A4B) are refused for now.
 
 use super::{Architecture, Ends, Family, attention, kv_write, sliding};
-use crate::Result;
 use crate::gpu::Gpu;
 use crate::model::config::ModelConfig;
 use crate::model::state::State;
@@ -14,6 +20,7 @@ use crate::ops::kv_write::QkNorm;
 use crate::ops::linear::{Epilogue, GpuMatrix, Linear, LinearSpec};
 use crate::ops::rms_norm::RmsNorm;
 use crate::quant::RowOrder;
+use crate::{Error, Result};
 
 /// RoPE base of the sliding-window layers (Gemma 3's `rope_local_base_freq`; GGUF files do not
 /// carry it).
@@ -32,7 +39,17 @@ pub const GEMMA3: Family = Family {
     routing: None,
     delta_net: false,
     gated_attention: false,
-    load: |w, c| Ok(Box::new(Gemma3::load(w, c)?)),
+    attention_scale: None,
+    load: |w, c| Ok(Box::new(Gemma::load(w, c, false)?)),
+};
+
+pub const GEMMA4: Family = Family {
+    arch: "gemma4",
+    // Four sliding-window layers for every global one where the file has no pattern.
+    swa_pattern: 5,
+    attention_scale: Some(1.0),
+    load: |w, c| Ok(Box::new(Gemma::load(w, c, true)?)),
+    ..GEMMA3
 };
 
 struct Layer {
@@ -46,24 +63,34 @@ struct Layer {
     gate_up: GpuMatrix,
     down: GpuMatrix,
     post_ffn_norm: wgpu::Buffer,
+    /// What the layer's output is multiplied by (Gemma 4's `layer_output_scale`).
+    out_scale: Option<wgpu::Buffer>,
 }
 
-pub struct Gemma3 {
+pub struct Gemma {
     ends: Ends,
     layers: Vec<Layer>,
+    /// Gemma 4: values normalised like keys, without a gamma.
+    v_norm: bool,
 }
 
-impl Gemma3 {
-    pub fn load(w: &WeightLoader, c: &ModelConfig) -> Result<Gemma3> {
+impl Gemma {
+    pub fn load(w: &WeightLoader, c: &ModelConfig, gemma4: bool) -> Result<Gemma> {
+        if gemma4 {
+            refuse_unsupported_gemma4(w, c)?;
+        }
         let e = c.n_embd;
         let mut layers = Vec::with_capacity(c.n_layer);
         for i in 0..c.n_layer {
             let h = c.heads(i);
             let (q, kv, hd) = (h.q_dim(), h.kv_dim(), h.head_dim);
             let n = |s: &str| format!("blk.{i}.{s}.weight");
+            // Without attn_v (Gemma 4's larger models' global layers) V is K, before its norm.
+            let v_name = if w.has(&n("attn_v")) { n("attn_v") } else { n("attn_k") };
+            let scale_name = n("layer_output_scale");
             layers.push(Layer {
                 attn_norm: w.vector(&n("attn_norm"), e)?,
-                qkv: w.matrix(&[(&n("attn_q"), q), (&n("attn_k"), kv), (&n("attn_v"), kv)], e, RowOrder::Concat)?,
+                qkv: w.matrix(&[(&n("attn_q"), q), (&n("attn_k"), kv), (&v_name, kv)], e, RowOrder::Concat)?,
                 q_norm: w.vector(&n("attn_q_norm"), hd)?,
                 k_norm: w.vector(&n("attn_k_norm"), hd)?,
                 attn_out: w.matrix(&[(&n("attn_output"), e)], q, RowOrder::Concat)?,
@@ -72,13 +99,29 @@ impl Gemma3 {
                 gate_up: w.matrix(&[(&n("ffn_gate"), c.n_ff), (&n("ffn_up"), c.n_ff)], e, RowOrder::Interleave)?,
                 down: w.matrix(&[(&n("ffn_down"), e)], c.n_ff, RowOrder::Concat)?,
                 post_ffn_norm: w.vector(&n("post_ffw_norm"), e)?,
+                out_scale: if w.has(&scale_name) { Some(w.vector(&scale_name, 1)?) } else { None },
             });
         }
-        Ok(Gemma3 { ends: Ends::load(w, c)?, layers })
+        Ok(Gemma { ends: Ends::load(w, c)?, layers, v_norm: gemma4 })
     }
 }
 
-impl Architecture for Gemma3 {
+/// Gemma 4's parts hearth does not run yet, named before anything is uploaded.
+fn refuse_unsupported_gemma4(w: &WeightLoader, c: &ModelConfig) -> Result<()> {
+    let refuse = |what: &str| Err(Error::Unsupported(format!("Gemma 4 {what} are not supported yet")));
+    if w.has("per_layer_token_embd.weight") {
+        return refuse("per-layer embeddings (E2B, E4B)");
+    }
+    if c.shared_kv_layers > 0 {
+        return refuse("layers that share an earlier layer's KV cache (E2B, E4B)");
+    }
+    if (0..c.n_layer).any(|l| w.has(&format!("blk.{l}.ffn_gate_inp.weight"))) {
+        return refuse("mixture-of-experts layers (26B-A4B)");
+    }
+    Ok(())
+}
+
+impl Architecture for Gemma {
     fn graph(&self, gpu: &Gpu, c: &ModelConfig, s: &State) -> Result<Vec<Box<dyn Op>>> {
         let eps = c.rms_eps;
         let st = &s.steps;
@@ -89,17 +132,19 @@ impl Architecture for Gemma3 {
             let (qkv, attn) = s.attention_rows(&c.heads(l))?;
             let norm_first = LinearSpec::new(Some((&layer.attn_norm, eps)), Epilogue::Store);
             ops.push(Box::new(Linear::new(gpu, st, &layer.qkv, &s.x, qkv, &norm_first)?));
-            let qk_norm = QkNorm { q_gamma: &layer.q_norm, k_gamma: &layer.k_norm, eps };
+            let qk_norm = QkNorm { q_gamma: &layer.q_norm, k_gamma: &layer.k_norm, eps, v_norm: self.v_norm };
             ops.push(kv_write(gpu, c, s, l, rope, Some(qk_norm))?);
-            // Queries scaled by 1/sqrt(head size): Gemma 3's query_pre_attn_scalar for these models.
+            // Gemma 3 scales queries by 1/sqrt(head size) (its query_pre_attn_scalar for these
+            // models); Gemma 4 not at all (`attention_scale`).
             ops.push(attention(gpu, c, s, l, rope, window, None)?);
             let store = LinearSpec::new(None, Epilogue::Store);
             ops.push(Box::new(Linear::new(gpu, st, &layer.attn_out, attn, &s.branch, &store)?));
-            ops.push(Box::new(RmsNorm::add_to(gpu, st, &s.branch, &layer.post_attn_norm, eps, &s.x)?));
+            ops.push(Box::new(RmsNorm::add_to(gpu, st, &s.branch, &layer.post_attn_norm, eps, &s.x, None)?));
             let gated = LinearSpec::new(Some((&layer.ffn_norm, eps)), Epilogue::GeGlu);
             ops.push(Box::new(Linear::new(gpu, st, &layer.gate_up, &s.x, &s.ffn, &gated)?));
             ops.push(Box::new(Linear::new(gpu, st, &layer.down, &s.ffn, &s.branch, &store)?));
-            ops.push(Box::new(RmsNorm::add_to(gpu, st, &s.branch, &layer.post_ffn_norm, eps, &s.x)?));
+            let out_scale = layer.out_scale.as_ref();
+            ops.push(Box::new(RmsNorm::add_to(gpu, st, &s.branch, &layer.post_ffn_norm, eps, &s.x, out_scale)?));
         }
         ops.push(self.ends.logits(gpu, c, s)?);
         Ok(ops)
