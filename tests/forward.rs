@@ -130,6 +130,24 @@ fn gpt_oss_adds_sinks_yarn_alternating_windows_and_biased_experts() {
 }
 
 #[test]
+fn gemma4_parts_hearth_does_not_run_yet_are_refused_by_name() {
+    // (Gemma 4 itself is checked against llama.cpp in tests/llama_cpp_fixtures.rs.)
+    let shared = TinyLlama {
+        arch: "gemma4",
+        n_layer: 4,
+        full_attention_interval: 2,
+        sliding_window: Some(8),
+        shared_kv_layers: 2,
+        ..Default::default()
+    };
+    let err = Model::load(gpu(), &ModelFile::from_bytes(shared.to_gguf()).unwrap()).err().map(|e| e.to_string());
+    assert!(err.unwrap_or_default().contains("share an earlier layer's KV cache"));
+    let experts = TinyLlama { shared_kv_layers: 0, experts: Some((4, 2)), ..shared };
+    let err = Model::load(gpu(), &ModelFile::from_bytes(experts.to_gguf()).unwrap()).err().map(|e| e.to_string());
+    assert!(err.unwrap_or_default().contains("mixture-of-experts layers"));
+}
+
+#[test]
 fn sliding_window_layers_can_have_heads_of_their_own() {
     // Gemma 4's shape: the windowed layers' heads smaller and more numerous than the others'
     // (4 KV heads of 16 against 2 of 32), each with its own caches, rows and RoPE table.

@@ -32,6 +32,8 @@ pub struct TinyLlama {
     pub sliding_window: Option<usize>,
     /// The global layers have no `attn_v`: their values are their keys (gemma4).
     pub k_as_v: bool,
+    /// Written as gemma4's `attention.shared_kv_layers` (the last layers reuse earlier caches).
+    pub shared_kv_layers: usize,
     /// (key/value heads, head size) of the sliding-window layers where they differ from the
     /// others' (written as a per-layer `attention.head_count_kv` and
     /// `attention.key_length_swa`, as Gemma 4's files have them).
@@ -71,6 +73,7 @@ impl Default for TinyLlama {
             sliding_window: None,
             swa_heads: None,
             k_as_v: false,
+            shared_kv_layers: 0,
             yarn: None,
             weights: GgmlType::Q4_1,
             v_and_down: None,
@@ -194,6 +197,9 @@ impl TinyLlama {
                 .meta(&key("embedding_length_per_layer_input"), Value::U32(0))
                 .meta(&key("rope.freq_base_swa"), Value::F32(10000.0))
                 .meta(&key("final_logit_softcapping"), Value::F32(30.0));
+            if self.shared_kv_layers > 0 {
+                w.meta(&key("attention.shared_kv_layers"), Value::U32(self.shared_kv_layers as u32));
+            }
         }
         if let Some(template) = self.chat_template {
             w.meta("tokenizer.chat_template", Value::String(template.into()));

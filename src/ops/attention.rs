@@ -339,5 +339,8 @@ mod tests {
         check(wide, 2, 7, 6);
         let six = Heads { n_head: 12, n_head_kv: 2, head_dim: 64, rope_dims: 64, neox: true, gated: false };
         check(six, 0, 9, 7);
+        // Gemma 4's global heads: 512 wide.
+        let gemma4 = Heads { n_head: 2, n_head_kv: 1, head_dim: 512, rope_dims: 512, neox: true, gated: false };
+        check(gemma4, 3, 6, 8);
     }
 }
