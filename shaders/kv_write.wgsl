@@ -3,7 +3,8 @@
 // of its K (or V) row. With QK_NORM (Gemma 3, Qwen 3) the query and key heads are
 // RMS-normalised with their gammas first: queries in place in the Q|K|V rows (attention reads
 // them there), keys on their way into the cache (their Q|K|V rows are left as they were);
-// with V_NORM (Gemma 4) values too, without a gamma.
+// with V_NORM (Gemma 4) values too, without a gamma. With QUERIES_ONLY (a layer that attends to
+// an earlier layer's cache) only the queries are normalised, and nothing is cached.
 // Where there is no QK-norm and RoPE pairs are neighbours, the Q|K|V kernel writes the cache
 // itself (cache_write.wgsl) and this kernel is not used.
 // Constants: NH, NKV, HD, RD, QS (floats per qkv row), KV_SLOTS and KV_H, EPS (QK_NORM).
@@ -11,16 +12,22 @@
 #include "step.wgsl"
 
 @group(0) @binding(1) var<storage, read_write> qkv: array<f32>;
+#if !QUERIES_ONLY
 @group(0) @binding(2) var<storage, read> rope_cs: array<vec2<f32>>;
 @group(0) @binding(3) var k_cache: texture_storage_2d_array<rgba32float, write>;
 @group(0) @binding(4) var v_cache: texture_storage_2d_array<rgba32float, write>;
+#endif
 #if QK_NORM
 @group(0) @binding(5) var<storage, read> q_gamma: array<f32>;
+#if !QUERIES_ONLY
 @group(0) @binding(6) var<storage, read> k_gamma: array<f32>;
 #endif
+#endif
 
+#if !QUERIES_ONLY
 #include "rope.wgsl"
 #include "kv_slot.wgsl"
+#endif
 
 #if QK_NORM
 #include "total.wgsl"
@@ -36,6 +43,7 @@ fn head_rms_inverse(base: u32, lane: u32) -> f32 {
 }
 #endif
 
+#if !QUERIES_ONLY
 // Element d of the key head at `base`, normalised when QK_NORM (inv: its 1 / rms).
 fn key(base: u32, d: u32, inv: f32) -> f32 {
 #if QK_NORM
@@ -44,6 +52,7 @@ fn key(base: u32, d: u32, inv: f32) -> f32 {
     return qkv[base + d];
 #endif
 }
+#endif
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
@@ -75,6 +84,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         return;
     }
 #endif
+#if !QUERIES_ONLY
     let is_value = head >= NH + NKV;
     let kv_head = head - NH - select(0u, NKV, is_value);
     for (var j = lane; j < HD / 4u; j += 64u) {
@@ -96,4 +106,5 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             textureStore(k_cache, at, slot.layer, v);
         }
     }
+#endif
 }

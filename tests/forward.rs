@@ -132,19 +132,22 @@ fn gpt_oss_adds_sinks_yarn_alternating_windows_and_biased_experts() {
 #[test]
 fn gemma4_parts_hearth_does_not_run_yet_are_refused_by_name() {
     // (Gemma 4 itself is checked against llama.cpp in tests/llama_cpp_fixtures.rs.)
-    let shared = TinyLlama {
+    let gemma4 = TinyLlama {
         arch: "gemma4",
         n_layer: 4,
         full_attention_interval: 2,
         sliding_window: Some(8),
-        shared_kv_layers: 2,
         ..Default::default()
     };
-    let err = Model::load(gpu(), &ModelFile::from_bytes(shared.to_gguf()).unwrap()).err().map(|e| e.to_string());
-    assert!(err.unwrap_or_default().contains("share an earlier layer's KV cache"));
-    let experts = TinyLlama { shared_kv_layers: 0, experts: Some((4, 2)), ..shared };
-    let err = Model::load(gpu(), &ModelFile::from_bytes(experts.to_gguf()).unwrap()).err().map(|e| e.to_string());
+    let load = |spec: TinyLlama| {
+        Model::load(gpu(), &ModelFile::from_bytes(spec.to_gguf()).unwrap()).err().map(|e| e.to_string())
+    };
+    let err = load(TinyLlama { experts: Some((4, 2)), ..gemma4.clone() });
     assert!(err.unwrap_or_default().contains("mixture-of-experts layers"));
+    // Shared layers whose llama.cpp sources (the two layers before them) are not a
+    // sliding-window and a global one: here both sources would be sliding-window layers.
+    let err = load(TinyLlama { full_attention_interval: 4, shared_kv_layers: 1, ..gemma4 });
+    assert!(err.unwrap_or_default().contains("sharing earlier layers' caches"));
 }
 
 #[test]

@@ -108,6 +108,7 @@ fn memory_summary(c: &ModelConfig) -> String {
     let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
     for l in 0..c.n_layer {
         let kind = match c.layer_memory(l) {
+            _ if c.kv_source(l).is_some() => "no cache (an earlier layer's is shared)".to_string(),
             LayerMemory::Keys => "every position".to_string(),
             LayerMemory::Window(w) => format!("a window of {w}"),
             LayerMemory::Recurrent(s) => format!(

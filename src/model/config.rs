@@ -318,6 +318,18 @@ impl ModelConfig {
             return bad(format!("vocabulary of {} tokens", c.n_vocab));
         }
         let positive = |v: f32| v.is_finite() && v > 0.0;
+        if c.shared_kv_layers > 0 {
+            let first_shared = c.n_layer.saturating_sub(c.shared_kv_layers);
+            let paired = (first_shared..c.n_layer).all(|l| {
+                c.kv_source(l).is_some_and(|s| c.is_sliding(s) == c.is_sliding(l) && c.heads(s) == c.heads(l))
+            });
+            if c.shared_kv_layers >= c.n_layer || !paired {
+                return bad(format!(
+                    "{} of {} layers sharing earlier layers' caches (the two layers before them must be a sliding-window and a global one)",
+                    c.shared_kv_layers, c.n_layer
+                ));
+            }
+        }
         if !c.logit_softcap.is_none_or(positive) {
             return bad(format!("logit softcapping {:?}", c.logit_softcap));
         }
@@ -393,6 +405,18 @@ impl ModelConfig {
             (_, Some(w)) if self.is_sliding(l) => LayerMemory::Window(w),
             _ => LayerMemory::Keys,
         }
+    }
+
+    /// The earlier layer whose keys and values layer `l` attends to, for the last
+    /// `shared_kv_layers` layers (Gemma 4): the last layer before them for a global layer, the
+    /// one before that for a sliding-window one, as llama.cpp pairs them (`validate` checks
+    /// that each pair is of one kind).
+    pub fn kv_source(&self, l: usize) -> Option<usize> {
+        let first_shared = self.n_layer.checked_sub(self.shared_kv_layers)?;
+        if l < first_shared {
+            return None;
+        }
+        first_shared.checked_sub(if self.is_sliding(l) { 2 } else { 1 })
     }
 
     /// Layer `l`'s attention heads.

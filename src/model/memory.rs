@@ -69,6 +69,9 @@ impl LayerMemory {
 pub fn cache_bytes(c: &ModelConfig, ctx: usize, batch: usize) -> u64 {
     (0..c.n_layer)
         .map(|l| {
+            if c.kv_source(l).is_some() {
+                return 0;
+            }
             let (live, saved) = c.layer_memory(l).bytes(c.heads(l).kv_dim(), ctx, batch);
             live + saved
         })
@@ -83,6 +86,9 @@ pub enum LayerCache {
     Keys { k: KvTexture, v: KvTexture, window: Option<usize>, saved: Option<(KvTexture, KvTexture)> },
     /// A recurrent layer's state, and its copy.
     Recurrent { state: DeltaState, saved: DeltaState },
+    /// Nothing of its own: the layer attends to an earlier layer's keys and values (Gemma 4's
+    /// last layers, `ModelConfig::kv_source`).
+    Shared { source: usize },
 }
 
 /// Where the checkpoint was taken, and how far the full-attention layers still hold what they
@@ -107,6 +113,9 @@ impl Memory {
         let layers = (0..c.n_layer)
             .map(|l| {
                 let memory = c.layer_memory(l);
+                if let Some(source) = c.kv_source(l) {
+                    return Ok(LayerCache::Shared { source });
+                }
                 if let LayerMemory::Recurrent(shape) = memory {
                     return Ok(LayerCache::Recurrent {
                         state: DeltaState::new(gpu, &shape)?,
@@ -132,6 +141,7 @@ impl Memory {
     pub fn kv(&self, l: usize) -> Result<(&KvTexture, &KvTexture)> {
         match self.layers.get(l) {
             Some(LayerCache::Keys { k, v, .. }) => Ok((k, v)),
+            Some(&LayerCache::Shared { source }) if source < l => self.kv(source),
             _ => Err(Error::Gpu(format!("layer {l} keeps no keys and values"))),
         }
     }
@@ -187,6 +197,7 @@ impl Memory {
                         (q + 1).saturating_sub(*w) >= held.saturating_sub(k.slots as usize)
                     }
                     LayerCache::Recurrent { .. } => q == held,
+                    LayerCache::Shared { .. } => true,
                 }))
     }
 
@@ -206,7 +217,7 @@ impl Memory {
                     state.copy_to(&mut encoder, saved);
                     copied = true;
                 }
-                LayerCache::Keys { saved: None, .. } => {}
+                LayerCache::Keys { saved: None, .. } | LayerCache::Shared { .. } => {}
             }
         }
         if copied {
@@ -245,7 +256,7 @@ impl Memory {
                     v_saved.copy_to(&mut encoder, v);
                 }
                 LayerCache::Recurrent { state, saved } => saved.copy_to(&mut encoder, state),
-                LayerCache::Keys { saved: None, .. } => {}
+                LayerCache::Keys { saved: None, .. } | LayerCache::Shared { .. } => {}
             }
         }
         gpu.queue.submit([encoder.finish()]);
@@ -260,6 +271,7 @@ impl Memory {
                     k.bytes() + v.bytes() + saved.as_ref().map_or(0, |(k, v)| k.bytes() + v.bytes())
                 }
                 LayerCache::Recurrent { state, saved } => state.bytes() + saved.bytes(),
+                LayerCache::Shared { .. } => 0,
             })
             .sum()
     }

@@ -130,6 +130,11 @@ impl TinyLlama {
         }
     }
 
+    /// Whether layer `l` is one of the last `shared_kv_layers`, with no keys or values of its own.
+    fn shares_kv(&self, l: usize) -> bool {
+        l + self.shared_kv_layers >= self.n_layer && self.shared_kv_layers > 0
+    }
+
     /// Layer `l`'s (key/value heads, head size).
     fn layer_heads(&self, l: usize) -> (usize, usize) {
         match self.swa_heads {
@@ -281,8 +286,10 @@ impl TinyLlama {
                 matrix(&mut w, &n("attn_qkv"), &[e, q + 2 * kv], ty);
             } else {
                 matrix(&mut w, &n("attn_q"), &[e, q], ty);
-                matrix(&mut w, &n("attn_k"), &[e, kv], ty);
-                if !self.k_as_v || self.is_sliding(l) {
+                if !self.shares_kv(l) {
+                    matrix(&mut w, &n("attn_k"), &[e, kv], ty);
+                }
+                if !(self.k_as_v && !self.is_sliding(l) || self.shares_kv(l)) {
                     matrix(&mut w, &n("attn_v"), &[e, kv], v_and_down);
                 }
             }
@@ -350,6 +357,8 @@ impl TinyLlama {
             }
             if self.arch == "qwen3" || self.arch == "qwen3moe" || gemma4 {
                 norm(&mut w, &n("attn_q_norm.weight"), &[head_dim]);
+            }
+            if (self.arch == "qwen3" || self.arch == "qwen3moe" || gemma4) && !self.shares_kv(l) {
                 norm(&mut w, &n("attn_k_norm.weight"), &[head_dim]);
             }
             if self.arch == "qwen2" || oss {

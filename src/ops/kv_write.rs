@@ -142,6 +142,29 @@ impl KvWrite {
     }
 }
 
+impl KvWrite {
+    /// The QK-norm of the queries alone, for a layer that attends to an earlier layer's keys
+    /// and values and caches none of its own (Gemma 4's last layers).
+    pub fn queries(gpu: &Gpu, steps: &StepBuffers, heads: Heads, qkv: &Activations, q_norm: QkNorm) -> Result<KvWrite> {
+        let defines = Defines::new()
+            .flag("QK_NORM", true)
+            .flag("QUERIES_ONLY", true)
+            .f32("EPS", q_norm.eps)
+            .u32("NH", heads.n_head as u32)
+            .u32("NKV", heads.n_head_kv as u32)
+            .u32("HD", heads.head_dim as u32)
+            .u32("QS", qkv.stride as u32);
+        let binds = [
+            (0, Slot::Uniform, Bind::Buffer(&steps.step)),
+            (1, Slot::ReadWrite, Bind::Buffer(&qkv.buffer)),
+            (5, Slot::Read, Bind::Buffer(q_norm.q_gamma)),
+        ];
+        let rows = heads.n_head as u32;
+        let grid = move |s: &Step| [rows, s.n_tokens, 1];
+        Ok(KvWrite { dispatch: Dispatch::new(gpu, "kv_write.wgsl", &defines, &binds, grid)?, name: "q-norm" })
+    }
+}
+
 impl super::Op for KvWrite {
     fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, rec: &mut Recorder) {
         self.dispatch.encode(pass, step, rec)

@@ -6,17 +6,19 @@
 //! Gemma 4 adds: sliding-window layers with heads of their own (`ModelConfig::heads`), values
 //! RMS-normalised too, attention scores unscaled (its queries and keys are normalised),
 //! proportional RoPE on the global layers (the file's `rope_freqs` factors), a per-layer output
-//! scale, the logits softcapped, and layers that may take V from K (no `attn_v`). Its per-layer
-//! embeddings (E2B, E4B), layers sharing an earlier layer's cache and mixture-of-experts
-//! feed-forward (26B-A4B) are refused for now.
+//! scale, the logits softcapped, layers that may take V from K (no `attn_v`), and last layers
+//! that attend to an earlier layer's cache instead of their own (`ModelConfig::kv_source`). Its
+//! per-layer embeddings (E2B, E4B) and mixture-of-experts feed-forward (26B-A4B) are refused
+//! for now.
 
 use super::{Architecture, Ends, Family, attention, kv_write, sliding};
+use crate::gpu::Activations;
 use crate::gpu::Gpu;
 use crate::model::config::ModelConfig;
 use crate::model::state::State;
 use crate::model::weights::WeightLoader;
 use crate::ops::Op;
-use crate::ops::kv_write::QkNorm;
+use crate::ops::kv_write::{KvWrite, QkNorm};
 use crate::ops::linear::{Epilogue, GpuMatrix, Linear, LinearSpec};
 use crate::ops::rms_norm::RmsNorm;
 use crate::quant::RowOrder;
@@ -56,7 +58,8 @@ struct Layer {
     attn_norm: wgpu::Buffer,
     qkv: GpuMatrix,
     q_norm: wgpu::Buffer,
-    k_norm: wgpu::Buffer,
+    /// None for a layer that attends to an earlier layer's cache (its `qkv` is Q alone).
+    k_norm: Option<wgpu::Buffer>,
     attn_out: GpuMatrix,
     post_attn_norm: wgpu::Buffer,
     ffn_norm: wgpu::Buffer,
@@ -90,9 +93,15 @@ impl Gemma {
             let scale_name = n("layer_output_scale");
             layers.push(Layer {
                 attn_norm: w.vector(&n("attn_norm"), e)?,
-                qkv: w.matrix(&[(&n("attn_q"), q), (&n("attn_k"), kv), (&v_name, kv)], e, RowOrder::Concat)?,
+                qkv: match c.kv_source(i) {
+                    Some(_) => w.matrix(&[(&n("attn_q"), q)], e, RowOrder::Concat)?,
+                    None => w.matrix(&[(&n("attn_q"), q), (&n("attn_k"), kv), (&v_name, kv)], e, RowOrder::Concat)?,
+                },
                 q_norm: w.vector(&n("attn_q_norm"), hd)?,
-                k_norm: w.vector(&n("attn_k_norm"), hd)?,
+                k_norm: match c.kv_source(i) {
+                    Some(_) => None,
+                    None => Some(w.vector(&n("attn_k_norm"), hd)?),
+                },
                 attn_out: w.matrix(&[(&n("attn_output"), e)], q, RowOrder::Concat)?,
                 post_attn_norm: w.vector(&n("post_attention_norm"), e)?,
                 ffn_norm: w.vector(&n("ffn_norm"), e)?,
@@ -112,9 +121,6 @@ fn refuse_unsupported_gemma4(w: &WeightLoader, c: &ModelConfig) -> Result<()> {
     if w.has("per_layer_token_embd.weight") {
         return refuse("per-layer embeddings (E2B, E4B)");
     }
-    if c.shared_kv_layers > 0 {
-        return refuse("layers that share an earlier layer's KV cache (E2B, E4B)");
-    }
     if (0..c.n_layer).any(|l| w.has(&format!("blk.{l}.ffn_gate_inp.weight"))) {
         return refuse("mixture-of-experts layers (26B-A4B)");
     }
@@ -129,11 +135,24 @@ impl Architecture for Gemma {
         let mut ops: Vec<Box<dyn Op>> = vec![self.ends.embed(gpu, s, embed_scale)?];
         for (l, layer) in self.layers.iter().enumerate() {
             let (rope, window) = sliding(c, s, l);
-            let (qkv, attn) = s.attention_rows(&c.heads(l))?;
+            let heads = c.heads(l);
+            let (qkv, attn) = s.attention_rows(&heads)?;
             let norm_first = LinearSpec::new(Some((&layer.attn_norm, eps)), Epilogue::Store);
-            ops.push(Box::new(Linear::new(gpu, st, &layer.qkv, &s.x, qkv, &norm_first)?));
-            let qk_norm = QkNorm { q_gamma: &layer.q_norm, k_gamma: &layer.k_norm, eps, v_norm: self.v_norm };
-            ops.push(kv_write(gpu, c, s, l, rope, Some(qk_norm))?);
+            match &layer.k_norm {
+                Some(k_gamma) => {
+                    ops.push(Box::new(Linear::new(gpu, st, &layer.qkv, &s.x, qkv, &norm_first)?));
+                    let qk_norm = QkNorm { q_gamma: &layer.q_norm, k_gamma, eps, v_norm: self.v_norm };
+                    ops.push(kv_write(gpu, c, s, l, rope, Some(qk_norm))?);
+                }
+                None => {
+                    // Queries alone, into the Q part of the rows; keys and values are an
+                    // earlier layer's (`State::memory` gives its cache for this layer).
+                    let queries = Activations { width: heads.q_dim(), buffer: qkv.buffer.clone(), ..*qkv };
+                    ops.push(Box::new(Linear::new(gpu, st, &layer.qkv, &s.x, &queries, &norm_first)?));
+                    let q_norm = QkNorm { q_gamma: &layer.q_norm, k_gamma: &layer.q_norm, eps, v_norm: false };
+                    ops.push(Box::new(KvWrite::queries(gpu, st, heads, &queries, q_norm)?));
+                }
+            }
             // Gemma 3 scales queries by 1/sqrt(head size) (its query_pre_attn_scalar for these
             // models); Gemma 4 not at all (`attention_scale`).
             ops.push(attention(gpu, c, s, l, rope, window, None)?);
