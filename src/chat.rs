@@ -413,5 +413,12 @@ mod real_templates {
         assert!(qwen3.ends_with("<|im_start|>user\nAnd 3+3?<|im_end|>\n<|im_start|>assistant\n"), "{qwen3}");
         let qwen35 = render(include_str!("../tests/fixtures/templates/Qwen3.5-4B.jinja"), &conversation());
         assert!(qwen35.ends_with("<|im_start|>assistant\n<think>\n"), "{qwen35}");
+        let gemma4 = render(include_str!("../tests/fixtures/templates/google-gemma-4-31B-it.jinja"), &conversation());
+        assert!(gemma4.starts_with("<|turn>system\nBe brief.<turn|>\n<|turn>user\nWhat is 2+2?<turn|>"), "{gemma4}");
+        // Thinking off: the generation prompt closes an empty thought channel.
+        assert!(
+            gemma4.ends_with("<|turn>user\nAnd 3+3?<turn|>\n<|turn>model\n<|channel>thought\n<channel|>"),
+            "{gemma4}"
+        );
     }
 }
