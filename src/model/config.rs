@@ -574,6 +574,37 @@ mod tests {
     }
 
     #[test]
+    fn rope_factors_and_logit_softcapping_are_read_or_refused() {
+        // Head size 16: 8 rotated pairs, one factor each.
+        let with_factors = |factors: &[f32]| {
+            let mut w = GgufWriter::new();
+            w.meta("general.architecture", Value::String("gemma4".into()));
+            for (k, v) in [("block_count", 2), ("embedding_length", 64), ("feed_forward_length", 128)] {
+                w.meta(&format!("gemma4.{k}"), Value::U32(v));
+            }
+            w.meta("gemma4.attention.head_count", Value::U32(4));
+            w.meta("tokenizer.ggml.tokens", Value::array(vec![Value::String("a".into()); 10]));
+            let bytes = factors.iter().flat_map(|f| f.to_le_bytes()).collect();
+            w.tensor("rope_freqs.weight", &[factors.len() as u64], crate::quant::GgmlType::F32, bytes);
+            let file = ModelFile::from_bytes(w.to_bytes())?;
+            ModelConfig::from_gguf(&file.header)?.with_rope_factors(&file)
+        };
+        let factors = [1.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1e30];
+        assert_eq!(with_factors(&factors).unwrap().rope_factors, factors);
+        let err = with_factors(&factors[..7]).unwrap_err().to_string();
+        assert!(err.contains("7 factors for 8 rotated pairs"), "{err}");
+        let err = with_factors(&[1.0, 1.0, 1.0, -1.0, 1.0, 1.0, 1.0, 1.0]).unwrap_err().to_string();
+        assert!(err.contains("rope_freqs.weight"), "{err}");
+
+        assert_eq!(
+            config("gemma4", &[("final_logit_softcapping", Value::F32(30.0))]).unwrap().logit_softcap,
+            Some(30.0)
+        );
+        let err = config("gemma4", &[("final_logit_softcapping", Value::F32(-1.0))]).unwrap_err().to_string();
+        assert!(err.contains("logit softcapping"), "{err}");
+    }
+
+    #[test]
     fn sliding_window_layers_read_heads_of_their_own() {
         let pattern = Value::array(vec![Value::Bool(true), Value::Bool(false)]);
         let gemma = |kv_heads: Vec<u32>| {
