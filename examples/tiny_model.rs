@@ -4,7 +4,8 @@
 //! sliding_window, swa_heads (the sliding-window layers' KV heads/head size), yarn (factor/original context), rope_dims, delta_net (key heads/value
 //! heads/head size/conv width), full_attention_interval, weights (a GGUF type name, f32 by
 //! default so another tool can quantize it), tied (true/false), k_as_v (true: global layers
-//! without attn_v, gemma4), shared_kv_layers (gemma4), seed.
+//! without attn_v, gemma4), shared_kv_layers (gemma4), per_layer_width (gemma4's per-layer
+//! inputs), seed.
 
 use hearth::model::testing::TinyLlama;
 use hearth::ops::delta_net::DeltaShape;
@@ -39,6 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "tied" => m.tied = value == "true",
             "k_as_v" => m.k_as_v = value == "true",
             "shared_kv_layers" => m.shared_kv_layers = number()?,
+            "per_layer_width" => m.per_layer_width = number()?,
             "rope_dims" => m.rope_dims = Some(number()?),
             "full_attention_interval" => m.full_attention_interval = number()?,
             "delta_net" => {

@@ -52,6 +52,9 @@ pub fn run(args: InfoArgs) -> Result<()> {
                     swa.n_head_kv, swa.head_dim, swa.rope_dims
                 );
             }
+            if c.per_layer_width > 0 {
+                println!("per-layer inputs: {} values per layer and token", c.per_layer_width);
+            }
             println!(
                 "context {}, vocabulary {}, rope base {} over {} dims, rms eps {:e}, {} embeddings",
                 c.n_ctx_train,

@@ -44,6 +44,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("delta_scratch.wgsl", include_str!("../../shaders/delta_scratch.wgsl")),
     ("delta_chunk.wgsl", include_str!("../../shaders/delta_chunk.wgsl")),
     ("delta_chunk_state.wgsl", include_str!("../../shaders/delta_chunk_state.wgsl")),
+    ("per_layer.wgsl", include_str!("../../shaders/per_layer.wgsl")),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -61,8 +61,11 @@ pub struct ModelConfig {
     /// Logits become `cap * tanh(logits / cap)` (`final_logit_softcapping`: Gemma 2 and 4).
     pub logit_softcap: Option<f32>,
     /// Final layers that reuse an earlier layer's cache (`attention.shared_kv_layers`, Gemma 4
-    /// E2B/E4B; refused by the family for now).
+    /// E2B/E4B).
     pub shared_kv_layers: usize,
+    /// Values per layer of each token's per-layer input (`embedding_length_per_layer_input`,
+    /// Gemma 4 E2B/E4B; 0: none).
+    pub per_layer_width: usize,
 }
 
 /// The attention geometry of sliding-window layers: `attention.key_length_swa`,
@@ -282,6 +285,7 @@ impl ModelConfig {
             attention_scale: family.attention_scale,
             logit_softcap: float("final_logit_softcapping").filter(|&c| c != 0.0),
             shared_kv_layers: int("attention.shared_kv_layers")?.unwrap_or(0),
+            per_layer_width: int("embedding_length_per_layer_input")?.unwrap_or(0),
             arch,
         };
         config.validate()?;
@@ -329,6 +333,9 @@ impl ModelConfig {
                     c.shared_kv_layers, c.n_layer
                 ));
             }
+        }
+        if !c.per_layer_width.is_multiple_of(32) || c.per_layer_width * c.n_layer > 1 << 20 {
+            return bad(format!("per-layer inputs of {} values (must be a multiple of 32)", c.per_layer_width));
         }
         if !c.logit_softcap.is_none_or(positive) {
             return bad(format!("logit softcapping {:?}", c.logit_softcap));

@@ -8,6 +8,7 @@ use crate::gpu::{Activations, Gpu, row_stride, window_bytes};
 use crate::ops::delta_net::DeltaBuffers;
 use crate::ops::experts::RouteBuffers;
 use crate::ops::kv_write::rope_table;
+use crate::ops::per_layer::PerLayerBuffers;
 use crate::ops::{Heads, StepBuffers};
 use crate::{Error, Result};
 
@@ -50,6 +51,8 @@ pub struct State {
     pub experts: Option<ExpertState>,
     /// The gated delta-net layers' buffers, for families that have them.
     pub delta: Option<DeltaBuffers>,
+    /// Each token's per-layer inputs, for models that have them (Gemma 4 E2B/E4B).
+    pub per_layer: Option<PerLayerBuffers>,
 }
 
 /// What a mixture-of-experts feed-forward keeps per step: each token's router logits and route,
@@ -77,7 +80,8 @@ pub fn rows_per_binding(gpu: &Gpu, c: &ModelConfig) -> Result<(usize, usize)> {
     };
     let delta_width = c.delta_net.as_ref().map_or(0, |d| d.shape.proj_width());
     let attention_width = c.head_kinds().iter().map(Heads::qkv_dim).max().unwrap_or(0);
-    let widest = [c.n_embd, attention_width, ffn_width(c), delta_width].into_iter().max().unwrap_or(1);
+    let per_layer_width = c.per_layer_width * c.n_layer;
+    let widest = [c.n_embd, attention_width, ffn_width(c), delta_width, per_layer_width].into_iter().max().unwrap_or(1);
     let (mut max_batch, max_logit_rows) = (rows_fitting(widest), rows_fitting(c.n_vocab));
     if let Some(x) = &c.experts {
         // One row per (token, slot) pair, and a grid of pairs no taller than WebGPU allows.
@@ -125,8 +129,14 @@ impl State {
         let expert_widths = c.experts.map_or(0, |x| x.count + 2 + x.used * (x.n_ff + c.n_embd));
         let route_bytes = c.experts.map_or(0, |x| RouteBuffers::bytes_for(batch, x.used, x.count));
         let delta_bytes = c.delta_net.as_ref().map_or(0, |d| DeltaBuffers::bytes_for(&d.shape, batch));
-        let activation_bytes =
-            ((batch * (widths + expert_widths) + logit_rows * c.n_vocab) * 4) as u64 + route_bytes + delta_bytes;
+        let per_layer_widths = match c.per_layer_width {
+            0 => 0,
+            w => PerLayerBuffers::floats_per_token(w, c.n_layer),
+        };
+        let activation_bytes = ((batch * (widths + expert_widths + per_layer_widths) + logit_rows * c.n_vocab) * 4)
+            as u64
+            + route_bytes
+            + delta_bytes;
         gpu.check_room_for(
             &format!("a session of {ctx} tokens (KV cache and activations)"),
             kv_bytes + activation_bytes,
@@ -179,6 +189,10 @@ impl State {
                 None => None,
                 Some(d) => Some(DeltaBuffers::new(gpu, &d.shape, batch)?),
             },
+            per_layer: match c.per_layer_width {
+                0 => None,
+                w => Some(PerLayerBuffers::new(gpu, batch, w, c.n_layer)?),
+            },
         })
     }
 
@@ -200,8 +214,10 @@ impl State {
             .as_ref()
             .map_or(0, |x| x.router.buffer.size() + x.route.bytes() + x.ffn.buffer.size() + x.out.buffer.size());
         let delta = self.delta.as_ref().map_or(0, DeltaBuffers::bytes);
+        let per_layer = self.per_layer.as_ref().map_or(0, PerLayerBuffers::bytes);
         experts
             + delta
+            + per_layer
             + attention
             + activations.iter().map(|a| a.buffer.size()).sum::<u64>()
             + self.ids.size()

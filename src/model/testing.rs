@@ -17,9 +17,10 @@ pub struct TinyLlama {
     /// biases, attention sinks, a post-attention norm for the experts, YaRN; untied) or
     /// "qwen35" (with `delta_net`: gated delta-net layers, and every
     /// `full_attention_interval`-th layer Qwen 3's attention with an output gate per head) or
-    /// "qwen35moe" (qwen35 with `experts` and a shared expert) or "gemma4" (Gemma 4 without
-    /// per-layer embeddings: sliding-window layers with `swa_heads`, QK-norm, V-norm, post-norms,
-    /// a per-layer output scale, proportional RoPE factors on the global layers).
+    /// "qwen35moe" (qwen35 with `experts` and a shared expert) or "gemma4" (Gemma 4:
+    /// sliding-window layers with `swa_heads`, QK-norm, V-norm, post-norms, a per-layer output
+    /// scale, proportional RoPE factors on the global layers, per-layer inputs where
+    /// `per_layer_width` is set).
     pub arch: &'static str,
     pub n_layer: usize,
     pub n_embd: usize,
@@ -34,6 +35,8 @@ pub struct TinyLlama {
     pub k_as_v: bool,
     /// Written as gemma4's `attention.shared_kv_layers` (the last layers reuse earlier caches).
     pub shared_kv_layers: usize,
+    /// Values per layer of gemma4's per-layer inputs (E2B/E4B; 0: none).
+    pub per_layer_width: usize,
     /// (key/value heads, head size) of the sliding-window layers where they differ from the
     /// others' (written as a per-layer `attention.head_count_kv` and
     /// `attention.key_length_swa`, as Gemma 4's files have them).
@@ -74,6 +77,7 @@ impl Default for TinyLlama {
             swa_heads: None,
             k_as_v: false,
             shared_kv_layers: 0,
+            per_layer_width: 0,
             yarn: None,
             weights: GgmlType::Q4_1,
             v_and_down: None,
@@ -199,7 +203,7 @@ impl TinyLlama {
                 .meta(&key("attention.value_length"), Value::U32(full_head as u32))
                 .meta(&key("rope.dimension_count"), Value::U32(full_head as u32))
                 .meta(&key("rope.dimension_count_swa"), Value::U32(swa_head as u32))
-                .meta(&key("embedding_length_per_layer_input"), Value::U32(0))
+                .meta(&key("embedding_length_per_layer_input"), Value::U32(self.per_layer_width as u32))
                 .meta(&key("rope.freq_base_swa"), Value::F32(10000.0))
                 .meta(&key("final_logit_softcapping"), Value::F32(30.0));
             if self.shared_kv_layers > 0 {
@@ -264,6 +268,12 @@ impl TinyLlama {
             w.tensor(name, dims, ty, random_tensor(ty, rows, dims[0] as usize, &mut rng));
         };
         matrix(&mut w, "token_embd.weight", &[e, vocab], GgmlType::Q8_0);
+        let per_layer = self.per_layer_width as u64;
+        if per_layer > 0 {
+            let all = per_layer * self.n_layer as u64;
+            matrix(&mut w, "per_layer_token_embd.weight", &[all, vocab], GgmlType::Q8_0);
+            matrix(&mut w, "per_layer_model_proj.weight", &[e, all], self.weights);
+        }
         for l in 0..self.n_layer {
             let n = |s: &str| format!("blk.{l}.{s}.weight");
             let (kv_heads, head_dim) = self.layer_heads(l);
@@ -318,6 +328,10 @@ impl TinyLlama {
             if self.experts.is_none() {
                 matrix(&mut w, &n("ffn_down"), &[self.n_ff as u64, e], v_and_down);
             }
+            if per_layer > 0 {
+                matrix(&mut w, &n("inp_gate"), &[e, per_layer], ty);
+                matrix(&mut w, &n("proj"), &[per_layer, e], ty);
+            }
         }
         // F32 vectors around 1 (gammas; biases too: large enough to matter).
         let mut norm = |w: &mut GgufWriter, name: &str, dims: &[usize]| {
@@ -354,6 +368,9 @@ impl TinyLlama {
                 norm(&mut w, &n("post_attention_norm.weight"), &[e]);
                 norm(&mut w, &n("post_ffw_norm.weight"), &[e]);
                 norm(&mut w, &n("layer_output_scale.weight"), &[1]);
+                if self.per_layer_width > 0 {
+                    norm(&mut w, &n("post_norm.weight"), &[e]);
+                }
             }
             if self.arch == "qwen3" || self.arch == "qwen3moe" || gemma4 {
                 norm(&mut w, &n("attn_q_norm.weight"), &[head_dim]);
@@ -376,6 +393,9 @@ impl TinyLlama {
             }
         }
         norm(&mut w, "output_norm.weight", &[e]);
+        if self.per_layer_width > 0 {
+            norm(&mut w, "per_layer_proj_norm.weight", &[self.per_layer_width]);
+        }
         if gemma4 {
             // Proportional RoPE on the global layers: the last quarter of each head's pairs
             // not rotated at all (a factor of 1e30 stops them), the others at their own rates.

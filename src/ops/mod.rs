@@ -11,6 +11,7 @@ pub mod expert_sum;
 pub mod experts;
 pub mod kv_write;
 pub mod linear;
+pub mod per_layer;
 pub mod rms_norm;
 pub mod route;
 mod step;

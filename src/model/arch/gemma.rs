@@ -7,9 +7,10 @@
 //! RMS-normalised too, attention scores unscaled (its queries and keys are normalised),
 //! proportional RoPE on the global layers (the file's `rope_freqs` factors), a per-layer output
 //! scale, the logits softcapped, layers that may take V from K (no `attn_v`), and last layers
-//! that attend to an earlier layer's cache instead of their own (`ModelConfig::kv_source`). Its
-//! per-layer embeddings (E2B, E4B) and mixture-of-experts feed-forward (26B-A4B) are refused
-//! for now.
+//! that attend to an earlier layer's cache instead of their own (`ModelConfig::kv_source`), and
+//! per-layer inputs (E2B, E4B): a second embedding of each token, a slice per layer, mixed with
+//! a projection of its first embedding, that gates a third branch of each layer
+//! (`ops::per_layer`). Its mixture-of-experts feed-forward (26B-A4B) is refused for now.
 
 use super::{Architecture, Ends, Family, attention, kv_write, sliding};
 use crate::gpu::Activations;
@@ -18,8 +19,10 @@ use crate::model::config::ModelConfig;
 use crate::model::state::State;
 use crate::model::weights::WeightLoader;
 use crate::ops::Op;
+use crate::ops::embed::Embed;
 use crate::ops::kv_write::{KvWrite, QkNorm};
 use crate::ops::linear::{Epilogue, GpuMatrix, Linear, LinearSpec};
+use crate::ops::per_layer::PerLayerInputs;
 use crate::ops::rms_norm::RmsNorm;
 use crate::quant::RowOrder;
 use crate::{Error, Result};
@@ -68,10 +71,29 @@ struct Layer {
     post_ffn_norm: wgpu::Buffer,
     /// What the layer's output is multiplied by (Gemma 4's `layer_output_scale`).
     out_scale: Option<wgpu::Buffer>,
+    per_layer: Option<LayerInput>,
+}
+
+/// A layer's use of its per-layer input: `proj(gelu(gate x) * input)`, RMS-normalised, joins
+/// the residual stream.
+struct LayerInput {
+    gate: GpuMatrix,
+    proj: GpuMatrix,
+    post_norm: wgpu::Buffer,
+}
+
+/// The model's per-layer inputs: for each token, its row of `token_embd` times
+/// sqrt(width), plus its first embedding projected by `model_proj` (RMS-normalised per
+/// layer), over sqrt(2).
+struct PerLayerEmbedding {
+    token_embd: GpuMatrix,
+    model_proj: GpuMatrix,
+    proj_norm: wgpu::Buffer,
 }
 
 pub struct Gemma {
     ends: Ends,
+    per_layer: Option<PerLayerEmbedding>,
     layers: Vec<Layer>,
     /// Gemma 4: values normalised like keys, without a gamma.
     v_norm: bool,
@@ -109,18 +131,31 @@ impl Gemma {
                 down: w.matrix(&[(&n("ffn_down"), e)], c.n_ff, RowOrder::Concat)?,
                 post_ffn_norm: w.vector(&n("post_ffw_norm"), e)?,
                 out_scale: if w.has(&scale_name) { Some(w.vector(&scale_name, 1)?) } else { None },
+                per_layer: match c.per_layer_width {
+                    0 => None,
+                    p => Some(LayerInput {
+                        gate: w.matrix(&[(&n("inp_gate"), p)], e, RowOrder::Concat)?,
+                        proj: w.matrix(&[(&n("proj"), e)], p, RowOrder::Concat)?,
+                        post_norm: w.vector(&n("post_norm"), e)?,
+                    }),
+                },
             });
         }
-        Ok(Gemma { ends: Ends::load(w, c)?, layers, v_norm: gemma4 })
+        let per_layer = match c.per_layer_width {
+            0 => None,
+            p => Some(PerLayerEmbedding {
+                token_embd: w.matrix(&[("per_layer_token_embd.weight", c.n_vocab)], p * c.n_layer, RowOrder::Concat)?,
+                model_proj: w.matrix(&[("per_layer_model_proj.weight", p * c.n_layer)], e, RowOrder::Concat)?,
+                proj_norm: w.vector("per_layer_proj_norm.weight", p)?,
+            }),
+        };
+        Ok(Gemma { ends: Ends::load(w, c)?, per_layer, layers, v_norm: gemma4 })
     }
 }
 
 /// Gemma 4's parts hearth does not run yet, named before anything is uploaded.
 fn refuse_unsupported_gemma4(w: &WeightLoader, c: &ModelConfig) -> Result<()> {
     let refuse = |what: &str| Err(Error::Unsupported(format!("Gemma 4 {what} are not supported yet")));
-    if w.has("per_layer_token_embd.weight") {
-        return refuse("per-layer embeddings (E2B, E4B)");
-    }
     if (0..c.n_layer).any(|l| w.has(&format!("blk.{l}.ffn_gate_inp.weight"))) {
         return refuse("mixture-of-experts layers (26B-A4B)");
     }
@@ -133,6 +168,19 @@ impl Architecture for Gemma {
         let st = &s.steps;
         let embed_scale = (c.n_embd as f32).sqrt();
         let mut ops: Vec<Box<dyn Op>> = vec![self.ends.embed(gpu, s, embed_scale)?];
+        let store = LinearSpec::new(None, Epilogue::Store);
+        let per_layer = match (&self.per_layer, &s.per_layer) {
+            (None, _) => None,
+            (Some(weights), Some(b)) => {
+                let width = c.per_layer_width;
+                let scale = (width as f32).sqrt();
+                ops.push(Box::new(Embed::new(gpu, st, &weights.token_embd, &s.ids, &b.inputs, scale)?));
+                ops.push(Box::new(Linear::new(gpu, st, &weights.model_proj, &s.x, &b.proj, &store)?));
+                ops.push(Box::new(PerLayerInputs::combine(gpu, st, b, &weights.proj_norm, eps, c.n_embd)?));
+                Some(b)
+            }
+            (Some(_), None) => return Err(Error::Gpu("a session without per-layer input buffers".into())),
+        };
         for (l, layer) in self.layers.iter().enumerate() {
             let (rope, window) = sliding(c, s, l);
             let heads = c.heads(l);
@@ -156,14 +204,24 @@ impl Architecture for Gemma {
             // Gemma 3 scales queries by 1/sqrt(head size) (its query_pre_attn_scalar for these
             // models); Gemma 4 not at all (`attention_scale`).
             ops.push(attention(gpu, c, s, l, rope, window, None)?);
-            let store = LinearSpec::new(None, Epilogue::Store);
             ops.push(Box::new(Linear::new(gpu, st, &layer.attn_out, attn, &s.branch, &store)?));
             ops.push(Box::new(RmsNorm::add_to(gpu, st, &s.branch, &layer.post_attn_norm, eps, &s.x, None)?));
             let gated = LinearSpec::new(Some((&layer.ffn_norm, eps)), Epilogue::GeGlu);
             ops.push(Box::new(Linear::new(gpu, st, &layer.gate_up, &s.x, &s.ffn, &gated)?));
             ops.push(Box::new(Linear::new(gpu, st, &layer.down, &s.ffn, &s.branch, &store)?));
+            // The output scale applies to the layer's whole output, after its last branch.
             let out_scale = layer.out_scale.as_ref();
-            ops.push(Box::new(RmsNorm::add_to(gpu, st, &s.branch, &layer.post_ffn_norm, eps, &s.x, out_scale)?));
+            let (ffn_scale, last) = match (&layer.per_layer, per_layer) {
+                (Some(weights), Some(b)) => (None, Some((weights, b))),
+                _ => (out_scale, None),
+            };
+            ops.push(Box::new(RmsNorm::add_to(gpu, st, &s.branch, &layer.post_ffn_norm, eps, &s.x, ffn_scale)?));
+            if let Some((weights, b)) = last {
+                ops.push(Box::new(Linear::new(gpu, st, &weights.gate, &s.x, &b.gate, &store)?));
+                ops.push(Box::new(PerLayerInputs::gate(gpu, st, b, l)?));
+                ops.push(Box::new(Linear::new(gpu, st, &weights.proj, &b.gate, &s.branch, &store)?));
+                ops.push(Box::new(RmsNorm::add_to(gpu, st, &s.branch, &weights.post_norm, eps, &s.x, out_scale)?));
+            }
         }
         ops.push(self.ends.logits(gpu, c, s)?);
         Ok(ops)
