@@ -5,7 +5,8 @@
 //! heads/head size/conv width), full_attention_interval, weights (a GGUF type name, f32 by
 //! default so another tool can quantize it), tied (true/false), k_as_v (true: global layers
 //! without attn_v, gemma4), shared_kv_layers (gemma4), per_layer_width (gemma4's per-layer
-//! inputs), seed.
+//! inputs), double_wide_shared_ffn (true: gemma4's shared-KV layers' feed-forward twice as
+//! wide), seed.
 
 use hearth::model::testing::TinyLlama;
 use hearth::ops::delta_net::DeltaShape;
@@ -41,6 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "k_as_v" => m.k_as_v = value == "true",
             "shared_kv_layers" => m.shared_kv_layers = number()?,
             "per_layer_width" => m.per_layer_width = number()?,
+            "double_wide_shared_ffn" => m.double_wide_shared_ffn = value == "true",
             "rope_dims" => m.rope_dims = Some(number()?),
             "full_attention_interval" => m.full_attention_interval = number()?,
             "delta_net" => {

@@ -74,7 +74,7 @@ pub struct BenchRecord {
 fn prompt_flops(model: &Model, p: usize) -> f64 {
     let c = &model.config;
     let per_token: usize = (0..c.n_layer)
-        .map(|l| c.n_embd * c.heads(l).qkv_dim() + c.heads(l).q_dim() * c.n_embd + 3 * c.n_embd * c.n_ff)
+        .map(|l| c.n_embd * c.heads(l).qkv_dim() + c.heads(l).q_dim() * c.n_embd + 3 * c.n_embd * c.ffn_width(l))
         .sum();
     let attention: usize = (0..c.n_layer).map(|l| 4 * c.heads(l).q_dim() * p * (p + 1) / 2).sum();
     2.0 * (p * per_token) as f64 + 2.0 * (c.n_vocab * c.n_embd) as f64 + attention as f64

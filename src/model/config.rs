@@ -18,7 +18,11 @@ pub struct ModelConfig {
     pub name: Option<String>,
     pub n_layer: usize,
     pub n_embd: usize,
+    /// The widest layer's feed-forward width (`ffn_width(l)` gives each layer's).
     pub n_ff: usize,
+    /// Each layer's feed-forward width, where the file gives one per layer (Gemma 4 E2B/E4B's
+    /// shared-KV layers are twice as wide); empty when every layer's is `n_ff`.
+    pub ffn_widths: Vec<usize>,
     pub n_head: usize,
     pub n_head_kv: usize,
     pub head_dim: usize,
@@ -123,7 +127,27 @@ impl ModelConfig {
         let float = |k: &str| h.get(&key(k)).and_then(Value::as_f64).map(|v| v as f32);
 
         let n_embd = required("embedding_length")?;
-        let n_ff = required("feed_forward_length")?;
+        let n_layer = required("block_count")?;
+        let per_layer = |k: &str| -> Result<Option<Vec<u64>>> {
+            match h.get(&key(k)) {
+                Some(v) if v.as_array().is_some() => v
+                    .as_array()
+                    .and_then(|a| {
+                        a.iter().map(|v| v.as_u64().or(v.as_bool().map(u64::from))).collect::<Option<Vec<_>>>()
+                    })
+                    .filter(|a| a.len() >= n_layer)
+                    .map(|a| Some(a[..n_layer].to_vec()))
+                    .ok_or_else(|| Error::Gguf(format!("{}: not one number per layer: {}", key(k), v.summary()))),
+                _ => Ok(None),
+            }
+        };
+        let (n_ff, ffn_widths) = match per_layer("feed_forward_length")? {
+            None => (required("feed_forward_length")?, Vec::new()),
+            Some(widths) => {
+                let widths: Vec<usize> = widths.into_iter().map(|w| usize::try_from(w).unwrap_or(usize::MAX)).collect();
+                (widths.iter().copied().max().unwrap_or(0), widths)
+            }
+        };
         let n_ctx_train = int("context_length")?.unwrap_or(2048);
         let factor = float("rope.scaling.factor").or(float("rope.scale_linear")).filter(|&f| f != 0.0 && f != 1.0);
         let rope_scaling = match h.get(&key("rope.scaling.type")).and_then(Value::as_str) {
@@ -176,20 +200,6 @@ impl ModelConfig {
                 .map(|a| a.len())
                 .or_else(|| h.tensor("token_embd.weight").and_then(|t| t.dims.get(1)).map(|&d| d as usize))
                 .unwrap_or(0),
-        };
-        let n_layer = required("block_count")?;
-        let per_layer = |k: &str| -> Result<Option<Vec<u64>>> {
-            match h.get(&key(k)) {
-                Some(v) if v.as_array().is_some() => v
-                    .as_array()
-                    .and_then(|a| {
-                        a.iter().map(|v| v.as_u64().or(v.as_bool().map(u64::from))).collect::<Option<Vec<_>>>()
-                    })
-                    .filter(|a| a.len() >= n_layer)
-                    .map(|a| Some(a[..n_layer].to_vec()))
-                    .ok_or_else(|| Error::Gguf(format!("{}: not one number per layer: {}", key(k), v.summary()))),
-                _ => Ok(None),
-            }
         };
         let sliding_layers: Vec<bool> = match per_layer("attention.sliding_window_pattern")? {
             Some(layers) => layers.iter().map(|&s| s != 0).collect(),
@@ -260,6 +270,7 @@ impl ModelConfig {
             n_layer,
             n_embd,
             n_ff,
+            ffn_widths,
             n_head,
             n_head_kv,
             head_dim,
@@ -301,8 +312,10 @@ impl ModelConfig {
         if c.n_embd == 0 || !c.n_embd.is_multiple_of(32) || c.n_embd > 65536 {
             return bad(format!("embedding width {} (must be a positive multiple of 32)", c.n_embd));
         }
-        if c.n_ff == 0 || !c.n_ff.is_multiple_of(32) || c.n_ff > 1 << 20 {
-            return bad(format!("feed-forward width {} (must be a positive multiple of 32)", c.n_ff));
+        for ff in std::iter::once(c.n_ff).chain(c.ffn_widths.iter().copied()) {
+            if ff == 0 || !ff.is_multiple_of(32) || ff > 1 << 20 {
+                return bad(format!("feed-forward width {ff} (must be a positive multiple of 32)"));
+            }
         }
         for h in [c.heads_of(false), c.heads_of(true)] {
             if h.n_head == 0 || h.n_head_kv == 0 || !h.n_head.is_multiple_of(h.n_head_kv) {
@@ -426,6 +439,11 @@ impl ModelConfig {
         first_shared.checked_sub(if self.is_sliding(l) { 2 } else { 1 })
     }
 
+    /// Layer `l`'s feed-forward width.
+    pub fn ffn_width(&self, l: usize) -> usize {
+        self.ffn_widths.get(l).copied().unwrap_or(self.n_ff)
+    }
+
     /// Layer `l`'s attention heads.
     pub fn heads(&self, l: usize) -> Heads {
         self.heads_of(self.is_sliding(l))
@@ -480,16 +498,22 @@ impl ModelConfig {
             }
             _ => e * self.heads(l).qkv_dim() as u64 + self.heads(l).q_dim() as u64 * e,
         };
-        let ffn = match &self.experts {
-            None => 3 * e * self.n_ff as u64,
+        let ffn = |l: usize| match &self.experts {
+            None => 3 * e * self.ffn_width(l) as u64,
             Some(x) => {
                 let shared = x.shared_n_ff.map_or(0, |ff| 3 * e * ff as u64 + e);
                 e * x.count as u64 + experts as u64 * 3 * e * x.n_ff as u64 + shared
             }
         };
-        let layers: u64 = (0..self.n_layer).map(|l| mixer(l) + ffn + 2 * e).sum();
+        // Gemma 4 E2B/E4B: a second embedding table, its projection and norm, and per layer a
+        // gate, a projection and a norm.
+        let p = self.per_layer_width as u64;
+        let per_layer_input = 2 * e * p + e;
+        let per_layer_tables = p * self.n_layer as u64 * (self.n_vocab as u64 + e) + p;
+        let layers: u64 = (0..self.n_layer).map(|l| mixer(l) + ffn(l) + 2 * e).sum();
         let embd = e * self.n_vocab as u64;
-        layers + embd * if self.tied_embeddings { 1 } else { 2 } + e
+        let per_layer = if p > 0 { per_layer_input * self.n_layer as u64 + per_layer_tables } else { 0 };
+        layers + per_layer + embd * if self.tied_embeddings { 1 } else { 2 } + e
     }
 }
 
@@ -512,6 +536,40 @@ mod tests {
         }
         let bytes = w.to_bytes();
         ModelConfig::from_gguf(&GgufHeader::parse(&bytes, bytes.len() as u64)?)
+    }
+
+    #[test]
+    fn feed_forward_widths_per_layer_and_per_layer_inputs_are_read_or_refused() {
+        let with_widths = |widths: Value, extra: &[(&str, Value)]| {
+            let mut w = GgufWriter::new();
+            w.meta("general.architecture", Value::String("gemma4".into()));
+            for (k, v) in [("block_count", 2), ("embedding_length", 64)] {
+                w.meta(&format!("gemma4.{k}"), Value::U32(v));
+            }
+            w.meta("gemma4.feed_forward_length", widths);
+            w.meta("gemma4.attention.head_count", Value::U32(4));
+            w.meta("tokenizer.ggml.tokens", Value::array(vec![Value::String("a".into()); 10]));
+            for (k, v) in extra {
+                w.meta(&format!("gemma4.{k}"), v.clone());
+            }
+            let bytes = w.to_bytes();
+            ModelConfig::from_gguf(&GgufHeader::parse(&bytes, bytes.len() as u64)?)
+        };
+        let widths = |w: &[u32]| Value::array(w.iter().map(|&w| Value::U32(w)));
+        let c = with_widths(widths(&[128, 256]), &[("embedding_length_per_layer_input", Value::U32(32))]).unwrap();
+        assert_eq!((c.n_ff, c.ffn_width(0), c.ffn_width(1), c.per_layer_width), (256, 128, 256, 32));
+        let params_without = with_widths(widths(&[128, 256]), &[]).unwrap().n_params();
+        // Per layer a 64x32 gate and a 32x64 projection and a norm of 64; once the 10 x 64
+        // table, its 64 x 64 projection and a norm of 32.
+        assert_eq!(c.n_params() - params_without, 2 * (2 * 64 * 32 + 64) + 64 * 10 + 64 * 64 + 32);
+        let uniform = with_widths(Value::U32(128), &[]).unwrap();
+        assert_eq!((uniform.n_ff, uniform.ffn_width(1)), (128, 128));
+        let err = with_widths(widths(&[128, 100]), &[]).unwrap_err().to_string();
+        assert!(err.contains("feed-forward width 100"), "{err}");
+        let err = with_widths(widths(&[128]), &[]).unwrap_err().to_string();
+        assert!(err.contains("not one number per layer"), "{err}");
+        let err = with_widths(Value::U32(128), &[("embedding_length_per_layer_input", Value::U32(48))]);
+        assert!(err.unwrap_err().to_string().contains("per-layer inputs of 48"));
     }
 
     #[test]

@@ -196,6 +196,14 @@ impl State {
         })
     }
 
+    /// The feed-forward activations of a layer `width` wide (the buffer holds the widest).
+    pub fn ffn_rows(&self, width: usize) -> Result<Activations> {
+        if width > self.ffn.width {
+            return Err(Error::Gpu(format!("a feed-forward of {width} in rows of {}", self.ffn.width)));
+        }
+        Ok(Activations { width, buffer: self.ffn.buffer.clone(), ..self.ffn })
+    }
+
     /// The Q|K|V rows and attention output rows of layers with `heads`.
     pub fn attention_rows(&self, heads: &Heads) -> Result<(&Activations, &Activations)> {
         self.attention

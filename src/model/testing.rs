@@ -37,6 +37,9 @@ pub struct TinyLlama {
     pub shared_kv_layers: usize,
     /// Values per layer of gemma4's per-layer inputs (E2B/E4B; 0: none).
     pub per_layer_width: usize,
+    /// The shared-KV layers' feed-forward twice as wide (gemma4's `use_double_wide_mlp`,
+    /// written as a per-layer `feed_forward_length`).
+    pub double_wide_shared_ffn: bool,
     /// (key/value heads, head size) of the sliding-window layers where they differ from the
     /// others' (written as a per-layer `attention.head_count_kv` and
     /// `attention.key_length_swa`, as Gemma 4's files have them).
@@ -78,6 +81,7 @@ impl Default for TinyLlama {
             k_as_v: false,
             shared_kv_layers: 0,
             per_layer_width: 0,
+            double_wide_shared_ffn: false,
             yarn: None,
             weights: GgmlType::Q4_1,
             v_and_down: None,
@@ -139,6 +143,11 @@ impl TinyLlama {
         l + self.shared_kv_layers >= self.n_layer && self.shared_kv_layers > 0
     }
 
+    /// Layer `l`'s feed-forward width.
+    fn layer_ffn(&self, l: usize) -> usize {
+        if self.double_wide_shared_ffn && self.shares_kv(l) { 2 * self.n_ff } else { self.n_ff }
+    }
+
     /// Layer `l`'s (key/value heads, head size).
     fn layer_heads(&self, l: usize) -> (usize, usize) {
         match self.swa_heads {
@@ -175,7 +184,6 @@ impl TinyLlama {
             .meta(&key("block_count"), Value::U32(self.n_layer as u32))
             .meta(&key("context_length"), Value::U32(256))
             .meta(&key("embedding_length"), Value::U32(self.n_embd as u32))
-            .meta(&key("feed_forward_length"), Value::U32(self.n_ff as u32))
             .meta(&key("attention.head_count"), Value::U32(self.n_head as u32))
             .meta(
                 &key("rope.freq_base"),
@@ -192,6 +200,12 @@ impl TinyLlama {
             .meta("tokenizer.ggml.token_type", Value::array(types.into_iter().map(Value::I32)))
             .meta("tokenizer.ggml.merges", strings(&["Ġ t".to_string(), "h e".to_string()]))
             .meta("tokenizer.ggml.eos_token_id", Value::U32(258));
+        if self.double_wide_shared_ffn {
+            let widths = (0..self.n_layer).map(|l| Value::U32(self.layer_ffn(l) as u32));
+            w.meta(&key("feed_forward_length"), Value::array(widths));
+        } else {
+            w.meta(&key("feed_forward_length"), Value::U32(self.n_ff as u32));
+        }
         if gemma4 {
             // The pattern, head sizes and window are required keys of llama.cpp's gemma4 loader.
             let pattern = (0..self.n_layer).map(|l| Value::Bool(self.is_sliding(l)));
@@ -322,11 +336,11 @@ impl TinyLlama {
             } else if self.arch == "phi3" {
                 matrix(&mut w, &n("ffn_up"), &[e, 2 * self.n_ff as u64], ty);
             } else {
-                matrix(&mut w, &n("ffn_gate"), &[e, self.n_ff as u64], ty);
-                matrix(&mut w, &n("ffn_up"), &[e, self.n_ff as u64], ty);
+                matrix(&mut w, &n("ffn_gate"), &[e, self.layer_ffn(l) as u64], ty);
+                matrix(&mut w, &n("ffn_up"), &[e, self.layer_ffn(l) as u64], ty);
             }
             if self.experts.is_none() {
-                matrix(&mut w, &n("ffn_down"), &[self.n_ff as u64, e], v_and_down);
+                matrix(&mut w, &n("ffn_down"), &[self.layer_ffn(l) as u64, e], v_and_down);
             }
             if per_layer > 0 {
                 matrix(&mut w, &n("inp_gate"), &[e, per_layer], ty);

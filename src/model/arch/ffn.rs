@@ -41,9 +41,10 @@ impl DenseFfn {
         epilogue: Epilogue,
     ) -> Result<[Box<dyn Op>; 2]> {
         let gated = LinearSpec::new(Some(norm), Epilogue::SwiGlu);
+        let ffn = s.ffn_rows(self.down.cols)?;
         Ok([
-            Box::new(Linear::new(gpu, &s.steps, &self.gate_up, &s.x, &s.ffn, &gated)?),
-            Box::new(Linear::new(gpu, &s.steps, &self.down, &s.ffn, out, &LinearSpec::new(None, epilogue))?),
+            Box::new(Linear::new(gpu, &s.steps, &self.gate_up, &s.x, &ffn, &gated)?),
+            Box::new(Linear::new(gpu, &s.steps, &self.down, &ffn, out, &LinearSpec::new(None, epilogue))?),
         ])
     }
 }
@@ -58,7 +59,7 @@ impl Ffn {
     pub fn load(w: &WeightLoader, c: &ModelConfig, layer: usize) -> Result<Ffn> {
         Ok(match c.experts {
             Some(_) => Ffn::Experts(ExpertFfn::load(w, c, layer)?),
-            None => Ffn::Dense(DenseFfn::load(w, c, layer, "", c.n_ff)?),
+            None => Ffn::Dense(DenseFfn::load(w, c, layer, "", c.ffn_width(layer))?),
         })
     }
 

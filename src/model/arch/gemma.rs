@@ -109,6 +109,7 @@ impl Gemma {
         for i in 0..c.n_layer {
             let h = c.heads(i);
             let (q, kv, hd) = (h.q_dim(), h.kv_dim(), h.head_dim);
+            let ff = c.ffn_width(i);
             let n = |s: &str| format!("blk.{i}.{s}.weight");
             // Without attn_v (Gemma 4's larger models' global layers) V is K, before its norm.
             let v_name = if w.has(&n("attn_v")) { n("attn_v") } else { n("attn_k") };
@@ -127,8 +128,8 @@ impl Gemma {
                 attn_out: w.matrix(&[(&n("attn_output"), e)], q, RowOrder::Concat)?,
                 post_attn_norm: w.vector(&n("post_attention_norm"), e)?,
                 ffn_norm: w.vector(&n("ffn_norm"), e)?,
-                gate_up: w.matrix(&[(&n("ffn_gate"), c.n_ff), (&n("ffn_up"), c.n_ff)], e, RowOrder::Interleave)?,
-                down: w.matrix(&[(&n("ffn_down"), e)], c.n_ff, RowOrder::Concat)?,
+                gate_up: w.matrix(&[(&n("ffn_gate"), ff), (&n("ffn_up"), ff)], e, RowOrder::Interleave)?,
+                down: w.matrix(&[(&n("ffn_down"), e)], ff, RowOrder::Concat)?,
                 post_ffn_norm: w.vector(&n("post_ffw_norm"), e)?,
                 out_scale: if w.has(&scale_name) { Some(w.vector(&scale_name, 1)?) } else { None },
                 per_layer: match c.per_layer_width {
@@ -207,8 +208,9 @@ impl Architecture for Gemma {
             ops.push(Box::new(Linear::new(gpu, st, &layer.attn_out, attn, &s.branch, &store)?));
             ops.push(Box::new(RmsNorm::add_to(gpu, st, &s.branch, &layer.post_attn_norm, eps, &s.x, None)?));
             let gated = LinearSpec::new(Some((&layer.ffn_norm, eps)), Epilogue::GeGlu);
-            ops.push(Box::new(Linear::new(gpu, st, &layer.gate_up, &s.x, &s.ffn, &gated)?));
-            ops.push(Box::new(Linear::new(gpu, st, &layer.down, &s.ffn, &s.branch, &store)?));
+            let ffn = s.ffn_rows(layer.down.cols)?;
+            ops.push(Box::new(Linear::new(gpu, st, &layer.gate_up, &s.x, &ffn, &gated)?));
+            ops.push(Box::new(Linear::new(gpu, st, &layer.down, &ffn, &s.branch, &store)?));
             // The output scale applies to the layer's whole output, after its last branch.
             let out_scale = layer.out_scale.as_ref();
             let (ffn_scale, last) = match (&layer.per_layer, per_layer) {
