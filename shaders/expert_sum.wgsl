@@ -1,7 +1,7 @@
 // The mixture-of-experts output joins the residual stream: x[t] += Σ_k weights[t USED + k]
 // y[t USED + k] for every token t of the step, and with SHARED the shared expert's row weighted
-// by its gate: + shared_weights[t] shared_rows[t]. Constants: E (width), USED, XS, YS and SS
-// (floats per row of x, y and shared).
+// by its gate: + shared_weights[t] shared_rows[t]; with STORE the sum replaces x[t] instead.
+// Constants: E (width), USED, XS, YS and SS (floats per row of x, y and shared).
 
 #include "step.wgsl"
 @group(0) @binding(1) var<storage, read> y: array<f32>;
@@ -27,5 +27,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 #if SHARED
     sum += shared_weights[t] * shared_rows[t * SS + i];
 #endif
+#if STORE
+    x[t * XS + i] = sum;
+#else
     x[t * XS + i] += sum;
+#endif
 }

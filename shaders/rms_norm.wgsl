@@ -1,5 +1,6 @@
 // RMSNorm of row 0 of each token (D values) times gamma, added to `dst`: a post-norm before
-// the residual add; with SCALE, the sum then times scale[0]. One workgroup of 64 per token.
+// the residual add; with SCALE, the sum then times scale[0]; with STORE it replaces `dst`
+// instead. One workgroup of 64 per token.
 // Constants: D, SS (floats per src row), DS (floats per dst row), EPS.
 
 #include "step.wgsl"
@@ -27,7 +28,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     let inv = inverseSqrt(workgroup_total(lane, ss) / f32(D) + EPS);
     for (var i = lane; i < D; i += 64u) {
+#if STORE
+        let sum = src[base + i] * inv * gamma[i];
+#else
         let sum = dst[t * DS + i] + src[base + i] * inv * gamma[i];
+#endif
 #if SCALE
         dst[t * DS + i] = sum * scale[0];
 #else

@@ -6,6 +6,7 @@
 //              softmax over all experts, at the selected ones (Qwen 3 MoE)
 //   NORMALIZE  the weights are divided by their sum
 //   SHARED     logit E (after the experts') gates a shared expert: its weight is the sigmoid
+//   EXPERT_SCALES  each selected expert's weight times its scale (Gemma 4)
 // Constants: E (experts), USED, LS (floats per logits row), SCALE (applied last).
 
 #include "step.wgsl"
@@ -17,6 +18,9 @@
 #endif
 #if SHARED
 @group(0) @binding(5) var<storage, read_write> shared_weights: array<f32>;
+#endif
+#if EXPERT_SCALES
+@group(0) @binding(6) var<storage, read> expert_scales: array<f32>;
 #endif
 
 fn logit(t: u32, e: u32) -> f32 {
@@ -84,7 +88,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let divisor = 1.0;
 #endif
     for (var k = 0u; k < USED; k++) {
-        weights[t * USED + k] = w[k] / divisor * SCALE;
+#if EXPERT_SCALES
+        let expert_scale = expert_scales[ids[t * USED + k]];
+#else
+        let expert_scale = 1.0;
+#endif
+        weights[t * USED + k] = w[k] / divisor * SCALE * expert_scale;
     }
 #if SHARED
     shared_weights[t] = 1.0 / (1.0 + exp(-logits[t * LS + E]));

@@ -103,3 +103,8 @@ fn qwen35moe_matches_llama_cpp() {
 fn gemma4_matches_llama_cpp() {
     check("gemma4");
 }
+
+#[test]
+fn gemma4_moe_matches_llama_cpp() {
+    check("gemma4-moe");
+}

@@ -103,6 +103,9 @@ pub struct Experts {
     /// Rows of the gate (and up) projection of a shared expert every token also uses,
     /// weighted by the sigmoid of its own gate (Qwen 3.5 MoE), where the file has one.
     pub shared_n_ff: Option<usize>,
+    /// A dense feed-forward (`n_ff` wide) beside the experts, each output normalised before
+    /// the two are summed (Gemma 4 26B-A4B), where the file has one.
+    pub beside_dense: bool,
 }
 
 impl ModelConfig {
@@ -165,7 +168,10 @@ impl ModelConfig {
         if float("rope.scaling.yarn_log_multiplier").is_some_and(|m| m != 0.0) {
             return Err(Error::Unsupported("YaRN with a log multiplier (DeepSeek) is not supported yet".into()));
         }
-        let experts = match family.routing {
+        // A family that routes may have dense models too (Gemma 4): experts where the file has
+        // their count or a router.
+        let has_experts = h.get(&key("expert_count")).is_some() || h.tensor("blk.0.ffn_gate_inp.weight").is_some();
+        let experts = match family.routing.filter(|_| has_experts) {
             None => None,
             Some(routing) => {
                 let used = required("expert_used_count")?;
@@ -183,6 +189,7 @@ impl ModelConfig {
                         Some(_) => Some(int("expert_shared_feed_forward_length")?.unwrap_or(n_ff)),
                         None => None,
                     },
+                    beside_dense: h.tensor("blk.0.ffn_up.weight").is_some(),
                 })
             }
         };
@@ -502,7 +509,8 @@ impl ModelConfig {
             None => 3 * e * self.ffn_width(l) as u64,
             Some(x) => {
                 let shared = x.shared_n_ff.map_or(0, |ff| 3 * e * ff as u64 + e);
-                e * x.count as u64 + experts as u64 * 3 * e * x.n_ff as u64 + shared
+                let dense = if x.beside_dense { 3 * e * self.ffn_width(l) as u64 } else { 0 };
+                e * x.count as u64 + experts as u64 * 3 * e * x.n_ff as u64 + shared + dense
             }
         };
         // Gemma 4 E2B/E4B: a second embedding table, its projection and norm, and per layer a
@@ -600,8 +608,13 @@ mod tests {
         assert_eq!((x.count, x.used, x.n_ff), (8, 2, 64));
         let err = moe(9).unwrap_err().to_string();
         assert!(err.contains("9 experts used of 8"), "{err}");
-        let err = config("qwen3moe", &[]).unwrap_err().to_string();
+        let err = config("qwen3moe", &[("expert_count", Value::U32(8))]).unwrap_err().to_string();
         assert!(err.contains("expert_used_count is missing"), "{err}");
+        // A family with dense and mixture-of-experts models (Gemma 4): experts where the file
+        // counts them.
+        assert!(config("gemma4", &[]).unwrap().experts.is_none());
+        let gemma4 = config("gemma4", &[("expert_count", Value::U32(8)), ("expert_used_count", Value::U32(2))]);
+        assert_eq!(gemma4.unwrap().experts.map(|x| (x.count, x.used)), Some((8, 2)));
 
         let yarn = config(
             "gpt-oss",

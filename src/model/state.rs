@@ -62,6 +62,9 @@ pub struct ExpertState {
     pub route: RouteBuffers,
     pub ffn: Activations,
     pub out: Activations,
+    /// Where a dense feed-forward runs beside the experts (Gemma 4), the normalised sum of the
+    /// two outputs, one row per token.
+    pub beside_dense: Option<Activations>,
 }
 
 /// Width of the feed-forward activations: the dense feed-forward's, or a shared expert's.
@@ -126,7 +129,9 @@ impl State {
         let widths = 2 * c.n_embd + attention_widths + ffn_width(c);
         // Per token, the router's logits and a row of the expert ffn and output per slot.
         // (The shared expert's gate logit and weight: one more of each per token.)
-        let expert_widths = c.experts.map_or(0, |x| x.count + 2 + x.used * (x.n_ff + c.n_embd));
+        let expert_widths = c
+            .experts
+            .map_or(0, |x| x.count + 2 + x.used * (x.n_ff + c.n_embd) + if x.beside_dense { c.n_embd } else { 0 });
         let route_bytes = c.experts.map_or(0, |x| RouteBuffers::bytes_for(batch, x.used, x.count));
         let delta_bytes = c.delta_net.as_ref().map_or(0, |d| DeltaBuffers::bytes_for(&d.shape, batch));
         let per_layer_widths = match c.per_layer_width {
@@ -183,6 +188,10 @@ impl State {
                     },
                     ffn: gpu.activations("expert ffn", batch * x.used, x.n_ff)?,
                     out: gpu.activations("expert out", batch * x.used, c.n_embd)?,
+                    beside_dense: match x.beside_dense {
+                        true => Some(gpu.activations("dense and experts", batch, c.n_embd)?),
+                        false => None,
+                    },
                 }),
             },
             delta: match &c.delta_net {
@@ -217,10 +226,10 @@ impl State {
     pub fn gpu_bytes(&self) -> u64 {
         let activations = [&self.x, &self.ffn, &self.branch, &self.logits];
         let attention: u64 = self.attention.iter().map(|(_, qkv, out)| qkv.buffer.size() + out.buffer.size()).sum();
-        let experts = self
-            .experts
-            .as_ref()
-            .map_or(0, |x| x.router.buffer.size() + x.route.bytes() + x.ffn.buffer.size() + x.out.buffer.size());
+        let experts = self.experts.as_ref().map_or(0, |x| {
+            let beside = x.beside_dense.as_ref().map_or(0, |b| b.buffer.size());
+            x.router.buffer.size() + x.route.bytes() + x.ffn.buffer.size() + x.out.buffer.size() + beside
+        });
         let delta = self.delta.as_ref().map_or(0, DeltaBuffers::bytes);
         let per_layer = self.per_layer.as_ref().map_or(0, PerLayerBuffers::bytes);
         experts

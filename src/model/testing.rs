@@ -324,8 +324,13 @@ impl TinyLlama {
                 // The router stays f32, as converters leave it; expert tensors are [cols, rows, count].
                 matrix(&mut w, &n("ffn_gate_inp"), &[e, count as u64], GgmlType::F32);
                 let (ff, count) = (self.n_ff as u64, count as u64);
-                matrix(&mut w, &n("ffn_gate_exps"), &[e, ff, count], ty);
-                matrix(&mut w, &n("ffn_up_exps"), &[e, ff, count], ty);
+                if gemma4 {
+                    // Each expert's gate rows then its up rows, in one tensor.
+                    matrix(&mut w, &n("ffn_gate_up_exps"), &[e, 2 * ff, count], ty);
+                } else {
+                    matrix(&mut w, &n("ffn_gate_exps"), &[e, ff, count], ty);
+                    matrix(&mut w, &n("ffn_up_exps"), &[e, ff, count], ty);
+                }
                 matrix(&mut w, &n("ffn_down_exps"), &[ff, e, count], v_and_down);
                 if self.arch == "qwen35moe" {
                     matrix(&mut w, &n("ffn_gate_inp_shexp"), &[e], GgmlType::F32);
@@ -333,14 +338,18 @@ impl TinyLlama {
                     matrix(&mut w, &n("ffn_up_shexp"), &[e, ff], ty);
                     matrix(&mut w, &n("ffn_down_shexp"), &[ff, e], v_and_down);
                 }
-            } else if self.arch == "phi3" {
-                matrix(&mut w, &n("ffn_up"), &[e, 2 * self.n_ff as u64], ty);
-            } else {
-                matrix(&mut w, &n("ffn_gate"), &[e, self.layer_ffn(l) as u64], ty);
-                matrix(&mut w, &n("ffn_up"), &[e, self.layer_ffn(l) as u64], ty);
             }
-            if self.experts.is_none() {
-                matrix(&mut w, &n("ffn_down"), &[self.layer_ffn(l) as u64, e], v_and_down);
+            // Without experts, a dense feed-forward (Gemma 4 has one beside its experts too).
+            let dense = self.experts.is_none() || gemma4;
+            let ff = self.layer_ffn(l) as u64;
+            if dense && self.arch == "phi3" {
+                matrix(&mut w, &n("ffn_up"), &[e, 2 * ff], ty);
+            } else if dense {
+                matrix(&mut w, &n("ffn_gate"), &[e, ff], ty);
+                matrix(&mut w, &n("ffn_up"), &[e, ff], ty);
+            }
+            if dense {
+                matrix(&mut w, &n("ffn_down"), &[ff, e], v_and_down);
             }
             if per_layer > 0 {
                 matrix(&mut w, &n("inp_gate"), &[e, per_layer], ty);
@@ -384,6 +393,13 @@ impl TinyLlama {
                 norm(&mut w, &n("layer_output_scale.weight"), &[1]);
                 if self.per_layer_width > 0 {
                     norm(&mut w, &n("post_norm.weight"), &[e]);
+                }
+                if let Some((count, _)) = self.experts {
+                    for name in ["pre_ffw_norm_2", "post_ffw_norm_1", "post_ffw_norm_2", "ffn_gate_inp.scale"] {
+                        let name = if name.contains('.') { n(name) } else { n(&format!("{name}.weight")) };
+                        norm(&mut w, &name, &[e]);
+                    }
+                    norm(&mut w, &n("ffn_down_exps.scale"), &[count]);
                 }
             }
             if self.arch == "qwen3" || self.arch == "qwen3moe" || gemma4 {

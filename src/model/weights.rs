@@ -164,6 +164,36 @@ impl<'a> WeightLoader<'a> {
         Ok(matrix)
     }
 
+    /// A mixture-of-experts tensor whose every expert holds `parts` blocks of `rows_each` rows
+    /// (Gemma 4's `ffn_gate_up_exps`: each expert's gate rows, then its up rows), packed as if
+    /// each block were a tensor of its own over all experts (as `experts` packs them).
+    pub fn split_experts(
+        &self,
+        name: &str,
+        parts: usize,
+        rows_each: usize,
+        count: usize,
+        cols: usize,
+        order: RowOrder,
+    ) -> Result<GpuMatrix> {
+        let info = self.checked(name, &[cols, parts * rows_each, count])?;
+        let bytes = self.file.data(info)?;
+        let blocks = parts * count;
+        if blocks == 0 || !bytes.len().is_multiple_of(blocks) {
+            return Err(Error::Gguf(format!("{name}: {} bytes are not {blocks} equal blocks", bytes.len())));
+        }
+        let mut split = vec![Vec::with_capacity(bytes.len() / parts); parts];
+        for (i, block) in bytes.chunks_exact(bytes.len() / blocks).enumerate() {
+            split[i % parts].extend_from_slice(block);
+        }
+        let sources: Vec<SourceRows> =
+            split.iter().map(|b| SourceRows { ty: info.ty, bytes: b, rows: rows_each * count }).collect();
+        let before = self.uploaded.get();
+        let matrix = self.upload(name, &sources, cols, order)?;
+        self.expert_bytes.set(self.expert_bytes.get() + self.uploaded.get() - before);
+        Ok(matrix)
+    }
+
     /// One tensor of `parts * rows_each` rows cut into `parts` equal blocks of rows, packed as if
     /// they were separate tensors (Phi 3 stores gate and up as the two halves of `ffn_up`).
     pub fn split_matrix(

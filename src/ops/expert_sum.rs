@@ -10,7 +10,8 @@ pub struct ExpertSum(Dispatch);
 
 impl ExpertSum {
     /// `y` holds one row per (token, slot) pair; `x` one per token, as does `shared`, the
-    /// shared expert's output, weighted by the route's shared weights.
+    /// shared expert's output, weighted by the route's shared weights. The sum is added to `x`,
+    /// or with `store` replaces it.
     pub fn new(
         gpu: &Gpu,
         steps: &StepBuffers,
@@ -18,6 +19,7 @@ impl ExpertSum {
         route: &RouteBuffers,
         x: &Activations,
         shared: Option<&Activations>,
+        store: bool,
     ) -> Result<ExpertSum> {
         if y.width != x.width || shared.is_some_and(|s| s.width != x.width) {
             return Err(Error::Gpu(format!("expert rows of {} into a stream of {}", y.width, x.width)));
@@ -44,6 +46,7 @@ impl ExpertSum {
             .u32("XS", x.stride as u32)
             .u32("YS", y.stride as u32)
             .flag("SHARED", shared.is_some())
+            .flag("STORE", store)
             .u32("SS", shared.unwrap_or(0) as u32);
         let groups = x.width.div_ceil(64) as u32;
         Ok(ExpertSum(Dispatch::new(gpu, "expert_sum.wgsl", &defines, &binds, move |s| [groups, s.n_tokens, 1])?))
@@ -90,7 +93,7 @@ mod tests {
     use crate::ops::test_support::*;
     use crate::quant::testing::random_vec;
 
-    fn check(width: usize, used: usize, n_tokens: usize, with_shared: bool, seed: u64) {
+    fn check(width: usize, used: usize, n_tokens: usize, with_shared: bool, store: bool, seed: u64) {
         let mut rng = rng(seed);
         let x = random_vec(n_tokens * width, &mut rng);
         let y = random_vec(n_tokens * used * width, &mut rng);
@@ -110,21 +113,28 @@ mod tests {
             g.queue.write_buffer(b, 0, bytemuck::cast_slice(&shared_weights));
         }
         let steps = step_buffers();
-        let op = ExpertSum::new(g, &steps, &yb, &route, &xb, with_shared.then_some(&sb)).unwrap();
+        let op = ExpertSum::new(g, &steps, &yb, &route, &xb, with_shared.then_some(&sb), store).unwrap();
         run(&steps, &[&op], Step { n_tokens: n_tokens as u32, ..Default::default() });
         let shared_ref = with_shared.then_some((&shared[..], &shared_weights[..]));
-        let want = reference(&x, &y, &weights, used, width, shared_ref);
-        assert_close(&read_rows(&xb, n_tokens), &want, 1e-5, &format!("expert sum, shared expert: {with_shared}"));
+        let start = if store { vec![0.0; x.len()] } else { x };
+        let want = reference(&start, &y, &weights, used, width, shared_ref);
+        let what = format!("expert sum, shared expert: {with_shared}, stored: {store}");
+        assert_close(&read_rows(&xb, n_tokens), &want, 1e-5, &what);
     }
 
     #[test]
     fn weighted_expert_rows_are_added_to_each_token() {
-        check(200, 3, 5, false, 9);
+        check(200, 3, 5, false, false, 9);
+    }
+
+    #[test]
+    fn the_weighted_sum_may_replace_the_rows_instead() {
+        check(160, 4, 6, false, true, 11);
     }
 
     #[test]
     fn a_shared_expert_row_joins_with_its_own_weight() {
-        check(96, 2, 3, true, 10);
+        check(96, 2, 3, true, false, 10);
     }
 
     #[test]
@@ -132,7 +142,7 @@ mod tests {
         let g = gpu();
         let x = g.activations("x", 1, 64).unwrap();
         let route = RouteBuffers::new(g, 1, 1, 4).unwrap();
-        let err = ExpertSum::new(g, &step_buffers(), &x, &route, &x, Some(&x)).err().map(|e| e.to_string());
+        let err = ExpertSum::new(g, &step_buffers(), &x, &route, &x, Some(&x), false).err().map(|e| e.to_string());
         assert!(err.unwrap_or_default().contains("shared expert's rows without its weights"));
     }
 }

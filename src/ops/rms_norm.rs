@@ -7,7 +7,7 @@ use crate::gpu::{Activations, Bind, Defines, Gpu, Slot};
 use crate::{Error, Result};
 
 /// One dispatch of `shaders/rms_norm.wgsl`.
-pub struct RmsNorm(Dispatch);
+pub struct RmsNorm(Dispatch, &'static str);
 
 impl RmsNorm {
     /// `x += rmsnorm(branch) * gamma` for every token of the step (a post-norm), then
@@ -21,6 +21,33 @@ impl RmsNorm {
         x: &Activations,
         scale: Option<&wgpu::Buffer>,
     ) -> Result<RmsNorm> {
+        Self::new(gpu, steps, branch, gamma, eps, x, scale, false)
+    }
+
+    /// `x = rmsnorm(branch) * gamma` for every token of the step (Gemma 4's dense feed-forward
+    /// beside its experts, normalised before their outputs join it).
+    pub fn store_in(
+        gpu: &Gpu,
+        steps: &StepBuffers,
+        branch: &Activations,
+        gamma: &wgpu::Buffer,
+        eps: f32,
+        x: &Activations,
+    ) -> Result<RmsNorm> {
+        Self::new(gpu, steps, branch, gamma, eps, x, None, true)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        gpu: &Gpu,
+        steps: &StepBuffers,
+        branch: &Activations,
+        gamma: &wgpu::Buffer,
+        eps: f32,
+        x: &Activations,
+        scale: Option<&wgpu::Buffer>,
+        store: bool,
+    ) -> Result<RmsNorm> {
         if branch.width != x.width {
             return Err(Error::Gpu(format!("adding rows of {} to rows of {}", branch.width, x.width)));
         }
@@ -29,7 +56,8 @@ impl RmsNorm {
             .u32("SS", branch.stride as u32)
             .u32("DS", x.stride as u32)
             .f32("EPS", eps)
-            .flag("SCALE", scale.is_some());
+            .flag("SCALE", scale.is_some())
+            .flag("STORE", store);
         let mut binds = vec![
             (0, Slot::Uniform, Bind::Buffer(&steps.step)),
             (1, Slot::Read, Bind::Buffer(&branch.buffer)),
@@ -40,7 +68,8 @@ impl RmsNorm {
             binds.push((3, Slot::Read, Bind::Buffer(scale)));
         }
         let grid = |s: &Step| [1, s.n_tokens, 1];
-        Ok(RmsNorm(Dispatch::new(gpu, "rms_norm.wgsl", &defines, &binds, grid)?))
+        let name = if store { "norm" } else { "norm+add" };
+        Ok(RmsNorm(Dispatch::new(gpu, "rms_norm.wgsl", &defines, &binds, grid)?, name))
     }
 }
 
@@ -50,7 +79,7 @@ impl super::Op for RmsNorm {
     }
 
     fn name(&self) -> String {
-        "norm+add".into()
+        self.1.into()
     }
 }
 
@@ -92,6 +121,23 @@ mod tests {
             run(&steps, &[&op], Step { n_tokens: n_tokens as u32, ..Default::default() });
             assert_close(&read_rows(&xb, n_tokens), &want, 1e-5, &format!("norm+add, scale {scale:?}"));
         }
+    }
+
+    #[test]
+    fn a_normalised_branch_may_replace_the_rows_instead() {
+        let mut rng = rng(63);
+        let (n_tokens, width) = (3, 96);
+        let branch = random_vec(n_tokens * width, &mut rng);
+        let gamma = random_vec(width, &mut rng);
+        let want: Vec<f32> = branch.chunks(width).flat_map(|row| rms_norm(row, &gamma, 1e-6)).collect();
+        let g = gpu();
+        let bb = g.activations_with("branch", width, &branch).unwrap();
+        let gb = g.buffer_with("gamma", &gamma).unwrap();
+        let xb = poisoned_rows(n_tokens, width);
+        let steps = step_buffers();
+        let op = RmsNorm::store_in(g, &steps, &bb, &gb, 1e-6, &xb).unwrap();
+        run(&steps, &[&op], Step { n_tokens: n_tokens as u32, ..Default::default() });
+        assert_close(&read_rows(&xb, n_tokens), &want, 1e-5, "stored norm");
     }
 
     #[test]

@@ -33,7 +33,9 @@ pub struct Route(Dispatch);
 
 impl Route {
     /// `logits` holds each token's router logits (`n_expert` wide, and then the shared
-    /// expert's gate where `out` has a shared weight); `bias` is added first.
+    /// expert's gate where `out` has a shared weight); `bias` is added first. Each selected
+    /// expert's weight is multiplied by its `expert_scales` value last (Gemma 4's per-expert
+    /// scale of its output).
     pub fn new(
         gpu: &Gpu,
         steps: &StepBuffers,
@@ -41,6 +43,7 @@ impl Route {
         bias: Option<&wgpu::Buffer>,
         routing: Routing,
         out: &RouteBuffers,
+        expert_scales: Option<&wgpu::Buffer>,
     ) -> Result<Route> {
         let shared = usize::from(out.shared.is_some());
         if logits.width != out.experts + shared {
@@ -64,6 +67,9 @@ impl Route {
         if let Some(w) = &out.shared {
             binds.push((5, Slot::ReadWrite, Bind::Buffer(w)));
         }
+        if let Some(scales) = expert_scales {
+            binds.push((6, Slot::Read, Bind::Buffer(scales)));
+        }
         let defines = gpu
             .paths
             .defines(Defines::new())
@@ -71,6 +77,7 @@ impl Route {
             .flag("SELECTED", routing.gating == Gating::SoftmaxSelected)
             .flag("NORMALIZE", routing.normalize)
             .flag("SHARED", out.shared.is_some())
+            .flag("EXPERT_SCALES", expert_scales.is_some())
             .u32("E", out.experts as u32)
             .u32("USED", out.used as u32)
             .u32("LS", logits.stride as u32)
@@ -118,9 +125,10 @@ mod tests {
     use crate::quant::testing::random_vec;
 
     fn check(n_expert: usize, used: usize, n_tokens: usize, routing: Routing, with_bias: bool, seed: u64) {
-        check_with(n_expert, used, n_tokens, routing, with_bias, false, seed)
+        check_with(n_expert, used, n_tokens, routing, with_bias, false, false, seed)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn check_with(
         n_expert: usize,
         used: usize,
@@ -128,6 +136,7 @@ mod tests {
         routing: Routing,
         with_bias: bool,
         shared: bool,
+        with_scales: bool,
         seed: u64,
     ) {
         let mut rng = rng(seed);
@@ -141,7 +150,9 @@ mod tests {
             logits[width] = f32::NAN;
         }
         let bias = random_vec(n_expert, &mut rng);
+        let scales = random_vec(n_expert, &mut rng);
         let g = gpu();
+        let sb = g.buffer_with("expert scales", &scales).unwrap();
         let lb = g.activations_with("router logits", width, &logits).unwrap();
         let bb = g.buffer_with("router bias", &bias).unwrap();
         let mut out = RouteBuffers::new(g, n_tokens, used, n_expert).unwrap();
@@ -149,7 +160,8 @@ mod tests {
             out = out.with_shared_gate(g, n_tokens).unwrap();
         }
         let steps = step_buffers();
-        let op = Route::new(g, &steps, &lb, with_bias.then_some(&bb), routing, &out).unwrap();
+        let op =
+            Route::new(g, &steps, &lb, with_bias.then_some(&bb), routing, &out, with_scales.then_some(&sb)).unwrap();
         run(&steps, &[&op], Step { n_tokens: n_tokens as u32, ..Default::default() });
         let ids: Vec<u32> =
             bytemuck::cast_slice(&pollster::block_on(g.read(&out.ids, (n_tokens * used * 4) as u64)).unwrap()).to_vec();
@@ -158,7 +170,10 @@ mod tests {
                 .to_vec();
         for t in 0..n_tokens {
             let row = &logits[t * width..][..n_expert];
-            let (want_ids, want_w) = reference(row, with_bias.then_some(&bias[..]), used, routing);
+            let (want_ids, mut want_w) = reference(row, with_bias.then_some(&bias[..]), used, routing);
+            if with_scales {
+                want_w.iter_mut().zip(&want_ids).for_each(|(w, &id)| *w *= scales[id as usize]);
+            }
             let what = format!("token {t} of {n_tokens}, {used} of {n_expert}, {routing:?}");
             assert_eq!(&ids[t * used..][..used], &want_ids[..], "{what}");
             assert_close(&weights[t * used..][..used], &want_w, 1e-5, &what);
@@ -186,7 +201,13 @@ mod tests {
     #[test]
     fn a_shared_expert_is_weighted_by_the_sigmoid_of_its_gate() {
         let qwen = Routing { gating: Gating::Softmax, normalize: true, scale: 1.0 };
-        check_with(8, 2, 5, qwen, false, true, 6);
+        check_with(8, 2, 5, qwen, false, true, false, 6);
+    }
+
+    #[test]
+    fn each_expert_may_scale_its_weight() {
+        let gemma4 = Routing { gating: Gating::Softmax, normalize: true, scale: 1.0 };
+        check_with(16, 4, 9, gemma4, false, false, true, 7);
     }
 
     #[test]
@@ -195,7 +216,7 @@ mod tests {
         let lb = g.activations("router logits", 1, 64).unwrap();
         let out = RouteBuffers::new(g, 1, 33, 64).unwrap();
         let routing = Routing { gating: Gating::Softmax, normalize: true, scale: 1.0 };
-        let err = Route::new(g, &step_buffers(), &lb, None, routing, &out).err().map(|e| e.to_string());
+        let err = Route::new(g, &step_buffers(), &lb, None, routing, &out, None).err().map(|e| e.to_string());
         assert!(err.unwrap_or_default().contains("at most 32"));
     }
 
@@ -205,7 +226,7 @@ mod tests {
         let lb = g.activations("router logits", 1, 8).unwrap();
         let out = RouteBuffers::new(g, 1, 2, 8).unwrap().with_shared_gate(g, 1).unwrap();
         let routing = Routing { gating: Gating::Softmax, normalize: true, scale: 1.0 };
-        let err = Route::new(g, &step_buffers(), &lb, None, routing, &out).err().map(|e| e.to_string());
+        let err = Route::new(g, &step_buffers(), &lb, None, routing, &out, None).err().map(|e| e.to_string());
         assert!(err.unwrap_or_default().contains("router logits of 8 for 8 experts"));
     }
 }

@@ -52,13 +52,13 @@ impl DenseFfn {
 /// A layer's feed-forward: dense, or a mixture of experts where the family routes.
 pub(crate) enum Ffn {
     Dense(DenseFfn),
-    Experts(ExpertFfn),
+    Experts(Box<ExpertFfn>),
 }
 
 impl Ffn {
     pub fn load(w: &WeightLoader, c: &ModelConfig, layer: usize) -> Result<Ffn> {
         Ok(match c.experts {
-            Some(_) => Ffn::Experts(ExpertFfn::load(w, c, layer)?),
+            Some(_) => Ffn::Experts(Box::new(ExpertFfn::load(w, c, layer)?)),
             None => Ffn::Dense(DenseFfn::load(w, c, layer, "", c.ffn_width(layer))?),
         })
     }
@@ -67,7 +67,7 @@ impl Ffn {
     pub fn ops(&self, gpu: &Gpu, s: &State, norm: (&wgpu::Buffer, f32)) -> Result<Vec<Box<dyn Op>>> {
         match self {
             Ffn::Dense(dense) => Ok(dense.ops(gpu, s, norm, &s.x, Epilogue::Add)?.into()),
-            Ffn::Experts(experts) => experts.ops(gpu, s, norm),
+            Ffn::Experts(experts) => experts.ops(gpu, s, norm, None),
         }
     }
 }

@@ -10,8 +10,10 @@
 //! that attend to an earlier layer's cache instead of their own (`ModelConfig::kv_source`), and
 //! per-layer inputs (E2B, E4B): a second embedding of each token, a slice per layer, mixed with
 //! a projection of its first embedding, that gates a third branch of each layer
-//! (`ops::per_layer`). Its mixture-of-experts feed-forward (26B-A4B) is refused for now.
+//! (`ops::per_layer`), and in 26B-A4B a mixture of experts beside the dense feed-forward, each
+//! output normalised before the two are summed.
 
+use super::moe::ExpertFfn;
 use super::{Architecture, Ends, Family, attention, kv_write, sliding};
 use crate::gpu::Activations;
 use crate::gpu::Gpu;
@@ -24,6 +26,7 @@ use crate::ops::kv_write::{KvWrite, QkNorm};
 use crate::ops::linear::{Epilogue, GpuMatrix, Linear, LinearSpec};
 use crate::ops::per_layer::PerLayerInputs;
 use crate::ops::rms_norm::RmsNorm;
+use crate::ops::route::{Gating, Routing};
 use crate::quant::RowOrder;
 use crate::{Error, Result};
 
@@ -53,6 +56,8 @@ pub const GEMMA4: Family = Family {
     // Four sliding-window layers for every global one where the file has no pattern.
     swa_pattern: 5,
     attention_scale: Some(1.0),
+    // 26B-A4B's experts (the family's other models are dense).
+    routing: Some(Routing { gating: Gating::Softmax, normalize: true, scale: 1.0 }),
     load: |w, c| Ok(Box::new(Gemma::load(w, c, true)?)),
     ..GEMMA3
 };
@@ -72,6 +77,17 @@ struct Layer {
     /// What the layer's output is multiplied by (Gemma 4's `layer_output_scale`).
     out_scale: Option<wgpu::Buffer>,
     per_layer: Option<LayerInput>,
+    experts: Option<BesideDense>,
+}
+
+/// Gemma 4 26B-A4B's experts, beside the dense feed-forward: the dense output normalised
+/// (`post_dense`), the experts' input (`pre_norm`) and output (`post_experts`) likewise, and
+/// the two summed before the layer's feed-forward post-norm.
+struct BesideDense {
+    ffn: ExpertFfn,
+    pre_norm: wgpu::Buffer,
+    post_dense: wgpu::Buffer,
+    post_experts: wgpu::Buffer,
 }
 
 /// A layer's use of its per-layer input: `proj(gelu(gate x) * input)`, RMS-normalised, joins
@@ -101,9 +117,6 @@ pub struct Gemma {
 
 impl Gemma {
     pub fn load(w: &WeightLoader, c: &ModelConfig, gemma4: bool) -> Result<Gemma> {
-        if gemma4 {
-            refuse_unsupported_gemma4(w, c)?;
-        }
         let e = c.n_embd;
         let mut layers = Vec::with_capacity(c.n_layer);
         for i in 0..c.n_layer {
@@ -132,6 +145,15 @@ impl Gemma {
                 down: w.matrix(&[(&n("ffn_down"), e)], ff, RowOrder::Concat)?,
                 post_ffn_norm: w.vector(&n("post_ffw_norm"), e)?,
                 out_scale: if w.has(&scale_name) { Some(w.vector(&scale_name, 1)?) } else { None },
+                experts: match c.experts {
+                    None => None,
+                    Some(_) => Some(BesideDense {
+                        ffn: ExpertFfn::load(w, c, i)?,
+                        pre_norm: w.vector(&n("pre_ffw_norm_2"), e)?,
+                        post_dense: w.vector(&n("post_ffw_norm_1"), e)?,
+                        post_experts: w.vector(&n("post_ffw_norm_2"), e)?,
+                    }),
+                },
                 per_layer: match c.per_layer_width {
                     0 => None,
                     p => Some(LayerInput {
@@ -152,15 +174,6 @@ impl Gemma {
         };
         Ok(Gemma { ends: Ends::load(w, c)?, per_layer, layers, v_norm: gemma4 })
     }
-}
-
-/// Gemma 4's parts hearth does not run yet, named before anything is uploaded.
-fn refuse_unsupported_gemma4(w: &WeightLoader, c: &ModelConfig) -> Result<()> {
-    let refuse = |what: &str| Err(Error::Unsupported(format!("Gemma 4 {what} are not supported yet")));
-    if (0..c.n_layer).any(|l| w.has(&format!("blk.{l}.ffn_gate_inp.weight"))) {
-        return refuse("mixture-of-experts layers (26B-A4B)");
-    }
-    Ok(())
 }
 
 impl Architecture for Gemma {
@@ -211,13 +224,24 @@ impl Architecture for Gemma {
             let ffn = s.ffn_rows(layer.down.cols)?;
             ops.push(Box::new(Linear::new(gpu, st, &layer.gate_up, &s.x, &ffn, &gated)?));
             ops.push(Box::new(Linear::new(gpu, st, &layer.down, &ffn, &s.branch, &store)?));
+            let ffn_out = match &layer.experts {
+                None => &s.branch,
+                Some(x) => {
+                    let sum = s.experts.as_ref().and_then(|b| b.beside_dense.as_ref());
+                    let sum = sum.ok_or_else(|| Error::Gpu("a session without the dense and experts' sum".into()))?;
+                    ops.push(Box::new(RmsNorm::store_in(gpu, st, &s.branch, &x.post_dense, eps, sum)?));
+                    ops.extend(x.ffn.ops(gpu, s, (&x.pre_norm, eps), Some(&s.branch))?);
+                    ops.push(Box::new(RmsNorm::add_to(gpu, st, &s.branch, &x.post_experts, eps, sum, None)?));
+                    sum
+                }
+            };
             // The output scale applies to the layer's whole output, after its last branch.
             let out_scale = layer.out_scale.as_ref();
             let (ffn_scale, last) = match (&layer.per_layer, per_layer) {
                 (Some(weights), Some(b)) => (None, Some((weights, b))),
                 _ => (out_scale, None),
             };
-            ops.push(Box::new(RmsNorm::add_to(gpu, st, &s.branch, &layer.post_ffn_norm, eps, &s.x, ffn_scale)?));
+            ops.push(Box::new(RmsNorm::add_to(gpu, st, ffn_out, &layer.post_ffn_norm, eps, &s.x, ffn_scale)?));
             if let Some((weights, b)) = last {
                 ops.push(Box::new(Linear::new(gpu, st, &weights.gate, &s.x, &b.gate, &store)?));
                 ops.push(Box::new(PerLayerInputs::gate(gpu, st, b, l)?));

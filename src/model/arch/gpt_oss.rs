@@ -90,7 +90,7 @@ impl Architecture for GptOss {
             ops.push(attention(gpu, c, s, l, rope, window, Some(&layer.sinks))?);
             let out = LinearSpec { bias: layer.attn_out_bias.as_ref(), ..LinearSpec::new(None, Epilogue::Add) };
             ops.push(Box::new(Linear::new(gpu, st, &layer.attn_out, attn, &s.x, &out)?));
-            ops.extend(layer.ffn.ops(gpu, s, (&layer.post_attn_norm, eps))?);
+            ops.extend(layer.ffn.ops(gpu, s, (&layer.post_attn_norm, eps), None)?);
         }
         ops.push(self.ends.logits(gpu, c, s)?);
         Ok(ops)

@@ -2,13 +2,14 @@
 //! experts on the GPU, the experts' gate|up and down products read only those experts, and
 //! their outputs, weighted by the router, join the residual stream. Biases (gpt-oss's router
 //! and experts) are used where the file has them, and a shared expert every token uses, gated by
-//! its own row of the router (Qwen 3.5 MoE), where the file has one.
+//! its own row of the router (Qwen 3.5 MoE), where the file has one. Gemma 4's router reads x
+//! normalised with a gamma of its own, and its experts' outputs have a scale each.
 
 use super::super::config::{Experts, ModelConfig};
 use super::super::state::State;
 use super::super::weights::WeightLoader;
 use super::ffn::DenseFfn;
-use crate::gpu::Gpu;
+use crate::gpu::{Activations, Gpu};
 use crate::ops::Op;
 use crate::ops::expert_sum::ExpertSum;
 use crate::ops::experts::{ExpertGroups, ExpertInput, ExpertLinear};
@@ -30,6 +31,11 @@ pub(crate) struct ExpertFfn {
     down_bias: Option<wgpu::Buffer>,
     /// A dense SwiGLU feed-forward every token uses beside its routed experts.
     shared: Option<Box<DenseFfn>>,
+    /// The router's own norm gamma (Gemma 4: `ffn_gate_inp.scale` / sqrt(width)); else the
+    /// experts' norm.
+    router_norm: Option<wgpu::Buffer>,
+    /// Each expert's output scale (Gemma 4's `ffn_down_exps.scale`), applied to its weight.
+    expert_scales: Option<wgpu::Buffer>,
 }
 
 impl ExpertFfn {
@@ -63,29 +69,49 @@ impl ExpertFfn {
                 (router, Some(Box::new(DenseFfn::load(w, c, layer, "_shexp", shared_ff)?)))
             }
         };
+        let scale = |s: &str| format!("blk.{layer}.{s}.scale");
+        let router_norm = if w.has(&scale("ffn_gate_inp")) {
+            let root = (e as f32).sqrt();
+            let gamma: Vec<f32> = w.values(&scale("ffn_gate_inp"), &[e])?.iter().map(|g| g / root).collect();
+            Some(w.upload_values(&scale("ffn_gate_inp"), &gamma)?)
+        } else {
+            None
+        };
+        // Gate and up in one tensor (Gemma 4), or two.
+        let gate_up = if w.has(&n("ffn_gate_up_exps")) {
+            w.split_experts(&n("ffn_gate_up_exps"), 2, ff, count, e, RowOrder::Interleave)?
+        } else {
+            w.experts(&[(&n("ffn_gate_exps"), ff), (&n("ffn_up_exps"), ff)], count, e, RowOrder::Interleave)?
+        };
         Ok(ExpertFfn {
             experts,
             router,
             shared,
+            router_norm,
+            expert_scales: optional(&scale("ffn_down_exps"), &[count])?,
             router_bias: optional(&b("ffn_gate_inp"), &[count])?,
-            gate_up: w.experts(
-                &[(&n("ffn_gate_exps"), ff), (&n("ffn_up_exps"), ff)],
-                count,
-                e,
-                RowOrder::Interleave,
-            )?,
+            gate_up,
             gate_up_bias,
             down: w.experts(&[(&n("ffn_down_exps"), e)], count, ff, RowOrder::Concat)?,
             down_bias: optional(&b("ffn_down_exps"), &[e, count])?,
         })
     }
 
-    /// The block's ops: x += Σ_k w_k down_k(act(gate_up_k(norm(x)))).
-    pub fn ops(&self, gpu: &Gpu, s: &State, norm: (&wgpu::Buffer, f32)) -> Result<Vec<Box<dyn Op>>> {
+    /// The block's ops: x += Σ_k w_k down_k(act(gate_up_k(norm(x)))), or with `store_in` the
+    /// sum stored there instead.
+    pub fn ops(
+        &self,
+        gpu: &Gpu,
+        s: &State,
+        norm: (&wgpu::Buffer, f32),
+        store_in: Option<&Activations>,
+    ) -> Result<Vec<Box<dyn Op>>> {
         let x = s.experts.as_ref().ok_or_else(|| Error::Gpu("a session without expert buffers".into()))?;
-        let logits = LinearSpec { f32: true, ..LinearSpec::new(Some(norm), Epilogue::Store) };
+        let router_norm = self.router_norm.as_ref().map_or(norm, |gamma| (gamma, norm.1));
+        let logits = LinearSpec { f32: true, ..LinearSpec::new(Some(router_norm), Epilogue::Store) };
         let router = Linear::new(gpu, &s.steps, &self.router, &s.x, &x.router, &logits)?;
-        let route = Route::new(gpu, &s.steps, &x.router, self.router_bias.as_ref(), self.experts.routing, &x.route)?;
+        let (bias, scales) = (self.router_bias.as_ref(), self.expert_scales.as_ref());
+        let route = Route::new(gpu, &s.steps, &x.router, bias, self.experts.routing, &x.route, scales)?;
         let gated = LinearSpec { bias: self.gate_up_bias.as_ref(), ..LinearSpec::new(Some(norm), self.experts.gated) };
         let input = (&s.x, ExpertInput::Token);
         let gate_up = ExpertLinear::new(gpu, &self.gate_up, &x.route, input, &x.ffn, &gated)?;
@@ -99,7 +125,8 @@ impl ExpertFfn {
             ops.extend(shared.ops(gpu, s, norm, &s.branch, Epilogue::Store)?);
         }
         let shared_rows = self.shared.as_ref().map(|_| &s.branch);
-        ops.push(Box::new(ExpertSum::new(gpu, &s.steps, &x.out, &x.route, &s.x, shared_rows)?));
+        let sum = store_in.unwrap_or(&s.x);
+        ops.push(Box::new(ExpertSum::new(gpu, &s.steps, &x.out, &x.route, sum, shared_rows, store_in.is_some())?));
         Ok(ops)
     }
 }
