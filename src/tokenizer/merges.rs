@@ -77,7 +77,7 @@ pub(super) fn build_hf(
     let vocab: Vocab = tokens.iter().cloned().zip(0u32..).collect();
     let mut builder = BPE::builder()
         .vocab_and_merges(vocab, merges)
-        .byte_fallback(kind == Kind::Spm)
+        .byte_fallback(matches!(kind, Kind::Spm | Kind::Gemma4))
         .ignore_merges(pre.ignore_merges);
     if let Some(unk) = unk {
         builder = builder.unk_token(unk);

@@ -24,7 +24,8 @@ pub use stream::StreamDecoder;
 /// Everything the GGUF metadata says about the vocabulary (keys tokenizer.ggml.*), already extracted by the GGUF reader.
 #[derive(Debug, Clone, Default)]
 pub struct VocabSpec {
-    /// tokenizer.ggml.model: "gpt2" (byte-level BPE) or "llama" (SentencePiece BPE with scores).
+    /// tokenizer.ggml.model: "gpt2" (byte-level BPE), "llama" (SentencePiece BPE with scores) or
+    /// "gemma4" (BPE with ranked merges over raw UTF-8, spaces as "▁").
     pub model: String,
     /// tokenizer.ggml.pre, e.g. "smollm", "llama-bpe", "qwen2", "default", "gpt-2".
     pub pre: Option<String>,
@@ -55,6 +56,10 @@ pub(crate) enum Kind {
     Bpe,
     /// "llama": SentencePiece BPE driven by token scores, with `<0xXX>` byte fallback.
     Spm,
+    /// "gemma4": BPE with ranked merges over raw UTF-8 text whose spaces are written "▁", with
+    /// `<0xXX>` byte fallback, each run of newlines on its own (one token where the vocabulary
+    /// has the whole run).
+    Gemma4,
     /// "none", "no_vocab" or "test" (llama.cpp's test models): token texts without a way to
     /// encode text, for files run from token ids (`run --prompt-ids`, `hearth logits`).
     Placeholder,
@@ -90,11 +95,12 @@ impl Tokenizer {
         let kind = match spec.model.as_str() {
             "gpt2" => Kind::Bpe,
             "llama" => Kind::Spm,
+            "gemma4" => Kind::Gemma4,
             "none" | "no_vocab" | "test" => Kind::Placeholder,
             other => {
                 return Err(err(format!(
                     "unsupported tokenizer model '{other}' (tokenizer.ggml.model); \
-                     supported: 'gpt2' (byte-level BPE) and 'llama' (SentencePiece), and placeholder \
+                     supported: 'gpt2' (byte-level BPE), 'llama' (SentencePiece) and 'gemma4', and placeholder \
                      vocabularies ('none', 'test') run from token ids"
                 )));
             }
@@ -144,9 +150,11 @@ impl Tokenizer {
         let pre = match kind {
             Kind::Bpe => pre_config(spec.pre.as_deref()),
             Kind::Spm => PreConfig { regexes: &[], ignore_merges: false, add_bos: true, clean_spaces: false },
+            Kind::Gemma4 => PreConfig { regexes: &[], ignore_merges: false, add_bos: true, clean_spaces: true },
             Kind::Placeholder => PreConfig { regexes: &[], ignore_merges: false, add_bos: false, clean_spaces: false },
         };
-        let add_bos = spec.add_bos.unwrap_or(pre.add_bos);
+        // llama.cpp always adds BOS for Gemma 4, whatever the file says.
+        let add_bos = kind == Kind::Gemma4 || spec.add_bos.unwrap_or(pre.add_bos);
         let add_eos = spec.add_eos.unwrap_or(false);
         if add_bos && bos.is_none() {
             return Err(err("tokenizer.ggml.add_bos_token is true, but no BOS token id is set"));
@@ -161,11 +169,10 @@ impl Tokenizer {
         let pieces = tokens.iter().zip(&attrs).map(|(t, &a)| render_piece(kind, t, a)).collect();
 
         let merges = match kind {
-            Kind::Bpe => {
-                let merges = spec
-                    .merges
-                    .as_deref()
-                    .ok_or_else(|| err("gpt2 vocabulary without merges (tokenizer.ggml.merges missing)"))?;
+            Kind::Bpe | Kind::Gemma4 => {
+                let merges = spec.merges.as_deref().ok_or_else(|| {
+                    err(format!("{} vocabulary without merges (tokenizer.ggml.merges missing)", spec.model))
+                })?;
                 ranked_merges(merges, &ids)
             }
             // A tokenizer.json lists its merges; a GGUF file gives scores to derive them from.
@@ -177,7 +184,7 @@ impl Tokenizer {
         };
         let unk_text = match kind {
             Kind::Spm => unk.and_then(|id| tokens.get(id as usize)).cloned(),
-            Kind::Bpe | Kind::Placeholder => None,
+            Kind::Bpe | Kind::Gemma4 | Kind::Placeholder => None,
         };
         let hf = build_hf(kind, &tokens, merges, unk_text, &pre)?;
 
@@ -231,6 +238,16 @@ impl Tokenizer {
                             }
                             escaped.extend(t.chars().map(|c| if c == ' ' { '▁' } else { c }));
                             self.encode_text(&escaped, &mut out)?;
+                        }
+                        Kind::Gemma4 => {
+                            let escaped: String = t.chars().map(|c| if c == ' ' { '▁' } else { c }).collect();
+                            for run in newline_runs(&escaped) {
+                                let whole = run.starts_with('\n').then(|| self.hf.token_to_id(run)).flatten();
+                                match whole {
+                                    Some(id) => out.push(id),
+                                    None => self.encode_text(run, &mut out)?,
+                                }
+                            }
                         }
                     }
                     prev_special = false;
@@ -369,6 +386,18 @@ impl Tokenizer {
         out.extend_from_slice(encoding.get_ids());
         Ok(())
     }
+}
+
+/// `text` cut into runs of newlines and runs of anything else, in order.
+fn newline_runs(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        let first = rest.chars().next()?;
+        let end = rest.find(|c: char| (c == '\n') != (first == '\n')).unwrap_or(rest.len());
+        let (run, tail) = rest.split_at(end);
+        rest = tail;
+        Some(run)
+    })
 }
 
 fn check_len<T>(key: &str, values: Option<&[T]>, n: usize) -> Result<()> {

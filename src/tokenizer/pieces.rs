@@ -8,7 +8,7 @@ pub(super) fn render_piece(kind: Kind, text: &str, attr: Attr) -> Box<[u8]> {
     match attr {
         Attr::Control | Attr::Unknown | Attr::UserDefined => text.as_bytes().into(),
         Attr::Normal => match kind {
-            Kind::Spm => text.replace('▁', " ").into_bytes().into(),
+            Kind::Spm | Kind::Gemma4 => text.replace('▁', " ").into_bytes().into(),
             Kind::Bpe => byte_level_decode(text),
             Kind::Placeholder => text.as_bytes().into(),
         },

@@ -314,3 +314,26 @@ fn spm_through_tokenizer_json_tokenizes_the_same() {
         assert_eq!(via_json.decode(&ids).unwrap(), direct.decode(&ids).unwrap());
     }
 }
+
+#[test]
+fn gemma4_vocabulary_tokenizes_as_llama_cpp_does() {
+    // A small vocabulary in Gemma 4's format and llama.cpp 0c1e570's ids and text for it
+    // (scripts/gemma4_vocab_fixture.py): newline runs whole or not, byte fallback, spaces as "▁",
+    // control tokens parsed or taken as text.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gemma4_vocab");
+    let bytes = std::fs::read(dir.join("vocab.gguf")).unwrap();
+    let header = crate::model::gguf::GgufHeader::parse(&bytes, bytes.len() as u64).unwrap();
+    let tok = crate::model::vocab::tokenizer(&header).unwrap();
+    let reference: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("vocab.json")).unwrap()).unwrap();
+    let ids = |v: &serde_json::Value| -> Vec<u32> {
+        v.as_array().unwrap().iter().map(|i| i.as_u64().unwrap() as u32).collect()
+    };
+    for case in reference["cases"].as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        assert_eq!(tok.encode(text, true, true).unwrap(), ids(&case["ids"]), "{text:?} with BOS and specials");
+        let plain = ids(&case["plain_ids"]);
+        assert_eq!(tok.encode(text, false, false).unwrap(), plain, "{text:?} as plain text");
+        assert_eq!(tok.decode(&plain).unwrap(), case["detokenized"].as_str().unwrap(), "{text:?} decoded");
+    }
+    assert!(tok.is_eog(tok.token_id("<turn|>").unwrap()));
+}
