@@ -16,6 +16,9 @@ pub enum ReasoningFormat {
     /// OpenAI's harmony (gpt-oss): messages on channels, `<|channel|>NAME<|message|>TEXT<|end|>`,
     /// each after a `<|start|>ROLE` header; the `analysis` channel is reasoning.
     Harmony { start: u32, channel: u32, message: u32, end: u32 },
+    /// Gemma 4's `<|channel>thought\n…<channel|>`: a channel opened by one token, named on its
+    /// first line, closed by another.
+    Channel { open: u32, close: u32 },
 }
 
 impl ReasoningFormat {
@@ -28,8 +31,9 @@ impl ReasoningFormat {
         {
             return ReasoningFormat::Harmony { start, channel, message, end };
         }
-        match (id("<think>"), id("</think>")) {
-            (Some(open), Some(close)) => ReasoningFormat::Think { open, close },
+        match (id("<think>"), id("</think>"), id("<|channel>"), id("<channel|>")) {
+            (Some(open), Some(close), _, _) => ReasoningFormat::Think { open, close },
+            (_, _, Some(open), Some(close)) => ReasoningFormat::Channel { open, close },
             _ => ReasoningFormat::None,
         }
     }
@@ -47,7 +51,8 @@ enum State {
     In(Channel),
     /// Harmony: between `<|end|>` or `<|start|>` and the next channel (the role, dropped).
     Header,
-    /// Harmony: reading a channel's name up to `<|message|>`.
+    /// Harmony: reading a channel's name up to `<|message|>`; Gemma 4: up to the end of the
+    /// line.
     ChannelName,
 }
 
@@ -72,6 +77,10 @@ impl ReasoningSplit {
                 State::In(if last == Some(&open) { Channel::Reasoning } else { Channel::Answer })
             }
             ReasoningFormat::Harmony { .. } => State::Header,
+            ReasoningFormat::Channel { open, close } => match prompt.iter().rev().find(|&&t| t == open || t == close) {
+                Some(&t) if t == open => State::ChannelName,
+                _ => State::In(Channel::Answer),
+            },
         };
         ReasoningSplit { format, state, name: String::new(), trim: true }
     }
@@ -85,6 +94,22 @@ impl ReasoningSplit {
                 if id == open || id == close {
                     self.switch(State::In(if id == open { Channel::Reasoning } else { Channel::Answer }));
                     return None;
+                }
+            }
+            ReasoningFormat::Channel { open, close } => {
+                if id == open {
+                    self.state = State::ChannelName;
+                    return None;
+                }
+                if id == close {
+                    self.switch(State::In(Channel::Answer));
+                    return None;
+                }
+                if self.state == State::ChannelName {
+                    // The channel's name ("thought") and its newline are markup.
+                    let (_, after) = piece.split_once('\n')?;
+                    self.switch(State::In(Channel::Reasoning));
+                    return self.text(Channel::Reasoning, after);
                 }
             }
             ReasoningFormat::Harmony { start, channel, message, end } => {
@@ -115,6 +140,10 @@ impl ReasoningSplit {
             }
         }
         let State::In(channel) = self.state else { return None };
+        self.text(channel, piece)
+    }
+
+    fn text<'a>(&mut self, channel: Channel, piece: &'a str) -> Option<(Channel, &'a str)> {
         let text = if self.trim { piece.trim_start() } else { piece };
         if !text.is_empty() {
             self.trim = false;
@@ -156,6 +185,21 @@ mod tests {
         // One that closed it (thinking off): all answer.
         assert_eq!(split(think, &[1, 2], &out[5..]), (String::new(), "4.".into()));
         assert_eq!(split(ReasoningFormat::None, &[], &out[..3]), (String::new(), "<think>\nHmm, 2+2".into()));
+    }
+
+    #[test]
+    fn gemma4_thought_channel_is_reasoning_without_its_name() {
+        let gemma4 = ReasoningFormat::Channel { open: 1, close: 2 };
+        let out =
+            [(1, "<|channel>"), (5, "thought"), (6, "\n"), (7, "2+2"), (8, " is 4"), (2, "<channel|>"), (9, "4.")];
+        assert_eq!(split(gemma4, &[3, 4], &out), ("2+2 is 4".into(), "4.".into()));
+        // The name and the first words in one piece.
+        let joined = [(1, "<|channel>"), (5, "thought\nHmm"), (8, ", 4"), (2, "<channel|>"), (9, "4.")];
+        assert_eq!(split(gemma4, &[], &joined), ("Hmm, 4".into(), "4.".into()));
+        // Thinking off: the template writes an empty channel, closed; the output is answer.
+        assert_eq!(split(gemma4, &[1, 5, 6, 2], &out[6..]), (String::new(), "4.".into()));
+        // A prompt that opened the channel: the output starts with its name.
+        assert_eq!(split(gemma4, &[3, 1], &out[1..]), ("2+2 is 4".into(), "4.".into()));
     }
 
     #[test]
