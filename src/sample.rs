@@ -53,14 +53,14 @@ impl SamplerConfig {
     /// Refuses settings that mean nothing (a negative temperature, a probability outside 0..1).
     pub fn check(&self) -> crate::Result<()> {
         let bad = |m: &str| Err(crate::Error::Input(m.to_string()));
-        if self.temperature.is_nan() || self.temperature < 0.0 {
-            return bad("the temperature must be 0 or more");
+        if !self.temperature.is_finite() || self.temperature < 0.0 {
+            return bad("the temperature must be a finite number, 0 or more");
         }
         if !(0.0..=1.0).contains(&self.top_p) || !(0.0..=1.0).contains(&self.min_p) {
             return bad("top-p and min-p must be between 0 and 1");
         }
-        if self.repeat_penalty.is_nan() || self.repeat_penalty <= 0.0 {
-            return bad("the repetition penalty must be above 0");
+        if !self.repeat_penalty.is_finite() || self.repeat_penalty <= 0.0 {
+            return bad("the repetition penalty must be a finite number above 0");
         }
         if !(-2.0..=2.0).contains(&self.presence_penalty) || !(-2.0..=2.0).contains(&self.frequency_penalty) {
             return bad("the presence and frequency penalties must be between -2 and 2");
@@ -173,6 +173,8 @@ mod tests {
         for bad in [
             SamplerConfig { temperature: -0.1, ..Default::default() },
             SamplerConfig { temperature: f32::NAN, ..Default::default() },
+            SamplerConfig { temperature: f32::INFINITY, ..Default::default() },
+            SamplerConfig { repeat_penalty: f32::INFINITY, ..Default::default() },
             SamplerConfig { top_p: 1.5, ..Default::default() },
             SamplerConfig { min_p: -1.0, ..Default::default() },
             SamplerConfig { repeat_penalty: 0.0, ..Default::default() },

@@ -100,6 +100,8 @@ fn bad_requests_get_openai_errors_and_leave_the_server_working() {
         (r#"{"prompt": "hi", "temperature": "hot"}"#, 400),
         (r#"{"prompt": "hi", "n": 2}"#, 400),
         (r#"{"prompt": "hi", "presence_penalty": 3}"#, 400),
+        // 1e39 is beyond f32: an infinite temperature.
+        (r#"{"prompt": "hi", "temperature": 1e39}"#, 400),
         (&format!(r#"{{"prompt": "{long}"}}"#) as &str, 400),
     ];
     for (body, want) in cases {
@@ -107,6 +109,11 @@ fn bad_requests_get_openai_errors_and_leave_the_server_working() {
         assert_eq!(status, want, "{body}: {reply}");
         assert!(reply["error"]["message"].is_string(), "{reply}");
     }
+    // Text that could not fit however it were tokenized is refused before it is tokenized.
+    let huge = format!(r#"{{"prompt": "{}"}}"#, "a".repeat(200_000));
+    let (status, reply) = server.json("/v1/completions", &huge);
+    assert_eq!(status, 400, "{reply}");
+    assert!(reply["error"]["message"].as_str().unwrap_or("").contains("is at least"), "{reply}");
     assert_eq!(server.request("GET", "/nowhere", None, &[]).0, 404);
     let (status, _) = server.json("/v1/completions", r#"{"prompt": "hi", "max_tokens": 2}"#);
     assert_eq!(status, 200, "a failed request leaves the next one unaffected");
@@ -190,9 +197,26 @@ fn log_probabilities_match_the_float32_references_margins() {
 }
 
 #[test]
+fn a_body_larger_than_the_context_could_use_is_refused_before_it_is_read() {
+    let server = Server::start(&["--ctx", "128"]);
+    // Announces 64 MB and sends none of it: the answer comes from the headers alone.
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    let head = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 67108864\r\n\r\n";
+    std::io::Write::write_all(&mut stream, head.as_bytes()).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut status_line = String::new();
+    BufReader::new(stream).read_line(&mut status_line).unwrap();
+    assert!(status_line.starts_with("HTTP/1.1 413"), "{status_line}");
+    // A body within the bound is read as before.
+    let (status, _) = server.json("/v1/completions", r#"{"prompt": "hi", "max_tokens": 2}"#);
+    assert_eq!(status, 200);
+}
+
+#[test]
 fn an_api_key_is_required_when_set() {
     let server = Server::start(&["--api-key", "sesame"]);
-    assert_eq!(server.request("GET", "/v1/models", None, &[]).0, 401);
+    let refused = server.exchange("GET", "/v1/models", None, &[]);
+    assert_eq!((refused.status, refused.header("WWW-Authenticate")), (401, Some("Bearer")), "{}", refused.head);
     assert_eq!(server.request("GET", "/v1/models", None, &["Authorization: Bearer wrong"]).0, 401);
     assert_eq!(server.request("GET", "/v1/models", None, &["Authorization: Bearer sesame"]).0, 200);
     assert_eq!(server.request("GET", "/health", None, &[]).0, 200);

@@ -32,6 +32,12 @@ pub struct ServeArgs {
     /// Longest answer when a request sets no max_tokens
     #[arg(short = 'n', long = "max-tokens", default_value_t = 512, value_parser = at_least_one)]
     max_tokens: usize,
+    /// Tokenize chat message contents as plain text: control-token text a client writes in a
+    /// message (e.g. `<|im_start|>`) stays text, so it cannot forge a turn; only the chat
+    /// template's own markup becomes control tokens. Off by default, as in llama-server: there
+    /// such text in a message becomes the control token it spells
+    #[arg(long)]
+    plain_content: bool,
     /// Defaults for requests that do not set temperature, top_p, seed or the penalties
     #[command(flatten)]
     sampling: SamplingArgs,
@@ -56,6 +62,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         queue: args.queue,
         session,
         max_tokens: args.max_tokens,
+        plain_content: args.plain_content,
         sampling,
     };
     serve(model, options, shutdown, |addr| eprintln!("listening on http://{addr} (OpenAI API under /v1)"))?;

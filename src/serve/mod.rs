@@ -16,7 +16,7 @@ use crate::generate::{Session, room_after};
 use crate::logprobs::MAX_TOP;
 use crate::model::Model;
 use crate::model::state::SessionOptions;
-use crate::prompt::{encode_chat, encode_raw};
+use crate::prompt::{encode_chat_within, encode_raw_within};
 use crate::sample::SamplerConfig;
 use crate::{Error, Result};
 use api::{ChatRequest, CompletionRequest, Options, error_body};
@@ -41,6 +41,8 @@ pub struct ServeOptions {
     /// Longest answer when a request does not say.
     pub max_tokens: usize,
     pub sampling: SamplerConfig,
+    /// Control-token text in message contents stays text (`encode_chat_within`).
+    pub plain_content: bool,
 }
 
 /// What the connection threads share.
@@ -54,8 +56,11 @@ struct Shared {
     shutdown: Arc<Shutdown>,
 }
 
-/// Largest request body read.
-const MAX_BODY: u64 = 16 << 20;
+/// The largest request body read for a context of `ctx` tokens: room for a prompt filling it
+/// at 64 bytes a token, JSON escapes included, and a megabyte besides. Beyond it, 413.
+fn max_body(ctx: usize) -> u64 {
+    (1 << 20) + 64 * ctx as u64
+}
 
 /// Serves until shutdown is asked for; `on_ready` gets the address actually bound. Then it
 /// stops listening, finishes the request being answered (unless asked twice: then that is
@@ -100,7 +105,12 @@ pub fn serve(
 
 enum Reply {
     Json(u16, Value),
-    Answer { answer: reply::Answer, stream: bool },
+    /// 401, with the `WWW-Authenticate` challenge HTTP asks of it.
+    Unauthorized(Value),
+    Answer {
+        answer: reply::Answer,
+        stream: bool,
+    },
 }
 
 fn bad(message: impl Into<String>) -> Reply {
@@ -127,6 +137,11 @@ fn handle(mut request: tiny_http::Request, shared: &Shared) {
         Reply::Json(status, body) => {
             let _ = request.respond(reply::json_response(status, &body, &headers));
         }
+        Reply::Unauthorized(body) => {
+            let mut headers = headers;
+            headers.push(("WWW-Authenticate", "Bearer".to_string()));
+            let _ = request.respond(reply::json_response(401, &body, &headers));
+        }
         Reply::Answer { answer, stream: true } => reply::stream(request, answer, &headers),
         Reply::Answer { answer, stream: false } => reply::whole(request, answer, &headers),
     }
@@ -143,7 +158,7 @@ fn route(request: &mut tiny_http::Request, shared: &Shared) -> Reply {
         && header(request, "Authorization") != Some(format!("Bearer {key}").as_str())
     {
         let message = "a valid API key is required (Authorization: Bearer KEY)";
-        return Reply::Json(401, error_body(message, "authentication_error"));
+        return Reply::Unauthorized(error_body(message, "authentication_error"));
     }
     match (method.as_str(), path.as_str()) {
         ("GET", "/health") => Reply::Json(200, shared.counters.to_json(&shared.shutdown)),
@@ -151,7 +166,7 @@ fn route(request: &mut tiny_http::Request, shared: &Shared) -> Reply {
             200,
             json!({"object": "list", "data": [{"id": shared.name, "object": "model", "created": 0, "owned_by": "hearth"}]}),
         ),
-        ("POST", "/v1/chat/completions") => match body::<ChatRequest>(request) {
+        ("POST", "/v1/chat/completions") => match body::<ChatRequest>(request, shared) {
             Ok(r) if r.messages.is_empty() => bad("messages must not be empty"),
             Ok(mut r) => {
                 let options = std::mem::take(&mut r.options);
@@ -164,20 +179,23 @@ fn route(request: &mut tiny_http::Request, shared: &Shared) -> Reply {
                     Ok(logprobs) => logprobs,
                     Err(reply) => return reply,
                 };
-                match encode_chat(&shared.model, &r.chat_messages()) {
+                let (ctx, plain) = (shared.options.session.ctx, shared.options.plain_content);
+                match encode_chat_within(&shared.model, &r.chat_messages(), ctx, plain) {
                     Ok(ids) => submit(shared, true, ids, options, logprobs),
                     Err(e) => bad(e.to_string()),
                 }
             }
             Err(reply) => reply,
         },
-        ("POST", "/v1/completions") => match body::<CompletionRequest>(request) {
+        ("POST", "/v1/completions") => match body::<CompletionRequest>(request, shared) {
             Ok(r) => match (r.prompt.into_vec().as_slice(), r.logprobs.map(|n| top_count(n, "logprobs")).transpose()) {
                 (_, Err(reply)) => reply,
-                ([prompt], Ok(logprobs)) => match encode_raw(&shared.model, prompt) {
-                    Ok(ids) => submit(shared, false, ids, r.options, logprobs),
-                    Err(e) => bad(e.to_string()),
-                },
+                ([prompt], Ok(logprobs)) => {
+                    match encode_raw_within(&shared.model, prompt, shared.options.session.ctx) {
+                        Ok(ids) => submit(shared, false, ids, r.options, logprobs),
+                        Err(e) => bad(e.to_string()),
+                    }
+                }
                 _ => bad("exactly one prompt per request"),
             },
             Err(reply) => reply,
@@ -267,12 +285,31 @@ fn submit(shared: &Shared, chat: bool, prompt: Vec<u32>, o: Options, logprobs: O
     Reply::Answer { answer, stream: o.stream }
 }
 
-fn body<T: serde::de::DeserializeOwned>(request: &mut tiny_http::Request) -> std::result::Result<T, Reply> {
+/// The request's JSON body, refused with 413 when it is larger than the context could use
+/// (by its Content-Length, before any of it is read, or as it is read).
+fn body<T: serde::de::DeserializeOwned>(
+    request: &mut tiny_http::Request,
+    shared: &Shared,
+) -> std::result::Result<T, Reply> {
+    let limit = max_body(shared.options.session.ctx);
+    let too_large = |size: String| {
+        let message = format!(
+            "the request body of {size} is larger than this server reads ({limit} bytes for a context of {} tokens)",
+            shared.options.session.ctx
+        );
+        Reply::Json(413, error_body(&message, "invalid_request_error"))
+    };
+    if let Some(length) = request.body_length().filter(|&n| n as u64 > limit) {
+        return Err(too_large(format!("{length} bytes")));
+    }
     let mut text = String::new();
     request
         .as_reader()
-        .take(MAX_BODY)
+        .take(limit + 1)
         .read_to_string(&mut text)
         .map_err(|e| bad(format!("cannot read the request body: {e}")))?;
+    if text.len() as u64 > limit {
+        return Err(too_large("more bytes".into()));
+    }
     serde_json::from_str(&text).map_err(|e| bad(format!("malformed request: {e}")))
 }

@@ -295,6 +295,19 @@ impl Tokenizer {
         self.piece(id, true).to_vec()
     }
 
+    /// The texts of the control tokens (those only parsed with `parse_special`), longest first.
+    pub fn control_texts(&self) -> impl Iterator<Item = &str> {
+        self.specials
+            .iter()
+            .filter(|&&id| self.attrs.get(id as usize).is_some_and(|a| a.is_hidden()))
+            .filter_map(|&id| self.tokens.get(id as usize).map(String::as_str))
+    }
+
+    /// The most bytes of text one token stands for (at least 1).
+    pub fn max_token_bytes(&self) -> usize {
+        self.tokens.iter().map(String::len).max().unwrap_or(1).max(1)
+    }
+
     pub fn vocab_size(&self) -> usize {
         self.tokens.len()
     }
