@@ -12,10 +12,25 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct ChatMessage {
     pub role: String,
     pub content: String,
+    /// An assistant's calls of tools, in OpenAI's shape (`id`, `type`, `function` with `name`
+    /// and `arguments`: an object, as templates expect it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<serde_json::Value>,
+    /// A tool's answer: the call it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl ChatMessage {
+    pub fn new(role: &str, content: impl Into<String>) -> ChatMessage {
+        ChatMessage { role: role.into(), content: content.into(), ..Default::default() }
+    }
 }
 
 /// A compiled chat template.
@@ -57,12 +72,23 @@ impl ChatTemplate {
     }
 
     pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
+        self.render_with_tools(messages, None, add_generation_prompt)
+    }
+
+    /// With the tools the model may call (OpenAI's list of `{"type": "function", "function":
+    /// {name, description, parameters}}`), for templates that describe them to the model.
+    pub fn render_with_tools(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&[serde_json::Value]>,
+        add_generation_prompt: bool,
+    ) -> Result<String> {
         let template = self.env.get_template(TEMPLATE_NAME).map_err(template_err)?;
         template
             .render(context! {
                 messages => Value::from(Serde(messages)),
                 // transformers always passes these, as None when unused.
-                tools => (),
+                tools => tools.map(|t| Value::from(Serde(t))),
                 documents => (),
                 add_generation_prompt => add_generation_prompt,
                 bos_token => &self.bos_token,
@@ -293,7 +319,7 @@ You are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>
     const LLAMA3: &str = r"{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}";
 
     fn msg(role: &str, content: &str) -> ChatMessage {
-        ChatMessage { role: role.into(), content: content.into() }
+        ChatMessage::new(role, content)
     }
 
     fn render(source: &str, messages: &[ChatMessage]) -> Result<String> {
@@ -395,7 +421,7 @@ mod real_templates {
     }
 
     fn conversation() -> Vec<ChatMessage> {
-        let m = |role: &str, content: &str| ChatMessage { role: role.into(), content: content.into() };
+        let m = |role: &str, content: &str| ChatMessage::new(role, content);
         vec![m("system", "Be brief."), m("user", "What is 2+2?"), m("assistant", "4."), m("user", "And 3+3?")]
     }
 
@@ -420,5 +446,33 @@ mod real_templates {
             gemma4.ends_with("<|turn>user\nAnd 3+3?<turn|>\n<|turn>model\n<|channel>thought\n<channel|>"),
             "{gemma4}"
         );
+    }
+
+    #[test]
+    fn tools_calls_and_answers_go_through_a_template_that_knows_them() {
+        let source = include_str!("../tests/fixtures/templates/Qwen-Qwen3-0.6B.jinja");
+        let tool = serde_json::json!({"type": "function", "function": {"name": "get_weather",
+            "description": "The weather in a city", "parameters": {"type": "object",
+            "properties": {"city": {"type": "string"}}, "required": ["city"]}}});
+        let call = serde_json::json!({"id": "call_1", "type": "function",
+            "function": {"name": "get_weather", "arguments": {"city": "Paris"}}});
+        let messages = [
+            ChatMessage::new("user", "Weather in Paris?"),
+            ChatMessage { tool_calls: vec![call], ..ChatMessage::new("assistant", "") },
+            ChatMessage { tool_call_id: Some("call_1".into()), ..ChatMessage::new("tool", "18 C, sunny") },
+        ];
+        let tmpl = ChatTemplate::new(source, "", "<|im_end|>").unwrap();
+        let out = tmpl.render_with_tools(&messages, Some(&[tool]), true).unwrap();
+        assert!(out.contains("<tools>\n{\"type\": \"function\""), "{out}");
+        assert!(out.contains("\"name\": \"get_weather\""), "{out}");
+        assert!(
+            out.contains(
+                "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("<tool_response>\n18 C, sunny\n</tool_response>"), "{out}");
+        // Without tools, no tool section.
+        assert!(!tmpl.render(&messages[..1], true).unwrap().contains("<tools>"));
     }
 }

@@ -27,7 +27,7 @@ impl Conversation {
     }
 
     fn all_messages(&self) -> Vec<ChatMessage> {
-        let system = self.system.iter().map(|s| ChatMessage { role: "system".into(), content: s.clone() });
+        let system = self.system.iter().map(|s| ChatMessage::new("system", s.clone()));
         system.chain(self.messages.iter().cloned()).collect()
     }
 
@@ -36,7 +36,7 @@ impl Conversation {
     /// while it does not fit. A message that does not fit even alone is refused, the
     /// conversation unchanged.
     pub fn ask(&mut self, model: &Model, text: &str, ctx: usize, room: usize) -> Result<TurnPrompt> {
-        let message = ChatMessage { role: "user".into(), content: text.into() };
+        let message = ChatMessage::new("user", text);
         // A message that cannot fit even alone costs the conversation nothing.
         let alone = Conversation { system: self.system.clone(), messages: vec![message.clone()] };
         let alone = encode_chat(model, &alone.all_messages())?.len();
@@ -63,7 +63,7 @@ impl Conversation {
 
     /// Records the assistant's answer to the last message.
     pub fn answer(&mut self, text: &str) {
-        self.messages.push(ChatMessage { role: "assistant".into(), content: text.into() });
+        self.messages.push(ChatMessage::new("assistant", text));
     }
 
     /// Forgets the messages, keeping the system prompt.

@@ -326,3 +326,34 @@ fn a_second_signal_cancels_the_answer_in_progress() {
     let (status, log) = server.wait();
     assert!(status.success() && log.contains("cancelling"), "{status}: {log}");
 }
+
+#[test]
+fn tools_and_a_tool_loop_reach_a_template_that_knows_them() {
+    // A tiny random model with Qwen 3's template, which lists the tools in its system turn and
+    // writes earlier calls and the tools' answers in its own markup.
+    let spec = hearth::model::testing::TinyLlama {
+        chat_template: Some(include_str!("fixtures/templates/Qwen-Qwen3-0.6B.jinja")),
+        ..Default::default()
+    };
+    let file = common::Scratch::file("tools.gguf", &spec.to_gguf());
+    let server = Server::start_with(&file.0, &["--ctx", "1024"]);
+    let tools = r#"[{"type": "function", "function": {"name": "get_weather", "description": "The weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]"#;
+    let loop_messages = r#"[{"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+            "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "18 C"}]"#;
+    let prompt_tokens = |extra: &str| {
+        let body = format!(r#"{{"messages": {loop_messages}, "max_tokens": 1{extra}}}"#);
+        let (status, reply) = server.json("/v1/chat/completions", &body);
+        assert_eq!(status, 200, "{reply}");
+        reply["usage"]["prompt_tokens"].as_u64().expect("a count")
+    };
+    let without = prompt_tokens("");
+    assert!(prompt_tokens(&format!(r#", "tools": {tools}"#)) > without + 50, "the tools are described");
+    assert_eq!(prompt_tokens(&format!(r#", "tools": {tools}, "tool_choice": "none""#)), without);
+    let forced = format!(r#"{{"messages": {loop_messages}, "tools": {tools}, "tool_choice": "required"}}"#);
+    let (status, reply) = server.json("/v1/chat/completions", &forced);
+    assert_eq!(status, 400, "{reply}");
+    assert!(reply["error"]["message"].as_str().unwrap_or("").contains("not supported yet"), "{reply}");
+}

@@ -31,6 +31,12 @@ impl Content {
 pub struct Message {
     pub role: String,
     pub content: Option<Content>,
+    /// An assistant's earlier calls of tools.
+    #[serde(default)]
+    pub tool_calls: Vec<Value>,
+    /// A tool's answer: the call it answers.
+    pub tool_call_id: Option<String>,
+    pub name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -78,6 +84,11 @@ pub struct Options {
 #[derive(Deserialize)]
 pub struct ChatRequest {
     pub messages: Vec<Message>,
+    /// Functions the model may call (`{"type": "function", "function": {...}}`).
+    pub tools: Option<Vec<Value>>,
+    /// "auto" (the default with tools) or "none"; "required" and a named function need
+    /// constrained output, which is not served yet.
+    pub tool_choice: Option<Value>,
     /// Report each generated token's log-probability.
     pub logprobs: Option<bool>,
     /// With `logprobs`: also the most likely tokens at each step, this many (0 to 20).
@@ -96,12 +107,28 @@ pub struct CompletionRequest {
 }
 
 impl ChatRequest {
-    pub fn chat_messages(self) -> Vec<ChatMessage> {
-        self.messages
+    /// The messages for the chat template: tool calls' arguments, which OpenAI sends as JSON
+    /// text, become the objects templates expect.
+    pub fn chat_messages(&mut self) -> Vec<ChatMessage> {
+        std::mem::take(&mut self.messages)
             .into_iter()
-            .map(|m| ChatMessage { role: m.role, content: m.content.map(Content::text).unwrap_or_default() })
+            .map(|m| ChatMessage {
+                role: m.role,
+                content: m.content.map(Content::text).unwrap_or_default(),
+                tool_calls: m.tool_calls.into_iter().map(arguments_as_object).collect(),
+                tool_call_id: m.tool_call_id,
+                name: m.name,
+            })
             .collect()
     }
+}
+
+fn arguments_as_object(mut call: Value) -> Value {
+    let parsed = call["function"]["arguments"].as_str().and_then(|a| serde_json::from_str::<Value>(a).ok());
+    if let Some(object) = parsed.filter(Value::is_object) {
+        call["function"]["arguments"] = object;
+    }
+    call
 }
 
 /// A token as the API shows it: its text (partial characters replaced), its bytes and its

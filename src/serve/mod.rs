@@ -8,6 +8,7 @@ mod cors;
 mod reply;
 mod status;
 mod stop_scan;
+mod tool_calls;
 mod worker;
 
 pub use status::Shutdown;
@@ -16,7 +17,7 @@ use crate::generate::{Session, room_after};
 use crate::logprobs::MAX_TOP;
 use crate::model::Model;
 use crate::model::state::SessionOptions;
-use crate::prompt::{encode_chat_within, encode_raw_within};
+use crate::prompt::{ChatExtras, encode_chat_within, encode_raw_within};
 use crate::sample::SamplerConfig;
 use crate::{Error, Result};
 use api::{ChatRequest, CompletionRequest, Options, error_body};
@@ -179,9 +180,21 @@ fn route(request: &mut tiny_http::Request, shared: &Shared) -> Reply {
                     Ok(logprobs) => logprobs,
                     Err(reply) => return reply,
                 };
-                let (ctx, plain) = (shared.options.session.ctx, shared.options.plain_content);
-                match encode_chat_within(&shared.model, &r.chat_messages(), ctx, plain) {
-                    Ok(ids) => submit(shared, true, ids, options, logprobs),
+                let messages = r.chat_messages();
+                // "none" leaves the tools out; "required" or a named function would need
+                // the output constrained to a call.
+                let tools = match r.tool_choice.as_ref() {
+                    None => r.tools.as_deref(),
+                    Some(Value::String(choice)) if choice == "auto" => r.tools.as_deref(),
+                    Some(Value::String(choice)) if choice == "none" => None,
+                    Some(other) => {
+                        return bad(format!("tool_choice {other} is not supported yet (\"auto\" and \"none\" are)"));
+                    }
+                }
+                .filter(|t| !t.is_empty());
+                let extras = ChatExtras { tools, plain_content: shared.options.plain_content };
+                match encode_chat_within(&shared.model, &messages, shared.options.session.ctx, extras) {
+                    Ok(ids) => submit(shared, Kind::Chat { tools: tools.is_some() }, ids, options, logprobs),
                     Err(e) => bad(e.to_string()),
                 }
             }
@@ -192,7 +205,7 @@ fn route(request: &mut tiny_http::Request, shared: &Shared) -> Reply {
                 (_, Err(reply)) => reply,
                 ([prompt], Ok(logprobs)) => {
                     match encode_raw_within(&shared.model, prompt, shared.options.session.ctx) {
-                        Ok(ids) => submit(shared, false, ids, r.options, logprobs),
+                        Ok(ids) => submit(shared, Kind::Text, ids, r.options, logprobs),
                         Err(e) => bad(e.to_string()),
                     }
                 }
@@ -212,9 +225,20 @@ fn top_count(n: i64, field: &str) -> std::result::Result<usize, Reply> {
     }
 }
 
+/// What a request is answered as.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// A chat completion; with `tools`, tool calls are taken out of its text.
+    Chat {
+        tools: bool,
+    },
+    Text,
+}
+
 /// Checks a request's numbers against the model and the context, then queues it; `logprobs`:
 /// how many most likely tokens to report with each generated one's log-probability, if asked.
-fn submit(shared: &Shared, chat: bool, prompt: Vec<u32>, o: Options, logprobs: Option<usize>) -> Reply {
+fn submit(shared: &Shared, kind: Kind, prompt: Vec<u32>, o: Options, logprobs: Option<usize>) -> Reply {
+    let chat = matches!(kind, Kind::Chat { .. });
     let ctx = shared.options.session.ctx;
     if o.n.is_some_and(|n| n != 1) {
         return bad("only one choice per request (n = 1) is supported");
@@ -276,6 +300,7 @@ fn submit(shared: &Shared, chat: bool, prompt: Vec<u32>, o: Options, logprobs: O
     let answer = reply::Answer {
         events: receiver,
         chat,
+        tools: matches!(kind, Kind::Chat { tools: true }),
         logprobs: logprobs.is_some(),
         usage_chunk: o.stream_options.is_some_and(|s| s.include_usage),
         id,

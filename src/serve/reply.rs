@@ -2,6 +2,7 @@
 //! the events as Server-Sent Events while they come.
 
 use super::api::{Logprob, chat_logprobs, completion_logprobs, error_body, usage};
+use super::tool_calls::ToolCallScan;
 use super::worker::Event;
 use serde_json::{Value, json};
 use std::io::Write;
@@ -11,6 +12,8 @@ use std::sync::mpsc::Receiver;
 pub struct Answer {
     pub events: Receiver<Event>,
     pub chat: bool,
+    /// Tool calls are taken out of the chat answer's text (`tool_calls.rs`).
+    pub tools: bool,
     /// Whether the request asked for log-probabilities.
     pub logprobs: bool,
     /// Streamed: the usage comes in a chunk of its own after the finish reason's (asked with
@@ -53,7 +56,7 @@ fn choice_logprobs(chat: bool, asked: bool, entries: &[Logprob], offset: usize) 
 
 /// Waits for the whole answer, then sends it as one chat or text completion.
 pub fn whole(request: tiny_http::Request, answer: Answer, headers: &Headers) {
-    let Answer { events, chat, logprobs: asked, id, created, model, .. } = answer;
+    let Answer { events, chat, tools, logprobs: asked, id, created, model, .. } = answer;
     let mut text = String::new();
     let mut reasoning = String::new();
     let mut entries = Vec::new();
@@ -67,11 +70,7 @@ pub fn whole(request: tiny_http::Request, answer: Answer, headers: &Headers) {
             Ok(Event::Done { finish_reason, prompt_tokens, completion_tokens }) => {
                 let logprobs = choice_logprobs(chat, asked, &entries, 0);
                 let (object, choice) = if chat {
-                    let mut message = json!({"role": "assistant", "content": text});
-                    if !reasoning.is_empty() {
-                        // As llama-server and vLLM return it.
-                        message["reasoning_content"] = json!(reasoning);
-                    }
+                    let (message, finish_reason) = chat_message(&text, &reasoning, tools, finish_reason);
                     let choice =
                         json!({"index": 0, "message": message, "logprobs": logprobs, "finish_reason": finish_reason});
                     ("chat.completion", choice)
@@ -92,11 +91,35 @@ pub fn whole(request: tiny_http::Request, answer: Answer, headers: &Headers) {
     let _ = request.respond(json_response(status, &body, headers));
 }
 
+/// A whole chat answer's message and finish reason: its text, with the reasoning apart and,
+/// where the request gave tools, the calls taken out of the text.
+fn chat_message(text: &str, reasoning: &str, tools: bool, finish_reason: &'static str) -> (Value, &'static str) {
+    let mut message = json!({"role": "assistant", "content": text});
+    let mut finish_reason = finish_reason;
+    if tools {
+        let mut scan = ToolCallScan::default();
+        let (mut content, calls) = scan.push(text);
+        content.push_str(&scan.finish());
+        if scan.called() {
+            // OpenAI's shape: no content beside the calls is null.
+            message["content"] = if content.trim().is_empty() { Value::Null } else { json!(content) };
+            message["tool_calls"] = json!(calls);
+            finish_reason = calls_finish(finish_reason);
+        }
+    }
+    if !reasoning.is_empty() {
+        // As llama-server and vLLM return it.
+        message["reasoning_content"] = json!(reasoning);
+    }
+    (message, finish_reason)
+}
+
 /// Server-Sent Events: a chunk per piece of text, a last chunk with the finish reason and the
 /// usage, then `data: [DONE]`. A write that fails means the client left: returning drops
 /// `events`, which cancels the job at its next token.
 pub fn stream(request: tiny_http::Request, answer: Answer, headers: &Headers) {
-    let Answer { events, chat, logprobs: asked, usage_chunk, id, created, model } = answer;
+    let Answer { events, chat, tools, logprobs: asked, usage_chunk, id, created, model } = answer;
+    let mut scan = tools.then(ToolCallScan::default);
     let mut out = request.into_writer();
     // Chunked, so the body's end is marked and the connection can serve the client's next request.
     let extra: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
@@ -133,11 +156,30 @@ pub fn stream(request: tiny_http::Request, answer: Answer, headers: &Headers) {
         let framed = format!("{:x}\r\n{text}\r\n", text.len());
         out.write_all(framed.as_bytes()).and_then(|_| out.flush()).is_ok()
     };
+    // A streamed tool call: one chunk with its index, id, name and whole arguments.
+    let call_chunk = |index: usize, call: &Value| {
+        let mut call = call.clone();
+        call["index"] = json!(index);
+        let delta = json!({"role": "assistant", "tool_calls": [call]});
+        let body = envelope(json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": null}]));
+        format!("data: {body}\n\n")
+    };
+    let mut calls_sent = 0;
     for event in events {
         let last = match event {
             Event::Text { text, logprobs } => {
-                if !send(&chunk(Some(&text), &logprobs, None, None)) {
+                let (text, calls) = match scan.as_mut() {
+                    Some(scan) => scan.push(&text),
+                    None => (text, Vec::new()),
+                };
+                if !text.is_empty() && !send(&chunk(Some(&text), &logprobs, None, None)) {
                     return;
+                }
+                for call in &calls {
+                    if !send(&call_chunk(calls_sent, call)) {
+                        return;
+                    }
+                    calls_sent += 1;
                 }
                 continue;
             }
@@ -149,7 +191,16 @@ pub fn stream(request: tiny_http::Request, answer: Answer, headers: &Headers) {
                 }
                 continue;
             }
-            Event::Done { finish_reason, prompt_tokens, completion_tokens } => {
+            Event::Done { mut finish_reason, prompt_tokens, completion_tokens } => {
+                if let Some(scan) = scan.as_mut() {
+                    let rest = scan.finish();
+                    if !rest.is_empty() && !send(&chunk(Some(&rest), &[], None, None)) {
+                        return;
+                    }
+                    if scan.called() {
+                        finish_reason = calls_finish(finish_reason);
+                    }
+                }
                 let usage = usage(prompt_tokens, completion_tokens);
                 if !usage_chunk {
                     chunk(None, &[], Some(finish_reason), Some(usage))
@@ -167,5 +218,30 @@ pub fn stream(request: tiny_http::Request, answer: Answer, headers: &Headers) {
             send("");
         }
         return;
+    }
+}
+
+/// The finish reason of an answer that called tools: "tool_calls" where it stopped by itself.
+fn calls_finish(finish_reason: &'static str) -> &'static str {
+    if finish_reason == "stop" { "tool_calls" } else { finish_reason }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chat_answer_with_calls_has_them_apart_and_finishes_with_tool_calls() {
+        let text = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>";
+        let (message, finish) = chat_message(text, "", true, "stop");
+        assert_eq!((message["content"].clone(), finish), (Value::Null, "tool_calls"));
+        assert_eq!(message["tool_calls"][0]["function"]["arguments"], "{\"city\":\"Paris\"}");
+        // Cut short by max_tokens: the reason stays "length".
+        assert_eq!(chat_message(text, "", true, "length").1, "length");
+        // Without tools in the request, the text is the answer as it is.
+        let (message, finish) = chat_message(text, "hmm", false, "stop");
+        assert_eq!((message["content"].as_str(), finish), (Some(text), "stop"));
+        assert_eq!(message["reasoning_content"], "hmm");
+        assert!(message.get("tool_calls").is_none());
     }
 }

@@ -47,7 +47,7 @@ impl Request {
             (None, Some(messages)) => {
                 let mut all = Vec::with_capacity(messages.len() + 1);
                 if let Some(s) = &self.system {
-                    all.push(ChatMessage { role: "system".into(), content: s.clone() });
+                    all.push(ChatMessage::new("system", s.clone()));
                 }
                 all.extend(messages.iter().cloned());
                 encode_chat(model, &all)
