@@ -115,6 +115,16 @@ fn bad_requests_get_openai_errors_and_leave_the_server_working() {
     assert_eq!(status, 400, "{reply}");
     assert!(reply["error"]["message"].as_str().unwrap_or("").contains("is at least"), "{reply}");
     assert_eq!(server.request("GET", "/nowhere", None, &[]).0, 404);
+    // The model by its id, as clients look it up; another id, and embeddings, are refused.
+    let (_, models) = server.request("GET", "/v1/models", None, &[]);
+    let models: serde_json::Value = serde_json::from_str(&models).unwrap();
+    let id = models["data"][0]["id"].as_str().expect("an id").to_string();
+    let (status, card) = server.request("GET", &format!("/v1/models/{}", id.replace(' ', "%20")), None, &[]);
+    assert_eq!(status, 200, "{card}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&card).unwrap()["id"], id.as_str());
+    assert_eq!(server.request("GET", "/v1/models/gpt-4", None, &[]).0, 404);
+    let (status, reply) = server.json("/v1/embeddings", r#"{"input": "hi"}"#);
+    assert_eq!(status, 400, "{reply}");
     let (status, _) = server.json("/v1/completions", r#"{"prompt": "hi", "max_tokens": 2}"#);
     assert_eq!(status, 200, "a failed request leaves the next one unaffected");
 }

@@ -163,10 +163,20 @@ fn route(request: &mut tiny_http::Request, shared: &Shared) -> Reply {
     }
     match (method.as_str(), path.as_str()) {
         ("GET", "/health") => Reply::Json(200, shared.counters.to_json(&shared.shutdown)),
-        ("GET", "/v1/models") => Reply::Json(
-            200,
-            json!({"object": "list", "data": [{"id": shared.name, "object": "model", "created": 0, "owned_by": "hearth"}]}),
-        ),
+        ("GET", "/v1/models") => Reply::Json(200, json!({"object": "list", "data": [model_card(shared)]})),
+        // The one model, by the name /v1/models gives it (clients look it up before use).
+        ("GET", p) if p.starts_with("/v1/models/") => {
+            let id = percent_encoding::percent_decode_str(&p["/v1/models/".len()..]).decode_utf8_lossy();
+            if id == shared.name {
+                Reply::Json(200, model_card(shared))
+            } else {
+                let message = format!("no model {id:?} here (this server has {:?})", shared.name);
+                Reply::Json(404, error_body(&message, "invalid_request_error"))
+            }
+        }
+        ("POST", "/v1/embeddings") => {
+            bad(format!("{} is a generative model, not an embedding model: this server has no embeddings", shared.name))
+        }
         ("POST", "/v1/chat/completions") => match body::<ChatRequest>(request, shared) {
             Ok(r) if r.messages.is_empty() => bad("messages must not be empty"),
             Ok(mut r) => {
@@ -215,6 +225,11 @@ fn route(request: &mut tiny_http::Request, shared: &Shared) -> Reply {
         },
         _ => Reply::Json(404, error_body(&format!("no route for {method} {path}"), "invalid_request_error")),
     }
+}
+
+/// The loaded model as OpenAI's /v1/models lists it.
+fn model_card(shared: &Shared) -> Value {
+    json!({"id": shared.name, "object": "model", "created": 0, "owned_by": "hearth"})
 }
 
 /// How many most likely tokens to report per step, checked.
