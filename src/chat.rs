@@ -38,6 +38,7 @@ pub struct ChatTemplate {
     env: Environment<'static>,
     bos_token: String,
     eos_token: String,
+    knows_tools: bool,
 }
 
 const TEMPLATE_NAME: &str = "chat_template";
@@ -68,7 +69,26 @@ impl ChatTemplate {
         }
         env.add_filter("tojson", tojson);
         env.add_template_owned(TEMPLATE_NAME, source.to_owned()).map_err(template_err)?;
-        Ok(ChatTemplate { env, bos_token: bos_token.to_owned(), eos_token: eos_token.to_owned() })
+        let mut template =
+            ChatTemplate { env, bos_token: bos_token.to_owned(), eos_token: eos_token.to_owned(), knows_tools: false };
+        template.knows_tools = template.renders_tools();
+        Ok(template)
+    }
+
+    /// Whether the template describes tools to the model (else they must be described for it:
+    /// `prompt::ChatExtras`).
+    pub fn knows_tools(&self) -> bool {
+        self.knows_tools
+    }
+
+    /// Whether a conversation renders differently with a tool than without.
+    fn renders_tools(&self) -> bool {
+        let probe = [ChatMessage::new("user", "Hi")];
+        let tool = serde_json::json!({"type": "function", "function": {"name": "probe_tool", "parameters": {}}});
+        match (self.render(&probe, true), self.render_with_tools(&probe, Some(&[tool]), true)) {
+            (Ok(plain), Ok(with_tool)) => plain != with_tool,
+            _ => false,
+        }
     }
 
     pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
@@ -474,5 +494,8 @@ mod real_templates {
         assert!(out.contains("<tool_response>\n18 C, sunny\n</tool_response>"), "{out}");
         // Without tools, no tool section.
         assert!(!tmpl.render(&messages[..1], true).unwrap().contains("<tools>"));
+        assert!(tmpl.knows_tools());
+        let chatml = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}";
+        assert!(!ChatTemplate::new(chatml, "", "").unwrap().knows_tools());
     }
 }

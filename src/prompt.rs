@@ -107,8 +107,17 @@ fn next_marker(text: &str) -> Option<(&str, usize, &str)> {
     Some((&text[..start], index, &body[end + END.len_utf8()..]))
 }
 
-/// The text the model reads for `messages`, and whether BOS goes before it.
+/// The text the model reads for `messages`, and whether BOS goes before it. Tools a template
+/// does not know are described in a system message of their own (`tools_in_messages`).
 fn render_chat(model: &Model, messages: &[ChatMessage], tools: Option<&[serde_json::Value]>) -> Result<(String, bool)> {
+    let generic;
+    let (messages, tools) = match (tools, &model.chat_template) {
+        (Some(tools), Some(t)) if !t.knows_tools() => {
+            generic = tools_in_messages(messages, tools);
+            (&generic[..], None)
+        }
+        _ => (messages, tools),
+    };
     let Some(template) = &model.chat_template else {
         let last = messages.last().ok_or_else(|| Error::Input("no messages to send".into()))?;
         return Ok((last.content.clone(), true));
@@ -118,6 +127,51 @@ fn render_chat(model: &Model, messages: &[ChatMessage], tools: Option<&[serde_js
     let bos_text = model.tokenizer.bos_id().and_then(|id| model.tokenizer.token_text(id));
     let has_bos = bos_text.is_some_and(|b| !b.is_empty() && text.starts_with(b));
     Ok((text, !has_bos))
+}
+
+/// For a template that knows no tools: the tools described in the system message (added, or
+/// put before its own text), earlier calls written into the assistant's text and tools' answers
+/// sent as the user's, in the format the answer's calls are read back in
+/// (`<tool_call>{"name": …, "arguments": …}</tool_call>`). Turns of one role in a row are
+/// joined, for templates that insist on alternating.
+pub fn tools_in_messages(messages: &[ChatMessage], tools: &[serde_json::Value]) -> Vec<ChatMessage> {
+    let mut described = String::from("You can call these tools (JSON Schema of their arguments):\n");
+    for tool in tools {
+        described.push_str(&tool.get("function").unwrap_or(tool).to_string());
+        described.push('\n');
+    }
+    described.push_str(
+        "To call one, answer with <tool_call>{\"name\": \"NAME\", \"arguments\": {...}}</tool_call> \
+         and nothing else; its answer comes back as <tool_response>...</tool_response>.",
+    );
+    let mut out: Vec<ChatMessage> = Vec::with_capacity(messages.len() + 1);
+    match messages.first() {
+        Some(first) if first.role == "system" => {}
+        _ => out.push(ChatMessage::new("system", "")),
+    }
+    for m in messages {
+        let (role, mut content) = match m.role.as_str() {
+            "tool" => ("user", format!("<tool_response>\n{}\n</tool_response>", m.content)),
+            role => (role, m.content.clone()),
+        };
+        for call in &m.tool_calls {
+            let function = &call["function"];
+            let call = serde_json::json!({"name": function["name"], "arguments": function["arguments"]});
+            content.push_str(&format!("<tool_call>{call}</tool_call>"));
+        }
+        match out.last_mut() {
+            Some(last) if last.role == role && role != "system" => {
+                last.content.push('\n');
+                last.content.push_str(&content);
+            }
+            _ => out.push(ChatMessage::new(role, content)),
+        }
+    }
+    if let Some(system) = out.first_mut() {
+        system.content =
+            if system.content.is_empty() { described } else { format!("{described}\n\n{}", system.content) };
+    }
+    out
 }
 
 /// Refuses `text` when even its fewest possible tokens (no token covers more bytes than the
@@ -180,5 +234,37 @@ mod tests {
             encode_chat_within(&model, &plain_question, 256, as_text).unwrap(),
             encode_chat(&model, &plain_question).unwrap()
         );
+    }
+
+    #[test]
+    fn tools_a_template_does_not_know_are_described_for_it() {
+        let call = serde_json::json!({"id": "call_1", "type": "function",
+            "function": {"name": "get_weather", "arguments": {"city": "Paris"}}});
+        let messages = [
+            ChatMessage::new("user", "Weather in Paris?"),
+            ChatMessage { tool_calls: vec![call], ..ChatMessage::new("assistant", "") },
+            ChatMessage { tool_call_id: Some("call_1".into()), ..ChatMessage::new("tool", "18 C") },
+            ChatMessage::new("user", "And tomorrow?"),
+        ];
+        let tool = serde_json::json!({"type": "function", "function": {"name": "get_weather", "parameters": {}}});
+        let generic = tools_in_messages(&messages, std::slice::from_ref(&tool));
+        let roles: Vec<&str> = generic.iter().map(|m| m.role.as_str()).collect();
+        // A system turn first; the tool's answer joins the next user turn.
+        assert_eq!(roles, ["system", "user", "assistant", "user"]);
+        assert!(generic[0].content.contains(r#"{"name":"get_weather","parameters":{}}"#), "{}", generic[0].content);
+        assert_eq!(generic[2].content, r#"<tool_call>{"name":"get_weather","arguments":{"city":"Paris"}}</tool_call>"#);
+        assert_eq!(generic[3].content, "<tool_response>\n18 C\n</tool_response>\nAnd tomorrow?");
+        assert!(generic.iter().all(|m| m.tool_calls.is_empty()));
+
+        // Through a model whose template knows no tools: the description reaches the prompt.
+        let gpu = Arc::new(pollster::block_on(Gpu::new(&AdapterChoice::from_env())).unwrap());
+        let spec = TinyLlama { chat_template: Some(MARKUP), ..Default::default() };
+        let model = Model::load(gpu, &ModelFile::from_bytes(spec.to_gguf()).unwrap()).unwrap();
+        assert!(!model.chat_template.as_ref().unwrap().knows_tools());
+        let extras = ChatExtras { tools: Some(std::slice::from_ref(&tool)), ..Default::default() };
+        let ids = encode_chat_within(&model, &messages, 4096, extras).unwrap();
+        let text = model.tokenizer.decode(&ids).unwrap();
+        assert!(text.starts_with("system\nYou can call these tools"), "{text}");
+        assert!(text.contains("<tool_response>"), "{text}");
     }
 }
