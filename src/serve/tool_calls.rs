@@ -1,7 +1,8 @@
-//! Tool calls in a chat answer: the model writes each as `<tool_call>{"name": …, "arguments":
-//! {…}}</tool_call>` (the Hermes convention of Qwen 2.5/3/3.5, SmolLM 3 and Hermes templates);
-//! the scanner takes them out of the text as it streams, holding back what may be the start of
-//! one, and gives them in OpenAI's shape.
+//! Tool calls in a chat answer: the model writes each inside `<tool_call>…</tool_call>`, as JSON
+//! `{"name": …, "arguments": {…}}` (the Hermes convention of Qwen 2.5/3, SmolLM 3 and Hermes
+//! templates) or as Qwen 3.5's (and Qwen3-Coder's) `<function=NAME><parameter=P>value
+//! </parameter></function>`; the scanner takes them out of the text as it streams, holding back
+//! what may be the start of one, and gives them in OpenAI's shape.
 
 use serde_json::{Value, json};
 
@@ -61,17 +62,41 @@ impl ToolCallScan {
     }
 
     fn call(&mut self, body: &str) -> Option<Value> {
-        let parsed: Value = serde_json::from_str(body.trim()).ok()?;
-        let name = parsed["name"].as_str()?;
-        let arguments = match &parsed["arguments"] {
-            Value::Null => "{}".to_string(),
-            Value::String(text) => text.clone(),
-            other => other.to_string(),
-        };
+        let (name, arguments) = json_call(body).or_else(|| xml_call(body))?;
         self.calls += 1;
         let id = format!("call_{}", self.calls);
         Some(json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}}))
     }
+}
+
+/// `{"name": …, "arguments": {…}}`: the name and the arguments as JSON text.
+fn json_call(body: &str) -> Option<(String, String)> {
+    let parsed: Value = serde_json::from_str(body.trim()).ok()?;
+    let name = parsed["name"].as_str()?.to_string();
+    let arguments = match &parsed["arguments"] {
+        Value::Null => "{}".to_string(),
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    };
+    Some((name, arguments))
+}
+
+/// `<function=NAME>` then `<parameter=P>\nvalue\n</parameter>` per argument, `</function>`: a
+/// value that reads as JSON (a number, an object, true…) is taken as such, any other as text.
+fn xml_call(body: &str) -> Option<(String, String)> {
+    let rest = body.trim().strip_prefix("<function=")?;
+    let (name, mut rest) = rest.split_once('>')?;
+    let mut arguments = serde_json::Map::new();
+    while let Some(start) = rest.find("<parameter=") {
+        let (key, after) = rest[start + "<parameter=".len()..].split_once('>')?;
+        let end = after.find("</parameter>")?;
+        let text = after[..end].strip_prefix('\n').unwrap_or(&after[..end]);
+        let text = text.strip_suffix('\n').unwrap_or(text);
+        let value = serde_json::from_str::<Value>(text).ok().filter(|v| !v.is_string());
+        arguments.insert(key.to_string(), value.unwrap_or_else(|| Value::String(text.to_string())));
+        rest = &after[end + "</parameter>".len()..];
+    }
+    rest.trim().starts_with("</function>").then(|| (name.trim().to_string(), Value::Object(arguments).to_string()))
 }
 
 #[cfg(test)]
@@ -109,6 +134,18 @@ mod tests {
     }
 
     #[test]
+    fn qwen35_writes_calls_as_functions_with_parameters() {
+        let answer = "Checking.\n\n<tool_call>\n<function=get_weather>\n<parameter=city>\nSan Francisco\n</parameter>\n<parameter=days>\n3\n</parameter>\n<parameter=note>\ntwo\nlines\n</parameter>\n</function>\n</tool_call>";
+        let (content, calls) = scan(&[answer]);
+        assert_eq!(content, "Checking.\n\n");
+        assert_eq!(calls[0]["function"]["name"], "get_weather");
+        let arguments: Value = serde_json::from_str(calls[0]["function"]["arguments"].as_str().unwrap()).unwrap();
+        assert_eq!(arguments, json!({"city": "San Francisco", "days": 3, "note": "two\nlines"}));
+        // Unfinished: text.
+        assert_eq!(scan(&["<tool_call>\n<function=f>\n<parameter=a>\n1\n</tool_call>"]).1.len(), 0);
+    }
+
+    #[test]
     fn several_calls_and_text_that_only_looks_like_one() {
         let two =
             "<tool_call>{\"name\": \"a\", \"arguments\": {}}</tool_call>\n<tool_call>{\"name\": \"b\"}</tool_call>";
@@ -120,5 +157,34 @@ mod tests {
         assert_eq!(scan(&["x <tool_call>{\"name\": "]), ("x <tool_call>{\"name\": ".into(), vec![]));
         // A held-back tail that was not a tag after all.
         assert_eq!(scan(&["a <tool", "box"]).0, "a <toolbox");
+    }
+
+    #[test]
+    fn calls_each_template_writes_are_read_back_as_the_same_calls() {
+        use crate::chat::{ChatMessage, ChatTemplate};
+        let templates = [
+            ("Qwen 3", include_str!("../../tests/fixtures/templates/Qwen-Qwen3-0.6B.jinja")),
+            ("Qwen 3.5", include_str!("../../tests/fixtures/templates/Qwen3.5-4B.jinja")),
+            (
+                "Hermes 3",
+                include_str!("../../tests/fixtures/templates/NousResearch-Hermes-3-Llama-3.1-8B-tool_use.jinja"),
+            ),
+        ];
+        let arguments = json!({"city": "Paris", "days": 3});
+        let call =
+            json!({"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": arguments}});
+        let messages = [
+            ChatMessage::new("user", "Weather in Paris?"),
+            ChatMessage { tool_calls: vec![call], ..ChatMessage::new("assistant", "") },
+            ChatMessage { tool_call_id: Some("call_1".into()), ..ChatMessage::new("tool", "18 C") },
+        ];
+        for (name, source) in templates {
+            let rendered = ChatTemplate::new(source, "", "").unwrap().render(&messages, false).unwrap();
+            let (_, calls) = scan(&[&rendered]);
+            assert_eq!(calls.len(), 1, "{name}: {rendered}");
+            assert_eq!(calls[0]["function"]["name"], "get_weather", "{name}");
+            let read: Value = serde_json::from_str(calls[0]["function"]["arguments"].as_str().unwrap()).unwrap();
+            assert_eq!(read, arguments, "{name}: {rendered}");
+        }
     }
 }
