@@ -28,6 +28,7 @@ use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
+use tool_calls::ToolFormat;
 use worker::Job;
 
 pub struct ServeOptions {
@@ -49,6 +50,9 @@ pub struct ServeOptions {
 /// What the connection threads share.
 struct Shared {
     model: Arc<Model>,
+    /// How the model writes tool calls: its family's way where its template knows tools, else
+    /// the generic format's (`prompt::tools_in_messages`).
+    tool_format: ToolFormat,
     name: String,
     options: ServeOptions,
     jobs: SyncSender<Job>,
@@ -83,7 +87,13 @@ pub fn serve(
     };
     let name = model.config.name.clone().unwrap_or_else(|| "hearth".into());
     let next_id = AtomicU64::new(1);
-    let shared = Arc::new(Shared { model, name, options, jobs, next_id, counters, shutdown: shutdown.clone() });
+    let tool_format = match &model.chat_template {
+        Some(t) if t.knows_tools() => ToolFormat::detect(&model.tokenizer),
+        _ => ToolFormat::Hermes,
+    };
+    let shutdown_flag = shutdown.clone();
+    let shared =
+        Arc::new(Shared { model, tool_format, name, options, jobs, next_id, counters, shutdown: shutdown_flag });
     if let Some(addr) = server.server_addr().to_ip() {
         on_ready(addr);
     }
@@ -315,7 +325,7 @@ fn submit(shared: &Shared, kind: Kind, prompt: Vec<u32>, o: Options, logprobs: O
     let answer = reply::Answer {
         events: receiver,
         chat,
-        tools: matches!(kind, Kind::Chat { tools: true }),
+        tools: matches!(kind, Kind::Chat { tools: true }).then_some(shared.tool_format),
         logprobs: logprobs.is_some(),
         usage_chunk: o.stream_options.is_some_and(|s| s.include_usage),
         id,

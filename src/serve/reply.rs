@@ -2,7 +2,7 @@
 //! the events as Server-Sent Events while they come.
 
 use super::api::{Logprob, chat_logprobs, completion_logprobs, error_body, usage};
-use super::tool_calls::ToolCallScan;
+use super::tool_calls::{ToolCallScan, ToolFormat};
 use super::worker::Event;
 use serde_json::{Value, json};
 use std::io::Write;
@@ -12,8 +12,8 @@ use std::sync::mpsc::Receiver;
 pub struct Answer {
     pub events: Receiver<Event>,
     pub chat: bool,
-    /// Tool calls are taken out of the chat answer's text (`tool_calls.rs`).
-    pub tools: bool,
+    /// Tool calls are taken out of the chat answer's text, written this way (`tool_calls.rs`).
+    pub tools: Option<ToolFormat>,
     /// Whether the request asked for log-probabilities.
     pub logprobs: bool,
     /// Streamed: the usage comes in a chunk of its own after the finish reason's (asked with
@@ -93,13 +93,20 @@ pub fn whole(request: tiny_http::Request, answer: Answer, headers: &Headers) {
 
 /// A whole chat answer's message and finish reason: its text, with the reasoning apart and,
 /// where the request gave tools, the calls taken out of the text.
-fn chat_message(text: &str, reasoning: &str, tools: bool, finish_reason: &'static str) -> (Value, &'static str) {
+fn chat_message(
+    text: &str,
+    reasoning: &str,
+    tools: Option<ToolFormat>,
+    finish_reason: &'static str,
+) -> (Value, &'static str) {
     let mut message = json!({"role": "assistant", "content": text});
     let mut finish_reason = finish_reason;
-    if tools {
-        let mut scan = ToolCallScan::default();
-        let (mut content, calls) = scan.push(text);
-        content.push_str(&scan.finish());
+    if let Some(format) = tools {
+        let mut scan = ToolCallScan::new(format);
+        let (mut content, mut calls) = scan.push(text);
+        let (rest, last) = scan.finish();
+        content.push_str(&rest);
+        calls.extend(last);
         if scan.called() {
             // OpenAI's shape: no content beside the calls is null.
             message["content"] = if content.trim().is_empty() { Value::Null } else { json!(content) };
@@ -119,7 +126,7 @@ fn chat_message(text: &str, reasoning: &str, tools: bool, finish_reason: &'stati
 /// `events`, which cancels the job at its next token.
 pub fn stream(request: tiny_http::Request, answer: Answer, headers: &Headers) {
     let Answer { events, chat, tools, logprobs: asked, usage_chunk, id, created, model } = answer;
-    let mut scan = tools.then(ToolCallScan::default);
+    let mut scan = tools.map(ToolCallScan::new);
     let mut out = request.into_writer();
     // Chunked, so the body's end is marked and the connection can serve the client's next request.
     let extra: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
@@ -193,9 +200,15 @@ pub fn stream(request: tiny_http::Request, answer: Answer, headers: &Headers) {
             }
             Event::Done { mut finish_reason, prompt_tokens, completion_tokens } => {
                 if let Some(scan) = scan.as_mut() {
-                    let rest = scan.finish();
+                    let (rest, calls) = scan.finish();
                     if !rest.is_empty() && !send(&chunk(Some(&rest), &[], None, None)) {
                         return;
+                    }
+                    for call in &calls {
+                        if !send(&call_chunk(calls_sent, call)) {
+                            return;
+                        }
+                        calls_sent += 1;
                     }
                     if scan.called() {
                         finish_reason = calls_finish(finish_reason);
@@ -233,13 +246,14 @@ mod tests {
     #[test]
     fn a_chat_answer_with_calls_has_them_apart_and_finishes_with_tool_calls() {
         let text = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>";
-        let (message, finish) = chat_message(text, "", true, "stop");
+        let hermes = Some(ToolFormat::Hermes);
+        let (message, finish) = chat_message(text, "", hermes, "stop");
         assert_eq!((message["content"].clone(), finish), (Value::Null, "tool_calls"));
         assert_eq!(message["tool_calls"][0]["function"]["arguments"], "{\"city\":\"Paris\"}");
         // Cut short by max_tokens: the reason stays "length".
-        assert_eq!(chat_message(text, "", true, "length").1, "length");
+        assert_eq!(chat_message(text, "", hermes, "length").1, "length");
         // Without tools in the request, the text is the answer as it is.
-        let (message, finish) = chat_message(text, "hmm", false, "stop");
+        let (message, finish) = chat_message(text, "hmm", None, "stop");
         assert_eq!((message["content"].as_str(), finish), (Some(text), "stop"));
         assert_eq!(message["reasoning_content"], "hmm");
         assert!(message.get("tool_calls").is_none());

@@ -1,46 +1,93 @@
-//! Tool calls in a chat answer: the model writes each inside `<tool_call>…</tool_call>`, as JSON
-//! `{"name": …, "arguments": {…}}` (the Hermes convention of Qwen 2.5/3, SmolLM 3 and Hermes
-//! templates) or as Qwen 3.5's (and Qwen3-Coder's) `<function=NAME><parameter=P>value
-//! </parameter></function>`; the scanner takes them out of the text as it streams, holding back
-//! what may be the start of one, and gives them in OpenAI's shape.
+//! Tool calls in a chat answer, in the convention of the model's family (`ToolFormat`): the
+//! scanner takes them out of the text as it streams, holding back what may be the start of one,
+//! and gives them in OpenAI's shape.
 
+use crate::tokenizer::Tokenizer;
 use serde_json::{Value, json};
 
-const OPEN: &str = "<tool_call>";
-const CLOSE: &str = "</tool_call>";
+/// How a model family writes its tool calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ToolFormat {
+    /// `<tool_call>…</tool_call>` holding Hermes JSON `{"name": …, "arguments": {…}}` (Qwen 2.5/3,
+    /// SmolLM 3, Hermes, and the generic format of templates that know no tools) or Qwen 3.5's
+    /// (and Qwen3-Coder's) `<function=NAME><parameter=P>value</parameter></function>`.
+    Hermes,
+    /// Gemma 4: `<|tool_call>call:NAME{key:value,…}<tool_call|>`, strings between `<|"|>`.
+    Gemma4,
+    /// Mistral: `[TOOL_CALLS]NAME[ARGS]{…}` (Mistral Small 3.2, Devstral) or
+    /// `[TOOL_CALLS][{"name": …, "arguments": …}, …]` (Nemo), up to the next or the end.
+    Mistral,
+}
+
+impl ToolFormat {
+    /// The family's format, from the tokens its vocabulary has.
+    pub fn detect(tokenizer: &Tokenizer) -> ToolFormat {
+        if tokenizer.token_id("<|tool_call>").is_some() {
+            ToolFormat::Gemma4
+        } else if tokenizer.token_id("[TOOL_CALLS]").is_some() {
+            ToolFormat::Mistral
+        } else {
+            ToolFormat::Hermes
+        }
+    }
+
+    /// What opens a call and what closes it (None: the next call or the answer's end).
+    fn tags(self) -> (&'static str, Option<&'static str>) {
+        match self {
+            ToolFormat::Hermes => ("<tool_call>", Some("</tool_call>")),
+            ToolFormat::Gemma4 => ("<|tool_call>", Some("<tool_call|>")),
+            ToolFormat::Mistral => ("[TOOL_CALLS]", None),
+        }
+    }
+
+    /// The calls (name, arguments as JSON text) of one call's text.
+    fn parse(self, body: &str) -> Option<Vec<(String, String)>> {
+        match self {
+            ToolFormat::Hermes => json_call(body).or_else(|| xml_call(body)).map(|c| vec![c]),
+            ToolFormat::Gemma4 => gemma4_call(body).map(|c| vec![c]),
+            ToolFormat::Mistral => mistral_calls(body),
+        }
+    }
+}
 
 /// Sorts an answer's text into content and tool calls, piece by piece.
-#[derive(Default)]
 pub struct ToolCallScan {
+    format: ToolFormat,
     pending: String,
     inside: bool,
     calls: usize,
 }
 
 impl ToolCallScan {
+    pub fn new(format: ToolFormat) -> ToolCallScan {
+        ToolCallScan { format, pending: String::new(), inside: false, calls: 0 }
+    }
+
     /// The content that can be shown now, and the calls completed by `piece`, each in
     /// OpenAI's shape (`id`, `type`, `function` with `name` and `arguments` as JSON text).
     pub fn push(&mut self, piece: &str) -> (String, Vec<Value>) {
+        let (open, close) = self.format.tags();
         self.pending.push_str(piece);
         let (mut content, mut calls) = (String::new(), Vec::new());
         loop {
             if self.inside {
-                let Some(end) = self.pending.find(CLOSE) else { break };
+                // A call ends at its closing tag, or (without one) where the next begins.
+                let end = match close {
+                    Some(close) => self.pending.find(close).map(|at| (at, close.len())),
+                    None => self.pending.find(open).map(|at| (at, 0)),
+                };
+                let Some((end, tag)) = end else { break };
                 let body = self.pending[..end].to_string();
-                self.pending.drain(..end + CLOSE.len());
+                self.pending.drain(..end + tag);
                 self.inside = false;
-                match self.call(&body) {
-                    Some(call) => calls.push(call),
-                    // Not a call after all: the text stays the answer's.
-                    None => content.push_str(&format!("{OPEN}{body}{CLOSE}")),
-                }
-            } else if let Some(start) = self.pending.find(OPEN) {
+                self.take(&body, &mut content, &mut calls);
+            } else if let Some(start) = self.pending.find(open) {
                 content.push_str(&self.pending[..start]);
-                self.pending.drain(..start + OPEN.len());
+                self.pending.drain(..start + open.len());
                 self.inside = true;
             } else {
-                // Keep back a tail that may be the start of `<tool_call>`.
-                let keep = (1..OPEN.len()).rev().find(|&n| self.pending.ends_with(&OPEN[..n])).unwrap_or(0);
+                // Keep back a tail that may be the start of the opening tag.
+                let keep = (1..open.len()).rev().find(|&n| self.pending.ends_with(&open[..n])).unwrap_or(0);
                 let cut = self.pending.len() - keep;
                 content.push_str(&self.pending[..cut]);
                 self.pending.drain(..cut);
@@ -50,10 +97,17 @@ impl ToolCallScan {
         (content, calls)
     }
 
-    /// What is left at the end of the answer: held-back text, or an unclosed call's text.
-    pub fn finish(&mut self) -> String {
+    /// At the end of the answer: the held-back text, and the call it ends (formats without a
+    /// closing tag) or an unclosed call's text.
+    pub fn finish(&mut self) -> (String, Vec<Value>) {
         let rest = std::mem::take(&mut self.pending);
-        if std::mem::take(&mut self.inside) { format!("{OPEN}{rest}") } else { rest }
+        let (mut content, mut calls) = (String::new(), Vec::new());
+        match (std::mem::take(&mut self.inside), self.format.tags()) {
+            (false, _) => content = rest,
+            (true, (_, None)) => self.take(&rest, &mut content, &mut calls),
+            (true, (open, Some(_))) => content = format!("{open}{rest}"),
+        }
+        (content, calls)
     }
 
     /// Whether any call was found.
@@ -61,11 +115,21 @@ impl ToolCallScan {
         self.calls > 0
     }
 
-    fn call(&mut self, body: &str) -> Option<Value> {
-        let (name, arguments) = json_call(body).or_else(|| xml_call(body))?;
-        self.calls += 1;
-        let id = format!("call_{}", self.calls);
-        Some(json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}}))
+    /// One call's text: its calls, or (not a call after all) back into the answer's text.
+    fn take(&mut self, body: &str, content: &mut String, calls: &mut Vec<Value>) {
+        let (open, close) = self.format.tags();
+        match self.format.parse(body) {
+            Some(parsed) => {
+                for (name, arguments) in parsed {
+                    self.calls += 1;
+                    let id = format!("call_{}", self.calls);
+                    calls.push(
+                        json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}}),
+                    );
+                }
+            }
+            None => content.push_str(&format!("{open}{body}{}", close.unwrap_or(""))),
+        }
     }
 }
 
@@ -99,20 +163,119 @@ fn xml_call(body: &str) -> Option<(String, String)> {
     rest.trim().starts_with("</function>").then(|| (name.trim().to_string(), Value::Object(arguments).to_string()))
 }
 
+/// Gemma 4's `call:NAME{key:value,…}`: strings between `<|"|>`, keys bare at the top.
+fn gemma4_call(body: &str) -> Option<(String, String)> {
+    let rest = body.trim().strip_prefix("call:")?;
+    let brace = rest.find('{')?;
+    let name = rest[..brace].trim().to_string();
+    let mut reader = Gemma4Value { text: &rest[brace..] };
+    let arguments = reader.value()?;
+    (arguments.is_object() && reader.text.trim().is_empty()).then(|| (name, arguments.to_string()))
+}
+
+/// A reader of Gemma 4's argument syntax, from the start of `text`.
+struct Gemma4Value<'a> {
+    text: &'a str,
+}
+
+impl Gemma4Value<'_> {
+    const QUOTE: &'static str = "<|\"|>";
+
+    fn value(&mut self) -> Option<Value> {
+        self.text = self.text.trim_start();
+        if let Some(rest) = self.text.strip_prefix(Self::QUOTE) {
+            let end = rest.find(Self::QUOTE)?;
+            self.text = &rest[end + Self::QUOTE.len()..];
+            return Some(Value::String(rest[..end].to_string()));
+        }
+        if let Some(rest) = self.text.strip_prefix('{') {
+            self.text = rest;
+            let mut object = serde_json::Map::new();
+            while !self.eat('}') {
+                self.eat(',');
+                let key = match self.value_key()? {
+                    Value::String(k) => k,
+                    other => other.to_string(),
+                };
+                self.text = self.text.trim_start().strip_prefix(':')?;
+                object.insert(key, self.value()?);
+            }
+            return Some(Value::Object(object));
+        }
+        if let Some(rest) = self.text.strip_prefix('[') {
+            self.text = rest;
+            let mut items = Vec::new();
+            while !self.eat(']') {
+                self.eat(',');
+                items.push(self.value()?);
+            }
+            return Some(Value::Array(items));
+        }
+        // A number, true, false or null, up to the next delimiter.
+        let end = self.text.find([',', '}', ']']).unwrap_or(self.text.len());
+        let scalar = self.text[..end].trim();
+        self.text = &self.text[end..];
+        serde_json::from_str(scalar).ok().or_else(|| (!scalar.is_empty()).then(|| Value::String(scalar.into())))
+    }
+
+    /// A key: quoted, or bare up to its colon.
+    fn value_key(&mut self) -> Option<Value> {
+        self.text = self.text.trim_start();
+        if self.text.starts_with(Self::QUOTE) {
+            return self.value();
+        }
+        let end = self.text.find(':')?;
+        let key = self.text[..end].trim().to_string();
+        self.text = &self.text[end..];
+        Some(Value::String(key))
+    }
+
+    fn eat(&mut self, c: char) -> bool {
+        self.text = self.text.trim_start();
+        match self.text.strip_prefix(c) {
+            Some(rest) => {
+                self.text = rest;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Mistral's `NAME[ARGS]{…}` (with `[CALL_ID]ID` before `[ARGS]` in earlier turns), or
+/// `[{"name": …, "arguments": …}, …]`.
+fn mistral_calls(body: &str) -> Option<Vec<(String, String)>> {
+    let body = body.trim();
+    if let Some((name, arguments)) = body.split_once("[ARGS]") {
+        let arguments: Value = serde_json::from_str(arguments.trim()).ok()?;
+        // Earlier turns carry the call's id too: NAME[CALL_ID]ID[ARGS]{…}.
+        let name = name.split_once("[CALL_ID]").map_or(name, |(name, _)| name);
+        return Some(vec![(name.trim().to_string(), arguments.to_string())]);
+    }
+    let list: Vec<Value> = serde_json::from_str(body).ok()?;
+    list.iter().map(|call| json_call(&call.to_string())).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// Runs `pieces` through a scan: the content and the calls.
     fn scan(pieces: &[&str]) -> (String, Vec<Value>) {
-        let mut s = ToolCallScan::default();
+        scan_as(ToolFormat::Hermes, pieces)
+    }
+
+    fn scan_as(format: ToolFormat, pieces: &[&str]) -> (String, Vec<Value>) {
+        let mut s = ToolCallScan::new(format);
         let (mut content, mut calls) = (String::new(), Vec::new());
         for piece in pieces {
             let (text, new) = s.push(piece);
             content.push_str(&text);
             calls.extend(new);
         }
-        content.push_str(&s.finish());
+        let (rest, last) = s.finish();
+        content.push_str(&rest);
+        calls.extend(last);
         (content, calls)
     }
 
@@ -163,28 +326,50 @@ mod tests {
     fn calls_each_template_writes_are_read_back_as_the_same_calls() {
         use crate::chat::{ChatMessage, ChatTemplate};
         let templates = [
-            ("Qwen 3", include_str!("../../tests/fixtures/templates/Qwen-Qwen3-0.6B.jinja")),
-            ("Qwen 3.5", include_str!("../../tests/fixtures/templates/Qwen3.5-4B.jinja")),
+            ("Qwen 3", ToolFormat::Hermes, include_str!("../../tests/fixtures/templates/Qwen-Qwen3-0.6B.jinja")),
+            ("Qwen 3.5", ToolFormat::Hermes, include_str!("../../tests/fixtures/templates/Qwen3.5-4B.jinja")),
             (
                 "Hermes 3",
+                ToolFormat::Hermes,
                 include_str!("../../tests/fixtures/templates/NousResearch-Hermes-3-Llama-3.1-8B-tool_use.jinja"),
             ),
+            ("Gemma 4", ToolFormat::Gemma4, include_str!("../../tests/fixtures/templates/google-gemma-4-31B-it.jinja")),
+            (
+                "Mistral Small 3.2",
+                ToolFormat::Mistral,
+                include_str!("../../tests/fixtures/templates/Mistral-Small-3.2-24B-Instruct-2506.jinja"),
+            ),
+            (
+                "Mistral Nemo",
+                ToolFormat::Mistral,
+                include_str!("../../tests/fixtures/templates/mistralai-Mistral-Nemo-Instruct-2407.jinja"),
+            ),
         ];
-        let arguments = json!({"city": "Paris", "days": 3});
+        let arguments = json!({"city": "Paris", "days": 3, "units": {"temp": "C"}, "hours": [6, 18]});
+        // Mistral Nemo's template wants ids of nine letters and digits.
         let call =
-            json!({"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": arguments}});
+            json!({"id": "abcDEF123", "type": "function", "function": {"name": "get_weather", "arguments": arguments}});
+        // The conversation up to the call (formats without a closing tag run to the answer's end).
         let messages = [
             ChatMessage::new("user", "Weather in Paris?"),
             ChatMessage { tool_calls: vec![call], ..ChatMessage::new("assistant", "") },
-            ChatMessage { tool_call_id: Some("call_1".into()), ..ChatMessage::new("tool", "18 C") },
         ];
-        for (name, source) in templates {
+        for (name, format, source) in templates {
             let rendered = ChatTemplate::new(source, "", "").unwrap().render(&messages, false).unwrap();
-            let (_, calls) = scan(&[&rendered]);
+            let (_, calls) = scan_as(format, &[&rendered]);
             assert_eq!(calls.len(), 1, "{name}: {rendered}");
             assert_eq!(calls[0]["function"]["name"], "get_weather", "{name}");
             let read: Value = serde_json::from_str(calls[0]["function"]["arguments"].as_str().unwrap()).unwrap();
             assert_eq!(read, arguments, "{name}: {rendered}");
+            // Streamed in two pieces cut anywhere: the same content and calls.
+            let whole = scan_as(format, &[&rendered]);
+            for cut in (1..rendered.len()).filter(|&c| rendered.is_char_boundary(c)) {
+                assert_eq!(scan_as(format, &[&rendered[..cut], &rendered[cut..]]), whole, "{name}, cut at {cut}");
+            }
         }
+        // Gemma 4's strings may hold its delimiters' neighbours: commas, braces, colons.
+        let (_, calls) =
+            scan_as(ToolFormat::Gemma4, &["<|tool_call>call:note{text:<|\"|>a, {b}: c<|\"|>}<tool_call|>"]);
+        assert_eq!(calls[0]["function"]["arguments"], r#"{"text":"a, {b}: c"}"#);
     }
 }

@@ -18,7 +18,7 @@ mod stream;
 use merges::{build_hf, ranked_merges, score_merges};
 use pieces::{clean_up_spaces, render_piece};
 use pretokenize::{PreConfig, pre_config};
-use special::{Attr, classify_special_texts};
+use special::{Attr, SHOWN_CONTROL_TEXTS, classify_special_texts};
 pub use stream::StreamDecoder;
 
 /// Everything the GGUF metadata says about the vocabulary (keys tokenizer.ggml.*), already extracted by the GGUF reader.
@@ -77,6 +77,8 @@ pub struct Tokenizer {
     specials: Vec<u32>,
     /// Sorted, deduplicated.
     eog: Vec<u32>,
+    /// Control tokens decoded as their text all the same (`SHOWN_CONTROL_TEXTS`), sorted.
+    shown: Vec<u32>,
     bos: Option<u32>,
     eos: Option<u32>,
     add_bos: bool,
@@ -167,6 +169,8 @@ impl Tokenizer {
         let mut specials: Vec<u32> = (0..n32).zip(&attrs).filter(|(_, a)| a.is_special()).map(|(id, _)| id).collect();
         specials.sort_by_key(|&id| std::cmp::Reverse(tokens.get(id as usize).map_or(0, String::len)));
         let pieces = tokens.iter().zip(&attrs).map(|(t, &a)| render_piece(kind, t, a)).collect();
+        let shown: Vec<u32> =
+            (0..n32).filter(|&id| SHOWN_CONTROL_TEXTS.contains(&tokens[id as usize].as_str())).collect();
 
         let merges = match kind {
             Kind::Bpe | Kind::Gemma4 => {
@@ -196,6 +200,7 @@ impl Tokenizer {
             pieces,
             specials,
             eog,
+            shown,
             bos,
             eos,
             add_bos,
@@ -346,7 +351,7 @@ impl Tokenizer {
 
     fn piece(&self, id: u32, special: bool) -> &[u8] {
         let i = id as usize;
-        let hidden = self.attrs.get(i).is_some_and(|a| a.is_hidden());
+        let hidden = self.attrs.get(i).is_some_and(|a| a.is_hidden()) && self.shown.binary_search(&id).is_err();
         match self.pieces.get(i) {
             Some(piece) if special || !hidden => piece,
             _ => &[],

@@ -337,3 +337,14 @@ fn gemma4_vocabulary_tokenizes_as_llama_cpp_does() {
     }
     assert!(tok.is_eog(tok.token_id("<turn|>").unwrap()));
 }
+
+#[test]
+fn tool_call_markup_stays_in_decoded_text_though_it_is_control() {
+    let extra = [("[TOOL_CALLS]", 3), ("[ARGS]", 3), ("<|im_end|>", 3)];
+    let tok = Tokenizer::from_vocab(&gpt2_spec("smollm", &extra, &[])).unwrap();
+    // Ids 256.. are the extra tokens; 'f' is byte 102.
+    assert_eq!(tok.decode(&[256, 102, 257, 258]).unwrap(), "[TOOL_CALLS]f[ARGS]");
+    // Still a control token: parsed only with parse_special.
+    assert_eq!(tok.encode("[ARGS]", false, true).unwrap(), vec![257]);
+    assert_ne!(tok.encode("[ARGS]", false, false).unwrap(), vec![257]);
+}
