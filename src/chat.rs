@@ -38,6 +38,7 @@ pub struct ChatTemplate {
     env: Environment<'static>,
     bos_token: String,
     eos_token: String,
+    source: String,
     knows_tools: bool,
 }
 
@@ -69,10 +70,20 @@ impl ChatTemplate {
         }
         env.add_filter("tojson", tojson);
         env.add_template_owned(TEMPLATE_NAME, source.to_owned()).map_err(template_err)?;
-        let mut template =
-            ChatTemplate { env, bos_token: bos_token.to_owned(), eos_token: eos_token.to_owned(), knows_tools: false };
+        let mut template = ChatTemplate {
+            env,
+            bos_token: bos_token.to_owned(),
+            eos_token: eos_token.to_owned(),
+            source: source.to_owned(),
+            knows_tools: false,
+        };
         template.knows_tools = template.renders_tools();
         Ok(template)
+    }
+
+    /// The template's text.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// Whether the template describes tools to the model (else they must be described for it:

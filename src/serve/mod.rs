@@ -88,7 +88,7 @@ pub fn serve(
     let name = model.config.name.clone().unwrap_or_else(|| "hearth".into());
     let next_id = AtomicU64::new(1);
     let tool_format = match &model.chat_template {
-        Some(t) if t.knows_tools() => ToolFormat::detect(&model.tokenizer),
+        Some(t) if t.knows_tools() => ToolFormat::detect(t.source()),
         _ => ToolFormat::Hermes,
     };
     let shutdown_flag = shutdown.clone();

@@ -2,7 +2,6 @@
 //! scanner takes them out of the text as it streams, holding back what may be the start of one,
 //! and gives them in OpenAI's shape.
 
-use crate::tokenizer::Tokenizer;
 use serde_json::{Value, json};
 
 /// How a model family writes its tool calls.
@@ -17,15 +16,23 @@ pub enum ToolFormat {
     /// Mistral: `[TOOL_CALLS]NAME[ARGS]{…}` (Mistral Small 3.2, Devstral) or
     /// `[TOOL_CALLS][{"name": …, "arguments": …}, …]` (Nemo), up to the next or the end.
     Mistral,
+    /// Llama 3.x: the whole answer a JSON `{"name": …, "parameters": {…}}`, or after
+    /// `<|python_tag|>`.
+    Llama3,
 }
 
 impl ToolFormat {
-    /// The family's format, from the tokens its vocabulary has.
-    pub fn detect(tokenizer: &Tokenizer) -> ToolFormat {
-        if tokenizer.token_id("<|tool_call>").is_some() {
+    /// The family's format, from the markup its chat template writes calls in.
+    pub fn detect(template_source: &str) -> ToolFormat {
+        let has = |markup: &str| template_source.contains(markup);
+        if has("<|tool_call>") {
             ToolFormat::Gemma4
-        } else if tokenizer.token_id("[TOOL_CALLS]").is_some() {
+        } else if has("[TOOL_CALLS]") {
             ToolFormat::Mistral
+        } else if has("<tool_call>") {
+            ToolFormat::Hermes
+        } else if has("<|python_tag|>") || has("\"parameters\": ") {
+            ToolFormat::Llama3
         } else {
             ToolFormat::Hermes
         }
@@ -37,6 +44,7 @@ impl ToolFormat {
             ToolFormat::Hermes => ("<tool_call>", Some("</tool_call>")),
             ToolFormat::Gemma4 => ("<|tool_call>", Some("<tool_call|>")),
             ToolFormat::Mistral => ("[TOOL_CALLS]", None),
+            ToolFormat::Llama3 => ("<|python_tag|>", None),
         }
     }
 
@@ -46,6 +54,7 @@ impl ToolFormat {
             ToolFormat::Hermes => json_call(body).or_else(|| xml_call(body)).map(|c| vec![c]),
             ToolFormat::Gemma4 => gemma4_call(body).map(|c| vec![c]),
             ToolFormat::Mistral => mistral_calls(body),
+            ToolFormat::Llama3 => json_call(body).map(|c| vec![c]),
         }
     }
 }
@@ -55,12 +64,16 @@ pub struct ToolCallScan {
     format: ToolFormat,
     pending: String,
     inside: bool,
+    /// Nothing but whitespace seen yet (Llama 3's calls are whole answers).
+    at_start: bool,
+    /// The call being read began without its opening tag (Llama 3's whole-answer JSON).
+    untagged: bool,
     calls: usize,
 }
 
 impl ToolCallScan {
     pub fn new(format: ToolFormat) -> ToolCallScan {
-        ToolCallScan { format, pending: String::new(), inside: false, calls: 0 }
+        ToolCallScan { format, pending: String::new(), inside: false, at_start: true, untagged: false, calls: 0 }
     }
 
     /// The content that can be shown now, and the calls completed by `piece`, each in
@@ -69,6 +82,19 @@ impl ToolCallScan {
         let (open, close) = self.format.tags();
         self.pending.push_str(piece);
         let (mut content, mut calls) = (String::new(), Vec::new());
+        if self.at_start && self.format == ToolFormat::Llama3 {
+            match self.pending.trim_start().chars().next() {
+                None => return (content, calls),
+                Some(first) => {
+                    self.at_start = false;
+                    if first == '{' {
+                        // Maybe a call: it runs to the answer's end.
+                        self.pending = self.pending.trim_start().to_string();
+                        (self.inside, self.untagged) = (true, true);
+                    }
+                }
+            }
+        }
         loop {
             if self.inside {
                 // A call ends at its closing tag, or (without one) where the next begins.
@@ -120,6 +146,7 @@ impl ToolCallScan {
         let (open, close) = self.format.tags();
         match self.format.parse(body) {
             Some(parsed) => {
+                self.untagged = false;
                 for (name, arguments) in parsed {
                     self.calls += 1;
                     let id = format!("call_{}", self.calls);
@@ -128,16 +155,21 @@ impl ToolCallScan {
                     );
                 }
             }
-            None => content.push_str(&format!("{open}{body}{}", close.unwrap_or(""))),
+            None => {
+                let open = if std::mem::take(&mut self.untagged) { "" } else { open };
+                content.push_str(&format!("{open}{body}{}", close.unwrap_or("")));
+            }
         }
     }
 }
 
-/// `{"name": …, "arguments": {…}}`: the name and the arguments as JSON text.
+/// `{"name": …, "arguments": {…}}` (or Llama 3's `"parameters"`): the name and the arguments as
+/// JSON text.
 fn json_call(body: &str) -> Option<(String, String)> {
     let parsed: Value = serde_json::from_str(body.trim()).ok()?;
     let name = parsed["name"].as_str()?.to_string();
-    let arguments = match &parsed["arguments"] {
+    let given = if parsed.get("arguments").is_some() { &parsed["arguments"] } else { &parsed["parameters"] };
+    let arguments = match given {
         Value::Null => "{}".to_string(),
         Value::String(text) => text.clone(),
         other => other.to_string(),
@@ -309,6 +341,17 @@ mod tests {
     }
 
     #[test]
+    fn llama3_calls_are_whole_answers_of_json() {
+        let llama = |pieces: &[&str]| scan_as(ToolFormat::Llama3, pieces);
+        let (content, calls) = llama(&["\n{\"name\": \"f\", ", "\"parameters\": {\"a\": 1}}"]);
+        assert_eq!((content.as_str(), calls[0]["function"]["arguments"].as_str()), ("", Some("{\"a\":1}")));
+        assert_eq!(llama(&["Sure: {\"a\": 1}"]), ("Sure: {\"a\": 1}".into(), vec![]));
+        assert_eq!(llama(&["{not json}"]), ("{not json}".into(), vec![]));
+        let (content, calls) = llama(&["<|python_tag|>{\"name\": \"g\", \"parameters\": {}}"]);
+        assert_eq!((content.as_str(), calls[0]["function"]["name"].as_str()), ("", Some("g")));
+    }
+
+    #[test]
     fn several_calls_and_text_that_only_looks_like_one() {
         let two =
             "<tool_call>{\"name\": \"a\", \"arguments\": {}}</tool_call>\n<tool_call>{\"name\": \"b\"}</tool_call>";
@@ -344,6 +387,11 @@ mod tests {
                 ToolFormat::Mistral,
                 include_str!("../../tests/fixtures/templates/mistralai-Mistral-Nemo-Instruct-2407.jinja"),
             ),
+            (
+                "Llama 3.1",
+                ToolFormat::Llama3,
+                include_str!("../../tests/fixtures/templates/meta-llama-Llama-3.1-8B-Instruct.jinja"),
+            ),
         ];
         let arguments = json!({"city": "Paris", "days": 3, "units": {"temp": "C"}, "hours": [6, 18]});
         // Mistral Nemo's template wants ids of nine letters and digits.
@@ -355,7 +403,13 @@ mod tests {
             ChatMessage { tool_calls: vec![call], ..ChatMessage::new("assistant", "") },
         ];
         for (name, format, source) in templates {
-            let rendered = ChatTemplate::new(source, "", "").unwrap().render(&messages, false).unwrap();
+            assert_eq!(ToolFormat::detect(source), format, "{name}");
+            let mut rendered = ChatTemplate::new(source, "", "").unwrap().render(&messages, false).unwrap();
+            if format == ToolFormat::Llama3 {
+                // Its calls are whole answers: the assistant's turn alone.
+                let turn = rendered.rsplit("<|end_header_id|>\n\n").next().unwrap_or("");
+                rendered = turn.trim_end_matches("<|eot_id|>").to_string();
+            }
             let (_, calls) = scan_as(format, &[&rendered]);
             assert_eq!(calls.len(), 1, "{name}: {rendered}");
             assert_eq!(calls[0]["function"]["name"], "get_weather", "{name}");

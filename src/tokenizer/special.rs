@@ -66,7 +66,7 @@ pub(super) const EOG_TEXTS: &[&str] = &[
 /// Control tokens that still appear in decoded text: the markup of tool calls, which the
 /// server reads calls from (as Gemma 4's converter makes its tool tokens user-defined so that
 /// parsers see them).
-pub(super) const SHOWN_CONTROL_TEXTS: &[&str] = &["[TOOL_CALLS]", "[ARGS]", "[CALL_ID]"];
+pub(super) const SHOWN_CONTROL_TEXTS: &[&str] = &["[TOOL_CALLS]", "[ARGS]", "[CALL_ID]", "<|python_tag|>"];
 
 /// Fill-in-the-middle roles llama.cpp detects by text: (texts, ends generation). The first match
 /// of each role becomes a control token.
