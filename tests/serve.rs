@@ -362,6 +362,12 @@ fn tools_and_a_tool_loop_reach_a_template_that_knows_them() {
     let without = prompt_tokens("");
     assert!(prompt_tokens(&format!(r#", "tools": {tools}"#)) > without + 50, "the tools are described");
     assert_eq!(prompt_tokens(&format!(r#", "tools": {tools}, "tool_choice": "none""#)), without);
+    // Streamed with tools: the text (no call from a random model) still streams to its end.
+    let streamed = format!(r#"{{"messages": {loop_messages}, "tools": {tools}, "max_tokens": 8, "stream": true}}"#);
+    let (status, events) = server.request("POST", "/v1/chat/completions", Some(&streamed), &[]);
+    assert_eq!(status, 200, "{events}");
+    let finished = events.contains("\"finish_reason\":\"length\"") || events.contains("\"finish_reason\":\"stop\"");
+    assert!(finished && events.contains("data: [DONE]"), "{events}");
     let forced = format!(r#"{{"messages": {loop_messages}, "tools": {tools}, "tool_choice": "required"}}"#);
     let (status, reply) = server.json("/v1/chat/completions", &forced);
     assert_eq!(status, 400, "{reply}");
