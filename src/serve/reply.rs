@@ -163,13 +163,19 @@ pub fn stream(request: tiny_http::Request, answer: Answer, headers: &Headers) {
         let framed = format!("{:x}\r\n{text}\r\n", text.len());
         out.write_all(framed.as_bytes()).and_then(|_| out.flush()).is_ok()
     };
-    // A streamed tool call: one chunk with its index, id, name and whole arguments.
-    let call_chunk = |index: usize, call: &Value| {
-        let mut call = call.clone();
-        call["index"] = json!(index);
-        let delta = json!({"role": "assistant", "tool_calls": [call]});
-        let body = envelope(json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": null}]));
-        format!("data: {body}\n\n")
+    // Streamed tool calls: a chunk each with its index (counted in `sent`), id, name and whole
+    // arguments.
+    let call_chunks = |calls: &[Value], sent: &mut usize| {
+        let mut events = String::new();
+        for call in calls {
+            let mut call = call.clone();
+            call["index"] = json!(*sent);
+            *sent += 1;
+            let delta = json!({"role": "assistant", "tool_calls": [call]});
+            let body = envelope(json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": null}]));
+            events.push_str(&format!("data: {body}\n\n"));
+        }
+        events
     };
     let mut calls_sent = 0;
     for event in events {
@@ -182,11 +188,8 @@ pub fn stream(request: tiny_http::Request, answer: Answer, headers: &Headers) {
                 if !text.is_empty() && !send(&chunk(Some(&text), &logprobs, None, None)) {
                     return;
                 }
-                for call in &calls {
-                    if !send(&call_chunk(calls_sent, call)) {
-                        return;
-                    }
-                    calls_sent += 1;
+                if !calls.is_empty() && !send(&call_chunks(&calls, &mut calls_sent)) {
+                    return;
                 }
                 continue;
             }
@@ -204,11 +207,8 @@ pub fn stream(request: tiny_http::Request, answer: Answer, headers: &Headers) {
                     if !rest.is_empty() && !send(&chunk(Some(&rest), &[], None, None)) {
                         return;
                     }
-                    for call in &calls {
-                        if !send(&call_chunk(calls_sent, call)) {
-                            return;
-                        }
-                        calls_sent += 1;
+                    if !calls.is_empty() && !send(&call_chunks(&calls, &mut calls_sent)) {
+                        return;
                     }
                     if scan.called() {
                         finish_reason = calls_finish(finish_reason);

@@ -79,6 +79,8 @@ pub struct Tokenizer {
     eog: Vec<u32>,
     /// Control tokens decoded as their text all the same (`SHOWN_CONTROL_TEXTS`), sorted.
     shown: Vec<u32>,
+    /// The longest token text's bytes (at least 1), for the server's check of each prompt.
+    max_token_bytes: usize,
     bos: Option<u32>,
     eos: Option<u32>,
     add_bos: bool,
@@ -191,6 +193,7 @@ impl Tokenizer {
             Kind::Bpe | Kind::Gemma4 | Kind::Placeholder => None,
         };
         let hf = build_hf(kind, &tokens, merges, unk_text, &pre)?;
+        let max_token_bytes = tokens.iter().map(String::len).max().unwrap_or(1).max(1);
 
         Ok(Tokenizer {
             kind,
@@ -201,6 +204,7 @@ impl Tokenizer {
             specials,
             eog,
             shown,
+            max_token_bytes,
             bos,
             eos,
             add_bos,
@@ -310,7 +314,7 @@ impl Tokenizer {
 
     /// The most bytes of text one token stands for (at least 1).
     pub fn max_token_bytes(&self) -> usize {
-        self.tokens.iter().map(String::len).max().unwrap_or(1).max(1)
+        self.max_token_bytes
     }
 
     pub fn vocab_size(&self) -> usize {
