@@ -1,9 +1,14 @@
 // Greedy sampling: the index of the largest logit of the last row (first index on ties).
-// One workgroup; constants N (vocabulary size) and LS (floats per logits row).
+// One workgroup; constants N (vocabulary size) and LS (floats per logits row). With MASK, only
+// tokens whose bit is set in `allowed` (bit i % 32 of word i / 32) are candidates: structured
+// output's grammar decides them.
 
 #include "step.wgsl"
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read_write> result: array<u32>;
+#if MASK
+@group(0) @binding(3) var<storage, read> allowed: array<u32>;
+#endif
 
 const WG: u32 = 256u;
 var<workgroup> best_val: array<f32, WG>;
@@ -17,6 +22,11 @@ fn main(@builtin(local_invocation_index) lane: u32) {
     var bi = 0xffffffffu;
     for (var i = lane; i < N; i += WG) {
         let v = logits[base + i];
+#if MASK
+        if ((allowed[i / 32u] >> (i % 32u)) & 1u) == 0u {
+            continue;
+        }
+#endif
         // NaN compares false and is never chosen.
         if v > bv {
             bv = v;

@@ -1,6 +1,7 @@
 //! A generation session: its own KV cache and buffers over a shared model, prompt processing
 //! in batches, and one forward step per generated token.
 
+use crate::grammar::Constraint;
 use crate::logprobs::{TokenLogprobs, token_logprobs};
 use crate::model::Model;
 use crate::model::state::{SessionOptions, State};
@@ -15,6 +16,8 @@ pub struct Session {
     pub(crate) state: State,
     ops: Vec<Box<dyn Op>>,
     argmax: Argmax,
+    /// The argmax among the tokens in `state.allowed`.
+    argmax_within: Argmax,
     /// Host time spent recording and submitting steps, in ns (`hearth bench` reports it).
     host_ns: u64,
 }
@@ -26,6 +29,8 @@ pub(crate) enum Want {
     Nothing,
     /// The greedy next token after the last input token.
     Argmax,
+    /// The same among the tokens `state.allowed` allows.
+    ArgmaxWithin,
     /// Logits of the inputs from this index on.
     LogitsFrom(usize),
 }
@@ -35,7 +40,8 @@ impl Session {
         let gpu = &model.gpu;
         let state = State::new(gpu, &model.config, options)?;
         let ops = model.arch.graph(gpu, &model.config, &state)?;
-        let argmax = Argmax::new(gpu, &state.steps, &state.logits, &state.token)?;
+        let argmax = Argmax::new(gpu, &state.steps, &state.logits, &state.token, None)?;
+        let argmax_within = Argmax::new(gpu, &state.steps, &state.logits, &state.token, Some(&state.allowed))?;
         gpu.check().map_err(|e| {
             Error::Gpu(format!(
                 "{e} (while allocating {:.1} MB for a session of {} tokens)",
@@ -43,7 +49,7 @@ impl Session {
                 options.ctx
             ))
         })?;
-        Ok(Session { model, state, ops, argmax, host_ns: 0 })
+        Ok(Session { model, state, ops, argmax, argmax_within, host_ns: 0 })
     }
 
     pub fn options(&self) -> SessionOptions {
@@ -114,14 +120,16 @@ impl Session {
         let n = tokens.len() as u32;
         let logits_from = match want {
             Want::Nothing => n,
-            Want::Argmax => n - 1,
+            Want::Argmax | Want::ArgmaxWithin => n - 1,
             Want::LogitsFrom(i) => i as u32,
         };
         let step = Step { n_tokens: n, pos0: self.position() as u32, logits_from, pad: 0 };
         self.model.gpu.queue.write_buffer(&self.state.ids, 0, bytemuck::cast_slice(tokens));
         let mut ops: Vec<&dyn Op> = self.ops.iter().map(|o| o.as_ref()).collect();
-        if want == Want::Argmax {
-            ops.push(&self.argmax);
+        match want {
+            Want::Argmax => ops.push(&self.argmax),
+            Want::ArgmaxWithin => ops.push(&self.argmax_within),
+            _ => {}
         }
         (step, ops)
     }
@@ -135,7 +143,7 @@ impl Session {
         let commands = self.state.steps.record(gpu, &ops, &step)?;
         // What the host reads after this step goes into a kept staging buffer, in this submit.
         let readback = match want {
-            Want::Argmax => Some((&self.state.token, &self.state.token_staging)),
+            Want::Argmax | Want::ArgmaxWithin => Some((&self.state.token, &self.state.token_staging)),
             Want::LogitsFrom(i) if i + 1 == tokens.len() => {
                 Some((&self.state.logits.buffer, &self.state.logits_staging))
             }
@@ -179,6 +187,28 @@ impl Session {
     /// Feeds `tokens` and returns the greedy choice for the next token (computed on the GPU).
     pub async fn next_greedy(&mut self, tokens: &[u32]) -> Result<u32> {
         self.feed(tokens, Want::Argmax)?;
+        self.read_token().await
+    }
+
+    /// Feeds `tokens` and returns the greedy choice among the tokens `allowed` allows (a bit
+    /// per token, `grammar::Constraint::allowed`), chosen on the GPU.
+    pub async fn next_greedy_within(&mut self, tokens: &[u32], allowed: &[u32]) -> Result<u32> {
+        let words = self.model.config.n_vocab.div_ceil(32);
+        if allowed.len() != words {
+            return Err(Error::Input(format!("a token mask of {} words for {words}", allowed.len())));
+        }
+        self.model.gpu.queue.write_buffer(&self.state.allowed, 0, bytemuck::cast_slice(allowed));
+        self.feed(tokens, Want::ArgmaxWithin)?;
+        let id = self.read_token().await?;
+        if !crate::grammar::is_allowed(allowed, id) {
+            return Err(Error::Gpu(format!(
+                "token {id} was chosen outside the allowed ones (no finite logit among them?)"
+            )));
+        }
+        Ok(id)
+    }
+
+    async fn read_token(&self) -> Result<u32> {
         let bytes = self.model.gpu.read_staging(&self.state.token_staging, 4).await?;
         Ok(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
     }
@@ -283,6 +313,8 @@ pub struct Generation {
     /// How many of the most likely tokens to report with each one's log-probability, if asked.
     logprobs: Option<usize>,
     last_logprobs: Option<TokenLogprobs>,
+    /// Structured output: the grammar the tokens must follow.
+    constraint: Option<Constraint>,
 }
 
 impl Generation {
@@ -314,6 +346,7 @@ impl Generation {
             done: max_tokens == 0,
             logprobs: None,
             last_logprobs: None,
+            constraint: None,
         })
     }
 
@@ -321,6 +354,12 @@ impl Generation {
     /// `take_logprobs`). Generation then reads back every step's logits, even when greedy.
     pub fn keep_logprobs(&mut self, top: usize) {
         self.logprobs = Some(top);
+    }
+
+    /// Holds the generated tokens to `constraint`'s grammar; generation ends where the grammar
+    /// is complete (or earlier, where it may end and the model chooses to).
+    pub fn constrain(&mut self, constraint: Constraint) {
+        self.constraint = Some(constraint);
     }
 
     /// The log-probabilities of the token `next` returned last, when `keep_logprobs` asked.
@@ -342,17 +381,13 @@ impl Generation {
                 self.stats.generated
             )));
         }
+        if self.constraint.as_ref().is_some_and(Constraint::is_complete) {
+            self.stats.stop = StopReason::EndOfGeneration;
+            self.done = true;
+            return Ok(None);
+        }
         let started = web_time::Instant::now();
-        let next = if self.sampler.config().is_plain_greedy() && self.logprobs.is_none() {
-            session.next_greedy(&self.input).await
-        } else {
-            session.next_logits(&self.input).await.map(|logits| {
-                let id = self.sampler.sample(&logits, &self.history);
-                self.last_logprobs = self.logprobs.map(|top| token_logprobs(&logits, id, top));
-                id
-            })
-        };
-        let next = next.inspect_err(|_| self.done = true)?;
+        let next = self.choose(session).await.inspect_err(|_| self.done = true)?;
         let elapsed = started.elapsed().as_secs_f64();
         if self.stats.generated == 0 {
             // A conversation's next turn comes back to the end of this prompt at least.
@@ -367,11 +402,33 @@ impl Generation {
             self.done = true;
             return Ok(None);
         }
+        if let Some(constraint) = &mut self.constraint {
+            constraint.accept(next).inspect_err(|_| self.done = true)?;
+        }
         self.stats.generated += 1;
         self.history.push(next);
         self.input = vec![next];
         self.done = self.stats.generated == self.max_tokens;
         Ok(Some(next))
+    }
+
+    /// Feeds the pending input and picks the next token: greedy on the GPU where the sampler
+    /// allows, else from the logits read back; among the tokens the constraint allows, if any.
+    async fn choose(&mut self, session: &mut Session) -> Result<u32> {
+        let allowed = self.constraint.as_mut().map(Constraint::allowed).transpose()?;
+        if self.sampler.config().is_plain_greedy() && self.logprobs.is_none() {
+            return match &allowed {
+                Some(allowed) => session.next_greedy_within(&self.input, allowed).await,
+                None => session.next_greedy(&self.input).await,
+            };
+        }
+        let logits = session.next_logits(&self.input).await?;
+        let id = self
+            .sampler
+            .sample_within(&logits, &self.history, allowed.as_deref())
+            .ok_or_else(|| Error::Input("no token the grammar allows has a logit".into()))?;
+        self.last_logprobs = self.logprobs.map(|top| token_logprobs(&logits, id, top));
+        Ok(id)
     }
 
     /// Ends generation early: the caller wants no more tokens.

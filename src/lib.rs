@@ -10,6 +10,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod generate;
 pub mod gpu;
+pub mod grammar;
 pub mod logprobs;
 pub mod model;
 pub mod ops;

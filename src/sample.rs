@@ -96,11 +96,22 @@ impl Sampler {
 
     /// Picks a token from `logits` given the tokens seen so far.
     pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> u32 {
+        self.sample_within(logits, history, None).unwrap_or(0)
+    }
+
+    /// Picks a token among those `allowed` allows (a bit per token, as
+    /// `grammar::Constraint::allowed` gives it; None: any), or None when no allowed token has a
+    /// logit.
+    pub fn sample_within(&mut self, logits: &[f32], history: &[u32], allowed: Option<&[u32]>) -> Option<u32> {
         let c = &self.config;
-        let mut cands: Vec<(u32, f32)> =
-            logits.iter().enumerate().filter(|(_, l)| !l.is_nan()).map(|(i, &l)| (i as u32, l)).collect();
+        let mut cands: Vec<(u32, f32)> = logits
+            .iter()
+            .enumerate()
+            .filter(|&(i, l)| !l.is_nan() && allowed.is_none_or(|a| crate::grammar::is_allowed(a, i as u32)))
+            .map(|(i, &l)| (i as u32, l))
+            .collect();
         if cands.is_empty() {
-            return 0;
+            return None;
         }
         if c.penalizes() {
             penalize(&mut cands, &history[history.len().saturating_sub(c.repeat_last_n)..], c);
@@ -108,7 +119,7 @@ impl Sampler {
         // Most likely first; equal logits keep the lower id first, as an argmax would.
         cands.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         if c.temperature <= 0.0 {
-            return cands[0].0;
+            return Some(cands[0].0);
         }
         if c.top_k > 0 {
             cands.truncate(c.top_k);
@@ -136,10 +147,10 @@ impl Sampler {
         for i in 0..keep {
             r -= probs[i];
             if r <= 0.0 {
-                return cands[i].0;
+                return Some(cands[i].0);
             }
         }
-        cands[keep - 1].0
+        Some(cands[keep - 1].0)
     }
 }
 

@@ -39,6 +39,7 @@ pub struct Model {
     pub active_weight_bytes: u64,
     /// How the model marks reasoning apart from its answer.
     pub reasoning: crate::reasoning::ReasoningFormat,
+    grammars: crate::grammar::GrammarCompiler,
 }
 
 impl Model {
@@ -69,6 +70,23 @@ impl Model {
         let active_weight_bytes = weight_bytes - (expert_bytes as f64 * unused_share) as u64;
         let harmony = arch::family(&config.arch)?.harmony;
         let reasoning = crate::reasoning::ReasoningFormat::detect(&tokenizer, harmony);
-        Ok(Model { config, gpu, arch, tokenizer, chat_template, weight_bytes, active_weight_bytes, reasoning })
+        let grammars = crate::grammar::GrammarCompiler::new(config.n_vocab);
+        Ok(Model {
+            config,
+            gpu,
+            arch,
+            tokenizer,
+            chat_template,
+            weight_bytes,
+            active_weight_bytes,
+            reasoning,
+            grammars,
+        })
+    }
+
+    /// A constraint holding generation to `grammar` (see `grammar/`); refused when the grammar
+    /// cannot be compiled.
+    pub fn constraint(&self, grammar: &crate::grammar::Grammar) -> Result<crate::grammar::Constraint> {
+        self.grammars.compile(&self.tokenizer, grammar)
     }
 }

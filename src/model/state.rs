@@ -40,6 +40,8 @@ pub struct State {
     pub token: wgpu::Buffer,
     /// Where `token` is copied for the host to read, in the same submit as the step.
     pub token_staging: wgpu::Buffer,
+    /// The tokens structured output allows next, a bit each (`grammar::Constraint::allowed`).
+    pub allowed: wgpu::Buffer,
     /// Where one row of `logits` is copied for sampling, likewise.
     pub logits_staging: wgpu::Buffer,
     pub rope: wgpu::Buffer,
@@ -167,6 +169,7 @@ impl State {
             logits: gpu.activations("logits", logit_rows, c.n_vocab)?,
             token: gpu.buffer("token", 16)?,
             token_staging: gpu.staging("token read-back", 4),
+            allowed: gpu.buffer("allowed tokens", (c.n_vocab.div_ceil(32) * 4) as u64)?,
             logits_staging: gpu.staging("logits read-back", (c.n_vocab * 4) as u64),
             rope: gpu
                 .buffer_with("rope", &rope_table(ctx, c.rope_dims, c.rope_base, c.rope_scaling, &c.rope_factors))?,
@@ -238,6 +241,7 @@ impl State {
             + attention
             + activations.iter().map(|a| a.buffer.size()).sum::<u64>()
             + self.ids.size()
+            + self.allowed.size()
             + self.rope.size()
             + self.rope_swa.as_ref().map_or(0, |r| r.size())
             + self.memory.gpu_bytes()

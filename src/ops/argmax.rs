@@ -1,5 +1,6 @@
 //! Greedy sampling on the GPU: the index of the largest logit, 4 bytes to read back
-//! (`shaders/argmax.wgsl`).
+//! (`shaders/argmax.wgsl`), among all tokens or among those a bitmask allows (structured
+//! output, `grammar/`).
 
 use super::{Dispatch, Recorder, Step, StepBuffers};
 use crate::Result;
@@ -9,13 +10,27 @@ pub struct Argmax(Dispatch);
 
 impl Argmax {
     /// Picks from the logits row of the step's last token; `logits` holds rows from `logits_from`.
-    pub fn new(gpu: &Gpu, steps: &StepBuffers, logits: &Activations, result: &wgpu::Buffer) -> Result<Argmax> {
-        let binds = [
+    /// With `allowed` (a bit per token, `grammar::Constraint::allowed`), only among the tokens
+    /// it allows.
+    pub fn new(
+        gpu: &Gpu,
+        steps: &StepBuffers,
+        logits: &Activations,
+        result: &wgpu::Buffer,
+        allowed: Option<&wgpu::Buffer>,
+    ) -> Result<Argmax> {
+        let mut binds = vec![
             (0, Slot::Uniform, Bind::Buffer(&steps.step)),
             (1, Slot::Read, Bind::Buffer(&logits.buffer)),
             (2, Slot::ReadWrite, Bind::Buffer(result)),
         ];
-        let defines = gpu.paths.defines(Defines::new()).u32("N", logits.width as u32).u32("LS", logits.stride as u32);
+        binds.extend(allowed.map(|mask| (3, Slot::Read, Bind::Buffer(mask))));
+        let defines = gpu
+            .paths
+            .defines(Defines::new())
+            .u32("N", logits.width as u32)
+            .u32("LS", logits.stride as u32)
+            .flag("MASK", allowed.is_some());
         Ok(Argmax(Dispatch::new(gpu, "argmax.wgsl", &defines, &binds, |_| [1, 1, 1])?))
     }
 }
@@ -41,6 +56,17 @@ pub fn reference(logits: &[f32]) -> usize {
     best
 }
 
+/// CPU reference among the tokens `allowed` allows (None when it allows none).
+pub fn reference_within(logits: &[f32], allowed: &[u32]) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for (i, &v) in logits.iter().enumerate() {
+        if crate::grammar::is_allowed(allowed, i as u32) && !v.is_nan() && best.is_none_or(|b| v > logits[b]) {
+            best = Some(i);
+        }
+    }
+    best
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,12 +74,17 @@ mod tests {
     use crate::quant::testing::random_vec;
 
     fn gpu_argmax(rows: &[f32], vocab: usize, n_tokens: u32, logits_from: u32) -> u32 {
+        gpu_argmax_within(rows, vocab, n_tokens, logits_from, None)
+    }
+
+    fn gpu_argmax_within(rows: &[f32], vocab: usize, n_tokens: u32, logits_from: u32, mask: Option<&[u32]>) -> u32 {
         let g = gpu();
         let lb = g.activations_with("logits", vocab, rows).unwrap();
         let out = g.buffer_with("result", &[u32::MAX; 4]).unwrap();
+        let mask = mask.map(|m| g.buffer_with("allowed", m).unwrap());
         let step = Step { n_tokens, logits_from, ..Default::default() };
         let steps = step_buffers();
-        let op = Argmax::new(g, &steps, &lb, &out).unwrap();
+        let op = Argmax::new(g, &steps, &lb, &out, mask.as_ref()).unwrap();
         run(&steps, &[&op], step);
         let bytes = pollster::block_on(g.read(&out, 4)).unwrap();
         u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
@@ -79,5 +110,37 @@ mod tests {
             assert_eq!(gpu_argmax(&rows, vocab, 3, 0) as usize, want, "trial {trial}");
             assert_eq!(gpu_argmax(&rows[vocab..], vocab, 3, 1) as usize, want, "trial {trial} with logits_from");
         }
+    }
+
+    #[test]
+    fn picks_only_among_the_tokens_a_mask_allows() {
+        let mut rng = rng(11);
+        let vocab = 49152 + 17;
+        let rows = random_vec(2 * vocab, &mut rng);
+        let last = &rows[vocab..];
+        let words = vocab.div_ceil(32);
+        let set = |ids: &[usize]| {
+            let mut mask = vec![0u32; words];
+            ids.iter().for_each(|&i| mask[i / 32] |= 1 << (i % 32));
+            mask
+        };
+        let unmasked = reference(last);
+        // Every token but the overall winner; a sparse few; the very last one alone; a
+        // word's worth with one bit off; every token.
+        let mut all_but_best = vec![u32::MAX; words];
+        all_but_best[unmasked / 32] &= !(1 << (unmasked % 32));
+        let masks = [
+            all_but_best,
+            set(&[3, 700, 31_000, 49_000, vocab - 2]),
+            set(&[vocab - 1]),
+            set(&(64..96).filter(|&i| i != 70).collect::<Vec<_>>()),
+            vec![u32::MAX; words],
+        ];
+        for (k, mask) in masks.iter().enumerate() {
+            let want = reference_within(last, mask).unwrap();
+            assert!(crate::grammar::is_allowed(mask, want as u32));
+            assert_eq!(gpu_argmax_within(&rows, vocab, 2, 0, Some(mask)) as usize, want, "mask {k}");
+        }
+        assert_ne!(reference_within(last, &masks[0]), Some(unmasked));
     }
 }

@@ -304,6 +304,12 @@ impl Tokenizer {
         self.piece(id, true).to_vec()
     }
 
+    /// Whether `id` is a control token that decodes to no text (`<|im_end|>`; not the
+    /// `SHOWN_CONTROL_TEXTS`, which decode as their text).
+    pub fn decodes_to_nothing(&self, id: u32) -> bool {
+        self.piece(id, false).is_empty() && self.pieces.get(id as usize).is_some_and(|p| !p.is_empty())
+    }
+
     /// The texts of the control tokens (those only parsed with `parse_special`), longest first.
     pub fn control_texts(&self) -> impl Iterator<Item = &str> {
         self.specials
