@@ -2,6 +2,7 @@
 //! a session is.
 
 use clap::Args;
+use hearth::grammar::Grammar;
 use hearth::model::state::SessionOptions;
 use hearth::reasoning::Channel;
 use hearth::sample::SamplerConfig;
@@ -119,6 +120,33 @@ impl SamplingArgs {
             ))
         })?;
         Ok(config)
+    }
+}
+
+/// Structured output: the answer held to a JSON schema or a grammar.
+#[derive(Args, Clone, Debug)]
+pub struct GrammarArgs {
+    /// Answer with JSON valid under the JSON schema in FILE (`{}` for any JSON value)
+    #[arg(long, value_name = "FILE", conflicts_with = "grammar")]
+    json_schema: Option<std::path::PathBuf>,
+    /// Answer in the grammar in FILE, in llguidance's Lark syntax (`start: "yes" | "no"`;
+    /// `%json {...}` embeds a JSON schema)
+    #[arg(long, value_name = "FILE")]
+    grammar: Option<std::path::PathBuf>,
+}
+
+impl GrammarArgs {
+    /// The grammar the files give, read and parsed (not yet compiled: that needs the model).
+    pub fn grammar(&self) -> Result<Option<Grammar>> {
+        let read = |path: &std::path::Path| {
+            std::fs::read_to_string(path).map_err(|e| Error::Input(format!("cannot read {}: {e}", path.display())))
+        };
+        if let Some(path) = &self.json_schema {
+            let schema = serde_json::from_str(&read(path)?)
+                .map_err(|e| Error::Input(format!("{} is not JSON: {e}", path.display())))?;
+            return Ok(Some(Grammar::JsonSchema(schema)));
+        }
+        self.grammar.as_deref().map(|path| read(path).map(Grammar::Lark)).transpose()
     }
 }
 

@@ -1,10 +1,10 @@
 //! `hearth run`: generate from a prompt, streaming only the generated text to stdout
 //! (reasoning dimmed, or left out with --hide-reasoning).
 
-use super::generation_args::{PieceWriter, ReasoningArgs, SamplingArgs, SessionArgs, TokenIds};
+use super::generation_args::{GrammarArgs, PieceWriter, ReasoningArgs, SamplingArgs, SessionArgs, TokenIds};
 use super::{GpuArgs, ModelArgs};
 use clap::Args;
-use hearth::generate::{Generation, Session, generate, generate_text, room_after};
+use hearth::generate::{Generation, Session, generate_text, room_after};
 use hearth::prompt::{encode_raw, encode_user_prompt};
 use hearth::sample::Sampler;
 use hearth::{Error, Result};
@@ -37,6 +37,8 @@ pub struct RunArgs {
     session: SessionArgs,
     #[command(flatten)]
     reasoning: ReasoningArgs,
+    #[command(flatten)]
+    grammar: GrammarArgs,
     /// Print the generated token ids (space-separated) instead of their text, to compare
     /// engines and adapters token by token
     #[arg(long)]
@@ -56,6 +58,7 @@ fn read_prompt(arg: Option<String>) -> Result<String> {
 
 pub fn run(args: RunArgs) -> Result<()> {
     let sampler_config = args.sampling.config()?;
+    let grammar = args.grammar.grammar()?;
     let prompt = match args.prompt_ids {
         Some(_) => None,
         None => Some(read_prompt(args.prompt)?),
@@ -72,33 +75,30 @@ pub fn run(args: RunArgs) -> Result<()> {
     let room = room_after(&ids, options.ctx, "raise --ctx")?;
     let mut session = Session::new(model.clone(), options)?;
     let max_tokens = args.max_tokens.min(room);
-    let stats = if args.ids {
+    let mut generation = Generation::new(&ids, 0, max_tokens, Sampler::new(sampler_config))?;
+    if let Some(grammar) = &grammar {
+        generation.constrain(model.constraint(grammar)?);
+    }
+    if args.ids {
         let mut stdout = std::io::stdout().lock();
         let tok = &model.tokenizer;
         let mut separator = "";
-        let stats = pollster::block_on(generate(
-            &mut session,
-            &ids,
-            max_tokens,
-            Sampler::new(sampler_config),
-            |t| tok.is_eog(t),
-            |id| {
-                let text = format!("{}{id}", std::mem::replace(&mut separator, " "));
-                // A closed pipe (`| head`) ends generation quietly.
-                stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()).is_ok()
-            },
-        ))?;
+        while let Some(id) = pollster::block_on(generation.next(&mut session, |t| tok.is_eog(t)))? {
+            let text = format!("{}{id}", std::mem::replace(&mut separator, " "));
+            // A closed pipe (`| head`) ends generation quietly.
+            if stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()).is_err() {
+                generation.cancel();
+            }
+        }
         let _ = writeln!(stdout);
-        stats
     } else {
         let stdout = std::io::stdout();
         let terminal = stdout.is_terminal();
         let mut out = PieceWriter::new(stdout.lock(), args.reasoning, terminal);
-        let mut generation = Generation::new(&ids, 0, max_tokens, Sampler::new(sampler_config))?;
         pollster::block_on(generate_text(&mut session, &mut generation, |piece| out.write(piece.channel, piece.text)))?;
         out.finish();
-        generation.stats().clone()
-    };
+    }
+    let stats = generation.stats();
     eprintln!(
         "prompt: {} tokens, {:.1} t/s | generated: {} tokens, {:.1} t/s | load: {:.2} s | {}",
         stats.prompt_tokens,
