@@ -108,12 +108,14 @@ fn next_marker(text: &str) -> Option<(&str, usize, &str)> {
 }
 
 /// The text the model reads for `messages`, and whether BOS goes before it. Tools a template
-/// does not know are described in a system message of their own (`tools_in_messages`).
+/// does not know are described in a system message of their own, and earlier calls and their
+/// answers written as text (`tools_in_messages`), even when no tools are offered this time.
 fn render_chat(model: &Model, messages: &[ChatMessage], tools: Option<&[serde_json::Value]>) -> Result<(String, bool)> {
     let generic;
-    let (messages, tools) = match (tools, &model.chat_template) {
-        (Some(tools), Some(t)) if !t.knows_tools() => {
-            generic = tools_in_messages(messages, tools);
+    let used_tools = messages.iter().any(|m| !m.tool_calls.is_empty() || m.role == "tool");
+    let (messages, tools) = match &model.chat_template {
+        Some(t) if !t.knows_tools() && (tools.is_some() || used_tools) => {
+            generic = tools_in_messages(messages, tools.unwrap_or(&[]));
             (&generic[..], None)
         }
         _ => (messages, tools),
@@ -133,8 +135,13 @@ fn render_chat(model: &Model, messages: &[ChatMessage], tools: Option<&[serde_js
 /// put before its own text), earlier calls written into the assistant's text and tools' answers
 /// sent as the user's, in the format the answer's calls are read back in
 /// (`<tool_call>{"name": …, "arguments": …}</tool_call>`). Turns of one role in a row are
-/// joined, for templates that insist on alternating.
+/// joined, for templates that insist on alternating. Without tools, only the conversation's
+/// calls and answers are written.
 pub fn tools_in_messages(messages: &[ChatMessage], tools: &[serde_json::Value]) -> Vec<ChatMessage> {
+    let mut out: Vec<ChatMessage> = Vec::with_capacity(messages.len() + 1);
+    if !tools.is_empty() && messages.first().is_none_or(|first| first.role != "system") {
+        out.push(ChatMessage::new("system", ""));
+    }
     let mut described = String::from("You can call these tools (JSON Schema of their arguments):\n");
     for tool in tools {
         described.push_str(&tool.get("function").unwrap_or(tool).to_string());
@@ -144,11 +151,6 @@ pub fn tools_in_messages(messages: &[ChatMessage], tools: &[serde_json::Value]) 
         "To call one, answer with <tool_call>{\"name\": \"NAME\", \"arguments\": {...}}</tool_call> \
          and nothing else; its answer comes back as <tool_response>...</tool_response>.",
     );
-    let mut out: Vec<ChatMessage> = Vec::with_capacity(messages.len() + 1);
-    match messages.first() {
-        Some(first) if first.role == "system" => {}
-        _ => out.push(ChatMessage::new("system", "")),
-    }
     for m in messages {
         let (role, mut content) = match m.role.as_str() {
             "tool" => ("user", format!("<tool_response>\n{}\n</tool_response>", m.content)),
@@ -167,7 +169,7 @@ pub fn tools_in_messages(messages: &[ChatMessage], tools: &[serde_json::Value]) 
             _ => out.push(ChatMessage::new(role, content)),
         }
     }
-    if let Some(system) = out.first_mut() {
+    if let Some(system) = out.first_mut().filter(|_| !tools.is_empty()) {
         system.content =
             if system.content.is_empty() { described } else { format!("{described}\n\n{}", system.content) };
     }
@@ -266,5 +268,12 @@ mod tests {
         let text = model.tokenizer.decode(&ids).unwrap();
         assert!(text.starts_with("system\nYou can call these tools"), "{text}");
         assert!(text.contains("<tool_response>"), "{text}");
+        // No tools offered this time (tool_choice "none"): the calls and answers are still told.
+        let text = model.tokenizer.decode(&encode_chat_within(&model, &messages, 4096, ChatExtras::default()).unwrap());
+        let text = text.unwrap();
+        assert!(!text.contains("You can call") && text.contains("<tool_call>{"), "{text}");
+        assert!(text.contains("<tool_response>\n18 C"), "{text}");
+        let bare = tools_in_messages(&messages, &[]);
+        assert_eq!(bare.iter().map(|m| m.role.as_str()).collect::<Vec<_>>(), ["user", "assistant", "user"]);
     }
 }
