@@ -346,7 +346,7 @@ fn tools_and_a_tool_loop_reach_a_template_that_knows_them() {
         ..Default::default()
     };
     let file = common::Scratch::file("tools.gguf", &spec.to_gguf());
-    let server = Server::start_with(&file.0, &["--ctx", "1024"]);
+    let server = Server::start_with(&file.0, &["--ctx", "2048"]);
     let tools = r#"[{"type": "function", "function": {"name": "get_weather", "description": "The weather",
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]"#;
     let loop_messages = r#"[{"role": "user", "content": "Weather in Paris?"},
@@ -368,8 +368,58 @@ fn tools_and_a_tool_loop_reach_a_template_that_knows_them() {
     assert_eq!(status, 200, "{events}");
     let finished = events.contains("\"finish_reason\":\"length\"") || events.contains("\"finish_reason\":\"stop\"");
     assert!(finished && events.contains("data: [DONE]"), "{events}");
-    let forced = format!(r#"{{"messages": {loop_messages}, "tools": {tools}, "tool_choice": "required"}}"#);
+    // Forced calls: whatever the random model would say, the answer is a call of the tool named,
+    // its arguments valid under the tool's schema.
+    let strict = r#"[{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object",
+        "properties": {"city": {"enum": ["Paris", "Oslo"]}}, "required": ["city"], "additionalProperties": false}}},
+        {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object",
+        "properties": {"zone": {"enum": ["UTC", "CET"]}}, "required": ["zone"], "additionalProperties": false}}}]"#;
+    let named = r#"{"type": "function", "function": {"name": "get_time"}}"#;
+    let forced = format!(
+        r#"{{"messages": {loop_messages}, "tools": {strict}, "tool_choice": {named}, "parallel_tool_calls": false,
+            "max_tokens": 200}}"#
+    );
     let (status, reply) = server.json("/v1/chat/completions", &forced);
-    assert_eq!(status, 400, "{reply}");
-    assert!(reply["error"]["message"].as_str().unwrap_or("").contains("not supported yet"), "{reply}");
+    assert_eq!(status, 200, "{reply}");
+    let choice = &reply["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls", "{reply}");
+    let calls = choice["message"]["tool_calls"].as_array().expect("tool calls");
+    assert_eq!(calls.len(), 1, "{reply}");
+    assert_eq!(calls[0]["function"]["name"], "get_time");
+    let arguments: serde_json::Value =
+        serde_json::from_str(calls[0]["function"]["arguments"].as_str().expect("JSON text")).expect("JSON");
+    assert!(arguments["zone"] == "UTC" || arguments["zone"] == "CET", "{arguments}");
+    let required = format!(
+        r#"{{"messages": {loop_messages}, "tools": {strict}, "tool_choice": "required", "max_tokens": 200,
+            "stream": true}}"#
+    );
+    let (status, events) = server.request("POST", "/v1/chat/completions", Some(&required), &[]);
+    assert_eq!(status, 200, "{events}");
+    assert!(events.contains("\"tool_calls\":[{") && events.contains("\"finish_reason\":\"tool_calls\""), "{events}");
+    // A JSON answer under a schema.
+    let schema = r#"{"type": "object", "properties": {"answer": {"enum": ["yes", "no"]}}, "required": ["answer"],
+        "additionalProperties": false}"#;
+    let asked = format!(
+        r#"{{"messages": [{{"role": "user", "content": "Is it warm?"}}], "max_tokens": 100,
+            "response_format": {{"type": "json_schema", "json_schema": {{"name": "a", "schema": {schema}}}}}}}"#
+    );
+    let (status, reply) = server.json("/v1/chat/completions", &asked);
+    assert_eq!(status, 200, "{reply}");
+    let content = reply["choices"][0]["message"]["content"].as_str().expect("content");
+    let answer: serde_json::Value = serde_json::from_str(content).expect("the content is JSON");
+    assert!(answer["answer"] == "yes" || answer["answer"] == "no", "{content}");
+    assert_eq!(reply["choices"][0]["finish_reason"], "stop");
+    // What cannot be served is refused before any work.
+    for (extra, says) in [
+        (format!(r#""tools": {strict}, "tool_choice": {{"type": "function", "function": {{"name": "fly"}}}}"#), "\"fly\""),
+        (r#""tool_choice": "required""#.to_string(), "at least one tool"),
+        (r#""response_format": {"type": "xml"}"#.to_string(), "response_format"),
+        (r##""response_format": {"type": "json_schema", "json_schema": {"schema": {"properties": {"a": {"$ref": "#/no"}}}}}"##.to_string(), "cannot be used"),
+        (format!(r#""tools": {strict}, "tool_choice": "required", "response_format": {{"type": "json_object"}}"#), "exclude"),
+    ] {
+        let body = format!(r#"{{"messages": [{{"role": "user", "content": "Hi"}}], {extra}}}"#);
+        let (status, reply) = server.json("/v1/chat/completions", &body);
+        assert_eq!(status, 400, "{extra}: {reply}");
+        assert!(reply["error"]["message"].as_str().unwrap_or("").contains(says), "{extra}: {reply}");
+    }
 }

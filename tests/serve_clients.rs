@@ -99,6 +99,24 @@ fn the_official_openai_client_gets_run_s_answers_alone_and_with_8_clients_at_onc
     assert_eq!(tokens.iter().map(text).collect::<String>(), want_completion);
     assert_eq!(seen["completion_logprobs"]["token_logprobs"].as_array().map(Vec::len), Some(tokens.len()));
 
+    // Structured output through the client's own helpers: parse() validated the answer into its
+    // Pydantic model (a refusal or a validation error would show here), json_object parses, a
+    // forced call names the tool with arguments under its schema, whole and streamed (assembled
+    // by the client), and the tool's answer goes back for a text reply.
+    let structured = &seen["structured"];
+    assert!(structured["parsed"]["city"].is_string(), "{structured}");
+    assert!(["France", "Germany", "Italy"].contains(&text(&structured["parsed"]["country"])), "{structured}");
+    let object: serde_json::Value = serde_json::from_str(text(&structured["json_object"])).expect("JSON");
+    assert!(object.is_object(), "{structured}");
+    for key in ["tool_call", "tool_call_stream"] {
+        let call = &structured[key];
+        assert_eq!(call["finish_reason"], "tool_calls", "{key}: {call}");
+        assert_eq!(call["name"], "get_weather", "{key}: {call}");
+        assert!(call["arguments"]["city"].is_string(), "{key}: {call}");
+    }
+    let answered = &structured["tool_loop"];
+    assert!(answered["content"].is_string() && answered["finish_reason"] != "tool_calls", "{answered}");
+
     assert_eq!(seen["bad_max_tokens"]["status"], 400, "{}", seen["bad_max_tokens"]);
     assert!(text(&seen["bad_max_tokens"]["message"]).contains("max_tokens"));
     assert_eq!(seen["bad_key"]["status"], 401);

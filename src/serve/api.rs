@@ -1,6 +1,7 @@
 //! The OpenAI request bodies hearth serves, and its response and error bodies.
 
 use crate::chat::ChatMessage;
+use crate::grammar::Grammar;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -79,6 +80,24 @@ pub struct Options {
     pub frequency_penalty: Option<f32>,
     /// Choices per request; only 1 is served.
     pub n: Option<i64>,
+    /// `{"type": "text" | "json_object" | "json_schema", "json_schema": {"schema": …}}`.
+    pub response_format: Option<Value>,
+}
+
+/// The grammar a `response_format` asks for (None for text).
+pub fn response_grammar(format: &Value) -> Result<Option<Grammar>, String> {
+    match format["type"].as_str() {
+        Some("text") => Ok(None),
+        Some("json_object") => Ok(Some(Grammar::JsonObject)),
+        Some("json_schema") => match &format["json_schema"]["schema"] {
+            Value::Null => Err("response_format json_schema needs json_schema.schema".into()),
+            schema => Ok(Some(Grammar::JsonSchema(schema.clone()))),
+        },
+        _ => Err(format!(
+            "response_format must be {{\"type\": \"text\"}}, {{\"type\": \"json_object\"}} or \
+             {{\"type\": \"json_schema\", \"json_schema\": {{\"schema\": …}}}} (got {format})"
+        )),
+    }
 }
 
 #[derive(Deserialize)]
@@ -86,9 +105,11 @@ pub struct ChatRequest {
     pub messages: Vec<Message>,
     /// Functions the model may call (`{"type": "function", "function": {...}}`).
     pub tools: Option<Vec<Value>>,
-    /// "auto" (the default with tools) or "none"; "required" and a named function need
-    /// constrained output, which is not served yet.
+    /// "auto" (the default with tools), "none", "required" or a named function
+    /// (`forced_calls.rs`).
     pub tool_choice: Option<Value>,
+    /// Whether a forced answer may hold more than one call (the default).
+    pub parallel_tool_calls: Option<bool>,
     /// Report each generated token's log-probability.
     pub logprobs: Option<bool>,
     /// With `logprobs`: also the most likely tokens at each step, this many (0 to 20).

@@ -5,6 +5,7 @@
 
 pub mod api;
 mod cors;
+mod forced_calls;
 mod reply;
 mod status;
 mod stop_scan;
@@ -14,6 +15,7 @@ mod worker;
 pub use status::Shutdown;
 
 use crate::generate::{Session, room_after};
+use crate::grammar::Grammar;
 use crate::logprobs::MAX_TOP;
 use crate::model::Model;
 use crate::model::state::SessionOptions;
@@ -22,6 +24,7 @@ use crate::sample::SamplerConfig;
 use crate::{Error, Result};
 use api::{ChatRequest, CompletionRequest, Options, error_body};
 use cors::Cors;
+use forced_calls::{ToolChoice, call_grammar};
 use serde_json::{Value, json};
 use status::Counters;
 use std::io::Read;
@@ -201,20 +204,21 @@ fn route(request: &mut tiny_http::Request, shared: &Shared) -> Reply {
                     Err(reply) => return reply,
                 };
                 let messages = r.chat_messages();
-                // "none" leaves the tools out; "required" or a named function would need
-                // the output constrained to a call.
-                let tools = match r.tool_choice.as_ref() {
-                    None => r.tools.as_deref(),
-                    Some(Value::String(choice)) if choice == "auto" => r.tools.as_deref(),
-                    Some(Value::String(choice)) if choice == "none" => None,
-                    Some(other) => {
-                        return bad(format!("tool_choice {other} is not supported yet (\"auto\" and \"none\" are)"));
-                    }
-                }
-                .filter(|t| !t.is_empty());
+                let choice = match ToolChoice::read(r.tool_choice.as_ref()) {
+                    Ok(choice) => choice,
+                    Err(message) => return bad(message),
+                };
+                // "none" leaves the tools out of the prompt.
+                let tools = r.tools.as_deref().filter(|t| !t.is_empty() && choice != ToolChoice::None);
+                let template = shared.model.chat_template.as_ref().map(|t| t.source());
+                let parallel = r.parallel_tool_calls.unwrap_or(true);
+                let forced = match call_grammar(shared.tool_format, tools.unwrap_or(&[]), &choice, parallel, template) {
+                    Ok(forced) => forced,
+                    Err(message) => return bad(message),
+                };
                 let extras = ChatExtras { tools, plain_content: shared.options.plain_content };
                 match encode_chat_within(&shared.model, &messages, shared.options.session.ctx, extras) {
-                    Ok(ids) => submit(shared, Kind::Chat { tools: tools.is_some() }, ids, options, logprobs),
+                    Ok(ids) => submit(shared, Kind::Chat { tools: tools.is_some() }, ids, options, logprobs, forced),
                     Err(e) => bad(e.to_string()),
                 }
             }
@@ -225,7 +229,7 @@ fn route(request: &mut tiny_http::Request, shared: &Shared) -> Reply {
                 (_, Err(reply)) => reply,
                 ([prompt], Ok(logprobs)) => {
                     match encode_raw_within(&shared.model, prompt, shared.options.session.ctx) {
-                        Ok(ids) => submit(shared, Kind::Text, ids, r.options, logprobs),
+                        Ok(ids) => submit(shared, Kind::Text, ids, r.options, logprobs, None),
                         Err(e) => bad(e.to_string()),
                     }
                 }
@@ -260,9 +264,18 @@ enum Kind {
     Text,
 }
 
-/// Checks a request's numbers against the model and the context, then queues it; `logprobs`:
-/// how many most likely tokens to report with each generated one's log-probability, if asked.
-fn submit(shared: &Shared, kind: Kind, prompt: Vec<u32>, o: Options, logprobs: Option<usize>) -> Reply {
+/// Checks a request's numbers against the model and the context, compiles the grammar its
+/// answer must follow (`forced` tool calls, or its `response_format`), then queues it;
+/// `logprobs`: how many most likely tokens to report with each generated one's
+/// log-probability, if asked.
+fn submit(
+    shared: &Shared,
+    kind: Kind,
+    prompt: Vec<u32>,
+    o: Options,
+    logprobs: Option<usize>,
+    forced: Option<Grammar>,
+) -> Reply {
     let chat = matches!(kind, Kind::Chat { .. });
     let ctx = shared.options.session.ctx;
     if o.n.is_some_and(|n| n != 1) {
@@ -296,10 +309,24 @@ fn submit(shared: &Shared, kind: Kind, prompt: Vec<u32>, o: Options, logprobs: O
     if let Err(e) = sampler.check() {
         return bad(format!("{e} (temperature, top_p, presence_penalty, frequency_penalty)"));
     }
+    let asked = match o.response_format.as_ref().map(api::response_grammar).transpose() {
+        Ok(asked) => asked.flatten(),
+        Err(message) => return bad(message),
+    };
+    let grammar = match (forced, asked) {
+        (Some(_), Some(_)) => {
+            return bad("a forced tool call (tool_choice) and a JSON response_format exclude each other");
+        }
+        (forced, asked) => forced.or(asked),
+    };
+    let constraint = match grammar.map(|g| shared.model.constraint(&g)).transpose() {
+        Ok(constraint) => constraint,
+        Err(e) => return bad(e.to_string()),
+    };
     let stops: Vec<String> =
         o.stop.map(|s| s.into_vec()).unwrap_or_default().into_iter().filter(|s| !s.is_empty()).collect();
     let (events, receiver) = mpsc::channel();
-    let job = Job { prompt, max_tokens, sampler, stops, logprobs, split_reasoning: chat, events };
+    let job = Job { prompt, max_tokens, sampler, stops, logprobs, split_reasoning: chat, constraint, events };
     let counters = &shared.counters;
     let busy = |message: String| {
         Counters::add(&counters.rejected);

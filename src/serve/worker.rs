@@ -7,6 +7,7 @@ use super::api::{Logprob, TokenText};
 use super::status::{Counters, Shutdown};
 use super::stop_scan::{Released, StopScan};
 use crate::generate::{Generation, Session, StopReason, generate_text};
+use crate::grammar::Constraint;
 use crate::logprobs::TokenLogprobs;
 use crate::reasoning::Channel;
 use crate::sample::{Sampler, SamplerConfig};
@@ -25,6 +26,8 @@ pub struct Job {
     /// Send reasoning apart (chat completions' `reasoning_content`); otherwise the text comes
     /// as the model wrote it, markup included (text completions).
     pub split_reasoning: bool,
+    /// Structured output: the grammar the answer follows.
+    pub constraint: Option<Constraint>,
     pub events: Sender<Event>,
 }
 
@@ -113,6 +116,9 @@ fn run(
     if let Some(top) = job.logprobs {
         generation.keep_logprobs(top);
     }
+    if let Some(constraint) = job.constraint {
+        generation.constrain(constraint);
+    }
     let model = session.model.clone();
     let mut scan = StopScan::new(job.stops);
     let send = |released: Released| {
@@ -190,8 +196,16 @@ mod tests {
         let (jobs, queue) = mpsc::channel();
         let (sender, receiver) = mpsc::channel();
         let sampler = SamplerConfig { temperature: 0.0, ..SamplerConfig::default() };
-        let job =
-            Job { prompt, max_tokens: 12, sampler, stops: vec![], logprobs: None, split_reasoning, events: sender };
+        let job = Job {
+            prompt,
+            max_tokens: 12,
+            sampler,
+            stops: vec![],
+            logprobs: None,
+            split_reasoning,
+            constraint: None,
+            events: sender,
+        };
         jobs.send(job).unwrap();
         drop(jobs);
         let counters = Counters::default();

@@ -10,8 +10,10 @@ import argparse
 import concurrent.futures
 import json
 import sys
+import typing
 
 import openai
+import pydantic
 
 
 def chat_text(client, model, question, max_tokens, **extra):
@@ -41,6 +43,79 @@ def streamed(chunks, piece_of):
             pieces.append(piece)
         finish = chunk.choices[0].finish_reason or finish
     return {"pieces": pieces, "finish_reason": finish, "usage": usage}
+
+
+class Capital(pydantic.BaseModel):
+    """What `parse()` is asked for: a Pydantic model the client turns into a strict schema."""
+
+    city: str = pydantic.Field(max_length=24)
+    country: typing.Literal["France", "Germany", "Italy"]
+    population_millions: int = pydantic.Field(ge=0, le=100)
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The current weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string", "maxLength": 24}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+    },
+}
+FORCE_WEATHER = {"type": "function", "function": {"name": "get_weather"}}
+
+
+def structured(client, model, question):
+    """Structured output and tools as the client's own helpers use them."""
+    messages = [{"role": "user", "content": question}]
+    greedy = {"temperature": 0, "max_tokens": 80}
+    out = {}
+    parsed = client.chat.completions.parse(model=model, messages=messages, response_format=Capital, **greedy)
+    message = parsed.choices[0].message
+    out["parsed"] = message.parsed.model_dump() if message.parsed else {"refusal": message.refusal}
+    reply = client.chat.completions.create(
+        model=model, messages=messages, response_format={"type": "json_object"}, **greedy
+    )
+    out["json_object"] = reply.choices[0].message.content
+
+    reply = client.chat.completions.create(
+        model=model, messages=messages, tools=[WEATHER_TOOL], tool_choice=FORCE_WEATHER, **greedy
+    )
+    choice = reply.choices[0]
+    call = choice.message.tool_calls[0]
+    out["tool_call"] = {
+        "finish_reason": choice.finish_reason,
+        "calls": len(choice.message.tool_calls),
+        "name": call.function.name,
+        "arguments": json.loads(call.function.arguments),
+    }
+    # Streamed, assembled by the client's stream helper.
+    with client.chat.completions.stream(
+        model=model, messages=messages, tools=[WEATHER_TOOL], tool_choice="required", **greedy
+    ) as stream:
+        final = stream.get_final_completion()
+    streamed_call = final.choices[0].message.tool_calls[0]
+    out["tool_call_stream"] = {
+        "finish_reason": final.choices[0].finish_reason,
+        "name": streamed_call.function.name,
+        "arguments": json.loads(streamed_call.function.arguments),
+    }
+    # The loop's second step: the tool's answer goes back, the model answers in text.
+    messages.append(choice.message.model_dump(exclude_none=True))
+    messages.append({"role": "tool", "tool_call_id": call.id, "content": "18 degrees and sunny"})
+    reply = client.chat.completions.create(
+        model=model, messages=messages, tools=[WEATHER_TOOL], tool_choice="none", **greedy
+    )
+    out["tool_loop"] = {
+        "finish_reason": reply.choices[0].finish_reason,
+        "content": reply.choices[0].message.content,
+        "prompt_tokens": reply.usage.prompt_tokens,
+    }
+    return out
 
 
 def status_of(call):
@@ -105,6 +180,7 @@ def main():
     completion = client.completions.create(model=model, prompt=a.prompt, max_tokens=a.max_tokens, logprobs=2, **greedy)
     logprobs = completion.choices[0].logprobs
     out["completion_logprobs"] = {"tokens": logprobs.tokens, "token_logprobs": logprobs.token_logprobs}
+    out["structured"] = structured(client, model, a.question)
     out["bad_max_tokens"] = status_of(
         lambda: client.completions.create(model=model, prompt=a.prompt, max_tokens=0)
     )

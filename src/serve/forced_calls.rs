@@ -1,0 +1,242 @@
+//! `tool_choice: "required"` or a named function: the answer held, by a grammar, to calls in
+//! the model's own format (`ToolFormat`), each call's arguments valid under its function's
+//! `parameters` schema — so the scanner in `tool_calls.rs` always finds them.
+
+use super::tool_calls::ToolFormat;
+use crate::grammar::{Grammar, one_line_json};
+use serde_json::{Value, json};
+
+/// What `tool_choice` asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ToolChoice {
+    /// The model decides (the default with tools).
+    Auto,
+    /// No tools: they are left out of the prompt.
+    None,
+    /// At least one call, of any of the tools.
+    Required,
+    /// A call of this function.
+    Named(String),
+}
+
+impl ToolChoice {
+    /// `tool_choice` as OpenAI sends it: "auto", "none", "required" or
+    /// `{"type": "function", "function": {"name": …}}`.
+    pub fn read(choice: Option<&Value>) -> Result<ToolChoice, String> {
+        match choice {
+            None => Ok(ToolChoice::Auto),
+            Some(Value::String(s)) if s == "auto" => Ok(ToolChoice::Auto),
+            Some(Value::String(s)) if s == "none" => Ok(ToolChoice::None),
+            Some(Value::String(s)) if s == "required" => Ok(ToolChoice::Required),
+            Some(named) => match named["function"]["name"].as_str() {
+                Some(name) if named["type"] == "function" => Ok(ToolChoice::Named(name.to_string())),
+                _ => Err(format!(
+                    "tool_choice must be \"auto\", \"none\", \"required\" or {{\"type\": \"function\", \
+                     \"function\": {{\"name\": …}}}} (got {named})"
+                )),
+            },
+        }
+    }
+}
+
+/// A function the model may call: its name and its arguments' schema.
+struct Function {
+    name: String,
+    parameters: Value,
+}
+
+/// The grammar for the calls `choice` forces (None for auto and none), from `tools` as the
+/// request gives them. `parallel`: more than one call allowed. `template` is the chat
+/// template's source where the format has variants (Mistral's).
+pub fn call_grammar(
+    format: ToolFormat,
+    tools: &[Value],
+    choice: &ToolChoice,
+    parallel: bool,
+    template: Option<&str>,
+) -> Result<Option<Grammar>, String> {
+    let only = match choice {
+        ToolChoice::Auto | ToolChoice::None => return Ok(None),
+        ToolChoice::Required => None,
+        ToolChoice::Named(name) => Some(name.as_str()),
+    };
+    let functions = functions(tools, only)?;
+    let lark = match format {
+        ToolFormat::Hermes => {
+            let call = any_of(&functions, "arguments");
+            // Qwen's templates put the JSON on a line of its own; the generic format does not.
+            let each = "call: \"<tool_call>\" \"\\n\"? body \"\\n\"? \"</tool_call>\"";
+            format!("{}\n{each}\nbody: %json {call}", start(parallel, "\"\\n\""))
+        }
+        ToolFormat::Llama3 => format!("start: %json {}", any_of(&functions, "parameters")),
+        ToolFormat::Mistral if template.is_some_and(|t| t.contains("[ARGS]")) => {
+            let mut rules = Vec::new();
+            let alternatives: Vec<String> = functions
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    rules.push(format!("args{i}: %json {}", one_line_json(f.parameters.clone())));
+                    format!("{} \"[ARGS]\" args{i}", literal(&f.name))
+                })
+                .collect();
+            let each = format!("call: \"[TOOL_CALLS]\" ({})", alternatives.join(" | "));
+            format!("{}\n{each}\n{}", start(parallel, "\"\""), rules.join("\n"))
+        }
+        ToolFormat::Mistral => {
+            let mut list = json!({"type": "array", "items": calls(&functions, "arguments"), "minItems": 1});
+            if !parallel {
+                list["maxItems"] = 1.into();
+            }
+            format!("start: \"[TOOL_CALLS]\" body\nbody: %json {}", one_line_json(list))
+        }
+        ToolFormat::Gemma4 => {
+            return Err("tool_choice \"required\" or a named function is not supported for Gemma 4's call \
+                        format yet (\"auto\" is)"
+                .into());
+        }
+    };
+    Ok(Some(Grammar::Lark(lark)))
+}
+
+/// `start` for one call, or for one or more with `separator` between them.
+fn start(parallel: bool, separator: &str) -> String {
+    if parallel { format!("start: call ({separator} call)*") } else { "start: call".into() }
+}
+
+/// A Lark string literal (JSON's escapes are Lark's).
+fn literal(text: &str) -> String {
+    Value::String(text.to_string()).to_string()
+}
+
+fn functions(tools: &[Value], only: Option<&str>) -> Result<Vec<Function>, String> {
+    let mut functions = Vec::new();
+    for tool in tools {
+        let function = &tool["function"];
+        let Some(name) = function["name"].as_str() else {
+            return Err(format!("each tool needs a function with a name (got {tool})"));
+        };
+        if only.is_none_or(|only| only == name) {
+            let parameters = match &function["parameters"] {
+                Value::Null => json!({"type": "object"}),
+                schema => schema.clone(),
+            };
+            functions.push(Function { name: name.to_string(), parameters });
+        }
+    }
+    match (functions.is_empty(), only) {
+        (true, Some(name)) => Err(format!("tool_choice names {name:?}, which is not among the tools")),
+        (true, None) => Err("tool_choice \"required\" needs at least one tool".into()),
+        _ => Ok(functions),
+    }
+}
+
+/// The schema of one call object of any of `functions`: `{"name": …, ARGUMENTS: {…}}`.
+fn calls(functions: &[Function], arguments: &str) -> Value {
+    let one: Vec<Value> = functions
+        .iter()
+        .map(|f| {
+            json!({
+                "type": "object",
+                "properties": {"name": {"const": f.name}, arguments: f.parameters},
+                "required": ["name", arguments],
+                "additionalProperties": false
+            })
+        })
+        .collect();
+    if one.len() == 1 { one.into_iter().next().unwrap_or_default() } else { json!({ "anyOf": one }) }
+}
+
+fn any_of(functions: &[Function], arguments: &str) -> Value {
+    one_line_json(calls(functions, arguments))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tools() -> Vec<Value> {
+        serde_json::from_str(
+            r#"[{"type": "function", "function": {"name": "get_weather",
+                  "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}},
+                {"type": "function", "function": {"name": "now"}}]"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn tool_choice_is_read_as_openai_sends_it() {
+        assert_eq!(ToolChoice::read(None), Ok(ToolChoice::Auto));
+        assert_eq!(ToolChoice::read(Some(&json!("none"))), Ok(ToolChoice::None));
+        assert_eq!(ToolChoice::read(Some(&json!("required"))), Ok(ToolChoice::Required));
+        let named = json!({"type": "function", "function": {"name": "now"}});
+        assert_eq!(ToolChoice::read(Some(&named)), Ok(ToolChoice::Named("now".into())));
+        assert!(ToolChoice::read(Some(&json!("always"))).is_err());
+        assert!(ToolChoice::read(Some(&json!({"type": "function"}))).is_err());
+    }
+
+    #[test]
+    fn forced_calls_name_only_the_tools_asked_for() {
+        let tools = tools();
+        let grammar = |choice: ToolChoice, format| call_grammar(format, &tools, &choice, true, None);
+        assert_eq!(grammar(ToolChoice::Auto, ToolFormat::Hermes), Ok(None));
+        let Ok(Some(Grammar::Lark(hermes))) = grammar(ToolChoice::Named("now".into()), ToolFormat::Hermes) else {
+            panic!("a grammar")
+        };
+        assert!(hermes.contains("<tool_call>") && hermes.contains("\"now\"") && !hermes.contains("get_weather"));
+        assert!(grammar(ToolChoice::Named("later".into()), ToolFormat::Hermes).unwrap_err().contains("\"later\""));
+        assert!(call_grammar(ToolFormat::Hermes, &[], &ToolChoice::Required, true, None).is_err());
+        assert!(grammar(ToolChoice::Required, ToolFormat::Gemma4).unwrap_err().contains("Gemma 4"));
+        let Ok(Some(Grammar::Lark(mistral))) =
+            call_grammar(ToolFormat::Mistral, &tools, &ToolChoice::Required, false, Some("[TOOL_CALLS]x[ARGS]"))
+        else {
+            panic!("a grammar")
+        };
+        assert!(mistral.contains("\"get_weather\" \"[ARGS]\" args0") && mistral.contains("start: call\n"));
+    }
+
+    #[test]
+    fn the_forced_grammars_take_the_calls_the_scanner_reads() {
+        use super::super::tool_calls::ToolCallScan;
+        use crate::grammar::takes_text;
+        let tools = tools();
+        let weather = r#"{"name": "get_weather", "arguments": {"city": "Oslo"}}"#;
+        let hermes_two = format!(
+            "<tool_call>\n{weather}\n</tool_call>\n<tool_call>\n{{\"name\": \"now\", \"arguments\": {{}}}}\n</tool_call>"
+        );
+        let args = Some("{{ '[TOOL_CALLS]' + name + '[ARGS]' }}");
+        let cases = [
+            (ToolFormat::Hermes, None, true, hermes_two.clone(), vec!["get_weather", "now"]),
+            (ToolFormat::Llama3, None, false, r#"{"name": "now", "parameters": {}}"#.into(), vec!["now"]),
+            (
+                ToolFormat::Mistral,
+                args,
+                true,
+                r#"[TOOL_CALLS]get_weather[ARGS]{"city": "Oslo"}[TOOL_CALLS]now[ARGS]{}"#.into(),
+                vec!["get_weather", "now"],
+            ),
+            (ToolFormat::Mistral, None, false, format!("[TOOL_CALLS][{weather}]"), vec!["get_weather"]),
+        ];
+        for (format, template, parallel, text, names) in cases {
+            let Ok(Some(grammar)) = call_grammar(format, &tools, &ToolChoice::Required, parallel, template) else {
+                panic!("{format:?}: a grammar")
+            };
+            assert!(takes_text(&grammar, &text), "{format:?} takes {text}\n{grammar:?}");
+            let mut scan = ToolCallScan::new(format);
+            let (mut content, mut calls) = scan.push(&text);
+            let (rest, more) = scan.finish();
+            content.push_str(&rest);
+            calls.extend(more);
+            assert_eq!(content.trim(), "", "{format:?}");
+            let called: Vec<&str> = calls.iter().filter_map(|c| c["function"]["name"].as_str()).collect();
+            assert_eq!(called, names, "{format:?}");
+        }
+        let one = |parallel| call_grammar(ToolFormat::Hermes, &tools, &ToolChoice::Required, parallel, None);
+        assert!(!takes_text(&one(false).unwrap().unwrap(), &hermes_two), "one call only");
+        let generic = format!("<tool_call>{weather}</tool_call>");
+        assert!(takes_text(&one(false).unwrap().unwrap(), &generic), "the generic format's calls, on one line");
+        let wrong = r#"<tool_call>\n{"name": "get_weather", "arguments": {"city": 3}}\n</tool_call>"#;
+        assert!(!takes_text(&one(true).unwrap().unwrap(), wrong), "arguments follow the schema");
+        let named = call_grammar(ToolFormat::Hermes, &tools, &ToolChoice::Named("now".into()), true, None);
+        assert!(!takes_text(&named.unwrap().unwrap(), &format!("<tool_call>\n{weather}\n</tool_call>")));
+    }
+}
