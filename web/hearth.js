@@ -6,7 +6,8 @@
 //   hearth.adapterInfo(), hearth.stats(), hearth.reset(), hearth.webgpuProblem()
 //
 // generate's options: maxTokens, temperature (0: greedy), topP, topK, minP, repeatPenalty,
-// seed, raw (no chat template), system. A prompt is one user turn; an array of
+// seed, raw (no chat template), system, and for structured output jsonSchema (an object: the
+// answer is JSON valid under it) or grammar (llguidance's Lark syntax). A prompt is one user turn; an array of
 // {role, content} messages is a conversation, whose already-processed start is reused.
 import init, { openEngine } from './pkg/hearth_web.js';
 

@@ -142,7 +142,10 @@ impl Engine {
             .map_err(js_error)?;
         let cached = loaded.session.reuse_prefix(&ids);
         let max_tokens = request.max_tokens.min(room);
-        let generation = Generation::new(&ids, cached, max_tokens, Sampler::new(sampler)).map_err(js_error)?;
+        let mut generation = Generation::new(&ids, cached, max_tokens, Sampler::new(sampler)).map_err(js_error)?;
+        if let Some(grammar) = request.grammar().map_err(js_error)? {
+            generation.constrain(loaded.model.constraint(&grammar).map_err(js_error)?);
+        }
         let split = ReasoningSplit::new(loaded.model.reasoning, &ids);
         loaded.running = Some(Running { generation, decoder: StreamDecoder::new(), split });
         Ok(serde_json::json!({ "promptTokens": ids.len(), "cachedTokens": cached }).to_string())

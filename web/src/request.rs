@@ -2,6 +2,7 @@
 //! checked and turned into prompt ids and a sampler.
 
 use hearth::chat::ChatMessage;
+use hearth::grammar::Grammar;
 use hearth::model::Model;
 use hearth::prompt::{encode_chat, encode_raw, encode_user_prompt};
 use hearth::sample::SamplerConfig;
@@ -27,6 +28,10 @@ pub struct Request {
     min_p: Option<f32>,
     repeat_penalty: Option<f32>,
     seed: Option<u64>,
+    /// Structured output: the answer is JSON valid under this schema.
+    json_schema: Option<serde_json::Value>,
+    /// Structured output: the answer follows this grammar (llguidance's Lark syntax).
+    grammar: Option<String>,
 }
 
 fn default_max_tokens() -> usize {
@@ -52,6 +57,16 @@ impl Request {
                 all.extend(messages.iter().cloned());
                 encode_chat(model, &all)
             }
+        }
+    }
+
+    /// The grammar the answer must follow, if the request gives one.
+    pub fn grammar(&self) -> Result<Option<Grammar>> {
+        match (&self.json_schema, &self.grammar) {
+            (Some(_), Some(_)) => Err(Error::Input("give either jsonSchema or grammar, not both".into())),
+            (Some(schema), None) => Ok(Some(Grammar::JsonSchema(schema.clone()))),
+            (None, Some(lark)) => Ok(Some(Grammar::Lark(lark.clone()))),
+            (None, None) => Ok(None),
         }
     }
 

@@ -134,6 +134,26 @@ test('greedy ids in the browser equal the native CLI on SwiftShader, and the tex
     assert.ok(chat.reused.processed < chat.anew.processed,
       `the second turn processed only its new tokens (${chat.reused.processed} of ${chat.anew.processed})`);
 
+    // Structured output: under a JSON schema the browser's answer is the CLI's, token for token,
+    // and parses.
+    const schema = { type: 'object', properties: { colour: { enum: ['red', 'green', 'blue'] },
+      count: { type: 'integer', minimum: 0, maximum: 9 } }, required: ['colour', 'count'], additionalProperties: false };
+    const question = 'Name a colour and a number.';
+    const structured = await page.evaluate(async ({ question, schema, maxTokens }) => {
+      const ids = [];
+      let text = '';
+      for await (const t of window.hearth.generate(question, { raw: true, temperature: 0, maxTokens, jsonSchema: schema })) {
+        if (t.id !== null) ids.push(t.id);
+        text += t.text;
+      }
+      return { ids, text };
+    }, { question, schema, maxTokens: TOKENS });
+    const schemaFile = path.join(artifacts, 'schema.json');
+    fs.writeFileSync(schemaFile, JSON.stringify(schema));
+    const wantStructured = native(question, ['--ids', '--json-schema', schemaFile, ...paths]).stdout;
+    assert.deepEqual(structured.ids, wantStructured.trim().split(/\s+/).filter(Boolean).map(Number));
+    assert.ok(['red', 'green', 'blue'].includes(JSON.parse(structured.text).colour), structured.text);
+
     // The same through the page's own controls: load with the Load button (the default URL),
     // then ask; the text appears in the transcript.
     await page.click('#load-button');
