@@ -1,6 +1,7 @@
 //! `hearth serve` driven by the clients people point at it: the official `openai` Python
-//! package (tests/clients/openai_driver.py, the version pinned in requirements.txt, installed
-//! from PyPI into target/tmp on first use) and curl. Temperature-0 answers must be
+//! package and LangChain's OpenAI chat model as an agent framework (tests/clients/openai_driver.py,
+//! the versions pinned in requirements.txt, installed from PyPI into target/tmp on first use)
+//! and curl. Temperature-0 answers must be
 //! `hearth run --temp 0`'s, whole, streamed and under 100 requests from 8 clients at once
 //! (the same question, whole or streamed: after the first, each reuses the cached prompt).
 
@@ -116,6 +117,15 @@ fn the_official_openai_client_gets_run_s_answers_alone_and_with_8_clients_at_onc
     }
     let answered = &structured["tool_loop"];
     assert!(answered["content"].is_string() && answered["finish_reason"] != "tool_calls", "{answered}");
+
+    // An agent framework's two-step loop (LangChain's ChatOpenAI, bind_tools): the forced first
+    // step is a call it parses into its own tool-call objects; the tool's answer goes back and a
+    // final reply comes.
+    let agent = &seen["agent"];
+    let calls = agent["calls"].as_array().expect("LangChain's tool calls");
+    assert!(!calls.is_empty() && calls.iter().all(|c| c["name"] == "get_weather"), "{agent}");
+    assert!(calls[0]["args"]["city"].is_string(), "{agent}");
+    assert!(agent["final_content"].is_string() && agent["final_finish_reason"].is_string(), "{agent}");
 
     assert_eq!(seen["bad_max_tokens"]["status"], 400, "{}", seen["bad_max_tokens"]);
     assert!(text(&seen["bad_max_tokens"]["message"]).contains("max_tokens"));

@@ -118,6 +118,33 @@ def structured(client, model, question):
     return out
 
 
+def agent_loop(base_url, api_key, model, question):
+    """A two-step tool loop as an agent framework runs it: LangChain's ChatOpenAI with a tool
+    bound, the first call forced, the tool run, its answer sent back for the final reply."""
+    from langchain_core.messages import HumanMessage, ToolMessage
+    from langchain_core.tools import tool
+    from langchain_openai import ChatOpenAI
+
+    @tool
+    def get_weather(city: str) -> str:
+        """The current weather in a city."""
+        return f"18 degrees and sunny in {city}"
+
+    llm = ChatOpenAI(base_url=base_url, api_key=api_key, model=model, temperature=0, max_tokens=80, max_retries=0)
+    messages = [HumanMessage(question)]
+    first = llm.bind_tools([get_weather], tool_choice="get_weather").invoke(messages)
+    messages.append(first)
+    for call in first.tool_calls:
+        messages.append(ToolMessage(get_weather.invoke(call["args"]), tool_call_id=call["id"]))
+    final = llm.bind_tools([get_weather]).invoke(messages)
+    return {
+        "calls": [{"name": c["name"], "args": c["args"]} for c in first.tool_calls],
+        "final_content": final.content,
+        "final_calls": len(final.tool_calls),
+        "final_finish_reason": final.response_metadata.get("finish_reason"),
+    }
+
+
 def status_of(call):
     try:
         call()
@@ -181,6 +208,7 @@ def main():
     logprobs = completion.choices[0].logprobs
     out["completion_logprobs"] = {"tokens": logprobs.tokens, "token_logprobs": logprobs.token_logprobs}
     out["structured"] = structured(client, model, a.question)
+    out["agent"] = agent_loop(a.base_url + "/v1", a.api_key, model, a.question)
     out["bad_max_tokens"] = status_of(
         lambda: client.completions.create(model=model, prompt=a.prompt, max_tokens=0)
     )
