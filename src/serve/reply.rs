@@ -70,7 +70,8 @@ pub fn whole(request: tiny_http::Request, answer: Answer, headers: &Headers) {
             Ok(Event::Done { finish_reason, prompt_tokens, completion_tokens }) => {
                 let logprobs = choice_logprobs(chat, asked, &entries, 0);
                 let (object, choice) = if chat {
-                    let (message, finish_reason) = chat_message(&text, &reasoning, tools, finish_reason);
+                    let scan = tools.map(|format| ToolCallScan::new(format).named_after(&id));
+                    let (message, finish_reason) = chat_message(&text, &reasoning, scan, finish_reason);
                     let choice =
                         json!({"index": 0, "message": message, "logprobs": logprobs, "finish_reason": finish_reason});
                     ("chat.completion", choice)
@@ -92,17 +93,16 @@ pub fn whole(request: tiny_http::Request, answer: Answer, headers: &Headers) {
 }
 
 /// A whole chat answer's message and finish reason: its text, with the reasoning apart and,
-/// where the request gave tools, the calls taken out of the text.
+/// where the request gave tools, the calls taken out of the text by `scan`.
 fn chat_message(
     text: &str,
     reasoning: &str,
-    tools: Option<ToolFormat>,
+    scan: Option<ToolCallScan>,
     finish_reason: &'static str,
 ) -> (Value, &'static str) {
     let mut message = json!({"role": "assistant", "content": text});
     let mut finish_reason = finish_reason;
-    if let Some(format) = tools {
-        let mut scan = ToolCallScan::new(format);
+    if let Some(mut scan) = scan {
         let (mut content, mut calls) = scan.push(text);
         let (rest, last) = scan.finish();
         content.push_str(&rest);
@@ -126,7 +126,7 @@ fn chat_message(
 /// `events`, which cancels the job at its next token.
 pub fn stream(request: tiny_http::Request, answer: Answer, headers: &Headers) {
     let Answer { events, chat, tools, logprobs: asked, usage_chunk, id, created, model } = answer;
-    let mut scan = tools.map(ToolCallScan::new);
+    let mut scan = tools.map(|format| ToolCallScan::new(format).named_after(&id));
     let mut out = request.into_writer();
     // Chunked, so the body's end is marked and the connection can serve the client's next request.
     let extra: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
@@ -246,12 +246,14 @@ mod tests {
     #[test]
     fn a_chat_answer_with_calls_has_them_apart_and_finishes_with_tool_calls() {
         let text = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>";
-        let hermes = Some(ToolFormat::Hermes);
-        let (message, finish) = chat_message(text, "", hermes, "stop");
+        let hermes = || Some(ToolCallScan::new(ToolFormat::Hermes).named_after("chatcmpl-7"));
+        let (message, finish) = chat_message(text, "", hermes(), "stop");
         assert_eq!((message["content"].clone(), finish), (Value::Null, "tool_calls"));
         assert_eq!(message["tool_calls"][0]["function"]["arguments"], "{\"city\":\"Paris\"}");
+        // Ids are unique across the server's answers, so a loop's later calls never reuse one.
+        assert_eq!(message["tool_calls"][0]["id"], "call_7_1");
         // Cut short by max_tokens: the reason stays "length".
-        assert_eq!(chat_message(text, "", hermes, "length").1, "length");
+        assert_eq!(chat_message(text, "", hermes(), "length").1, "length");
         // Without tools in the request, the text is the answer as it is.
         let (message, finish) = chat_message(text, "hmm", None, "stop");
         assert_eq!((message["content"].as_str(), finish), (Some(text), "stop"));

@@ -69,11 +69,28 @@ pub struct ToolCallScan {
     /// The call being read began without its opening tag (Llama 3's whole-answer JSON).
     untagged: bool,
     calls: usize,
+    /// What each call's id starts with.
+    id_prefix: String,
 }
 
 impl ToolCallScan {
     pub fn new(format: ToolFormat) -> ToolCallScan {
-        ToolCallScan { format, pending: String::new(), inside: false, at_start: true, untagged: false, calls: 0 }
+        ToolCallScan {
+            format,
+            pending: String::new(),
+            inside: false,
+            at_start: true,
+            untagged: false,
+            calls: 0,
+            id_prefix: "call_".into(),
+        }
+    }
+
+    /// Calls numbered within the answer `answer_id` ("chatcmpl-7": "call_7_1", "call_7_2", …), so
+    /// ids stay unique across a conversation's answers.
+    pub fn named_after(mut self, answer_id: &str) -> ToolCallScan {
+        self.id_prefix = format!("call_{}_", answer_id.rsplit('-').next().unwrap_or(answer_id));
+        self
     }
 
     /// The content that can be shown now, and the calls completed by `piece`, each in
@@ -149,7 +166,7 @@ impl ToolCallScan {
                 self.untagged = false;
                 for (name, arguments) in parsed {
                     self.calls += 1;
-                    let id = format!("call_{}", self.calls);
+                    let id = format!("{}{}", self.id_prefix, self.calls);
                     calls.push(
                         json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}}),
                     );
