@@ -287,6 +287,17 @@ fn a_client_leaving_mid_stream_is_cancelled_and_frees_its_place() {
 }
 
 #[test]
+fn a_client_leaving_before_its_whole_answer_is_cancelled() {
+    let server = Server::start(&[]);
+    let waiting = server.send("POST", "/v1/completions", &counting(2000).replace("true", "false"), &[]);
+    server.wait_for("the request runs", PATIENCE, |h| h["running"] == 1);
+    drop(waiting);
+    let health = server.wait_for("the abandoned request ends", PATIENCE, |h| h["running"] == 0);
+    assert_eq!((health["cancelled"].as_u64(), health["completed"].as_u64()), (Some(1), Some(0)), "{health}");
+    assert!(health["tokens_generated"].as_u64().is_some_and(|n| n < 2000), "{health}");
+}
+
+#[test]
 fn a_full_queue_answers_503_and_the_waiting_request_is_served() {
     let server = Server::start(&["--queue", "1"]);
     let running = start_stream(&server, &counting(2000));

@@ -29,6 +29,13 @@ pub struct ServeArgs {
     /// Requests that may wait while one is answered; more get 503
     #[arg(long, default_value_t = 16)]
     queue: usize,
+    /// Connections open at once; more wait until one closes
+    #[arg(long, default_value_t = 256, value_parser = at_least_one)]
+    max_connections: usize,
+    /// Seconds a connection may stay idle, or take to send a request's headers or body, before
+    /// it is closed (a stalled body gets 408)
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = at_least_one)]
+    timeout: usize,
     /// Longest answer when a request sets no max_tokens
     #[arg(short = 'n', long = "max-tokens", default_value_t = 512, value_parser = at_least_one)]
     max_tokens: usize,
@@ -63,6 +70,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
         session,
         max_tokens: args.max_tokens,
         plain_content: args.plain_content,
+        max_connections: args.max_connections,
+        timeout: std::time::Duration::from_secs(args.timeout as u64),
         sampling,
     };
     serve(model, options, shutdown, |addr| eprintln!("listening on http://{addr} (OpenAI API under /v1)"))?;

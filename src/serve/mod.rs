@@ -1,11 +1,12 @@
-//! `hearth serve`: an OpenAI-compatible HTTP server. Connection threads parse and check
-//! requests and queue jobs (a bounded queue: a full one answers 503) for the one worker that
-//! owns the GPU session (`worker.rs`); answers stream back as Server-Sent Events or arrive
-//! whole (`reply.rs`). GET /health reports the requests in each stage (`status.rs`).
+//! `hearth serve`: an OpenAI-compatible HTTP server. The HTTP layer (`http.rs`) reads requests
+//! within its limits; `route` parses and checks them and queues jobs (a bounded queue: a full
+//! one answers 503) for the one worker that owns the GPU session (`worker.rs`); answers stream
+//! back as Server-Sent Events or arrive whole (`reply.rs`). GET /health reports the requests in each stage (`status.rs`).
 
 pub mod api;
 mod cors;
 mod forced_calls;
+mod http;
 mod reply;
 mod status;
 mod stop_scan;
@@ -23,11 +24,9 @@ use crate::prompt::{ChatExtras, encode_chat_within, encode_raw_within};
 use crate::sample::SamplerConfig;
 use crate::{Error, Result};
 use api::{ChatRequest, CompletionRequest, Options, error_body};
-use cors::Cors;
 use forced_calls::{ToolChoice, call_grammar};
 use serde_json::{Value, json};
 use status::Counters;
-use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
@@ -48,6 +47,10 @@ pub struct ServeOptions {
     pub sampling: SamplerConfig,
     /// Control-token text in message contents stays text (`encode_chat_within`).
     pub plain_content: bool,
+    /// Connections open at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long a connection may sit idle, or take to send a request's head or body.
+    pub timeout: std::time::Duration,
 }
 
 /// What the connection threads share.
@@ -79,8 +82,18 @@ pub fn serve(
     shutdown: Arc<Shutdown>,
     on_ready: impl FnOnce(std::net::SocketAddr),
 ) -> Result<()> {
-    let server = tiny_http::Server::http(&options.addr)
+    let listener = std::net::TcpListener::bind(&options.addr)
         .map_err(|e| Error::Input(format!("cannot listen on {}: {e}", options.addr)))?;
+    let cannot_serve = |e: std::io::Error| Error::Input(format!("cannot serve on {}: {e}", options.addr));
+    let addr = listener.local_addr().map_err(cannot_serve)?;
+    // Two threads: reading requests and writing answers is light; the GPU has its own.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("hearth-http")
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(cannot_serve)?;
     let session = Session::new(model.clone(), options.session)?;
     let (jobs, queue) = mpsc::sync_channel(options.queue);
     let counters = Arc::new(Counters::default());
@@ -94,27 +107,14 @@ pub fn serve(
         Some(t) if t.knows_tools() => ToolFormat::detect(t.source()),
         _ => ToolFormat::Hermes,
     };
-    let shutdown_flag = shutdown.clone();
-    let shared =
-        Arc::new(Shared { model, tool_format, name, options, jobs, next_id, counters, shutdown: shutdown_flag });
-    if let Some(addr) = server.server_addr().to_ip() {
-        on_ready(addr);
-    }
-    while !shutdown.stopping() {
-        match server.recv_timeout(std::time::Duration::from_millis(100)) {
-            Ok(Some(request)) => {
-                let shared = shared.clone();
-                std::thread::spawn(move || handle(request, &shared));
-            }
-            Ok(None) => {}
-            Err(e) => log::warn!("accepting a connection: {e}"),
-        }
-    }
-    drop(server);
-    // Connection threads still running hold their own senders; the worker ends with the last.
+    let shared = Arc::new(Shared { model, tool_format, name, options, jobs, next_id, counters, shutdown });
+    on_ready(addr);
+    let served = runtime.block_on(http::serve_connections(listener, shared.clone()));
+    // Requests still being read or checked hold their own senders; the worker ends with the last.
     drop(shared);
+    drop(runtime);
     let _ = worker.join();
-    Ok(())
+    served
 }
 
 enum Reply {
@@ -131,50 +131,19 @@ fn bad(message: impl Into<String>) -> Reply {
     Reply::Json(400, error_body(&message.into(), "invalid_request_error"))
 }
 
-fn handle(mut request: tiny_http::Request, shared: &Shared) {
-    let headers = match cors::check(header(&request, "Origin"), &shared.options.allowed_origins) {
-        Cors::Refused(origin) => {
-            let message =
-                format!("web pages from {origin} may not use this server (hearth serve --allow-origin {origin})");
-            let _ = request.respond(reply::json_response(403, &error_body(&message, "permission_error"), &[]));
-            return;
-        }
-        Cors::Allowed(origin) if request.method() == &tiny_http::Method::Options => cors::preflight_headers(&origin),
-        Cors::Allowed(origin) => cors::answer_headers(&origin),
-        Cors::NotAsked => Vec::new(),
-    };
-    if request.method() == &tiny_http::Method::Options {
-        let _ = request.respond(reply::with_headers(tiny_http::Response::empty(204), &headers));
-        return;
-    }
-    match route(&mut request, shared) {
-        Reply::Json(status, body) => {
-            let _ = request.respond(reply::json_response(status, &body, &headers));
-        }
-        Reply::Unauthorized(body) => {
-            let mut headers = headers;
-            headers.push(("WWW-Authenticate", "Bearer".to_string()));
-            let _ = request.respond(reply::json_response(401, &body, &headers));
-        }
-        Reply::Answer { answer, stream: true } => reply::stream(request, answer, &headers),
-        Reply::Answer { answer, stream: false } => reply::whole(request, answer, &headers),
-    }
-}
-
-fn header<'a>(request: &'a tiny_http::Request, name: &'static str) -> Option<&'a str> {
-    request.headers().iter().find(|h| h.field.equiv(name)).map(|h| h.value.as_str())
-}
-
-fn route(request: &mut tiny_http::Request, shared: &Shared) -> Reply {
-    let path = request.url().split('?').next().unwrap_or("").to_string();
-    let method = request.method().as_str().to_string();
-    if let Some(key) = shared.options.api_key.as_ref().filter(|_| path.starts_with("/v1/"))
-        && header(request, "Authorization") != Some(format!("Bearer {key}").as_str())
-    {
+/// 401 where the server has an API key, the path is the API's and the request does not carry
+/// the key (checked before the body is read).
+fn refused_without_key(path: &str, authorization: Option<&str>, shared: &Shared) -> Option<Reply> {
+    let key = shared.options.api_key.as_ref().filter(|_| path.starts_with("/v1/"))?;
+    (authorization != Some(format!("Bearer {key}").as_str())).then(|| {
         let message = "a valid API key is required (Authorization: Bearer KEY)";
-        return Reply::Unauthorized(error_body(message, "authentication_error"));
-    }
-    match (method.as_str(), path.as_str()) {
+        Reply::Unauthorized(error_body(message, "authentication_error"))
+    })
+}
+
+/// Answers a request whose body has been read (and bounded) by the HTTP layer.
+fn route(method: &str, path: &str, body: &[u8], shared: &Shared) -> Reply {
+    match (method, path) {
         ("GET", "/health") => Reply::Json(200, shared.counters.to_json(&shared.shutdown)),
         ("GET", "/v1/models") => Reply::Json(200, json!({"object": "list", "data": [model_card(shared)]})),
         // The one model, by the name /v1/models gives it (clients look it up before use).
@@ -190,7 +159,7 @@ fn route(request: &mut tiny_http::Request, shared: &Shared) -> Reply {
         ("POST", "/v1/embeddings") => {
             bad(format!("{} is a generative model, not an embedding model: this server has no embeddings", shared.name))
         }
-        ("POST", "/v1/chat/completions") => match body::<ChatRequest>(request, shared) {
+        ("POST", "/v1/chat/completions") => match parse::<ChatRequest>(body) {
             Ok(r) if r.messages.is_empty() => bad("messages must not be empty"),
             Ok(mut r) => {
                 let options = std::mem::take(&mut r.options);
@@ -224,7 +193,7 @@ fn route(request: &mut tiny_http::Request, shared: &Shared) -> Reply {
             }
             Err(reply) => reply,
         },
-        ("POST", "/v1/completions") => match body::<CompletionRequest>(request, shared) {
+        ("POST", "/v1/completions") => match parse::<CompletionRequest>(body) {
             Ok(r) => match (r.prompt.into_vec().as_slice(), r.logprobs.map(|n| top_count(n, "logprobs")).transpose()) {
                 (_, Err(reply)) => reply,
                 ([prompt], Ok(logprobs)) => {
@@ -325,7 +294,7 @@ fn submit(
     };
     let stops: Vec<String> =
         o.stop.map(|s| s.into_vec()).unwrap_or_default().into_iter().filter(|s| !s.is_empty()).collect();
-    let (events, receiver) = mpsc::channel();
+    let (events, receiver) = tokio::sync::mpsc::unbounded_channel();
     let job = Job { prompt, max_tokens, sampler, stops, logprobs, split_reasoning: chat, constraint, events };
     let counters = &shared.counters;
     let busy = |message: String| {
@@ -362,31 +331,6 @@ fn submit(
     Reply::Answer { answer, stream: o.stream }
 }
 
-/// The request's JSON body, refused with 413 when it is larger than the context could use
-/// (by its Content-Length, before any of it is read, or as it is read).
-fn body<T: serde::de::DeserializeOwned>(
-    request: &mut tiny_http::Request,
-    shared: &Shared,
-) -> std::result::Result<T, Reply> {
-    let limit = max_body(shared.options.session.ctx);
-    let too_large = |size: String| {
-        let message = format!(
-            "the request body of {size} is larger than this server reads ({limit} bytes for a context of {} tokens)",
-            shared.options.session.ctx
-        );
-        Reply::Json(413, error_body(&message, "invalid_request_error"))
-    };
-    if let Some(length) = request.body_length().filter(|&n| n as u64 > limit) {
-        return Err(too_large(format!("{length} bytes")));
-    }
-    let mut text = String::new();
-    request
-        .as_reader()
-        .take(limit + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| bad(format!("cannot read the request body: {e}")))?;
-    if text.len() as u64 > limit {
-        return Err(too_large("more bytes".into()));
-    }
-    serde_json::from_str(&text).map_err(|e| bad(format!("malformed request: {e}")))
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> std::result::Result<T, Reply> {
+    serde_json::from_slice(body).map_err(|e| bad(format!("malformed request: {e}")))
 }

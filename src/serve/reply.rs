@@ -1,16 +1,15 @@
-//! Writing answers back: JSON bodies, a whole completion gathered from the worker's events, or
-//! the events as Server-Sent Events while they come.
+//! Answers from the worker's events: a whole completion gathered from them, or the events as
+//! Server-Sent Events while they come.
 
 use super::api::{Logprob, chat_logprobs, completion_logprobs, error_body, usage};
 use super::tool_calls::{ToolCallScan, ToolFormat};
 use super::worker::Event;
 use serde_json::{Value, json};
-use std::io::Write;
-use std::sync::mpsc::Receiver;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 /// What every piece of one answer repeats.
 pub struct Answer {
-    pub events: Receiver<Event>,
+    pub events: UnboundedReceiver<Event>,
     pub chat: bool,
     /// Tool calls are taken out of the chat answer's text, written this way (`tool_calls.rs`).
     pub tools: Option<ToolFormat>,
@@ -24,26 +23,6 @@ pub struct Answer {
     pub model: String,
 }
 
-/// Extra headers of an answer (the CORS ones).
-pub type Headers = [(&'static str, String)];
-
-pub fn json_response(status: u16, body: &Value, headers: &Headers) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
-    let response = tiny_http::Response::from_string(body.to_string()).with_status_code(status);
-    with_headers(response, &[headers, &[("Content-Type", "application/json".to_string())]].concat())
-}
-
-pub fn with_headers<R: std::io::Read>(
-    mut response: tiny_http::Response<R>,
-    headers: &Headers,
-) -> tiny_http::Response<R> {
-    for (name, value) in headers {
-        if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            response.add_header(header);
-        }
-    }
-    response
-}
-
 /// A choice's `logprobs`: null unless the request asked, for `entries` whose text begins at
 /// `offset` of the answer.
 fn choice_logprobs(chat: bool, asked: bool, entries: &[Logprob], offset: usize) -> Value {
@@ -54,20 +33,20 @@ fn choice_logprobs(chat: bool, asked: bool, entries: &[Logprob], offset: usize) 
     }
 }
 
-/// Waits for the whole answer, then sends it as one chat or text completion.
-pub fn whole(request: tiny_http::Request, answer: Answer, headers: &Headers) {
-    let Answer { events, chat, tools, logprobs: asked, id, created, model, .. } = answer;
+/// Waits for the whole answer: the status and body of one chat or text completion.
+pub async fn whole(answer: Answer) -> (u16, Value) {
+    let Answer { mut events, chat, tools, logprobs: asked, id, created, model, .. } = answer;
     let mut text = String::new();
     let mut reasoning = String::new();
     let mut entries = Vec::new();
-    let (status, body) = loop {
-        match events.recv() {
-            Ok(Event::Text { text: piece, logprobs }) => {
+    loop {
+        match events.recv().await {
+            Some(Event::Text { text: piece, logprobs }) => {
                 text.push_str(&piece);
                 entries.extend(logprobs);
             }
-            Ok(Event::Reasoning(piece)) => reasoning.push_str(&piece),
-            Ok(Event::Done { finish_reason, prompt_tokens, completion_tokens }) => {
+            Some(Event::Reasoning(piece)) => reasoning.push_str(&piece),
+            Some(Event::Done { finish_reason, prompt_tokens, completion_tokens }) => {
                 let logprobs = choice_logprobs(chat, asked, &entries, 0);
                 let (object, choice) = if chat {
                     let scan = tools.map(|format| ToolCallScan::new(format).named_after(&id));
@@ -83,13 +62,12 @@ pub fn whole(request: tiny_http::Request, answer: Answer, headers: &Headers) {
                 let usage = usage(prompt_tokens, completion_tokens);
                 let body = json!({"id": id, "object": object, "created": created, "model": model,
                     "choices": [choice], "usage": usage});
-                break (200, body);
+                return (200, body);
             }
-            Ok(Event::Failed { status, message }) => break (status, error_body(&message, "server_error")),
-            Err(_) => break (500, error_body("the generation ended unexpectedly", "server_error")),
+            Some(Event::Failed { status, message }) => return (status, error_body(&message, "server_error")),
+            None => return (500, error_body("the generation ended unexpectedly", "server_error")),
         }
-    };
-    let _ = request.respond(json_response(status, &body, headers));
+    }
 }
 
 /// A whole chat answer's message and finish reason: its text, with the reasoning apart and,
@@ -122,115 +100,156 @@ fn chat_message(
 }
 
 /// Server-Sent Events: a chunk per piece of text, a last chunk with the finish reason and the
-/// usage, then `data: [DONE]`. A write that fails means the client left: returning drops
-/// `events`, which cancels the job at its next token.
-pub fn stream(request: tiny_http::Request, answer: Answer, headers: &Headers) {
-    let Answer { events, chat, tools, logprobs: asked, usage_chunk, id, created, model } = answer;
-    let mut scan = tools.map(|format| ToolCallScan::new(format).named_after(&id));
-    let mut out = request.into_writer();
-    // Chunked, so the body's end is marked and the connection can serve the client's next request.
-    let extra: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
-    let head = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n{extra}Transfer-Encoding: chunked\r\n\r\n"
-    );
-    let object = if chat { "chat.completion.chunk" } else { "text_completion" };
-    let envelope =
-        |choices: Value| json!({"id": id, "object": object, "created": created, "model": model, "choices": choices});
-    // Bytes of answer text sent so far: where the next chunk's tokens begin.
-    let mut offset = 0;
-    let mut chunk = |text: Option<&str>, entries: &[Logprob], finish: Option<&str>, usage: Option<Value>| {
-        let logprobs = if text.is_some() { choice_logprobs(chat, asked, entries, offset) } else { Value::Null };
-        offset += text.map_or(0, str::len);
-        let choice = if chat {
-            let delta = match text {
-                Some(t) => json!({"role": "assistant", "content": t}),
-                None => json!({}),
-            };
-            json!({"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish})
-        } else {
-            json!({"index": 0, "text": text.unwrap_or(""), "logprobs": logprobs, "finish_reason": finish})
-        };
-        let mut body = envelope(json!([choice]));
-        if let Some(usage) = usage {
-            body["usage"] = usage;
-        }
-        format!("data: {body}\n\n")
-    };
-    if out.write_all(head.as_bytes()).is_err() {
-        return;
+/// usage, then `data: [DONE]`. Written by the HTTP layer as they come; when the client leaves,
+/// the body (and with it `events`) is dropped, which cancels the job at its next token.
+pub struct EventStream {
+    events: UnboundedReceiver<Event>,
+    chunks: SseChunks,
+    ended: bool,
+}
+
+impl EventStream {
+    pub fn new(answer: Answer) -> EventStream {
+        let Answer { events, chat, tools, logprobs, usage_chunk, id, created, model } = answer;
+        let scan = tools.map(|format| ToolCallScan::new(format).named_after(&id));
+        let chunks =
+            SseChunks { chat, scan, asked: logprobs, usage_chunk, id, created, model, offset: 0, calls_sent: 0 };
+        EventStream { events, chunks, ended: false }
     }
-    let mut send = |text: &str| {
-        let framed = format!("{:x}\r\n{text}\r\n", text.len());
-        out.write_all(framed.as_bytes()).and_then(|_| out.flush()).is_ok()
-    };
-    // Streamed tool calls: a chunk each with its index (counted in `sent`), id, name and whole
-    // arguments.
-    let call_chunks = |calls: &[Value], sent: &mut usize| {
-        let mut events = String::new();
-        for call in calls {
-            let mut call = call.clone();
-            call["index"] = json!(*sent);
-            *sent += 1;
-            let delta = json!({"role": "assistant", "tool_calls": [call]});
-            let body = envelope(json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": null}]));
-            events.push_str(&format!("data: {body}\n\n"));
+
+    /// The next piece of the body: the events for the next worker event that has any, or
+    /// `None` after the last.
+    pub fn poll_next(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<String>> {
+        use std::task::Poll;
+        while !self.ended {
+            match self.events.poll_recv(cx) {
+                Poll::Ready(Some(event)) => {
+                    let (text, last) = self.chunks.write(event);
+                    self.ended = last;
+                    if !text.is_empty() {
+                        return Poll::Ready(Some(text));
+                    }
+                }
+                // The worker never leaves a job without a last event; were it gone, end here.
+                Poll::Ready(None) => self.ended = true,
+                Poll::Pending => return Poll::Pending,
+            }
         }
-        events
-    };
-    let mut calls_sent = 0;
-    for event in events {
-        let last = match event {
+        Poll::Ready(None)
+    }
+}
+
+/// Turns one answer's worker events into Server-Sent Events.
+struct SseChunks {
+    chat: bool,
+    scan: Option<ToolCallScan>,
+    /// Whether the request asked for log-probabilities.
+    asked: bool,
+    usage_chunk: bool,
+    id: String,
+    created: u64,
+    model: String,
+    /// Bytes of answer text sent so far: where the next chunk's tokens begin.
+    offset: usize,
+    /// Tool calls sent so far: the next one's index.
+    calls_sent: usize,
+}
+
+impl SseChunks {
+    /// The events for one worker event, and whether it was the answer's last.
+    fn write(&mut self, event: Event) -> (String, bool) {
+        match event {
             Event::Text { text, logprobs } => {
-                let (text, calls) = match scan.as_mut() {
+                let (text, calls) = match self.scan.as_mut() {
                     Some(scan) => scan.push(&text),
                     None => (text, Vec::new()),
                 };
-                if !text.is_empty() && !send(&chunk(Some(&text), &logprobs, None, None)) {
-                    return;
+                let mut out = String::new();
+                if !text.is_empty() {
+                    out.push_str(&self.text_chunk(&text, &logprobs));
                 }
-                if !calls.is_empty() && !send(&call_chunks(&calls, &mut calls_sent)) {
-                    return;
-                }
-                continue;
+                out.push_str(&self.call_chunks(&calls));
+                (out, false)
             }
             Event::Reasoning(text) => {
                 let delta = json!({"role": "assistant", "reasoning_content": text});
-                let body = envelope(json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": null}]));
-                if !send(&format!("data: {body}\n\n")) {
-                    return;
-                }
-                continue;
+                (self.delta_chunk(delta), false)
             }
             Event::Done { mut finish_reason, prompt_tokens, completion_tokens } => {
-                if let Some(scan) = scan.as_mut() {
+                let mut out = String::new();
+                if let Some(mut scan) = self.scan.take() {
                     let (rest, calls) = scan.finish();
-                    if !rest.is_empty() && !send(&chunk(Some(&rest), &[], None, None)) {
-                        return;
+                    if !rest.is_empty() {
+                        out.push_str(&self.text_chunk(&rest, &[]));
                     }
-                    if !calls.is_empty() && !send(&call_chunks(&calls, &mut calls_sent)) {
-                        return;
-                    }
+                    out.push_str(&self.call_chunks(&calls));
                     if scan.called() {
                         finish_reason = calls_finish(finish_reason);
                     }
                 }
                 let usage = usage(prompt_tokens, completion_tokens);
-                if !usage_chunk {
-                    chunk(None, &[], Some(finish_reason), Some(usage))
-                } else if send(&chunk(None, &[], Some(finish_reason), None)) {
-                    let mut body = envelope(json!([]));
+                if self.usage_chunk {
+                    out.push_str(&self.finish_chunk(finish_reason, None));
+                    let mut body = self.envelope(json!([]));
                     body["usage"] = usage;
-                    format!("data: {body}\n\n")
+                    out.push_str(&format!("data: {body}\n\n"));
                 } else {
-                    return;
+                    out.push_str(&self.finish_chunk(finish_reason, Some(usage)));
                 }
+                out.push_str("data: [DONE]\n\n");
+                (out, true)
             }
-            Event::Failed { message, .. } => format!("data: {}\n\n", error_body(&message, "server_error")),
-        };
-        if send(&last) && send("data: [DONE]\n\n") {
-            send("");
+            Event::Failed { message, .. } => {
+                (format!("data: {}\n\ndata: [DONE]\n\n", error_body(&message, "server_error")), true)
+            }
         }
-        return;
+    }
+
+    fn envelope(&self, choices: Value) -> Value {
+        let object = if self.chat { "chat.completion.chunk" } else { "text_completion" };
+        json!({"id": self.id, "object": object, "created": self.created, "model": self.model, "choices": choices})
+    }
+
+    fn delta_chunk(&self, delta: Value) -> String {
+        let body = self.envelope(json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": null}]));
+        format!("data: {body}\n\n")
+    }
+
+    /// A piece of answer text with the log-probabilities of the tokens that begin in it.
+    fn text_chunk(&mut self, text: &str, entries: &[Logprob]) -> String {
+        let logprobs = choice_logprobs(self.chat, self.asked, entries, self.offset);
+        self.offset += text.len();
+        let choice = if self.chat {
+            json!({"index": 0, "delta": {"role": "assistant", "content": text}, "logprobs": logprobs, "finish_reason": null})
+        } else {
+            json!({"index": 0, "text": text, "logprobs": logprobs, "finish_reason": null})
+        };
+        format!("data: {}\n\n", self.envelope(json!([choice])))
+    }
+
+    fn finish_chunk(&self, finish_reason: &str, usage: Option<Value>) -> String {
+        let choice = if self.chat {
+            json!({"index": 0, "delta": {}, "logprobs": null, "finish_reason": finish_reason})
+        } else {
+            json!({"index": 0, "text": "", "logprobs": null, "finish_reason": finish_reason})
+        };
+        let mut body = self.envelope(json!([choice]));
+        if let Some(usage) = usage {
+            body["usage"] = usage;
+        }
+        format!("data: {body}\n\n")
+    }
+
+    /// Streamed tool calls: a chunk each with its index, id, name and whole arguments.
+    fn call_chunks(&mut self, calls: &[Value]) -> String {
+        let mut events = String::new();
+        for call in calls {
+            let mut call = call.clone();
+            call["index"] = json!(self.calls_sent);
+            self.calls_sent += 1;
+            events.push_str(&self.delta_chunk(json!({"role": "assistant", "tool_calls": [call]})));
+        }
+        events
     }
 }
 

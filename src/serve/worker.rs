@@ -13,7 +13,8 @@ use crate::reasoning::Channel;
 use crate::sample::{Sampler, SamplerConfig};
 use crate::tokenizer::Tokenizer;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::Receiver;
+use tokio::sync::mpsc::UnboundedSender;
 
 pub struct Job {
     pub prompt: Vec<u32>,
@@ -28,7 +29,7 @@ pub struct Job {
     pub split_reasoning: bool,
     /// Structured output: the grammar the answer follows.
     pub constraint: Option<Constraint>,
-    pub events: Sender<Event>,
+    pub events: UnboundedSender<Event>,
 }
 
 pub enum Event {
@@ -194,7 +195,7 @@ mod tests {
         let model = Arc::new(Model::load(gpu, &file).unwrap());
         let session = Session::new(model, SessionOptions { ctx: 64, batch: 8, logit_rows: 1 }).unwrap();
         let (jobs, queue) = mpsc::channel();
-        let (sender, receiver) = mpsc::channel();
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
         let sampler = SamplerConfig { temperature: 0.0, ..SamplerConfig::default() };
         let job = Job {
             prompt,
@@ -211,7 +212,7 @@ mod tests {
         let counters = Counters::default();
         counters.waiting.store(1, Ordering::SeqCst);
         serve_jobs(session, queue, &counters, &Shutdown::default());
-        receiver.into_iter().collect()
+        std::iter::from_fn(|| receiver.try_recv().ok()).collect()
     }
 
     fn texts(events: &[Event]) -> (String, String) {

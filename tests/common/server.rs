@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,13 +38,26 @@ impl Server {
 
     /// `hearth serve` with the model at `model`.
     pub fn start_with(model: &std::path::Path, extra: &[&str]) -> Server {
-        let mut args = vec!["serve", "--model", model.to_str().expect("a UTF-8 model path"), "--port", "0"];
-        args.extend_from_slice(extra);
-        let mut child = super::hearth_command(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("hearth serve starts");
+        Server::spawn(super::hearth_command(&serve_args(model, extra)))
+    }
+
+    /// `hearth serve` with the default model in a process that may have at most `limit` files
+    /// open (the shell's `ulimit -n`), connections included.
+    pub fn start_with_open_files(limit: usize, extra: &[&str]) -> Server {
+        let model = super::model_path();
+        let args = serve_args(&model, extra);
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_hearth"))
+            .args(&args)
+            .env("XDG_RUNTIME_DIR", std::env::temp_dir());
+        Server::spawn(command)
+    }
+
+    fn spawn(mut command: Command) -> Server {
+        let mut child = command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("hearth serve starts");
         let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
         let log = Arc::new(Mutex::new(String::new()));
         let mut line = String::new();
@@ -87,6 +100,8 @@ impl Server {
     /// Sends a request without reading the answer.
     pub fn send(&self, method: &str, path: &str, body: &str, headers: &[&str]) -> TcpStream {
         let mut stream = TcpStream::connect(&self.addr).expect("the server accepts connections");
+        // A hang guard: every answer these tests wait for comes far sooner.
+        stream.set_read_timeout(Some(Duration::from_secs(600))).expect("a read timeout");
         let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
         write!(
             stream,
@@ -154,6 +169,12 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+fn serve_args<'a>(model: &'a std::path::Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["serve", "--model", model.to_str().expect("a UTF-8 model path"), "--port", "0"];
+    args.extend_from_slice(extra);
+    args
 }
 
 impl Drop for Server {
