@@ -494,14 +494,15 @@ pub async fn generate_text(
             Ok(Some(id)) => {
                 let decoded = decoder.push(tok, id);
                 let logprobs = generation.take_logprobs();
-                let piece = match split.classify(id, &decoded) {
+                let classified = split.classify(id, &decoded);
+                let text = match &classified {
                     Some((c, text)) => {
-                        channel = c;
-                        Piece { text, channel, raw: &decoded, logprobs }
+                        channel = *c;
+                        text.as_ref()
                     }
-                    None => Piece { text: "", channel, raw: &decoded, logprobs },
+                    None => "",
                 };
-                if !on_text(piece) {
+                if !on_text(Piece { text, channel, raw: &decoded, logprobs }) {
                     generation.cancel();
                 }
             }

@@ -4,6 +4,13 @@
 //! `reasoning_content`, never in `content`.
 
 use crate::tokenizer::Tokenizer;
+use std::borrow::Cow;
+
+/// What the splitter writes before a harmony message addressed to a function (`to=functions.NAME`
+/// in its header), followed by NAME and `<|message|>`: the tool-call scan's opening tag for
+/// harmony (`serve/tool_calls.rs`). The message itself (the call's arguments) follows as answer
+/// text.
+pub const HARMONY_CALL: &str = "to=functions.";
 
 /// How a model marks its reasoning, found from its family and vocabulary once at load.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,7 +56,8 @@ pub enum Channel {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     In(Channel),
-    /// Harmony: between `<|end|>` or `<|start|>` and the next channel (the role, dropped).
+    /// Harmony: between `<|end|>` or `<|start|>` and the next channel (the role and maybe a
+    /// recipient, kept in `name` until the message starts).
     Header,
     /// Harmony: reading a channel's name up to `<|message|>`; Gemma 4: up to the end of the
     /// line.
@@ -86,10 +94,11 @@ impl ReasoningSplit {
     }
 
     /// Where token `id`, whose text is `piece`, belongs: a channel and the text to show there,
-    /// or None for markup.
-    pub fn classify<'a>(&mut self, id: u32, piece: &'a str) -> Option<(Channel, &'a str)> {
+    /// or None for markup. A harmony message to a function is answer text after the markup
+    /// `to=functions.NAME<|message|>` ([`HARMONY_CALL`]), so a tool-call scan finds the call.
+    pub fn classify<'a>(&mut self, id: u32, piece: &'a str) -> Option<(Channel, Cow<'a, str>)> {
         match self.format {
-            ReasoningFormat::None => return Some((Channel::Answer, piece)),
+            ReasoningFormat::None => return Some((Channel::Answer, Cow::Borrowed(piece))),
             ReasoningFormat::Think { open, close } => {
                 if id == open || id == close {
                     self.switch(State::In(if id == open { Channel::Reasoning } else { Channel::Answer }));
@@ -114,27 +123,34 @@ impl ReasoningSplit {
             }
             ReasoningFormat::Harmony { start, channel, message, end } => {
                 if id == start || id == end {
+                    self.name.clear();
                     self.switch(State::Header);
                     return None;
                 }
                 if id == channel {
-                    self.name.clear();
+                    // The header so far (a role, maybe `to=functions.NAME`) stays in `name`.
+                    self.name.push(' ');
                     self.state = State::ChannelName;
                     return None;
                 }
                 if id == message {
-                    // analysis is the reasoning; final (and commentary: preambles, tool calls)
-                    // is for the user.
-                    let reasoning = self.name.trim() == "analysis";
+                    // analysis is the reasoning; final and commentary (preambles, and calls of
+                    // functions, named after `to=` in the header or beside the channel's
+                    // name) are for the user.
+                    let header = std::mem::take(&mut self.name);
+                    let reasoning = header.split_whitespace().any(|word| word == "analysis");
                     self.switch(State::In(if reasoning { Channel::Reasoning } else { Channel::Answer }));
-                    return None;
+                    let function = header.split_once(HARMONY_CALL).map(|(_, rest)| {
+                        rest.split(|c: char| c.is_whitespace() || c == '<').next().unwrap_or("").to_string()
+                    });
+                    return function
+                        .map(|name| (Channel::Answer, Cow::Owned(format!("{HARMONY_CALL}{name}<|message|>"))));
                 }
                 match self.state {
-                    State::ChannelName => {
+                    State::ChannelName | State::Header => {
                         self.name.push_str(piece);
                         return None;
                     }
-                    State::Header => return None,
                     State::In(_) => {}
                 }
             }
@@ -143,12 +159,12 @@ impl ReasoningSplit {
         self.text(channel, piece)
     }
 
-    fn text<'a>(&mut self, channel: Channel, piece: &'a str) -> Option<(Channel, &'a str)> {
+    fn text<'a>(&mut self, channel: Channel, piece: &'a str) -> Option<(Channel, Cow<'a, str>)> {
         let text = if self.trim { piece.trim_start() } else { piece };
         if !text.is_empty() {
             self.trim = false;
         }
-        Some((channel, text))
+        Some((channel, Cow::Borrowed(text)))
     }
 
     fn switch(&mut self, state: State) {
@@ -167,8 +183,8 @@ mod tests {
         let (mut reasoning, mut answer) = (String::new(), String::new());
         for &(id, piece) in tokens {
             match s.classify(id, piece) {
-                Some((Channel::Reasoning, t)) => reasoning.push_str(t),
-                Some((Channel::Answer, t)) => answer.push_str(t),
+                Some((Channel::Reasoning, t)) => reasoning.push_str(&t),
+                Some((Channel::Answer, t)) => answer.push_str(&t),
                 None => {}
             }
         }
@@ -219,5 +235,20 @@ mod tests {
             (14, "4"),
         ];
         assert_eq!(split(harmony, &[1, 12], &out), ("User asks 2+2.".into(), "4".into()));
+        // A call of a function, named beside the channel (as gpt-oss writes them) or in the
+        // header (as its template does): the name as markup before the arguments.
+        let beside = [
+            (2, "<|channel|>"),
+            (15, "commentary to=functions.get_weather "),
+            (16, "<|constrain|>"),
+            (17, "json"),
+            (3, "<|message|>"),
+            (18, "{\"city\": \"Paris\"}"),
+        ];
+        let call = "to=functions.get_weather<|message|>{\"city\": \"Paris\"}";
+        assert_eq!(split(harmony, &[1, 12], &beside), (String::new(), call.into()));
+        let header = [(1, "<|start|>"), (12, "assistant to=functions.get_weather"), (2, "<|channel|>")];
+        let rest = [(19, "commentary json"), (3, "<|message|>"), (18, "{\"city\": \"Paris\"}")];
+        assert_eq!(split(harmony, &[], &[&header[..], &rest[..]].concat()), (String::new(), call.into()));
     }
 }

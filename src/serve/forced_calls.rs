@@ -94,6 +94,11 @@ pub fn call_grammar(
                         format yet (\"auto\" is)"
                 .into());
         }
+        ToolFormat::Harmony => {
+            return Err("tool_choice \"required\" or a named function is not supported for gpt-oss's harmony \
+                        calls yet (\"auto\" is)"
+                .into());
+        }
     };
     Ok(Some(Grammar::Lark(lark)))
 }

@@ -2,6 +2,7 @@
 //! scanner takes them out of the text as it streams, holding back what may be the start of one,
 //! and gives them in OpenAI's shape.
 
+use crate::reasoning::HARMONY_CALL;
 use serde_json::{Value, json};
 
 /// How a model family writes its tool calls.
@@ -19,13 +20,19 @@ pub enum ToolFormat {
     /// Llama 3.x: the whole answer a JSON `{"name": …, "parameters": {…}}`, or after
     /// `<|python_tag|>`.
     Llama3,
+    /// gpt-oss's harmony: a message to `functions.NAME` holding the arguments, which the
+    /// reasoning splitter passes on as `to=functions.NAME<|message|>{…}`
+    /// (`reasoning::HARMONY_CALL`), up to the next or the end (its `<|call|>` ends generation).
+    Harmony,
 }
 
 impl ToolFormat {
     /// The family's format, from the markup its chat template writes calls in.
     pub fn detect(template_source: &str) -> ToolFormat {
         let has = |markup: &str| template_source.contains(markup);
-        if has("<|tool_call>") {
+        if has("<|call|>") {
+            ToolFormat::Harmony
+        } else if has("<|tool_call>") {
             ToolFormat::Gemma4
         } else if has("[TOOL_CALLS]") {
             ToolFormat::Mistral
@@ -45,6 +52,7 @@ impl ToolFormat {
             ToolFormat::Gemma4 => ("<|tool_call>", Some("<tool_call|>")),
             ToolFormat::Mistral => ("[TOOL_CALLS]", None),
             ToolFormat::Llama3 => ("<|python_tag|>", None),
+            ToolFormat::Harmony => (HARMONY_CALL, None),
         }
     }
 
@@ -55,6 +63,7 @@ impl ToolFormat {
             ToolFormat::Gemma4 => gemma4_call(body).map(|c| vec![c]),
             ToolFormat::Mistral => mistral_calls(body),
             ToolFormat::Llama3 => json_call(body).map(|c| vec![c]),
+            ToolFormat::Harmony => harmony_call(body).map(|c| vec![c]),
         }
     }
 }
@@ -192,6 +201,13 @@ fn json_call(body: &str) -> Option<(String, String)> {
         other => other.to_string(),
     };
     Some((name, arguments))
+}
+
+/// `NAME<|message|>{…}`: a harmony message's recipient and its JSON arguments.
+fn harmony_call(body: &str) -> Option<(String, String)> {
+    let (name, arguments) = body.split_once("<|message|>")?;
+    let arguments: Value = serde_json::from_str(arguments.trim()).ok()?;
+    Some((name.trim().to_string(), arguments.to_string())).filter(|(name, _)| !name.is_empty())
 }
 
 /// `<function=NAME>` then `<parameter=P>\nvalue\n</parameter>` per argument, `</function>`: a
@@ -382,6 +398,46 @@ mod tests {
         assert_eq!(scan(&["a <tool", "box"]).0, "a <toolbox");
     }
 
+    /// The answer text the reasoning splitter passes on from the last assistant turn of a
+    /// harmony conversation, its markup tokens made ids (the rest one piece each).
+    fn harmony_answer(text: &str) -> String {
+        use crate::reasoning::{Channel, ReasoningFormat, ReasoningSplit};
+        let last_turn = text.rfind("<|start|>assistant").map_or(text, |at| &text[at..]);
+        let markup = ["<|start|>", "<|channel|>", "<|message|>", "<|end|>", "<|call|>", "<|constrain|>"];
+        let mut tokens = Vec::new();
+        let mut rest = last_turn;
+        while !rest.is_empty() {
+            let next = markup.iter().filter_map(|m| rest.find(m).map(|at| (at, *m))).min();
+            match next {
+                Some((0, m)) => {
+                    let id = markup.iter().position(|x| *x == m).unwrap_or(0) as u32 + 1;
+                    tokens.push((id, m));
+                    rest = &rest[m.len()..];
+                }
+                Some((at, _)) => {
+                    tokens.push((100, &rest[..at]));
+                    rest = &rest[at..];
+                }
+                None => {
+                    tokens.push((100, rest));
+                    rest = "";
+                }
+            }
+        }
+        let mut split = ReasoningSplit::new(ReasoningFormat::Harmony { start: 1, channel: 2, message: 3, end: 4 }, &[]);
+        let mut answer = String::new();
+        for (id, piece) in tokens {
+            // The model's <|call|> ends generation: the splitter never sees it.
+            if id == 5 {
+                break;
+            }
+            if let Some((Channel::Answer, text)) = split.classify(id, piece) {
+                answer.push_str(&text);
+            }
+        }
+        answer
+    }
+
     #[test]
     fn calls_each_template_writes_are_read_back_as_the_same_calls() {
         use crate::chat::{ChatMessage, ChatTemplate};
@@ -437,6 +493,24 @@ mod tests {
             for cut in (1..rendered.len()).filter(|&c| rendered.is_char_boundary(c)) {
                 assert_eq!(scan_as(format, &[&rendered[..cut], &rendered[cut..]]), whole, "{name}, cut at {cut}");
             }
+        }
+        // gpt-oss: the call is in harmony's markup, which the reasoning splitter turns into
+        // the scan's text; its template writes the recipient in the header.
+        let source = include_str!("../../tests/fixtures/templates/openai-gpt-oss-120b.jinja");
+        assert_eq!(ToolFormat::detect(source), ToolFormat::Harmony);
+        let rendered = ChatTemplate::new(source, "", "").unwrap().render(&messages, false).unwrap();
+        let (content, calls) = scan_as(ToolFormat::Harmony, &[&harmony_answer(&rendered)]);
+        assert_eq!((content.as_str(), calls.len()), ("", 1), "{rendered}");
+        assert_eq!(calls[0]["function"]["name"], "get_weather");
+        let read: Value = serde_json::from_str(calls[0]["function"]["arguments"].as_str().unwrap()).unwrap();
+        assert_eq!(read, arguments, "{rendered}");
+        // As gpt-oss writes calls: the recipient beside the channel, after its reasoning.
+        let written = "<|channel|>analysis<|message|>Need weather.<|end|><|start|>assistant<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{\"city\":\"Paris\"}";
+        let answer = harmony_answer(written);
+        let (content, calls) = scan_as(ToolFormat::Harmony, &[&answer]);
+        assert_eq!((content.as_str(), calls[0]["function"]["arguments"].as_str()), ("", Some(r#"{"city":"Paris"}"#)));
+        for cut in (1..answer.len()).filter(|&c| answer.is_char_boundary(c)) {
+            assert_eq!(scan_as(ToolFormat::Harmony, &[&answer[..cut], &answer[cut..]]).1, calls, "cut at {cut}");
         }
         // Gemma 4's strings may hold its delimiters' neighbours: commas, braces, colons.
         let (_, calls) =

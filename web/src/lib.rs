@@ -176,8 +176,8 @@ impl Engine {
                 Some(id) => {
                     let decoded = running.decoder.push(tok, id);
                     let (reasoning, text) = match running.split.classify(id, &decoded) {
-                        Some((channel, text)) => (channel == Channel::Reasoning, text),
-                        None => (false, ""),
+                        Some((channel, text)) => (channel == Channel::Reasoning, text.into_owned()),
+                        None => (false, String::new()),
                     };
                     JsValue::from(serde_json::json!({ "id": id, "text": text, "reasoning": reasoning }).to_string())
                 }
