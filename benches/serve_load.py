@@ -8,7 +8,10 @@ percentiles, and the generated tokens/s, per N.
     PYTHONPATH=target/tmp/openai-client python3 benches/serve_load.py --hearth target/release/hearth \\
         --clients 1,4,8 --requests 32
 
-(`cargo test --test serve_clients` installs the client there too.)
+(`cargo test --test serve_clients` installs the client there too.) With --disconnect-every K,
+every K-th client leaves after the first piece of its answer; the table then also says how many
+requests failed, how many the server cancelled, and how many it still ran or held once all
+clients were done (leaked: should be 0).
 
 Each request asks one of a few different questions (streamed, temperature 0, --max-tokens
 answer tokens), so consecutive requests rarely share a cached prompt, as with real users.
@@ -16,12 +19,14 @@ answer tokens), so consecutive requests rarely share a cached prompt, as with re
 
 import argparse
 import concurrent.futures
+import json
 import re
 import statistics
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 import openai
 
@@ -49,23 +54,47 @@ def start_server(hearth, model, extra):
     sys.exit(f"the server exited before listening ({server.wait()})")
 
 
-def one_request(client, model, i, max_tokens):
+def one_request(client, model, i, max_tokens, leave=False):
+    """(latency, time to first token, tokens, failed); with `leave`, the client disconnects
+    after the first piece of the answer."""
     start = time.perf_counter()
     first = None
     tokens = 0
-    chunks = client.chat.completions.create(
-        model=model,
-        messages=[{"role": "user", "content": QUESTIONS[i % len(QUESTIONS)]}],
-        max_tokens=max_tokens,
-        temperature=0,
-        stream=True,
-    )
-    for chunk in chunks:
-        if first is None and chunk.choices and chunk.choices[0].delta.content:
-            first = time.perf_counter() - start
-        if chunk.usage:
-            tokens = chunk.usage.completion_tokens
-    return time.perf_counter() - start, first or 0.0, tokens
+    try:
+        chunks = client.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": QUESTIONS[i % len(QUESTIONS)]}],
+            max_tokens=max_tokens,
+            temperature=0,
+            stream=True,
+        )
+        for chunk in chunks:
+            if first is None and chunk.choices and chunk.choices[0].delta.content:
+                first = time.perf_counter() - start
+                if leave:
+                    chunks.close()
+                    break
+            if chunk.usage:
+                tokens = chunk.usage.completion_tokens
+    except openai.OpenAIError as e:
+        print(f"request {i} failed: {e}", file=sys.stderr)
+        return time.perf_counter() - start, first or 0.0, tokens, True
+    return time.perf_counter() - start, first or 0.0, tokens, False
+
+
+def health(url):
+    with urllib.request.urlopen(url + "/health", timeout=60) as answer:
+        return json.load(answer)
+
+
+def settled(url, patience=60):
+    """/health once nothing runs or waits (or after `patience` seconds: then what leaked)."""
+    deadline = time.perf_counter() + patience
+    while True:
+        now = health(url)
+        if (now["running"] == 0 and now["waiting"] == 0) or time.perf_counter() > deadline:
+            return now
+        time.sleep(0.1)
 
 
 def percentile(values, p):
@@ -80,6 +109,10 @@ def main():
     parser.add_argument("--clients", default="1,4,8", help="comma-separated concurrency levels")
     parser.add_argument("--requests", type=int, default=48, help="requests per concurrency level")
     parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument(
+        "--disconnect-every", type=int, default=0, metavar="K",
+        help="every K-th request's client leaves after the first piece of its answer",
+    )
     parser.add_argument("server_args", nargs="*", help="more `hearth serve` options, after --")
     a = parser.parse_args()
 
@@ -89,21 +122,32 @@ def main():
         model = client.models.list().data[0].id
         for i in range(len(QUESTIONS)):  # warm-up: shaders compiled, pages touched
             one_request(client, model, i, 4)
+        leaves = lambda i: a.disconnect_every > 0 and i % a.disconnect_every == a.disconnect_every - 1
         print(f"{model} on {url}: {a.requests} streamed chat requests per row, {a.max_tokens} tokens max")
-        print("| clients | req/s | latency p50 | p95 | first token p50 | p95 | generated t/s |")
-        print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        if a.disconnect_every:
+            print(f"every {a.disconnect_every}th client leaves after its first piece of answer")
+        print("| clients | req/s | latency p50 | p95 | first token p50 | p95 | generated t/s | failed | cancelled | leaked |")
+        print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for n in [int(c) for c in a.clients.split(",")]:
+            before = settled(url)
             start = time.perf_counter()
             with concurrent.futures.ThreadPoolExecutor(n) as pool:
-                results = list(pool.map(lambda i: one_request(client, model, i, a.max_tokens), range(a.requests)))
+                results = list(
+                    pool.map(lambda i: one_request(client, model, i, a.max_tokens, leaves(i)), range(a.requests))
+                )
             wall = time.perf_counter() - start
+            after = settled(url)
             latency = [r[0] for r in results]
             first = [r[1] for r in results]
             tokens = sum(r[2] for r in results)
+            failed = sum(r[3] for r in results) + after["failed"] - before["failed"]
+            cancelled = after["cancelled"] - before["cancelled"]
+            # Requests the server still runs or holds once every client is done.
+            leaked = after["running"] + after["waiting"]
             print(
                 f"| {n} | {a.requests / wall:.2f} | {statistics.median(latency):.2f} s | "
                 f"{percentile(latency, 95):.2f} s | {statistics.median(first):.2f} s | "
-                f"{percentile(first, 95):.2f} s | {tokens / wall:.1f} |",
+                f"{percentile(first, 95):.2f} s | {tokens / wall:.1f} | {failed} | {cancelled} | {leaked} |",
                 flush=True,
             )
     finally:

@@ -157,11 +157,38 @@ pub fn is_allowed(mask: &[u32], id: u32) -> bool {
 /// apart from any model's tokens).
 #[cfg(test)]
 pub(crate) fn takes_text(grammar: &Grammar, text: &str) -> bool {
-    let env: llguidance::toktrie::TokEnv = Arc::new(llguidance::toktrie::ApproximateTokEnv::single_byte());
+    takes_text_with_specials(grammar, text, &[])
+}
+
+/// As `takes_text`, in a vocabulary where each of `specials` is also a special token, of id
+/// 256, 257, …: where one appears in `text`, it is that token (a grammar names it `<[256]>`).
+#[cfg(test)]
+pub(crate) fn takes_text_with_specials(grammar: &Grammar, text: &str, specials: &[&str]) -> bool {
+    use llguidance::toktrie::{ApproximateTokEnv, TokRxInfo, TokTrie};
+    let mut words: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+    for special in specials {
+        words.push([&[TokTrie::SPECIAL_TOKEN_MARKER][..], special.as_bytes()].concat());
+    }
+    let info = TokRxInfo::new(words.len() as u32, 0);
+    let env: llguidance::toktrie::TokEnv = Arc::new(ApproximateTokEnv::new(TokTrie::from(&info, &words)));
     let mut factory = ParserFactory::new_simple(&env).expect("a factory");
     factory.quiet();
     let mut matcher = Matcher::new(factory.create_parser(grammar.top_level()));
-    let tokens: Vec<u32> = text.bytes().map(u32::from).collect();
+    let mut tokens = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        match specials.iter().position(|s| rest.starts_with(s)) {
+            Some(i) => {
+                tokens.push(256 + i as u32);
+                rest = &rest[specials[i].len()..];
+            }
+            None => {
+                let c = rest.chars().next().map_or(1, char::len_utf8);
+                tokens.extend(rest[..c].bytes().map(u32::from));
+                rest = &rest[c..];
+            }
+        }
+    }
     matcher.consume_tokens(&tokens).is_ok() && matcher.is_accepting().unwrap_or(false)
 }
 

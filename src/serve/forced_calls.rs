@@ -4,6 +4,7 @@
 
 use super::tool_calls::ToolFormat;
 use crate::grammar::{Grammar, one_line_json};
+use crate::reasoning::{HARMONY_CALL, ReasoningFormat};
 use serde_json::{Value, json};
 
 /// What `tool_choice` asks for.
@@ -45,16 +46,24 @@ struct Function {
     parameters: Value,
 }
 
+/// What of the model a call format's grammar may need: its chat template's source where the
+/// format has variants (Mistral's), and its markup tokens (harmony's).
+#[derive(Clone, Copy)]
+pub struct ModelMarkup<'a> {
+    pub template: Option<&'a str>,
+    pub reasoning: ReasoningFormat,
+}
+
 /// The grammar for the calls `choice` forces (None for auto and none), from `tools` as the
-/// request gives them. `parallel`: more than one call allowed. `template` is the chat
-/// template's source where the format has variants (Mistral's).
+/// request gives them. `parallel`: more than one call allowed.
 pub fn call_grammar(
     format: ToolFormat,
     tools: &[Value],
     choice: &ToolChoice,
     parallel: bool,
-    template: Option<&str>,
+    model: ModelMarkup,
 ) -> Result<Option<Grammar>, String> {
+    let template = model.template;
     let only = match choice {
         ToolChoice::Auto | ToolChoice::None => return Ok(None),
         ToolChoice::Required => None,
@@ -95,9 +104,22 @@ pub fn call_grammar(
                 .into());
         }
         ToolFormat::Harmony => {
-            return Err("tool_choice \"required\" or a named function is not supported for gpt-oss's harmony \
-                        calls yet (\"auto\" is)"
-                .into());
+            // One message to a function (its <|call|> ends generation, so `parallel` changes
+            // nothing), its recipient named beside the channel as the model writes it.
+            let ReasoningFormat::Harmony { channel, message, .. } = model.reasoning else {
+                return Err("this model's vocabulary lacks harmony's markup tokens for calls".into());
+            };
+            let mut rules = Vec::new();
+            let alternatives: Vec<String> = functions
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    rules.push(format!("args{i}: %json {}", one_line_json(f.parameters.clone())));
+                    let header = literal(&format!("commentary {HARMONY_CALL}{} json", f.name));
+                    format!("{header} <[{message}]> args{i}")
+                })
+                .collect();
+            format!("start: <[{channel}]> ({})\n{}", alternatives.join(" | "), rules.join("\n"))
         }
     };
     Ok(Some(Grammar::Lark(lark)))
@@ -159,6 +181,11 @@ fn any_of(functions: &[Function], arguments: &str) -> Value {
 mod tests {
     use super::*;
 
+    /// A model with `template` and no reasoning markup.
+    fn markup(template: Option<&str>) -> ModelMarkup<'_> {
+        ModelMarkup { template, reasoning: ReasoningFormat::None }
+    }
+
     fn tools() -> Vec<Value> {
         serde_json::from_str(
             r#"[{"type": "function", "function": {"name": "get_weather",
@@ -182,18 +209,22 @@ mod tests {
     #[test]
     fn forced_calls_name_only_the_tools_asked_for() {
         let tools = tools();
-        let grammar = |choice: ToolChoice, format| call_grammar(format, &tools, &choice, true, None);
+        let grammar = |choice: ToolChoice, format| call_grammar(format, &tools, &choice, true, markup(None));
         assert_eq!(grammar(ToolChoice::Auto, ToolFormat::Hermes), Ok(None));
         let Ok(Some(Grammar::Lark(hermes))) = grammar(ToolChoice::Named("now".into()), ToolFormat::Hermes) else {
             panic!("a grammar")
         };
         assert!(hermes.contains("<tool_call>") && hermes.contains("\"now\"") && !hermes.contains("get_weather"));
         assert!(grammar(ToolChoice::Named("later".into()), ToolFormat::Hermes).unwrap_err().contains("\"later\""));
-        assert!(call_grammar(ToolFormat::Hermes, &[], &ToolChoice::Required, true, None).is_err());
+        assert!(call_grammar(ToolFormat::Hermes, &[], &ToolChoice::Required, true, markup(None)).is_err());
         assert!(grammar(ToolChoice::Required, ToolFormat::Gemma4).unwrap_err().contains("Gemma 4"));
-        let Ok(Some(Grammar::Lark(mistral))) =
-            call_grammar(ToolFormat::Mistral, &tools, &ToolChoice::Required, false, Some("[TOOL_CALLS]x[ARGS]"))
-        else {
+        let Ok(Some(Grammar::Lark(mistral))) = call_grammar(
+            ToolFormat::Mistral,
+            &tools,
+            &ToolChoice::Required,
+            false,
+            markup(Some("[TOOL_CALLS]x[ARGS]")),
+        ) else {
             panic!("a grammar")
         };
         assert!(mistral.contains("\"get_weather\" \"[ARGS]\" args0") && mistral.contains("start: call\n"));
@@ -222,7 +253,8 @@ mod tests {
             (ToolFormat::Mistral, None, false, format!("[TOOL_CALLS][{weather}]"), vec!["get_weather"]),
         ];
         for (format, template, parallel, text, names) in cases {
-            let Ok(Some(grammar)) = call_grammar(format, &tools, &ToolChoice::Required, parallel, template) else {
+            let Ok(Some(grammar)) = call_grammar(format, &tools, &ToolChoice::Required, parallel, markup(template))
+            else {
                 panic!("{format:?}: a grammar")
             };
             assert!(takes_text(&grammar, &text), "{format:?} takes {text}\n{grammar:?}");
@@ -235,13 +267,45 @@ mod tests {
             let called: Vec<&str> = calls.iter().filter_map(|c| c["function"]["name"].as_str()).collect();
             assert_eq!(called, names, "{format:?}");
         }
-        let one = |parallel| call_grammar(ToolFormat::Hermes, &tools, &ToolChoice::Required, parallel, None);
+        let one = |parallel| call_grammar(ToolFormat::Hermes, &tools, &ToolChoice::Required, parallel, markup(None));
         assert!(!takes_text(&one(false).unwrap().unwrap(), &hermes_two), "one call only");
         let generic = format!("<tool_call>{weather}</tool_call>");
         assert!(takes_text(&one(false).unwrap().unwrap(), &generic), "the generic format's calls, on one line");
         let wrong = r#"<tool_call>\n{"name": "get_weather", "arguments": {"city": 3}}\n</tool_call>"#;
         assert!(!takes_text(&one(true).unwrap().unwrap(), wrong), "arguments follow the schema");
-        let named = call_grammar(ToolFormat::Hermes, &tools, &ToolChoice::Named("now".into()), true, None);
+        let named = call_grammar(ToolFormat::Hermes, &tools, &ToolChoice::Named("now".into()), true, markup(None));
         assert!(!takes_text(&named.unwrap().unwrap(), &format!("<tool_call>\n{weather}\n</tool_call>")));
+    }
+
+    #[test]
+    fn a_forced_harmony_call_is_a_message_to_the_function_that_the_splitter_passes_on() {
+        use super::super::tool_calls::{ToolCallScan, harmony_answer};
+        use crate::grammar::takes_text_with_specials;
+        // The test vocabulary's special tokens: <|channel|> is 256, <|message|> 257.
+        let specials = ["<|channel|>", "<|message|>"];
+        let harmony = ModelMarkup {
+            template: None,
+            reasoning: ReasoningFormat::Harmony { start: 300, channel: 256, message: 257, end: 301 },
+        };
+        let named = ToolChoice::Named("get_weather".into());
+        let Ok(Some(grammar)) = call_grammar(ToolFormat::Harmony, &tools(), &named, true, harmony) else {
+            panic!("a grammar")
+        };
+        let call = r#"<|channel|>commentary to=functions.get_weather json<|message|>{"city": "Oslo"}"#;
+        assert!(takes_text_with_specials(&grammar, call, &specials), "{grammar:?}");
+        for wrong in [
+            r#"<|channel|>commentary to=functions.now json<|message|>{}"#,
+            r#"<|channel|>commentary to=functions.get_weather json<|message|>{"city": 3}"#,
+            r#"commentary to=functions.get_weather json<|message|>{"city": "Oslo"}"#,
+        ] {
+            assert!(!takes_text_with_specials(&grammar, wrong, &specials), "{wrong}");
+        }
+        let mut scan = ToolCallScan::new(ToolFormat::Harmony);
+        let (content, mut calls) = scan.push(&harmony_answer(call));
+        calls.extend(scan.finish().1);
+        assert_eq!((content.as_str(), calls.len()), ("", 1));
+        assert_eq!(calls[0]["function"]["arguments"], r#"{"city":"Oslo"}"#);
+        // Without harmony's tokens there is no call format to force.
+        assert!(call_grammar(ToolFormat::Harmony, &tools(), &named, true, markup(None)).is_err());
     }
 }

@@ -24,7 +24,7 @@ use crate::prompt::{ChatExtras, encode_chat_within, encode_raw_within};
 use crate::sample::SamplerConfig;
 use crate::{Error, Result};
 use api::{ChatRequest, CompletionRequest, Options, error_body};
-use forced_calls::{ToolChoice, call_grammar};
+use forced_calls::{ModelMarkup, ToolChoice, call_grammar};
 use serde_json::{Value, json};
 use status::Counters;
 use std::sync::Arc;
@@ -180,8 +180,9 @@ fn route(method: &str, path: &str, body: &[u8], shared: &Shared) -> Reply {
                 // "none" leaves the tools out of the prompt.
                 let tools = r.tools.as_deref().filter(|t| !t.is_empty() && choice != ToolChoice::None);
                 let template = shared.model.chat_template.as_ref().map(|t| t.source());
+                let markup = ModelMarkup { template, reasoning: shared.model.reasoning };
                 let parallel = r.parallel_tool_calls.unwrap_or(true);
-                let forced = match call_grammar(shared.tool_format, tools.unwrap_or(&[]), &choice, parallel, template) {
+                let forced = match call_grammar(shared.tool_format, tools.unwrap_or(&[]), &choice, parallel, markup) {
                     Ok(forced) => forced,
                     Err(message) => return bad(message),
                 };

@@ -322,6 +322,47 @@ fn mistral_calls(body: &str) -> Option<Vec<(String, String)>> {
 }
 
 #[cfg(test)]
+/// The answer text the reasoning splitter passes on from the last assistant turn of a
+/// harmony conversation, its markup tokens made ids (the rest one piece each).
+pub(crate) fn harmony_answer(text: &str) -> String {
+    use crate::reasoning::{Channel, ReasoningFormat, ReasoningSplit};
+    let last_turn = text.rfind("<|start|>assistant").map_or(text, |at| &text[at..]);
+    let markup = ["<|start|>", "<|channel|>", "<|message|>", "<|end|>", "<|call|>", "<|constrain|>"];
+    let mut tokens = Vec::new();
+    let mut rest = last_turn;
+    while !rest.is_empty() {
+        let next = markup.iter().filter_map(|m| rest.find(m).map(|at| (at, *m))).min();
+        match next {
+            Some((0, m)) => {
+                let id = markup.iter().position(|x| *x == m).unwrap_or(0) as u32 + 1;
+                tokens.push((id, m));
+                rest = &rest[m.len()..];
+            }
+            Some((at, _)) => {
+                tokens.push((100, &rest[..at]));
+                rest = &rest[at..];
+            }
+            None => {
+                tokens.push((100, rest));
+                rest = "";
+            }
+        }
+    }
+    let mut split = ReasoningSplit::new(ReasoningFormat::Harmony { start: 1, channel: 2, message: 3, end: 4 }, &[]);
+    let mut answer = String::new();
+    for (id, piece) in tokens {
+        // The model's <|call|> ends generation: the splitter never sees it.
+        if id == 5 {
+            break;
+        }
+        if let Some((Channel::Answer, text)) = split.classify(id, piece) {
+            answer.push_str(&text);
+        }
+    }
+    answer
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -396,46 +437,6 @@ mod tests {
         assert_eq!(scan(&["x <tool_call>{\"name\": "]), ("x <tool_call>{\"name\": ".into(), vec![]));
         // A held-back tail that was not a tag after all.
         assert_eq!(scan(&["a <tool", "box"]).0, "a <toolbox");
-    }
-
-    /// The answer text the reasoning splitter passes on from the last assistant turn of a
-    /// harmony conversation, its markup tokens made ids (the rest one piece each).
-    fn harmony_answer(text: &str) -> String {
-        use crate::reasoning::{Channel, ReasoningFormat, ReasoningSplit};
-        let last_turn = text.rfind("<|start|>assistant").map_or(text, |at| &text[at..]);
-        let markup = ["<|start|>", "<|channel|>", "<|message|>", "<|end|>", "<|call|>", "<|constrain|>"];
-        let mut tokens = Vec::new();
-        let mut rest = last_turn;
-        while !rest.is_empty() {
-            let next = markup.iter().filter_map(|m| rest.find(m).map(|at| (at, *m))).min();
-            match next {
-                Some((0, m)) => {
-                    let id = markup.iter().position(|x| *x == m).unwrap_or(0) as u32 + 1;
-                    tokens.push((id, m));
-                    rest = &rest[m.len()..];
-                }
-                Some((at, _)) => {
-                    tokens.push((100, &rest[..at]));
-                    rest = &rest[at..];
-                }
-                None => {
-                    tokens.push((100, rest));
-                    rest = "";
-                }
-            }
-        }
-        let mut split = ReasoningSplit::new(ReasoningFormat::Harmony { start: 1, channel: 2, message: 3, end: 4 }, &[]);
-        let mut answer = String::new();
-        for (id, piece) in tokens {
-            // The model's <|call|> ends generation: the splitter never sees it.
-            if id == 5 {
-                break;
-            }
-            if let Some((Channel::Answer, text)) = split.classify(id, piece) {
-                answer.push_str(&text);
-            }
-        }
-        answer
     }
 
     #[test]
