@@ -426,7 +426,7 @@ impl Generation {
         let id = self
             .sampler
             .sample_within(&logits, &self.history, allowed.as_deref())
-            .ok_or_else(|| Error::Input("no token the grammar allows has a logit".into()))?;
+            .ok_or_else(|| Error::Gpu("the model gave no finite logit to any token the grammar allows".into()))?;
         self.last_logprobs = self.logprobs.map(|top| token_logprobs(&logits, id, top));
         Ok(id)
     }
@@ -442,25 +442,6 @@ impl Generation {
     pub fn stats(&self) -> &GenerationStats {
         &self.stats
     }
-}
-
-/// Generates up to `max_tokens` after `prompt`, calling `on_token(id)` for each token as it
-/// is chosen; the callback returns false to stop. Stops at end-of-generation tokens.
-pub async fn generate(
-    session: &mut Session,
-    prompt: &[u32],
-    max_tokens: usize,
-    sampler: crate::sample::Sampler,
-    is_eog: impl Fn(u32) -> bool,
-    mut on_token: impl FnMut(u32) -> bool,
-) -> Result<GenerationStats> {
-    let mut generation = Generation::new(prompt, 0, max_tokens, sampler)?;
-    while let Some(id) = generation.next(session, &is_eog).await? {
-        if !on_token(id) {
-            generation.cancel();
-        }
-    }
-    Ok(generation.stats)
 }
 
 /// One generated token as text.

@@ -7,30 +7,15 @@
 mod common;
 
 use common::*;
-use hearth::generate::{Session, generate};
+use hearth::generate::Session;
 use hearth::gpu::{AdapterChoice, Gpu, list_adapters};
 use hearth::model::state::SessionOptions;
 use hearth::model::{Model, ModelFile};
-use hearth::sample::{Sampler, SamplerConfig};
 use std::sync::Arc;
 
 fn greedy(model: &Arc<Model>, prompt: &[u32]) -> Vec<u32> {
     let mut session = Session::new(model.clone(), SessionOptions { ctx: 256, batch: 64, logit_rows: 1 }).unwrap();
-    let mut out = Vec::new();
-    let tok = &model.tokenizer;
-    pollster::block_on(generate(
-        &mut session,
-        prompt,
-        32,
-        Sampler::new(SamplerConfig::greedy()),
-        |t| tok.is_eog(t),
-        |id| {
-            out.push(id);
-            true
-        },
-    ))
-    .unwrap();
-    out
+    greedy_answer(model, &mut session, prompt, 0, 32).0
 }
 
 #[test]
