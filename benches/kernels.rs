@@ -40,7 +40,7 @@ const SHAPES: &[Shape] = &[
 fn time_op(gpu: &Gpu, op: &dyn Op, step: Step, steps: &StepBuffers, reps: usize) -> f64 {
     let run = |n: usize| {
         let ops: Vec<&dyn Op> = (0..n).map(|_| op).collect();
-        let commands = steps.record(gpu, &ops, &step).unwrap();
+        let commands = steps.record(gpu, &ops, &step, &step.one_sequence_rows()).unwrap();
         gpu.queue.submit([commands]);
         gpu.wait().unwrap();
     };
@@ -85,7 +85,7 @@ fn main() {
         let out_width = if s.epilogue.is_gated() { s.rows / 2 } else { s.rows };
         let y = gpu.activations("y", tokens, out_width).unwrap();
         let gamma = gpu.buffer_with("g", &random_vec(s.cols, &mut rng)).unwrap();
-        let steps = StepBuffers::new(&gpu, 4 * (tokens + 1));
+        let steps = StepBuffers::new(&gpu, tokens, 4 * (tokens + 1)).unwrap();
         let spec = LinearSpec::new(s.norm.then_some((&gamma, 1e-5)), s.epilogue);
         let op = Linear::new(&gpu, &steps, &w, &x, &y, &spec).unwrap();
         let single = time_op(&gpu, &op, Step { n_tokens: 1, ..Default::default() }, &steps, 50);
@@ -127,7 +127,7 @@ fn bench_delta_net(gpu: &Gpu, tokens: usize, rng: &mut rand::rngs::Xoshiro256Plu
     let gamma = gpu.buffer_with("gamma", &random_vec(shape.head, rng)).unwrap();
     let weights = DeltaWeights { conv: &conv, decay: &decay, gamma: &gamma };
     let state = DeltaState::new(gpu, &shape).unwrap();
-    let steps = StepBuffers::new(gpu, 4 * (tokens + 1));
+    let steps = StepBuffers::new(gpu, tokens, 4 * (tokens + 1)).unwrap();
     let op = DeltaNet::new(gpu, &steps, shape, 1e-6, &buffers, &weights, &state).unwrap();
     let single = time_op(gpu, &op, Step { n_tokens: 1, ..Default::default() }, &steps, tokens.min(64));
     let batch = time_op(gpu, &op, Step { n_tokens: tokens as u32, ..Default::default() }, &steps, 2) / tokens as f64;

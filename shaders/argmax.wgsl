@@ -1,7 +1,9 @@
-// Greedy sampling: the index of the largest logit of the last row (first index on ties).
-// One workgroup; constants N (vocabulary size) and LS (floats per logits row). With MASK, only
-// tokens whose bit is set in `allowed` (bit i % 32 of word i / 32) are candidates: structured
-// output's grammar decides them.
+// Greedy sampling: the index of the largest logit of each logits row (first index on ties),
+// `result[r]` for row r (the rows kept from step.logits_from on; one for a step of one
+// sequence, one per sequence for a batched decode step). One workgroup per row; constants N
+// (vocabulary size) and LS (floats per logits row). With MASK, only
+// tokens whose bit is set in the row's part of `allowed` (bit i % 32 of word r * MW + i / 32; MW
+// words a row) are candidates: structured output's grammar decides them.
 
 #include "step.wgsl"
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
@@ -15,15 +17,16 @@ var<workgroup> best_val: array<f32, WG>;
 var<workgroup> best_idx: array<u32, WG>;
 
 @compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_index) lane: u32) {
-    let base = (step.n_tokens - 1u - step.logits_from) * LS;
+fn main(@builtin(local_invocation_index) lane: u32, @builtin(workgroup_id) wg: vec3<u32>) {
+    let row = wg.x;
+    let base = row * LS;
     // The lowest finite f32: WGSL refuses an infinite constant (naga accepts one, Tint does not).
     var bv = bitcast<f32>(0xff7fffffu);
     var bi = 0xffffffffu;
     for (var i = lane; i < N; i += WG) {
         let v = logits[base + i];
 #if MASK
-        if ((allowed[i / 32u] >> (i % 32u)) & 1u) == 0u {
+        if ((allowed[row * MW + i / 32u] >> (i % 32u)) & 1u) == 0u {
             continue;
         }
 #endif
@@ -50,7 +53,7 @@ fn main(@builtin(local_invocation_index) lane: u32) {
                 i = best_idx[k];
             }
         }
-        result[0] = min(i, N - 1u);
+        result[row] = min(i, N - 1u);
     }
 #else
     best_val[lane] = bv;
@@ -68,7 +71,7 @@ fn main(@builtin(local_invocation_index) lane: u32) {
         workgroupBarrier();
     }
     if lane == 0u {
-        result[0] = min(best_idx[0], N - 1u);
+        result[row] = min(best_idx[0], N - 1u);
     }
 #endif
 }

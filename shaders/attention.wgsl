@@ -1,4 +1,5 @@
-// Causal attention of each query head over this layer's KV cache, grouped-query aware.
+// Causal attention of each query head over its sequence's part of this layer's KV cache
+// (rows.wgsl: each token row's sequence and position), grouped-query aware.
 // One workgroup per (HPW query heads sharing one KV head, token, split of the keys): every key
 // and value texel fetched is used by all HPW heads. The queries are rotated (RoPE) as they are
 // loaded. Each invocation runs an online softmax over every AWG-th key position of the split
@@ -29,6 +30,7 @@
 #endif
 
 #include "rope.wgsl"
+#include "rows.wgsl"
 #include "kv_slot.wgsl"
 #include "attention_split.wgsl"
 #if GATED
@@ -74,7 +76,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         return;
     }
     let kx = h0 / (NH / NKV) * HV;
-    let pos = step.pos0 + t;
+    let pos = row_pos(t);
+    let seq = row_seq(t);
     let splits = groups.z;
     let split = wg.z;
     // A sliding-window layer sees the last WINDOW positions (0: all of them).
@@ -95,7 +98,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 #endfor
 
     for (var j = first_key + lane; j < end_key; j += AWG) {
-        let at = kv_at(j);
+        let at = kv_at(seq, j);
 #for g in 0..HPW
         var s{g} = 0.0;
 #endfor

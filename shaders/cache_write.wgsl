@@ -1,6 +1,6 @@
 // The Q|K|V kernels' cache epilogue (CACHE): rows Q_ROWS.. of their output are this token's
 // keys and then its values (KV_ROWS each); besides y, each octet of them goes into the layer's
-// cache textures as two texels of position `pos` (kv_write.wgsl's layout: texel x of position p
+// cache textures as two texels of its token's position (kv_write.wgsl's layout: texel x of position p
 // at kv_slot.wgsl's place), keys rotated on the way. Only for neighbour-pair RoPE
 // (not NEOX), where an octet holds whole pairs (src/ops/linear.rs checks).
 // Constants: Q_ROWS, KV_ROWS, HD (head size), RD (rotated dimensions), KV_SLOTS, KV_H.
@@ -12,6 +12,7 @@
 @group(0) @binding(10) var<storage, read> rope_cs: array<vec2<f32>>;
 
 #include "rope.wgsl"
+#include "rows.wgsl"
 #include "kv_slot.wgsl"
 
 // Elements d0..d0+3 of a key head, rotated for `pos` (partners are neighbours: v.yxwz).
@@ -23,8 +24,9 @@ fn rotated4(v: vec4<f32>, d0: u32, pos: u32) -> vec4<f32> {
     return v * vec4<f32>(r0.c, r1.c, r2.c, r3.c) + v.yxwz * vec4<f32>(r0.s, r1.s, r2.s, r3.s);
 }
 
-// Rows row0..row0+7 of one token's output (before its bias) at position `pos`.
-fn cache_store(row0: u32, pos: u32, sums_a: vec4<f32>, sums_b: vec4<f32>) {
+// Rows row0..row0+7 of token row `t`'s output (before its bias), at that row's sequence and
+// position (rows.wgsl).
+fn cache_store(row0: u32, t: u32, sums_a: vec4<f32>, sums_b: vec4<f32>) {
     if row0 < Q_ROWS || row0 >= Q_ROWS + 2u * KV_ROWS {
         return;
     }
@@ -36,7 +38,8 @@ fn cache_store(row0: u32, pos: u32, sums_a: vec4<f32>, sums_b: vec4<f32>) {
     let b = sums_b;
 #endif
     let r = row0 - Q_ROWS;
-    let slot = kv_at(pos);
+    let pos = row_pos(t);
+    let slot = kv_at(row_seq(t), pos);
     if r >= KV_ROWS {
         let at = vec2<u32>((r - KV_ROWS) / 4u, slot.texel_row);
         textureStore(v_cache, at, slot.layer, a);

@@ -1,5 +1,5 @@
 // Writes this step's keys (rotated) and values into the layer's cache textures, one workgroup
-// per (head, token). Texel x of position p (at kv_slot.wgsl's place) holds elements 4x..4x+3
+// per (head, token), each token at its row's sequence and position (rows.wgsl). Texel x of position p (at kv_slot.wgsl's place) holds elements 4x..4x+3
 // of its K (or V) row. With QK_NORM (Gemma 3, Qwen 3) the query and key heads are
 // RMS-normalised with their gammas first: queries in place in the Q|K|V rows (attention reads
 // them there), keys on their way into the cache (their Q|K|V rows are left as they were);
@@ -26,6 +26,7 @@
 
 #if !QUERIES_ONLY
 #include "rope.wgsl"
+#include "rows.wgsl"
 #include "kv_slot.wgsl"
 #endif
 
@@ -67,7 +68,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let head = NH + wg.x;
 #endif
     let base = t * QS + head * HD;
-    let pos = step.pos0 + t;
     var inv = 1.0;
 #if QK_NORM
 #if V_NORM
@@ -85,6 +85,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
 #endif
 #if !QUERIES_ONLY
+    let pos = row_pos(t);
     let is_value = head >= NH + NKV;
     let kv_head = head - NH - select(0u, NKV, is_value);
     for (var j = lane; j < HD / 4u; j += 64u) {
@@ -98,7 +99,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
                 v[k] = key(base, d, inv) * r.c + key(base, r.partner, inv) * r.s;
             }
         }
-        let slot = kv_at(pos);
+        let slot = kv_at(row_seq(t), pos);
         let at = vec2<u32>(kv_head * (HD / 4u) + j, slot.texel_row);
         if is_value {
             textureStore(v_cache, at, slot.layer, v);

@@ -238,7 +238,7 @@ fn finish(row0: u32, acc: Sums) {
 #else
 #if CACHE
     if row0 < N {
-        cache_store(ROW0 + row0, step.pos0, a0, a1);
+        cache_store(ROW0 + row0, 0u, a0, a1);
     }
 #endif
     store(row0, a0.x);

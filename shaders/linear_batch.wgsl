@@ -122,7 +122,7 @@ fn store_token(t: u32, row0: u32, a: vec4<f32>, b: vec4<f32>) {
 #if CACHE
     // (The step's tokens are y's rows: the Q|K|V kernel never has `logits`.)
     if row0 < N {
-        cache_store(ROW0 + row0, step.pos0 + window.out_row + t, a, b);
+        cache_store(ROW0 + row0, window.out_row + t, a, b);
     }
 #endif
     let v = array<f32, 8>(a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w);

@@ -6,7 +6,7 @@ use crate::logprobs::{TokenLogprobs, token_logprobs};
 use crate::model::Model;
 use crate::model::state::{SessionOptions, State};
 use crate::ops::argmax::Argmax;
-use crate::ops::{Op, Step};
+use crate::ops::{Op, Row, Step};
 use crate::reasoning::{Channel, ReasoningSplit};
 use crate::{Error, Result};
 use std::sync::Arc;
@@ -29,6 +29,11 @@ pub(crate) enum Want {
     Nothing,
     /// The greedy next token after the last input token.
     Argmax,
+    /// The greedy next token after each input token (a batched decode step: one row per
+    /// sequence).
+    ArgmaxEach,
+    /// The same, each among the tokens its row's mask in `state.allowed` allows.
+    ArgmaxEachWithin,
     /// The same among the tokens `state.allowed` allows.
     ArgmaxWithin,
     /// Logits of the inputs from this index on.
@@ -36,9 +41,31 @@ pub(crate) enum Want {
 }
 
 impl Session {
+    /// A session of one sequence.
     pub fn new(model: Arc<Model>, options: SessionOptions) -> Result<Session> {
+        Session::with_sequences(model, options, 1)
+    }
+
+    /// A session of `sequences` independent sequences (each with its own part of the KV cache,
+    /// `model/memory.rs`), which `decode_greedy` and `decode_logits` advance one token each in
+    /// one step. The single-sequence methods (`next_greedy`, `position`, …) work on sequence 0.
+    pub fn with_sequences(model: Arc<Model>, options: SessionOptions, sequences: usize) -> Result<Session> {
+        if sequences == 0 {
+            return Err(Error::Input("a session needs at least one sequence".into()));
+        }
         let gpu = &model.gpu;
-        let state = State::new(gpu, &model.config, options)?;
+        let options = SessionOptions {
+            batch: options.batch.max(sequences),
+            logit_rows: options.logit_rows.max(sequences),
+            ..options
+        };
+        let state = State::new(gpu, &model.config, options, sequences)?;
+        if state.options.logit_rows < sequences {
+            return Err(Error::Unsupported(format!(
+                "{sequences} sequences at once need {sequences} rows of logits; {} fit {}'s bindings",
+                state.options.logit_rows, gpu.info.name
+            )));
+        }
         let ops = model.arch.graph(gpu, &model.config, &state)?;
         let argmax = Argmax::new(gpu, &state.steps, &state.logits, &state.token, None)?;
         let argmax_within = Argmax::new(gpu, &state.steps, &state.logits, &state.token, Some(&state.allowed))?;
@@ -56,9 +83,19 @@ impl Session {
         self.state.options
     }
 
-    /// Tokens in the session's memory.
+    /// Tokens in the memory of sequence 0.
     pub fn position(&self) -> usize {
-        self.state.memory.position()
+        self.state.memory.position(0)
+    }
+
+    /// Sequences the session holds.
+    pub fn sequences(&self) -> usize {
+        self.state.memory.sequences()
+    }
+
+    /// Tokens in the memory of sequence `seq`.
+    pub fn position_of(&self, seq: usize) -> usize {
+        self.state.memory.position(seq)
     }
 
     /// Host time spent recording and submitting steps since the session began, in ns: the CPU
@@ -72,9 +109,14 @@ impl Session {
         self.state.steps.last_dispatches()
     }
 
-    /// Forgets every token: the next one is position 0.
+    /// Forgets every token of sequence 0: the next one is position 0.
     pub fn reset(&mut self) {
-        self.state.memory.reset(&self.model.gpu);
+        self.reset_sequence(0);
+    }
+
+    /// Forgets every token of sequence `seq`.
+    pub fn reset_sequence(&mut self, seq: usize) {
+        self.state.memory.reset(&self.model.gpu, seq);
     }
 
     /// Comes back to the longest start of `prompt` the session holds and can resume from
@@ -83,7 +125,18 @@ impl Session {
     /// the whole chat, so only its new tokens are processed (model/memory.rs says how far
     /// back each kind of layer can come, and how a checkpoint extends that).
     pub fn reuse_prefix(&mut self, prompt: &[u32]) -> usize {
-        self.state.memory.reuse_prefix(&self.model.gpu, prompt)
+        self.reuse_prefix_of(0, prompt)
+    }
+
+    /// How many tokens from the start of `prompt` sequence `seq` holds (what `reuse_prefix_of`
+    /// could keep at most).
+    pub fn held_prefix(&self, seq: usize, prompt: &[u32]) -> usize {
+        self.state.memory.held_prefix(seq, prompt)
+    }
+
+    /// `reuse_prefix` for sequence `seq`.
+    pub fn reuse_prefix_of(&mut self, seq: usize, prompt: &[u32]) -> usize {
+        self.state.memory.reuse_prefix(&self.model.gpu, seq, prompt)
     }
 
     /// Saves what `reuse_prefix` needs to come back to this position later, where the
@@ -102,8 +155,8 @@ impl Session {
         self.state.memory.gpu_bytes()
     }
 
-    fn check_room(&self, n: usize) -> Result<()> {
-        self.state.memory.check_room(n, self.state.options.ctx)
+    fn check_room(&self, seq: usize, n: usize) -> Result<()> {
+        self.state.memory.check_room(seq, n, self.state.options.ctx)
     }
 
     fn validate_ids(&self, tokens: &[u32]) -> Result<()> {
@@ -114,36 +167,56 @@ impl Session {
         Ok(())
     }
 
-    /// Writes the ids of `tokens` (at most one batch, after the cached ones) and returns the
-    /// step's uniform and the ops that compute `want`, for the caller to record.
-    pub(crate) fn prepare(&self, tokens: &[u32], want: Want) -> (Step, Vec<&dyn Op>) {
+    /// Writes the ids of `tokens` (at most one batch, after the ones sequence 0 holds) and
+    /// returns the step's uniform, its rows and the ops that compute `want`, for the caller to
+    /// record.
+    pub(crate) fn prepare(&self, tokens: &[u32], want: Want) -> (Step, Vec<Row>, Vec<&dyn Op>) {
+        let pos0 = self.position() as u32;
+        let rows = (0..tokens.len() as u32).map(|t| [0, pos0 + t]).collect();
+        self.prepare_rows(tokens, rows, want)
+    }
+
+    /// `prepare` for tokens of any sequences, each at the sequence and position `rows` give.
+    fn prepare_rows(&self, tokens: &[u32], rows: Vec<Row>, want: Want) -> (Step, Vec<Row>, Vec<&dyn Op>) {
         let n = tokens.len() as u32;
         let logits_from = match want {
             Want::Nothing => n,
             Want::Argmax | Want::ArgmaxWithin => n - 1,
+            Want::ArgmaxEach | Want::ArgmaxEachWithin => 0,
             Want::LogitsFrom(i) => i as u32,
         };
-        let step = Step { n_tokens: n, pos0: self.position() as u32, logits_from, pad: 0 };
+        let pos0 = rows.first().map_or(0, |r| r[1]);
+        let step = Step { n_tokens: n, pos0, logits_from, pad: 0 };
         self.model.gpu.queue.write_buffer(&self.state.ids, 0, bytemuck::cast_slice(tokens));
         let mut ops: Vec<&dyn Op> = self.ops.iter().map(|o| o.as_ref()).collect();
         match want {
-            Want::Argmax => ops.push(&self.argmax),
-            Want::ArgmaxWithin => ops.push(&self.argmax_within),
+            Want::Argmax | Want::ArgmaxEach => ops.push(&self.argmax),
+            Want::ArgmaxWithin | Want::ArgmaxEachWithin => ops.push(&self.argmax_within),
             _ => {}
         }
-        (step, ops)
+        (step, rows, ops)
     }
 
-    /// Runs `tokens` (at most one batch) through the model and submits the work.
+    /// Runs `tokens` (at most one batch) of sequence 0 through the model and submits the work.
     fn step(&mut self, tokens: &[u32], want: Want) -> Result<()> {
+        let pos0 = self.position() as u32;
+        let rows: Vec<Row> = (0..tokens.len() as u32).map(|t| [0, pos0 + t]).collect();
+        self.step_rows(tokens, rows, want)
+    }
+
+    /// Runs `tokens`, each at its row's sequence and position, through the model and submits
+    /// the work.
+    fn step_rows(&mut self, tokens: &[u32], rows: Vec<Row>, want: Want) -> Result<()> {
         let started = web_time::Instant::now();
         let gpu = &self.model.gpu;
         gpu.check()?;
-        let (step, ops) = self.prepare(tokens, want);
-        let commands = self.state.steps.record(gpu, &ops, &step)?;
+        let (step, rows, ops) = self.prepare_rows(tokens, rows, want);
+        let commands = self.state.steps.record(gpu, &ops, &step, &rows)?;
         // What the host reads after this step goes into a kept staging buffer, in this submit.
         let readback = match want {
-            Want::Argmax | Want::ArgmaxWithin => Some((&self.state.token, &self.state.token_staging)),
+            Want::Argmax | Want::ArgmaxWithin | Want::ArgmaxEach | Want::ArgmaxEachWithin => {
+                Some((&self.state.token, &self.state.token_staging))
+            }
             Want::LogitsFrom(i) if i + 1 == tokens.len() => {
                 Some((&self.state.logits.buffer, &self.state.logits_staging))
             }
@@ -159,7 +232,9 @@ impl Session {
                 gpu.queue.submit([commands]);
             }
         }
-        self.state.memory.advance(tokens);
+        for (row, &token) in rows.iter().zip(tokens) {
+            self.state.memory.advance(row[0] as usize, &[token]);
+        }
         self.host_ns += started.elapsed().as_nanos() as u64;
         Ok(())
     }
@@ -170,7 +245,7 @@ impl Session {
             return Err(Error::Input("nothing to evaluate: no tokens".into()));
         }
         self.validate_ids(tokens)?;
-        self.check_room(tokens.len())?;
+        self.check_room(0, tokens.len())?;
         let batch = self.state.options.batch;
         let chunks: Vec<&[u32]> = tokens.chunks(batch).collect();
         for (i, chunk) in chunks.iter().enumerate() {
@@ -209,8 +284,88 @@ impl Session {
     }
 
     async fn read_token(&self) -> Result<u32> {
-        let bytes = self.model.gpu.read_staging(&self.state.token_staging, 4).await?;
-        Ok(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+        Ok(self.read_tokens(1).await?[0])
+    }
+
+    /// The first `n` tokens the last step's argmax picked.
+    async fn read_tokens(&self, n: usize) -> Result<Vec<u32>> {
+        let bytes = self.model.gpu.read_staging(&self.state.token_staging, (n * 4) as u64).await?;
+        let ids: Vec<u32> = bytemuck::pod_collect_to_vec(&bytes);
+        if ids.len() < n {
+            return Err(Error::Gpu("short token read-back".into()));
+        }
+        Ok(ids[..n].to_vec())
+    }
+
+    /// Feeds `tokens` into sequence `seq` (in batches) and computes nothing after them: a
+    /// prompt but its last token, which then joins a batched decode step.
+    pub fn prefill(&mut self, seq: usize, tokens: &[u32]) -> Result<()> {
+        self.validate_ids(tokens)?;
+        self.check_room(seq, tokens.len())?;
+        for chunk in tokens.chunks(self.state.options.batch) {
+            let pos0 = self.position_of(seq) as u32;
+            let rows = (0..chunk.len() as u32).map(|t| [seq as u32, pos0 + t]).collect();
+            self.step_rows(chunk, rows, Want::Nothing)?;
+        }
+        Ok(())
+    }
+
+    /// Checks a batched decode step's inputs, one `(sequence, token)` each, and returns its rows.
+    fn decode_rows(&self, inputs: &[(usize, u32)]) -> Result<(Vec<u32>, Vec<Row>)> {
+        if inputs.is_empty() || inputs.len() > self.state.options.logit_rows {
+            return Err(Error::Input(format!(
+                "a decode step takes 1 to {} sequences (got {})",
+                self.state.options.logit_rows,
+                inputs.len()
+            )));
+        }
+        let mut rows = Vec::with_capacity(inputs.len());
+        for (i, &(seq, _)) in inputs.iter().enumerate() {
+            if inputs[..i].iter().any(|&(s, _)| s == seq) {
+                return Err(Error::Input(format!("sequence {seq} twice in one decode step")));
+            }
+            self.check_room(seq, 1)?;
+            rows.push([seq as u32, self.position_of(seq) as u32]);
+        }
+        let tokens: Vec<u32> = inputs.iter().map(|&(_, token)| token).collect();
+        self.validate_ids(&tokens)?;
+        Ok((tokens, rows))
+    }
+
+    /// One step that feeds one token to each of several sequences, `(sequence, token)`; the
+    /// greedy next token of each, in the same order (computed on the GPU).
+    pub async fn decode_greedy(&mut self, inputs: &[(usize, u32)]) -> Result<Vec<u32>> {
+        let (tokens, rows) = self.decode_rows(inputs)?;
+        self.step_rows(&tokens, rows, Want::ArgmaxEach)?;
+        self.read_tokens(tokens.len()).await
+    }
+
+    /// As `decode_greedy`, each input's token chosen among those its mask in `allowed` allows
+    /// (a bit per token, `grammar::Constraint::allowed`; all bits set for an input without a
+    /// grammar), on the GPU.
+    pub async fn decode_greedy_within(&mut self, inputs: &[(usize, u32)], allowed: &[Vec<u32>]) -> Result<Vec<u32>> {
+        let (tokens, rows) = self.decode_rows(inputs)?;
+        let words = self.model.config.n_vocab.div_ceil(32);
+        if allowed.len() != inputs.len() || allowed.iter().any(|mask| mask.len() != words) {
+            return Err(Error::Input(format!("one token mask of {words} words per input")));
+        }
+        self.model.gpu.queue.write_buffer(&self.state.allowed, 0, bytemuck::cast_slice(&allowed.concat()));
+        self.step_rows(&tokens, rows, Want::ArgmaxEachWithin)?;
+        let ids = self.read_tokens(tokens.len()).await?;
+        if let Some((id, _)) = ids.iter().zip(allowed).find(|(id, mask)| !crate::grammar::is_allowed(mask, **id)) {
+            return Err(Error::Gpu(format!(
+                "token {id} was chosen outside the allowed ones (no finite logit among them?)"
+            )));
+        }
+        Ok(ids)
+    }
+
+    /// As `decode_greedy`, returning the logits that follow each input, `[input][vocab]`.
+    pub async fn decode_logits(&mut self, inputs: &[(usize, u32)]) -> Result<Vec<Vec<f32>>> {
+        let (tokens, rows) = self.decode_rows(inputs)?;
+        self.step_rows(&tokens, rows, Want::LogitsFrom(0))?;
+        let all = self.model.gpu.read_activations(&self.state.logits, tokens.len()).await?;
+        Ok(all.chunks(self.model.config.n_vocab).map(<[f32]>::to_vec).collect())
     }
 
     /// Feeds `tokens` and returns the logits that follow the last one.
@@ -231,7 +386,7 @@ impl Session {
             return Err(Error::Input(format!("no logits wanted: {} tokens, logits from {from}", tokens.len())));
         }
         self.validate_ids(tokens)?;
-        self.check_room(tokens.len())?;
+        self.check_room(0, tokens.len())?;
         let SessionOptions { batch, logit_rows, .. } = self.state.options;
         let mut out = Vec::with_capacity((tokens.len() - from) * self.model.config.n_vocab);
         let mut done = 0;
@@ -370,32 +525,83 @@ impl Generation {
     /// The next token, or None once generation has ended (`stats().stop` says why). Stops at
     /// tokens `is_eog` accepts, which are not returned.
     pub async fn next(&mut self, session: &mut Session, is_eog: impl Fn(u32) -> bool) -> Result<Option<u32>> {
-        if self.done {
+        if !self.wants_step(session.position(), session.options().ctx)? {
             return Ok(None);
         }
-        if session.position() + self.input.len() > session.options().ctx {
+        let started = web_time::Instant::now();
+        let next = self.choose(session).await.inspect_err(|_| self.done = true)?;
+        if self.stats.generated == 0 {
+            // A conversation's next turn comes back to the end of this prompt at least.
+            session.checkpoint();
+        }
+        self.accept(next, started.elapsed().as_secs_f64(), is_eog)
+    }
+
+    /// Whether another step should run, for a sequence holding `position` tokens in a context
+    /// of `ctx`: not once generation has ended, nor where the grammar is complete (generation
+    /// then ends); a step the context has no room for ends it with an error.
+    pub fn wants_step(&mut self, position: usize, ctx: usize) -> Result<bool> {
+        if self.done {
+            return Ok(false);
+        }
+        if position + self.input.len() > ctx {
             self.done = true;
             return Err(Error::Input(format!(
-                "the context ({} tokens) is full after {} generated tokens (raise --ctx or lower -n)",
-                session.options().ctx,
+                "the context ({ctx} tokens) is full after {} generated tokens (raise --ctx or lower -n)",
                 self.stats.generated
             )));
         }
         if self.constraint.as_ref().is_some_and(Constraint::is_complete) {
             self.stats.stop = StopReason::EndOfGeneration;
             self.done = true;
-            return Ok(None);
+            return Ok(false);
         }
-        let started = web_time::Instant::now();
-        let next = self.choose(session).await.inspect_err(|_| self.done = true)?;
-        let elapsed = started.elapsed().as_secs_f64();
+        Ok(true)
+    }
+
+    /// What the next step feeds: the prompt's uncached part, then the last token.
+    pub fn input(&self) -> &[u32] {
+        &self.input
+    }
+
+    /// Takes all but the last token of the pending input, for the caller to feed itself
+    /// (`Session::prefill`), so that the next step feeds one token.
+    pub fn take_prefill(&mut self) -> Vec<u32> {
+        let keep = self.input.len().saturating_sub(1);
+        self.input.drain(..keep).collect()
+    }
+
+    /// Whether the next token is chosen from logits on the host (sampling, log-probabilities),
+    /// rather than by the GPU's argmax.
+    pub fn needs_logits(&self) -> bool {
+        !self.sampler.config().is_plain_greedy() || self.logprobs.is_some()
+    }
+
+    /// The tokens the grammar allows next (a bit each), where there is one.
+    pub fn allowed(&mut self) -> Result<Option<Vec<u32>>> {
+        self.constraint.as_mut().map(Constraint::allowed).transpose()
+    }
+
+    /// Chooses the next token on the host from the logits after the input: by the sampler,
+    /// among the tokens the grammar allows; its log-probabilities kept if asked.
+    pub fn choose_from(&mut self, logits: &[f32]) -> Result<u32> {
+        let allowed = self.allowed()?;
+        let id = self
+            .sampler
+            .sample_within(logits, &self.history, allowed.as_deref())
+            .ok_or_else(|| Error::Gpu("the model gave no finite logit to any token the grammar allows".into()))?;
+        self.last_logprobs = self.logprobs.map(|top| token_logprobs(logits, id, top));
+        Ok(id)
+    }
+
+    /// Takes `next`, chosen after a step that took `seconds`: the token, or None where it ends
+    /// generation (a token `is_eog` accepts, not returned).
+    pub fn accept(&mut self, next: u32, seconds: f64, is_eog: impl Fn(u32) -> bool) -> Result<Option<u32>> {
         if self.stats.generated == 0 {
-            // A conversation's next turn comes back to the end of this prompt at least.
-            session.checkpoint();
-            self.stats.prompt_seconds = elapsed;
+            self.stats.prompt_seconds += seconds;
         } else {
             self.stats.decode_steps += 1;
-            self.stats.decode_seconds += elapsed;
+            self.stats.decode_seconds += seconds;
         }
         if is_eog(next) {
             self.stats.stop = StopReason::EndOfGeneration;
@@ -415,20 +621,14 @@ impl Generation {
     /// Feeds the pending input and picks the next token: greedy on the GPU where the sampler
     /// allows, else from the logits read back; among the tokens the constraint allows, if any.
     async fn choose(&mut self, session: &mut Session) -> Result<u32> {
-        let allowed = self.constraint.as_mut().map(Constraint::allowed).transpose()?;
-        if self.sampler.config().is_plain_greedy() && self.logprobs.is_none() {
-            return match &allowed {
-                Some(allowed) => session.next_greedy_within(&self.input, allowed).await,
+        if !self.needs_logits() {
+            return match self.allowed()? {
+                Some(allowed) => session.next_greedy_within(&self.input, &allowed).await,
                 None => session.next_greedy(&self.input).await,
             };
         }
         let logits = session.next_logits(&self.input).await?;
-        let id = self
-            .sampler
-            .sample_within(&logits, &self.history, allowed.as_deref())
-            .ok_or_else(|| Error::Gpu("the model gave no finite logit to any token the grammar allows".into()))?;
-        self.last_logprobs = self.logprobs.map(|top| token_logprobs(&logits, id, top));
-        Ok(id)
+        self.choose_from(&logits)
     }
 
     /// Ends generation early: the caller wants no more tokens.
@@ -441,6 +641,11 @@ impl Generation {
 
     pub fn stats(&self) -> &GenerationStats {
         &self.stats
+    }
+
+    /// Whether generation has ended (`stats().stop` says why).
+    pub fn is_done(&self) -> bool {
+        self.done
     }
 }
 

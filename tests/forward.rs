@@ -418,3 +418,95 @@ fn qwen35moe_adds_routed_experts_and_a_gated_shared_expert() {
         ..Default::default()
     });
 }
+
+/// Several sequences decoded together (`Session::with_sequences`): each row of a batched step
+/// attends to its own sequence's keys at its own position, so each sequence's logits are the
+/// reference's for its tokens alone, whichever sequences share a step.
+fn check_batched(spec: TinyLlama) {
+    let bytes = spec.to_gguf();
+    let model = Arc::new(Model::load(gpu(), &ModelFile::from_bytes(bytes.clone()).unwrap()).unwrap());
+    let reference = ReferenceModel::new(ModelFile::from_bytes(bytes).unwrap()).unwrap();
+    let vocab = spec.vocab_size();
+    let what = format!("{spec:?}");
+    let prompts = [5, 11, 3];
+    let sequences: Vec<Vec<u32>> = prompts
+        .iter()
+        .enumerate()
+        .map(|(s, &len)| (0..len + 10).map(|i| ((i * 31 + s * 17 + 3) % vocab) as u32).collect())
+        .collect();
+    let want: Vec<Vec<Vec<f32>>> = sequences.iter().map(|t| reference.forward(t).unwrap()).collect();
+    let options = SessionOptions { ctx: 64, batch: 8, logit_rows: 1 };
+    let mut session = Session::with_sequences(model, options, 3).unwrap();
+    for (s, tokens) in sequences.iter().enumerate() {
+        session.prefill(s, &tokens[..prompts[s] - 1]).unwrap();
+    }
+    // The position each sequence feeds next.
+    let mut next: Vec<usize> = prompts.iter().map(|p| p - 1).collect();
+    for step in 0..8 {
+        // Every other step leaves sequence 1 out (and takes the others in another order), so
+        // the sequences stand at different positions.
+        let members = if step % 2 == 1 { vec![2, 0] } else { vec![0, 1, 2] };
+        let inputs: Vec<(usize, u32)> = members.iter().map(|&s| (s, sequences[s][next[s]])).collect();
+        let logits = pollster::block_on(session.decode_logits(&inputs)).unwrap();
+        for (&s, row) in members.iter().zip(&logits) {
+            assert_logits_close(row, &want[s][next[s]], &format!("{what}, sequence {s} at {}", next[s]));
+            next[s] += 1;
+            assert_eq!(session.position_of(s), next[s]);
+        }
+    }
+    // Greedy on the GPU: each row's own argmax (up to the tolerance, where logits nearly tie).
+    let greedy_tol = if gpu().paths.f16 { 6e-2 } else { 4e-3 };
+    let inputs: Vec<(usize, u32)> = (0..3).map(|s| (s, sequences[s][next[s]])).collect();
+    let ids = pollster::block_on(session.decode_greedy(&inputs)).unwrap();
+    for (s, &id) in ids.iter().enumerate() {
+        let row = &want[s][next[s]];
+        let best = row.iter().fold(f32::MIN, |m, &v| m.max(v));
+        let scale = best.abs().max(1.0);
+        assert!(row[id as usize] >= best - greedy_tol * scale, "{what}, sequence {s}: greedy {id}");
+        next[s] += 1;
+    }
+    // Greedy among the tokens each row's mask allows (structured output): a few, all, one.
+    let words = vocab.div_ceil(32);
+    let only = |ids: &[usize]| {
+        let mut mask = vec![0u32; words];
+        ids.iter().for_each(|&i| mask[i / 32] |= 1 << (i % 32));
+        mask
+    };
+    let few = [3, 70, 200];
+    let masks = vec![only(&few), vec![u32::MAX; words], only(&[vocab - 1])];
+    let inputs: Vec<(usize, u32)> = (0..3).map(|s| (s, sequences[s][next[s]])).collect();
+    let ids = pollster::block_on(session.decode_greedy_within(&inputs, &masks)).unwrap();
+    let row = &want[0][next[0]];
+    let best_few = few.iter().map(|&i| row[i]).fold(f32::MIN, f32::max);
+    let chosen = ids[0] as usize;
+    assert!(few.contains(&chosen) && row[chosen] >= best_few - greedy_tol * best_few.abs().max(1.0), "{what}");
+    assert_eq!(ids[2] as usize, vocab - 1);
+    assert!(pollster::block_on(session.decode_logits(&[(0, 1), (0, 2)])).is_err(), "a sequence twice");
+}
+
+#[test]
+fn sequences_decoded_together_match_each_alone() {
+    // The Q|K|V kernel's cache write; the kv_write kernel after QK-norm; rings of sliding-window
+    // layers, sinks and experts.
+    check_batched(TinyLlama::default());
+    check_batched(TinyLlama { arch: "qwen3", seed: 21, ..Default::default() });
+    check_batched(TinyLlama {
+        arch: "gpt-oss",
+        experts: Some((8, 2)),
+        tied: false,
+        sliding_window: Some(4),
+        yarn: Some((32.0, 16)),
+        head_dim: Some(32),
+        seed: 22,
+        ..Default::default()
+    });
+    // Recurrent layers keep one state: several sequences are refused.
+    let qwen35 = TinyLlama {
+        arch: "qwen35",
+        delta_net: Some(DeltaShape { key_heads: 2, value_heads: 4, head: 16, conv: 4 }),
+        ..Default::default()
+    };
+    let model = Arc::new(Model::load(gpu(), &ModelFile::from_bytes(qwen35.to_gguf()).unwrap()).unwrap());
+    let options = SessionOptions { ctx: 64, batch: 8, logit_rows: 1 };
+    assert!(Session::with_sequences(model, options, 2).is_err());
+}

@@ -54,7 +54,7 @@ pub async fn profile_step(session: &mut Session, tokens: &[u32]) -> Result<Profi
     {
         return Err(Error::Input("the profiled step does not fit the session".into()));
     }
-    let (step, ops) = session.prepare(tokens, Want::Argmax);
+    let (step, rows, ops) = session.prepare(tokens, Want::Argmax);
     let names: Vec<String> = ops.iter().map(|o| o.name()).collect();
 
     if gpu.device.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
@@ -70,7 +70,7 @@ pub async fn profile_step(session: &mut Session, tokens: &[u32]) -> Result<Profi
             usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         });
-        let commands = session.state.steps.record_timed(&gpu, &ops, &step, Some(&query_set))?;
+        let commands = session.state.steps.record_timed(&gpu, &ops, &step, &rows, Some(&query_set))?;
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         encoder.resolve_query_set(&query_set, 0..count, &resolved, 0);
         gpu.queue.submit([commands, encoder.finish()]);
@@ -91,7 +91,7 @@ pub async fn profile_step(session: &mut Session, tokens: &[u32]) -> Result<Profi
     for (op, name) in ops.iter().zip(names) {
         let repeated: Vec<&dyn Op> = std::iter::repeat_n(*op, REPEAT).collect();
         let started = Instant::now();
-        let commands = session.state.steps.record(&gpu, &repeated, &step)?;
+        let commands = session.state.steps.record(&gpu, &repeated, &step, &rows)?;
         gpu.queue.submit([commands]);
         gpu.wait()?;
         times.push((name, started.elapsed().as_secs_f64() * 1e6 / REPEAT as f64));

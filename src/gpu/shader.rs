@@ -27,6 +27,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("cache_write.wgsl", include_str!("../../shaders/cache_write.wgsl")),
     ("rope.wgsl", include_str!("../../shaders/rope.wgsl")),
     ("kv_slot.wgsl", include_str!("../../shaders/kv_slot.wgsl")),
+    ("rows.wgsl", include_str!("../../shaders/rows.wgsl")),
     ("reduce.wgsl", include_str!("../../shaders/reduce.wgsl")),
     ("total.wgsl", include_str!("../../shaders/total.wgsl")),
     ("attention.wgsl", include_str!("../../shaders/attention.wgsl")),

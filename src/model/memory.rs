@@ -16,8 +16,10 @@
 //!   prompt (what the next turn of a conversation comes back to, also when the template drops
 //!   the reasoning of the last reply).
 //!
-//! One `Memory` is one sequence and shares nothing with the step's activations (`State`), so
-//! several sequences at once are several `Memory`s.
+//! A `Memory` holds one or several sequences (`Session::with_sequences`: requests decoded
+//! together), each in its own slots of every cache texture (`shaders/kv_slot.wgsl`) with its own
+//! tokens; a step's rows say which sequence each token belongs to. With several sequences there
+//! are no checkpoints (rings come back only as far as they reach) and no recurrent layers.
 
 use super::config::ModelConfig;
 use crate::gpu::{Gpu, KvTexture};
@@ -100,16 +102,18 @@ struct Checkpoint {
     intact: usize,
 }
 
-/// One sequence's memory: each layer's cache, the tokens it holds, and a checkpoint.
+/// The sequences' memory: each layer's cache, the tokens each sequence holds, and (with one
+/// sequence) a checkpoint.
 pub struct Memory {
     pub layers: Vec<LayerCache>,
-    tokens: Vec<u32>,
+    tokens: Vec<Vec<u32>>,
     checkpoint: Option<Checkpoint>,
 }
 
 impl Memory {
-    /// The caches `cache_bytes` counts.
-    pub fn new(gpu: &Gpu, c: &ModelConfig, ctx: usize, batch: usize) -> Result<Memory> {
+    /// The caches `cache_bytes` counts, for each of `sequences`.
+    pub fn new(gpu: &Gpu, c: &ModelConfig, ctx: usize, batch: usize, sequences: usize) -> Result<Memory> {
+        let several = sequences > 1;
         let layers = (0..c.n_layer)
             .map(|l| {
                 let memory = c.layer_memory(l);
@@ -117,6 +121,13 @@ impl Memory {
                     return Ok(LayerCache::Shared { source });
                 }
                 if let LayerMemory::Recurrent(shape) = memory {
+                    if several {
+                        return Err(Error::Unsupported(
+                            "several sequences at once are not supported for models with recurrent (delta-net) \
+                             layers yet"
+                                .into(),
+                        ));
+                    }
                     return Ok(LayerCache::Recurrent {
                         state: DeltaState::new(gpu, &shape)?,
                         saved: DeltaState::new(gpu, &shape)?,
@@ -125,8 +136,12 @@ impl Memory {
                 let slots = memory.slots(ctx, batch);
                 let ring = slots < ctx;
                 let texels = (c.heads(l).kv_dim() / 4) as u32;
-                let cache = |label| gpu.kv_texture(label, texels, slots as u32).map(|t| KvTexture { ring, ..t });
-                let saved = if ring { Some((cache("k checkpoint")?, cache("v checkpoint")?)) } else { None };
+                let cache = |label| {
+                    let all = (slots * sequences) as u32;
+                    gpu.kv_texture(label, texels, all).map(|t| KvTexture { ring, slots: slots as u32, ..t })
+                };
+                let saved =
+                    if ring && !several { Some((cache("k checkpoint")?, cache("v checkpoint")?)) } else { None };
                 let window = match memory {
                     LayerMemory::Window(w) => Some(w),
                     _ => None,
@@ -134,7 +149,7 @@ impl Memory {
                 Ok(LayerCache::Keys { k: cache("k cache")?, v: cache("v cache")?, window, saved })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Memory { layers, tokens: Vec::new(), checkpoint: None })
+        Ok(Memory { layers, tokens: vec![Vec::new(); sequences], checkpoint: None })
     }
 
     /// Layer `l`'s key and value caches.
@@ -154,23 +169,36 @@ impl Memory {
         }
     }
 
-    /// Tokens in the memory.
-    pub fn position(&self) -> usize {
+    /// Sequences the memory holds.
+    pub fn sequences(&self) -> usize {
         self.tokens.len()
     }
 
-    /// Records that the step just submitted wrote `tokens` after the ones held.
-    pub fn advance(&mut self, tokens: &[u32]) {
-        self.tokens.extend_from_slice(tokens);
+    /// Tokens sequence `seq` holds (0 for a sequence there is not).
+    pub fn position(&self, seq: usize) -> usize {
+        self.tokens.get(seq).map_or(0, Vec::len)
     }
 
-    /// Forgets everything: the next token is position 0.
-    pub fn reset(&mut self, gpu: &Gpu) {
-        self.rewind_to(gpu, 0);
+    /// How many tokens from the start of `prompt` sequence `seq` holds.
+    pub fn held_prefix(&self, seq: usize, prompt: &[u32]) -> usize {
+        let held = self.tokens.get(seq).map_or(&[][..], Vec::as_slice);
+        held.iter().zip(prompt).take_while(|(a, b)| a == b).count()
     }
 
-    fn rewind_to(&mut self, gpu: &Gpu, q: usize) {
-        if q == 0 && self.position() > 0 {
+    /// Records that the step just submitted wrote `tokens` after the ones `seq` held.
+    pub fn advance(&mut self, seq: usize, tokens: &[u32]) {
+        if let Some(held) = self.tokens.get_mut(seq) {
+            held.extend_from_slice(tokens);
+        }
+    }
+
+    /// Forgets all of `seq`: its next token is position 0.
+    pub fn reset(&mut self, gpu: &Gpu, seq: usize) {
+        self.rewind_to(gpu, seq, 0);
+    }
+
+    fn rewind_to(&mut self, gpu: &Gpu, seq: usize, q: usize) {
+        if q == 0 && self.position(seq) > 0 {
             // The start of a sequence is a zero state.
             let mut encoder = gpu.device.create_command_encoder(&Default::default());
             for l in &self.layers {
@@ -181,7 +209,9 @@ impl Memory {
             }
             gpu.queue.submit([encoder.finish()]);
         }
-        self.tokens.truncate(q);
+        if let Some(held) = self.tokens.get_mut(seq) {
+            held.truncate(q);
+        }
         if let Some(c) = &mut self.checkpoint {
             c.intact = c.intact.min(q);
         }
@@ -202,8 +232,12 @@ impl Memory {
     }
 
     /// Copies what cannot come back by itself (rings that wrap, recurrent states) as it stands
-    /// now, for `reuse_prefix` to come back to (replacing the checkpoint before).
+    /// now, for `reuse_prefix` to come back to (replacing the checkpoint before). Only with one
+    /// sequence: with several it does nothing.
     pub fn checkpoint(&mut self, gpu: &Gpu) {
+        if self.sequences() > 1 {
+            return;
+        }
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         let mut copied = false;
         for l in &self.layers {
@@ -223,17 +257,17 @@ impl Memory {
         if copied {
             gpu.queue.submit([encoder.finish()]);
         }
-        let position = self.position();
+        let position = self.position(0);
         self.checkpoint = Some(Checkpoint { position, intact: position });
     }
 
-    /// Comes back to the longest start of `prompt` that the memory holds and can resume from
-    /// (leaving at least its last token to feed, whose logits come next), restoring the
+    /// Comes back to the longest start of `prompt` that sequence `seq` holds and can resume
+    /// from (leaving at least its last token to feed, whose logits come next), restoring the
     /// checkpoint where the layers alone cannot; returns how many of `prompt`'s tokens are kept.
-    pub fn reuse_prefix(&mut self, gpu: &Gpu, prompt: &[u32]) -> usize {
-        let shared = self.tokens.iter().zip(prompt).take_while(|(a, b)| a == b).count();
+    pub fn reuse_prefix(&mut self, gpu: &Gpu, seq: usize, prompt: &[u32]) -> usize {
+        let shared = self.held_prefix(seq, prompt);
         let longest = shared.min(prompt.len().saturating_sub(1));
-        let live = (0..=longest).rev().find(|&q| self.reaches(q, self.position())).unwrap_or(0);
+        let live = (0..=longest).rev().find(|&q| self.reaches(q, self.position(seq))).unwrap_or(0);
         let saved =
             self.checkpoint.and_then(|c| (0..=longest.min(c.intact)).rev().find(|&q| self.reaches(q, c.position)));
         let keep = match saved {
@@ -243,7 +277,7 @@ impl Memory {
             }
             _ => live,
         };
-        self.rewind_to(gpu, keep);
+        self.rewind_to(gpu, seq, keep);
         keep
     }
 
@@ -276,12 +310,15 @@ impl Memory {
             .sum()
     }
 
-    /// The refusal of `n` more tokens where a context of `ctx` has no room for them.
-    pub fn check_room(&self, n: usize, ctx: usize) -> Result<()> {
-        if self.position() + n > ctx {
+    /// The refusal of `n` more tokens of `seq` where a context of `ctx` has no room for them.
+    pub fn check_room(&self, seq: usize, n: usize, ctx: usize) -> Result<()> {
+        if seq >= self.sequences() {
+            return Err(Error::Input(format!("no sequence {seq} in a session of {}", self.sequences())));
+        }
+        if self.position(seq) + n > ctx {
             return Err(Error::Input(format!(
                 "the context is full: {} tokens already in it plus {n} new ones exceed the context size {ctx} (raise --ctx)",
-                self.position()
+                self.position(seq)
             )));
         }
         Ok(())

@@ -36,18 +36,19 @@ pub struct State {
     /// first (Gemma's post-norms).
     pub branch: Activations,
     pub logits: Activations,
-    /// The token greedy sampling picked.
+    /// The tokens greedy sampling picked, one per logits row.
     pub token: wgpu::Buffer,
     /// Where `token` is copied for the host to read, in the same submit as the step.
     pub token_staging: wgpu::Buffer,
-    /// The tokens structured output allows next, a bit each (`grammar::Constraint::allowed`).
+    /// The tokens structured output allows next, a bit each (`grammar::Constraint::allowed`),
+    /// a mask per logits row.
     pub allowed: wgpu::Buffer,
     /// Where one row of `logits` is copied for sampling, likewise.
     pub logits_staging: wgpu::Buffer,
     pub rope: wgpu::Buffer,
     /// The RoPE table of sliding-window layers, when their base differs.
     pub rope_swa: Option<wgpu::Buffer>,
-    /// What the sequence remembers of its earlier positions.
+    /// What the sequences remember of their earlier positions.
     pub memory: Memory,
     /// The mixture-of-experts buffers, for families that have one.
     pub experts: Option<ExpertState>,
@@ -119,13 +120,14 @@ fn fit_to_bindings(gpu: &Gpu, c: &ModelConfig, options: SessionOptions) -> Resul
 }
 
 impl State {
-    pub fn new(gpu: &Gpu, c: &ModelConfig, options: SessionOptions) -> Result<State> {
+    /// The buffers of a session of `sequences` sequences.
+    pub fn new(gpu: &Gpu, c: &ModelConfig, options: SessionOptions, sequences: usize) -> Result<State> {
         if options.ctx == 0 || options.batch == 0 || options.logit_rows == 0 || options.logit_rows > options.batch {
             return Err(Error::Input(format!("invalid session sizes {options:?}")));
         }
         let options = fit_to_bindings(gpu, c, options)?;
         let SessionOptions { ctx, batch, logit_rows } = options;
-        let kv_bytes = cache_bytes(c, ctx, batch);
+        let kv_bytes = cache_bytes(c, ctx, batch) * sequences as u64;
         let head_kinds = c.head_kinds();
         let attention_widths: usize = head_kinds.iter().map(|h| h.qkv_dim() + h.q_dim()).sum();
         let widths = 2 * c.n_embd + attention_widths + ffn_width(c);
@@ -151,7 +153,7 @@ impl State {
         Ok(State {
             options,
             // Each distinct linear input width splits a batch into its own windows.
-            steps: StepBuffers::new(gpu, 4 * (batch + 1)),
+            steps: StepBuffers::new(gpu, batch, 4 * (batch + 1))?,
             ids: gpu.buffer("token ids", (batch * 4) as u64)?,
             x: gpu.activations("hidden", batch, c.n_embd)?,
             attention: head_kinds
@@ -167,9 +169,9 @@ impl State {
             ffn: gpu.activations("ffn", batch, ffn_width(c))?,
             branch: gpu.activations("branch", batch, c.n_embd)?,
             logits: gpu.activations("logits", logit_rows, c.n_vocab)?,
-            token: gpu.buffer("token", 16)?,
-            token_staging: gpu.staging("token read-back", 4),
-            allowed: gpu.buffer("allowed tokens", (c.n_vocab.div_ceil(32) * 4) as u64)?,
+            token: gpu.buffer("tokens", (logit_rows.max(4) * 4) as u64)?,
+            token_staging: gpu.staging("tokens read-back", (logit_rows * 4) as u64),
+            allowed: gpu.buffer("allowed tokens", (logit_rows * c.n_vocab.div_ceil(32) * 4) as u64)?,
             logits_staging: gpu.staging("logits read-back", (c.n_vocab * 4) as u64),
             rope: gpu
                 .buffer_with("rope", &rope_table(ctx, c.rope_dims, c.rope_base, c.rope_scaling, &c.rope_factors))?,
@@ -180,7 +182,7 @@ impl State {
                     Some(gpu.buffer_with("rope (sliding window)", &table)?)
                 }
             },
-            memory: Memory::new(gpu, c, ctx, batch)?,
+            memory: Memory::new(gpu, c, ctx, batch, sequences)?,
             experts: match &c.experts {
                 None => None,
                 Some(x) => Some(ExpertState {

@@ -1,6 +1,6 @@
-//! Greedy sampling on the GPU: the index of the largest logit, 4 bytes to read back
-//! (`shaders/argmax.wgsl`), among all tokens or among those a bitmask allows (structured
-//! output, `grammar/`).
+//! Greedy sampling on the GPU: the index of the largest logit of each logits row, 4 bytes a row
+//! to read back (`shaders/argmax.wgsl`), among all tokens or among those a bitmask allows
+//! (structured output, `grammar/`).
 
 use super::{Dispatch, Recorder, Step, StepBuffers};
 use crate::Result;
@@ -9,9 +9,9 @@ use crate::gpu::{Activations, Bind, Defines, Gpu, Slot};
 pub struct Argmax(Dispatch);
 
 impl Argmax {
-    /// Picks from the logits row of the step's last token; `logits` holds rows from `logits_from`.
-    /// With `allowed` (a bit per token, `grammar::Constraint::allowed`), only among the tokens
-    /// it allows.
+    /// Picks from each logits row of the step (`logits` holds rows from `logits_from`): `result[r]`
+    /// for row r. With `allowed` (a bit per token, `grammar::Constraint::allowed`, one such mask
+    /// per row), only among the tokens it allows.
     pub fn new(
         gpu: &Gpu,
         steps: &StepBuffers,
@@ -30,8 +30,10 @@ impl Argmax {
             .defines(Defines::new())
             .u32("N", logits.width as u32)
             .u32("LS", logits.stride as u32)
-            .flag("MASK", allowed.is_some());
-        Ok(Argmax(Dispatch::new(gpu, "argmax.wgsl", &defines, &binds, |_| [1, 1, 1])?))
+            .flag("MASK", allowed.is_some())
+            .u32("MW", logits.width.div_ceil(32) as u32);
+        let grid = |s: &Step| [s.n_tokens.saturating_sub(s.logits_from), 1, 1];
+        Ok(Argmax(Dispatch::new(gpu, "argmax.wgsl", &defines, &binds, grid)?))
     }
 }
 
@@ -73,11 +75,18 @@ mod tests {
     use crate::ops::test_support::*;
     use crate::quant::testing::random_vec;
 
-    fn gpu_argmax(rows: &[f32], vocab: usize, n_tokens: u32, logits_from: u32) -> u32 {
+    /// The argmax of each of the step's logits rows.
+    fn gpu_argmax(rows: &[f32], vocab: usize, n_tokens: u32, logits_from: u32) -> Vec<u32> {
         gpu_argmax_within(rows, vocab, n_tokens, logits_from, None)
     }
 
-    fn gpu_argmax_within(rows: &[f32], vocab: usize, n_tokens: u32, logits_from: u32, mask: Option<&[u32]>) -> u32 {
+    fn gpu_argmax_within(
+        rows: &[f32],
+        vocab: usize,
+        n_tokens: u32,
+        logits_from: u32,
+        mask: Option<&[u32]>,
+    ) -> Vec<u32> {
         let g = gpu();
         let lb = g.activations_with("logits", vocab, rows).unwrap();
         let out = g.buffer_with("result", &[u32::MAX; 4]).unwrap();
@@ -86,12 +95,14 @@ mod tests {
         let steps = step_buffers();
         let op = Argmax::new(g, &steps, &lb, &out, mask.as_ref()).unwrap();
         run(&steps, &[&op], step);
-        let bytes = pollster::block_on(g.read(&out, 4)).unwrap();
-        u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
+        let kept = (n_tokens - logits_from) as usize;
+        let bytes = pollster::block_on(g.read(&out, 16)).unwrap();
+        let all: Vec<u32> = bytemuck::pod_collect_to_vec(&bytes);
+        all[..kept].to_vec()
     }
 
     #[test]
-    fn picks_the_first_maximum_of_the_last_row() {
+    fn picks_the_first_maximum_of_each_row() {
         let mut rng = rng(7);
         let vocab = 49152 + 17;
         for trial in 0..4 {
@@ -106,9 +117,10 @@ mod tests {
                 last[vocab - 1] = 9.0;
                 last[0] = f32::NAN;
             }
-            let want = reference(&rows[2 * vocab..]);
-            assert_eq!(gpu_argmax(&rows, vocab, 3, 0) as usize, want, "trial {trial}");
-            assert_eq!(gpu_argmax(&rows[vocab..], vocab, 3, 1) as usize, want, "trial {trial} with logits_from");
+            let want: Vec<u32> = rows.chunks(vocab).map(|row| reference(row) as u32).collect();
+            assert_eq!(gpu_argmax(&rows, vocab, 3, 0), want, "trial {trial}");
+            assert_eq!(gpu_argmax(&rows[vocab..], vocab, 3, 1), want[1..], "trial {trial} with logits_from");
+            assert_eq!(gpu_argmax(&rows[2 * vocab..], vocab, 3, 2), want[2..], "trial {trial}: the last row");
         }
     }
 
@@ -139,7 +151,7 @@ mod tests {
         for (k, mask) in masks.iter().enumerate() {
             let want = reference_within(last, mask).unwrap();
             assert!(crate::grammar::is_allowed(mask, want as u32));
-            assert_eq!(gpu_argmax_within(&rows, vocab, 2, 0, Some(mask)) as usize, want, "mask {k}");
+            assert_eq!(gpu_argmax_within(&rows[vocab..], vocab, 2, 1, Some(mask)), [want as u32], "mask {k}");
         }
         assert_ne!(reference_within(last, &masks[0]), Some(unmasked));
     }

@@ -101,6 +101,7 @@ impl Attention {
             (4, Slot::ReadWrite, Bind::Buffer(&out.buffer)),
             (5, Slot::Read, Bind::Buffer(rope)),
             (6, Slot::ReadWrite, Bind::Buffer(&partials)),
+            (14, Slot::Read, Bind::Buffer(&steps.rows)),
         ];
         if let Some(s) = sinks {
             binds.push((7, Slot::Read, Bind::Buffer(s)));

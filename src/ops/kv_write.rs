@@ -126,6 +126,7 @@ impl KvWrite {
             (2, Slot::Read, Bind::Buffer(rope)),
             (3, Slot::StorageTextureF32, Bind::Texture(&k_cache.view)),
             (4, Slot::StorageTextureF32, Bind::Texture(&v_cache.view)),
+            (14, Slot::Read, Bind::Buffer(&steps.rows)),
         ];
         // One workgroup per key and value head, and per query head when they are normalised.
         let mut rows = 2 * heads.n_head_kv as u32;

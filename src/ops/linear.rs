@@ -287,6 +287,7 @@ impl Linear {
                 (8, Slot::StorageTextureF32, Bind::Texture(&cache.k.view)),
                 (9, Slot::StorageTextureF32, Bind::Texture(&cache.v.view)),
                 (10, Slot::Read, Bind::Buffer(cache.rope)),
+                (14, Slot::Read, Bind::Buffer(&steps.rows)),
             ]);
         }
         let shape = spec.shape.unwrap_or_else(|| gpu.decode_shape());

@@ -18,6 +18,16 @@ pub struct Step {
     pub pad: u32,
 }
 
+/// A token row's sequence and its position in it (`shaders/rows.wgsl`).
+pub type Row = [u32; 2];
+
+impl Step {
+    /// The rows of a step of one sequence (0) from `pos0` on.
+    pub fn one_sequence_rows(&self) -> Vec<Row> {
+        (0..self.n_tokens).map(|t| [0, self.pos0 + t]).collect()
+    }
+}
+
 /// What a step's ops record into besides the pass: the windows batched kernels select
 /// (`(count, out_row)` entries, one per distinct pair, each at its own aligned offset of a
 /// uniform buffer: `Window` in shaders/linear_batch.wgsl), and a count of the dispatches (which
@@ -61,25 +71,31 @@ impl Recorder {
     }
 }
 
-/// The two uniforms every step writes, and the recording of a step's ops into one pass.
+/// What every step writes (the step uniform, the windows, the rows' sequences and positions),
+/// and the recording of a step's ops into one pass.
 pub struct StepBuffers {
     pub step: wgpu::Buffer,
     pub windows: wgpu::Buffer,
+    /// Each token row's sequence and position (`Row`).
+    pub rows: wgpu::Buffer,
+    max_rows: usize,
     capacity: u64,
     /// Dispatches of the last step recorded.
     last_dispatches: AtomicU32,
 }
 
 impl StepBuffers {
-    /// Room for `max_windows` distinct windows per step.
-    pub fn new(gpu: &Gpu, max_windows: usize) -> StepBuffers {
+    /// Room for steps of `max_rows` tokens and `max_windows` distinct windows.
+    pub fn new(gpu: &Gpu, max_rows: usize, max_windows: usize) -> Result<StepBuffers> {
         let capacity = (max_windows.max(1) as u64) * gpu.uniform_align() as u64;
-        StepBuffers {
+        Ok(StepBuffers {
             step: gpu.uniform_buffer("step", std::mem::size_of::<Step>() as u64),
             windows: gpu.uniform_buffer("windows", capacity),
+            rows: gpu.buffer("rows", (max_rows.max(1) * std::mem::size_of::<Row>()) as u64)?,
+            max_rows: max_rows.max(1),
             capacity,
             last_dispatches: AtomicU32::new(0),
-        }
+        })
     }
 
     /// Dispatches of the last step recorded.
@@ -87,9 +103,10 @@ impl StepBuffers {
         self.last_dispatches.load(Ordering::Relaxed)
     }
 
-    /// Records `ops` into one compute pass and writes this step's uniforms; the caller submits.
-    pub fn record(&self, gpu: &Gpu, ops: &[&dyn Op], step: &Step) -> Result<wgpu::CommandBuffer> {
-        self.record_timed(gpu, ops, step, None)
+    /// Records `ops` into one compute pass and writes this step's uniforms and `rows` (one per
+    /// token); the caller submits.
+    pub fn record(&self, gpu: &Gpu, ops: &[&dyn Op], step: &Step, rows: &[Row]) -> Result<wgpu::CommandBuffer> {
+        self.record_timed(gpu, ops, step, rows, None)
     }
 
     /// As `record`; with a query set, each op gets a pass of its own with timestamps at its
@@ -99,8 +116,17 @@ impl StepBuffers {
         gpu: &Gpu,
         ops: &[&dyn Op],
         step: &Step,
+        rows: &[Row],
         queries: Option<&wgpu::QuerySet>,
     ) -> Result<wgpu::CommandBuffer> {
+        if rows.len() != step.n_tokens as usize || rows.len() > self.max_rows {
+            return Err(Error::Gpu(format!(
+                "a step of {} tokens with {} rows (room for {})",
+                step.n_tokens,
+                rows.len(),
+                self.max_rows
+            )));
+        }
         let mut recorder = Recorder::new(gpu.uniform_align());
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         match queries {
@@ -137,6 +163,9 @@ impl StepBuffers {
             gpu.queue.write_buffer(&self.windows, 0, &table);
         }
         gpu.queue.write_buffer(&self.step, 0, bytemuck::bytes_of(step));
+        if !rows.is_empty() {
+            gpu.queue.write_buffer(&self.rows, 0, bytemuck::cast_slice(rows));
+        }
         self.last_dispatches.store(recorder.dispatches, Ordering::Relaxed);
         Ok(encoder.finish())
     }

@@ -29,13 +29,13 @@ pub fn poisoned_rows(rows: usize, width: usize) -> Activations {
 }
 
 pub fn step_buffers() -> StepBuffers {
-    StepBuffers::new(gpu(), 64)
+    StepBuffers::new(gpu(), 512, 64).expect("step buffers")
 }
 
 /// Records `ops` for `step`, submits, and waits.
 pub fn run(steps: &StepBuffers, ops: &[&dyn Op], step: Step) {
     let g = gpu();
-    let commands = steps.record(g, ops, &step).unwrap();
+    let commands = steps.record(g, ops, &step, &step.one_sequence_rows()).unwrap();
     g.queue.submit([commands]);
     g.wait().unwrap();
 }
