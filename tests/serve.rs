@@ -298,6 +298,37 @@ fn a_client_leaving_before_its_whole_answer_is_cancelled() {
 }
 
 #[test]
+fn parallel_requests_share_each_decode_step_and_answer_as_alone() {
+    let server = Server::start(&["--parallel", "3"]);
+    // Three requests counting on at once: all three run.
+    let streams: Vec<_> = (0..3).map(|_| start_stream(&server, &counting(2000))).collect();
+    server.wait_for("three requests run together", PATIENCE, |h| h["running"] == 3);
+    drop(streams);
+    let health = server.wait_for("the abandoned ones end", PATIENCE, |h| h["running"] == 0);
+    assert_eq!(health["cancelled"], 3, "{health}");
+    // Different questions at once: each gets `hearth run`'s answer.
+    let questions = [QUESTION, "Name three colors.", "What is 2 + 2?"];
+    let wants: Vec<String> = questions.iter().map(|q| run_temp0(q, 16, &[])).collect();
+    let answers: Vec<String> = std::thread::scope(|scope| {
+        let asked: Vec<_> = questions
+            .iter()
+            .map(|q| {
+                let server = &server;
+                scope.spawn(move || {
+                    let body = serde_json::json!({"messages": [{"role": "user", "content": q}],
+                        "temperature": 0, "max_tokens": 16});
+                    let (status, reply) = server.json("/v1/chat/completions", &body.to_string());
+                    assert_eq!(status, 200, "{reply}");
+                    reply["choices"][0]["message"]["content"].as_str().unwrap_or("").to_string()
+                })
+            })
+            .collect();
+        asked.into_iter().map(|a| a.join().expect("an answer")).collect()
+    });
+    assert_eq!(answers, wants);
+}
+
+#[test]
 fn a_full_queue_answers_503_and_the_waiting_request_is_served() {
     let server = Server::start(&["--queue", "1"]);
     let running = start_stream(&server, &counting(2000));

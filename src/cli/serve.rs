@@ -26,9 +26,13 @@ pub struct ServeArgs {
     /// browser; repeatable, `*` for any. Pages on localhost are always allowed, others get 403
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     allow_origins: Vec<String>,
-    /// Requests that may wait while one is answered; more get 503
+    /// Requests that may wait while others are answered; more get 503
     #[arg(long, default_value_t = 16)]
     queue: usize,
+    /// Requests answered at once, decoded together in one GPU step per token; each has its own
+    /// KV cache of --ctx tokens, so the cache takes N times the memory
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = at_least_one)]
+    parallel: usize,
     /// Connections open at once; more wait until one closes
     #[arg(long, default_value_t = 256, value_parser = at_least_one)]
     max_connections: usize,
@@ -67,6 +71,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         api_key: args.api_key,
         allowed_origins: args.allow_origins,
         queue: args.queue,
+        parallel: args.parallel,
         session,
         max_tokens: args.max_tokens,
         plain_content: args.plain_content,

@@ -8,6 +8,7 @@ mod cors;
 mod forced_calls;
 mod http;
 mod reply;
+mod running;
 mod status;
 mod stop_scan;
 mod tool_calls;
@@ -39,8 +40,10 @@ pub struct ServeOptions {
     pub api_key: Option<String>,
     /// Web origins allowed besides this machine's pages (`*`: any); see `cors.rs`.
     pub allowed_origins: Vec<String>,
-    /// Requests that may wait while one runs.
+    /// Requests that may wait while others run.
     pub queue: usize,
+    /// Requests answered at once, decoded together (sequences of the session).
+    pub parallel: usize,
     pub session: SessionOptions,
     /// Longest answer when a request does not say.
     pub max_tokens: usize,
@@ -94,7 +97,7 @@ pub fn serve(
         .enable_time()
         .build()
         .map_err(cannot_serve)?;
-    let session = Session::new(model.clone(), options.session)?;
+    let session = Session::with_sequences(model.clone(), options.session, options.parallel)?;
     let (jobs, queue) = mpsc::sync_channel(options.queue);
     let counters = Arc::new(Counters::default());
     let worker = {

@@ -1,19 +1,17 @@
-//! The one thread that owns the GPU session: it takes jobs in arrival order, reuses the KV
-//! cache where a prompt extends the previous one, and sends text back as it is generated. A
-//! job whose client has gone (its receiver dropped) is cancelled at the next token, and so is
-//! the running one when shutdown is asked for twice.
+//! The one thread that owns the GPU session: it takes jobs in arrival order into the session's
+//! sequences (`--parallel`), reuses the KV cache where a prompt extends what a sequence holds,
+//! decodes all running requests in one step per token (`running.rs` turns each one's tokens into
+//! events). A job whose client has gone (its receiver dropped) is cancelled at its next token,
+//! and so are the running ones when shutdown is asked for twice.
 
-use super::api::{Logprob, TokenText};
+use super::api::Logprob;
+use super::running::{Ending, Running};
 use super::status::{Counters, Shutdown};
-use super::stop_scan::{Released, StopScan};
-use crate::generate::{Generation, Session, StopReason, generate_text};
+use crate::generate::Session;
 use crate::grammar::Constraint;
-use crate::logprobs::TokenLogprobs;
-use crate::reasoning::Channel;
-use crate::sample::{Sampler, SamplerConfig};
-use crate::tokenizer::Tokenizer;
+use crate::sample::SamplerConfig;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, TryRecvError};
 use tokio::sync::mpsc::UnboundedSender;
 
 pub struct Job {
@@ -54,128 +52,116 @@ pub enum Event {
 
 pub const SHUTTING_DOWN: &str = "the server is shutting down";
 
-enum Outcome {
-    Completed,
-    /// Its client left.
-    Abandoned,
-    /// Shutdown could not wait for it.
-    Interrupted,
-}
-
-/// Runs jobs until the queue's senders are all gone; once shutdown is asked for, jobs still
-/// waiting are turned away. Each job's outcome is counted before its last event is sent, so
-/// /health agrees with what a client has already been told.
+/// Runs jobs until the queue's senders are all gone and none is left running. Waiting jobs take
+/// free sequences of the session in arrival order (each the sequence whose cache holds most of
+/// its prompt); every round feeds one batch of the oldest unfed prompt, then one decode step of
+/// every request whose prompt is in: several requests share each step. Once shutdown is asked
+/// for, jobs still waiting are turned away. Each job's outcome is counted before its last event
+/// is sent, so /health agrees with what a client has already been told.
 pub fn serve_jobs(mut session: Session, jobs: Receiver<Job>, counters: &Counters, shutdown: &Shutdown) {
-    for job in jobs {
-        counters.waiting.fetch_sub(1, Ordering::SeqCst);
-        let events = job.events.clone();
-        if shutdown.stopping() {
-            Counters::add(&counters.rejected);
-            let _ = events.send(Event::Failed { status: 503, message: SHUTTING_DOWN.into() });
-            continue;
+    let mut running: Vec<Running> = Vec::new();
+    let mut open = true;
+    loop {
+        while open && running.len() < session.sequences() {
+            let job = if running.is_empty() {
+                jobs.recv().ok()
+            } else {
+                match jobs.try_recv() {
+                    Ok(job) => Some(job),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => None,
+                }
+            };
+            let Some(job) = job else {
+                open = false;
+                break;
+            };
+            counters.waiting.fetch_sub(1, Ordering::SeqCst);
+            if shutdown.stopping() {
+                Counters::add(&counters.rejected);
+                let _ = job.events.send(Event::Failed { status: 503, message: SHUTTING_DOWN.into() });
+                continue;
+            }
+            let seq = free_sequence(&session, &running, &job.prompt);
+            match Running::start(&mut session, seq, job, counters) {
+                Ok(request) => running.push(request),
+                Err((events, e)) => {
+                    Counters::add(&counters.failed);
+                    let _ = events.send(Event::Failed { status: 500, message: e.to_string() });
+                }
+            }
         }
-        counters.running.store(1, Ordering::SeqCst);
-        let last = match run(&mut session, job, counters, shutdown) {
-            Ok((Outcome::Completed, done)) => {
-                Counters::add(&counters.completed);
-                done
+        if running.is_empty() {
+            if open {
+                continue;
             }
-            Ok((Outcome::Abandoned, _)) => {
-                Counters::add(&counters.cancelled);
-                None
+            return;
+        }
+        counters.running.store(running.len(), Ordering::SeqCst);
+        if let Err(e) = round(&mut session, &mut running, shutdown) {
+            // A failed step may leave the caches of its sequences in any state.
+            for request in &mut running {
+                session.reset_sequence(request.seq);
+                request.end(Ending::Failed(e.to_string()));
             }
-            Ok((Outcome::Interrupted, _)) => {
-                Counters::add(&counters.cancelled);
-                Some(Event::Failed { status: 503, message: SHUTTING_DOWN.into() })
-            }
-            Err(e) => {
-                Counters::add(&counters.failed);
-                // A failed step may leave the cache in any state.
-                session.reset();
-                Some(Event::Failed { status: 500, message: e.to_string() })
-            }
+        }
+        let (over, going_on): (Vec<Running>, Vec<Running>) = running.into_iter().partition(Running::is_over);
+        running = going_on;
+        counters.running.store(running.len(), Ordering::SeqCst);
+        for request in over {
+            request.finish(counters);
+        }
+    }
+}
+
+/// The free sequence whose cache holds the longest start of `prompt`.
+fn free_sequence(session: &Session, running: &[Running], prompt: &[u32]) -> usize {
+    (0..session.sequences())
+        .filter(|&seq| running.iter().all(|r| r.seq != seq))
+        .max_by_key(|&seq| (session.held_prefix(seq, prompt), std::cmp::Reverse(seq)))
+        .unwrap_or(0)
+}
+
+/// One round: a batch of the oldest prompt still to feed, then one decode step of every request
+/// whose prompt is in, each taking its token.
+fn round(session: &mut Session, running: &mut [Running], shutdown: &Shutdown) -> crate::Result<()> {
+    if let Some(request) = running.iter_mut().find(|r| !r.prefilled()) {
+        request.prefill_chunk(session)?;
+    }
+    let members: Vec<usize> =
+        (0..running.len()).filter(|&i| running[i].prefilled() && running[i].wants_step(session)).collect();
+    if members.is_empty() {
+        return Ok(());
+    }
+    let inputs: Vec<(usize, u32)> = members.iter().map(|&i| running[i].input()).collect();
+    let first: Vec<bool> = members.iter().map(|&i| running[i].generation().stats().generated == 0).collect();
+    let started = web_time::Instant::now();
+    let chosen: Vec<crate::Result<u32>> = if members.iter().any(|&i| running[i].generation().needs_logits()) {
+        let logits = pollster::block_on(session.decode_logits(&inputs))?;
+        members.iter().zip(&logits).map(|(&i, row)| running[i].generation().choose_from(row)).collect()
+    } else {
+        let masks = members.iter().map(|&i| running[i].generation().allowed()).collect::<crate::Result<Vec<_>>>()?;
+        let ids = if masks.iter().all(Option::is_none) {
+            pollster::block_on(session.decode_greedy(&inputs))?
+        } else {
+            let all = vec![u32::MAX; session.model.config.n_vocab.div_ceil(32)];
+            let masks: Vec<Vec<u32>> = masks.into_iter().map(|m| m.unwrap_or_else(|| all.clone())).collect();
+            pollster::block_on(session.decode_greedy_within(&inputs, &masks))?
         };
-        counters.running.store(0, Ordering::SeqCst);
-        if let Some(event) = last {
-            let _ = events.send(event);
+        ids.into_iter().map(Ok).collect()
+    };
+    if first.iter().any(|&f| f) {
+        // A conversation's next turn comes back to the end of this prompt at least.
+        session.checkpoint();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    for (&i, id) in members.iter().zip(chosen) {
+        match id {
+            Ok(id) => running[i].take(id, seconds, shutdown),
+            Err(e) => running[i].end(Ending::Failed(e.to_string())),
         }
     }
-}
-
-/// Generates one job's answer, sending its text as it comes; returns how it ended and, for a
-/// completed one, the `Done` event still to send.
-fn run(
-    session: &mut Session,
-    job: Job,
-    counters: &Counters,
-    shutdown: &Shutdown,
-) -> crate::Result<(Outcome, Option<Event>)> {
-    let cached = session.reuse_prefix(&job.prompt);
-    counters.prompt_tokens.fetch_add(job.prompt.len() as u64, Ordering::SeqCst);
-    counters.prompt_tokens_cached.fetch_add(cached as u64, Ordering::SeqCst);
-    let mut generation = Generation::new(&job.prompt, cached, job.max_tokens, Sampler::new(job.sampler))?;
-    if let Some(top) = job.logprobs {
-        generation.keep_logprobs(top);
-    }
-    if let Some(constraint) = job.constraint {
-        generation.constrain(constraint);
-    }
-    let model = session.model.clone();
-    let mut scan = StopScan::new(job.stops);
-    let send = |released: Released| {
-        let Released { text, logprobs } = released;
-        text.is_empty() || job.events.send(Event::Text { text, logprobs }).is_ok()
-    };
-    // Set when the job ends before generation would: Completed for a stop string.
-    let mut ended = None;
-    let result = pollster::block_on(generate_text(session, &mut generation, |piece| {
-        if ended.is_some() {
-            return false;
-        }
-        if job.split_reasoning && piece.channel == Channel::Reasoning {
-            if !piece.text.is_empty() && job.events.send(Event::Reasoning(piece.text.to_string())).is_err() {
-                ended = Some(Outcome::Abandoned);
-            }
-            return ended.is_none();
-        }
-        let text = if job.split_reasoning { piece.text } else { piece.raw };
-        let (released, hit) = scan.push(text, piece.logprobs.map(|l| shown(&model.tokenizer, &l)));
-        if !send(released) {
-            ended = Some(Outcome::Abandoned);
-        } else if shutdown.cancelling() {
-            ended = Some(Outcome::Interrupted);
-        } else if hit {
-            ended = Some(Outcome::Completed);
-        }
-        ended.is_none()
-    }));
-    let stats = generation.stats();
-    counters.tokens_generated.fetch_add(stats.generated as u64, Ordering::SeqCst);
-    result?;
-    let stopped = match ended {
-        Some(Outcome::Completed) => true,
-        Some(outcome) => return Ok((outcome, None)),
-        None if !send(scan.rest()) => return Ok((Outcome::Abandoned, None)),
-        None => false,
-    };
-    let finish_reason = match stats.stop {
-        StopReason::MaxTokens if !stopped => "length",
-        _ => "stop",
-    };
-    let done = Event::Done { finish_reason, prompt_tokens: job.prompt.len(), completion_tokens: stats.generated };
-    Ok((Outcome::Completed, Some(done)))
-}
-
-/// A token's log-probabilities with the text of each token.
-fn shown(tokenizer: &Tokenizer, logprobs: &TokenLogprobs) -> Logprob {
-    let text = |id: u32, logprob: f32| {
-        let bytes = tokenizer.token_piece(id);
-        TokenText { text: String::from_utf8_lossy(&bytes).into_owned(), bytes, logprob }
-    };
-    Logprob {
-        token: text(logprobs.id, logprobs.logprob),
-        top: logprobs.top.iter().map(|&(id, logprob)| text(id, logprob)).collect(),
-    }
+    Ok(())
 }
 
 #[cfg(test)]
