@@ -29,11 +29,11 @@ pub(crate) enum Want {
     Nothing,
     /// The greedy next token after the last input token.
     Argmax,
-    /// The greedy next token after each input token (a batched decode step: one row per
-    /// sequence).
-    ArgmaxEach,
+    /// The greedy next token after each input token from this index on (a batched decode step:
+    /// one row per sequence after a prefill's).
+    ArgmaxEach(usize),
     /// The same, each among the tokens its row's mask in `state.allowed` allows.
-    ArgmaxEachWithin,
+    ArgmaxEachWithin(usize),
     /// The same among the tokens `state.allowed` allows.
     ArgmaxWithin,
     /// Logits of the inputs from this index on.
@@ -182,7 +182,7 @@ impl Session {
         let logits_from = match want {
             Want::Nothing => n,
             Want::Argmax | Want::ArgmaxWithin => n - 1,
-            Want::ArgmaxEach | Want::ArgmaxEachWithin => 0,
+            Want::ArgmaxEach(i) | Want::ArgmaxEachWithin(i) => i as u32,
             Want::LogitsFrom(i) => i as u32,
         };
         let pos0 = rows.first().map_or(0, |r| r[1]);
@@ -190,8 +190,8 @@ impl Session {
         self.model.gpu.queue.write_buffer(&self.state.ids, 0, bytemuck::cast_slice(tokens));
         let mut ops: Vec<&dyn Op> = self.ops.iter().map(|o| o.as_ref()).collect();
         match want {
-            Want::Argmax | Want::ArgmaxEach => ops.push(&self.argmax),
-            Want::ArgmaxWithin | Want::ArgmaxEachWithin => ops.push(&self.argmax_within),
+            Want::Argmax | Want::ArgmaxEach(_) => ops.push(&self.argmax),
+            Want::ArgmaxWithin | Want::ArgmaxEachWithin(_) => ops.push(&self.argmax_within),
             _ => {}
         }
         (step, rows, ops)
@@ -214,7 +214,7 @@ impl Session {
         let commands = self.state.steps.record(gpu, &ops, &step, &rows)?;
         // What the host reads after this step goes into a kept staging buffer, in this submit.
         let readback = match want {
-            Want::Argmax | Want::ArgmaxWithin | Want::ArgmaxEach | Want::ArgmaxEachWithin => {
+            Want::Argmax | Want::ArgmaxWithin | Want::ArgmaxEach(_) | Want::ArgmaxEachWithin(_) => {
                 Some((&self.state.token, &self.state.token_staging))
             }
             Want::LogitsFrom(i) if i + 1 == tokens.len() => {
@@ -310,48 +310,65 @@ impl Session {
         Ok(())
     }
 
-    /// Checks a batched decode step's inputs, one `(sequence, token)` each, and returns its rows.
-    fn decode_rows(&self, inputs: &[(usize, u32)]) -> Result<(Vec<u32>, Vec<Row>)> {
-        if inputs.is_empty() || inputs.len() > self.state.options.logit_rows {
+    /// Checks a batched step's inputs and returns its tokens and rows: the prefill's first.
+    fn batch_rows(&self, batch: Batch) -> Result<(Vec<u32>, Vec<Row>)> {
+        let decode = batch.decode;
+        if decode.is_empty() || decode.len() > self.state.options.logit_rows {
             return Err(Error::Input(format!(
                 "a decode step takes 1 to {} sequences (got {})",
                 self.state.options.logit_rows,
-                inputs.len()
+                decode.len()
             )));
         }
-        let mut rows = Vec::with_capacity(inputs.len());
-        for (i, &(seq, _)) in inputs.iter().enumerate() {
-            if inputs[..i].iter().any(|&(s, _)| s == seq) {
+        let (mut tokens, mut rows) = (Vec::new(), Vec::new());
+        if let Some((seq, prompt)) = batch.prefill {
+            if decode.iter().any(|&(s, _)| s == seq) {
+                return Err(Error::Input(format!("sequence {seq} both prefilled and decoded in one step")));
+            }
+            self.check_room(seq, prompt.len())?;
+            let pos0 = self.position_of(seq) as u32;
+            tokens.extend_from_slice(prompt);
+            rows.extend((0..prompt.len() as u32).map(|t| [seq as u32, pos0 + t]));
+        }
+        for (i, &(seq, token)) in decode.iter().enumerate() {
+            if decode[..i].iter().any(|&(s, _)| s == seq) {
                 return Err(Error::Input(format!("sequence {seq} twice in one decode step")));
             }
             self.check_room(seq, 1)?;
+            tokens.push(token);
             rows.push([seq as u32, self.position_of(seq) as u32]);
         }
-        let tokens: Vec<u32> = inputs.iter().map(|&(_, token)| token).collect();
+        if tokens.len() > self.state.options.batch {
+            return Err(Error::Input(format!(
+                "a step of {} tokens exceeds the session's batch of {}",
+                tokens.len(),
+                self.state.options.batch
+            )));
+        }
         self.validate_ids(&tokens)?;
         Ok((tokens, rows))
     }
 
-    /// One step that feeds one token to each of several sequences, `(sequence, token)`; the
-    /// greedy next token of each, in the same order (computed on the GPU).
-    pub async fn decode_greedy(&mut self, inputs: &[(usize, u32)]) -> Result<Vec<u32>> {
-        let (tokens, rows) = self.decode_rows(inputs)?;
-        self.step_rows(&tokens, rows, Want::ArgmaxEach)?;
-        self.read_tokens(tokens.len()).await
+    /// One step over `batch`: the greedy next token of each decoded sequence, in their order
+    /// (computed on the GPU).
+    pub async fn decode_greedy(&mut self, batch: Batch<'_>) -> Result<Vec<u32>> {
+        let (tokens, rows) = self.batch_rows(batch)?;
+        self.step_rows(&tokens, rows, Want::ArgmaxEach(batch.prefilled()))?;
+        self.read_tokens(batch.decode.len()).await
     }
 
-    /// As `decode_greedy`, each input's token chosen among those its mask in `allowed` allows
-    /// (a bit per token, `grammar::Constraint::allowed`; all bits set for an input without a
-    /// grammar), on the GPU.
-    pub async fn decode_greedy_within(&mut self, inputs: &[(usize, u32)], allowed: &[Vec<u32>]) -> Result<Vec<u32>> {
-        let (tokens, rows) = self.decode_rows(inputs)?;
+    /// As `decode_greedy`, each decoded sequence's token chosen among those its mask in
+    /// `allowed` allows (a bit per token, `grammar::Constraint::allowed`; all bits set for one
+    /// without a grammar), on the GPU.
+    pub async fn decode_greedy_within(&mut self, batch: Batch<'_>, allowed: &[Vec<u32>]) -> Result<Vec<u32>> {
+        let (tokens, rows) = self.batch_rows(batch)?;
         let words = self.model.config.n_vocab.div_ceil(32);
-        if allowed.len() != inputs.len() || allowed.iter().any(|mask| mask.len() != words) {
-            return Err(Error::Input(format!("one token mask of {words} words per input")));
+        if allowed.len() != batch.decode.len() || allowed.iter().any(|mask| mask.len() != words) {
+            return Err(Error::Input(format!("one token mask of {words} words per decoded sequence")));
         }
         self.model.gpu.queue.write_buffer(&self.state.allowed, 0, bytemuck::cast_slice(&allowed.concat()));
-        self.step_rows(&tokens, rows, Want::ArgmaxEachWithin)?;
-        let ids = self.read_tokens(tokens.len()).await?;
+        self.step_rows(&tokens, rows, Want::ArgmaxEachWithin(batch.prefilled()))?;
+        let ids = self.read_tokens(batch.decode.len()).await?;
         if let Some((id, _)) = ids.iter().zip(allowed).find(|(id, mask)| !crate::grammar::is_allowed(mask, **id)) {
             return Err(Error::Gpu(format!(
                 "token {id} was chosen outside the allowed ones (no finite logit among them?)"
@@ -360,11 +377,12 @@ impl Session {
         Ok(ids)
     }
 
-    /// As `decode_greedy`, returning the logits that follow each input, `[input][vocab]`.
-    pub async fn decode_logits(&mut self, inputs: &[(usize, u32)]) -> Result<Vec<Vec<f32>>> {
-        let (tokens, rows) = self.decode_rows(inputs)?;
-        self.step_rows(&tokens, rows, Want::LogitsFrom(0))?;
-        let all = self.model.gpu.read_activations(&self.state.logits, tokens.len()).await?;
+    /// As `decode_greedy`, returning the logits that follow each decoded token,
+    /// `[sequence][vocab]`.
+    pub async fn decode_logits(&mut self, batch: Batch<'_>) -> Result<Vec<Vec<f32>>> {
+        let (tokens, rows) = self.batch_rows(batch)?;
+        self.step_rows(&tokens, rows, Want::LogitsFrom(batch.prefilled()))?;
+        let all = self.model.gpu.read_activations(&self.state.logits, batch.decode.len()).await?;
         Ok(all.chunks(self.model.config.n_vocab).map(<[f32]>::to_vec).collect())
     }
 
@@ -403,6 +421,29 @@ impl Session {
             done += len;
         }
         Ok(out)
+    }
+}
+
+/// What one batched step feeds (`Session::decode_greedy`): a piece of one sequence's prompt,
+/// after which nothing is computed, then one token of each of several other sequences, whose
+/// next tokens the step computes.
+#[derive(Clone, Copy)]
+pub struct Batch<'a> {
+    /// `(sequence, tokens)`: the next tokens of a prompt that sequence is being fed.
+    pub prefill: Option<(usize, &'a [u32])>,
+    /// `(sequence, token)` each.
+    pub decode: &'a [(usize, u32)],
+}
+
+impl<'a> Batch<'a> {
+    /// One token of each of several sequences, and no prefill.
+    pub fn decode(decode: &'a [(usize, u32)]) -> Batch<'a> {
+        Batch { prefill: None, decode }
+    }
+
+    /// Rows of prefill before the decoded ones.
+    fn prefilled(&self) -> usize {
+        self.prefill.map_or(0, |(_, tokens)| tokens.len())
     }
 }
 

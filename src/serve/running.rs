@@ -87,11 +87,10 @@ impl Running {
         })
     }
 
-    /// Feeds up to one batch of the prompt still to feed.
-    pub fn prefill_chunk(&mut self, session: &mut Session) -> crate::Result<()> {
-        let n = self.prefill.len().min(session.options().batch);
-        let chunk: Vec<u32> = self.prefill.drain(..n).collect();
-        session.prefill(self.seq, &chunk)
+    /// Takes up to `most` tokens of the prompt still to feed, for the next step to feed.
+    pub fn prefill_chunk(&mut self, most: usize) -> Vec<u32> {
+        let n = self.prefill.len().min(most);
+        self.prefill.drain(..n).collect()
     }
 
     /// Whether its prompt is all in the cache.

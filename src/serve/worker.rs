@@ -1,13 +1,13 @@
 //! The one thread that owns the GPU session: it takes jobs in arrival order into the session's
 //! sequences (`--parallel`), reuses the KV cache where a prompt extends what a sequence holds,
-//! decodes all running requests in one step per token (`running.rs` turns each one's tokens into
+//! decodes all running requests in one step per token (a new request's prompt riding along) (`running.rs` turns each one's tokens into
 //! events). A job whose client has gone (its receiver dropped) is cancelled at its next token,
 //! and so are the running ones when shutdown is asked for twice.
 
 use super::api::Logprob;
 use super::running::{Ending, Running};
 use super::status::{Counters, Shutdown};
-use crate::generate::Session;
+use crate::generate::{Batch, Session};
 use crate::grammar::Constraint;
 use crate::sample::SamplerConfig;
 use std::sync::atomic::Ordering;
@@ -54,8 +54,8 @@ pub const SHUTTING_DOWN: &str = "the server is shutting down";
 
 /// Runs jobs until the queue's senders are all gone and none is left running. Waiting jobs take
 /// free sequences of the session in arrival order (each the sequence whose cache holds most of
-/// its prompt); every round feeds one batch of the oldest unfed prompt, then one decode step of
-/// every request whose prompt is in: several requests share each step. Once shutdown is asked
+/// its prompt); every round is one step that decodes every request whose prompt is in and
+/// feeds as much of the oldest unfed prompt as the batch has room for. Once shutdown is asked
 /// for, jobs still waiting are turned away. Each job's outcome is counted before its last event
 /// is sent, so /health agrees with what a client has already been told.
 pub fn serve_jobs(mut session: Session, jobs: Receiver<Job>, counters: &Counters, shutdown: &Shutdown) {
@@ -122,31 +122,39 @@ fn free_sequence(session: &Session, running: &[Running], prompt: &[u32]) -> usiz
         .unwrap_or(0)
 }
 
-/// One round: a batch of the oldest prompt still to feed, then one decode step of every request
-/// whose prompt is in, each taking its token.
+/// One round: one step of every request whose prompt is in, each taking its token, with as
+/// much of the oldest prompt still to feed as the batch has room for (alone where no request
+/// decodes).
 fn round(session: &mut Session, running: &mut [Running], shutdown: &Shutdown) -> crate::Result<()> {
-    if let Some(request) = running.iter_mut().find(|r| !r.prefilled()) {
-        request.prefill_chunk(session)?;
-    }
     let members: Vec<usize> =
         (0..running.len()).filter(|&i| running[i].prefilled() && running[i].wants_step(session)).collect();
+    let room = session.options().batch.saturating_sub(members.len());
+    let prefill = running
+        .iter_mut()
+        .find(|r| !r.prefilled())
+        .map(|r| (r.seq, r.prefill_chunk(room)))
+        .filter(|(_, chunk)| !chunk.is_empty());
     if members.is_empty() {
+        if let Some((seq, chunk)) = prefill {
+            session.prefill(seq, &chunk)?;
+        }
         return Ok(());
     }
     let inputs: Vec<(usize, u32)> = members.iter().map(|&i| running[i].input()).collect();
+    let batch = Batch { prefill: prefill.as_ref().map(|(seq, chunk)| (*seq, chunk.as_slice())), decode: &inputs };
     let first: Vec<bool> = members.iter().map(|&i| running[i].generation().stats().generated == 0).collect();
     let started = web_time::Instant::now();
     let chosen: Vec<crate::Result<u32>> = if members.iter().any(|&i| running[i].generation().needs_logits()) {
-        let logits = pollster::block_on(session.decode_logits(&inputs))?;
+        let logits = pollster::block_on(session.decode_logits(batch))?;
         members.iter().zip(&logits).map(|(&i, row)| running[i].generation().choose_from(row)).collect()
     } else {
         let masks = members.iter().map(|&i| running[i].generation().allowed()).collect::<crate::Result<Vec<_>>>()?;
         let ids = if masks.iter().all(Option::is_none) {
-            pollster::block_on(session.decode_greedy(&inputs))?
+            pollster::block_on(session.decode_greedy(batch))?
         } else {
             let all = vec![u32::MAX; session.model.config.n_vocab.div_ceil(32)];
             let masks: Vec<Vec<u32>> = masks.into_iter().map(|m| m.unwrap_or_else(|| all.clone())).collect();
-            pollster::block_on(session.decode_greedy_within(&inputs, &masks))?
+            pollster::block_on(session.decode_greedy_within(batch, &masks))?
         };
         ids.into_iter().map(Ok).collect()
     };
