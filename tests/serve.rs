@@ -326,6 +326,36 @@ fn parallel_requests_share_each_decode_step_and_answer_as_alone() {
         asked.into_iter().map(|a| a.join().expect("an answer")).collect()
     });
     assert_eq!(answers, wants);
+
+    // n choices, each in a sequence of its own with its own seed: whole, and streamed with
+    // their indexes; more than --parallel is refused.
+    let body = r#"{"prompt": "Once upon a time", "max_tokens": 8, "temperature": 1.0, "seed": 5, "n": 3}"#;
+    let (status, reply) = server.json("/v1/completions", body);
+    assert_eq!(status, 200, "{reply}");
+    let choices = reply["choices"].as_array().expect("choices");
+    let indexes: Vec<Option<u64>> = choices.iter().map(|c| c["index"].as_u64()).collect();
+    assert_eq!(indexes, [Some(0), Some(1), Some(2)], "{reply}");
+    let texts: Vec<&str> = choices.iter().filter_map(|c| c["text"].as_str()).collect();
+    assert!(texts.len() == 3 && (texts[0] != texts[1] || texts[1] != texts[2]), "{reply}");
+    let completion = reply["usage"]["completion_tokens"].as_u64().unwrap_or(0);
+    assert!((3..=24).contains(&completion), "{reply}");
+    let streamed = body.replace("\"n\": 3", "\"n\": 3, \"stream\": true");
+    let (status, events) = server.request("POST", "/v1/completions", Some(&streamed), &[]);
+    assert_eq!(status, 200, "{events}");
+    let data: Vec<&str> = events.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+    assert_eq!(data.iter().filter(|d| **d == "[DONE]").count(), 1, "{events}");
+    assert_eq!(data.last(), Some(&"[DONE]"));
+    let mut finished = [0; 3];
+    for chunk in &data[..data.len() - 1] {
+        let v: serde_json::Value = serde_json::from_str(chunk).expect("a chunk");
+        let choice = &v["choices"][0];
+        if choice["finish_reason"].is_string() {
+            finished[choice["index"].as_u64().expect("an index") as usize] += 1;
+        }
+    }
+    assert_eq!(finished, [1, 1, 1], "{events}");
+    let (status, reply) = server.json("/v1/completions", &body.replace("\"n\": 3", "\"n\": 4"));
+    assert!(status == 400 && reply["error"]["message"].as_str().unwrap_or("").contains("--parallel"), "{reply}");
 }
 
 #[test]

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use tool_calls::ToolFormat;
-use worker::Job;
+use worker::{Choice, Job};
 
 pub struct ServeOptions {
     /// host:port to listen on (port 0: any free port).
@@ -251,9 +251,15 @@ fn submit(
 ) -> Reply {
     let chat = matches!(kind, Kind::Chat { .. });
     let ctx = shared.options.session.ctx;
-    if o.n.is_some_and(|n| n != 1) {
-        return bad("only one choice per request (n = 1) is supported");
-    }
+    let parallel = shared.options.parallel;
+    let choices = match o.n.unwrap_or(1) {
+        n if n >= 1 && n as u64 <= parallel as u64 => n as usize,
+        n => {
+            return bad(format!(
+                "n must be between 1 and {parallel}, the requests this server answers at once (--parallel) (got {n})"
+            ));
+        }
+    };
     let room = match room_after(&prompt, ctx, "shorten it, or start the server with a larger --ctx") {
         Ok(room) => room,
         Err(e) => return bad(e.to_string()),
@@ -292,14 +298,21 @@ fn submit(
         }
         (forced, asked) => forced.or(asked),
     };
-    let constraint = match grammar.map(|g| shared.model.constraint(&g)).transpose() {
-        Ok(constraint) => constraint,
-        Err(e) => return bad(e.to_string()),
-    };
+    // Each choice follows the grammar with a matcher of its own.
+    let mut job_choices = Vec::with_capacity(choices);
+    let mut receivers = Vec::with_capacity(choices);
+    for _ in 0..choices {
+        let constraint = match grammar.as_ref().map(|g| shared.model.constraint(g)).transpose() {
+            Ok(constraint) => constraint,
+            Err(e) => return bad(e.to_string()),
+        };
+        let (events, receiver) = tokio::sync::mpsc::unbounded_channel();
+        job_choices.push(Choice { constraint, events });
+        receivers.push(receiver);
+    }
     let stops: Vec<String> =
         o.stop.map(|s| s.into_vec()).unwrap_or_default().into_iter().filter(|s| !s.is_empty()).collect();
-    let (events, receiver) = tokio::sync::mpsc::unbounded_channel();
-    let job = Job { prompt, max_tokens, sampler, stops, logprobs, split_reasoning: chat, constraint, events };
+    let job = Job { prompt, max_tokens, sampler, stops, logprobs, split_reasoning: chat, choices: job_choices };
     let counters = &shared.counters;
     let busy = |message: String| {
         Counters::add(&counters.rejected);
@@ -323,7 +336,7 @@ fn submit(
     let id = format!("{}-{n}", if chat { "chatcmpl" } else { "cmpl" });
     let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let answer = reply::Answer {
-        events: receiver,
+        events: receivers,
         chat,
         tools: matches!(kind, Kind::Chat { tools: true }).then_some(shared.tool_format),
         logprobs: logprobs.is_some(),

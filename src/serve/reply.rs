@@ -9,7 +9,8 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 /// What every piece of one answer repeats.
 pub struct Answer {
-    pub events: UnboundedReceiver<Event>,
+    /// One per choice (`n`).
+    pub events: Vec<UnboundedReceiver<Event>>,
     pub chat: bool,
     /// Tool calls are taken out of the chat answer's text, written this way (`tool_calls.rs`).
     pub tools: Option<ToolFormat>,
@@ -33,41 +34,51 @@ fn choice_logprobs(chat: bool, asked: bool, entries: &[Logprob], offset: usize) 
     }
 }
 
-/// Waits for the whole answer: the status and body of one chat or text completion.
+/// The tool-call scan of choice `index` of answer `id`: call ids unique across the server's
+/// answers and their choices.
+fn scan_for(format: ToolFormat, id: &str, index: usize) -> ToolCallScan {
+    let scan = ToolCallScan::new(format);
+    if index == 0 { scan.named_after(id) } else { scan.named_after(&format!("{id}c{index}")) }
+}
+
+/// Waits for the whole answer: the status and body of one chat or text completion, a choice per
+/// sequence the request asked for (`n`).
 pub async fn whole(answer: Answer) -> (u16, Value) {
-    let Answer { mut events, chat, tools, logprobs: asked, id, created, model, .. } = answer;
-    let mut text = String::new();
-    let mut reasoning = String::new();
-    let mut entries = Vec::new();
-    loop {
-        match events.recv().await {
-            Some(Event::Text { text: piece, logprobs }) => {
-                text.push_str(&piece);
-                entries.extend(logprobs);
+    let Answer { events, chat, tools, logprobs: asked, id, created, model, .. } = answer;
+    let mut choices = Vec::with_capacity(events.len());
+    let (mut prompt_tokens, mut completion_tokens) = (0, 0);
+    for (index, mut events) in events.into_iter().enumerate() {
+        let mut text = String::new();
+        let mut reasoning = String::new();
+        let mut entries = Vec::new();
+        loop {
+            match events.recv().await {
+                Some(Event::Text { text: piece, logprobs }) => {
+                    text.push_str(&piece);
+                    entries.extend(logprobs);
+                }
+                Some(Event::Reasoning(piece)) => reasoning.push_str(&piece),
+                Some(Event::Done { finish_reason, prompt_tokens: prompt, completion_tokens: completion }) => {
+                    prompt_tokens = prompt;
+                    completion_tokens += completion;
+                    let logprobs = choice_logprobs(chat, asked, &entries, 0);
+                    choices.push(if chat {
+                        let scan = tools.map(|format| scan_for(format, &id, index));
+                        let (message, finish_reason) = chat_message(&text, &reasoning, scan, finish_reason);
+                        json!({"index": index, "message": message, "logprobs": logprobs, "finish_reason": finish_reason})
+                    } else {
+                        json!({"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish_reason})
+                    });
+                    break;
+                }
+                Some(Event::Failed { status, message }) => return (status, error_body(&message, "server_error")),
+                None => return (500, error_body("the generation ended unexpectedly", "server_error")),
             }
-            Some(Event::Reasoning(piece)) => reasoning.push_str(&piece),
-            Some(Event::Done { finish_reason, prompt_tokens, completion_tokens }) => {
-                let logprobs = choice_logprobs(chat, asked, &entries, 0);
-                let (object, choice) = if chat {
-                    let scan = tools.map(|format| ToolCallScan::new(format).named_after(&id));
-                    let (message, finish_reason) = chat_message(&text, &reasoning, scan, finish_reason);
-                    let choice =
-                        json!({"index": 0, "message": message, "logprobs": logprobs, "finish_reason": finish_reason});
-                    ("chat.completion", choice)
-                } else {
-                    let choice =
-                        json!({"index": 0, "text": text, "logprobs": logprobs, "finish_reason": finish_reason});
-                    ("text_completion", choice)
-                };
-                let usage = usage(prompt_tokens, completion_tokens);
-                let body = json!({"id": id, "object": object, "created": created, "model": model,
-                    "choices": [choice], "usage": usage});
-                return (200, body);
-            }
-            Some(Event::Failed { status, message }) => return (status, error_body(&message, "server_error")),
-            None => return (500, error_body("the generation ended unexpectedly", "server_error")),
         }
     }
+    let object = if chat { "chat.completion" } else { "text_completion" };
+    let usage = usage(prompt_tokens, completion_tokens);
+    (200, json!({"id": id, "object": object, "created": created, "model": model, "choices": choices, "usage": usage}))
 }
 
 /// A whole chat answer's message and finish reason: its text, with the reasoning apart and,
@@ -99,53 +110,113 @@ fn chat_message(
     (message, finish_reason)
 }
 
-/// Server-Sent Events: a chunk per piece of text, a last chunk with the finish reason and the
-/// usage, then `data: [DONE]`. Written by the HTTP layer as they come; when the client leaves,
-/// the body (and with it `events`) is dropped, which cancels the job at its next token.
+/// Server-Sent Events: a chunk per piece of text (each with its choice's index), a chunk with
+/// each choice's finish reason, the usage (on the last finish chunk, or in a chunk of its own
+/// when asked), then `data: [DONE]`. Written by the HTTP layer as they come; when the client
+/// leaves, the body (and with it the receivers) is dropped, which cancels the jobs at their
+/// next token.
 pub struct EventStream {
-    events: UnboundedReceiver<Event>,
-    chunks: SseChunks,
+    choices: Vec<(UnboundedReceiver<Event>, SseChunks, bool)>,
+    usage_chunk: bool,
+    prompt_tokens: usize,
+    completion_tokens: usize,
     ended: bool,
 }
 
 impl EventStream {
     pub fn new(answer: Answer) -> EventStream {
         let Answer { events, chat, tools, logprobs, usage_chunk, id, created, model } = answer;
-        let scan = tools.map(|format| ToolCallScan::new(format).named_after(&id));
-        let chunks =
-            SseChunks { chat, scan, asked: logprobs, usage_chunk, id, created, model, offset: 0, calls_sent: 0 };
-        EventStream { events, chunks, ended: false }
+        let choices = events
+            .into_iter()
+            .enumerate()
+            .map(|(index, events)| {
+                let chunks = SseChunks {
+                    index,
+                    chat,
+                    scan: tools.map(|format| scan_for(format, &id, index)),
+                    asked: logprobs,
+                    id: id.clone(),
+                    created,
+                    model: model.clone(),
+                    offset: 0,
+                    calls_sent: 0,
+                };
+                (events, chunks, false)
+            })
+            .collect();
+        EventStream { choices, usage_chunk, prompt_tokens: 0, completion_tokens: 0, ended: false }
     }
 
-    /// The next piece of the body: the events for the next worker event that has any, or
+    /// The next piece of the body: the events for the next worker events that have any, or
     /// `None` after the last.
     pub fn poll_next(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<String>> {
         use std::task::Poll;
+        let mut out = String::new();
         while !self.ended {
-            match self.events.poll_recv(cx) {
-                Poll::Ready(Some(event)) => {
-                    let (text, last) = self.chunks.write(event);
-                    self.ended = last;
-                    if !text.is_empty() {
-                        return Poll::Ready(Some(text));
-                    }
+            let mut progressed = false;
+            for i in 0..self.choices.len() {
+                if self.choices[i].2 || self.ended {
+                    continue;
                 }
-                // The worker never leaves a job without a last event; were it gone, end here.
-                Poll::Ready(None) => self.ended = true,
-                Poll::Pending => return Poll::Pending,
+                match self.choices[i].0.poll_recv(cx) {
+                    Poll::Ready(Some(event)) => {
+                        progressed = true;
+                        out.push_str(&self.write(i, event));
+                    }
+                    // The worker never leaves a choice without a last event; were it gone, end.
+                    Poll::Ready(None) => self.ended = true,
+                    Poll::Pending => {}
+                }
+            }
+            if !out.is_empty() {
+                return Poll::Ready(Some(out));
+            }
+            if !progressed && !self.ended {
+                return Poll::Pending;
             }
         }
-        Poll::Ready(None)
+        Poll::Ready(if out.is_empty() { None } else { Some(out) })
+    }
+
+    /// The events for choice `i`'s worker event.
+    fn write(&mut self, i: usize, event: Event) -> String {
+        match event {
+            Event::Done { finish_reason, prompt_tokens, completion_tokens } => {
+                self.choices[i].2 = true;
+                self.prompt_tokens = prompt_tokens;
+                self.completion_tokens += completion_tokens;
+                let last = self.choices.iter().all(|c| c.2);
+                let usage = usage(self.prompt_tokens, self.completion_tokens);
+                let mut out =
+                    self.choices[i].1.finish(finish_reason, (last && !self.usage_chunk).then(|| usage.clone()));
+                if last {
+                    if self.usage_chunk {
+                        let mut body = self.choices[i].1.envelope(json!([]));
+                        body["usage"] = usage;
+                        out.push_str(&format!("data: {body}\n\n"));
+                    }
+                    out.push_str("data: [DONE]\n\n");
+                    self.ended = true;
+                }
+                out
+            }
+            Event::Failed { message, .. } => {
+                self.ended = true;
+                format!("data: {}\n\ndata: [DONE]\n\n", error_body(&message, "server_error"))
+            }
+            event => self.choices[i].1.write(event),
+        }
     }
 }
 
-/// Turns one answer's worker events into Server-Sent Events.
+/// Turns one choice's worker events into Server-Sent Events.
 struct SseChunks {
+    /// The choice's index.
+    index: usize,
     chat: bool,
     scan: Option<ToolCallScan>,
     /// Whether the request asked for log-probabilities.
     asked: bool,
-    usage_chunk: bool,
     id: String,
     created: u64,
     model: String,
@@ -156,8 +227,8 @@ struct SseChunks {
 }
 
 impl SseChunks {
-    /// The events for one worker event, and whether it was the answer's last.
-    fn write(&mut self, event: Event) -> (String, bool) {
+    /// The events for one of the choice's text or reasoning events.
+    fn write(&mut self, event: Event) -> String {
         match event {
             Event::Text { text, logprobs } => {
                 let (text, calls) = match self.scan.as_mut() {
@@ -169,40 +240,29 @@ impl SseChunks {
                     out.push_str(&self.text_chunk(&text, &logprobs));
                 }
                 out.push_str(&self.call_chunks(&calls));
-                (out, false)
+                out
             }
-            Event::Reasoning(text) => {
-                let delta = json!({"role": "assistant", "reasoning_content": text});
-                (self.delta_chunk(delta), false)
+            Event::Reasoning(text) => self.delta_chunk(json!({"role": "assistant", "reasoning_content": text})),
+            Event::Done { .. } | Event::Failed { .. } => String::new(),
+        }
+    }
+
+    /// The choice's end: the text and calls its scan still holds, and its finish chunk (with
+    /// `usage` where given).
+    fn finish(&mut self, mut finish_reason: &'static str, usage: Option<Value>) -> String {
+        let mut out = String::new();
+        if let Some(mut scan) = self.scan.take() {
+            let (rest, calls) = scan.finish();
+            if !rest.is_empty() {
+                out.push_str(&self.text_chunk(&rest, &[]));
             }
-            Event::Done { mut finish_reason, prompt_tokens, completion_tokens } => {
-                let mut out = String::new();
-                if let Some(mut scan) = self.scan.take() {
-                    let (rest, calls) = scan.finish();
-                    if !rest.is_empty() {
-                        out.push_str(&self.text_chunk(&rest, &[]));
-                    }
-                    out.push_str(&self.call_chunks(&calls));
-                    if scan.called() {
-                        finish_reason = calls_finish(finish_reason);
-                    }
-                }
-                let usage = usage(prompt_tokens, completion_tokens);
-                if self.usage_chunk {
-                    out.push_str(&self.finish_chunk(finish_reason, None));
-                    let mut body = self.envelope(json!([]));
-                    body["usage"] = usage;
-                    out.push_str(&format!("data: {body}\n\n"));
-                } else {
-                    out.push_str(&self.finish_chunk(finish_reason, Some(usage)));
-                }
-                out.push_str("data: [DONE]\n\n");
-                (out, true)
-            }
-            Event::Failed { message, .. } => {
-                (format!("data: {}\n\ndata: [DONE]\n\n", error_body(&message, "server_error")), true)
+            out.push_str(&self.call_chunks(&calls));
+            if scan.called() {
+                finish_reason = calls_finish(finish_reason);
             }
         }
+        out.push_str(&self.finish_chunk(finish_reason, usage));
+        out
     }
 
     fn envelope(&self, choices: Value) -> Value {
@@ -211,7 +271,8 @@ impl SseChunks {
     }
 
     fn delta_chunk(&self, delta: Value) -> String {
-        let body = self.envelope(json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": null}]));
+        let body =
+            self.envelope(json!([{"index": self.index, "delta": delta, "logprobs": null, "finish_reason": null}]));
         format!("data: {body}\n\n")
     }
 
@@ -220,18 +281,18 @@ impl SseChunks {
         let logprobs = choice_logprobs(self.chat, self.asked, entries, self.offset);
         self.offset += text.len();
         let choice = if self.chat {
-            json!({"index": 0, "delta": {"role": "assistant", "content": text}, "logprobs": logprobs, "finish_reason": null})
+            json!({"index": self.index, "delta": {"role": "assistant", "content": text}, "logprobs": logprobs, "finish_reason": null})
         } else {
-            json!({"index": 0, "text": text, "logprobs": logprobs, "finish_reason": null})
+            json!({"index": self.index, "text": text, "logprobs": logprobs, "finish_reason": null})
         };
         format!("data: {}\n\n", self.envelope(json!([choice])))
     }
 
     fn finish_chunk(&self, finish_reason: &str, usage: Option<Value>) -> String {
         let choice = if self.chat {
-            json!({"index": 0, "delta": {}, "logprobs": null, "finish_reason": finish_reason})
+            json!({"index": self.index, "delta": {}, "logprobs": null, "finish_reason": finish_reason})
         } else {
-            json!({"index": 0, "text": "", "logprobs": null, "finish_reason": finish_reason})
+            json!({"index": self.index, "text": "", "logprobs": null, "finish_reason": finish_reason})
         };
         let mut body = self.envelope(json!([choice]));
         if let Some(usage) = usage {

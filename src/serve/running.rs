@@ -6,12 +6,12 @@
 use super::api::{Logprob, TokenText};
 use super::status::{Counters, Shutdown};
 use super::stop_scan::{Released, StopScan};
-use super::worker::{Event, Job, SHUTTING_DOWN};
+use super::worker::{Choice, Event, Job, SHUTTING_DOWN};
 use crate::generate::{Generation, Session, StopReason};
 use crate::logprobs::TokenLogprobs;
 use crate::model::Model;
 use crate::reasoning::{Channel, ReasoningSplit};
-use crate::sample::Sampler;
+use crate::sample::{Sampler, SamplerConfig};
 use crate::tokenizer::{StreamDecoder, Tokenizer};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -49,25 +49,29 @@ pub struct Running {
 }
 
 impl Running {
-    /// Starts `job` in sequence `seq`, which keeps what it holds of the job's prompt; a job that
-    /// cannot start gives back where to say why.
+    /// Starts choice `index` of `job` in sequence `seq`, which keeps what it holds of the
+    /// job's prompt (each choice samples with its own seed: the job's plus its index); a choice
+    /// that cannot start gives back where to say why.
     pub fn start(
         session: &mut Session,
         seq: usize,
-        job: Job,
+        job: &Job,
+        index: usize,
+        choice: Choice,
         counters: &Counters,
     ) -> Result<Running, (UnboundedSender<Event>, crate::Error)> {
         let cached = session.reuse_prefix_of(seq, &job.prompt);
-        let mut generation = match Generation::new(&job.prompt, cached, job.max_tokens, Sampler::new(job.sampler)) {
+        let sampler = SamplerConfig { seed: job.sampler.seed.wrapping_add(index as u64), ..job.sampler.clone() };
+        let mut generation = match Generation::new(&job.prompt, cached, job.max_tokens, Sampler::new(sampler)) {
             Ok(generation) => generation,
-            Err(e) => return Err((job.events, e)),
+            Err(e) => return Err((choice.events, e)),
         };
         counters.prompt_tokens.fetch_add(job.prompt.len() as u64, Ordering::SeqCst);
         counters.prompt_tokens_cached.fetch_add(cached as u64, Ordering::SeqCst);
         if let Some(top) = job.logprobs {
             generation.keep_logprobs(top);
         }
-        if let Some(constraint) = job.constraint {
+        if let Some(constraint) = choice.constraint {
             generation.constrain(constraint);
         }
         let model = session.model.clone();
@@ -78,9 +82,9 @@ impl Running {
             decoder: StreamDecoder::new(),
             split: ReasoningSplit::new(model.reasoning, &job.prompt),
             channel: Channel::Answer,
-            scan: StopScan::new(job.stops),
+            scan: StopScan::new(job.stops.clone()),
             split_reasoning: job.split_reasoning,
-            events: job.events,
+            events: choice.events,
             ended: None,
             model,
             generation,

@@ -25,9 +25,23 @@ pub struct Job {
     /// Send reasoning apart (chat completions' `reasoning_content`); otherwise the text comes
     /// as the model wrote it, markup included (text completions).
     pub split_reasoning: bool,
-    /// Structured output: the grammar the answer follows.
+    /// One per answer asked for (`n`), each answered in a sequence of its own.
+    pub choices: Vec<Choice>,
+}
+
+/// One answer of a job: the grammar it follows (structured output), and where its events go.
+pub struct Choice {
     pub constraint: Option<Constraint>,
     pub events: UnboundedSender<Event>,
+}
+
+impl Job {
+    /// Tells every choice's client that the job did not run.
+    fn refuse(self, status: u16, message: &str) {
+        for choice in self.choices {
+            let _ = choice.events.send(Event::Failed { status, message: message.to_string() });
+        }
+    }
 }
 
 pub enum Event {
@@ -56,38 +70,50 @@ pub const SHUTTING_DOWN: &str = "the server is shutting down";
 /// free sequences of the session in arrival order (each the sequence whose cache holds most of
 /// its prompt); every round is one step that decodes every request whose prompt is in and
 /// feeds as much of the oldest unfed prompt as the batch has room for. Once shutdown is asked
-/// for, jobs still waiting are turned away. Each job's outcome is counted before its last event
-/// is sent, so /health agrees with what a client has already been told.
+/// for, jobs still waiting are turned away. Each choice's outcome is counted before its last
+/// event is sent, so /health agrees with what a client has already been told. A job of several
+/// choices (`n`) waits, first in line, until as many sequences are free.
 pub fn serve_jobs(mut session: Session, jobs: Receiver<Job>, counters: &Counters, shutdown: &Shutdown) {
     let mut running: Vec<Running> = Vec::new();
     let mut open = true;
+    // A job taken from the queue that waits for enough free sequences (still counted waiting).
+    let mut first_in_line: Option<Job> = None;
     loop {
-        while open && running.len() < session.sequences() {
-            let job = if running.is_empty() {
-                jobs.recv().ok()
-            } else {
-                match jobs.try_recv() {
+        while running.len() < session.sequences() {
+            let job = match first_in_line.take() {
+                Some(job) => Some(job),
+                None if !open => break,
+                None if running.is_empty() => jobs.recv().ok(),
+                None => match jobs.try_recv() {
                     Ok(job) => Some(job),
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => None,
-                }
+                },
             };
-            let Some(job) = job else {
+            let Some(mut job) = job else {
                 open = false;
                 break;
             };
-            counters.waiting.fetch_sub(1, Ordering::SeqCst);
             if shutdown.stopping() {
+                counters.waiting.fetch_sub(1, Ordering::SeqCst);
                 Counters::add(&counters.rejected);
-                let _ = job.events.send(Event::Failed { status: 503, message: SHUTTING_DOWN.into() });
+                job.refuse(503, SHUTTING_DOWN);
                 continue;
             }
-            let seq = free_sequence(&session, &running, &job.prompt);
-            match Running::start(&mut session, seq, job, counters) {
-                Ok(request) => running.push(request),
-                Err((events, e)) => {
-                    Counters::add(&counters.failed);
-                    let _ = events.send(Event::Failed { status: 500, message: e.to_string() });
+            if running.len() + job.choices.len() > session.sequences() {
+                first_in_line = Some(job);
+                break;
+            }
+            counters.waiting.fetch_sub(1, Ordering::SeqCst);
+            let choices = std::mem::take(&mut job.choices);
+            for (index, choice) in choices.into_iter().enumerate() {
+                let seq = free_sequence(&session, &running, &job.prompt);
+                match Running::start(&mut session, seq, &job, index, choice, counters) {
+                    Ok(request) => running.push(request),
+                    Err((events, e)) => {
+                        Counters::add(&counters.failed);
+                        let _ = events.send(Event::Failed { status: 500, message: e.to_string() });
+                    }
                 }
             }
         }
@@ -198,8 +224,7 @@ mod tests {
             stops: vec![],
             logprobs: None,
             split_reasoning,
-            constraint: None,
-            events: sender,
+            choices: vec![Choice { constraint: None, events: sender }],
         };
         jobs.send(job).unwrap();
         drop(jobs);
