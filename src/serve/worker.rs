@@ -1,8 +1,9 @@
 //! The one thread that owns the GPU session: it takes jobs in arrival order into the session's
 //! sequences (`--parallel`), reuses the KV cache where a prompt extends what a sequence holds,
-//! decodes all running requests in one step per token (a new request's prompt riding along) (`running.rs` turns each one's tokens into
-//! events). A job whose client has gone (its receiver dropped) is cancelled at its next token,
-//! and so are the running ones when shutdown is asked for twice.
+//! and decodes all running requests in one step per token, a new request's prompt riding
+//! along (`running.rs` turns each one's tokens into events). A job whose client has gone (its
+//! receiver dropped) is cancelled at its next token, and so are the running ones when shutdown
+//! is asked for twice.
 
 use super::api::Logprob;
 use super::running::{Ending, Running};
