@@ -95,7 +95,9 @@ impl ChatTemplate {
     /// Whether a conversation renders differently with a tool than without.
     fn renders_tools(&self) -> bool {
         let probe = [ChatMessage::new("user", "Hi")];
-        let tool = serde_json::json!({"type": "function", "function": {"name": "probe_tool", "parameters": {}}});
+        // As clients send them (and as templates take for granted: `serve::api::complete_tools`).
+        let tool = serde_json::json!({"type": "function", "function": {"name": "probe_tool",
+            "description": "A probe.", "parameters": {"type": "object", "properties": {}}}});
         match (self.render(&probe, true), self.render_with_tools(&probe, Some(&[tool]), true)) {
             (Ok(plain), Ok(with_tool)) => plain != with_tool,
             _ => false,

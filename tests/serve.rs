@@ -497,3 +497,37 @@ fn tools_and_a_tool_loop_reach_a_template_that_knows_them() {
         assert!(reply["error"]["message"].as_str().unwrap_or("").contains(says), "{extra}: {reply}");
     }
 }
+
+#[test]
+fn a_forced_call_on_gpt_oss_is_a_harmony_message_to_the_function() {
+    // A tiny random gpt-oss with harmony's markup tokens and gpt-oss's own template: whatever
+    // it would say, the forced answer is one message to the function named, which the server
+    // reads back as its call.
+    let spec = hearth::model::testing::TinyLlama {
+        arch: "gpt-oss",
+        experts: Some((8, 2)),
+        tied: false,
+        sliding_window: Some(4),
+        head_dim: Some(32),
+        harmony_tokens: true,
+        chat_template: Some(include_str!("fixtures/templates/openai-gpt-oss-120b.jinja")),
+        ..Default::default()
+    };
+    let file = common::Scratch::file("oss-tools.gguf", &spec.to_gguf());
+    let server = Server::start_with(&file.0, &["--ctx", "2048"]);
+    let body = serde_json::json!({
+        "messages": [{"role": "user", "content": "Weather in Paris?"}],
+        "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object",
+            "properties": {"city": {"enum": ["Paris", "Oslo"]}}, "required": ["city"], "additionalProperties": false}}}],
+        "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+        "max_tokens": 200
+    });
+    let (status, reply) = server.json("/v1/chat/completions", &body.to_string());
+    assert_eq!(status, 200, "{reply}");
+    let choice = &reply["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls", "{reply}");
+    let call = &choice["message"]["tool_calls"][0]["function"];
+    assert_eq!(call["name"], "get_weather", "{reply}");
+    let arguments: serde_json::Value = serde_json::from_str(call["arguments"].as_str().unwrap_or("")).expect("JSON");
+    assert!(arguments["city"] == "Paris" || arguments["city"] == "Oslo", "{reply}");
+}

@@ -54,6 +54,9 @@ pub struct TinyLlama {
     pub experts: Option<(usize, usize)>,
     /// Two more tokens, `<think>` and `</think>` (ids 259 and 260), as Qwen 3 has.
     pub think_tokens: bool,
+    /// gpt-oss's harmony markup after those: `<|start|>`, `<|channel|>`, `<|message|>`,
+    /// `<|end|>`, `<|call|>`, `<|return|>`, `<|constrain|>` (control tokens).
+    pub harmony_tokens: bool,
     /// RoPE over only the first dimensions of each head (written as rope.dimension_count).
     pub rope_dims: Option<usize>,
     /// The gated delta-net layers' shape (qwen35).
@@ -88,6 +91,7 @@ impl Default for TinyLlama {
             tied: true,
             experts: None,
             think_tokens: false,
+            harmony_tokens: false,
             rope_dims: None,
             delta_net: None,
             full_attention_interval: 4,
@@ -116,11 +120,15 @@ fn byte_chars() -> Vec<String> {
         .collect()
 }
 
+/// gpt-oss's markup tokens, as `harmony_tokens` adds them.
+const HARMONY_TOKENS: [&str; 7] =
+    ["<|start|>", "<|channel|>", "<|message|>", "<|end|>", "<|call|>", "<|return|>", "<|constrain|>"];
+
 impl TinyLlama {
     /// Vocabulary: the 256 byte tokens, two merges, and `<|endoftext|>` as end of generation
-    /// (and the think tokens where asked).
+    /// (and the think tokens and harmony's markup where asked).
     pub fn vocab_size(&self) -> usize {
-        if self.think_tokens { 261 } else { 259 }
+        259 + if self.think_tokens { 2 } else { 0 } + if self.harmony_tokens { HARMONY_TOKENS.len() } else { 0 }
     }
 
     fn is_qwen35(&self) -> bool {
@@ -165,13 +173,17 @@ impl TinyLlama {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(self.seed);
         let mut tokens = byte_chars();
         tokens.extend(["Ġt".to_string(), "he".to_string(), "<|endoftext|>".to_string()]);
-        if self.think_tokens {
-            tokens.extend(["<think>".to_string(), "</think>".to_string()]);
-        }
         let mut types = vec![1i32; tokens.len()];
         types[258] = 3;
-        // Qwen 3's are user-defined: they are text, rendered like any other token.
-        types[259..].iter_mut().for_each(|t| *t = 4);
+        if self.think_tokens {
+            // Qwen 3's are user-defined: they are text, rendered like any other token.
+            tokens.extend(["<think>".to_string(), "</think>".to_string()]);
+            types.extend([4, 4]);
+        }
+        if self.harmony_tokens {
+            tokens.extend(HARMONY_TOKENS.iter().map(|t| t.to_string()));
+            types.extend(HARMONY_TOKENS.iter().map(|_| 3));
+        }
         let strings = |v: &[String]| Value::array(v.iter().map(|s| Value::String(s.clone())));
         let e = self.n_embd as u64;
         let oss = self.arch == "gpt-oss";

@@ -78,10 +78,30 @@ pub struct Options {
     pub seed: Option<u64>,
     pub presence_penalty: Option<f32>,
     pub frequency_penalty: Option<f32>,
-    /// Choices per request; only 1 is served.
+    /// Choices per request (up to the server's --parallel).
     pub n: Option<i64>,
     /// `{"type": "text" | "json_object" | "json_schema", "json_schema": {"schema": …}}`.
     pub response_format: Option<Value>,
+}
+
+/// The request's tools with what chat templates take for granted filled in: a `description`
+/// (gpt-oss's writes it unconditionally) and `parameters` (an object of no properties).
+pub fn complete_tools(tools: &[Value]) -> Vec<Value> {
+    tools
+        .iter()
+        .map(|tool| {
+            let mut tool = tool.clone();
+            if let Some(function) = tool.get_mut("function").and_then(Value::as_object_mut) {
+                function.entry("description").or_insert_with(|| json!(""));
+                let parameters = function.entry("parameters").or_insert_with(|| json!({}));
+                if let Some(parameters) = parameters.as_object_mut() {
+                    parameters.entry("type").or_insert_with(|| json!("object"));
+                    parameters.entry("properties").or_insert_with(|| json!({}));
+                }
+            }
+            tool
+        })
+        .collect()
 }
 
 /// The grammar a `response_format` asks for (None for text).

@@ -181,7 +181,8 @@ fn route(method: &str, path: &str, body: &[u8], shared: &Shared) -> Reply {
                     Err(message) => return bad(message),
                 };
                 // "none" leaves the tools out of the prompt.
-                let tools = r.tools.as_deref().filter(|t| !t.is_empty() && choice != ToolChoice::None);
+                let tools = r.tools.as_deref().map(api::complete_tools);
+                let tools = tools.as_deref().filter(|t| !t.is_empty() && choice != ToolChoice::None);
                 let template = shared.model.chat_template.as_ref().map(|t| t.source());
                 let markup = ModelMarkup { template, reasoning: shared.model.reasoning };
                 let parallel = r.parallel_tool_calls.unwrap_or(true);
