@@ -302,7 +302,8 @@ fn parallel_requests_share_each_decode_step_and_answer_as_alone() {
     let server = Server::start(&["--parallel", "3"]);
     // Three requests counting on at once: all three run.
     let streams: Vec<_> = (0..3).map(|_| start_stream(&server, &counting(2000))).collect();
-    server.wait_for("three requests run together", PATIENCE, |h| h["running"] == 3);
+    let health = server.wait_for("three requests run together", PATIENCE, |h| h["running"] == 3);
+    assert_eq!(health["parallel"], 3, "{health}");
     drop(streams);
     let health = server.wait_for("the abandoned ones end", PATIENCE, |h| h["running"] == 0);
     assert_eq!(health["cancelled"], 3, "{health}");

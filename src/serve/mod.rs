@@ -147,7 +147,12 @@ fn refused_without_key(path: &str, authorization: Option<&str>, shared: &Shared)
 /// Answers a request whose body has been read (and bounded) by the HTTP layer.
 fn route(method: &str, path: &str, body: &[u8], shared: &Shared) -> Reply {
     match (method, path) {
-        ("GET", "/health") => Reply::Json(200, shared.counters.to_json(&shared.shutdown)),
+        ("GET", "/health") => {
+            let mut health = shared.counters.to_json(&shared.shutdown);
+            // Requests (or choices) answered at once: `running` never exceeds it.
+            health["parallel"] = json!(shared.options.parallel);
+            Reply::Json(200, health)
+        }
         ("GET", "/v1/models") => Reply::Json(200, json!({"object": "list", "data": [model_card(shared)]})),
         // The one model, by the name /v1/models gives it (clients look it up before use).
         ("GET", p) if p.starts_with("/v1/models/") => {
