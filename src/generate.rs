@@ -6,7 +6,7 @@ use crate::logprobs::{TokenLogprobs, token_logprobs};
 use crate::model::Model;
 use crate::model::state::{SessionOptions, State};
 use crate::ops::argmax::Argmax;
-use crate::ops::{Op, Row, Step};
+use crate::ops::{Op, Row, Step, sequence_rows};
 use crate::reasoning::{Channel, ReasoningSplit};
 use crate::{Error, Result};
 use std::sync::Arc;
@@ -171,9 +171,12 @@ impl Session {
     /// returns the step's uniform, its rows and the ops that compute `want`, for the caller to
     /// record.
     pub(crate) fn prepare(&self, tokens: &[u32], want: Want) -> (Step, Vec<Row>, Vec<&dyn Op>) {
-        let pos0 = self.position() as u32;
-        let rows = (0..tokens.len() as u32).map(|t| [0, pos0 + t]).collect();
-        self.prepare_rows(tokens, rows, want)
+        self.prepare_rows(tokens, self.next_rows(0, tokens.len()), want)
+    }
+
+    /// The rows of the next `n` tokens of sequence `seq`, after the ones it holds.
+    fn next_rows(&self, seq: usize, n: usize) -> Vec<Row> {
+        sequence_rows(seq, self.position_of(seq), n).collect()
     }
 
     /// `prepare` for tokens of any sequences, each at the sequence and position `rows` give.
@@ -199,9 +202,7 @@ impl Session {
 
     /// Runs `tokens` (at most one batch) of sequence 0 through the model and submits the work.
     fn step(&mut self, tokens: &[u32], want: Want) -> Result<()> {
-        let pos0 = self.position() as u32;
-        let rows: Vec<Row> = (0..tokens.len() as u32).map(|t| [0, pos0 + t]).collect();
-        self.step_rows(tokens, rows, want)
+        self.step_rows(tokens, self.next_rows(0, tokens.len()), want)
     }
 
     /// Runs `tokens`, each at its row's sequence and position, through the model and submits
@@ -275,11 +276,7 @@ impl Session {
         self.model.gpu.queue.write_buffer(&self.state.allowed, 0, bytemuck::cast_slice(allowed));
         self.feed(tokens, Want::ArgmaxWithin)?;
         let id = self.read_token().await?;
-        if !crate::grammar::is_allowed(allowed, id) {
-            return Err(Error::Gpu(format!(
-                "token {id} was chosen outside the allowed ones (no finite logit among them?)"
-            )));
-        }
+        chosen_within(allowed, id)?;
         Ok(id)
     }
 
@@ -303,9 +300,7 @@ impl Session {
         self.validate_ids(tokens)?;
         self.check_room(seq, tokens.len())?;
         for chunk in tokens.chunks(self.state.options.batch) {
-            let pos0 = self.position_of(seq) as u32;
-            let rows = (0..chunk.len() as u32).map(|t| [seq as u32, pos0 + t]).collect();
-            self.step_rows(chunk, rows, Want::Nothing)?;
+            self.step_rows(chunk, self.next_rows(seq, chunk.len()), Want::Nothing)?;
         }
         Ok(())
     }
@@ -326,9 +321,8 @@ impl Session {
                 return Err(Error::Input(format!("sequence {seq} both prefilled and decoded in one step")));
             }
             self.check_room(seq, prompt.len())?;
-            let pos0 = self.position_of(seq) as u32;
             tokens.extend_from_slice(prompt);
-            rows.extend((0..prompt.len() as u32).map(|t| [seq as u32, pos0 + t]));
+            rows.extend(self.next_rows(seq, prompt.len()));
         }
         for (i, &(seq, token)) in decode.iter().enumerate() {
             if decode[..i].iter().any(|&(s, _)| s == seq) {
@@ -336,7 +330,7 @@ impl Session {
             }
             self.check_room(seq, 1)?;
             tokens.push(token);
-            rows.push([seq as u32, self.position_of(seq) as u32]);
+            rows.extend(self.next_rows(seq, 1));
         }
         if tokens.len() > self.state.options.batch {
             return Err(Error::Input(format!(
@@ -369,10 +363,8 @@ impl Session {
         self.model.gpu.queue.write_buffer(&self.state.allowed, 0, bytemuck::cast_slice(&allowed.concat()));
         self.step_rows(&tokens, rows, Want::ArgmaxEachWithin(batch.prefilled()))?;
         let ids = self.read_tokens(batch.decode.len()).await?;
-        if let Some((id, _)) = ids.iter().zip(allowed).find(|(id, mask)| !crate::grammar::is_allowed(mask, **id)) {
-            return Err(Error::Gpu(format!(
-                "token {id} was chosen outside the allowed ones (no finite logit among them?)"
-            )));
+        for (&id, mask) in ids.iter().zip(allowed) {
+            chosen_within(mask, id)?;
         }
         Ok(ids)
     }
@@ -422,6 +414,15 @@ impl Session {
         }
         Ok(out)
     }
+}
+
+/// Refuses a token the masked argmax chose outside its mask: it falls back to an index outside
+/// the mask where no allowed token has a finite logit.
+fn chosen_within(allowed: &[u32], id: u32) -> Result<()> {
+    if crate::grammar::is_allowed(allowed, id) {
+        return Ok(());
+    }
+    Err(Error::Gpu(format!("token {id} was chosen outside the allowed ones (no finite logit among them?)")))
 }
 
 /// What one batched step feeds (`Session::decode_greedy`): a piece of one sequence's prompt,

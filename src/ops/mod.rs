@@ -18,7 +18,7 @@ mod step;
 
 pub(crate) use dispatch::Bound;
 pub use dispatch::Dispatch;
-pub use step::{Recorder, Row, Step, StepBuffers};
+pub use step::{Recorder, Row, Step, StepBuffers, sequence_rows};
 
 /// Anything that records its dispatches into a step's compute pass.
 pub trait Op: wgpu::WasmNotSendSync {

@@ -21,10 +21,15 @@ pub struct Step {
 /// A token row's sequence and its position in it (`shaders/rows.wgsl`).
 pub type Row = [u32; 2];
 
+/// The rows of `n` tokens of sequence `seq` from position `pos0` on.
+pub fn sequence_rows(seq: usize, pos0: usize, n: usize) -> impl Iterator<Item = Row> {
+    (0..n as u32).map(move |t| [seq as u32, pos0 as u32 + t])
+}
+
 impl Step {
     /// The rows of a step of one sequence (0) from `pos0` on.
     pub fn one_sequence_rows(&self) -> Vec<Row> {
-        (0..self.n_tokens).map(|t| [0, self.pos0 + t]).collect()
+        sequence_rows(0, self.pos0 as usize, self.n_tokens as usize).collect()
     }
 }
 
