@@ -691,6 +691,55 @@ impl Generation {
     }
 }
 
+/// Generated tokens as text: each token's bytes held until its character is complete
+/// (`StreamDecoder`), its text sorted into reasoning or answer (`ReasoningSplit`).
+pub struct TextDecoder {
+    decoder: crate::tokenizer::StreamDecoder,
+    split: ReasoningSplit,
+    /// The channel of the last piece of text.
+    channel: Channel,
+}
+
+/// One token's text, as `TextDecoder` gives it.
+pub struct DecodedText {
+    pub channel: Channel,
+    /// The text to show in that channel: empty while a character's bytes are incomplete, and
+    /// for reasoning markup.
+    pub text: String,
+    /// The text as decoded, markup included.
+    pub raw: String,
+}
+
+impl TextDecoder {
+    /// For a generation after `prompt` (which may have opened a reasoning block).
+    pub fn new(model: &Model, prompt: &[u32]) -> TextDecoder {
+        TextDecoder {
+            decoder: crate::tokenizer::StreamDecoder::new(),
+            split: ReasoningSplit::new(model.reasoning, prompt),
+            channel: Channel::Answer,
+        }
+    }
+
+    pub fn push(&mut self, tok: &crate::tokenizer::Tokenizer, id: u32) -> DecodedText {
+        let raw = self.decoder.push(tok, id);
+        let text = match self.split.classify(id, &raw) {
+            Some((channel, text)) => {
+                self.channel = channel;
+                text.into_owned()
+            }
+            None => String::new(),
+        };
+        DecodedText { channel: self.channel, text, raw }
+    }
+
+    /// The bytes still held back at the end of generation, as text of the last channel (None
+    /// when none are).
+    pub fn finish(&mut self) -> Option<DecodedText> {
+        let rest = self.decoder.finish();
+        (!rest.is_empty()).then(|| DecodedText { channel: self.channel, text: rest.clone(), raw: rest })
+    }
+}
+
 /// One generated token as text.
 pub struct Piece<'a> {
     /// Its decoded text: empty while a character's bytes are incomplete, and for reasoning
@@ -714,23 +763,13 @@ pub async fn generate_text(
 ) -> Result<()> {
     let model = session.model.clone();
     let tok = &model.tokenizer;
-    let mut decoder = crate::tokenizer::StreamDecoder::new();
-    let mut split = ReasoningSplit::new(model.reasoning, &generation.history);
-    let mut channel = Channel::Answer;
+    let mut pieces = TextDecoder::new(&model, &generation.history);
     let result = loop {
         match generation.next(session, |t| tok.is_eog(t)).await {
             Ok(Some(id)) => {
-                let decoded = decoder.push(tok, id);
                 let logprobs = generation.take_logprobs();
-                let classified = split.classify(id, &decoded);
-                let text = match &classified {
-                    Some((c, text)) => {
-                        channel = *c;
-                        text.as_ref()
-                    }
-                    None => "",
-                };
-                if !on_text(Piece { text, channel, raw: &decoded, logprobs }) {
+                let d = pieces.push(tok, id);
+                if !on_text(Piece { text: &d.text, channel: d.channel, raw: &d.raw, logprobs }) {
                     generation.cancel();
                 }
             }
@@ -738,9 +777,8 @@ pub async fn generate_text(
             Err(e) => break Err(e),
         }
     };
-    let rest = decoder.finish();
-    if !rest.is_empty() {
-        on_text(Piece { text: &rest, channel, raw: &rest, logprobs: None });
+    if let Some(rest) = pieces.finish() {
+        on_text(Piece { text: &rest.text, channel: rest.channel, raw: &rest.raw, logprobs: None });
     }
     result
 }

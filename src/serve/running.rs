@@ -7,12 +7,12 @@ use super::api::{Logprob, TokenText};
 use super::status::{Counters, Shutdown};
 use super::stop_scan::{Released, StopScan};
 use super::worker::{Choice, Event, Job, SHUTTING_DOWN};
-use crate::generate::{Generation, Session, StopReason};
+use crate::generate::{DecodedText, Generation, Session, StopReason, TextDecoder};
 use crate::logprobs::TokenLogprobs;
 use crate::model::Model;
-use crate::reasoning::{Channel, ReasoningSplit};
+use crate::reasoning::Channel;
 use crate::sample::{Sampler, SamplerConfig};
-use crate::tokenizer::{StreamDecoder, Tokenizer};
+use crate::tokenizer::Tokenizer;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::sync::mpsc::UnboundedSender;
@@ -36,10 +36,7 @@ pub struct Running {
     /// Prompt tokens still to feed before its first decode step.
     prefill: Vec<u32>,
     prompt_tokens: usize,
-    decoder: StreamDecoder,
-    split: ReasoningSplit,
-    /// The channel of the last piece of text.
-    channel: Channel,
+    pieces: TextDecoder,
     scan: StopScan,
     split_reasoning: bool,
     events: UnboundedSender<Event>,
@@ -79,9 +76,7 @@ impl Running {
             seq,
             prefill: generation.take_prefill(),
             prompt_tokens: job.prompt.len(),
-            decoder: StreamDecoder::new(),
-            split: ReasoningSplit::new(model.reasoning, &job.prompt),
-            channel: Channel::Answer,
+            pieces: TextDecoder::new(&model, &job.prompt),
             scan: StopScan::new(job.stops.clone()),
             split_reasoning: job.split_reasoning,
             events: choice.events,
@@ -147,14 +142,9 @@ impl Running {
         let tok = &model.tokenizer;
         match self.generation.accept(id, seconds, |t| tok.is_eog(t)) {
             Ok(Some(id)) => {
-                let decoded = self.decoder.push(tok, id);
                 let logprobs = self.generation.take_logprobs();
-                let classified = self.split.classify(id, &decoded);
-                if let Some((channel, _)) = &classified {
-                    self.channel = *channel;
-                }
-                let text = classified.as_ref().map_or("", |(_, text)| text.as_ref());
-                self.piece(text, &decoded, logprobs, shutdown);
+                let decoded = self.pieces.push(tok, id);
+                self.piece(&decoded, logprobs, shutdown);
             }
             Ok(None) => {}
             Err(e) => self.end(Ending::Failed(e.to_string())),
@@ -162,17 +152,17 @@ impl Running {
     }
 
     /// Sends one token's text: reasoning apart, answer text through the stop strings.
-    fn piece(&mut self, text: &str, raw: &str, logprobs: Option<TokenLogprobs>, shutdown: &Shutdown) {
+    fn piece(&mut self, decoded: &DecodedText, logprobs: Option<TokenLogprobs>, shutdown: &Shutdown) {
         if self.ended.is_some() {
             return;
         }
-        if self.split_reasoning && self.channel == Channel::Reasoning {
-            if !text.is_empty() && self.events.send(Event::Reasoning(text.to_string())).is_err() {
+        if self.split_reasoning && decoded.channel == Channel::Reasoning {
+            if !decoded.text.is_empty() && self.events.send(Event::Reasoning(decoded.text.clone())).is_err() {
                 self.end(Ending::Abandoned);
             }
             return;
         }
-        let text = if self.split_reasoning { text } else { raw };
+        let text = if self.split_reasoning { &decoded.text } else { &decoded.raw };
         let shown = logprobs.map(|l| shown(&self.model.tokenizer, &l));
         let (released, hit) = self.scan.push(text, shown);
         if !self.send(released) {
@@ -202,9 +192,8 @@ impl Running {
     /// Ends it: the text still held back goes out, then its outcome is counted and its last
     /// event sent (so /health agrees with what its client has been told).
     pub fn finish(mut self, counters: &Counters) {
-        let rest = self.decoder.finish();
-        if !rest.is_empty() {
-            self.piece(&rest, &rest, None, &Shutdown::default());
+        if let Some(rest) = self.pieces.finish() {
+            self.piece(&rest, None, &Shutdown::default());
         }
         let generated = self.generation.stats().generated;
         counters.tokens_generated.fetch_add(generated as u64, Ordering::SeqCst);
