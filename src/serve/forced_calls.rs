@@ -79,17 +79,9 @@ pub fn call_grammar(
         }
         ToolFormat::Llama3 => format!("start: %json {}", any_of(&functions, "parameters")),
         ToolFormat::Mistral if template.is_some_and(|t| t.contains("[ARGS]")) => {
-            let mut rules = Vec::new();
-            let alternatives: Vec<String> = functions
-                .iter()
-                .enumerate()
-                .map(|(i, f)| {
-                    rules.push(format!("args{i}: %json {}", one_line_json(f.parameters.clone())));
-                    format!("{} \"[ARGS]\" args{i}", literal(&f.name))
-                })
-                .collect();
-            let each = format!("call: \"[TOOL_CALLS]\" ({})", alternatives.join(" | "));
-            format!("{}\n{each}\n{}", start(parallel, "\"\""), rules.join("\n"))
+            let (alternatives, rules) = per_function(&functions, |f| format!("{} \"[ARGS]\"", literal(&f.name)));
+            let each = format!("call: \"[TOOL_CALLS]\" ({alternatives})");
+            format!("{}\n{each}\n{rules}", start(parallel, "\"\""))
         }
         ToolFormat::Mistral => {
             let mut list = json!({"type": "array", "items": calls(&functions, "arguments"), "minItems": 1});
@@ -109,20 +101,27 @@ pub fn call_grammar(
             let ReasoningFormat::Harmony { channel, message, .. } = model.reasoning else {
                 return Err("this model's vocabulary lacks harmony's markup tokens for calls".into());
             };
-            let mut rules = Vec::new();
-            let alternatives: Vec<String> = functions
-                .iter()
-                .enumerate()
-                .map(|(i, f)| {
-                    rules.push(format!("args{i}: %json {}", one_line_json(f.parameters.clone())));
-                    let header = literal(&format!("commentary {HARMONY_CALL}{} json", f.name));
-                    format!("{header} <[{message}]> args{i}")
-                })
-                .collect();
-            format!("start: <[{channel}]> ({})\n{}", alternatives.join(" | "), rules.join("\n"))
+            let (alternatives, rules) = per_function(&functions, |f| {
+                format!("{} <[{message}]>", literal(&format!("commentary {HARMONY_CALL}{} json", f.name)))
+            });
+            format!("start: <[{channel}]> ({alternatives})\n{rules}")
         }
     };
     Ok(Some(Grammar::Lark(lark)))
+}
+
+/// A call of any one of `functions` where each names itself with `head` and then gives its
+/// arguments: the alternatives (`HEAD args0 | HEAD args1 | …`) and a rule per function holding
+/// its arguments to its schema on one line.
+fn per_function(functions: &[Function], head: impl Fn(&Function) -> String) -> (String, String) {
+    let (alternatives, rules): (Vec<String>, Vec<String>) = functions
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            (format!("{} args{i}", head(f)), format!("args{i}: %json {}", one_line_json(f.parameters.clone())))
+        })
+        .unzip();
+    (alternatives.join(" | "), rules.join("\n"))
 }
 
 /// `start` for one call, or for one or more with `separator` between them.
