@@ -113,20 +113,25 @@ fn qwen3moe_routes_each_token_to_its_experts_on_the_gpu() {
     check(TinyLlama { arch: "qwen3moe", experts: Some((8, 2)), seed: 16, ..Default::default() });
 }
 
-#[test]
-fn gpt_oss_adds_sinks_yarn_alternating_windows_and_biased_experts() {
-    let oss = TinyLlama {
+/// A small gpt-oss: sinks, YaRN, every other layer windowed to 4 keys, 8 biased experts of
+/// which 2 per token.
+fn gpt_oss(seed: u64) -> TinyLlama {
+    TinyLlama {
         arch: "gpt-oss",
         experts: Some((8, 2)),
         tied: false,
         sliding_window: Some(4),
         yarn: Some((32.0, 16)),
         head_dim: Some(32),
-        seed: 19,
+        seed,
         ..Default::default()
-    };
+    }
+}
+
+#[test]
+fn gpt_oss_adds_sinks_yarn_alternating_windows_and_biased_experts() {
     // (Another shape, 32 experts of which 4, in tests/llama_cpp_fixtures.rs.)
-    check(TinyLlama { weights: GgmlType::MXFP4, ..oss });
+    check(TinyLlama { weights: GgmlType::MXFP4, ..gpt_oss(19) });
 }
 
 #[test]
@@ -496,16 +501,7 @@ fn sequences_decoded_together_match_each_alone() {
     // layers, sinks and experts.
     check_batched(TinyLlama::default());
     check_batched(TinyLlama { arch: "qwen3", seed: 21, ..Default::default() });
-    check_batched(TinyLlama {
-        arch: "gpt-oss",
-        experts: Some((8, 2)),
-        tied: false,
-        sliding_window: Some(4),
-        yarn: Some((32.0, 16)),
-        head_dim: Some(32),
-        seed: 22,
-        ..Default::default()
-    });
+    check_batched(gpt_oss(22));
     // Recurrent layers keep one state: several sequences are refused.
     let qwen35 = TinyLlama {
         arch: "qwen35",
