@@ -512,3 +512,26 @@ fn sequences_decoded_together_match_each_alone() {
     let options = SessionOptions { ctx: 64, batch: 8, logit_rows: 1 };
     assert!(Session::with_sequences(model, options, 2).is_err());
 }
+
+#[test]
+fn batched_steps_refuse_bad_inputs_and_change_nothing() {
+    let model = Arc::new(Model::load(gpu(), &ModelFile::from_bytes(TinyLlama::default().to_gguf()).unwrap()).unwrap());
+    let options = SessionOptions { ctx: 16, batch: 4, logit_rows: 1 };
+    assert!(Session::with_sequences(model.clone(), options, 0).is_err(), "no sequence");
+    let mut session = Session::with_sequences(model, options, 2).unwrap();
+    session.prefill(1, &[5, 6, 7]).unwrap();
+    let refused = |session: &mut Session, batch: Batch| pollster::block_on(session.decode_logits(batch)).is_err();
+    assert!(refused(&mut session, Batch::decode(&[])), "nothing to decode");
+    assert!(refused(&mut session, Batch::decode(&[(2, 1)])), "a sequence the session has not");
+    assert!(refused(&mut session, Batch::decode(&[(0, 300_000)])), "a token outside the vocabulary");
+    assert!(refused(&mut session, Batch { prefill: Some((1, &[1])), decode: &[(1, 2)] }), "prefilled and decoded");
+    assert!(refused(&mut session, Batch { prefill: Some((1, &[1, 2, 3, 4])), decode: &[(0, 2)] }), "over the batch");
+    assert!(session.prefill(1, &[1; 14]).is_err(), "over the context");
+    let masks = vec![vec![u32::MAX; 2]];
+    assert!(pollster::block_on(session.decode_greedy_within(Batch::decode(&[(0, 1)]), &masks)).is_err(), "short mask");
+    assert_eq!((session.position_of(0), session.position_of(1)), (0, 3), "nothing was fed");
+    // The same step, well formed, runs.
+    let logits = pollster::block_on(session.decode_logits(Batch::decode(&[(0, 1), (1, 8)]))).unwrap();
+    assert_eq!(logits.len(), 2);
+    assert_eq!((session.position_of(0), session.position_of(1)), (1, 4));
+}
