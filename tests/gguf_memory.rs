@@ -15,8 +15,13 @@ struct Counting;
 
 static CURRENT: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
-/// One measurement at a time: the counts are the whole process's.
+/// One test at a time, from its first allocation to its last: the counts are the whole
+/// process's, so another test building its file while one measures would be counted in.
 static MEASURING: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    MEASURING.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
@@ -65,9 +70,8 @@ unsafe impl GlobalAlloc for Counting {
 }
 
 /// The result of parsing `bytes` as a whole file, and the most bytes held meanwhile beyond
-/// what was held before.
+/// what was held before (the caller holds `one_at_a_time`).
 fn parse_counting(bytes: &[u8]) -> (hearth::Result<GgufHeader>, usize) {
-    let _one = MEASURING.lock().unwrap_or_else(|e| e.into_inner());
     let before = CURRENT.load(Ordering::SeqCst);
     PEAK.store(before, Ordering::SeqCst);
     let parsed = GgufHeader::parse(bytes, bytes.len() as u64);
@@ -76,6 +80,7 @@ fn parse_counting(bytes: &[u8]) -> (hearth::Result<GgufHeader>, usize) {
 
 #[test]
 fn an_array_running_to_the_end_of_the_file_costs_its_bytes_once() {
+    let _one = one_at_a_time();
     let file = gguf_array_to_end(8 << 20);
     let (parsed, peak) = parse_counting(&file);
     let header = parsed.expect("the crafted file is valid");
@@ -87,6 +92,7 @@ fn an_array_running_to_the_end_of_the_file_costs_its_bytes_once() {
 
 #[test]
 fn a_claimed_array_larger_than_the_file_is_refused_before_any_allocation() {
+    let _one = one_at_a_time();
     let mut file = gguf_array_to_end(4096);
     // The count follows the preamble (24 bytes), the key "blob" (12) and the two type ids (8).
     file[44..52].copy_from_slice(&(1u64 << 40).to_le_bytes());
@@ -115,7 +121,7 @@ fn loading_a_mixture_of_experts_file_holds_about_one_tensor_not_the_model() {
         seed: 31,
         ..Default::default()
     };
-    let _one = MEASURING.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = one_at_a_time();
     let dir = std::env::temp_dir().join(format!("hearth-load-memory-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("moe.gguf");
