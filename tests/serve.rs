@@ -510,7 +510,7 @@ fn a_forced_call_on_gpt_oss_is_a_harmony_message_to_the_function() {
         tied: false,
         sliding_window: Some(4),
         head_dim: Some(32),
-        harmony_tokens: true,
+        markup_tokens: hearth::model::testing::HARMONY_TOKENS,
         chat_template: Some(include_str!("fixtures/templates/openai-gpt-oss-120b.jinja")),
         ..Default::default()
     };
@@ -531,4 +531,36 @@ fn a_forced_call_on_gpt_oss_is_a_harmony_message_to_the_function() {
     assert_eq!(call["name"], "get_weather", "{reply}");
     let arguments: serde_json::Value = serde_json::from_str(call["arguments"].as_str().unwrap_or("")).expect("JSON");
     assert!(arguments["city"] == "Paris" || arguments["city"] == "Oslo", "{reply}");
+}
+
+#[test]
+fn a_forced_call_on_a_gemma4_template_is_written_in_its_syntax_and_read_back_as_json() {
+    // A tiny random model with Gemma 4's markup tokens and chat template: the forced call
+    // comes out as `<|tool_call>call:NAME{…}<tool_call|>` with `<|"|>` strings, by grammar, and
+    // the server reads it back as JSON arguments valid under the schema.
+    let spec = hearth::model::testing::TinyLlama {
+        markup_tokens: hearth::model::testing::GEMMA4_TOKENS,
+        chat_template: Some(include_str!("fixtures/templates/google-gemma-4-31B-it.jinja")),
+        ..Default::default()
+    };
+    let file = common::Scratch::file("gemma4-tools.gguf", &spec.to_gguf());
+    let server = Server::start_with(&file.0, &["--ctx", "2048"]);
+    let body = serde_json::json!({
+        "messages": [{"role": "user", "content": "Weather in Paris?"}],
+        "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object",
+            "properties": {"city": {"enum": ["Paris", "Oslo"]}, "days": {"type": "integer"}, "metric": {"type": "boolean"}},
+            "required": ["city", "days"]}}}],
+        "tool_choice": "required",
+        "max_tokens": 200
+    });
+    let (status, reply) = server.json("/v1/chat/completions", &body.to_string());
+    assert_eq!(status, 200, "{reply}");
+    let choice = &reply["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls", "{reply}");
+    let call = &choice["message"]["tool_calls"][0]["function"];
+    assert_eq!(call["name"], "get_weather", "{reply}");
+    let arguments: serde_json::Value = serde_json::from_str(call["arguments"].as_str().unwrap_or("")).expect("JSON");
+    assert!(arguments["city"] == "Paris" || arguments["city"] == "Oslo", "{reply}");
+    assert!(arguments["days"].is_i64(), "{reply}");
+    assert!(arguments.get("metric").is_none_or(serde_json::Value::is_boolean), "{reply}");
 }

@@ -54,9 +54,9 @@ pub struct TinyLlama {
     pub experts: Option<(usize, usize)>,
     /// Two more tokens, `<think>` and `</think>` (ids 259 and 260), as Qwen 3 has.
     pub think_tokens: bool,
-    /// gpt-oss's harmony markup after those: `<|start|>`, `<|channel|>`, `<|message|>`,
-    /// `<|end|>`, `<|call|>`, `<|return|>`, `<|constrain|>` (control tokens).
-    pub harmony_tokens: bool,
+    /// A family's markup tokens after those (`HARMONY_TOKENS`, `GEMMA4_TOKENS`): (text, type
+    /// as llama.cpp numbers them: 3 control, 4 user-defined).
+    pub markup_tokens: &'static [(&'static str, i32)],
     /// RoPE over only the first dimensions of each head (written as rope.dimension_count).
     pub rope_dims: Option<usize>,
     /// The gated delta-net layers' shape (qwen35).
@@ -91,7 +91,7 @@ impl Default for TinyLlama {
             tied: true,
             experts: None,
             think_tokens: false,
-            harmony_tokens: false,
+            markup_tokens: &[],
             rope_dims: None,
             delta_net: None,
             full_attention_interval: 4,
@@ -120,15 +120,27 @@ fn byte_chars() -> Vec<String> {
         .collect()
 }
 
-/// gpt-oss's markup tokens, as `harmony_tokens` adds them.
-const HARMONY_TOKENS: [&str; 7] =
-    ["<|start|>", "<|channel|>", "<|message|>", "<|end|>", "<|call|>", "<|return|>", "<|constrain|>"];
+/// gpt-oss's harmony markup (control tokens), for `markup_tokens`.
+pub const HARMONY_TOKENS: &[(&str, i32)] = &[
+    ("<|start|>", 3),
+    ("<|channel|>", 3),
+    ("<|message|>", 3),
+    ("<|end|>", 3),
+    ("<|call|>", 3),
+    ("<|return|>", 3),
+    ("<|constrain|>", 3),
+];
+
+/// Gemma 4's turn markup (control tokens) and its tool call and string markup (user-defined, as
+/// its converter writes them, so that they appear in decoded text), for `markup_tokens`.
+pub const GEMMA4_TOKENS: &[(&str, i32)] =
+    &[("<|turn>", 3), ("<turn|>", 3), ("<|tool_call>", 4), ("<tool_call|>", 4), ("<|\"|>", 4)];
 
 impl TinyLlama {
     /// Vocabulary: the 256 byte tokens, two merges, and `<|endoftext|>` as end of generation
-    /// (and the think tokens and harmony's markup where asked).
+    /// (and the think tokens and a family's markup where asked).
     pub fn vocab_size(&self) -> usize {
-        259 + if self.think_tokens { 2 } else { 0 } + if self.harmony_tokens { HARMONY_TOKENS.len() } else { 0 }
+        259 + if self.think_tokens { 2 } else { 0 } + self.markup_tokens.len()
     }
 
     fn is_qwen35(&self) -> bool {
@@ -180,10 +192,8 @@ impl TinyLlama {
             tokens.extend(["<think>".to_string(), "</think>".to_string()]);
             types.extend([4, 4]);
         }
-        if self.harmony_tokens {
-            tokens.extend(HARMONY_TOKENS.iter().map(|t| t.to_string()));
-            types.extend(HARMONY_TOKENS.iter().map(|_| 3));
-        }
+        tokens.extend(self.markup_tokens.iter().map(|(text, _)| text.to_string()));
+        types.extend(self.markup_tokens.iter().map(|&(_, kind)| kind));
         let strings = |v: &[String]| Value::array(v.iter().map(|s| Value::String(s.clone())));
         let e = self.n_embd as u64;
         let oss = self.arch == "gpt-oss";

@@ -2,9 +2,10 @@
 //! the model's own format (`ToolFormat`), each call's arguments valid under its function's
 //! `parameters` schema — so the scanner in `tool_calls.rs` always finds them.
 
+use super::gemma4_args::arguments_rules;
 use super::tool_calls::ToolFormat;
 use crate::grammar::{Grammar, one_line_json};
-use crate::reasoning::{HARMONY_CALL, ReasoningFormat};
+use crate::reasoning::HARMONY_CALL;
 use serde_json::{Value, json};
 
 /// What `tool_choice` asks for.
@@ -47,11 +48,11 @@ struct Function {
 }
 
 /// What of the model a call format's grammar may need: its chat template's source where the
-/// format has variants (Mistral's), and its markup tokens (harmony's).
+/// format has variants (Mistral's), and the ids of its markup tokens (harmony's, Gemma 4's).
 #[derive(Clone, Copy)]
 pub struct ModelMarkup<'a> {
     pub template: Option<&'a str>,
-    pub reasoning: ReasoningFormat,
+    pub token_id: &'a dyn Fn(&str) -> Option<u32>,
 }
 
 /// The grammar for the calls `choice` forces (None for auto and none), from `tools` as the
@@ -79,7 +80,8 @@ pub fn call_grammar(
         }
         ToolFormat::Llama3 => format!("start: %json {}", any_of(&functions, "parameters")),
         ToolFormat::Mistral if template.is_some_and(|t| t.contains("[ARGS]")) => {
-            let (alternatives, rules) = per_function(&functions, |f| format!("{} \"[ARGS]\"", literal(&f.name)));
+            let (alternatives, rules) =
+                per_function(&functions, |f| format!("{} \"[ARGS]\"", literal(&f.name)), json_arguments)?;
             let each = format!("call: \"[TOOL_CALLS]\" ({alternatives})");
             format!("{}\n{each}\n{rules}", start(parallel, "\"\""))
         }
@@ -91,19 +93,30 @@ pub fn call_grammar(
             format!("start: \"[TOOL_CALLS]\" body\nbody: %json {}", one_line_json(list))
         }
         ToolFormat::Gemma4 => {
-            return Err("tool_choice \"required\" or a named function is not supported for Gemma 4's call \
-                        format yet (\"auto\" is)"
-                .into());
+            // `<|tool_call>call:NAME{…}<tool_call|>`, one after another; markup by token where
+            // the vocabulary has it.
+            let token = |text: &str| (model.token_id)(text).map_or_else(|| literal(text), |id| format!("<[{id}]>"));
+            let quote = token("<|\"|>");
+            let (alternatives, rules) = per_function(
+                &functions,
+                |f| literal(&format!("call:{}", f.name)),
+                |rule, f| arguments_rules(rule, &f.parameters, &quote),
+            )?;
+            let each = format!("call: {} ({alternatives}) {}", token("<|tool_call>"), token("<tool_call|>"));
+            format!("{}\n{each}\n{rules}", start(parallel, "\"\""))
         }
         ToolFormat::Harmony => {
             // One message to a function (its <|call|> ends generation, so `parallel` changes
             // nothing), its recipient named beside the channel as the model writes it.
-            let ReasoningFormat::Harmony { channel, message, .. } = model.reasoning else {
+            let (Some(channel), Some(message)) = ((model.token_id)("<|channel|>"), (model.token_id)("<|message|>"))
+            else {
                 return Err("this model's vocabulary lacks harmony's markup tokens for calls".into());
             };
-            let (alternatives, rules) = per_function(&functions, |f| {
-                format!("{} <[{message}]>", literal(&format!("commentary {HARMONY_CALL}{} json", f.name)))
-            });
+            let (alternatives, rules) = per_function(
+                &functions,
+                |f| format!("{} <[{message}]>", literal(&format!("commentary {HARMONY_CALL}{} json", f.name))),
+                json_arguments,
+            )?;
             format!("start: <[{channel}]> ({alternatives})\n{rules}")
         }
     };
@@ -111,17 +124,24 @@ pub fn call_grammar(
 }
 
 /// A call of any one of `functions` where each names itself with `head` and then gives its
-/// arguments: the alternatives (`HEAD args0 | HEAD args1 | …`) and a rule per function holding
-/// its arguments to its schema on one line.
-fn per_function(functions: &[Function], head: impl Fn(&Function) -> String) -> (String, String) {
-    let (alternatives, rules): (Vec<String>, Vec<String>) = functions
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            (format!("{} args{i}", head(f)), format!("args{i}: %json {}", one_line_json(f.parameters.clone())))
-        })
-        .unzip();
-    (alternatives.join(" | "), rules.join("\n"))
+/// arguments: the alternatives (`HEAD args0 | HEAD args1 | …`) and the rules `arguments` gives
+/// for each (`args0`, …), which hold its arguments to its schema.
+fn per_function(
+    functions: &[Function],
+    head: impl Fn(&Function) -> String,
+    arguments: impl Fn(&str, &Function) -> Result<String, String>,
+) -> Result<(String, String), String> {
+    let (mut alternatives, mut rules) = (Vec::new(), Vec::new());
+    for (i, f) in functions.iter().enumerate() {
+        alternatives.push(format!("{} args{i}", head(f)));
+        rules.push(arguments(&format!("args{i}"), f)?);
+    }
+    Ok((alternatives.join(" | "), rules.join("\n")))
+}
+
+/// Arguments as JSON on one line, under the function's schema.
+fn json_arguments(rule: &str, f: &Function) -> Result<String, String> {
+    Ok(format!("{rule}: %json {}", one_line_json(f.parameters.clone())))
 }
 
 /// `start` for one call, or for one or more with `separator` between them.
@@ -130,7 +150,7 @@ fn start(parallel: bool, separator: &str) -> String {
 }
 
 /// A Lark string literal (JSON's escapes are Lark's).
-fn literal(text: &str) -> String {
+pub(super) fn literal(text: &str) -> String {
     Value::String(text.to_string()).to_string()
 }
 
@@ -180,9 +200,14 @@ fn any_of(functions: &[Function], arguments: &str) -> Value {
 mod tests {
     use super::*;
 
-    /// A model with `template` and no reasoning markup.
+    /// A model with `template` and no markup tokens.
     fn markup(template: Option<&str>) -> ModelMarkup<'_> {
-        ModelMarkup { template, reasoning: ReasoningFormat::None }
+        ModelMarkup { template, token_id: &|_| None }
+    }
+
+    /// A model whose vocabulary has `specials` as tokens 256, 257, … (as `takes_text_with_specials`).
+    fn with_tokens<'a>(specials: &'a [&str]) -> impl Fn(&str) -> Option<u32> + 'a {
+        move |text| specials.iter().position(|s| *s == text).map(|i| 256 + i as u32)
     }
 
     fn tools() -> Vec<Value> {
@@ -216,7 +241,6 @@ mod tests {
         assert!(hermes.contains("<tool_call>") && hermes.contains("\"now\"") && !hermes.contains("get_weather"));
         assert!(grammar(ToolChoice::Named("later".into()), ToolFormat::Hermes).unwrap_err().contains("\"later\""));
         assert!(call_grammar(ToolFormat::Hermes, &[], &ToolChoice::Required, true, markup(None)).is_err());
-        assert!(grammar(ToolChoice::Required, ToolFormat::Gemma4).unwrap_err().contains("Gemma 4"));
         let Ok(Some(Grammar::Lark(mistral))) = call_grammar(
             ToolFormat::Mistral,
             &tools,
@@ -277,15 +301,107 @@ mod tests {
     }
 
     #[test]
+    fn a_forced_gemma4_call_takes_what_its_template_writes_and_holds_it_to_the_schema() {
+        use super::super::tool_calls::ToolCallScan;
+        use crate::chat::{ChatMessage, ChatTemplate};
+        use crate::grammar::takes_text_with_specials;
+        let specials = ["<|tool_call>", "<tool_call|>", "<|\"|>"];
+        let token_id = with_tokens(&specials);
+        let gemma4 = ModelMarkup { template: None, token_id: &token_id };
+        let tools: Vec<Value> = serde_json::from_value(json!([
+            {"type": "function", "function": {"name": "get_weather", "parameters": {
+                "type": "object",
+                "properties": {
+                    "city": {"type": "string"},
+                    "days": {"type": "integer"},
+                    "units": {"$ref": "#/$defs/Units"},
+                    "hours": {"type": "array", "items": {"type": "number"}},
+                    "metric": {"type": "boolean"},
+                    "note": {"type": ["string", "null"]}
+                },
+                "required": ["city", "days"],
+                "$defs": {"Units": {"type": "object", "properties": {"temp": {"enum": ["C", "F"]}}, "required": ["temp"]}}
+            }}},
+            {"type": "function", "function": {"name": "now"}}
+        ]))
+        .unwrap();
+        let arguments =
+            json!({"city": "Paris, \"centre\"", "days": 3, "units": {"temp": "C"}, "hours": [6, 18.5], "metric": true});
+        let call = json!({"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": arguments}});
+        let messages = [
+            ChatMessage::new("user", "Weather in Paris?"),
+            ChatMessage { tool_calls: vec![call], ..ChatMessage::new("assistant", "") },
+        ];
+        let source = include_str!("../../tests/fixtures/templates/google-gemma-4-31B-it.jinja");
+        let rendered = ChatTemplate::new(source, "", "").unwrap().render(&messages, false).unwrap();
+        let (Some(from), Some(to)) = (rendered.find("<|tool_call>"), rendered.find("<tool_call|>")) else {
+            panic!("a call in {rendered}")
+        };
+        let written = &rendered[from..to + "<tool_call|>".len()];
+        let grammar =
+            |choice: ToolChoice, parallel| match call_grammar(ToolFormat::Gemma4, &tools, &choice, parallel, gemma4) {
+                Ok(Some(grammar)) => grammar,
+                other => panic!("a grammar: {other:?}"),
+            };
+        let named = grammar(ToolChoice::Named("get_weather".into()), false);
+        assert!(takes_text_with_specials(&named, written, &specials), "{written}\n{named:?}");
+        let mut scan = ToolCallScan::new(ToolFormat::Gemma4);
+        let (content, mut calls) = scan.push(written);
+        calls.extend(scan.finish().1);
+        assert_eq!((content.as_str(), calls.len()), ("", 1));
+        let read: Value = serde_json::from_str(calls[0]["function"]["arguments"].as_str().unwrap()).unwrap();
+        assert_eq!(read, arguments);
+        let q = "<|\"|>";
+        let call = |args: &str| format!("<|tool_call>call:get_weather{{{args}}}<tool_call|>");
+        for (args, why) in [
+            (format!("city:{q}Oslo{q},days:2"), "the required keys alone"),
+            (format!("city:{q}{q},days:-1,note:null"), "an empty string, a null"),
+            (format!("city:{q}Oslo{q},days:2,hours:[],note:{q}x{q}"), "an empty array"),
+        ] {
+            assert!(takes_text_with_specials(&named, &call(&args), &specials), "{why}: {args}");
+        }
+        for (args, why) in [
+            ("days:2".to_string(), "a required key missing"),
+            (format!("city:{q}Oslo{q},days:{q}2{q}"), "a string for an integer"),
+            (format!("city:{q}Oslo{q},days:2.5"), "a fraction for an integer"),
+            (format!("city:{q}Oslo{q},days:2,units:{{temp:{q}K{q}}}"), "a value outside the enum"),
+            (format!("days:2,city:{q}Oslo{q}"), "keys out of the template's order"),
+            (format!("city:{q}Oslo{q},days:2,wind:1"), "a key the schema lacks"),
+            ("city:\"Oslo\",days:2".to_string(), "a string without its delimiter tokens"),
+        ] {
+            assert!(!takes_text_with_specials(&named, &call(&args), &specials), "{why}: {args}");
+        }
+        let now = "<|tool_call>call:now{}<tool_call|>";
+        assert!(!takes_text_with_specials(&named, now, &specials), "a function not named");
+        let required = grammar(ToolChoice::Required, false);
+        assert!(takes_text_with_specials(&required, now, &specials));
+        assert!(
+            takes_text_with_specials(
+                &required,
+                "<|tool_call>call:now{at:[1,{q}x{q}]}<tool_call|>".replace("{q}", q).as_str(),
+                &specials
+            ),
+            "no schema: any arguments"
+        );
+        let two = format!("{written}{now}");
+        assert!(!takes_text_with_specials(&required, &two, &specials), "one call unless parallel");
+        assert!(takes_text_with_specials(&grammar(ToolChoice::Required, true), &two, &specials));
+        // Schemas that cannot be written in its syntax are refused with a reason.
+        let odd = [
+            json!({"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"a": {"$ref": "https://example.com/a"}}}}}),
+        ];
+        let refused = call_grammar(ToolFormat::Gemma4, &odd, &ToolChoice::Required, false, gemma4).unwrap_err();
+        assert!(refused.contains("$ref"), "{refused}");
+    }
+
+    #[test]
     fn a_forced_harmony_call_is_a_message_to_the_function_that_the_splitter_passes_on() {
         use super::super::tool_calls::{ToolCallScan, harmony_answer};
         use crate::grammar::takes_text_with_specials;
         // The test vocabulary's special tokens: <|channel|> is 256, <|message|> 257.
         let specials = ["<|channel|>", "<|message|>"];
-        let harmony = ModelMarkup {
-            template: None,
-            reasoning: ReasoningFormat::Harmony { start: 300, channel: 256, message: 257, end: 301 },
-        };
+        let token_id = with_tokens(&specials);
+        let harmony = ModelMarkup { template: None, token_id: &token_id };
         let named = ToolChoice::Named("get_weather".into());
         let Ok(Some(grammar)) = call_grammar(ToolFormat::Harmony, &tools(), &named, true, harmony) else {
             panic!("a grammar")

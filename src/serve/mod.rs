@@ -6,6 +6,7 @@
 pub mod api;
 mod cors;
 mod forced_calls;
+mod gemma4_args;
 mod http;
 mod reply;
 mod running;
@@ -189,7 +190,8 @@ fn route(method: &str, path: &str, body: &[u8], shared: &Shared) -> Reply {
                 let tools = r.tools.as_deref().map(api::complete_tools);
                 let tools = tools.as_deref().filter(|t| !t.is_empty() && choice != ToolChoice::None);
                 let template = shared.model.chat_template.as_ref().map(|t| t.source());
-                let markup = ModelMarkup { template, reasoning: shared.model.reasoning };
+                let token_id = |text: &str| shared.model.tokenizer.token_id(text);
+                let markup = ModelMarkup { template, token_id: &token_id };
                 let parallel = r.parallel_tool_calls.unwrap_or(true);
                 let forced = match call_grammar(shared.tool_format, tools.unwrap_or(&[]), &choice, parallel, markup) {
                     Ok(forced) => forced,

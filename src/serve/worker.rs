@@ -161,9 +161,12 @@ fn round(session: &mut Session, running: &mut [Running], shutdown: &Shutdown) ->
         .find(|r| !r.prefilled())
         .map(|r| (r.seq, r.prefill_chunk(room)))
         .filter(|(_, chunk)| !chunk.is_empty());
+    let fed = prefill.as_ref().map_or(0, |(_, chunk)| chunk.len());
     if members.is_empty() {
         if let Some((seq, chunk)) = prefill {
+            // (Submitted, not waited for: the next round's time includes it.)
             session.prefill(seq, &chunk)?;
+            log::debug!("round: {fed} prompt tokens alone");
         }
         return Ok(());
     }
@@ -190,6 +193,7 @@ fn round(session: &mut Session, running: &mut [Running], shutdown: &Shutdown) ->
         session.checkpoint();
     }
     let seconds = started.elapsed().as_secs_f64();
+    log::debug!("round: {} decoding, {fed} prompt tokens, {:.1} ms", members.len(), seconds * 1e3);
     for (&i, id) in members.iter().zip(chosen) {
         match id {
             Ok(id) => running[i].take(id, seconds, shutdown),
