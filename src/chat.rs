@@ -98,36 +98,41 @@ impl ChatTemplate {
         // As clients send them (and as templates take for granted: `serve::api::complete_tools`).
         let tool = serde_json::json!({"type": "function", "function": {"name": "probe_tool",
             "description": "A probe.", "parameters": {"type": "object", "properties": {}}}});
-        match (self.render(&probe, true), self.render_with_tools(&probe, Some(&[tool]), true)) {
+        match (self.render(&probe, true), self.render_with_tools(&probe, Some(&[tool]), &[], true)) {
             (Ok(plain), Ok(with_tool)) => plain != with_tool,
             _ => false,
         }
     }
 
     pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
-        self.render_with_tools(messages, None, add_generation_prompt)
+        self.render_with_tools(messages, None, &[], add_generation_prompt)
     }
 
     /// With the tools the model may call (OpenAI's list of `{"type": "function", "function":
-    /// {name, description, parameters}}`), for templates that describe them to the model.
+    /// {name, description, parameters}}`), for templates that describe them to the model, and
+    /// the names of those among them that are the model's built-in tools (Llama 3.x's
+    /// `builtin_tools`, left undefined when there are none, as templates test).
     pub fn render_with_tools(
         &self,
         messages: &[ChatMessage],
         tools: Option<&[serde_json::Value]>,
+        builtin_tools: &[String],
         add_generation_prompt: bool,
     ) -> Result<String> {
         let template = self.env.get_template(TEMPLATE_NAME).map_err(template_err)?;
-        template
-            .render(context! {
-                messages => Value::from(Serde(messages)),
-                // transformers always passes these, as None when unused.
-                tools => tools.map(|t| Value::from(Serde(t))),
-                documents => (),
-                add_generation_prompt => add_generation_prompt,
-                bos_token => &self.bos_token,
-                eos_token => &self.eos_token,
-            })
-            .map_err(template_err)
+        let mut context = context! {
+            messages => Value::from(Serde(messages)),
+            // transformers always passes these, as None when unused.
+            tools => tools.map(|t| Value::from(Serde(t))),
+            documents => (),
+            add_generation_prompt => add_generation_prompt,
+            bos_token => &self.bos_token,
+            eos_token => &self.eos_token,
+        };
+        if !builtin_tools.is_empty() {
+            context = context! { builtin_tools => Value::from(Serde(builtin_tools)), ..context };
+        }
+        template.render(context).map_err(template_err)
     }
 }
 
@@ -495,7 +500,7 @@ mod real_templates {
             ChatMessage { tool_call_id: Some("call_1".into()), ..ChatMessage::new("tool", "18 C, sunny") },
         ];
         let tmpl = ChatTemplate::new(source, "", "<|im_end|>").unwrap();
-        let out = tmpl.render_with_tools(&messages, Some(&[tool]), true).unwrap();
+        let out = tmpl.render_with_tools(&messages, Some(&[tool]), &[], true).unwrap();
         assert!(out.contains("<tools>\n{\"type\": \"function\""), "{out}");
         assert!(out.contains("\"name\": \"get_weather\""), "{out}");
         assert!(

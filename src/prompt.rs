@@ -20,7 +20,7 @@ pub fn encode_raw_within(model: &Model, text: &str, ctx: usize) -> Result<Vec<u3
 /// The conversation rendered with the model's own chat template, ready for the assistant's
 /// turn. Models without a template get the last message's text as it is.
 pub fn encode_chat(model: &Model, messages: &[ChatMessage]) -> Result<Vec<u32>> {
-    let (text, add_bos) = render_chat(model, messages, None)?;
+    let (text, add_bos) = render_chat(model, messages, ChatExtras::default())?;
     model.tokenizer.encode(&text, add_bos, true)
 }
 
@@ -29,6 +29,8 @@ pub fn encode_chat(model: &Model, messages: &[ChatMessage]) -> Result<Vec<u32>> 
 pub struct ChatExtras<'a> {
     /// The tools the model may call, for the template to describe.
     pub tools: Option<&'a [serde_json::Value]>,
+    /// The names of those that are the model's built-in tools (`ChatTemplate::render_with_tools`).
+    pub builtin_tools: &'a [String],
     /// Control-token text inside the messages (`<|im_start|>` typed by a user) stays text:
     /// only the template's own markup becomes control tokens, so a message cannot forge a turn.
     pub plain_content: bool,
@@ -38,7 +40,7 @@ pub struct ChatExtras<'a> {
 /// request's `extras`.
 pub fn encode_chat_within(model: &Model, messages: &[ChatMessage], ctx: usize, extras: ChatExtras) -> Result<Vec<u32>> {
     if !extras.plain_content {
-        let (text, add_bos) = render_chat(model, messages, extras.tools)?;
+        let (text, add_bos) = render_chat(model, messages, extras)?;
         check_fits(model, &text, ctx)?;
         return model.tokenizer.encode(&text, add_bos, true);
     }
@@ -47,7 +49,7 @@ pub fn encode_chat_within(model: &Model, messages: &[ChatMessage], ctx: usize, e
         .iter()
         .map(|m| ChatMessage { content: mark_control_texts(model, &m.content, &mut literals), ..m.clone() })
         .collect();
-    let (text, add_bos) = render_chat(model, &marked, extras.tools)?;
+    let (text, add_bos) = render_chat(model, &marked, extras)?;
     check_fits(model, &text, ctx)?;
     let tok = &model.tokenizer;
     let mut ids = if add_bos && tok.add_bos() { tok.bos_id().into_iter().collect() } else { Vec::new() };
@@ -110,7 +112,8 @@ fn next_marker(text: &str) -> Option<(&str, usize, &str)> {
 /// The text the model reads for `messages`, and whether BOS goes before it. Tools a template
 /// does not know are described in a system message of their own, and earlier calls and their
 /// answers written as text (`tools_in_messages`), even when no tools are offered this time.
-fn render_chat(model: &Model, messages: &[ChatMessage], tools: Option<&[serde_json::Value]>) -> Result<(String, bool)> {
+fn render_chat(model: &Model, messages: &[ChatMessage], extras: ChatExtras) -> Result<(String, bool)> {
+    let tools = extras.tools;
     let generic;
     let used_tools = messages.iter().any(|m| !m.tool_calls.is_empty() || m.role == "tool");
     let (messages, tools) = match &model.chat_template {
@@ -124,7 +127,7 @@ fn render_chat(model: &Model, messages: &[ChatMessage], tools: Option<&[serde_js
         let last = messages.last().ok_or_else(|| Error::Input("no messages to send".into()))?;
         return Ok((last.content.clone(), true));
     };
-    let text = template.render_with_tools(messages, tools, true)?;
+    let text = template.render_with_tools(messages, tools, extras.builtin_tools, true)?;
     // Templates that write the BOS token themselves must not get a second one.
     let bos_text = model.tokenizer.bos_id().and_then(|id| model.tokenizer.token_text(id));
     let has_bos = bos_text.is_some_and(|b| !b.is_empty() && text.starts_with(b));

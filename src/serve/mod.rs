@@ -8,6 +8,7 @@ mod cors;
 mod forced_calls;
 mod gemma4_args;
 mod http;
+mod llama_builtin;
 mod reply;
 mod running;
 mod status;
@@ -32,7 +33,7 @@ use status::Counters;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
-use tool_calls::ToolFormat;
+use tool_calls::{CallReading, ToolFormat};
 use worker::{Choice, Job};
 
 pub struct ServeOptions {
@@ -197,9 +198,15 @@ fn route(method: &str, path: &str, body: &[u8], shared: &Shared) -> Reply {
                     Ok(forced) => forced,
                     Err(message) => return bad(message),
                 };
-                let extras = ChatExtras { tools, plain_content: shared.options.plain_content };
+                let builtin_tools = llama_builtin::builtin_names(template, tools.unwrap_or(&[]));
+                let reading = tools.map(|_| CallReading {
+                    format: shared.tool_format,
+                    code_tool: llama_builtin::code_tool(&builtin_tools),
+                });
+                let extras =
+                    ChatExtras { tools, builtin_tools: &builtin_tools, plain_content: shared.options.plain_content };
                 match encode_chat_within(&shared.model, &messages, shared.options.session.ctx, extras) {
-                    Ok(ids) => submit(shared, Kind::Chat { tools: tools.is_some() }, ids, options, logprobs, forced),
+                    Ok(ids) => submit(shared, Kind::Chat { tools: reading }, ids, options, logprobs, forced),
                     Err(e) => bad(e.to_string()),
                 }
             }
@@ -236,11 +243,10 @@ fn top_count(n: i64, field: &str) -> std::result::Result<usize, Reply> {
 }
 
 /// What a request is answered as.
-#[derive(Clone, Copy)]
 enum Kind {
     /// A chat completion; with `tools`, tool calls are taken out of its text.
     Chat {
-        tools: bool,
+        tools: Option<CallReading>,
     },
     Text,
 }
@@ -346,7 +352,10 @@ fn submit(
     let answer = reply::Answer {
         events: receivers,
         chat,
-        tools: matches!(kind, Kind::Chat { tools: true }).then_some(shared.tool_format),
+        tools: match kind {
+            Kind::Chat { tools } => tools,
+            Kind::Text => None,
+        },
         logprobs: logprobs.is_some(),
         usage_chunk: o.stream_options.is_some_and(|s| s.include_usage),
         id,

@@ -2,7 +2,7 @@
 //! Server-Sent Events while they come.
 
 use super::api::{Logprob, chat_logprobs, completion_logprobs, error_body, usage};
-use super::tool_calls::{ToolCallScan, ToolFormat};
+use super::tool_calls::{CallReading, ToolCallScan};
 use super::worker::Event;
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -13,7 +13,7 @@ pub struct Answer {
     pub events: Vec<UnboundedReceiver<Event>>,
     pub chat: bool,
     /// Tool calls are taken out of the chat answer's text, written this way (`tool_calls.rs`).
-    pub tools: Option<ToolFormat>,
+    pub tools: Option<CallReading>,
     /// Whether the request asked for log-probabilities.
     pub logprobs: bool,
     /// Streamed: the usage comes in a chunk of its own after the finish reason's (asked with
@@ -36,8 +36,8 @@ fn choice_logprobs(chat: bool, asked: bool, entries: &[Logprob], offset: usize) 
 
 /// The tool-call scan of choice `index` of answer `id`: call ids unique across the server's
 /// answers and their choices.
-fn scan_for(format: ToolFormat, id: &str, index: usize) -> ToolCallScan {
-    let scan = ToolCallScan::new(format);
+fn scan_for(reading: &CallReading, id: &str, index: usize) -> ToolCallScan {
+    let scan = ToolCallScan::reading(reading);
     if index == 0 { scan.named_after(id) } else { scan.named_after(&format!("{id}c{index}")) }
 }
 
@@ -63,7 +63,7 @@ pub async fn whole(answer: Answer) -> (u16, Value) {
                     completion_tokens += completion;
                     let logprobs = choice_logprobs(chat, asked, &entries, 0);
                     choices.push(if chat {
-                        let scan = tools.map(|format| scan_for(format, &id, index));
+                        let scan = tools.as_ref().map(|reading| scan_for(reading, &id, index));
                         let (message, finish_reason) = chat_message(&text, &reasoning, scan, finish_reason);
                         json!({"index": index, "message": message, "logprobs": logprobs, "finish_reason": finish_reason})
                     } else {
@@ -133,7 +133,7 @@ impl EventStream {
                 let chunks = SseChunks {
                     index,
                     chat,
-                    scan: tools.map(|format| scan_for(format, &id, index)),
+                    scan: tools.as_ref().map(|reading| scan_for(reading, &id, index)),
                     asked: logprobs,
                     id: id.clone(),
                     created,
@@ -326,7 +326,7 @@ mod tests {
     #[test]
     fn a_chat_answer_with_calls_has_them_apart_and_finishes_with_tool_calls() {
         let text = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>";
-        let hermes = || Some(ToolCallScan::new(ToolFormat::Hermes).named_after("chatcmpl-7"));
+        let hermes = || Some(ToolCallScan::new(crate::serve::ToolFormat::Hermes).named_after("chatcmpl-7"));
         let (message, finish) = chat_message(text, "", hermes(), "stop");
         assert_eq!((message["content"].clone(), finish), (Value::Null, "tool_calls"));
         assert_eq!(message["tool_calls"][0]["function"]["arguments"], "{\"city\":\"Paris\"}");

@@ -2,6 +2,7 @@
 //! scanner takes them out of the text as it streams, holding back what may be the start of one,
 //! and gives them in OpenAI's shape.
 
+use super::llama_builtin;
 use crate::reasoning::HARMONY_CALL;
 use serde_json::{Value, json};
 
@@ -62,15 +63,25 @@ impl ToolFormat {
             ToolFormat::Hermes => json_call(body).or_else(|| xml_call(body)).map(|c| vec![c]),
             ToolFormat::Gemma4 => gemma4_call(body).map(|c| vec![c]),
             ToolFormat::Mistral => mistral_calls(body),
-            ToolFormat::Llama3 => json_call(body).map(|c| vec![c]),
+            ToolFormat::Llama3 => json_call(body).or_else(|| llama_builtin::call_syntax(body)).map(|c| vec![c]),
             ToolFormat::Harmony => harmony_call(body).map(|c| vec![c]),
         }
     }
 }
 
+/// How a request's answer is read for calls: the family's format and, with Llama 3.x's
+/// built-in tools, the offered tool that takes the bare code after `<|python_tag|>`.
+#[derive(Clone, Debug)]
+pub struct CallReading {
+    pub format: ToolFormat,
+    pub code_tool: Option<String>,
+}
+
 /// Sorts an answer's text into content and tool calls, piece by piece.
 pub struct ToolCallScan {
     format: ToolFormat,
+    /// `CallReading::code_tool`.
+    code_tool: Option<String>,
     pending: String,
     inside: bool,
     /// Nothing but whitespace seen yet (Llama 3's calls are whole answers).
@@ -86,6 +97,7 @@ impl ToolCallScan {
     pub fn new(format: ToolFormat) -> ToolCallScan {
         ToolCallScan {
             format,
+            code_tool: None,
             pending: String::new(),
             inside: false,
             at_start: true,
@@ -93,6 +105,11 @@ impl ToolCallScan {
             calls: 0,
             id_prefix: "call_".into(),
         }
+    }
+
+    /// A scan as `reading` says.
+    pub fn reading(reading: &CallReading) -> ToolCallScan {
+        ToolCallScan { code_tool: reading.code_tool.clone(), ..ToolCallScan::new(reading.format) }
     }
 
     /// Calls numbered within the answer `answer_id` ("chatcmpl-7": "call_7_1", "call_7_2", …), so
@@ -170,7 +187,11 @@ impl ToolCallScan {
     /// One call's text: its calls, or (not a call after all) back into the answer's text.
     fn take(&mut self, body: &str, content: &mut String, calls: &mut Vec<Value>) {
         let (open, close) = self.format.tags();
-        match self.format.parse(body) {
+        let code = || match &self.code_tool {
+            Some(tool) if !self.untagged => llama_builtin::code_call(tool, body).map(|c| vec![c]),
+            _ => None,
+        };
+        match self.format.parse(body).or_else(code) {
             Some(parsed) => {
                 self.untagged = false;
                 for (name, arguments) in parsed {
