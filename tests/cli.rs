@@ -448,3 +448,25 @@ fn ctrl_c_stops_the_answer_and_the_chat_goes_on() {
     let words = text(&rest).split_whitespace().count();
     assert!(words < 250, "the answer stopped early ({words} words)");
 }
+
+#[test]
+fn bench_runs_each_test_after_each_depth_of_cache() {
+    let out = hearth(&["bench", "--model", &model_arg(), "-p", "8", "-n", "2", "-d", "0,16", "-r", "2", "-o", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    // The deepest test's context: 16 tokens of depth and 8 of prompt, and one more.
+    assert!(err.contains("a session of 25 tokens"), "{err}");
+    assert!(err.contains("pp8 @ d16: 16/16 tokens in the cache"), "{err}");
+    assert!(!err.contains("filled the cache again"), "full attention keeps the depth between runs: {err}");
+    let records: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let tests: Vec<(&str, u64)> = records
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|r| (r["test"].as_str().unwrap_or(""), r["n_depth"].as_u64().unwrap_or(u64::MAX)))
+        .collect();
+    assert_eq!(tests, [("pp8", 0), ("pp8 @ d16", 16), ("tg2", 0), ("tg2 @ d16", 16)]);
+    // A generated token at depth 16 reads the 16 positions' keys and values besides the weights.
+    let bytes = |i: usize| records[i]["bytes_per_token"].as_u64().unwrap_or(0);
+    assert!(bytes(3) > bytes(2), "{} against {}", bytes(3), bytes(2));
+}

@@ -1,6 +1,7 @@
 //! `hearth bench`: llama-bench's measurements (prompt processing of `p` tokens, generation of
-//! `n` tokens one at a time, each from an empty cache, warm-up excluded, repeated), with a
-//! roofline measured on the adapter itself beside every figure.
+//! `n` tokens one at a time, each from an empty cache or after `d` tokens already in it,
+//! warm-up excluded, repeated), with a roofline measured on the adapter itself beside every
+//! figure.
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod chart;
@@ -20,17 +21,23 @@ use rand::{RngExt, SeedableRng};
 use std::sync::Arc;
 use web_time::Instant;
 
-/// One test: `n_prompt` tokens processed as a prompt, or `n_gen` generated one by one.
+/// One test: `n_prompt` tokens processed as a prompt, or `n_gen` generated one by one, after
+/// `n_depth` tokens already in the cache (llama-bench's `-d`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Test {
     pub n_prompt: usize,
     pub n_gen: usize,
+    pub n_depth: usize,
 }
 
 impl Test {
+    /// As llama-bench names it: `pp512`, `tg128`, `pp512 @ d2048`.
     pub fn name(&self) -> String {
-        if self.n_gen == 0 { format!("pp{}", self.n_prompt) } else { format!("tg{}", self.n_gen) }
+        let base = if self.n_gen == 0 { format!("pp{}", self.n_prompt) } else { format!("tg{}", self.n_gen) };
+        if self.n_depth > 0 { format!("{base} @ d{}", self.n_depth) } else { base }
     }
+
+    /// The tokens timed.
     fn tokens(&self) -> usize {
         self.n_prompt + self.n_gen
     }
@@ -40,6 +47,8 @@ impl Test {
 pub struct Plan {
     pub prompts: Vec<usize>,
     pub gens: Vec<usize>,
+    /// Tokens in the cache before each test (each test runs at every depth).
+    pub depths: Vec<usize>,
     pub reps: usize,
     /// Prompt tokens per forward step.
     pub batch: usize,
@@ -47,9 +56,12 @@ pub struct Plan {
 
 impl Plan {
     pub fn tests(&self) -> Vec<Test> {
-        let pp = self.prompts.iter().filter(|&&p| p > 0).map(|&p| Test { n_prompt: p, n_gen: 0 });
-        let tg = self.gens.iter().filter(|&&n| n > 0).map(|&n| Test { n_prompt: 0, n_gen: n });
-        pp.chain(tg).collect()
+        let pp = self.prompts.iter().filter(|&&p| p > 0).map(|&p| (p, 0));
+        let tg = self.gens.iter().filter(|&&n| n > 0).map(|&n| (0, n));
+        let depths = if self.depths.is_empty() { &[0][..] } else { &self.depths[..] };
+        pp.chain(tg)
+            .flat_map(|(n_prompt, n_gen)| depths.iter().map(move |&n_depth| Test { n_prompt, n_gen, n_depth }))
+            .collect()
     }
 }
 
@@ -77,15 +89,43 @@ pub fn mean_sd(values: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-/// One timed run: its wall time and its host time, in ns.
+/// Fills the cache with the test's depth of `tokens`, untimed, a batch at a time (telling
+/// `progress` how far it is): kept from the run before where the memory can come back to
+/// them. Whether it had to process any.
+async fn fill_depth(
+    session: &mut Session,
+    test: Test,
+    tokens: &[u32],
+    progress: &mut impl FnMut(&str),
+) -> Result<bool> {
+    let depth = test.n_depth;
+    if depth == 0 {
+        session.reset();
+        return Ok(false);
+    }
+    let kept = session.reuse_prefix(&tokens[..=depth]);
+    if kept == depth {
+        return Ok(false);
+    }
+    let batch = session.options().batch;
+    for start in (kept..depth).step_by(batch) {
+        let end = (start + batch).min(depth);
+        session.next_greedy(&tokens[start..end]).await?;
+        progress(&format!("{}: {end}/{depth} tokens in the cache", test.name()));
+    }
+    session.checkpoint();
+    Ok(true)
+}
+
+/// One timed run (after its depth is in the cache): its wall time and its host time, in ns.
 async fn run_once(session: &mut Session, test: Test, tokens: &[u32]) -> Result<(u64, u64)> {
-    session.reset();
+    let depth = test.n_depth;
     let host_before = session.host_ns();
     let started = Instant::now();
     if test.n_prompt > 0 {
-        session.next_greedy(&tokens[..test.n_prompt]).await?;
+        session.next_greedy(&tokens[depth..depth + test.n_prompt]).await?;
     } else {
-        let mut next = tokens[0];
+        let mut next = tokens[depth];
         for _ in 0..test.n_gen {
             next = session.next_greedy(&[next]).await?;
         }
@@ -100,7 +140,14 @@ pub async fn run(model: &Arc<Model>, plan: &Plan, mut progress: impl FnMut(&str)
     if tests.is_empty() || plan.reps == 0 {
         return Err(Error::Input("nothing to measure: give -p and/or -n sizes above 0, and -r of at least 1".into()));
     }
-    let ctx = tests.iter().map(|t| t.tokens()).max().unwrap_or(1) + 1;
+    let ctx = tests.iter().map(|t| t.n_depth + t.tokens()).max().unwrap_or(1) + 1;
+    if ctx > model.config.n_ctx_train {
+        progress(&format!(
+            "note: a test needs {ctx} tokens of context (depth, prompt and generated tokens), beyond the {} the \
+             model was trained for (timed all the same)",
+            model.config.n_ctx_train
+        ));
+    }
     let batch = plan.batch.max(1).min(ctx);
     let mut session = Session::new(model.clone(), SessionOptions { ctx, batch, logit_rows: 1 })?;
     progress(&format!(
@@ -113,10 +160,17 @@ pub async fn run(model: &Arc<Model>, plan: &Plan, mut progress: impl FnMut(&str)
     let tokens: Vec<u32> = (0..ctx).map(|_| rng.random_range(0..vocab)).collect();
     let mut out = Vec::with_capacity(tests.len());
     for test in tests {
+        if test.n_depth > 0 {
+            progress(&format!("{}: filling the cache with {} tokens", test.name(), test.n_depth));
+        }
+        fill_depth(&mut session, test, &tokens, &mut progress).await?;
         progress(&format!("{}: warm-up", test.name()));
         run_once(&mut session, test, &tokens).await?;
         let (mut samples_ns, mut host_ns) = (Vec::with_capacity(plan.reps), Vec::with_capacity(plan.reps));
         for rep in 0..plan.reps {
+            if fill_depth(&mut session, test, &tokens, &mut progress).await? {
+                progress(&format!("{}: filled the cache again (its memory cannot come back)", test.name()));
+            }
             progress(&format!("{}: run {}/{}", test.name(), rep + 1, plan.reps));
             let (wall, host) = run_once(&mut session, test, &tokens).await?;
             samples_ns.push(wall);
@@ -163,5 +217,62 @@ impl ModelSummary {
     /// llama-bench's model_type: architecture, size and quantization.
     pub fn model_type(&self) -> String {
         format!("{} {:.0}M {}", self.arch, self.n_params as f64 / 1e6, self.quant)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::{AdapterChoice, Gpu};
+    use crate::model::testing::TinyLlama;
+
+    fn session(spec: TinyLlama) -> Session {
+        let gpu = Arc::new(pollster::block_on(Gpu::new(&AdapterChoice::from_env())).expect("an adapter"));
+        let model = Model::load(gpu, &ModelFile::from_bytes(spec.to_gguf()).expect("a file")).expect("a model");
+        Session::new(Arc::new(model), SessionOptions { ctx: 64, batch: 8, logit_rows: 1 }).expect("a session")
+    }
+
+    #[test]
+    fn each_test_runs_at_every_depth_named_as_llama_bench_names_it() {
+        let plan = Plan { prompts: vec![16, 0], gens: vec![4], depths: vec![0, 32], reps: 1, batch: 8 };
+        let names: Vec<String> = plan.tests().iter().map(Test::name).collect();
+        assert_eq!(names, ["pp16", "pp16 @ d32", "tg4", "tg4 @ d32"]);
+        assert_eq!(Plan { depths: vec![], ..plan }.tests().len(), 2, "no depth given: from an empty cache");
+    }
+
+    #[test]
+    fn a_test_at_depth_runs_after_its_depth_which_later_repetitions_keep() {
+        let tokens: Vec<u32> = (0..64).map(|i| 3 + (i * 7) % 250).collect();
+        // Full attention, and rings of a 4-token window (which come back through the checkpoint).
+        let windows = TinyLlama {
+            arch: "gpt-oss",
+            experts: Some((4, 2)),
+            tied: false,
+            sliding_window: Some(4),
+            head_dim: Some(32),
+            ..Default::default()
+        };
+        for spec in [TinyLlama::default(), windows] {
+            let mut session = session(spec);
+            let pp = Test { n_prompt: 12, n_gen: 0, n_depth: 20 };
+            assert!(
+                pollster::block_on(fill_depth(&mut session, pp, &tokens, &mut |_| ())).unwrap(),
+                "the first fill processes"
+            );
+            pollster::block_on(run_once(&mut session, pp, &tokens)).unwrap();
+            // The prompt went in after the depth, as one sequence of the tokens.
+            assert_eq!(session.held_prefix(0, &tokens), 32);
+            assert!(
+                !pollster::block_on(fill_depth(&mut session, pp, &tokens, &mut |_| ())).unwrap(),
+                "kept for the next run"
+            );
+            assert_eq!(session.position(), 20);
+            let tg = Test { n_prompt: 0, n_gen: 3, n_depth: 20 };
+            pollster::block_on(run_once(&mut session, tg, &tokens)).unwrap();
+            assert_eq!((session.position(), session.held_prefix(0, &tokens)), (23, 21));
+            let empty = Test { n_prompt: 12, n_gen: 0, n_depth: 0 };
+            pollster::block_on(fill_depth(&mut session, empty, &tokens, &mut |_| ())).unwrap();
+            assert_eq!(session.position(), 0);
+        }
     }
 }

@@ -40,6 +40,9 @@ pub struct BenchRecord {
     pub n_batch: usize,
     pub n_prompt: usize,
     pub n_gen: usize,
+    /// Tokens already in the cache when the test ran (0 in files from before it).
+    #[serde(default)]
+    pub n_depth: usize,
     pub test: String,
     pub avg_ns: u64,
     pub stddev_ns: u64,
@@ -69,27 +72,27 @@ pub struct BenchRecord {
     pub host_ms_per_token: f64,
 }
 
-/// Floating-point operations to process a prompt of `p` tokens (matrices and attention; the
-/// head only for the last token, as a prompt needs).
-fn prompt_flops(model: &Model, p: usize) -> f64 {
+/// Floating-point operations to process a prompt of `p` tokens after `depth` in the cache
+/// (matrices and attention; the head only for the last token, as a prompt needs).
+fn prompt_flops(model: &Model, p: usize, depth: usize) -> f64 {
     let c = &model.config;
     let per_token: usize = (0..c.n_layer)
         .map(|l| c.n_embd * c.heads(l).qkv_dim() + c.heads(l).q_dim() * c.n_embd + 3 * c.n_embd * c.ffn_width(l))
         .sum();
-    let attention: usize = (0..c.n_layer).map(|l| 4 * c.heads(l).q_dim() * p * (p + 1) / 2).sum();
+    let attention: usize = (0..c.n_layer).map(|l| 4 * c.heads(l).q_dim() * (p * depth + p * (p + 1) / 2)).sum();
     2.0 * (p * per_token) as f64 + 2.0 * (c.n_vocab * c.n_embd) as f64 + attention as f64
 }
 
-/// Bytes read per token when generating `n` tokens from an empty cache: every weight, and the
-/// keys and values each layer attends to, on average over the `n` steps (half the final cache
-/// for full attention; at most the window for a sliding-window layer; a recurrent state read
-/// and written back).
-fn generation_bytes(model: &Model, info: &RunInfo, n: usize) -> u64 {
+/// Bytes read per token when generating `n` tokens after `depth` in the cache: every weight,
+/// and the keys and values each layer attends to, on average over the `n` steps (for full
+/// attention, the depth and half the generated tokens; at most the window for a sliding-window
+/// layer; a recurrent state read and written back).
+fn generation_bytes(model: &Model, info: &RunInfo, n: usize, depth: usize) -> u64 {
     let c = &model.config;
     let memory: u64 = (0..c.n_layer)
         .map(|l| {
             let per_position = 2 * c.heads(l).kv_dim() as u64 * 4;
-            let seen = |w: usize| (0..n).map(|i| (i + 1).min(w)).sum::<usize>() as u64 * per_position;
+            let seen = |w: usize| (0..n).map(|i| (depth + i + 1).min(w)).sum::<usize>() as u64 * per_position;
             match c.layer_memory(l) {
                 LayerMemory::Keys => seen(usize::MAX),
                 LayerMemory::Window(w) => seen(w),
@@ -111,9 +114,9 @@ pub fn record(model: &Model, info: &RunInfo, m: &Measured, test_time: &str) -> B
     let (avg_ns, stddev_ns) = mean_sd(&ns);
     let r = &info.roofline;
     let (bytes_per_token, gflops) = if m.test.n_gen > 0 {
-        (generation_bytes(model, info, m.test.n_gen), 0.0)
+        (generation_bytes(model, info, m.test.n_gen, m.test.n_depth), 0.0)
     } else {
-        (0, prompt_flops(model, m.test.n_prompt) / (avg_ns / 1e9) / 1e9)
+        (0, prompt_flops(model, m.test.n_prompt, m.test.n_depth) / (avg_ns / 1e9) / 1e9)
     };
     let effective_gbps = bytes_per_token as f64 * avg_ts / 1e9;
     let pct = |of: f64| if of > 0.0 { 100.0 * effective_gbps / of } else { 0.0 };
@@ -134,6 +137,7 @@ pub fn record(model: &Model, info: &RunInfo, m: &Measured, test_time: &str) -> B
         n_batch: info.batch,
         n_prompt: m.test.n_prompt,
         n_gen: m.test.n_gen,
+        n_depth: m.test.n_depth,
         test: m.test.name(),
         avg_ns: avg_ns as u64,
         stddev_ns: stddev_ns as u64,
@@ -228,6 +232,7 @@ const CSV_FIELDS: &[&str] = &[
     "n_batch",
     "n_prompt",
     "n_gen",
+    "n_depth",
     "test",
     "avg_ns",
     "stddev_ns",

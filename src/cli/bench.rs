@@ -25,6 +25,11 @@ pub struct BenchArgs {
     /// Numbers of tokens to generate (comma-separated; 0 for none)
     #[arg(short = 'n', long = "n-gen", value_delimiter = ',', default_value = "128")]
     gens: Vec<usize>,
+    /// Tokens already in the cache when each test starts (comma-separated; every test runs at
+    /// every depth), as llama-bench's -d: the prompt or the generated tokens attend to them too.
+    /// They are processed once, untimed, and kept between repetitions
+    #[arg(short = 'd', long = "n-depth", value_delimiter = ',', default_value = "0")]
+    depths: Vec<usize>,
     /// Repetitions of each test (after one warm-up run)
     #[arg(short = 'r', long = "repetitions", default_value_t = 5)]
     reps: usize,
@@ -87,7 +92,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     eprintln!("bench: hashing the model file and measuring the adapter's bandwidth");
     let sha256 = sha256_hex_of_parts(&file.contents());
     let roofline = roofline::measure(&gpu)?;
-    let plan = Plan { prompts: args.prompts, gens: args.gens, reps: args.reps, batch: args.batch };
+    let plan = Plan { prompts: args.prompts, gens: args.gens, depths: args.depths, reps: args.reps, batch: args.batch };
     let measured = pollster::block_on(hearth::bench::run(&model, &plan, |what| eprintln!("bench: {what}")))?;
     let info = RunInfo {
         model: ModelSummary::of(&path.display().to_string(), &file, &model, sha256),
