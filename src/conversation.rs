@@ -5,7 +5,7 @@
 
 use crate::chat::ChatMessage;
 use crate::model::Model;
-use crate::prompt::encode_chat;
+use crate::prompt::{ChatExtras, encode_chat, encode_chat_within};
 use crate::{Error, Result};
 
 #[derive(Clone, Debug, Default)]
@@ -74,5 +74,33 @@ impl Conversation {
     /// The conversation as JSON: `{"messages": [{"role": …, "content": …}, …]}`, system first.
     pub fn to_json(&self) -> String {
         serde_json::json!({ "messages": self.all_messages() }).to_string()
+    }
+}
+
+/// A request's `messages` rendered for the assistant's answer with `room` tokens left in a
+/// context of `ctx` (the server's form of `Conversation::ask`): where they do not fit, the
+/// oldest exchanges — a user message and everything up to the next one (answers, tool calls,
+/// tool results) — are left out, system messages and the last exchange kept. The ids and how
+/// many messages were left out; the ids may still not fit, for the caller to refuse.
+pub fn fit_messages(
+    model: &Model,
+    messages: &[ChatMessage],
+    ctx: usize,
+    room: usize,
+    extras: ChatExtras,
+) -> Result<(Vec<u32>, usize)> {
+    let mut kept = messages.to_vec();
+    let mut dropped = 0;
+    loop {
+        let ids = encode_chat_within(model, &kept, ctx, extras);
+        if ids.as_ref().is_ok_and(|ids| ids.len() + room <= ctx) {
+            return ids.map(|ids| (ids, dropped));
+        }
+        let Some(first) = kept.iter().position(|m| m.role != "system") else { return ids.map(|ids| (ids, dropped)) };
+        let Some(next) = kept.iter().skip(first + 1).position(|m| m.role == "user").map(|at| first + 1 + at) else {
+            return ids.map(|ids| (ids, dropped));
+        };
+        kept.drain(first..next);
+        dropped += next - first;
     }
 }

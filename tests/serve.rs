@@ -564,3 +564,43 @@ fn a_forced_call_on_a_gemma4_template_is_written_in_its_syntax_and_read_back_as_
     assert!(arguments["days"].is_i64(), "{reply}");
     assert!(arguments.get("metric").is_none_or(serde_json::Value::is_boolean), "{reply}");
 }
+
+#[test]
+fn a_conversation_longer_than_the_context_loses_its_oldest_exchanges_and_says_so() {
+    let server = Server::start(&["--ctx", "192"]);
+    let turn = |i: usize| {
+        [
+            serde_json::json!({"role": "user", "content": format!("Tell me something about the number {i}, in a few words please, as short as you can.")}),
+            serde_json::json!({"role": "assistant", "content": format!("The number {i} is a small whole number, one of many.")}),
+        ]
+    };
+    let mut messages = vec![serde_json::json!({"role": "system", "content": "Be brief."})];
+    messages.extend((1..=5).flat_map(turn));
+    messages.push(serde_json::json!({"role": "user", "content": "What is 2+2?"}));
+    let ask = |messages: &[serde_json::Value]| {
+        let body = serde_json::json!({"messages": messages, "max_tokens": 8, "temperature": 0}).to_string();
+        server.exchange("POST", "/v1/chat/completions", Some(&body), &[])
+    };
+    let answer = ask(&messages);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let dropped: usize = answer.header("X-Hearth-Dropped-Messages").and_then(|n| n.parse().ok()).expect("the header");
+    assert!(dropped >= 2 && dropped.is_multiple_of(2) && dropped < 10, "whole exchanges: {dropped}");
+    // The same as asking without those messages: the system prompt and the rest, in order.
+    let mut shorter = vec![messages[0].clone()];
+    shorter.extend_from_slice(&messages[1 + dropped..]);
+    let alone = ask(&shorter);
+    assert_eq!(alone.header("X-Hearth-Dropped-Messages"), None, "{}", alone.head);
+    let content = |r: &common::server::Response| {
+        serde_json::from_str::<serde_json::Value>(&r.body).expect("JSON")["choices"][0]["message"]["content"].clone()
+    };
+    assert_eq!(content(&answer), content(&alone));
+    // Only as many as needed: with the last exchange left out given back, it is left out again.
+    let mut longer = vec![messages[0].clone()];
+    longer.extend_from_slice(&messages[dropped - 1..]);
+    assert_eq!(ask(&longer).header("X-Hearth-Dropped-Messages"), Some("2"));
+    let (status, reply) = server.json(
+        "/v1/chat/completions",
+        &serde_json::json!({"messages": [messages[0], {"role": "user", "content": "word ".repeat(400)}]}).to_string(),
+    );
+    assert_eq!(status, 400, "a last message that cannot fit alone is refused: {reply}");
+}

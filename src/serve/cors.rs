@@ -39,7 +39,11 @@ fn is_local(origin: &str) -> bool {
 
 /// Headers every answer to an allowed origin carries.
 pub fn answer_headers(origin: &str) -> Vec<(&'static str, String)> {
-    vec![("Access-Control-Allow-Origin", origin.to_string()), ("Vary", "Origin".to_string())]
+    vec![
+        ("Access-Control-Allow-Origin", origin.to_string()),
+        ("Vary", "Origin".to_string()),
+        ("Access-Control-Expose-Headers", super::http::DROPPED_MESSAGES.to_string()),
+    ]
 }
 
 /// The answer to a browser's preflight (OPTIONS): what a page may send.

@@ -159,6 +159,10 @@ async fn read_body(body: Incoming, shared: &Shared) -> std::result::Result<Bytes
     }
 }
 
+/// The header that says how many of a conversation's oldest messages were left out to fit the
+/// context.
+pub const DROPPED_MESSAGES: &str = "X-Hearth-Dropped-Messages";
+
 async fn respond(reply: Reply, headers: &[(&'static str, String)]) -> Response<AnswerBody> {
     match reply {
         Reply::Json(status, body) => json(status, &body, headers),
@@ -167,15 +171,18 @@ async fn respond(reply: Reply, headers: &[(&'static str, String)]) -> Response<A
             headers.push(("WWW-Authenticate", "Bearer".to_string()));
             json(401, &body, &headers)
         }
-        Reply::Answer { answer, stream: false } => {
-            let (status, body) = reply::whole(answer).await;
-            json(status, &body, headers)
-        }
-        Reply::Answer { answer, stream: true } => {
+        Reply::Answer { answer, stream } => {
             let mut headers = headers.to_vec();
+            if answer.dropped_messages > 0 {
+                headers.push((DROPPED_MESSAGES, answer.dropped_messages.to_string()));
+            }
+            if !stream {
+                let (status, body) = reply::whole(*answer).await;
+                return json(status, &body, &headers);
+            }
             headers.push(("Content-Type", "text/event-stream".into()));
             headers.push(("Cache-Control", "no-cache".into()));
-            with_headers(Response::new(Either::Right(SseBody(EventStream::new(answer)))), 200, &headers)
+            with_headers(Response::new(Either::Right(SseBody(EventStream::new(*answer)))), 200, &headers)
         }
     }
 }

@@ -18,12 +18,13 @@ mod worker;
 
 pub use status::Shutdown;
 
+use crate::conversation::fit_messages;
 use crate::generate::{Session, room_after};
 use crate::grammar::Grammar;
 use crate::logprobs::MAX_TOP;
 use crate::model::Model;
 use crate::model::state::SessionOptions;
-use crate::prompt::{ChatExtras, encode_chat_within, encode_raw_within};
+use crate::prompt::{ChatExtras, encode_raw_within};
 use crate::sample::SamplerConfig;
 use crate::{Error, Result};
 use api::{ChatRequest, CompletionRequest, Options, error_body};
@@ -127,7 +128,7 @@ enum Reply {
     /// 401, with the `WWW-Authenticate` challenge HTTP asks of it.
     Unauthorized(Value),
     Answer {
-        answer: reply::Answer,
+        answer: Box<reply::Answer>,
         stream: bool,
     },
 }
@@ -205,8 +206,19 @@ fn route(method: &str, path: &str, body: &[u8], shared: &Shared) -> Reply {
                 });
                 let extras =
                     ChatExtras { tools, builtin_tools: &builtin_tools, plain_content: shared.options.plain_content };
-                match encode_chat_within(&shared.model, &messages, shared.options.session.ctx, extras) {
-                    Ok(ids) => submit(shared, Kind::Chat { tools: reading }, ids, options, logprobs, forced),
+                // Room for the answer: what it asks for (or the server's default), at most half
+                // the context, so that a long conversation keeps its recent turns.
+                let ctx = shared.options.session.ctx;
+                let asked = options.max_completion_tokens.or(options.max_tokens).and_then(|n| usize::try_from(n).ok());
+                let room = asked.unwrap_or(shared.options.max_tokens).min(ctx / 2).max(1);
+                match fit_messages(&shared.model, &messages, ctx, room, extras) {
+                    Ok((ids, dropped)) => {
+                        if dropped > 0 {
+                            log::info!("left out the {dropped} oldest messages of a conversation to fit --ctx {ctx}");
+                        }
+                        let kind = Kind::Chat { tools: reading, dropped_messages: dropped };
+                        submit(shared, kind, ids, options, logprobs, forced)
+                    }
                     Err(e) => bad(e.to_string()),
                 }
             }
@@ -247,6 +259,8 @@ enum Kind {
     /// A chat completion; with `tools`, tool calls are taken out of its text.
     Chat {
         tools: Option<CallReading>,
+        /// The oldest messages left out to fit the context (`conversation::fit_messages`).
+        dropped_messages: usize,
     },
     Text,
 }
@@ -352,9 +366,13 @@ fn submit(
     let answer = reply::Answer {
         events: receivers,
         chat,
-        tools: match kind {
-            Kind::Chat { tools } => tools,
+        tools: match &kind {
+            Kind::Chat { tools, .. } => tools.clone(),
             Kind::Text => None,
+        },
+        dropped_messages: match kind {
+            Kind::Chat { dropped_messages, .. } => dropped_messages,
+            Kind::Text => 0,
         },
         logprobs: logprobs.is_some(),
         usage_chunk: o.stream_options.is_some_and(|s| s.include_usage),
@@ -362,7 +380,7 @@ fn submit(
         created,
         model: shared.name.clone(),
     };
-    Reply::Answer { answer, stream: o.stream }
+    Reply::Answer { answer: Box::new(answer), stream: o.stream }
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> std::result::Result<T, Reply> {

@@ -14,6 +14,8 @@ pub struct Answer {
     pub chat: bool,
     /// Tool calls are taken out of the chat answer's text, written this way (`tool_calls.rs`).
     pub tools: Option<CallReading>,
+    /// The conversation's oldest messages left out to fit the context (said in a header).
+    pub dropped_messages: usize,
     /// Whether the request asked for log-probabilities.
     pub logprobs: bool,
     /// Streamed: the usage comes in a chunk of its own after the finish reason's (asked with
@@ -125,7 +127,7 @@ pub struct EventStream {
 
 impl EventStream {
     pub fn new(answer: Answer) -> EventStream {
-        let Answer { events, chat, tools, logprobs, usage_chunk, id, created, model } = answer;
+        let Answer { events, chat, tools, logprobs, usage_chunk, id, created, model, .. } = answer;
         let choices = events
             .into_iter()
             .enumerate()
