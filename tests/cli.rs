@@ -470,3 +470,19 @@ fn bench_runs_each_test_after_each_depth_of_cache() {
     let bytes = |i: usize| records[i]["bytes_per_token"].as_u64().unwrap_or(0);
     assert!(bytes(3) > bytes(2), "{} against {}", bytes(3), bytes(2));
 }
+
+#[test]
+fn bench_decodes_sequences_together_and_counts_all_their_tokens() {
+    let out =
+        hearth(&["bench", "--model", &model_arg(), "-p", "0", "-n", "4", "--parallel", "1,4", "-r", "1", "-o", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let records: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let field = |i: usize, name: &str| records[i][name].clone();
+    assert_eq!((field(0, "test"), field(1, "test")), ("tg4".into(), "tg4 x4".into()));
+    assert_eq!((field(0, "n_parallel"), field(1, "n_parallel")), (1.into(), 4.into()));
+    // Four sequences share each step's weights: a quarter of them per token.
+    let bytes = |i: usize| field(i, "bytes_per_token").as_u64().unwrap_or(0);
+    assert!(bytes(1) * 3 < bytes(0), "{} against {}", bytes(1), bytes(0));
+    let depth = hearth(&["bench", "--model", &model_arg(), "-p", "0", "-n", "4", "--parallel", "2", "-d", "8"]);
+    assert_fails_with(&depth, "at depth 0 only");
+}

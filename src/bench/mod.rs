@@ -10,7 +10,7 @@ pub mod profile;
 pub mod report;
 pub mod roofline;
 
-use crate::generate::Session;
+use crate::generate::{Batch, Session};
 use crate::model::gguf::Value;
 use crate::model::state::SessionOptions;
 use crate::model::{Model, ModelFile};
@@ -22,24 +22,37 @@ use std::sync::Arc;
 use web_time::Instant;
 
 /// One test: `n_prompt` tokens processed as a prompt, or `n_gen` generated one by one, after
-/// `n_depth` tokens already in the cache (llama-bench's `-d`).
+/// `n_depth` tokens already in the cache (llama-bench's `-d`); generation in `n_parallel`
+/// sequences decoded together (llama-batched-bench's parallel prompts).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Test {
     pub n_prompt: usize,
     pub n_gen: usize,
     pub n_depth: usize,
+    pub n_parallel: usize,
 }
 
 impl Test {
-    /// As llama-bench names it: `pp512`, `tg128`, `pp512 @ d2048`.
+    /// As llama-bench names it: `pp512`, `tg128`, `pp512 @ d2048`; `tg128 x8` for 8 sequences.
     pub fn name(&self) -> String {
-        let base = if self.n_gen == 0 { format!("pp{}", self.n_prompt) } else { format!("tg{}", self.n_gen) };
-        if self.n_depth > 0 { format!("{base} @ d{}", self.n_depth) } else { base }
+        let mut name = if self.n_gen == 0 { format!("pp{}", self.n_prompt) } else { format!("tg{}", self.n_gen) };
+        if self.n_parallel > 1 {
+            name += &format!(" x{}", self.n_parallel);
+        }
+        if self.n_depth > 0 {
+            name += &format!(" @ d{}", self.n_depth);
+        }
+        name
     }
 
-    /// The tokens timed.
+    /// The positions one sequence's test takes.
     fn tokens(&self) -> usize {
         self.n_prompt + self.n_gen
+    }
+
+    /// The tokens timed, all sequences together.
+    fn timed_tokens(&self) -> usize {
+        self.tokens() * self.n_parallel.max(1)
     }
 }
 
@@ -49,6 +62,8 @@ pub struct Plan {
     pub gens: Vec<usize>,
     /// Tokens in the cache before each test (each test runs at every depth).
     pub depths: Vec<usize>,
+    /// Sequences decoded together in generation tests (each runs at every count).
+    pub parallel: Vec<usize>,
     pub reps: usize,
     /// Prompt tokens per forward step.
     pub batch: usize,
@@ -56,12 +71,17 @@ pub struct Plan {
 
 impl Plan {
     pub fn tests(&self) -> Vec<Test> {
-        let pp = self.prompts.iter().filter(|&&p| p > 0).map(|&p| (p, 0));
-        let tg = self.gens.iter().filter(|&&n| n > 0).map(|&n| (0, n));
         let depths = if self.depths.is_empty() { &[0][..] } else { &self.depths[..] };
-        pp.chain(tg)
-            .flat_map(|(n_prompt, n_gen)| depths.iter().map(move |&n_depth| Test { n_prompt, n_gen, n_depth }))
-            .collect()
+        let parallel = if self.parallel.is_empty() { &[1][..] } else { &self.parallel[..] };
+        let pp = self.prompts.iter().filter(|&&p| p > 0).flat_map(|&n_prompt| {
+            depths.iter().map(move |&n_depth| Test { n_prompt, n_gen: 0, n_depth, n_parallel: 1 })
+        });
+        let tg = self.gens.iter().filter(|&&n| n > 0).flat_map(|&n_gen| {
+            parallel.iter().flat_map(move |&n_parallel| {
+                depths.iter().map(move |&n_depth| Test { n_prompt: 0, n_gen, n_depth, n_parallel })
+            })
+        });
+        pp.chain(tg).collect()
     }
 }
 
@@ -76,7 +96,7 @@ pub struct Measured {
 
 impl Measured {
     pub fn samples_ts(&self) -> Vec<f64> {
-        let tokens = self.test.tokens() as f64;
+        let tokens = self.test.timed_tokens() as f64;
         self.samples_ns.iter().map(|&ns| tokens / (ns as f64 / 1e9)).collect()
     }
 }
@@ -100,7 +120,9 @@ async fn fill_depth(
 ) -> Result<bool> {
     let depth = test.n_depth;
     if depth == 0 {
-        session.reset();
+        for seq in 0..test.n_parallel.max(1) {
+            session.reset_sequence(seq);
+        }
         return Ok(false);
     }
     let kept = session.reuse_prefix(&tokens[..=depth]);
@@ -124,6 +146,16 @@ async fn run_once(session: &mut Session, test: Test, tokens: &[u32]) -> Result<(
     let started = Instant::now();
     if test.n_prompt > 0 {
         session.next_greedy(&tokens[depth..depth + test.n_prompt]).await?;
+    } else if test.n_parallel > 1 {
+        // Each sequence from a token of its own.
+        let mut next: Vec<(usize, u32)> =
+            (0..test.n_parallel).map(|s| (s, tokens[(depth + s) % tokens.len()])).collect();
+        for _ in 0..test.n_gen {
+            let ids = session.decode_greedy(Batch::decode(&next)).await?;
+            for (entry, id) in next.iter_mut().zip(ids) {
+                entry.1 = id;
+            }
+        }
     } else {
         let mut next = tokens[depth];
         for _ in 0..test.n_gen {
@@ -140,6 +172,12 @@ pub async fn run(model: &Arc<Model>, plan: &Plan, mut progress: impl FnMut(&str)
     if tests.is_empty() || plan.reps == 0 {
         return Err(Error::Input("nothing to measure: give -p and/or -n sizes above 0, and -r of at least 1".into()));
     }
+    if tests.iter().any(|t| t.n_parallel == 0 || (t.n_parallel > 1 && t.n_depth > 0)) {
+        return Err(Error::Input(
+            "sequences decoded together (--parallel) must be at least 1, and more than 1 at depth 0 only (-d)".into(),
+        ));
+    }
+    let sequences = tests.iter().map(|t| t.n_parallel).max().unwrap_or(1);
     let ctx = tests.iter().map(|t| t.n_depth + t.tokens()).max().unwrap_or(1) + 1;
     if ctx > model.config.n_ctx_train {
         progress(&format!(
@@ -149,7 +187,7 @@ pub async fn run(model: &Arc<Model>, plan: &Plan, mut progress: impl FnMut(&str)
         ));
     }
     let batch = plan.batch.max(1).min(ctx);
-    let mut session = Session::new(model.clone(), SessionOptions { ctx, batch, logit_rows: 1 })?;
+    let mut session = Session::with_sequences(model.clone(), SessionOptions { ctx, batch, logit_rows: 1 }, sequences)?;
     progress(&format!(
         "a session of {ctx} tokens: {:.1} MB per sequence (caches and recurrent states), {:.1} MB in all",
         session.memory_bytes() as f64 / 1e6,
@@ -234,10 +272,14 @@ mod tests {
 
     #[test]
     fn each_test_runs_at_every_depth_named_as_llama_bench_names_it() {
-        let plan = Plan { prompts: vec![16, 0], gens: vec![4], depths: vec![0, 32], reps: 1, batch: 8 };
+        let plan =
+            Plan { prompts: vec![16, 0], gens: vec![4], depths: vec![0, 32], parallel: vec![], reps: 1, batch: 8 };
         let names: Vec<String> = plan.tests().iter().map(Test::name).collect();
         assert_eq!(names, ["pp16", "pp16 @ d32", "tg4", "tg4 @ d32"]);
-        assert_eq!(Plan { depths: vec![], ..plan }.tests().len(), 2, "no depth given: from an empty cache");
+        assert_eq!(Plan { depths: vec![], ..plan.clone() }.tests().len(), 2, "no depth given: from an empty cache");
+        let parallel = Plan { depths: vec![], parallel: vec![1, 8], ..plan };
+        let names: Vec<String> = parallel.tests().iter().map(Test::name).collect();
+        assert_eq!(names, ["pp16", "tg4", "tg4 x8"], "sequences together: generation only");
     }
 
     #[test]
@@ -254,7 +296,7 @@ mod tests {
         };
         for spec in [TinyLlama::default(), windows] {
             let mut session = session(spec);
-            let pp = Test { n_prompt: 12, n_gen: 0, n_depth: 20 };
+            let pp = Test { n_prompt: 12, n_gen: 0, n_depth: 20, n_parallel: 1 };
             assert!(
                 pollster::block_on(fill_depth(&mut session, pp, &tokens, &mut |_| ())).unwrap(),
                 "the first fill processes"
@@ -267,12 +309,31 @@ mod tests {
                 "kept for the next run"
             );
             assert_eq!(session.position(), 20);
-            let tg = Test { n_prompt: 0, n_gen: 3, n_depth: 20 };
+            let tg = Test { n_prompt: 0, n_gen: 3, n_depth: 20, n_parallel: 1 };
             pollster::block_on(run_once(&mut session, tg, &tokens)).unwrap();
             assert_eq!((session.position(), session.held_prefix(0, &tokens)), (23, 21));
-            let empty = Test { n_prompt: 12, n_gen: 0, n_depth: 0 };
+            let empty = Test { n_prompt: 12, n_gen: 0, n_depth: 0, n_parallel: 1 };
             pollster::block_on(fill_depth(&mut session, empty, &tokens, &mut |_| ())).unwrap();
             assert_eq!(session.position(), 0);
         }
+    }
+
+    #[test]
+    fn sequences_decoded_together_each_take_their_tokens() {
+        let tokens: Vec<u32> = (0..64).map(|i| 3 + (i * 7) % 250).collect();
+        let gpu = Arc::new(pollster::block_on(Gpu::new(&AdapterChoice::from_env())).expect("an adapter"));
+        let model = Model::load(gpu, &ModelFile::from_bytes(TinyLlama::default().to_gguf()).expect("a file")).unwrap();
+        let options = SessionOptions { ctx: 64, batch: 8, logit_rows: 1 };
+        let mut session = Session::with_sequences(Arc::new(model), options, 3).unwrap();
+        let tg = Test { n_prompt: 0, n_gen: 5, n_depth: 0, n_parallel: 3 };
+        pollster::block_on(fill_depth(&mut session, tg, &tokens, &mut |_| ())).unwrap();
+        pollster::block_on(run_once(&mut session, tg, &tokens)).unwrap();
+        let positions: Vec<usize> = (0..3).map(|s| session.position_of(s)).collect();
+        assert_eq!(positions, [5, 5, 5]);
+        // Each from a token of its own.
+        let firsts: Vec<usize> = (0..3).map(|s| session.held_prefix(s, &tokens[s..s + 1])).collect();
+        assert_eq!(firsts, [1, 1, 1]);
+        pollster::block_on(fill_depth(&mut session, tg, &tokens, &mut |_| ())).unwrap();
+        assert_eq!((0..3).map(|s| session.position_of(s)).sum::<usize>(), 0, "a new run starts them all over");
     }
 }

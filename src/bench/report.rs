@@ -43,6 +43,9 @@ pub struct BenchRecord {
     /// Tokens already in the cache when the test ran (0 in files from before it).
     #[serde(default)]
     pub n_depth: usize,
+    /// Sequences decoded together (0 in files from before it: one).
+    #[serde(default)]
+    pub n_parallel: usize,
     pub test: String,
     pub avg_ns: u64,
     pub stddev_ns: u64,
@@ -83,11 +86,12 @@ fn prompt_flops(model: &Model, p: usize, depth: usize) -> f64 {
     2.0 * (p * per_token) as f64 + 2.0 * (c.n_vocab * c.n_embd) as f64 + attention as f64
 }
 
-/// Bytes read per token when generating `n` tokens after `depth` in the cache: every weight,
-/// and the keys and values each layer attends to, on average over the `n` steps (for full
-/// attention, the depth and half the generated tokens; at most the window for a sliding-window
-/// layer; a recurrent state read and written back).
-fn generation_bytes(model: &Model, info: &RunInfo, n: usize, depth: usize) -> u64 {
+/// Bytes read per token when generating `n` tokens after `depth` in the cache, in `parallel`
+/// sequences at once: every weight (once per step, so shared by the sequences), and the keys
+/// and values each layer attends to, on average over the `n` steps (for full attention, the
+/// depth and half the generated tokens; at most the window for a sliding-window layer; a
+/// recurrent state read and written back).
+fn generation_bytes(model: &Model, info: &RunInfo, n: usize, depth: usize, parallel: usize) -> u64 {
     let c = &model.config;
     let memory: u64 = (0..c.n_layer)
         .map(|l| {
@@ -104,7 +108,7 @@ fn generation_bytes(model: &Model, info: &RunInfo, n: usize, depth: usize) -> u6
             }
         })
         .sum();
-    info.weight_bytes + memory / n.max(1) as u64
+    info.weight_bytes / parallel.max(1) as u64 + memory / n.max(1) as u64
 }
 
 pub fn record(model: &Model, info: &RunInfo, m: &Measured, test_time: &str) -> BenchRecord {
@@ -114,7 +118,7 @@ pub fn record(model: &Model, info: &RunInfo, m: &Measured, test_time: &str) -> B
     let (avg_ns, stddev_ns) = mean_sd(&ns);
     let r = &info.roofline;
     let (bytes_per_token, gflops) = if m.test.n_gen > 0 {
-        (generation_bytes(model, info, m.test.n_gen, m.test.n_depth), 0.0)
+        (generation_bytes(model, info, m.test.n_gen, m.test.n_depth, m.test.n_parallel), 0.0)
     } else {
         (0, prompt_flops(model, m.test.n_prompt, m.test.n_depth) / (avg_ns / 1e9) / 1e9)
     };
@@ -138,6 +142,7 @@ pub fn record(model: &Model, info: &RunInfo, m: &Measured, test_time: &str) -> B
         n_prompt: m.test.n_prompt,
         n_gen: m.test.n_gen,
         n_depth: m.test.n_depth,
+        n_parallel: m.test.n_parallel,
         test: m.test.name(),
         avg_ns: avg_ns as u64,
         stddev_ns: stddev_ns as u64,
@@ -156,7 +161,7 @@ pub fn record(model: &Model, info: &RunInfo, m: &Measured, test_time: &str) -> B
         gflops,
         dispatches_per_token: if m.test.n_gen > 0 { m.dispatches } else { 0 },
         host_ms_per_token: if m.test.n_gen > 0 {
-            m.host_ns.iter().sum::<u64>() as f64 / 1e6 / (m.host_ns.len().max(1) * m.test.n_gen) as f64
+            m.host_ns.iter().sum::<u64>() as f64 / 1e6 / (m.host_ns.len().max(1) * m.test.timed_tokens()) as f64
         } else {
             0.0
         },
@@ -233,6 +238,7 @@ const CSV_FIELDS: &[&str] = &[
     "n_prompt",
     "n_gen",
     "n_depth",
+    "n_parallel",
     "test",
     "avg_ns",
     "stddev_ns",

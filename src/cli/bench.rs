@@ -30,6 +30,11 @@ pub struct BenchArgs {
     /// They are processed once, untimed, and kept between repetitions
     #[arg(short = 'd', long = "n-depth", value_delimiter = ',', default_value = "0")]
     depths: Vec<usize>,
+    /// Sequences decoded together in the generation tests (comma-separated; every generation
+    /// test runs at every count), as a server with --parallel decodes its requests: t/s counts
+    /// the tokens of all of them (llama-batched-bench's parallel prompts); above 1, at depth 0 only
+    #[arg(long = "parallel", value_delimiter = ',', default_value = "1")]
+    parallel: Vec<usize>,
     /// Repetitions of each test (after one warm-up run)
     #[arg(short = 'r', long = "repetitions", default_value_t = 5)]
     reps: usize,
@@ -92,7 +97,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
     eprintln!("bench: hashing the model file and measuring the adapter's bandwidth");
     let sha256 = sha256_hex_of_parts(&file.contents());
     let roofline = roofline::measure(&gpu)?;
-    let plan = Plan { prompts: args.prompts, gens: args.gens, depths: args.depths, reps: args.reps, batch: args.batch };
+    let plan = Plan {
+        prompts: args.prompts,
+        gens: args.gens,
+        depths: args.depths,
+        parallel: args.parallel,
+        reps: args.reps,
+        batch: args.batch,
+    };
     let measured = pollster::block_on(hearth::bench::run(&model, &plan, |what| eprintln!("bench: {what}")))?;
     let info = RunInfo {
         model: ModelSummary::of(&path.display().to_string(), &file, &model, sha256),
