@@ -1,8 +1,10 @@
 // y = W x for a batch of tokens (prompt processing), W in its quantized texture layout.
 //
-// One workgroup per tile of 64 rows and 8 tokens; each invocation owns an octet of 8 rows x 8
-// tokens, so
-// every weight it dequantizes is used 8 times. x is read through a uniform binding that
+// One workgroup per tile of 64 rows and TOKENS tokens (2, 4 or 8: src/ops/linear.rs takes the
+// smallest that holds a window's tokens; mixture-of-experts chunks take 8); each invocation owns
+// an octet of 8 rows x TOKENS tokens, so every weight it dequantizes is used TOKENS times (the
+// accumulators of 8 tokens cost on CPU adapters what 8 tokens do, however few are present).
+// x is read through a uniform binding that
 // starts at this dispatch's first token (dynamic offset); `window` says how many tokens are in
 // it and where their rows of y start.
 // Variants (F16 included) and constants as in linear.wgsl, plus XS (vec4s per x row) and YS
@@ -157,7 +159,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let last = chunk.z - 1u;
     let first_octet = chunk.x * EXPERT_OCTETS;
 #else
-    let t0 = wg.y * 8u;
+    let t0 = wg.y * TOKENS;
     if t0 >= window.count {
         return;
     }
@@ -169,19 +171,19 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let row0 = octet * 8u;
     let w_octet = first_octet + octet;
 
-#for t in 0..8
+#for t in 0..TOKENS
     let x{t} = x_row(min(t0 + {t}u, last));
 #endfor
 #if NORM
 #if F16
     // The f16 path normalises x before any product: the raw residual stream can exceed f16's
     // range once multiplied.
-#for t in 0..8
+#for t in 0..TOKENS
     let p{t} = rms_inverse(x{t});
 #endfor
 #endif
 #endif
-#for t in 0..8
+#for t in 0..TOKENS
     var a{t} = vec4<f32>(0.0);
     var b{t} = vec4<f32>(0.0);
     var ss{t} = 0.0;
@@ -207,7 +209,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
                           deq(q.r2, da.z, ma.z, g), deq(q.r3, da.w, ma.w, g),
                           deq(q.r4, db.x, mb.x, g), deq(q.r5, db.y, mb.y, g),
                           deq(q.r6, db.z, mb.z, g), deq(q.r7, db.w, mb.w, g));
-#for t in 0..8
+#for t in 0..TOKENS
             {
                 let lo = x[x{t} + xo];
                 let hi = x[x{t} + xo + 1u];
@@ -229,7 +231,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 #endfor
         }
     }
-#for t in 0..8
+#for t in 0..TOKENS
     if t0 + {t}u <= last {
 #if NORM
 #if F16

@@ -199,7 +199,7 @@ impl ExpertLinear {
             )?;
             let batch = bound(
                 "linear_batch.wgsl",
-                &defines,
+                &defines.clone().u32("TOKENS", 8),
                 &[(11, Slot::Read, Bind::Buffer(&route.order)), (12, Slot::Read, Bind::Buffer(&route.chunks))],
             )?;
             let tiles = (rows / TILE_ROWS) as u32;

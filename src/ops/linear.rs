@@ -9,7 +9,15 @@ use crate::quant::layout::{PackedMatrix, TILE_ROWS, WeightFormat};
 use crate::{Error, Result};
 
 /// Tokens per invocation in the batched kernel.
-const BATCH_TOKENS: u32 = 8;
+/// Tokens per invocation of the batched kernel's variants (`TOKENS` in linear_batch.wgsl): a
+/// step of a few rows (several sequences decoding together) takes the smallest that holds
+/// them, since on CPU adapters the eight-token form costs as much for two tokens as for eight.
+const BATCH_TOKENS: [u32; 3] = [2, 4, 8];
+
+/// The variant for a window of `count` tokens: its index and its tokens per invocation.
+fn batch_variant(count: u32) -> (usize, u32) {
+    BATCH_TOKENS.iter().copied().enumerate().find(|&(_, t)| count <= t).unwrap_or((2, 8))
+}
 
 /// A weight matrix resident on the GPU: one part, or several row ranges of one format each
 /// where fused tensors differ in type (Q4_K_M's Q4_K Q|K and Q6_K V keep their own sizes).
@@ -222,7 +230,8 @@ impl<'a> LinearSpec<'a> {
 /// The kernels of one part of the matrix.
 struct PartKernels {
     single: Bound,
-    batch: Bound,
+    /// One per `BATCH_TOKENS` variant.
+    batch: Vec<Bound>,
     /// Workgroups of the one-token kernel.
     single_groups: u32,
     tiles: u32,
@@ -315,7 +324,10 @@ impl Linear {
             parts.push(PartKernels {
                 single: bound("linear.wgsl", &defines.clone().flag("SPLIT", split), split || !narrow, false)?,
                 single_groups: if split { part.tiles() * 8 } else { part.tiles() },
-                batch: bound("linear_batch.wgsl", &defines, !narrow, true)?,
+                batch: BATCH_TOKENS
+                    .iter()
+                    .map(|&t| bound("linear_batch.wgsl", &defines.clone().u32("TOKENS", t), !narrow, true))
+                    .collect::<Result<Vec<_>>>()?,
                 tiles: part.tiles(),
             });
         }
@@ -363,7 +375,8 @@ impl Op for Linear {
             while done < n {
                 let count = self.window_tokens.min(n - done);
                 let offsets = [rec.window(count, done), (first + done) * self.x_row_bytes];
-                part.batch.dispatch(pass, &offsets, rec, [part.tiles, count.div_ceil(BATCH_TOKENS), 1]);
+                let (variant, tokens) = batch_variant(count);
+                part.batch[variant].dispatch(pass, &offsets, rec, [part.tiles, count.div_ceil(tokens), 1]);
                 done += count;
             }
         }
@@ -547,6 +560,43 @@ mod tests {
             };
             check(case, 100 + i as u64);
         }
+    }
+
+    #[test]
+    fn a_few_tokens_take_the_smaller_batched_variants_and_match_reference() {
+        // 2 tokens: the two-token variant; 3 and 4: the four-token one (every format, both
+        // shapes' bindings, the fused norm); 18 rows of 2048 floats: windows of 8, 8 and 2.
+        assert_eq!([1, 2, 3, 4, 5, 8, 9].map(|n| batch_variant(n).1), [2, 2, 4, 4, 8, 8, 8]);
+        for (i, ty) in TYPES.into_iter().enumerate() {
+            for (n_tokens, shape) in [(2, DecodeShape::Rows), (3, DecodeShape::Split), (4, DecodeShape::Rows)] {
+                let case = Case {
+                    shape,
+                    ty,
+                    rows: 72,
+                    cols: whole_blocks(ty, 96),
+                    n_tokens,
+                    norm: n_tokens != 3,
+                    bias: false,
+                    epilogue: Epilogue::Add,
+                    logits_from: 0,
+                    softcap: None,
+                };
+                check(case, 500 + 10 * i as u64 + n_tokens as u64);
+            }
+        }
+        let windows = Case {
+            shape: DecodeShape::Split,
+            ty: GgmlType::Q4_1,
+            rows: 64,
+            cols: 2048,
+            n_tokens: 18,
+            norm: true,
+            bias: false,
+            epilogue: Epilogue::Store,
+            logits_from: 0,
+            softcap: None,
+        };
+        check(windows, 599);
     }
 
     #[test]
