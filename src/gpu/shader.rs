@@ -249,7 +249,8 @@ mod tests {
     fn every_shader_preprocesses_for_every_weight_format() {
         for (name, _) in SOURCES {
             for flag in ["Q_Q2", "Q_Q3", "Q_Q4", "Q_Q5", "Q_Q6", "Q_Q8", "Q_LEVELS", "Q_F16", "Q_BF16", "Q_F32"] {
-                // (Bounds of the #for loops in attention.wgsl, linear.wgsl and the delta rule's.)
+                // (Bounds of the #for loops in attention.wgsl, linear.wgsl, linear_batch.wgsl and
+                // the delta rule's.)
                 let d = Defines::new()
                     .flag(flag, true)
                     .flag("S_K4", true)
@@ -257,7 +258,8 @@ mod tests {
                     .u32("HPW", 2)
                     .u32("HV4", 4)
                     .u32("RPL", 2)
-                    .u32("C", 4);
+                    .u32("C", 4)
+                    .u32("TOKENS", 8);
                 preprocess(name, &d).unwrap();
             }
         }
