@@ -499,6 +499,20 @@ fn tools_and_a_tool_loop_reach_a_template_that_knows_them() {
     }
 }
 
+/// A forced call's answer: one call of get_weather, its finish reason `tool_calls`, a city of
+/// the enum; its arguments and the whole reply.
+fn forced_weather_call(server: &Server, body: &serde_json::Value) -> (serde_json::Value, serde_json::Value) {
+    let (status, reply) = server.json("/v1/chat/completions", &body.to_string());
+    assert_eq!(status, 200, "{reply}");
+    let choice = &reply["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls", "{reply}");
+    let call = &choice["message"]["tool_calls"][0]["function"];
+    assert_eq!(call["name"], "get_weather", "{reply}");
+    let arguments: serde_json::Value = serde_json::from_str(call["arguments"].as_str().unwrap_or("")).expect("JSON");
+    assert!(arguments["city"] == "Paris" || arguments["city"] == "Oslo", "{reply}");
+    (arguments, reply)
+}
+
 #[test]
 fn a_forced_call_on_gpt_oss_is_a_harmony_message_to_the_function() {
     // A tiny random gpt-oss with harmony's markup tokens and gpt-oss's own template: whatever
@@ -523,14 +537,7 @@ fn a_forced_call_on_gpt_oss_is_a_harmony_message_to_the_function() {
         "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
         "max_tokens": 200
     });
-    let (status, reply) = server.json("/v1/chat/completions", &body.to_string());
-    assert_eq!(status, 200, "{reply}");
-    let choice = &reply["choices"][0];
-    assert_eq!(choice["finish_reason"], "tool_calls", "{reply}");
-    let call = &choice["message"]["tool_calls"][0]["function"];
-    assert_eq!(call["name"], "get_weather", "{reply}");
-    let arguments: serde_json::Value = serde_json::from_str(call["arguments"].as_str().unwrap_or("")).expect("JSON");
-    assert!(arguments["city"] == "Paris" || arguments["city"] == "Oslo", "{reply}");
+    forced_weather_call(&server, &body);
 }
 
 #[test]
@@ -553,14 +560,7 @@ fn a_forced_call_on_a_gemma4_template_is_written_in_its_syntax_and_read_back_as_
         "tool_choice": "required",
         "max_tokens": 200
     });
-    let (status, reply) = server.json("/v1/chat/completions", &body.to_string());
-    assert_eq!(status, 200, "{reply}");
-    let choice = &reply["choices"][0];
-    assert_eq!(choice["finish_reason"], "tool_calls", "{reply}");
-    let call = &choice["message"]["tool_calls"][0]["function"];
-    assert_eq!(call["name"], "get_weather", "{reply}");
-    let arguments: serde_json::Value = serde_json::from_str(call["arguments"].as_str().unwrap_or("")).expect("JSON");
-    assert!(arguments["city"] == "Paris" || arguments["city"] == "Oslo", "{reply}");
+    let (arguments, reply) = forced_weather_call(&server, &body);
     assert!(arguments["days"].is_i64(), "{reply}");
     assert!(arguments.get("metric").is_none_or(serde_json::Value::is_boolean), "{reply}");
 }
