@@ -2,8 +2,10 @@
 # Builds the browser page into web/dist/: a self-contained static site (index.html, the page's
 # scripts, the wasm module and its JS glue) that any static file server can serve.
 #
-# The wasm32 build uses a rustup wasm32 target where one is installed; otherwise Debian's Rust
-# (packages rustc-web cargo-web rust-web-src lld-19), building std from source. wasm-bindgen-cli
+# The wasm32 build uses rustup's wasm32 target, adding it when rustup can download it; otherwise
+# Debian's Rust (packages rustc-web cargo-web rust-web-src lld-19), building std from source,
+# which works only where Debian's rustc is as new as the locked dependencies ask (1.88 in
+# December 2026; bookworm's mirror served 1.85 then). wasm-bindgen-cli
 # is installed with `cargo install` at the version web/Cargo.toml pins, if it is not already.
 #
 # The default model is linked into dist/models/ when it is in hearth's cache (`hearth pull`).
@@ -16,6 +18,9 @@ wasm="$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/hearth_web.wasm"
 echo "== wasm32 build" >&2
 # wasm-bindgen strips debug info from the module, so building it is wasted time.
 export CARGO_PROFILE_RELEASE_DEBUG=false
+if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  rustup target add wasm32-unknown-unknown >&2 || echo "note: rustup could not add the wasm32 target; trying Debian's Rust" >&2
+fi
 if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
   cargo build --release --target wasm32-unknown-unknown
 else
