@@ -2,14 +2,18 @@
 //! weight reads, as a share of the adapter's own copy and shader-streaming bandwidth (measured
 //! first, as `hearth bench` does), on the adapter hearth picks (HEARTH_DEVICE / HEARTH_BACKEND
 //! to choose). Then a Qwen 3.5 delta-net layer's recurrence: time per token one token per step
-//! (decode) and in one step of BENCH_TOKENS (the chunked rule).
+//! (decode) and in one step of BENCH_TOKENS (the chunked rule). Then attention of a prompt of
+//! BENCH_TOKENS at SmolLM2-135M's heads after 0 and 2048 cached positions, through the flash
+//! kernel and the per-token one, interleaved.
 //!
 //!     cargo bench --bench kernels [-- FILTER]
 
 use hearth::gpu::{AdapterChoice, Gpu};
+use hearth::ops::attention::{Attention, AttentionOptions};
 use hearth::ops::delta_net::{DeltaBuffers, DeltaNet, DeltaShape, DeltaState, DeltaWeights};
+use hearth::ops::kv_write::{RopeScaling, rope_table};
 use hearth::ops::linear::{Epilogue, GpuMatrix, Linear, LinearSpec};
-use hearth::ops::{Op, Step, StepBuffers};
+use hearth::ops::{Heads, Op, Step, StepBuffers};
 use hearth::quant::GgmlType;
 use hearth::quant::testing::{random_tensor, random_vec};
 use hearth::quant::{RowOrder, SourceRows, pack};
@@ -110,6 +114,63 @@ fn main() {
     }
     if filter.as_deref().is_none_or(|f| "delta_net".contains(f)) {
         bench_delta_net(&gpu, tokens, &mut rng);
+    }
+    if filter.as_deref().is_none_or(|f| "attention".contains(f)) {
+        bench_attention(&gpu, tokens, &mut rng);
+    }
+}
+
+/// A prompt step's attention, one layer of SmolLM2-135M's heads, after `depth` cached
+/// positions, flash and per-token kernels interleaved (the best of three rounds each).
+fn bench_attention(gpu: &Gpu, tokens: usize, rng: &mut rand::rngs::Xoshiro256PlusPlus) {
+    let heads = Heads { n_head: 9, n_head_kv: 3, head_dim: 64, rope_dims: 64, neox: false, gated: false };
+    for depth in [0, 2048] {
+        let positions = depth + tokens;
+        let texels = (heads.kv_dim() / 4) as u32;
+        let mut cache = |label| {
+            let kv = gpu.kv_texture(label, texels, positions as u32).unwrap();
+            let layers = kv.texture.depth_or_array_layers();
+            let data = random_vec((kv.height * layers * texels * 4) as usize, rng);
+            gpu.queue.write_texture(
+                kv.texture.as_image_copy(),
+                bytemuck::cast_slice(&data),
+                wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(texels * 16),
+                    rows_per_image: Some(kv.height),
+                },
+                wgpu::Extent3d { width: texels, height: kv.height, depth_or_array_layers: layers },
+            );
+            kv
+        };
+        let (k, v) = (cache("k"), cache("v"));
+        let qkv = gpu.activations_with("qkv", heads.qkv_dim(), &random_vec(tokens * heads.qkv_dim(), rng)).unwrap();
+        let rope =
+            gpu.buffer_with("rope", &rope_table(positions, heads.rope_dims, 1e4, RopeScaling::None, &[])).unwrap();
+        let out = gpu.activations("out", tokens, heads.q_dim()).unwrap();
+        let steps = StepBuffers::new(gpu, tokens, 4).unwrap();
+        let step = Step { n_tokens: tokens as u32, pos0: depth as u32, ..Default::default() };
+        let op = |flash| {
+            let options = AttentionOptions { flash, ..Default::default() };
+            Attention::new(gpu, &steps, heads, 0.125, &qkv, &rope, &k, &v, &out, options).unwrap()
+        };
+        let (flash, per_token) = (op(true), op(false));
+        let (mut best_flash, mut best_per_token) = (f64::MAX, f64::MAX);
+        for _ in 0..3 {
+            best_per_token = best_per_token.min(time_op(gpu, &per_token, step, &steps, 2));
+            best_flash = best_flash.min(time_op(gpu, &flash, step, &steps, 2));
+        }
+        // Query-key pairs the causal mask keeps, each a dot product and a weighted sum of a head.
+        let pairs = (tokens * depth + tokens * (tokens + 1) / 2) as f64;
+        let flop = pairs * heads.n_head as f64 * heads.head_dim as f64 * 4.0;
+        println!(
+            "attention {tokens} tokens @ depth {depth}: per-token {:.1} ms ({:.2} GFLOP/s), flash {:.1} ms ({:.2} GFLOP/s), {:.2}x",
+            best_per_token * 1e3,
+            flop / best_per_token / 1e9,
+            best_flash * 1e3,
+            flop / best_flash / 1e9,
+            best_per_token / best_flash
+        );
     }
 }
 

@@ -1,5 +1,7 @@
 // Causal attention of each query head over its sequence's part of this layer's KV cache
-// (rows.wgsl: each token row's sequence and position), grouped-query aware.
+// (rows.wgsl: each token row's sequence and position), grouped-query aware, for the tokens
+// attention_flash.wgsl leaves (attention_tiles.wgsl): decoding tokens, and the rows of a
+// step that mixes sequences.
 // One workgroup per (HPW query heads sharing one KV head, token, split of the keys): every key
 // and value texel fetched is used by all HPW heads. The queries are rotated (RoPE) as they are
 // loaded. Each invocation runs an online softmax over every AWG-th key position of the split
@@ -12,10 +14,10 @@
 // Queries and accumulators are unrolled into named registers (q{g}_{c}_{k}: head g, texel
 // 4c+k) rather than arrays: software adapters keep a dynamically indexed array in memory and
 // gather from it, which made this kernel 1.5x slower.
-// Constants: NH, NKV, HD, RD, AWG (invocations), HPW (query heads per workgroup, dividing
-// NH / NKV), HV4 (HD / 16), SCALE (score scale, usually 1/sqrt(HD)), QS (floats per qkv row),
-// OS4 (vec4s per output row), KV_SLOTS and KV_H (kv_slot.wgsl), WINDOW (keys a sliding-window layer
-// sees, 0 for all). With SINKS, each head's sink logit (gpt-oss) joins its softmax's
+// Constants: NH, NKV, HD, RD, AWG (invocations), BR and FLASH (attention_tiles.wgsl), HPW
+// (query heads per workgroup, dividing NH / NKV), HV4 (HD / 16), SCALE (score scale, usually
+// 1/sqrt(HD)), QS (floats per qkv row), OS4 (vec4s per output row), KV_SLOTS and KV_H
+// (kv_slot.wgsl), WINDOW (keys a sliding-window layer sees, 0 for all). With SINKS, each head's sink logit (gpt-oss) joins its softmax's
 // denominator; with GATED, the output is gated (attention_gate.wgsl, G0).
 
 #include "step.wgsl"
@@ -33,6 +35,8 @@
 #include "rows.wgsl"
 #include "kv_slot.wgsl"
 #include "attention_split.wgsl"
+#include "attention_query.wgsl"
+#include "attention_tiles.wgsl"
 #if GATED
 #include "attention_gate.wgsl"
 #endif
@@ -42,17 +46,8 @@ const HV: u32 = HD / 4u;
 var<workgroup> lane_max: array<f32, AWG * HPW>;
 var<workgroup> lane_sum: array<f32, AWG * HPW>;
 var<workgroup> red: array<vec4<f32>, AWG * 4u>;
+var<workgroup> flash_took: bool;
 
-// Texel i of the query of head h, rotated for `pos` and scaled.
-fn query(t: u32, h: u32, i: u32, pos: u32) -> vec4<f32> {
-    let qb = t * QS + h * HD;
-    var v: vec4<f32>;
-    for (var k = 0u; k < 4u; k++) {
-        let r = rope_term(4u * i + k, pos);
-        v[k] = qkv[qb + 4u * i + k] * r.c + qkv[qb + r.partner] * r.s;
-    }
-    return v * SCALE;
-}
 
 // Where a result vec4 `i` of head `h` goes: the output row, or this split's partial slot.
 fn put(t: u32, h: u32, i: u32, splits: u32, s: u32, v: vec4<f32>) {
@@ -73,6 +68,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let h0 = wg.x * HPW;
     let t = wg.y;
     if t >= step.n_tokens {
+        return;
+    }
+    if lane == 0u {
+        flash_took = flash_takes(t / BR);
+    }
+    if workgroupUniformLoad(&flash_took) {
         return;
     }
     let kx = h0 / (NH / NKV) * HV;

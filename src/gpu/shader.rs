@@ -31,6 +31,9 @@ const SOURCES: &[(&str, &str)] = &[
     ("reduce.wgsl", include_str!("../../shaders/reduce.wgsl")),
     ("total.wgsl", include_str!("../../shaders/total.wgsl")),
     ("attention.wgsl", include_str!("../../shaders/attention.wgsl")),
+    ("attention_flash.wgsl", include_str!("../../shaders/attention_flash.wgsl")),
+    ("attention_query.wgsl", include_str!("../../shaders/attention_query.wgsl")),
+    ("attention_tiles.wgsl", include_str!("../../shaders/attention_tiles.wgsl")),
     ("attention_split.wgsl", include_str!("../../shaders/attention_split.wgsl")),
     ("attention_gate.wgsl", include_str!("../../shaders/attention_gate.wgsl")),
     ("attention_combine.wgsl", include_str!("../../shaders/attention_combine.wgsl")),
@@ -249,8 +252,8 @@ mod tests {
     fn every_shader_preprocesses_for_every_weight_format() {
         for (name, _) in SOURCES {
             for flag in ["Q_Q2", "Q_Q3", "Q_Q4", "Q_Q5", "Q_Q6", "Q_Q8", "Q_LEVELS", "Q_F16", "Q_BF16", "Q_F32"] {
-                // (Bounds of the #for loops in attention.wgsl, linear.wgsl, linear_batch.wgsl and
-                // the delta rule's.)
+                // (Bounds of the #for loops in attention.wgsl, attention_flash.wgsl, linear.wgsl,
+                // linear_batch.wgsl and the delta rule's.)
                 let d = Defines::new()
                     .flag(flag, true)
                     .flag("S_K4", true)
@@ -259,7 +262,8 @@ mod tests {
                     .u32("HV4", 4)
                     .u32("RPL", 2)
                     .u32("C", 4)
-                    .u32("TOKENS", 8);
+                    .u32("TOKENS", 8)
+                    .u32("KU", 4);
                 preprocess(name, &d).unwrap();
             }
         }

@@ -1,6 +1,8 @@
-//! Causal grouped-query attention of a batch of queries over the layer's KV cache
-//! (`shaders/attention.wgsl`), its keys split over several workgroups when one token attends
-//! to a long context (`shaders/attention_combine.wgsl` merges the splits).
+//! Causal grouped-query attention of a batch of queries over the layer's KV cache. A prompt's
+//! tokens go through `shaders/attention_flash.wgsl`, a tile of them per workgroup sharing each
+//! key fetched; a decoding token (and the rows of a step mixing sequences) through
+//! `shaders/attention.wgsl`, its keys split over several workgroups when it attends to a long
+//! context (`shaders/attention_combine.wgsl` merges the splits).
 
 use super::kv_write::rope_defines;
 use super::{Dispatch, Heads, Recorder, Step, StepBuffers};
@@ -8,6 +10,7 @@ use crate::gpu::{Activations, Bind, Defines, Gpu, KvTexture, Slot};
 use crate::{Error, Result};
 
 pub struct Attention {
+    flash: Dispatch,
     main: Dispatch,
     combine: Dispatch,
 }
@@ -23,6 +26,9 @@ pub struct AttentionOptions<'a> {
     /// One logit per query head that joins every softmax's denominator and adds no value
     /// (gpt-oss's attention sinks).
     pub sinks: Option<&'a wgpu::Buffer>,
+    /// A prompt's tokens go through the flash kernel (`false`: all through the per-token one,
+    /// for tests and benchmarks to compare the two).
+    pub flash: bool,
 }
 
 /// Keys one workgroup takes when decoding on a GPU: beyond this, a token's keys are split over
@@ -31,6 +37,15 @@ pub struct AttentionOptions<'a> {
 /// and the combine pass cost more than they spread (measured on lavapipe, 2 cores, 1438-token
 /// context: decode 8.1-11.2 t/s split against 12.4-12.9 unsplit).
 const KEYS_PER_SPLIT: u32 = 256;
+
+/// Keys the flash kernel's inner loop takes at a time (`KU`): the queries and accumulators,
+/// which a software adapter keeps in memory, are read and written once for all of them. Up to
+/// 4, and at most 1024 floats of query per invocation times keys: SwiftShader's compiler
+/// crashed on Gemma 4's 512-wide heads 4 keys at a time.
+fn flash_keys_per_step(heads_per_workgroup: usize, head_dim: usize) -> u32 {
+    let fit = (1024 / (heads_per_workgroup * head_dim)).clamp(1, 4) as u32;
+    1 << fit.ilog2()
+}
 
 /// Workgroups a step's keys are split over: only a lone token (decoding) splits, since a batch
 /// already has a workgroup per token.
@@ -63,7 +78,7 @@ impl Attention {
         out: &Activations,
         options: AttentionOptions,
     ) -> Result<Attention> {
-        let AttentionOptions { window, keys_per_split, sinks } = options;
+        let AttentionOptions { window, keys_per_split, sinks, flash } = options;
         if !heads.head_dim.is_multiple_of(16) {
             return Err(Error::Unsupported(format!(
                 "attention heads of {} elements (a multiple of 16 is needed)",
@@ -73,6 +88,9 @@ impl Attention {
         if qkv.width != heads.qkv_dim() || out.width != heads.q_dim() {
             return Err(Error::Gpu(format!("attention rows of {} -> {} for heads {heads:?}", qkv.width, out.width)));
         }
+        // Also the prompt tokens per flash-attention workgroup (BR), each key read serving them
+        // all: on lavapipe 8 and 32 measured alike at depth 2048, 8 was 1.1x faster at depth 0
+        // (fewer keys masked in the tile's range).
         let lanes = if gpu.is_cpu_adapter() { 8 } else { 32 };
         let per_workgroup = heads_per_workgroup(&heads);
         let defines = rope_defines(k_cache.slot_defines(Defines::new()), &heads)
@@ -80,6 +98,9 @@ impl Attention {
             .u32("NKV", heads.n_head_kv as u32)
             .u32("HD", heads.head_dim as u32)
             .u32("AWG", lanes)
+            .flag("FLASH", flash)
+            .u32("BR", lanes)
+            .u32("KU", flash_keys_per_step(per_workgroup, heads.head_dim))
             .u32("HPW", per_workgroup as u32)
             .u32("HV4", (heads.head_dim / 16) as u32)
             .u32("QS", qkv.stride as u32)
@@ -109,6 +130,11 @@ impl Attention {
         let workgroups = (heads.n_head / per_workgroup) as u32;
         let grid = move |s: &Step| [workgroups, s.n_tokens, splits(s, keys_per_split, max_splits)];
         let main = Dispatch::new(gpu, "attention.wgsl", &defines, &binds, grid)?;
+        // attention_tiles.wgsl: a lone token never goes through the flash kernel.
+        let flash_binds: Vec<_> = binds.iter().filter(|(b, ..)| *b != 6).cloned().collect();
+        let tiles = move |s: &Step| if flash && s.n_tokens > 1 { s.n_tokens.div_ceil(lanes) } else { 0 };
+        let grid = move |s: &Step| [workgroups, tiles(s), 1];
+        let flash = Dispatch::new(gpu, "attention_flash.wgsl", &defines, &flash_binds, grid)?;
 
         let defines = Defines::new()
             .u32("NH", heads.n_head as u32)
@@ -133,12 +159,13 @@ impl Attention {
         let grid =
             move |s: &Step| if splits(s, keys_per_split, max_splits) > 1 { [n_head, s.n_tokens, 1] } else { [0, 0, 0] };
         let combine = Dispatch::new(gpu, "attention_combine.wgsl", &defines, &binds, grid)?;
-        Ok(Attention { main, combine })
+        Ok(Attention { flash, main, combine })
     }
 }
 
 impl super::Op for Attention {
     fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step, rec: &mut Recorder) {
+        self.flash.encode(pass, step, rec);
         self.main.encode(pass, step, rec);
         self.combine.encode(pass, step, rec);
     }
@@ -205,6 +232,7 @@ pub fn reference(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::Row;
     use crate::ops::kv_write::{RopeScaling, rope_table, rotate};
     use crate::ops::test_support::*;
     use crate::quant::testing::random_vec;
@@ -221,9 +249,10 @@ mod tests {
         keys_per_split: Option<u32>,
         window: Option<u32>,
     ) {
-        check_with(heads, pos0, n_tokens, seed, keys_per_split, window, false)
+        check_with(heads, pos0, n_tokens, seed, keys_per_split, window, false, true)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn check_with(
         heads: Heads,
         pos0: usize,
@@ -232,6 +261,7 @@ mod tests {
         keys_per_split: Option<u32>,
         window: Option<u32>,
         with_sinks: bool,
+        flash: bool,
     ) {
         let mut rng = rng(seed);
         let n_pos = pos0 + n_tokens;
@@ -266,10 +296,11 @@ mod tests {
         let step = Step { n_tokens: n_tokens as u32, pos0: pos0 as u32, ..Default::default() };
         let steps = step_buffers();
         let sinks_b = g.buffer_with("sinks", &sinks).unwrap();
-        let options = AttentionOptions { window, keys_per_split, sinks: with_sinks.then_some(&sinks_b) };
+        let options = AttentionOptions { window, keys_per_split, sinks: with_sinks.then_some(&sinks_b), flash };
         let op = Attention::new(g, &steps, heads, scale, &qb, &rope, &kb, &vb, &out, options).unwrap();
         run(&steps, &[&op], step);
-        let what = format!("attention {heads:?} pos0={pos0} T={n_tokens} window={window:?} sinks={with_sinks}");
+        let what =
+            format!("attention {heads:?} pos0={pos0} T={n_tokens} window={window:?} sinks={with_sinks} flash={flash}");
         assert_close(&read_rows(&out, n_tokens), &want, 1e-5, &what);
     }
 
@@ -316,16 +347,67 @@ mod tests {
     #[test]
     fn sinks_join_every_denominator_in_batches_windows_and_splits() {
         let heads = Heads { n_head: 8, n_head_kv: 2, head_dim: 64, rope_dims: 64, neox: true, gated: false };
-        check_with(heads, 0, 7, 14, None, None, true);
-        check_with(heads, 9, 6, 15, None, Some(5), true);
-        check_with(heads, 600, 1, 16, Some(KEYS_PER_SPLIT), None, true);
+        check_with(heads, 0, 7, 14, None, None, true, true);
+        check_with(heads, 9, 6, 15, None, Some(5), true, true);
+        check_with(heads, 600, 1, 16, Some(KEYS_PER_SPLIT), None, true, true);
     }
 
     #[test]
     fn gated_heads_scale_their_output_by_the_sigmoid_of_their_gate() {
         let heads = Heads { n_head: 4, n_head_kv: 2, head_dim: 64, rope_dims: 16, neox: true, gated: true };
-        check_with(heads, 3, 5, 17, None, None, false);
-        check_with(heads, 600, 1, 18, Some(KEYS_PER_SPLIT), None, false);
+        check_with(heads, 3, 5, 17, None, None, false, true);
+        check_with(heads, 600, 1, 18, Some(KEYS_PER_SPLIT), None, false, true);
+    }
+
+    #[test]
+    fn a_prompt_through_the_per_token_kernel_matches_the_flash_kernels_reference() {
+        // Tiles that mix sequences take this path; here a whole prompt does, windowed, with
+        // sinks and gates.
+        let heads = Heads { n_head: 4, n_head_kv: 2, head_dim: 64, rope_dims: 64, neox: true, gated: true };
+        check_with(heads, 5, 21, 19, None, Some(9), true, false);
+        check_with(heads, 5, 21, 19, None, Some(9), true, true);
+    }
+
+    #[test]
+    fn rows_of_several_sequences_attend_each_to_its_own_keys() {
+        // Twelve rows of sequence 0, twelve of sequence 1, then one more of sequence 0: with
+        // tiles of 8 rows, some tiles hold one sequence (the flash kernel's) and some both (the
+        // per-token kernel's); with tiles of 32, one tile holds all.
+        let heads = Heads { n_head: 4, n_head_kv: 2, head_dim: 32, rope_dims: 32, neox: true, gated: false };
+        let slots = 40;
+        let rows: Vec<Row> = (10..22).map(|p| [0, p]).chain((3..15).map(|p| [1, p])).chain([[0, 22]]).collect();
+        let mut rng = rng(20);
+        let qkv = random_vec(rows.len() * heads.qkv_dim(), &mut rng);
+        let mut k = random_vec(2 * slots * heads.kv_dim(), &mut rng);
+        k.iter_mut().for_each(|x| *x *= 4.0);
+        let v = random_vec(2 * slots * heads.kv_dim(), &mut rng);
+        let scale = 1.0 / (heads.head_dim as f32).sqrt();
+        let base = 10000.0;
+        let mut want = Vec::new();
+        for (row, &[seq, pos]) in qkv.chunks(heads.qkv_dim()).zip(&rows) {
+            let mut q = row[..heads.q_dim()].to_vec();
+            q.chunks_mut(heads.head_dim).for_each(|h| rotate(h, pos as usize, &heads, base));
+            let own = |cache: &[f32]| cache[seq as usize * slots * heads.kv_dim()..][..slots * heads.kv_dim()].to_vec();
+            want.extend(reference(&q, &own(&k), &own(&v), &heads, pos as usize, 1, scale, None, None));
+        }
+
+        let g = gpu();
+        let qb = g.activations_with("qkv", heads.qkv_dim(), &qkv).unwrap();
+        let rope = g.buffer_with("rope", &rope_table(slots, heads.rope_dims, base, RopeScaling::None, &[])).unwrap();
+        let texels = (heads.kv_dim() / 4) as u32;
+        let per_sequence = |kv: KvTexture| KvTexture { slots: slots as u32, ..kv };
+        let (kb, vb) = (per_sequence(kv_with(&k, texels)), per_sequence(kv_with(&v, texels)));
+        let steps = step_buffers();
+        let step = Step { n_tokens: rows.len() as u32, ..Default::default() };
+        for flash in [true, false] {
+            let out = poisoned_rows(rows.len(), heads.q_dim());
+            let options = AttentionOptions { flash, ..Default::default() };
+            let op = Attention::new(g, &steps, heads, scale, &qb, &rope, &kb, &vb, &out, options).unwrap();
+            let commands = steps.record(g, &[&op], &step, &rows).unwrap();
+            g.queue.submit([commands]);
+            g.wait().unwrap();
+            assert_close(&read_rows(&out, rows.len()), &want, 1e-5, &format!("two sequences, flash={flash}"));
+        }
     }
 
     #[test]
@@ -340,7 +422,9 @@ mod tests {
         check(wide, 2, 7, 6);
         let six = Heads { n_head: 12, n_head_kv: 2, head_dim: 64, rope_dims: 64, neox: true, gated: false };
         check(six, 0, 9, 7);
-        // Gemma 4's global heads: 512 wide.
+        // Gemma 3's heads, 256 wide (4 keys per inner step), and Gemma 4's global ones, 512 (2).
+        let gemma3 = Heads { n_head: 2, n_head_kv: 1, head_dim: 256, rope_dims: 256, neox: true, gated: false };
+        check(gemma3, 2, 9, 9);
         let gemma4 = Heads { n_head: 2, n_head_kv: 1, head_dim: 512, rope_dims: 512, neox: true, gated: false };
         check(gemma4, 3, 6, 8);
     }

@@ -199,7 +199,7 @@ pub(crate) fn attention(
     let heads = c.heads(l);
     let scale = c.attention_scale.unwrap_or(1.0 / (heads.head_dim as f32).sqrt());
     let (k, v) = s.memory.kv(l)?;
-    let options = AttentionOptions { window, keys_per_split: attention::keys_per_split(gpu), sinks };
+    let options = AttentionOptions { window, keys_per_split: attention::keys_per_split(gpu), sinks, flash: true };
     let (qkv, out) = s.attention_rows(&heads)?;
     Ok(Box::new(Attention::new(gpu, &s.steps, heads, scale, qkv, rope, k, v, out, options)?))
 }

@@ -1,0 +1,12 @@
+// Texel i of the query of head h of token row t, rotated for `pos` (rope.wgsl) and scaled.
+// Constants: QS (floats per qkv row), HD, SCALE.
+
+fn query(t: u32, h: u32, i: u32, pos: u32) -> vec4<f32> {
+    let qb = t * QS + h * HD;
+    var v: vec4<f32>;
+    for (var k = 0u; k < 4u; k++) {
+        let r = rope_term(4u * i + k, pos);
+        v[k] = qkv[qb + 4u * i + k] * r.c + qkv[qb + r.partner] * r.s;
+    }
+    return v * SCALE;
+}
