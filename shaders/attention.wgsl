@@ -17,8 +17,9 @@
 // Constants: NH, NKV, HD, RD, AWG (invocations), BR and FLASH (attention_tiles.wgsl), HPW
 // (query heads per workgroup, dividing NH / NKV), HV4 (HD / 16), SCALE (score scale, usually
 // 1/sqrt(HD)), QS (floats per qkv row), OS4 (vec4s per output row), KV_SLOTS and KV_H
-// (kv_slot.wgsl), WINDOW (keys a sliding-window layer sees, 0 for all). With SINKS, each head's sink logit (gpt-oss) joins its softmax's
-// denominator; with GATED, the output is gated (attention_gate.wgsl, G0).
+// (kv_slot.wgsl), WINDOW (keys a sliding-window layer sees, 0 for all). With SINKS, each
+// head's sink logit (gpt-oss) joins its softmax's denominator; with GATED, the output is gated
+// (attention_gate.wgsl, G0).
 
 #include "step.wgsl"
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
@@ -48,7 +49,6 @@ var<workgroup> lane_sum: array<f32, AWG * HPW>;
 var<workgroup> red: array<vec4<f32>, AWG * 4u>;
 var<workgroup> flash_took: bool;
 
-
 // Where a result vec4 `i` of head `h` goes: the output row, or this split's partial slot.
 fn put(t: u32, h: u32, i: u32, splits: u32, s: u32, v: vec4<f32>) {
     if splits == 1u {
@@ -70,19 +70,21 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if t >= step.n_tokens {
         return;
     }
-    if lane == 0u {
-        flash_took = flash_takes(t / BR);
-    }
-    if workgroupUniformLoad(&flash_took) {
-        return;
+    // (A decoding step, the hot path, never has a flash tile: no barrier for it.)
+    if step.n_tokens > 1u {
+        if lane == 0u {
+            flash_took = flash_takes(t / BR);
+        }
+        if workgroupUniformLoad(&flash_took) {
+            return;
+        }
     }
     let kx = h0 / (NH / NKV) * HV;
     let pos = row_pos(t);
     let seq = row_seq(t);
     let splits = groups.z;
     let split = wg.z;
-    // A sliding-window layer sees the last WINDOW positions (0: all of them).
-    let start = select(0u, pos + 1u - WINDOW, WINDOW > 0u && pos + 1u > WINDOW);
+    let start = window_start(pos);
     let per_split = (pos + 1u - start + splits - 1u) / splits;
     let first_key = start + split * per_split;
     let end_key = min(pos + 1u, first_key + per_split);

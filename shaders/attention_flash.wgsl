@@ -40,11 +40,6 @@ const HV: u32 = HD / 4u;
 // (taken, first key, end of keys) of the tile: the positions some token of it sees.
 var<workgroup> plan: vec3<u32>;
 
-// The first position a token at `pos` sees: a sliding-window layer sees the last WINDOW.
-fn first_key(pos: u32) -> u32 {
-    return select(0u, pos + 1u - WINDOW, WINDOW > 0u && pos + 1u > WINDOW);
-}
-
 @compute @workgroup_size(BR)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
     let h0 = wg.x * HPW;
@@ -59,7 +54,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         var lo = 0xffffffffu;
         var hi = 0u;
         for (var r = first; r <= last; r++) {
-            lo = min(lo, first_key(row_pos(r)));
+            lo = min(lo, window_start(row_pos(r)));
             hi = max(hi, row_pos(r) + 1u);
         }
         plan = vec3<u32>(u32(flash_takes(tile)), lo, hi);
@@ -73,7 +68,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let pos = row_pos(t);
     let seq = row_seq(first);
     let kx = h0 / (NH / NKV) * HV;
-    let my_first = first_key(pos);
+    let my_first = window_start(pos);
     let my_end = select(0u, pos + 1u, live);
 
 #for g in 0..HPW

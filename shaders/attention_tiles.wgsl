@@ -1,6 +1,6 @@
 // Which prompt tokens attention_flash.wgsl takes and which attention.wgsl keeps. A step of
 // more than one token is cut into tiles of BR consecutive rows; the flash kernel takes a tile
-// whose rows all belong to one sequence (a prompt, the usual case), since its workgroup stages
+// whose rows all belong to one sequence (a prompt, the usual case), since its workgroup reads
 // one sequence's keys for all of them; a tile mixing sequences (a server step where requests
 // decode beside a prompt) stays with attention.wgsl, one workgroup per token. A lone token
 // (decoding) always stays with attention.wgsl, which splits its keys. Constants: BR;
