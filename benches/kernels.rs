@@ -8,7 +8,7 @@
 //!
 //!     cargo bench --bench kernels [-- FILTER]
 
-use hearth::gpu::{AdapterChoice, Gpu};
+use hearth::gpu::{AdapterChoice, Gpu, KvType};
 use hearth::ops::attention::{Attention, AttentionOptions};
 use hearth::ops::delta_net::{DeltaBuffers, DeltaNet, DeltaShape, DeltaState, DeltaWeights};
 use hearth::ops::kv_write::{RopeScaling, rope_table};
@@ -121,56 +121,59 @@ fn main() {
 }
 
 /// A prompt step's attention, one layer of SmolLM2-135M's heads, after `depth` cached
-/// positions, flash and per-token kernels interleaved (the best of three rounds each).
+/// positions, flash and per-token kernels interleaved (the best of three rounds each); then a
+/// decoding token's at the end of that context, for each KV cache type.
 fn bench_attention(gpu: &Gpu, tokens: usize, rng: &mut rand::rngs::Xoshiro256PlusPlus) {
     let heads = Heads { n_head: 9, n_head_kv: 3, head_dim: 64, rope_dims: 64, neox: false, gated: false };
     for depth in [0, 2048] {
         let positions = depth + tokens;
-        let texels = (heads.kv_dim() / 4) as u32;
-        let mut cache = |label| {
-            let kv = gpu.kv_texture(label, texels, positions as u32).unwrap();
-            let layers = kv.texture.depth_or_array_layers();
-            let data = random_vec((kv.height * layers * texels * 4) as usize, rng);
-            gpu.queue.write_texture(
-                kv.texture.as_image_copy(),
-                bytemuck::cast_slice(&data),
-                wgpu::TexelCopyBufferLayout {
-                    offset: 0,
-                    bytes_per_row: Some(texels * 16),
-                    rows_per_image: Some(kv.height),
-                },
-                wgpu::Extent3d { width: texels, height: kv.height, depth_or_array_layers: layers },
-            );
-            kv
-        };
-        let (k, v) = (cache("k"), cache("v"));
         let qkv = gpu.activations_with("qkv", heads.qkv_dim(), &random_vec(tokens * heads.qkv_dim(), rng)).unwrap();
         let rope =
             gpu.buffer_with("rope", &rope_table(positions, heads.rope_dims, 1e4, RopeScaling::None, &[])).unwrap();
         let out = gpu.activations("out", tokens, heads.q_dim()).unwrap();
         let steps = StepBuffers::new(gpu, tokens, 4).unwrap();
         let step = Step { n_tokens: tokens as u32, pos0: depth as u32, ..Default::default() };
-        let op = |flash| {
-            let options = AttentionOptions { flash, ..Default::default() };
-            Attention::new(gpu, &steps, heads, 0.125, &qkv, &rope, &k, &v, &out, options).unwrap()
-        };
-        let (flash, per_token) = (op(true), op(false));
-        let (mut best_flash, mut best_per_token) = (f64::MAX, f64::MAX);
-        for _ in 0..3 {
-            best_per_token = best_per_token.min(time_op(gpu, &per_token, step, &steps, 2));
-            best_flash = best_flash.min(time_op(gpu, &flash, step, &steps, 2));
+        let decode = Step { n_tokens: 1, pos0: (positions - 1) as u32, ..Default::default() };
+        let mut decode_ms = Vec::new();
+        for kind in KvType::ALL {
+            let data = random_vec(positions * heads.kv_dim(), rng);
+            let cache = || gpu.kv_texture_holding("kv", kind, heads.n_head_kv, heads.head_dim, &data).unwrap();
+            let (k, v) = (cache(), cache());
+            let op = |flash| {
+                let options = AttentionOptions { flash, ..Default::default() };
+                Attention::new(gpu, &steps, heads, 0.125, &qkv, &rope, &k, &v, &out, options).unwrap()
+            };
+            let (flash, per_token) = (op(true), op(false));
+            let (mut best_flash, mut best_per_token, mut best_decode) = (f64::MAX, f64::MAX, f64::MAX);
+            for _ in 0..3 {
+                if kind == KvType::default() {
+                    best_per_token = best_per_token.min(time_op(gpu, &per_token, step, &steps, 2));
+                }
+                best_flash = best_flash.min(time_op(gpu, &flash, step, &steps, 2));
+                best_decode = best_decode.min(time_op(gpu, &per_token, decode, &steps, 8));
+            }
+            decode_ms.push(format!("{} {:.2}", kind.name(), best_decode * 1e3));
+            // Query-key pairs the causal mask keeps, each a dot product and a weighted sum of a head.
+            let pairs = (tokens * depth + tokens * (tokens + 1) / 2) as f64;
+            let flop = pairs * heads.n_head as f64 * heads.head_dim as f64 * 4.0;
+            let versus = if kind == KvType::default() {
+                format!(
+                    ", per-token {:.1} ms ({:.2} GFLOP/s): flash {:.2}x",
+                    best_per_token * 1e3,
+                    flop / best_per_token / 1e9,
+                    best_per_token / best_flash
+                )
+            } else {
+                String::new()
+            };
+            println!(
+                "attention {tokens} tokens @ depth {depth}, {} KV: flash {:.1} ms ({:.2} GFLOP/s){versus}",
+                kind.name(),
+                best_flash * 1e3,
+                flop / best_flash / 1e9
+            );
         }
-        // Query-key pairs the causal mask keeps, each a dot product and a weighted sum of a head.
-        let pairs = (tokens * depth + tokens * (tokens + 1) / 2) as f64;
-        let flop = pairs * heads.n_head as f64 * heads.head_dim as f64 * 4.0;
-        println!(
-            "attention {tokens} tokens @ depth {depth}: per-token {:.1} ms ({:.2} GFLOP/s), flash {:.1} ms ({:.2} GFLOP/s), {:.2}x",
-            best_per_token * 1e3,
-            flop / best_per_token / 1e9,
-            best_flash * 1e3,
-            flop / best_flash / 1e9,
-            best_per_token / best_flash
-        );
+        println!("attention of one decoding token after {positions} positions, ms: {}", decode_ms.join(", "));
     }
 }
 

@@ -8,9 +8,8 @@
 // with its own accumulators; the partial results are merged once at the end. With one split
 // the result goes to `out`; with several (decoding over a long context: more workgroups to
 // spread the keys over), each split leaves its (max, sum, unnormalised accumulator) in
-// `partials` for attention_combine.wgsl. The caches are textures written by
-// kv_write.wgsl: texel x of position p (at kv_slot.wgsl's place) holds elements 4x..4x+3 of
-// its keys (or values).
+// `partials` for attention_combine.wgsl. The caches are read through kv_read.wgsl, in the
+// layout of their type.
 // Queries and accumulators are unrolled into named registers (q{g}_{c}_{k}: head g, texel
 // 4c+k) rather than arrays: software adapters keep a dynamically indexed array in memory and
 // gather from it, which made this kernel 1.5x slower.
@@ -23,8 +22,6 @@
 
 #include "step.wgsl"
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
-@group(0) @binding(2) var k_cache: texture_2d_array<f32>;
-@group(0) @binding(3) var v_cache: texture_2d_array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read> rope_cs: array<vec2<f32>>;
 @group(0) @binding(6) var<storage, read_write> partials: array<vec4<f32>>;
@@ -35,6 +32,7 @@
 #include "rope.wgsl"
 #include "rows.wgsl"
 #include "kv_slot.wgsl"
+#include "kv_read.wgsl"
 #include "attention_split.wgsl"
 #include "attention_query.wgsl"
 #include "attention_tiles.wgsl"
@@ -79,7 +77,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             return;
         }
     }
-    let kx = h0 / (NH / NKV) * HV;
+    let kv_head = h0 / (NH / NKV);
     let pos = row_pos(t);
     let seq = row_seq(t);
     let splits = groups.z;
@@ -106,8 +104,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         var s{g} = 0.0;
 #endfor
 #for c in 0..HV4
+        let kc{c} = key_chunk(at, kv_head, {c}u);
 #for k in 0..4
-        let k{c}_{k} = textureLoad(k_cache, vec2<u32>(kx + {c}u * 4u + {k}u, at.texel_row), at.layer, 0);
+        let k{c}_{k} = kc{c}[{k}];
 #for g in 0..HPW
         s{g} += dot(q{g}_{c}_{k}, k{c}_{k});
 #endfor
@@ -121,8 +120,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         m{g} = m_new{g};
 #endfor
 #for c in 0..HV4
+        let vc{c} = value_chunk(at, kv_head, {c}u);
 #for k in 0..4
-        let v{c}_{k} = textureLoad(v_cache, vec2<u32>(kx + {c}u * 4u + {k}u, at.texel_row), at.layer, 0);
+        let v{c}_{k} = vc{c}[{k}];
 #for g in 0..HPW
         acc{g}_{c}_{k} = acc{g}_{c}_{k} * c{g} + p{g} * v{c}_{k};
 #endfor

@@ -18,8 +18,6 @@
 
 #include "step.wgsl"
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
-@group(0) @binding(2) var k_cache: texture_2d_array<f32>;
-@group(0) @binding(3) var v_cache: texture_2d_array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read> rope_cs: array<vec2<f32>>;
 #if SINKS
@@ -29,6 +27,7 @@
 #include "rope.wgsl"
 #include "rows.wgsl"
 #include "kv_slot.wgsl"
+#include "kv_read.wgsl"
 #include "attention_query.wgsl"
 #include "attention_tiles.wgsl"
 #if GATED
@@ -67,7 +66,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let live = first + lane <= last;
     let pos = row_pos(t);
     let seq = row_seq(first);
-    let kx = h0 / (NH / NKV) * HV;
+    let kv_head = h0 / (NH / NKV);
     let my_first = window_start(pos);
     let my_end = select(0u, pos + 1u, live);
 
@@ -91,11 +90,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 #endfor
 #endfor
 #for c in 0..HV4
+#for u in 0..KU
+        let kc{u}_{c} = key_chunk(at{u}, kv_head, {c}u);
+#endfor
 #for k in 0..4
 #for u in 0..KU
-        let k{u}_{c}_{k} = textureLoad(k_cache, vec2<u32>(kx + {c}u * 4u + {k}u, at{u}.texel_row), at{u}.layer, 0);
 #for g in 0..HPW
-        s{g}_{u} += dot(q{g}_{c}_{k}, k{u}_{c}_{k});
+        s{g}_{u} += dot(q{g}_{c}_{k}, kc{u}_{c}[{k}]);
 #endfor
 #endfor
 #endfor
@@ -122,13 +123,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 #endfor
 #endfor
 #for c in 0..HV4
-#for k in 0..4
 #for u in 0..KU
-        let v{u}_{c}_{k} = textureLoad(v_cache, vec2<u32>(kx + {c}u * 4u + {k}u, at{u}.texel_row), at{u}.layer, 0);
+        let vc{u}_{c} = value_chunk(at{u}, kv_head, {c}u);
 #endfor
+#for k in 0..4
 #for g in 0..HPW
 #for u in 0..KU
-        acc{g}_{c}_{k} += p{g}_{u} * v{u}_{c}_{k};
+        acc{g}_{c}_{k} += p{g}_{u} * vc{u}_{c}[{k}];
 #endfor
 #endfor
 #endfor

@@ -7,13 +7,28 @@
 
 #include "step.wgsl"
 
+#if KV_F16
+@group(0) @binding(8) var k_cache: texture_storage_2d_array<rgba16float, write>;
+@group(0) @binding(9) var v_cache: texture_storage_2d_array<rgba16float, write>;
+#else
 @group(0) @binding(8) var k_cache: texture_storage_2d_array<rgba32float, write>;
 @group(0) @binding(9) var v_cache: texture_storage_2d_array<rgba32float, write>;
+#endif
 @group(0) @binding(10) var<storage, read> rope_cs: array<vec2<f32>>;
 
 #include "rope.wgsl"
 #include "rows.wgsl"
 #include "kv_slot.wgsl"
+#include "f16_round.wgsl"
+
+// What the cache stores of `v`: f16 rounding to nearest itself (f16_round.wgsl).
+fn cached4(v: vec4<f32>) -> vec4<f32> {
+#if KV_F16
+    return f16_round(v);
+#else
+    return v;
+#endif
+}
 
 // Elements d0..d0+3 of a key head, rotated for `pos` (partners are neighbours: v.yxwz).
 fn rotated4(v: vec4<f32>, d0: u32, pos: u32) -> vec4<f32> {
@@ -42,12 +57,12 @@ fn cache_store(row0: u32, t: u32, sums_a: vec4<f32>, sums_b: vec4<f32>) {
     let slot = kv_at(row_seq(t), pos);
     if r >= KV_ROWS {
         let at = vec2<u32>((r - KV_ROWS) / 4u, slot.texel_row);
-        textureStore(v_cache, at, slot.layer, a);
-        textureStore(v_cache, at + vec2<u32>(1u, 0u), slot.layer, b);
+        textureStore(v_cache, at, slot.layer, cached4(a));
+        textureStore(v_cache, at + vec2<u32>(1u, 0u), slot.layer, cached4(b));
         return;
     }
     let at = vec2<u32>(r / 4u, slot.texel_row);
     let d0 = r % HD;
-    textureStore(k_cache, at, slot.layer, rotated4(a, d0, pos));
-    textureStore(k_cache, at + vec2<u32>(1u, 0u), slot.layer, rotated4(b, d0 + 4u, pos));
+    textureStore(k_cache, at, slot.layer, cached4(rotated4(a, d0, pos)));
+    textureStore(k_cache, at + vec2<u32>(1u, 0u), slot.layer, cached4(rotated4(b, d0 + 4u, pos)));
 }

@@ -1,21 +1,35 @@
 // Writes this step's keys (rotated) and values into the layer's cache textures, one workgroup
-// per (head, token), each token at its row's sequence and position (rows.wgsl). Texel x of position p (at kv_slot.wgsl's place) holds elements 4x..4x+3
-// of its K (or V) row. With QK_NORM (Gemma 3, Qwen 3) the query and key heads are
+// per (head, token), each token at its row's sequence and position (rows.wgsl), in the layout of
+// the cache's type (src/gpu/kv_type.rs; a quantized type's blocks, two per invocation, and
+// their scales). With QK_NORM (Gemma 3, Qwen 3) the query and key heads are
 // RMS-normalised with their gammas first: queries in place in the Q|K|V rows (attention reads
 // them there), keys on their way into the cache (their Q|K|V rows are left as they were);
 // with V_NORM (Gemma 4) values too, without a gamma. With QUERIES_ONLY (a layer that attends to
 // an earlier layer's cache) only the queries are normalised, and nothing is cached.
 // Where there is no QK-norm and RoPE pairs are neighbours, the Q|K|V kernel writes the cache
 // itself (cache_write.wgsl) and this kernel is not used.
-// Constants: NH, NKV, HD, RD, QS (floats per qkv row), KV_SLOTS and KV_H, EPS (QK_NORM).
+// Constants: NH, NKV, HD, RD, QS (floats per qkv row), KV_SLOTS and KV_H, EPS (QK_NORM), the
+// type's flags (KV_F16, KV_Q8, KV_Q4, KV_QUANT).
 
 #include "step.wgsl"
 
 @group(0) @binding(1) var<storage, read_write> qkv: array<f32>;
 #if !QUERIES_ONLY
 @group(0) @binding(2) var<storage, read> rope_cs: array<vec2<f32>>;
+#if KV_QUANT
+@group(0) @binding(3) var k_cache: texture_storage_2d_array<rgba32uint, write>;
+@group(0) @binding(4) var v_cache: texture_storage_2d_array<rgba32uint, write>;
+@group(0) @binding(7) var k_scales: texture_storage_2d_array<r32uint, write>;
+@group(0) @binding(8) var v_scales: texture_storage_2d_array<r32uint, write>;
+#else
+#if KV_F16
+@group(0) @binding(3) var k_cache: texture_storage_2d_array<rgba16float, write>;
+@group(0) @binding(4) var v_cache: texture_storage_2d_array<rgba16float, write>;
+#else
 @group(0) @binding(3) var k_cache: texture_storage_2d_array<rgba32float, write>;
 @group(0) @binding(4) var v_cache: texture_storage_2d_array<rgba32float, write>;
+#endif
+#endif
 #endif
 #if QK_NORM
 @group(0) @binding(5) var<storage, read> q_gamma: array<f32>;
@@ -28,6 +42,7 @@
 #include "rope.wgsl"
 #include "rows.wgsl"
 #include "kv_slot.wgsl"
+#include "f16_round.wgsl"
 #endif
 
 #if QK_NORM
@@ -52,6 +67,74 @@ fn key(base: u32, d: u32, inv: f32) -> f32 {
 #else
     return qkv[base + d];
 #endif
+}
+
+// Element d of the head at `base` as it is cached: a value scaled by `inv`, a key normalised
+// and rotated for `pos`.
+fn cached(base: u32, d: u32, pos: u32, inv: f32, is_value: bool) -> f32 {
+    if is_value {
+        return qkv[base + d] * inv;
+    }
+    let r = rope_term(d, pos);
+    return key(base, d, inv) * r.c + key(base, r.partner, inv) * r.s;
+}
+#endif
+
+#if KV_QUANT
+// Scale words per head: one per two blocks of 32 (src/gpu/kv_type.rs).
+const SCALE_WORDS: u32 = (HD + 63u) / 64u;
+
+fn store_quants(is_value: bool, x: u32, slot: KvAt, q: vec4<u32>) {
+    if is_value {
+        textureStore(v_cache, vec2<u32>(x, slot.texel_row), slot.layer, q);
+    } else {
+        textureStore(k_cache, vec2<u32>(x, slot.texel_row), slot.layer, q);
+    }
+}
+
+// Quantizes elements first..first+31 of head `kv_head` into its cache row; returns the
+// block's scale: the largest magnitude maps to 127 (q8_0), the element of largest magnitude
+// to -8 (q4_0), as src/gpu/kv_type.rs's `quantize_block`.
+fn store_block(base: u32, first: u32, pos: u32, inv: f32, is_value: bool, kv_head: u32, slot: KvAt) -> f32 {
+    var extreme = 0.0;
+    for (var i = 0u; i < 32u; i++) {
+        let x = cached(base, first + i, pos, inv, is_value);
+        if abs(x) > abs(extreme) {
+            extreme = x;
+        }
+    }
+#if KV_Q8
+    let d = abs(extreme) / 127.0;
+#else
+    let d = extreme / -8.0;
+#endif
+    let id = select(0.0, 1.0 / d, d != 0.0);
+#if KV_Q8
+    for (var t = 0u; t < 2u; t++) {
+        var q = vec4<u32>(0u);
+        for (var w = 0u; w < 4u; w++) {
+            var word = 0u;
+            for (var b = 0u; b < 4u; b++) {
+                let x = cached(base, first + 16u * t + 4u * w + b, pos, inv, is_value);
+                word |= (u32(clamp(i32(round(x * id)), -127, 127)) & 0xffu) << (8u * b);
+            }
+            q[w] = word;
+        }
+        store_quants(is_value, kv_head * (HD / 16u) + first / 16u + t, slot, q);
+    }
+#else
+    var q = vec4<u32>(0u);
+    for (var w = 0u; w < 4u; w++) {
+        var word = 0u;
+        for (var n = 0u; n < 8u; n++) {
+            let x = cached(base, first + 8u * w + n, pos, inv, is_value);
+            word |= u32(clamp(i32(round(x * id)), -8, 7) + 8) << (4u * n);
+        }
+        q[w] = word;
+    }
+    store_quants(is_value, kv_head * (HD / 32u) + first / 32u, slot, q);
+#endif
+    return d;
 }
 #endif
 
@@ -88,24 +171,41 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let pos = row_pos(t);
     let is_value = head >= NH + NKV;
     let kv_head = head - NH - select(0u, NKV, is_value);
+    let slot = kv_at(row_seq(t), pos);
+#if KV_QUANT
+    // One invocation per pair of blocks, which share a scale word.
+    for (var pair = lane; pair < SCALE_WORDS; pair += 64u) {
+        var scales = vec2<f32>(0.0);
+        for (var b = 0u; b < 2u; b++) {
+            let first = (2u * pair + b) * 32u;
+            if first < HD {
+                scales[b] = store_block(base, first, pos, inv, is_value, kv_head, slot);
+            }
+        }
+        let at = vec2<u32>(kv_head * SCALE_WORDS + pair, slot.texel_row);
+        let word = vec4<u32>(pack2x16float(scales), 0u, 0u, 0u);
+        if is_value {
+            textureStore(v_scales, at, slot.layer, word);
+        } else {
+            textureStore(k_scales, at, slot.layer, word);
+        }
+    }
+#else
     for (var j = lane; j < HD / 4u; j += 64u) {
         var v: vec4<f32>;
         for (var k = 0u; k < 4u; k++) {
-            let d = 4u * j + k;
-            if is_value {
-                v[k] = qkv[base + d] * inv;
-            } else {
-                let r = rope_term(d, pos);
-                v[k] = key(base, d, inv) * r.c + key(base, r.partner, inv) * r.s;
-            }
+            v[k] = cached(base, 4u * j + k, pos, inv, is_value);
         }
-        let slot = kv_at(row_seq(t), pos);
         let at = vec2<u32>(kv_head * (HD / 4u) + j, slot.texel_row);
+#if KV_F16
+        v = f16_round(v);
+#endif
         if is_value {
             textureStore(v_cache, at, slot.layer, v);
         } else {
             textureStore(k_cache, at, slot.layer, v);
         }
     }
+#endif
 #endif
 }

@@ -14,7 +14,9 @@ use hearth::model::{Model, ModelFile};
 use std::sync::Arc;
 
 fn greedy(model: &Arc<Model>, prompt: &[u32]) -> Vec<u32> {
-    let mut session = Session::new(model.clone(), SessionOptions { ctx: 256, batch: 64, logit_rows: 1 }).unwrap();
+    let mut session =
+        Session::new(model.clone(), SessionOptions { ctx: 256, batch: 64, logit_rows: 1, kv: Default::default() })
+            .unwrap();
     greedy_answer(model, &mut session, prompt, 0, 32).0
 }
 

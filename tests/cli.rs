@@ -137,7 +137,8 @@ fn info_and_devices_describe_what_is_there() {
         "Q4_1 ×210",
         "Q8_0 ×1",
         "layers 30",
-        "30 layers keep every position; KV cache 188.7 MB at 4096 tokens",
+        // 30 layers x 4096 positions x keys and values x 192 elements x 2 bytes (f16).
+        "30 layers keep every position; KV cache 94.4 MB at 4096 tokens",
         "chat template:",
         "<|im_start|>",
     ] {
@@ -244,16 +245,25 @@ fn unknown_names_and_oversized_prompts_are_refused() {
 
 #[test]
 fn bench_writes_llama_bench_fields_and_compare_reads_them_back() {
-    let out = hearth(&["bench", "--model", &model_arg(), "-p", "16", "-n", "4", "-r", "2", "-o", "json"]);
+    let args =
+        ["bench", "--model", &model_arg(), "-p", "16", "-n", "4", "-r", "2", "--kv-type", "f16,q8_0", "-o", "json"];
+    let out = hearth(&args);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    // 17 positions (18 texture rows) of 30 layers' keys and values, 192 floats each.
+    // 17 positions (18 texture rows) of 30 layers' keys and values, 192 elements each: 2 bytes
+    // each in f16; in q8_0 one byte each and a scale word per head (3) for every two blocks.
     let err = text(&out.stderr);
-    assert!(err.contains("a session of 17 tokens: 0.8 MB per sequence"), "{err}");
+    assert!(err.contains("a session of 17 tokens, f16 KV cache: 0.4 MB per sequence"), "{err}");
+    assert!(err.contains("a session of 17 tokens, q8_0 KV cache: 0.2 MB per sequence"), "{err}");
     let records: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
     let records = records.as_array().expect("an array, like llama-bench's");
-    assert_eq!(records.len(), 2);
+    assert_eq!(records.len(), 4);
     let tests: Vec<&str> = records.iter().map(|r| r["test"].as_str().unwrap()).collect();
-    assert_eq!(tests, ["pp16", "tg4"]);
+    assert_eq!(tests, ["pp16", "tg4", "pp16 kv q8_0", "tg4 kv q8_0"]);
+    let types: Vec<&str> = records.iter().map(|r| r["type_k"].as_str().unwrap()).collect();
+    assert_eq!(types, ["f16", "f16", "q8_0", "q8_0"]);
+    // A q8_0 token reads fewer cache bytes than an f16 one, the same weights.
+    let bytes = |r: &serde_json::Value| r["bytes_per_token"].as_u64().unwrap_or(0);
+    assert!(bytes(&records[3]) < bytes(&records[1]), "{} vs {}", bytes(&records[3]), bytes(&records[1]));
     for r in records {
         for field in [
             "model_filename",

@@ -17,7 +17,7 @@ fn answer(model: &Arc<Model>, session: &mut Session, prompt: &[u32], cached: usi
 #[test]
 fn a_second_turn_processes_only_its_new_tokens_and_answers_as_a_fresh_session() {
     let model = common::model();
-    let options = SessionOptions { ctx: 512, batch: 64, logit_rows: 1 };
+    let options = SessionOptions { ctx: 512, batch: 64, logit_rows: 1, kv: Default::default() };
     let mut session = Session::new(model.clone(), options).unwrap();
     let mut chat = Conversation::new(Some("You are brief.".into()));
 

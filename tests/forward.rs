@@ -2,7 +2,7 @@
 //! several shapes and weight types: prompt batches, single-token decoding, and the two mixed.
 
 use hearth::generate::{Batch, Generation, Session};
-use hearth::gpu::{AdapterChoice, Gpu};
+use hearth::gpu::{AdapterChoice, Gpu, KvType};
 use hearth::model::reference::ReferenceModel;
 use hearth::model::state::SessionOptions;
 use hearth::model::testing::TinyLlama;
@@ -35,19 +35,25 @@ fn assert_logits_within(got: &[f32], want: &[f32], tol: f32, what: &str) {
 }
 
 fn check(spec: TinyLlama) {
+    check_kv(spec, KvType::default())
+}
+
+/// The model's logits with a KV cache of `kv` against the reference's with keys and values
+/// rounded as that type rounds them.
+fn check_kv(spec: TinyLlama, kv: KvType) {
     let bytes = spec.to_gguf();
     let model = Arc::new(Model::load(gpu(), &ModelFile::from_bytes(bytes.clone()).unwrap()).unwrap());
-    let reference = ReferenceModel::new(ModelFile::from_bytes(bytes).unwrap()).unwrap();
+    let reference = ReferenceModel::new(ModelFile::from_bytes(bytes).unwrap()).unwrap().with_kv(kv);
     let vocab = spec.vocab_size();
     let tokens: Vec<u32> = (0..21).map(|i| ((i * 37 + 5) % vocab) as u32).collect();
     let want = reference.forward(&tokens).unwrap();
-    let what = format!("{spec:?}");
+    let what = format!("{spec:?} {kv:?} KV");
     // Tensors of two types fused into one matrix meet in a widened format whose K-quant
     // scales are rounded to f16 (src/quant/layout.rs).
     let tol = if spec.v_and_down.is_some() { 5e-3 } else { 2e-3 };
 
     // The whole prompt as one batch, every position's logits.
-    let options = SessionOptions { ctx: 64, batch: 32, logit_rows: 32 };
+    let options = SessionOptions { ctx: 64, batch: 32, logit_rows: 32, kv };
     let mut batch = Session::new(model.clone(), options).unwrap();
     let all = pollster::block_on(batch.logits_from(&tokens, 0)).unwrap();
     for (i, row) in all.chunks(vocab).enumerate() {
@@ -55,7 +61,7 @@ fn check(spec: TinyLlama) {
     }
 
     // The same in steps limited by a small batch and logits buffer.
-    let mut small = Session::new(model.clone(), SessionOptions { ctx: 64, batch: 6, logit_rows: 4 }).unwrap();
+    let mut small = Session::new(model.clone(), SessionOptions { ctx: 64, batch: 6, logit_rows: 4, kv }).unwrap();
     let split = pollster::block_on(small.logits_from(&tokens, 3)).unwrap();
     assert_eq!(split.len(), (tokens.len() - 3) * vocab);
     for (i, row) in split.chunks(vocab).enumerate() {
@@ -63,7 +69,7 @@ fn check(spec: TinyLlama) {
     }
 
     // A short prompt, then one token at a time.
-    let mut stepwise = Session::new(model.clone(), SessionOptions { ctx: 64, batch: 8, logit_rows: 1 }).unwrap();
+    let mut stepwise = Session::new(model.clone(), SessionOptions { ctx: 64, batch: 8, logit_rows: 1, kv }).unwrap();
     let first = pollster::block_on(stepwise.next_logits(&tokens[..5])).unwrap();
     assert_logits_within(&first, &want[4], tol, &format!("{what} after a 5-token prompt"));
     for (i, &t) in tokens.iter().enumerate().skip(5) {
@@ -82,6 +88,17 @@ fn check(spec: TinyLlama) {
 #[test]
 fn q4_1_with_grouped_query_attention_matches_the_reference() {
     check(TinyLlama::default());
+}
+
+#[test]
+fn every_kv_cache_type_matches_the_reference_rounded_as_it_stores() {
+    // Llama's cache is written by the Q|K|V kernel for float types, by kv_write for quantized
+    // ones; Qwen 3's always by kv_write, after its QK-norm. (f16, the default, is every other
+    // test's.)
+    for kv in [KvType::F32, KvType::Q8_0, KvType::Q4_0] {
+        check_kv(TinyLlama { head_dim: Some(32), ..Default::default() }, kv);
+    }
+    check_kv(TinyLlama { arch: "qwen3", seed: 10, head_dim: Some(32), ..Default::default() }, KvType::Q8_0);
 }
 
 #[test]
@@ -227,10 +244,11 @@ fn a_later_prompt_reuses_the_cached_start_of_an_earlier_one() {
     let spec = TinyLlama::default();
     let bytes = spec.to_gguf();
     let model = Arc::new(Model::load(gpu(), &ModelFile::from_bytes(bytes.clone()).unwrap()).unwrap());
-    let reference = ReferenceModel::new(ModelFile::from_bytes(bytes).unwrap()).unwrap();
+    let reference = ReferenceModel::new(ModelFile::from_bytes(bytes).unwrap()).unwrap().with_kv(KvType::default());
     let vocab = spec.vocab_size() as u32;
     let first: Vec<u32> = (0..9).map(|i| (i * 11 + 2) % vocab).collect();
-    let mut s = Session::new(model, SessionOptions { ctx: 64, batch: 8, logit_rows: 1 }).unwrap();
+    let mut s =
+        Session::new(model, SessionOptions { ctx: 64, batch: 8, logit_rows: 1, kv: Default::default() }).unwrap();
     pollster::block_on(s.next_logits(&first)).unwrap();
 
     // A next turn that repeats the first and adds to it: only the new tokens are processed.
@@ -257,7 +275,8 @@ fn a_later_prompt_reuses_the_cached_start_of_an_earlier_one() {
 fn a_prompt_longer_than_the_context_is_refused() {
     let bytes = TinyLlama::default().to_gguf();
     let model = Arc::new(Model::load(gpu(), &ModelFile::from_bytes(bytes).unwrap()).unwrap());
-    let mut s = Session::new(model, SessionOptions { ctx: 8, batch: 8, logit_rows: 1 }).unwrap();
+    let mut s =
+        Session::new(model, SessionOptions { ctx: 8, batch: 8, logit_rows: 1, kv: Default::default() }).unwrap();
     let err = pollster::block_on(s.next_greedy(&[1; 9])).unwrap_err().to_string();
     assert!(err.contains("context"), "{err}");
     assert_eq!(s.position(), 0, "a refused prompt leaves the session untouched");
@@ -271,7 +290,8 @@ fn a_lost_device_is_an_error_not_a_hang_or_a_panic() {
     let gpu = Arc::new(pollster::block_on(Gpu::new(&AdapterChoice::from_env())).unwrap());
     let bytes = TinyLlama::default().to_gguf();
     let model = Arc::new(Model::load(gpu.clone(), &ModelFile::from_bytes(bytes).unwrap()).unwrap());
-    let mut s = Session::new(model, SessionOptions { ctx: 16, batch: 8, logit_rows: 1 }).unwrap();
+    let mut s =
+        Session::new(model, SessionOptions { ctx: 16, batch: 8, logit_rows: 1, kv: Default::default() }).unwrap();
     pollster::block_on(s.next_greedy(&[1, 2, 3])).unwrap();
     gpu.device.destroy();
     let err = pollster::block_on(s.next_greedy(&[4])).unwrap_err().to_string();
@@ -291,11 +311,12 @@ fn small_binding_and_texture_limits_split_the_work_not_the_results() {
     let spec = TinyLlama::default();
     let bytes = spec.to_gguf();
     let model = Arc::new(Model::load(small, &ModelFile::from_bytes(bytes.clone()).unwrap()).unwrap());
-    let reference = ReferenceModel::new(ModelFile::from_bytes(bytes).unwrap()).unwrap();
+    let reference = ReferenceModel::new(ModelFile::from_bytes(bytes).unwrap()).unwrap().with_kv(KvType::default());
     let vocab = spec.vocab_size();
     let tokens: Vec<u32> = (0..40).map(|i| ((i * 53 + 7) % vocab) as u32).collect();
     let want = reference.forward(&tokens).unwrap();
-    let mut s = Session::new(model, SessionOptions { ctx: 64, batch: 64, logit_rows: 64 }).unwrap();
+    let mut s =
+        Session::new(model, SessionOptions { ctx: 64, batch: 64, logit_rows: 64, kv: Default::default() }).unwrap();
     let o = s.options();
     assert!(o.batch < 40 && o.logit_rows < 40, "the limits shrink the steps: {o:?}");
     let all = pollster::block_on(s.logits_from(&tokens, 0)).unwrap();
@@ -317,9 +338,10 @@ impl AfterATurn {
     fn new(spec: &TinyLlama, stride: u32) -> AfterATurn {
         let bytes = spec.to_gguf();
         let model = Arc::new(Model::load(gpu(), &ModelFile::from_bytes(bytes.clone()).unwrap()).unwrap());
-        let reference = ReferenceModel::new(ModelFile::from_bytes(bytes).unwrap()).unwrap();
+        let reference = ReferenceModel::new(ModelFile::from_bytes(bytes).unwrap()).unwrap().with_kv(KvType::default());
         let vocab = spec.vocab_size() as u32;
-        let mut session = Session::new(model, SessionOptions { ctx: 64, batch: 4, logit_rows: 1 }).unwrap();
+        let mut session =
+            Session::new(model, SessionOptions { ctx: 64, batch: 4, logit_rows: 1, kv: Default::default() }).unwrap();
         let first: Vec<u32> = (0..12).map(|i| (i * stride + 1) % vocab).collect();
         let mut generation = Generation::new(&first, 0, 8, Sampler::new(SamplerConfig::greedy())).unwrap();
         while pollster::block_on(generation.next(&mut session, |_| false)).unwrap().is_some() {}
@@ -352,8 +374,13 @@ fn sliding_window_rings_come_back_through_a_checkpoint_or_start_over() {
     // The rings move 7 positions past the prompt's end.
     let mut turn = AfterATurn::new(&spec, 13);
     let c = &turn.session.model.config;
-    let rings = hearth::model::memory::cache_bytes(c, 64, 4);
-    let full = hearth::model::memory::cache_bytes(&ModelConfig { sliding_window: None, ..c.clone() }, 64, 4);
+    let rings = hearth::model::memory::cache_bytes(c, Default::default(), 64, 4);
+    let full = hearth::model::memory::cache_bytes(
+        &ModelConfig { sliding_window: None, ..c.clone() },
+        Default::default(),
+        64,
+        4,
+    );
     // Half the layers at 7 slots, plus the checkpoint's copy of them.
     assert_eq!(rings * 64, full * (64 + 2 * 7) / 2, "{rings} vs {full} bytes");
 
@@ -430,7 +457,7 @@ fn qwen35moe_adds_routed_experts_and_a_gated_shared_expert() {
 fn check_batched(spec: TinyLlama) {
     let bytes = spec.to_gguf();
     let model = Arc::new(Model::load(gpu(), &ModelFile::from_bytes(bytes.clone()).unwrap()).unwrap());
-    let reference = ReferenceModel::new(ModelFile::from_bytes(bytes).unwrap()).unwrap();
+    let reference = ReferenceModel::new(ModelFile::from_bytes(bytes).unwrap()).unwrap().with_kv(KvType::default());
     let vocab = spec.vocab_size();
     let what = format!("{spec:?}");
     let prompts = [5, 11, 3];
@@ -440,7 +467,7 @@ fn check_batched(spec: TinyLlama) {
         .map(|(s, &len)| (0..len + 10).map(|i| ((i * 31 + s * 17 + 3) % vocab) as u32).collect())
         .collect();
     let want: Vec<Vec<Vec<f32>>> = sequences.iter().map(|t| reference.forward(t).unwrap()).collect();
-    let options = SessionOptions { ctx: 64, batch: 16, logit_rows: 1 };
+    let options = SessionOptions { ctx: 64, batch: 16, logit_rows: 1, kv: Default::default() };
     let mut session = Session::with_sequences(model, options, 3).unwrap();
     // Sequences 0 and 2 are fed their prompts alone; sequence 1's rides along the first step.
     for s in [0, 2] {
@@ -509,14 +536,14 @@ fn sequences_decoded_together_match_each_alone() {
         ..Default::default()
     };
     let model = Arc::new(Model::load(gpu(), &ModelFile::from_bytes(qwen35.to_gguf()).unwrap()).unwrap());
-    let options = SessionOptions { ctx: 64, batch: 8, logit_rows: 1 };
+    let options = SessionOptions { ctx: 64, batch: 8, logit_rows: 1, kv: Default::default() };
     assert!(Session::with_sequences(model, options, 2).is_err());
 }
 
 #[test]
 fn batched_steps_refuse_bad_inputs_and_change_nothing() {
     let model = Arc::new(Model::load(gpu(), &ModelFile::from_bytes(TinyLlama::default().to_gguf()).unwrap()).unwrap());
-    let options = SessionOptions { ctx: 16, batch: 4, logit_rows: 1 };
+    let options = SessionOptions { ctx: 16, batch: 4, logit_rows: 1, kv: Default::default() };
     assert!(Session::with_sequences(model.clone(), options, 0).is_err(), "no sequence");
     let mut session = Session::with_sequences(model, options, 2).unwrap();
     session.prefill(1, &[5, 6, 7]).unwrap();

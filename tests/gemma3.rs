@@ -40,7 +40,8 @@ fn greedy_ids_match_llama_cpp_up_to_the_first_near_tie() {
         let agreed = margins.iter().position(|&m| m < NEAR_TIE).unwrap_or(want.len());
 
         let mut session =
-            Session::new(model.clone(), SessionOptions { ctx: 256, batch: 64, logit_rows: 1 }).expect("a session");
+            Session::new(model.clone(), SessionOptions { ctx: 256, batch: 64, logit_rows: 1, kv: Default::default() })
+                .expect("a session");
         let mut got = Vec::new();
         let mut next = pollster::block_on(session.next_greedy(&ids(&r["prompt_ids"]))).unwrap();
         while got.len() < want.len() {
@@ -60,7 +61,8 @@ fn perplexity_at_ctx_128_is_within_one_percent_of_llama_perplexity() {
     // As llama-perplexity does for vocabularies that add BOS: each chunk starts with it.
     assert!(model.tokenizer.add_bos());
     let bos = model.tokenizer.bos_id();
-    let mut session = Session::new(model, SessionOptions { ctx: 128, batch: 128, logit_rows: 64 }).unwrap();
+    let mut session =
+        Session::new(model, SessionOptions { ctx: 128, batch: 128, logit_rows: 64, kv: Default::default() }).unwrap();
     let result = pollster::block_on(perplexity(&mut session, &tokens, 128, bos, None, |_, _| {})).unwrap();
 
     let readme = fixture("gemma3/README.md");

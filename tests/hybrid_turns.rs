@@ -39,7 +39,7 @@ fn a_chat_turn_resumes_the_recurrent_state_and_answers_as_a_fresh_session() {
     let file = hybrid_model();
     let model = common::load(&file.0, None);
     // Prompts of about 90 tokens: two steps of chunks each.
-    let options = SessionOptions { ctx: 256, batch: 64, logit_rows: 1 };
+    let options = SessionOptions { ctx: 256, batch: 64, logit_rows: 1, kv: Default::default() };
     let mut session = Session::new(model.clone(), options).unwrap();
     let mut chat = Conversation::new(Some("You are brief.".into()));
 

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 /// Logits of every position of `tokens`, one row per position.
 fn logits(model: &Arc<Model>, tokens: &[u32]) -> Vec<Vec<f32>> {
-    let options = SessionOptions { ctx: 64, batch: 32, logit_rows: 32 };
+    let options = SessionOptions { ctx: 64, batch: 32, logit_rows: 32, kv: Default::default() };
     let mut session = Session::new(model.clone(), options).unwrap();
     let all = pollster::block_on(session.logits_from(tokens, 0)).unwrap();
     all.chunks(model.config.n_vocab).map(<[f32]>::to_vec).collect()

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 /// The text generated for `prompt` under `grammar`, and why generation stopped.
 fn constrained(model: &Arc<Model>, prompt: &str, grammar: &Grammar, sampler: SamplerConfig) -> (String, StopReason) {
-    let options = SessionOptions { ctx: 512, batch: 64, logit_rows: 1 };
+    let options = SessionOptions { ctx: 512, batch: 64, logit_rows: 1, kv: Default::default() };
     let mut session = Session::new(model.clone(), options).unwrap();
     let ids = encode_user_prompt(model, prompt, None).unwrap();
     let mut generation = Generation::new(&ids, 0, 120, Sampler::new(sampler)).unwrap();
@@ -66,7 +66,9 @@ fn greedy_and_sampled_answers_follow_a_json_schema() {
     }
     // Unconstrained, the same model says something else entirely.
     let ids = encode_user_prompt(&model, prompt, None).unwrap();
-    let mut session = Session::new(model.clone(), SessionOptions { ctx: 512, batch: 64, logit_rows: 1 }).unwrap();
+    let mut session =
+        Session::new(model.clone(), SessionOptions { ctx: 512, batch: 64, logit_rows: 1, kv: Default::default() })
+            .unwrap();
     let (free, _) = common::greedy_answer(&model, &mut session, &ids, 0, 16);
     assert!(serde_json::from_str::<Value>(&model.tokenizer.decode(&free).unwrap()).is_err());
 }

@@ -46,7 +46,7 @@ async function loadModel(source) {
   setBusy(true);
   $('stop').disabled = true;
   try {
-    const m = await hearth.load(source, showProgress, { ctx: Number($('ctx').value) || 0 });
+    const m = await hearth.load(source, showProgress, { ctx: Number($('ctx').value) || 0, kvType: $('kv-type').value });
     messages = [];
     $('transcript').replaceChildren();
     $('model-status').textContent =

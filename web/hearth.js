@@ -75,9 +75,11 @@ function fileName(url) {
 
 /**
  * Loads a GGUF from a URL or a File, streaming it into the engine chunk by chunk (the tab
- * holds it once). A model that cannot run here is refused as soon as its header is in.
+ * holds it once). A model that cannot run here is refused as soon as its header is in. `ctx`:
+ * the context in tokens (0: the model's, at most 4096); `kvType`: how the KV cache stores keys
+ * and values ('f16', 'q8_0', 'q4_0' or 'f32').
  */
-async function load(source, onProgress = () => {}, { ctx = 0 } = {}) {
+async function load(source, onProgress = () => {}, { ctx = 0, kvType = 'f16' } = {}) {
   const engine = await open();
   let stream, total, name;
   if (source instanceof Blob) {
@@ -116,7 +118,7 @@ async function load(source, onProgress = () => {}, { ctx = 0 } = {}) {
     onProgress({ phase: 'upload', loaded, total });
     // Let the page paint the new phase: the upload runs without yielding.
     await new Promise((resolve) => setTimeout(resolve, 30));
-    const model = JSON.parse(engine.finishLoad(name, ctx));
+    const model = JSON.parse(engine.finishLoad(name, ctx, kvType));
     onProgress({ phase: 'done', loaded, total });
     return model;
   });

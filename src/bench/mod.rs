@@ -11,6 +11,7 @@ pub mod report;
 pub mod roofline;
 
 use crate::generate::{Batch, Session};
+use crate::gpu::KvType;
 use crate::model::gguf::Value;
 use crate::model::state::SessionOptions;
 use crate::model::{Model, ModelFile};
@@ -30,10 +31,13 @@ pub struct Test {
     pub n_gen: usize,
     pub n_depth: usize,
     pub n_parallel: usize,
+    /// How the KV cache stores keys and values.
+    pub kv: KvType,
 }
 
 impl Test {
-    /// As llama-bench names it: `pp512`, `tg128`, `pp512 @ d2048`; `tg128 x8` for 8 sequences.
+    /// As llama-bench names it: `pp512`, `tg128`, `pp512 @ d2048`; `tg128 x8` for 8 sequences;
+    /// `tg128 kv q8_0` for a KV cache of another type than the default.
     pub fn name(&self) -> String {
         let mut name = if self.n_gen == 0 { format!("pp{}", self.n_prompt) } else { format!("tg{}", self.n_gen) };
         if self.n_parallel > 1 {
@@ -41,6 +45,9 @@ impl Test {
         }
         if self.n_depth > 0 {
             name += &format!(" @ d{}", self.n_depth);
+        }
+        if self.kv != KvType::default() {
+            name += &format!(" kv {}", self.kv.name());
         }
         name
     }
@@ -64,6 +71,8 @@ pub struct Plan {
     pub depths: Vec<usize>,
     /// Sequences decoded together in generation tests (each runs at every count).
     pub parallel: Vec<usize>,
+    /// KV cache types (every test runs with each).
+    pub kv_types: Vec<KvType>,
     pub reps: usize,
     /// Prompt tokens per forward step.
     pub batch: usize,
@@ -73,15 +82,21 @@ impl Plan {
     pub fn tests(&self) -> Vec<Test> {
         let depths = if self.depths.is_empty() { &[0][..] } else { &self.depths[..] };
         let parallel = if self.parallel.is_empty() { &[1][..] } else { &self.parallel[..] };
-        let pp = self.prompts.iter().filter(|&&p| p > 0).flat_map(|&n_prompt| {
-            depths.iter().map(move |&n_depth| Test { n_prompt, n_gen: 0, n_depth, n_parallel: 1 })
-        });
-        let tg = self.gens.iter().filter(|&&n| n > 0).flat_map(|&n_gen| {
-            parallel.iter().flat_map(move |&n_parallel| {
-                depths.iter().map(move |&n_depth| Test { n_prompt: 0, n_gen, n_depth, n_parallel })
+        let kv_types = if self.kv_types.is_empty() { &[KvType::default()][..] } else { &self.kv_types[..] };
+        kv_types
+            .iter()
+            .flat_map(|&kv| {
+                let pp = self.prompts.iter().filter(|&&p| p > 0).flat_map(move |&n_prompt| {
+                    depths.iter().map(move |&n_depth| Test { n_prompt, n_gen: 0, n_depth, n_parallel: 1, kv })
+                });
+                let tg = self.gens.iter().filter(|&&n| n > 0).flat_map(move |&n_gen| {
+                    parallel.iter().flat_map(move |&n_parallel| {
+                        depths.iter().map(move |&n_depth| Test { n_prompt: 0, n_gen, n_depth, n_parallel, kv })
+                    })
+                });
+                pp.chain(tg)
             })
-        });
-        pp.chain(tg).collect()
+            .collect()
     }
 }
 
@@ -187,30 +202,39 @@ pub async fn run(model: &Arc<Model>, plan: &Plan, mut progress: impl FnMut(&str)
         ));
     }
     let batch = plan.batch.max(1).min(ctx);
-    let mut session = Session::with_sequences(model.clone(), SessionOptions { ctx, batch, logit_rows: 1 }, sequences)?;
-    progress(&format!(
-        "a session of {ctx} tokens: {:.1} MB per sequence (caches and recurrent states), {:.1} MB in all",
-        session.memory_bytes() as f64 / 1e6,
-        session.gpu_bytes() as f64 / 1e6
-    ));
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(42);
     let vocab = model.config.n_vocab as u32;
     let tokens: Vec<u32> = (0..ctx).map(|_| rng.random_range(0..vocab)).collect();
     let mut out = Vec::with_capacity(tests.len());
+    // One session per KV cache type, made when its first test comes (tests come grouped by it).
+    let mut current: Option<(KvType, Session)> = None;
     for test in tests {
+        if current.as_ref().map(|(kv, _)| *kv) != Some(test.kv) {
+            drop(current.take()); // the last type's caches go before the next ones are made
+            let options = SessionOptions { ctx, batch, logit_rows: 1, kv: test.kv };
+            let session = Session::with_sequences(model.clone(), options, sequences)?;
+            progress(&format!(
+                "a session of {ctx} tokens, {} KV cache: {:.1} MB per sequence (caches and recurrent states), {:.1} MB in all",
+                test.kv.name(),
+                session.memory_bytes() as f64 / 1e6,
+                session.gpu_bytes() as f64 / 1e6
+            ));
+            current = Some((test.kv, session));
+        }
+        let Some((_, session)) = current.as_mut() else { continue };
         if test.n_depth > 0 {
             progress(&format!("{}: filling the cache with {} tokens", test.name(), test.n_depth));
         }
-        fill_depth(&mut session, test, &tokens, &mut progress).await?;
+        fill_depth(session, test, &tokens, &mut progress).await?;
         progress(&format!("{}: warm-up", test.name()));
-        run_once(&mut session, test, &tokens).await?;
+        run_once(session, test, &tokens).await?;
         let (mut samples_ns, mut host_ns) = (Vec::with_capacity(plan.reps), Vec::with_capacity(plan.reps));
         for rep in 0..plan.reps {
-            if fill_depth(&mut session, test, &tokens, &mut progress).await? {
+            if fill_depth(session, test, &tokens, &mut progress).await? {
                 progress(&format!("{}: filled the cache again (its memory cannot come back)", test.name()));
             }
             progress(&format!("{}: run {}/{}", test.name(), rep + 1, plan.reps));
-            let (wall, host) = run_once(&mut session, test, &tokens).await?;
+            let (wall, host) = run_once(session, test, &tokens).await?;
             samples_ns.push(wall);
             host_ns.push(host);
         }
@@ -267,19 +291,30 @@ mod tests {
     fn session(spec: TinyLlama) -> Session {
         let gpu = Arc::new(pollster::block_on(Gpu::new(&AdapterChoice::from_env())).expect("an adapter"));
         let model = Model::load(gpu, &ModelFile::from_bytes(spec.to_gguf()).expect("a file")).expect("a model");
-        Session::new(Arc::new(model), SessionOptions { ctx: 64, batch: 8, logit_rows: 1 }).expect("a session")
+        Session::new(Arc::new(model), SessionOptions { ctx: 64, batch: 8, logit_rows: 1, kv: Default::default() })
+            .expect("a session")
     }
 
     #[test]
     fn each_test_runs_at_every_depth_named_as_llama_bench_names_it() {
-        let plan =
-            Plan { prompts: vec![16, 0], gens: vec![4], depths: vec![0, 32], parallel: vec![], reps: 1, batch: 8 };
+        let plan = Plan {
+            prompts: vec![16, 0],
+            gens: vec![4],
+            depths: vec![0, 32],
+            parallel: vec![],
+            kv_types: vec![],
+            reps: 1,
+            batch: 8,
+        };
         let names: Vec<String> = plan.tests().iter().map(Test::name).collect();
         assert_eq!(names, ["pp16", "pp16 @ d32", "tg4", "tg4 @ d32"]);
         assert_eq!(Plan { depths: vec![], ..plan.clone() }.tests().len(), 2, "no depth given: from an empty cache");
-        let parallel = Plan { depths: vec![], parallel: vec![1, 8], ..plan };
+        let parallel = Plan { depths: vec![], parallel: vec![1, 8], ..plan.clone() };
         let names: Vec<String> = parallel.tests().iter().map(Test::name).collect();
         assert_eq!(names, ["pp16", "tg4", "tg4 x8"], "sequences together: generation only");
+        let kv = Plan { depths: vec![], kv_types: vec![KvType::F16, KvType::Q8_0], ..plan };
+        let names: Vec<String> = kv.tests().iter().map(Test::name).collect();
+        assert_eq!(names, ["pp16", "tg4", "pp16 kv q8_0", "tg4 kv q8_0"], "each type's tests together");
     }
 
     #[test]
@@ -296,7 +331,7 @@ mod tests {
         };
         for spec in [TinyLlama::default(), windows] {
             let mut session = session(spec);
-            let pp = Test { n_prompt: 12, n_gen: 0, n_depth: 20, n_parallel: 1 };
+            let pp = Test { n_prompt: 12, n_gen: 0, n_depth: 20, n_parallel: 1, kv: KvType::F16 };
             assert!(
                 pollster::block_on(fill_depth(&mut session, pp, &tokens, &mut |_| ())).unwrap(),
                 "the first fill processes"
@@ -309,10 +344,10 @@ mod tests {
                 "kept for the next run"
             );
             assert_eq!(session.position(), 20);
-            let tg = Test { n_prompt: 0, n_gen: 3, n_depth: 20, n_parallel: 1 };
+            let tg = Test { n_prompt: 0, n_gen: 3, n_depth: 20, n_parallel: 1, kv: KvType::F16 };
             pollster::block_on(run_once(&mut session, tg, &tokens)).unwrap();
             assert_eq!((session.position(), session.held_prefix(0, &tokens)), (23, 21));
-            let empty = Test { n_prompt: 12, n_gen: 0, n_depth: 0, n_parallel: 1 };
+            let empty = Test { n_prompt: 12, n_gen: 0, n_depth: 0, n_parallel: 1, kv: KvType::F16 };
             pollster::block_on(fill_depth(&mut session, empty, &tokens, &mut |_| ())).unwrap();
             assert_eq!(session.position(), 0);
         }
@@ -323,9 +358,9 @@ mod tests {
         let tokens: Vec<u32> = (0..64).map(|i| 3 + (i * 7) % 250).collect();
         let gpu = Arc::new(pollster::block_on(Gpu::new(&AdapterChoice::from_env())).expect("an adapter"));
         let model = Model::load(gpu, &ModelFile::from_bytes(TinyLlama::default().to_gguf()).expect("a file")).unwrap();
-        let options = SessionOptions { ctx: 64, batch: 8, logit_rows: 1 };
+        let options = SessionOptions { ctx: 64, batch: 8, logit_rows: 1, kv: Default::default() };
         let mut session = Session::with_sequences(Arc::new(model), options, 3).unwrap();
-        let tg = Test { n_prompt: 0, n_gen: 5, n_depth: 0, n_parallel: 3 };
+        let tg = Test { n_prompt: 0, n_gen: 5, n_depth: 0, n_parallel: 3, kv: KvType::F16 };
         pollster::block_on(fill_depth(&mut session, tg, &tokens, &mut |_| ())).unwrap();
         pollster::block_on(run_once(&mut session, tg, &tokens)).unwrap();
         let positions: Vec<usize> = (0..3).map(|s| session.position_of(s)).collect();

@@ -3,7 +3,7 @@
 //! forms.
 
 use super::roofline::Roofline;
-use super::{Measured, ModelSummary, mean_sd};
+use super::{Measured, ModelSummary, Test, mean_sd};
 use crate::model::Model;
 use crate::model::memory::LayerMemory;
 use serde::{Deserialize, Serialize};
@@ -46,6 +46,12 @@ pub struct BenchRecord {
     /// Sequences decoded together (0 in files from before it: one).
     #[serde(default)]
     pub n_parallel: usize,
+    /// The KV cache's key and value types, as llama-bench names them (empty in files from
+    /// before them, whose caches were f32).
+    #[serde(default)]
+    pub type_k: String,
+    #[serde(default)]
+    pub type_v: String,
     pub test: String,
     pub avg_ns: u64,
     pub stddev_ns: u64,
@@ -86,16 +92,18 @@ fn prompt_flops(model: &Model, p: usize, depth: usize) -> f64 {
     2.0 * (p * per_token) as f64 + 2.0 * (c.n_vocab * c.n_embd) as f64 + attention as f64
 }
 
-/// Bytes read per token when generating `n` tokens after `depth` in the cache, in `parallel`
+/// Bytes read per token by a generation test of `n` tokens after `depth` in the cache, in `parallel`
 /// sequences at once: every weight (once per step, so shared by the sequences), and the keys
 /// and values each layer attends to, on average over the `n` steps (for full attention, the
 /// depth and half the generated tokens; at most the window for a sliding-window layer; a
 /// recurrent state read and written back).
-fn generation_bytes(model: &Model, info: &RunInfo, n: usize, depth: usize, parallel: usize) -> u64 {
+fn generation_bytes(model: &Model, info: &RunInfo, test: &Test) -> u64 {
+    let (n, depth, parallel, kv) = (test.n_gen, test.n_depth, test.n_parallel, test.kv);
     let c = &model.config;
     let memory: u64 = (0..c.n_layer)
         .map(|l| {
-            let per_position = 2 * c.heads(l).kv_dim() as u64 * 4;
+            let heads = c.heads(l);
+            let per_position = 2 * kv.row_bytes(heads.n_head_kv, heads.head_dim);
             let seen = |w: usize| (0..n).map(|i| (depth + i + 1).min(w)).sum::<usize>() as u64 * per_position;
             match c.layer_memory(l) {
                 LayerMemory::Keys => seen(usize::MAX),
@@ -118,7 +126,7 @@ pub fn record(model: &Model, info: &RunInfo, m: &Measured, test_time: &str) -> B
     let (avg_ns, stddev_ns) = mean_sd(&ns);
     let r = &info.roofline;
     let (bytes_per_token, gflops) = if m.test.n_gen > 0 {
-        (generation_bytes(model, info, m.test.n_gen, m.test.n_depth, m.test.n_parallel), 0.0)
+        (generation_bytes(model, info, &m.test), 0.0)
     } else {
         (0, prompt_flops(model, m.test.n_prompt, m.test.n_depth) / (avg_ns / 1e9) / 1e9)
     };
@@ -143,6 +151,8 @@ pub fn record(model: &Model, info: &RunInfo, m: &Measured, test_time: &str) -> B
         n_gen: m.test.n_gen,
         n_depth: m.test.n_depth,
         n_parallel: m.test.n_parallel,
+        type_k: m.test.kv.name().into(),
+        type_v: m.test.kv.name().into(),
         test: m.test.name(),
         avg_ns: avg_ns as u64,
         stddev_ns: stddev_ns as u64,
@@ -239,6 +249,8 @@ const CSV_FIELDS: &[&str] = &[
     "n_gen",
     "n_depth",
     "n_parallel",
+    "type_k",
+    "type_v",
     "test",
     "avg_ns",
     "stddev_ns",

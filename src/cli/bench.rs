@@ -1,10 +1,12 @@
 //! `hearth bench`: llama-bench-style measurements with a roofline, and `hearth bench compare`.
 
+use super::generation_args::kv_type;
 use super::{GpuArgs, ModelArgs};
 use clap::{Args, Subcommand, ValueEnum};
 use hearth::bench::report::{self, RunInfo};
 use hearth::bench::{ModelSummary, Plan, chart, compare, profile, roofline};
 use hearth::generate::Session;
+use hearth::gpu::KvType;
 use hearth::model::state::SessionOptions;
 use hearth::pull::sha256_hex_of_parts;
 use hearth::{Error, Result};
@@ -35,6 +37,9 @@ pub struct BenchArgs {
     /// the tokens of all of them (llama-batched-bench's parallel prompts); above 1, at depth 0 only
     #[arg(long = "parallel", value_delimiter = ',', default_value = "1")]
     parallel: Vec<usize>,
+    /// KV cache types (comma-separated; every test runs with each): f16, q8_0, q4_0, f32
+    #[arg(long = "kv-type", value_delimiter = ',', default_value = "f16", value_parser = kv_type)]
+    kv_types: Vec<KvType>,
     /// Repetitions of each test (after one warm-up run)
     #[arg(short = 'r', long = "repetitions", default_value_t = 5)]
     reps: usize,
@@ -102,6 +107,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         gens: args.gens,
         depths: args.depths,
         parallel: args.parallel,
+        kv_types: args.kv_types.clone(),
         reps: args.reps,
         batch: args.batch,
     };
@@ -125,7 +131,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
         Format::Csv => print!("{}", report::csv(&records)),
     }
     if args.profile {
-        let options = SessionOptions { ctx: 2 * plan.batch.max(64), batch: plan.batch.max(64), logit_rows: 1 };
+        let kv = args.kv_types.first().copied().unwrap_or_default();
+        let options = SessionOptions { ctx: 2 * plan.batch.max(64), batch: plan.batch.max(64), logit_rows: 1, kv };
         let mut session = Session::new(model.clone(), options)?;
         let prompt: Vec<u32> = (0..options.batch as u32).map(|i| i % model.config.n_vocab as u32).collect();
         let prefill = pollster::block_on(profile::profile_step(&mut session, &prompt))?;

@@ -2,6 +2,7 @@
 //! a session is.
 
 use clap::Args;
+use hearth::gpu::KvType;
 use hearth::grammar::Grammar;
 use hearth::model::state::SessionOptions;
 use hearth::reasoning::Channel;
@@ -159,6 +160,22 @@ pub struct SessionArgs {
     /// Prompt tokens processed per GPU step
     #[arg(long, default_value_t = 256, value_parser = at_least_one)]
     batch: usize,
+    #[command(flatten)]
+    kv: KvTypeArg,
+}
+
+/// The KV cache's type, for every command that runs a model.
+#[derive(Args, Clone, Copy, Debug)]
+pub struct KvTypeArg {
+    /// How the KV cache stores keys and values: f16, q8_0 (53% of f16's memory, as llama.cpp's),
+    /// q4_0 (28%) or f32 (exact, twice f16's)
+    #[arg(long = "kv-type", default_value = "f16", value_parser = kv_type)]
+    pub kv_type: KvType,
+}
+
+/// A `--kv-type` value.
+pub fn kv_type(text: &str) -> std::result::Result<KvType, String> {
+    KvType::parse(text).map_err(|e| e.to_string())
 }
 
 impl SessionArgs {
@@ -170,7 +187,7 @@ impl SessionArgs {
                 "--ctx {ctx} is beyond the {trained} tokens the model was trained on; expect poor output past that"
             );
         }
-        SessionOptions { ctx, batch: self.batch.min(ctx), logit_rows: 1 }
+        SessionOptions { ctx, batch: self.batch.min(ctx), logit_rows: 1, kv: self.kv.kv_type }
     }
 }
 

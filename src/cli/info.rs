@@ -3,6 +3,7 @@
 use super::ModelArgs;
 use clap::Args;
 use hearth::Result;
+use hearth::gpu::KvType;
 use hearth::model::ModelConfig;
 use hearth::model::gguf::Value;
 use hearth::model::memory::{LayerMemory, cache_bytes};
@@ -128,8 +129,9 @@ fn memory_summary(c: &ModelConfig) -> String {
         .iter()
         .map(|(kind, &n)| if n == 1 { format!("1 layer keeps {kind}") } else { format!("{n} layers keep {kind}") })
         .collect();
-    let at = |ctx: usize| format!("{:.1} MB at {ctx} tokens", cache_bytes(c, ctx, 256.min(ctx)) as f64 / 1e6);
+    let kv = KvType::default();
+    let at = |ctx: usize| format!("{:.1} MB at {ctx} tokens", cache_bytes(c, kv, ctx, 256.min(ctx)) as f64 / 1e6);
     let (default_ctx, trained) = (c.n_ctx_train.clamp(1, 4096), c.n_ctx_train.max(1));
     let sizes = if trained > default_ctx { format!("{}, {}", at(default_ctx), at(trained)) } else { at(trained) };
-    format!("{}; KV cache {sizes}", kinds.join(", "))
+    format!("{}; KV cache {sizes} in {} (--kv-type)", kinds.join(", "), kv.name())
 }

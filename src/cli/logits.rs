@@ -37,7 +37,7 @@ pub fn run(args: LogitsArgs) -> Result<()> {
     let model = loaded.model;
     let vocab = model.config.n_vocab;
     let batch = args.batch.min(ids.len());
-    let options = SessionOptions { ctx: ids.len(), batch, logit_rows: batch.min(LOGIT_ROWS) };
+    let options = SessionOptions { ctx: ids.len(), batch, logit_rows: batch.min(LOGIT_ROWS), kv: Default::default() };
     let mut session = Session::new(model, options)?;
     let logits = pollster::block_on(session.logits_from(&ids, 0))?;
     let mut stdout = std::io::stdout().lock();

@@ -1,5 +1,6 @@
 //! `hearth perplexity`: llama-perplexity's measurement, so the figures compare.
 
+use super::generation_args::KvTypeArg;
 use super::{GpuArgs, ModelArgs};
 use clap::Args;
 use hearth::generate::Session;
@@ -24,6 +25,8 @@ pub struct PerplexityArgs {
     /// Score at most this many chunks
     #[arg(long)]
     chunks: Option<usize>,
+    #[command(flatten)]
+    kv: KvTypeArg,
 }
 
 pub fn run(args: PerplexityArgs) -> Result<()> {
@@ -33,7 +36,7 @@ pub fn run(args: PerplexityArgs) -> Result<()> {
     let tokens = model.tokenizer.encode(&text, true, false)?;
     let bos = if model.tokenizer.add_bos() { model.tokenizer.bos_id() } else { None };
     let n_ctx = args.ctx;
-    let options = SessionOptions { ctx: n_ctx, batch: n_ctx, logit_rows: n_ctx - n_ctx / 2 };
+    let options = SessionOptions { ctx: n_ctx, batch: n_ctx, logit_rows: n_ctx - n_ctx / 2, kv: args.kv.kv_type };
     let mut session = Session::new(model.clone(), options)?;
     eprintln!("{} tokens, {} chunks of {n_ctx}", tokens.len(), tokens.len() / n_ctx.max(1));
     let started = std::time::Instant::now();

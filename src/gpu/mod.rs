@@ -3,6 +3,8 @@
 
 mod activations;
 mod adapter;
+mod kv_texture;
+mod kv_type;
 mod memory;
 mod readback;
 pub mod shader;
@@ -10,8 +12,10 @@ mod texture;
 
 pub use activations::{Activations, row_stride, window_bytes};
 pub use adapter::{AdapterChoice, AdapterSummary, list_adapters};
+pub use kv_texture::KvTexture;
+pub use kv_type::{KV_BLOCK, KvType};
 pub use shader::Defines;
-pub use texture::{KvTexture, Texels, WeightStore};
+pub use texture::{Texels, WeightStore};
 
 use crate::{Error, Result};
 use std::collections::HashMap;
@@ -32,8 +36,8 @@ pub enum Slot {
     Texels,
     /// A `texture_2d_array<f32>` read with textureLoad.
     TextureF32,
-    /// A write-only `texture_storage_2d_array<rgba32float, write>`.
-    StorageTextureF32,
+    /// A write-only `texture_storage_2d_array<FORMAT, write>`.
+    StorageTexture(wgpu::TextureFormat),
 }
 
 /// What is bound to a slot.
@@ -218,9 +222,9 @@ impl Gpu {
                         view_dimension: wgpu::TextureViewDimension::D2Array,
                         multisampled: false,
                     },
-                    Slot::StorageTextureF32 => wgpu::BindingType::StorageTexture {
+                    Slot::StorageTexture(format) => wgpu::BindingType::StorageTexture {
                         access: wgpu::StorageTextureAccess::WriteOnly,
-                        format: wgpu::TextureFormat::Rgba32Float,
+                        format,
                         view_dimension: wgpu::TextureViewDimension::D2Array,
                     },
                 };

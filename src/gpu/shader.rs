@@ -24,6 +24,8 @@ const SOURCES: &[(&str, &str)] = &[
     ("linear_batch.wgsl", include_str!("../../shaders/linear_batch.wgsl")),
     ("embed.wgsl", include_str!("../../shaders/embed.wgsl")),
     ("kv_write.wgsl", include_str!("../../shaders/kv_write.wgsl")),
+    ("kv_read.wgsl", include_str!("../../shaders/kv_read.wgsl")),
+    ("f16_round.wgsl", include_str!("../../shaders/f16_round.wgsl")),
     ("cache_write.wgsl", include_str!("../../shaders/cache_write.wgsl")),
     ("rope.wgsl", include_str!("../../shaders/rope.wgsl")),
     ("kv_slot.wgsl", include_str!("../../shaders/kv_slot.wgsl")),

@@ -7,8 +7,7 @@
 //! In a texture, texel `i` sits at `(i % TEXEL_ROW, (i / TEXEL_ROW) % height)` of layer
 //! `(i / TEXEL_ROW) / height`; shaders/texels.wgsl reads either store.
 //!
-//! The KV cache is a texture too, `rgba32float`: written by a storage-texture store, read by
-//! texel fetches, one row per position.
+//! The KV cache is a texture too (src/gpu/kv_texture.rs).
 
 use super::{Bind, Defines, Gpu, Slot};
 use crate::{Error, Result};
@@ -181,99 +180,6 @@ impl Gpu {
             ..Default::default()
         });
         Ok(Texels::Texture { texture, view, height: height as u32 })
-    }
-}
-
-/// One layer's keys or values: `width` texels of four floats per slot, slots in rows of
-/// `height` per array layer (slot `s` at row `s % height` of layer `s / height`), so the
-/// context is not limited by the adapter's largest texture side. Position `p` is in slot
-/// `p % slots` (a ring where there are fewer slots than positions: shaders/kv_slot.wgsl).
-pub struct KvTexture {
-    pub texture: wgpu::Texture,
-    pub view: wgpu::TextureView,
-    pub height: u32,
-    pub slots: u32,
-    /// Whether positions wrap around the slots (a ring); otherwise position p is slot p.
-    pub ring: bool,
-}
-
-impl KvTexture {
-    pub fn bytes(&self) -> u64 {
-        let t = &self.texture;
-        t.width() as u64 * t.height() as u64 * t.depth_or_array_layers() as u64 * 16
-    }
-
-    /// The defines shaders/kv_slot.wgsl needs to find positions in this cache (and in the
-    /// other one of its layer, of the same shape).
-    pub fn slot_defines(&self, d: Defines) -> Defines {
-        d.u32("KV_SLOTS", self.slots).u32("KV_H", self.height).flag("KV_RING", self.ring)
-    }
-
-    /// Records a copy of every slot into `to`, a texture of the same shape.
-    pub fn copy_to(&self, encoder: &mut wgpu::CommandEncoder, to: &KvTexture) {
-        encoder.copy_texture_to_texture(self.texture.as_image_copy(), to.texture.as_image_copy(), self.texture.size());
-    }
-}
-
-impl Gpu {
-    /// A cache of `slots` positions of `width` texels.
-    pub fn kv_texture(&self, label: &str, width: u32, slots: u32) -> Result<KvTexture> {
-        let max = self.limits.max_texture_dimension_2d;
-        // At least two layers, for the GL backend (see `texels`).
-        let height = slots.div_ceil(2).clamp(1, max);
-        let layers = slots.div_ceil(height).max(2);
-        if width > max || layers > self.limits.max_texture_array_layers {
-            return Err(Error::Gpu(format!(
-                "{label}: a cache of {slots} positions x {width} texels exceeds {}'s textures ({max} per side, {} layers); use a smaller --ctx",
-                self.info.name, self.limits.max_texture_array_layers
-            )));
-        }
-        let texture = self.device.create_texture(&wgpu::TextureDescriptor {
-            label: Some(label),
-            size: wgpu::Extent3d { width, height, depth_or_array_layers: layers },
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format: wgpu::TextureFormat::Rgba32Float,
-            usage: wgpu::TextureUsages::TEXTURE_BINDING
-                | wgpu::TextureUsages::STORAGE_BINDING
-                | wgpu::TextureUsages::COPY_SRC
-                | wgpu::TextureUsages::COPY_DST,
-            view_formats: &[],
-        });
-        let view = texture.create_view(&wgpu::TextureViewDescriptor {
-            dimension: Some(wgpu::TextureViewDimension::D2Array),
-            ..Default::default()
-        });
-        Ok(KvTexture { texture, view, height, slots, ring: false })
-    }
-
-    /// The first `positions` positions of a KV texture, as floats (for tests).
-    pub async fn read_kv(&self, kv: &KvTexture, positions: u32) -> Result<Vec<f32>> {
-        let width = kv.texture.width();
-        let row_bytes = (width * 16).next_multiple_of(256);
-        let layers = kv.texture.depth_or_array_layers();
-        let rows = kv.height * layers;
-        let staging = self.buffer("kv read-back", (row_bytes * rows) as u64)?;
-        let mut encoder = self.device.create_command_encoder(&Default::default());
-        encoder.copy_texture_to_buffer(
-            kv.texture.as_image_copy(),
-            wgpu::TexelCopyBufferInfo {
-                buffer: &staging,
-                layout: wgpu::TexelCopyBufferLayout {
-                    offset: 0,
-                    bytes_per_row: Some(row_bytes),
-                    rows_per_image: Some(kv.height),
-                },
-            },
-            wgpu::Extent3d { width, height: kv.height, depth_or_array_layers: layers },
-        );
-        self.queue.submit([encoder.finish()]);
-        let bytes = self.read(&staging, (row_bytes * rows) as u64).await?;
-        let all: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
-        let floats: Vec<f32> =
-            all.chunks((row_bytes / 4) as usize).flat_map(|r| r[..(width * 4) as usize].to_vec()).collect();
-        Ok(floats[..(positions * width * 4) as usize].to_vec())
     }
 }
 

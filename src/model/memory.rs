@@ -22,7 +22,8 @@
 //! are no checkpoints (rings come back only as far as they reach) and no recurrent layers.
 
 use super::config::ModelConfig;
-use crate::gpu::{Gpu, KvTexture};
+use crate::gpu::{Gpu, KvTexture, KvType};
+use crate::ops::Heads;
 use crate::ops::delta_net::{DeltaShape, DeltaState};
 use crate::{Error, Result};
 
@@ -48,9 +49,9 @@ impl LayerMemory {
         }
     }
 
-    /// Bytes of this layer's memory of one sequence, and of the checkpoint's copy of it.
-    /// Bytes of this memory of a layer whose keys and values are `kv_dim` wide.
-    fn bytes(self, kv_dim: usize, ctx: usize, batch: usize) -> (u64, u64) {
+    /// Bytes of this layer's memory of one sequence, and of the checkpoint's copy of it, for
+    /// keys and values of `heads` stored as `kv`.
+    fn bytes(self, heads: &Heads, kv: KvType, ctx: usize, batch: usize) -> (u64, u64) {
         match self {
             LayerMemory::Recurrent(shape) => {
                 let (conv, matrices) = shape.state_floats();
@@ -59,7 +60,7 @@ impl LayerMemory {
             }
             _ => {
                 let slots = self.slots(ctx, batch);
-                let bytes = slots as u64 * 2 * kv_dim as u64 * 4;
+                let bytes = slots as u64 * 2 * kv.row_bytes(heads.n_head_kv, heads.head_dim);
                 (bytes, if slots < ctx { bytes } else { 0 })
             }
         }
@@ -67,14 +68,15 @@ impl LayerMemory {
 }
 
 /// Bytes of one sequence's memory of every layer of `c` for a session of `ctx` positions and
-/// batches of `batch` (f32 keys, values and states), with the checkpoint's copies.
-pub fn cache_bytes(c: &ModelConfig, ctx: usize, batch: usize) -> u64 {
+/// batches of `batch` (keys and values stored as `kv`, f32 states), with the checkpoint's
+/// copies.
+pub fn cache_bytes(c: &ModelConfig, kv: KvType, ctx: usize, batch: usize) -> u64 {
     (0..c.n_layer)
         .map(|l| {
             if c.kv_source(l).is_some() {
                 return 0;
             }
-            let (live, saved) = c.layer_memory(l).bytes(c.heads(l).kv_dim(), ctx, batch);
+            let (live, saved) = c.layer_memory(l).bytes(&c.heads(l), kv, ctx, batch);
             live + saved
         })
         .sum()
@@ -112,7 +114,7 @@ pub struct Memory {
 
 impl Memory {
     /// The caches `cache_bytes` counts, for each of `sequences`.
-    pub fn new(gpu: &Gpu, c: &ModelConfig, ctx: usize, batch: usize, sequences: usize) -> Result<Memory> {
+    pub fn new(gpu: &Gpu, c: &ModelConfig, kv: KvType, ctx: usize, batch: usize, sequences: usize) -> Result<Memory> {
         let several = sequences > 1;
         let layers = (0..c.n_layer)
             .map(|l| {
@@ -135,10 +137,14 @@ impl Memory {
                 }
                 let slots = memory.slots(ctx, batch);
                 let ring = slots < ctx;
-                let texels = (c.heads(l).kv_dim() / 4) as u32;
+                let heads = c.heads(l);
                 let cache = |label| {
                     let all = (slots * sequences) as u32;
-                    gpu.kv_texture(label, texels, all).map(|t| KvTexture { ring, slots: slots as u32, ..t })
+                    gpu.kv_texture(label, kv, heads.n_head_kv, heads.head_dim, all).map(|t| KvTexture {
+                        ring,
+                        slots: slots as u32,
+                        ..t
+                    })
                 };
                 let saved =
                     if ring && !several { Some((cache("k checkpoint")?, cache("v checkpoint")?)) } else { None };

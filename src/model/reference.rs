@@ -2,11 +2,13 @@
 //! QK-norm and Qwen 3 MoE's experts), gpt-oss (output and expert biases, attention sinks,
 //! YaRN, sliding-window layers, its clamped SwiGLU) and Qwen 3.5 (gated delta-net layers,
 //! gated attention) in f32 with f64 sums, straight from the file's dequantized weights: the
-//! reference the GPU graph is tested against.
+//! reference the GPU graph is tested against; keys and values rounded as the KV cache's type
+//! stores them (`with_kv`).
 
 use super::config::ModelConfig;
 use super::file::ModelFile;
 use super::memory::LayerMemory;
+use crate::gpu::KvType;
 use crate::ops::attention;
 use crate::ops::delta_net::{self, DeltaShape};
 use crate::ops::kv_write::rotate_scaled;
@@ -19,6 +21,8 @@ use crate::{Error, Result};
 pub struct ReferenceModel {
     config: ModelConfig,
     file: ModelFile,
+    /// Keys and values are rounded as a cache of this type stores them.
+    kv: KvType,
 }
 
 /// `w` is `rows x cols` row-major.
@@ -29,7 +33,12 @@ fn matvec(w: &[f32], x: &[f32]) -> Vec<f32> {
 impl ReferenceModel {
     pub fn new(file: ModelFile) -> Result<ReferenceModel> {
         let config = ModelConfig::from_gguf(&file.header)?.with_rope_factors(&file)?;
-        Ok(ReferenceModel { config, file })
+        Ok(ReferenceModel { config, file, kv: KvType::F32 })
+    }
+
+    /// The same model with keys and values rounded as a KV cache of `kv` stores them.
+    pub fn with_kv(self, kv: KvType) -> ReferenceModel {
+        ReferenceModel { kv, ..self }
     }
 
     fn tensor(&self, name: &str) -> Result<Vec<f32>> {
@@ -192,6 +201,8 @@ impl ReferenceModel {
             }
             q.chunks_mut(hd).for_each(|head| rotate_scaled(head, pos, &heads, base, scaling, factors));
             k.chunks_mut(hd).for_each(|head| rotate_scaled(head, pos, &heads, base, scaling, factors));
+            self.kv.round_trip(&mut k, hd);
+            self.kv.round_trip(&mut v, hd);
             q_all.extend(q);
             k_all.extend(k);
             v_all.extend(v);

@@ -4,7 +4,7 @@
 
 use super::config::ModelConfig;
 use super::memory::{Memory, cache_bytes};
-use crate::gpu::{Activations, Gpu, row_stride, window_bytes};
+use crate::gpu::{Activations, Gpu, KvType, row_stride, window_bytes};
 use crate::ops::delta_net::DeltaBuffers;
 use crate::ops::experts::RouteBuffers;
 use crate::ops::kv_write::rope_table;
@@ -20,6 +20,8 @@ pub struct SessionOptions {
     pub batch: usize,
     /// Tokens of a step whose logits are kept (1 for generation; the batch for perplexity).
     pub logit_rows: usize,
+    /// How the KV cache stores keys and values (`--kv-type`).
+    pub kv: KvType,
 }
 
 pub struct State {
@@ -126,8 +128,8 @@ impl State {
             return Err(Error::Input(format!("invalid session sizes {options:?}")));
         }
         let options = fit_to_bindings(gpu, c, options)?;
-        let SessionOptions { ctx, batch, logit_rows } = options;
-        let kv_bytes = cache_bytes(c, ctx, batch) * sequences as u64;
+        let SessionOptions { ctx, batch, logit_rows, kv } = options;
+        let kv_bytes = cache_bytes(c, kv, ctx, batch) * sequences as u64;
         let head_kinds = c.head_kinds();
         let attention_widths: usize = head_kinds.iter().map(|h| h.qkv_dim() + h.q_dim()).sum();
         let widths = 2 * c.n_embd + attention_widths + ffn_width(c);
@@ -182,7 +184,7 @@ impl State {
                     Some(gpu.buffer_with("rope (sliding window)", &table)?)
                 }
             },
-            memory: Memory::new(gpu, c, ctx, batch, sequences)?,
+            memory: Memory::new(gpu, c, kv, ctx, batch, sequences)?,
             experts: match &c.experts {
                 None => None,
                 Some(x) => Some(ExpertState {

@@ -117,13 +117,13 @@ impl Attention {
         let mut binds = vec![
             (0, Slot::Uniform, Bind::Buffer(&steps.step)),
             (1, Slot::Read, Bind::Buffer(&qkv.buffer)),
-            (2, Slot::TextureF32, Bind::Texture(&k_cache.view)),
-            (3, Slot::TextureF32, Bind::Texture(&v_cache.view)),
             (4, Slot::ReadWrite, Bind::Buffer(&out.buffer)),
             (5, Slot::Read, Bind::Buffer(rope)),
             (6, Slot::ReadWrite, Bind::Buffer(&partials)),
             (14, Slot::Read, Bind::Buffer(&steps.rows)),
         ];
+        binds.extend(k_cache.read_binds(2, 12));
+        binds.extend(v_cache.read_binds(3, 13));
         if let Some(s) = sinks {
             binds.push((7, Slot::Read, Bind::Buffer(s)));
         }
@@ -232,6 +232,7 @@ pub fn reference(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gpu::KvType;
     use crate::ops::Row;
     use crate::ops::kv_write::{RopeScaling, rope_table, rotate};
     use crate::ops::test_support::*;
@@ -263,14 +264,35 @@ mod tests {
         with_sinks: bool,
         flash: bool,
     ) {
+        check_kv(KvType::F32, heads, pos0, n_tokens, seed, keys_per_split, window, with_sinks, flash)
+    }
+
+    /// As `check_with`, the cache stored as `kind`: the reference reads its keys and values as
+    /// the type rounds them.
+    #[allow(clippy::too_many_arguments)]
+    fn check_kv(
+        kind: KvType,
+        heads: Heads,
+        pos0: usize,
+        n_tokens: usize,
+        seed: u64,
+        keys_per_split: Option<u32>,
+        window: Option<u32>,
+        with_sinks: bool,
+        flash: bool,
+    ) {
         let mut rng = rng(seed);
         let n_pos = pos0 + n_tokens;
         let base = 10000.0;
         let qkv = random_vec(n_tokens * heads.qkv_dim(), &mut rng);
         let mut k = random_vec(n_pos * heads.kv_dim(), &mut rng);
-        let v = random_vec(n_pos * heads.kv_dim(), &mut rng);
+        let mut v = random_vec(n_pos * heads.kv_dim(), &mut rng);
         // Large scores make the softmax peaky, which is where an online softmax goes wrong.
         k.iter_mut().for_each(|x| *x *= 4.0);
+        let (k_raw, v_raw) = (k.clone(), v.clone());
+        for row in k.chunks_mut(heads.kv_dim()).chain(v.chunks_mut(heads.kv_dim())) {
+            kind.round_trip(row, heads.head_dim);
+        }
         let mut q: Vec<f32> = qkv.chunks(heads.qkv_dim()).flat_map(|row| row[..heads.q_dim()].to_vec()).collect();
         for (t, row) in q.chunks_mut(heads.q_dim()).enumerate() {
             row.chunks_mut(heads.head_dim).for_each(|h| rotate(h, pos0 + t, &heads, base));
@@ -290,8 +312,7 @@ mod tests {
         let g = gpu();
         let qb = g.activations_with("qkv", heads.qkv_dim(), &qkv).unwrap();
         let rope = g.buffer_with("rope", &rope_table(n_pos, heads.rope_dims, base, RopeScaling::None, &[])).unwrap();
-        let texels = (heads.kv_dim() / 4) as u32;
-        let (kb, vb) = (kv_with(&k, texels), kv_with(&v, texels));
+        let (kb, vb) = (kv_with(&k_raw, kind, &heads), kv_with(&v_raw, kind, &heads));
         let out = poisoned_rows(n_tokens, heads.q_dim());
         let step = Step { n_tokens: n_tokens as u32, pos0: pos0 as u32, ..Default::default() };
         let steps = step_buffers();
@@ -299,8 +320,9 @@ mod tests {
         let options = AttentionOptions { window, keys_per_split, sinks: with_sinks.then_some(&sinks_b), flash };
         let op = Attention::new(g, &steps, heads, scale, &qb, &rope, &kb, &vb, &out, options).unwrap();
         run(&steps, &[&op], step);
-        let what =
-            format!("attention {heads:?} pos0={pos0} T={n_tokens} window={window:?} sinks={with_sinks} flash={flash}");
+        let what = format!(
+            "attention {heads:?} pos0={pos0} T={n_tokens} window={window:?} sinks={with_sinks} flash={flash} {kind:?}"
+        );
         assert_close(&read_rows(&out, n_tokens), &want, 1e-5, &what);
     }
 
@@ -318,7 +340,7 @@ mod tests {
         let qb = g.activations("qkv", 1, heads.qkv_dim()).unwrap();
         let out = g.activations("out", 1, heads.q_dim()).unwrap();
         let rope = g.buffer_with("rope", &rope_table(4, heads.rope_dims, 10000.0, RopeScaling::None, &[])).unwrap();
-        let kv = kv_with(&vec![0.0; 4 * heads.kv_dim()], (heads.kv_dim() / 4) as u32);
+        let kv = kv_with(&vec![0.0; 4 * heads.kv_dim()], KvType::F32, &heads);
         let steps = step_buffers();
         let options = AttentionOptions::default();
         let err = Attention::new(g, &steps, heads, 1.0, &qb, &rope, &kv, &kv, &out, options).err().expect("refused");
@@ -394,9 +416,8 @@ mod tests {
         let g = gpu();
         let qb = g.activations_with("qkv", heads.qkv_dim(), &qkv).unwrap();
         let rope = g.buffer_with("rope", &rope_table(slots, heads.rope_dims, base, RopeScaling::None, &[])).unwrap();
-        let texels = (heads.kv_dim() / 4) as u32;
         let per_sequence = |kv: KvTexture| KvTexture { slots: slots as u32, ..kv };
-        let (kb, vb) = (per_sequence(kv_with(&k, texels)), per_sequence(kv_with(&v, texels)));
+        let (kb, vb) = (per_sequence(kv_with(&k, KvType::F32, &heads)), per_sequence(kv_with(&v, KvType::F32, &heads)));
         let steps = step_buffers();
         let step = Step { n_tokens: rows.len() as u32, ..Default::default() };
         for flash in [true, false] {
@@ -407,6 +428,22 @@ mod tests {
             g.queue.submit([commands]);
             g.wait().unwrap();
             assert_close(&read_rows(&out, rows.len()), &want, 1e-5, &format!("two sequences, flash={flash}"));
+        }
+    }
+
+    #[test]
+    fn caches_of_every_type_are_read_as_the_type_rounds_them() {
+        // Heads of three blocks (96: the second scale word half used), two KV heads (the second
+        // one's blocks and scales further along the row); a prompt (flash tiles) in a window,
+        // and a decode split over workgroups. (Every kernel variant compiles in a few seconds on
+        // a software adapter: few cases. f16 reads as f32 does, from another texture format;
+        // every model test runs on it, the default.)
+        let h96 = Heads { n_head: 4, n_head_kv: 2, head_dim: 96, rope_dims: 96, neox: false, gated: false };
+        let h64 = Heads { n_head: 2, n_head_kv: 2, head_dim: 64, rope_dims: 64, neox: true, gated: false };
+        for (i, kind) in [KvType::Q8_0, KvType::Q4_0].into_iter().enumerate() {
+            let seed = 30 + 2 * i as u64;
+            check_kv(kind, h96, 12, 9, seed, None, Some(16), true, true);
+            check_kv(kind, h64, 600, 1, seed + 1, Some(KEYS_PER_SPLIT), None, false, true);
         }
     }
 

@@ -124,10 +124,10 @@ impl KvWrite {
             (0, Slot::Uniform, Bind::Buffer(&steps.step)),
             (1, Slot::ReadWrite, Bind::Buffer(&qkv.buffer)),
             (2, Slot::Read, Bind::Buffer(rope)),
-            (3, Slot::StorageTextureF32, Bind::Texture(&k_cache.view)),
-            (4, Slot::StorageTextureF32, Bind::Texture(&v_cache.view)),
             (14, Slot::Read, Bind::Buffer(&steps.rows)),
         ];
+        binds.extend(k_cache.write_binds(3, 7));
+        binds.extend(v_cache.write_binds(4, 8));
         // One workgroup per key and value head, and per query head when they are normalised.
         let mut rows = 2 * heads.n_head_kv as u32;
         if let Some(n) = qk_norm {
@@ -198,6 +198,7 @@ pub fn rotate_scaled(head: &mut [f32], pos: usize, heads: &Heads, base: f32, sca
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gpu::KvType;
     use crate::ops::rms_norm::rms_norm;
     use crate::ops::test_support::*;
     use crate::quant::testing::random_vec;
@@ -223,9 +224,17 @@ mod tests {
 
     #[test]
     fn rotates_keys_and_fills_the_cache() {
-        for (seed, neox, qk_norm, v_norm) in
-            [(1, false, false, false), (2, true, false, false), (3, true, true, false), (4, false, true, true)]
-        {
+        for (seed, neox, qk_norm, v_norm, kind) in [
+            (1, false, false, false, KvType::F32),
+            (2, true, false, false, KvType::F32),
+            (3, true, true, false, KvType::F32),
+            (4, false, true, true, KvType::F32),
+            (5, false, false, false, KvType::F16),
+            (6, true, true, false, KvType::Q8_0),
+            (7, false, false, false, KvType::Q8_0),
+            (8, true, false, false, KvType::Q4_0),
+            (9, false, true, true, KvType::Q4_0),
+        ] {
             // Partial rotation; head_dim 96 with QK-norm: a head is not a whole number of
             // workgroup widths.
             let head_dim = if qk_norm { 96 } else { 32 };
@@ -240,9 +249,8 @@ mod tests {
             let rope_b =
                 g.buffer_with("rope", &rope_table(ctx, heads.rope_dims, base, RopeScaling::None, &[])).unwrap();
             let (qg, kg) = (g.buffer_with("q gamma", &q_gamma).unwrap(), g.buffer_with("k gamma", &k_gamma).unwrap());
-            let texels = (heads.kv_dim() / 4) as u32;
-            let kc = g.kv_texture("k", texels, ctx as u32).unwrap();
-            let vc = g.kv_texture("v", texels, ctx as u32).unwrap();
+            let kc = g.kv_texture("k", kind, heads.n_head_kv, head_dim, ctx as u32).unwrap();
+            let vc = g.kv_texture("v", kind, heads.n_head_kv, head_dim, ctx as u32).unwrap();
             let step = Step { n_tokens: n_tokens as u32, pos0: pos0 as u32, ..Default::default() };
             let steps = step_buffers();
             let norm = qk_norm.then_some(QkNorm { q_gamma: &qg, k_gamma: &kg, eps, v_norm });
@@ -250,9 +258,9 @@ mod tests {
             run(&steps, &[&op], step);
 
             let (hd, q, kv) = (heads.head_dim, heads.q_dim(), heads.kv_dim());
-            let what = format!("neox {neox}, qk-norm {qk_norm}, v-norm {v_norm}");
-            let got_k = pollster::block_on(g.read_kv(&kc, ctx as u32)).unwrap();
-            let got_v = pollster::block_on(g.read_kv(&vc, ctx as u32)).unwrap();
+            let what = format!("neox {neox}, qk-norm {qk_norm}, v-norm {v_norm}, {kind:?}");
+            let got_k = pollster::block_on(g.read_kv(&kc, ctx as u32, hd)).unwrap();
+            let got_v = pollster::block_on(g.read_kv(&vc, ctx as u32, hd)).unwrap();
             let mut want_rows = qkv.clone();
             for t in 0..n_tokens {
                 let row = &mut want_rows[t * heads.qkv_dim()..][..heads.qkv_dim()];
@@ -266,12 +274,12 @@ mod tests {
                 }
                 want_k.chunks_mut(hd).for_each(|h| rotate(h, pos0 + t, &heads, base));
                 let p = pos0 + t;
-                assert_close(&got_k[p * kv..][..kv], &want_k, 1e-5, &format!("cached k, {what}"));
+                assert_cache_holds(kind, &got_k[p * kv..][..kv], &want_k, hd, &format!("cached k, {what}"));
                 let want_v: Vec<f32> = match v_norm {
                     false => row[q + kv..].to_vec(),
                     true => row[q + kv..].chunks(hd).flat_map(|h| rms_norm(h, &vec![1.0; hd], eps)).collect(),
                 };
-                assert_close(&got_v[p * kv..][..kv], &want_v, 1e-5, &format!("cached v, {what}"));
+                assert_cache_holds(kind, &got_v[p * kv..][..kv], &want_v, hd, &format!("cached v, {what}"));
             }
             assert!(got_k[..pos0 * kv].iter().all(|&v| v == 0.0), "positions before pos0 untouched");
             // Queries are normalised in place (with QK-norm); keys and values are only read.

@@ -4,7 +4,7 @@
 
 use super::kv_write::rope_defines;
 use super::{Bound, Heads, Op, Recorder, Step, StepBuffers};
-use crate::gpu::{Activations, Bind, DecodeShape, Defines, Gpu, KvTexture, Slot, Texels};
+use crate::gpu::{Activations, Bind, DecodeShape, Defines, Gpu, KvTexture, KvType, Slot, Texels};
 use crate::quant::layout::{PackedMatrix, TILE_ROWS, WeightFormat};
 use crate::{Error, Result};
 
@@ -174,9 +174,10 @@ pub struct CacheWrite<'a> {
 
 impl CacheWrite<'_> {
     /// Whether an octet of output rows holds whole rotation pairs of one head: neighbour pairs
-    /// (not GPT-NeoX's (i, i + d/2)) and heads of whole octets.
-    pub fn fits(heads: &Heads) -> bool {
-        !heads.neox && heads.head_dim.is_multiple_of(8)
+    /// (not GPT-NeoX's (i, i + d/2)) and heads of whole octets; and whether the cache stores
+    /// floats (a quantized block needs all 32 of its elements at once: kv_write.wgsl).
+    pub fn fits(heads: &Heads, kind: KvType) -> bool {
+        !heads.neox && heads.head_dim.is_multiple_of(8) && !kind.is_quantized()
     }
 }
 
@@ -278,9 +279,13 @@ impl Linear {
         }
         if let Some(cache) = &spec.cache {
             let h = &cache.heads;
-            if !CacheWrite::fits(h) || w.rows != h.qkv_dim() || spec.epilogue != Epilogue::Store || spec.logits {
+            if !CacheWrite::fits(h, cache.k.kind)
+                || w.rows != h.qkv_dim()
+                || spec.epilogue != Epilogue::Store
+                || spec.logits
+            {
                 return Err(Error::Gpu(format!(
-                    "a cache write needs Q|K|V rows ({} for {h:?}, not {}), a plain store and neighbour-pair RoPE",
+                    "a cache write needs Q|K|V rows ({} for {h:?}, not {}), a plain store, neighbour-pair RoPE and a float cache",
                     h.qkv_dim(),
                     w.rows
                 )));
@@ -293,11 +298,11 @@ impl Linear {
             base = cache.k.slot_defines(base);
             common.extend([
                 (0, Slot::Uniform, Bind::Buffer(&steps.step)),
-                (8, Slot::StorageTextureF32, Bind::Texture(&cache.k.view)),
-                (9, Slot::StorageTextureF32, Bind::Texture(&cache.v.view)),
                 (10, Slot::Read, Bind::Buffer(cache.rope)),
                 (14, Slot::Read, Bind::Buffer(&steps.rows)),
             ]);
+            common.extend(cache.k.write_binds(8, 0));
+            common.extend(cache.v.write_binds(9, 0));
         }
         let shape = spec.shape.unwrap_or_else(|| gpu.decode_shape());
         let split = shape == DecodeShape::Split;
@@ -761,7 +766,9 @@ mod tests {
             let bb = g.buffer_with("bias", &bias_values).unwrap();
             let rope = g.buffer_with("rope", &rope_table(ctx, heads.rope_dims, base, RopeScaling::None, &[])).unwrap();
             let empty = vec![0.0; ctx * kv];
-            let (k, v) = (kv_with(&empty, (kv / 4) as u32), kv_with(&empty, (kv / 4) as u32));
+            // Float caches: f32, and f16 every other case.
+            let kind = if i % 2 == 0 { KvType::F32 } else { KvType::F16 };
+            let (k, v) = (kv_with(&empty, kind, &heads), kv_with(&empty, kind, &heads));
             let steps = step_buffers();
             let spec = LinearSpec {
                 bias: bias.then_some(&bb),
@@ -773,7 +780,7 @@ mod tests {
             let step = Step { n_tokens: n_tokens as u32, pos0: pos0 as u32, ..Default::default() };
             run(&steps, &[&op], step);
 
-            let what = format!("{shape:?} T={n_tokens} bias={bias} {types:?}");
+            let what = format!("{shape:?} T={n_tokens} bias={bias} {types:?} {kind:?}");
             // f16 products carry 11-bit mantissas (the sums stay f32).
             let close = |got: &[f32], want: &[f32], what: &str| {
                 if g.paths.f16 {
@@ -783,15 +790,23 @@ mod tests {
                 }
             };
             close(&read_rows(&yb, n_tokens), &want, &what);
-            let got_k = pollster::block_on(g.read_kv(&k, ctx as u32)).unwrap();
-            let got_v = pollster::block_on(g.read_kv(&v, ctx as u32)).unwrap();
+            let got_k = pollster::block_on(g.read_kv(&k, ctx as u32, heads.head_dim)).unwrap();
+            let got_v = pollster::block_on(g.read_kv(&v, ctx as u32, heads.head_dim)).unwrap();
             for t in 0..n_tokens {
                 let row = &want[t * heads.qkv_dim()..][..heads.qkv_dim()];
                 let mut want_k = row[q..q + kv].to_vec();
                 want_k.chunks_mut(heads.head_dim).for_each(|h| rotate(h, pos0 + t, &heads, base));
+                let mut want_v = row[q + kv..].to_vec();
+                kind.round_trip(&mut want_k, heads.head_dim);
+                kind.round_trip(&mut want_v, heads.head_dim);
                 let p = pos0 + t;
-                close(&got_k[p * kv..][..kv], &want_k, &format!("cached k, {what}"));
-                close(&got_v[p * kv..][..kv], &row[q + kv..], &format!("cached v, {what}"));
+                // An f16 cache may round the GPU's key, a few bits off the CPU's, the other way.
+                let cached = |got: &[f32], want: &[f32], what: &str| match kind {
+                    KvType::F16 if !g.paths.f16 => assert_close(got, want, 2e-3, what),
+                    _ => close(got, want, what),
+                };
+                cached(&got_k[p * kv..][..kv], &want_k, &format!("cached k, {what}"));
+                cached(&got_v[p * kv..][..kv], &want_v, &format!("cached v, {what}"));
             }
             assert!(got_k[..pos0 * kv].iter().all(|&v| v == 0.0), "positions before pos0 untouched");
             assert!(got_k[(pos0 + n_tokens) * kv..].iter().all(|&v| v == 0.0), "positions after the step untouched");
@@ -817,19 +832,22 @@ mod tests {
     }
 
     #[test]
-    fn a_cache_write_with_neox_pairs_is_refused() {
-        let heads = Heads { n_head: 2, n_head_kv: 1, head_dim: 32, rope_dims: 32, neox: true, gated: false };
-        let (parts, _) = qkv_rows(&heads, 32, (GgmlType::Q8_0, GgmlType::Q8_0), &mut rng(600));
-        let g = gpu();
-        let w = GpuMatrix::upload_parts(g, "w", &parts).unwrap();
-        let (x, y) = (g.activations("x", 1, 32).unwrap(), g.activations("y", 1, heads.qkv_dim()).unwrap());
-        let rope = g.buffer_with("rope", &[0.0f32; 64]).unwrap();
-        let (k, v) = (kv_with(&[0.0; 64], 8), kv_with(&[0.0; 64], 8));
-        let spec = LinearSpec {
-            cache: Some(CacheWrite { heads, rope: &rope, k: &k, v: &v }),
-            ..LinearSpec::new(None, Epilogue::Store)
-        };
-        let err = Linear::new(g, &step_buffers(), &w, &x, &y, &spec).err().expect("refused").to_string();
-        assert!(err.contains("neighbour-pair"), "{err}");
+    fn a_cache_write_with_neox_pairs_or_a_quantized_cache_is_refused() {
+        let neox = Heads { n_head: 2, n_head_kv: 1, head_dim: 32, rope_dims: 32, neox: true, gated: false };
+        let pairs = Heads { neox: false, ..neox };
+        for (heads, kind) in [(neox, KvType::F32), (pairs, KvType::Q8_0)] {
+            let (parts, _) = qkv_rows(&heads, 32, (GgmlType::Q8_0, GgmlType::Q8_0), &mut rng(600));
+            let g = gpu();
+            let w = GpuMatrix::upload_parts(g, "w", &parts).unwrap();
+            let (x, y) = (g.activations("x", 1, 32).unwrap(), g.activations("y", 1, heads.qkv_dim()).unwrap());
+            let rope = g.buffer_with("rope", &[0.0f32; 64]).unwrap();
+            let (k, v) = (kv_with(&[0.0; 64], kind, &heads), kv_with(&[0.0; 64], kind, &heads));
+            let spec = LinearSpec {
+                cache: Some(CacheWrite { heads, rope: &rope, k: &k, v: &v }),
+                ..LinearSpec::new(None, Epilogue::Store)
+            };
+            let err = Linear::new(g, &step_buffers(), &w, &x, &y, &spec).err().expect("refused").to_string();
+            assert!(err.contains("neighbour-pair RoPE and a float cache"), "{err}");
+        }
     }
 }

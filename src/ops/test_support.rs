@@ -2,8 +2,8 @@
 //! poison so a kernel that skips an output is caught, and a tolerance comparison.
 
 pub use super::Op;
-use super::{Step, StepBuffers};
-use crate::gpu::{Activations, AdapterChoice, Gpu, KvTexture};
+use super::{Heads, Step, StepBuffers};
+use crate::gpu::{Activations, AdapterChoice, Gpu, KV_BLOCK, KvTexture, KvType};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 use std::sync::OnceLock;
@@ -65,21 +65,10 @@ pub fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
     );
 }
 
-/// A KV cache texture `texels` wide holding `data` (one position per `4 * texels` floats).
-pub fn kv_with(data: &[f32], texels: u32) -> KvTexture {
-    let g = gpu();
-    let positions = (data.len() / (4 * texels as usize)) as u32;
-    let kv = g.kv_texture("kv", texels, positions).unwrap();
-    let layers = kv.texture.depth_or_array_layers();
-    let mut padded = data.to_vec();
-    padded.resize((kv.height * layers * texels * 4) as usize, 0.0);
-    g.queue.write_texture(
-        kv.texture.as_image_copy(),
-        bytemuck::cast_slice(&padded),
-        wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(texels * 16), rows_per_image: Some(kv.height) },
-        wgpu::Extent3d { width: texels, height: kv.height, depth_or_array_layers: layers },
-    );
-    kv
+/// A KV cache of `kind` for heads of `heads.kv_dim()` holding `data` (one position per
+/// `heads.kv_dim()` floats).
+pub fn kv_with(data: &[f32], kind: KvType, heads: &Heads) -> KvTexture {
+    gpu().kv_texture_holding("kv", kind, heads.n_head_kv, heads.head_dim, data).unwrap()
 }
 
 /// Asserts |got - want| <= tol * rms(want) everywhere: for f16 arithmetic, whose rounding is
@@ -90,4 +79,28 @@ pub fn assert_close_to_scale(got: &[f32], want: &[f32], tol: f32, what: &str) {
     let reference: Vec<f32> = want.iter().map(|w| w / rms).collect();
     // assert_close divides by 1 + |want|; on this scale that is at least 1.
     assert_close(&scaled, &reference, tol, what);
+}
+
+/// Asserts that `got`, read back from a cache of `kind` (heads of `head_dim`), holds `want` as
+/// the type rounds it: each element within one rounding step (f16's last bit, a quantized
+/// block's step: a value on a rounding boundary may land on either side, as the GPU's keys
+/// differ from the CPU's in their last bits), and all but 1% of them exactly on the CPU's (a
+/// store that rounds otherwise, e.g. toward zero, is off on half of them).
+pub fn assert_cache_holds(kind: KvType, got: &[f32], want: &[f32], head_dim: usize, what: &str) {
+    if kind == KvType::F32 {
+        return assert_close(got, want, 1e-5, what);
+    }
+    let mut rounded = want.to_vec();
+    kind.round_trip(&mut rounded, head_dim);
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let mut off = 0;
+    for (g, (r, w)) in got.chunks(KV_BLOCK).zip(rounded.chunks(KV_BLOCK).zip(want.chunks(KV_BLOCK))) {
+        let step = if kind.is_quantized() { kind.quantize_block(w).1.abs() } else { 0.0 };
+        for (a, b) in g.iter().zip(r) {
+            let bound = step.max(b.abs() / 1024.0) * 1.01 + 1e-6;
+            assert!((a - b).abs() <= bound, "{what}: {a} where {b} (step {step})");
+            off += usize::from((a - b).abs() > 1e-6 * (1.0 + b.abs()));
+        }
+    }
+    assert!(off * 100 <= got.len(), "{what}: {off} of {} elements off the CPU's rounding", got.len());
 }

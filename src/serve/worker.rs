@@ -218,7 +218,8 @@ mod tests {
         let gpu = Arc::new(pollster::block_on(Gpu::new(&AdapterChoice::from_env())).unwrap());
         let file = ModelFile::from_bytes(TinyLlama { think_tokens: true, ..Default::default() }.to_gguf()).unwrap();
         let model = Arc::new(Model::load(gpu, &file).unwrap());
-        let session = Session::new(model, SessionOptions { ctx: 64, batch: 8, logit_rows: 1 }).unwrap();
+        let session =
+            Session::new(model, SessionOptions { ctx: 64, batch: 8, logit_rows: 1, kv: Default::default() }).unwrap();
         let (jobs, queue) = mpsc::channel();
         let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
         let sampler = SamplerConfig { temperature: 0.0, ..SamplerConfig::default() };

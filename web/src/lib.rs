@@ -7,7 +7,7 @@ mod info;
 mod request;
 
 use hearth::generate::{Generation, Session, StopReason, room_after};
-use hearth::gpu::{AdapterChoice, Gpu};
+use hearth::gpu::{AdapterChoice, Gpu, KvType};
 use hearth::model::state::SessionOptions;
 use hearth::model::{Model, ModelFile};
 use hearth::reasoning::{Channel, ReasoningSplit};
@@ -99,9 +99,11 @@ impl Engine {
     }
 
     /// Uploads the received file's weights and opens a session of `ctx` tokens (0: the
-    /// model's training length, at most 4096). Returns the model's description as JSON.
+    /// model's training length, at most 4096) with a KV cache of `kv_type` (f16, q8_0, q4_0,
+    /// f32). Returns the model's description as JSON.
     #[wasm_bindgen(js_name = finishLoad)]
-    pub fn finish_load(&self, file_name: String, ctx: u32) -> Result<String, JsError> {
+    pub fn finish_load(&self, file_name: String, ctx: u32, kv_type: String) -> Result<String, JsError> {
+        let kv = KvType::parse(&kv_type).map_err(js_error)?;
         let mut inner = self.inner()?;
         let file = inner.incoming.take().ok_or_else(|| JsError::new("finishLoad before beginLoad"))?;
         let file = ModelFile::from_bytes(file.finish().map_err(js_error)?).map_err(js_error)?;
@@ -114,7 +116,7 @@ impl Engine {
             0 => model.config.n_ctx_train.clamp(1, 4096),
             c => c as usize,
         };
-        let session = Session::new(model.clone(), SessionOptions { ctx, batch: BATCH.min(ctx), logit_rows: 1 })
+        let session = Session::new(model.clone(), SessionOptions { ctx, batch: BATCH.min(ctx), logit_rows: 1, kv })
             .map_err(js_error)?;
         let description = info::model(&model, &file_name, file_bytes, &session);
         inner.loaded = Some(Loaded { model, session, file_name, file_bytes, running: None });

@@ -173,7 +173,7 @@ pub(crate) fn cache_write<'a>(
 ) -> Option<CacheWrite<'a>> {
     let heads = c.heads(l);
     let (k, v) = s.memory.kv(l).ok()?;
-    CacheWrite::fits(&heads).then_some(CacheWrite { heads, rope, k, v })
+    CacheWrite::fits(&heads, k.kind).then_some(CacheWrite { heads, rope, k, v })
 }
 
 /// Layer `l`'s RoPE table and, for a sliding-window layer, its window.
