@@ -24,7 +24,8 @@ fn bytes4(w: u32) -> vec4<f32> {
     return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(w) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u));
 }
 
-fn chunk(q: vec4<u32>, d: f32) -> mat4x4<f32> {
+// Chunk c of a texel holding its 16 elements (c only says which, for q4_0's `decoded`).
+fn decoded(q: vec4<u32>, c: u32, d: f32) -> mat4x4<f32> {
     return mat4x4<f32>(bytes4(q.x) * d, bytes4(q.y) * d, bytes4(q.z) * d, bytes4(q.w) * d);
 }
 
@@ -38,7 +39,7 @@ fn nibbles4(w: u32, shift: u32) -> vec4<f32> {
 }
 
 // Chunk c of a block is words 2(c % 2) and 2(c % 2) + 1 of its texel.
-fn chunk_of(q: vec4<u32>, c: u32, d: f32) -> mat4x4<f32> {
+fn decoded(q: vec4<u32>, c: u32, d: f32) -> mat4x4<f32> {
     let pair = select(q.xy, q.zw, c % 2u == 1u);
     return mat4x4<f32>(nibbles4(pair.x, 0u) * d, nibbles4(pair.x, 16u) * d, nibbles4(pair.y, 0u) * d,
                        nibbles4(pair.y, 16u) * d);
@@ -52,21 +53,13 @@ fn quant_texel(kv_head: u32, c: u32) -> u32 {
 fn key_chunk(at: KvAt, kv_head: u32, c: u32) -> mat4x4<f32> {
     let q = textureLoad(k_cache, vec2<u32>(quant_texel(kv_head, c), at.texel_row), at.layer, 0);
     let d = block_scale(textureLoad(k_scales, vec2<u32>(kv_head * SCALE_WORDS + c / 4u, at.texel_row), at.layer, 0).x, c);
-#if KV_Q8
-    return chunk(q, d);
-#else
-    return chunk_of(q, c, d);
-#endif
+    return decoded(q, c, d);
 }
 
 fn value_chunk(at: KvAt, kv_head: u32, c: u32) -> mat4x4<f32> {
     let q = textureLoad(v_cache, vec2<u32>(quant_texel(kv_head, c), at.texel_row), at.layer, 0);
     let d = block_scale(textureLoad(v_scales, vec2<u32>(kv_head * SCALE_WORDS + c / 4u, at.texel_row), at.layer, 0).x, c);
-#if KV_Q8
-    return chunk(q, d);
-#else
-    return chunk_of(q, c, d);
-#endif
+    return decoded(q, c, d);
 }
 #else
 @group(0) @binding(2) var k_cache: texture_2d_array<f32>;
