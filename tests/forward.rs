@@ -224,18 +224,36 @@ fn qwen35_interleaves_gated_delta_net_layers_with_gated_attention() {
     });
 }
 
+// (Each weight format compiles its own kernels, seconds each on a software adapter: the
+// formats are spread over several tests so that test threads share them.)
 #[test]
-fn other_weight_types_and_an_untied_head_match_the_reference() {
+fn q8_0_and_q4_0_weights_and_an_untied_head_match_the_reference() {
     check(TinyLlama { weights: GgmlType::Q8_0, tied: false, seed: 2, ..Default::default() });
     check(TinyLlama { weights: GgmlType::Q4_0, n_head_kv: 4, seed: 3, ..Default::default() });
+}
+
+#[test]
+fn five_bit_and_non_linear_formats_match_the_reference() {
     check(TinyLlama { weights: GgmlType::Q5_1, seed: 5, ..Default::default() });
     check(TinyLlama { weights: GgmlType::IQ4NL, n_layer: 1, seed: 6, ..Default::default() });
-    // K-quants need rows of whole 256-weight superblocks; Q4_K with Q6_K for attn_v and
-    // ffn_down is how Q4_K_M files mix them (Q|K|V then fuse two formats).
-    let wide = TinyLlama { n_embd: 256, n_ff: 512, n_layer: 1, ..Default::default() };
-    check(TinyLlama { weights: GgmlType::Q4K, v_and_down: Some(GgmlType::Q6K), seed: 7, ..wide.clone() });
-    check(TinyLlama { weights: GgmlType::Q5K, v_and_down: Some(GgmlType::Q3K), seed: 8, ..wide.clone() });
-    check(TinyLlama { weights: GgmlType::IQ4XS, v_and_down: Some(GgmlType::Q2K), seed: 9, ..wide });
+}
+
+/// K-quants need rows of whole 256-weight superblocks.
+fn wide() -> TinyLlama {
+    TinyLlama { n_embd: 256, n_ff: 512, n_layer: 1, ..Default::default() }
+}
+
+#[test]
+fn k_quants_mixed_as_q4_k_m_files_mix_them_match_the_reference() {
+    // Q4_K with Q6_K for attn_v and ffn_down is how Q4_K_M files mix them (Q|K|V then fuse
+    // two formats).
+    check(TinyLlama { weights: GgmlType::Q4K, v_and_down: Some(GgmlType::Q6K), seed: 7, ..wide() });
+    check(TinyLlama { weights: GgmlType::Q5K, v_and_down: Some(GgmlType::Q3K), seed: 8, ..wide() });
+}
+
+#[test]
+fn iq4_xs_with_q2_k_and_f16_weights_match_the_reference() {
+    check(TinyLlama { weights: GgmlType::IQ4XS, v_and_down: Some(GgmlType::Q2K), seed: 9, ..wide() });
     check(TinyLlama {
         weights: GgmlType::F16,
         n_layer: 1,

@@ -65,10 +65,22 @@ pub fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
     );
 }
 
+/// Positions of every cache `kv_with` makes. A cache's size is compiled into the kernels that
+/// read it (KV_SLOTS, KV_H), and a software adapter takes seconds per variant (a minute for
+/// 512-wide heads): one size for all lets every check of one head shape share its kernels.
+pub const TEST_CACHE_SLOTS: usize = 1024;
+
 /// A KV cache of `kind` for heads of `heads.kv_dim()` holding `data` (one position per
-/// `heads.kv_dim()` floats).
+/// `heads.kv_dim()` floats) in its first positions, zeros after them up to
+/// `TEST_CACHE_SLOTS`.
 pub fn kv_with(data: &[f32], kind: KvType, heads: &Heads) -> KvTexture {
-    gpu().kv_texture_holding("kv", kind, heads.n_head_kv, heads.head_dim, data).unwrap()
+    let mut padded = data.to_vec();
+    assert!(
+        padded.len() <= TEST_CACHE_SLOTS * heads.kv_dim(),
+        "a test cache of more than {TEST_CACHE_SLOTS} positions"
+    );
+    padded.resize(TEST_CACHE_SLOTS * heads.kv_dim(), 0.0);
+    gpu().kv_texture_holding("kv", kind, heads.n_head_kv, heads.head_dim, &padded).unwrap()
 }
 
 /// Asserts |got - want| <= tol * rms(want) everywhere: for f16 arithmetic, whose rounding is
