@@ -10,9 +10,6 @@
 @group(0) @binding(12) var k_scales: texture_2d_array<u32>;
 @group(0) @binding(13) var v_scales: texture_2d_array<u32>;
 
-// Scale words per head: one per two blocks of 32.
-const SCALE_WORDS: u32 = (HD + 63u) / 64u;
-
 // The scale of the block holding chunk c, from its head's scale word c / 4.
 fn block_scale(word: u32, c: u32) -> f32 {
     return unpack2x16float(word)[(c / 2u) % 2u];

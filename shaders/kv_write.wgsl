@@ -80,11 +80,10 @@ fn cached(base: u32, d: u32, pos: u32, inv: f32, is_value: bool) -> f32 {
 }
 #endif
 
+#if !QUERIES_ONLY
+// Where kv_store.wgsl puts a head: the key or the value cache.
 #if KV_QUANT
-// Scale words per head: one per two blocks of 32 (src/gpu/kv_type.rs).
-const SCALE_WORDS: u32 = (HD + 63u) / 64u;
-
-fn store_quants(is_value: bool, x: u32, slot: KvAt, q: vec4<u32>) {
+fn store_texel(is_value: bool, x: u32, slot: KvAt, q: vec4<u32>) {
     if is_value {
         textureStore(v_cache, vec2<u32>(x, slot.texel_row), slot.layer, q);
     } else {
@@ -92,50 +91,24 @@ fn store_quants(is_value: bool, x: u32, slot: KvAt, q: vec4<u32>) {
     }
 }
 
-// Quantizes elements first..first+31 of head `kv_head` into its cache row; returns the
-// block's scale: the largest magnitude maps to 127 (q8_0), the element of largest magnitude
-// to -8 (q4_0), as src/gpu/kv_type.rs's `quantize_block`.
-fn store_block(base: u32, first: u32, pos: u32, inv: f32, is_value: bool, kv_head: u32, slot: KvAt) -> f32 {
-    var extreme = 0.0;
-    for (var i = 0u; i < 32u; i++) {
-        let x = cached(base, first + i, pos, inv, is_value);
-        if abs(x) > abs(extreme) {
-            extreme = x;
-        }
+fn store_scales(is_value: bool, x: u32, slot: KvAt, word: vec4<u32>) {
+    if is_value {
+        textureStore(v_scales, vec2<u32>(x, slot.texel_row), slot.layer, word);
+    } else {
+        textureStore(k_scales, vec2<u32>(x, slot.texel_row), slot.layer, word);
     }
-#if KV_Q8
-    let d = abs(extreme) / 127.0;
-#else
-    let d = extreme / -8.0;
-#endif
-    let id = select(0.0, 1.0 / d, d != 0.0);
-#if KV_Q8
-    for (var t = 0u; t < 2u; t++) {
-        var q = vec4<u32>(0u);
-        for (var w = 0u; w < 4u; w++) {
-            var word = 0u;
-            for (var b = 0u; b < 4u; b++) {
-                let x = cached(base, first + 16u * t + 4u * w + b, pos, inv, is_value);
-                word |= (u32(clamp(i32(round(x * id)), -127, 127)) & 0xffu) << (8u * b);
-            }
-            q[w] = word;
-        }
-        store_quants(is_value, kv_head * (HD / 16u) + first / 16u + t, slot, q);
-    }
-#else
-    var q = vec4<u32>(0u);
-    for (var w = 0u; w < 4u; w++) {
-        var word = 0u;
-        for (var n = 0u; n < 8u; n++) {
-            let x = cached(base, first + 8u * w + n, pos, inv, is_value);
-            word |= u32(clamp(i32(round(x * id)), -8, 7) + 8) << (4u * n);
-        }
-        q[w] = word;
-    }
-    store_quants(is_value, kv_head * (HD / 32u) + first / 32u, slot, q);
-#endif
-    return d;
 }
+#else
+fn store_texel(is_value: bool, x: u32, slot: KvAt, v: vec4<f32>) {
+    if is_value {
+        textureStore(v_cache, vec2<u32>(x, slot.texel_row), slot.layer, v);
+    } else {
+        textureStore(k_cache, vec2<u32>(x, slot.texel_row), slot.layer, v);
+    }
+}
+#endif
+
+#include "kv_store.wgsl"
 #endif
 
 @compute @workgroup_size(64)
@@ -172,40 +145,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let is_value = head >= NH + NKV;
     let kv_head = head - NH - select(0u, NKV, is_value);
     let slot = kv_at(row_seq(t), pos);
-#if KV_QUANT
-    // One invocation per pair of blocks, which share a scale word.
-    for (var pair = lane; pair < SCALE_WORDS; pair += 64u) {
-        var scales = vec2<f32>(0.0);
-        for (var b = 0u; b < 2u; b++) {
-            let first = (2u * pair + b) * 32u;
-            if first < HD {
-                scales[b] = store_block(base, first, pos, inv, is_value, kv_head, slot);
-            }
-        }
-        let at = vec2<u32>(kv_head * SCALE_WORDS + pair, slot.texel_row);
-        let word = vec4<u32>(pack2x16float(scales), 0u, 0u, 0u);
-        if is_value {
-            textureStore(v_scales, at, slot.layer, word);
-        } else {
-            textureStore(k_scales, at, slot.layer, word);
-        }
-    }
-#else
-    for (var j = lane; j < HD / 4u; j += 64u) {
-        var v: vec4<f32>;
-        for (var k = 0u; k < 4u; k++) {
-            v[k] = cached(base, 4u * j + k, pos, inv, is_value);
-        }
-        let at = vec2<u32>(kv_head * (HD / 4u) + j, slot.texel_row);
-#if KV_F16
-        v = f16_round(v);
-#endif
-        if is_value {
-            textureStore(v_cache, at, slot.layer, v);
-        } else {
-            textureStore(k_cache, at, slot.layer, v);
-        }
-    }
-#endif
+    store_head(base, pos, inv, is_value, kv_head, slot, lane);
 #endif
 }

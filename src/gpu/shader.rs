@@ -25,6 +25,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("embed.wgsl", include_str!("../../shaders/embed.wgsl")),
     ("kv_write.wgsl", include_str!("../../shaders/kv_write.wgsl")),
     ("kv_read.wgsl", include_str!("../../shaders/kv_read.wgsl")),
+    ("kv_store.wgsl", include_str!("../../shaders/kv_store.wgsl")),
     ("f16_round.wgsl", include_str!("../../shaders/f16_round.wgsl")),
     ("cache_write.wgsl", include_str!("../../shaders/cache_write.wgsl")),
     ("rope.wgsl", include_str!("../../shaders/rope.wgsl")),
