@@ -134,6 +134,14 @@ impl Session {
         self.state.memory.held_prefix(seq, prompt)
     }
 
+    /// Lets `reuse_prefix` keep the cached tokens after ones a prompt drops, moved back to
+    /// their new positions, instead of computing them again: instant, but beyond the first
+    /// layer they still carry a trace of the dropped tokens (model/memory.rs). Returns whether
+    /// this model's memory can move (not with sliding-window or recurrent layers).
+    pub fn allow_cache_moves(&mut self, allowed: bool) -> bool {
+        self.state.memory.allow_moves(allowed)
+    }
+
     /// `reuse_prefix` for sequence `seq`.
     pub fn reuse_prefix_of(&mut self, seq: usize, prompt: &[u32]) -> usize {
         self.state.memory.reuse_prefix(&self.model.gpu, seq, prompt)

@@ -59,3 +59,28 @@ fn a_full_context_drops_the_oldest_exchanges_and_keeps_the_system_prompt() {
     assert!(err.contains("raise --ctx"), "{err}");
     assert_eq!(chat.messages, before, "a message that cannot fit changes nothing");
 }
+
+#[test]
+fn with_context_shift_the_turns_kept_after_dropped_ones_come_from_the_cache() {
+    let model = common::model();
+    let options = SessionOptions { ctx: 160, batch: 64, logit_rows: 1, kv: Default::default() };
+    let mut session = Session::new(model.clone(), options).unwrap();
+    assert!(session.allow_cache_moves(true), "SmolLM2's layers all keep every position");
+    let mut chat = Conversation::new(Some("You are brief.".into()));
+    let mut moved = 0;
+    for i in 0..6 {
+        let turn = chat.ask(&model, &format!("Tell me fact number {i} about lighthouses."), 160, 32).unwrap();
+        let start = session.held_prefix(0, &turn.ids);
+        let cached = session.reuse_prefix(&turn.ids);
+        if turn.dropped > 0 {
+            // All but the new message: the system prompt as it was, the rest moved back.
+            assert!(cached > start + 32, "turn {i}: {cached} cached, {start} shared from the start");
+            moved += 1;
+        }
+        let (ids, processed) = answer(&model, &mut session, &turn.ids, cached);
+        assert_eq!(processed, turn.ids.len() - cached);
+        assert!(!ids.is_empty());
+        chat.answer("Lighthouses guide ships safely along dangerous coasts at night.");
+    }
+    assert!(moved > 0, "six exchanges do not fit 160 tokens");
+}

@@ -314,6 +314,46 @@ fn a_later_prompt_reuses_the_cached_start_of_an_earlier_one() {
 }
 
 #[test]
+fn a_prompt_that_drops_cached_tokens_moves_the_ones_after_them_back() {
+    // What a conversation sends after dropping its oldest exchange: the start (the system
+    // prompt), then from the second exchange on. With one layer the moved keys and values are
+    // what computing them again at their new positions gives (deeper layers' keep a trace of
+    // the dropped tokens), so the logits after the move are the reference's. Llama pairs
+    // (NeoX otherwise) with YaRN, whose scale of cos and sin is in the cached keys already; an
+    // f32 cache (exact but for the rotation's rounding), f16 (rounded once more where the keys
+    // move) and q8_0 (quantized again; its reference quantizes once).
+    for (arch, kv, tol) in [("llama", KvType::F32, 2e-3), ("llama", KvType::F16, 2e-3), ("qwen3", KvType::Q8_0, 5e-2)] {
+        let spec =
+            TinyLlama { arch, n_layer: 1, head_dim: Some(32), yarn: Some((4.0, 16)), seed: 31, ..Default::default() };
+        let bytes = spec.to_gguf();
+        let model = Arc::new(Model::load(gpu(), &ModelFile::from_bytes(bytes.clone()).unwrap()).unwrap());
+        let reference = ReferenceModel::new(ModelFile::from_bytes(bytes).unwrap()).unwrap().with_kv(kv);
+        let vocab = spec.vocab_size() as u32;
+        let first: Vec<u32> = (0..44).map(|i| (i * 7 + 3) % vocab).collect();
+        let mut s = Session::new(model, SessionOptions { ctx: 64, batch: 8, logit_rows: 1, kv }).unwrap();
+        pollster::block_on(s.next_logits(&first)).unwrap();
+        let mut second: Vec<u32> = first[..6].iter().chain(&first[24..]).copied().collect();
+        second.extend([5, 4, 3]);
+
+        // Off unless asked for: only the shared start is kept.
+        assert_eq!(s.reuse_prefix(&second), 6, "{arch} {kv:?}: no moves by default");
+        pollster::block_on(s.next_logits(&first[6..])).unwrap();
+
+        assert!(s.allow_cache_moves(true), "a model of full-attention layers can move its cache");
+        assert_eq!(s.reuse_prefix(&second), 6 + 20, "{arch} {kv:?}: the start kept, 20 cached tokens moved");
+        assert_eq!(s.position(), 26);
+        let row = pollster::block_on(s.next_logits(&second[26..])).unwrap();
+        let want = &reference.forward(&second).unwrap()[second.len() - 1];
+        assert_logits_within(&row, want, tol, &format!("{arch} {kv:?} after the move"));
+
+        // The moved tokens are what the session holds now: extending them keeps them all.
+        let mut third = second.clone();
+        third.extend([9, 9]);
+        assert_eq!(s.reuse_prefix(&third), second.len());
+    }
+}
+
+#[test]
 fn a_prompt_longer_than_the_context_is_refused() {
     let bytes = TinyLlama::default().to_gguf();
     let model = Arc::new(Model::load(gpu(), &ModelFile::from_bytes(bytes).unwrap()).unwrap());

@@ -31,6 +31,12 @@ pub struct ChatArgs {
     session: SessionArgs,
     #[command(flatten)]
     reasoning: ReasoningArgs,
+    /// When the chat outgrows --ctx and its oldest messages are dropped, move the cached later
+    /// ones back instead of processing them again: instant, but those keep a trace of what was
+    /// dropped, so answers differ a little from a fresh start's (as llama.cpp's
+    /// --context-shift). Models with sliding-window or recurrent layers process them again
+    #[arg(long)]
+    context_shift: bool,
 }
 
 const HELP: &str = "/reset  forget the conversation (the system prompt stays)\n\
@@ -97,10 +103,14 @@ impl Chat {
         let ctx = self.session.options().ctx;
         let room = self.max_tokens.min(ctx / 2).max(1);
         let prompt = self.conversation.ask(&self.session.model, text, ctx, room)?;
-        if prompt.dropped > 0 {
-            eprintln!("(the context is full: the oldest {} messages were dropped)", prompt.dropped);
-        }
         let cached = self.session.reuse_prefix(&prompt.ids);
+        if prompt.dropped > 0 {
+            eprintln!(
+                "(the context is full: the oldest {} messages were dropped; {cached} of the {} tokens left came from the cache)",
+                prompt.dropped,
+                prompt.ids.len()
+            );
+        }
         let max = self.max_tokens.min(ctx - prompt.ids.len());
         let mut generation = Generation::new(&prompt.ids, cached, max, Sampler::new(self.sampler.clone()))?;
         self.interrupted.store(false, Ordering::SeqCst);
@@ -157,7 +167,13 @@ pub fn run(args: ChatArgs) -> Result<()> {
     }
     let options = args.session.options(model.config.n_ctx_train);
     let ctx = options.ctx;
-    let session = Session::new(model.clone(), options)?;
+    let mut session = Session::new(model.clone(), options)?;
+    if !session.allow_cache_moves(args.context_shift) && args.context_shift {
+        eprintln!(
+            "warning: --context-shift: this model's sliding-window or recurrent layers cannot move their memory; \
+             messages kept after dropped ones are processed again"
+        );
+    }
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = interrupted.clone();
     super::on_ctrl_c(move || flag.store(true, Ordering::SeqCst))?;

@@ -49,6 +49,12 @@ pub struct ServeArgs {
     /// such text in a message becomes the control token it spells
     #[arg(long)]
     plain_content: bool,
+    /// When a request's messages no longer fit --ctx and its oldest are dropped, move the
+    /// cached later ones back instead of processing them again: quicker, but those keep a
+    /// trace of what was dropped (as llama.cpp's --context-shift). Not for models with
+    /// sliding-window or recurrent layers
+    #[arg(long)]
+    context_shift: bool,
     /// Defaults for requests that do not set temperature, top_p, seed or the penalties
     #[command(flatten)]
     sampling: SamplingArgs,
@@ -75,6 +81,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         session,
         max_tokens: args.max_tokens,
         plain_content: args.plain_content,
+        context_shift: args.context_shift,
         max_connections: args.max_connections,
         timeout: std::time::Duration::from_secs(args.timeout as u64),
         sampling,

@@ -63,6 +63,30 @@ impl KvTexture {
             encoder.copy_texture_to_texture(from.as_image_copy(), into.as_image_copy(), from.size());
         }
     }
+
+    /// Records a copy of `count` slots from slot `from` into `to`'s slots from `to_slot` (a
+    /// texture of the same shape; slot s is row s % height of array layer s / height), in
+    /// pieces that stay within one array layer of each.
+    pub fn copy_slots(&self, encoder: &mut wgpu::CommandEncoder, from: u32, to: &KvTexture, to_slot: u32, count: u32) {
+        let mut pairs = vec![(&self.texture, &to.texture)];
+        if let (Some((a, _)), Some((b, _))) = (&self.scales, &to.scales) {
+            pairs.push((a, b));
+        }
+        let at = |slot: u32| wgpu::Origin3d { x: 0, y: slot % self.height, z: slot / self.height };
+        let mut done = 0;
+        while done < count {
+            let (src, dst) = (at(from + done), at(to_slot + done));
+            let rows = (count - done).min(self.height - src.y).min(self.height - dst.y);
+            for (a, b) in &pairs {
+                encoder.copy_texture_to_texture(
+                    wgpu::TexelCopyTextureInfo { texture: a, mip_level: 0, origin: src, aspect: Default::default() },
+                    wgpu::TexelCopyTextureInfo { texture: b, mip_level: 0, origin: dst, aspect: Default::default() },
+                    wgpu::Extent3d { width: a.width(), height: rows, depth_or_array_layers: 1 },
+                );
+            }
+            done += rows;
+        }
+    }
 }
 
 impl Gpu {

@@ -26,6 +26,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("kv_write.wgsl", include_str!("../../shaders/kv_write.wgsl")),
     ("kv_read.wgsl", include_str!("../../shaders/kv_read.wgsl")),
     ("kv_store.wgsl", include_str!("../../shaders/kv_store.wgsl")),
+    ("kv_shift.wgsl", include_str!("../../shaders/kv_shift.wgsl")),
     ("f16_round.wgsl", include_str!("../../shaders/f16_round.wgsl")),
     ("cache_write.wgsl", include_str!("../../shaders/cache_write.wgsl")),
     ("rope.wgsl", include_str!("../../shaders/rope.wgsl")),

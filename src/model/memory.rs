@@ -16,6 +16,16 @@
 //!   prompt (what the next turn of a conversation comes back to, also when the template drops
 //!   the reasoning of the last reply).
 //!
+//! Where moves are allowed (`allow_moves`: `--context-shift`), a new prompt that drops tokens
+//! from the middle of what a sequence holds (a conversation that dropped its oldest turns to
+//! fit the context) gets the cached run of tokens it keeps after the shared start moved back
+//! to where the prompt now has it (`ops::kv_shift`: keys rotated back by as many positions)
+//! instead of computing them again. That is not what computing them again gives: beyond the
+//! first layer, the moved keys and values were computed while the dropped tokens were before
+//! them, and keep a trace of them (as llama.cpp's context shift does). Only where every layer
+//! keeps the keys of every position: a ring's window and a recurrent state cannot lose tokens
+//! from the middle (llama.cpp refuses the same).
+//!
 //! A `Memory` holds one or several sequences (`Session::with_sequences`: requests decoded
 //! together), each in its own slots of every cache texture (`shaders/kv_slot.wgsl`) with its own
 //! tokens; a step's rows say which sequence each token belongs to. With several sequences there
@@ -25,6 +35,8 @@ use super::config::ModelConfig;
 use crate::gpu::{Gpu, KvTexture, KvType};
 use crate::ops::Heads;
 use crate::ops::delta_net::{DeltaShape, DeltaState};
+use crate::ops::kv_shift::{Move, record_move};
+use crate::ops::kv_write::{RopeScaling, rope_shift_table};
 use crate::{Error, Result};
 
 /// What one layer keeps of the positions before the current one, as its family declares it.
@@ -110,6 +122,36 @@ pub struct Memory {
     pub layers: Vec<LayerCache>,
     tokens: Vec<Vec<u32>>,
     checkpoint: Option<Checkpoint>,
+    /// How cached keys turn when they move, where every layer lets them move.
+    key_rotation: Option<KeyRotation>,
+    /// Whether `reuse_prefix` may move cached tokens back.
+    moves_allowed: bool,
+}
+
+/// The RoPE of the keys of every layer that caches its own.
+struct KeyRotation {
+    heads: Heads,
+    base: f32,
+    scaling: RopeScaling,
+    factors: Vec<f32>,
+}
+
+impl KeyRotation {
+    /// The rotation of `c`'s keys, where all its layers keep every position's keys, of one
+    /// shape (`None` where some layer cannot move its memory).
+    fn of(c: &ModelConfig) -> Option<KeyRotation> {
+        let own = (0..c.n_layer).filter(|&l| c.kv_source(l).is_none());
+        if !own.clone().all(|l| c.layer_memory(l) == LayerMemory::Keys) {
+            return None;
+        }
+        let heads = own.map(|l| c.heads(l)).reduce(|a, b| if a == b { a } else { Heads { head_dim: 0, ..a } })?;
+        (heads.head_dim > 0).then(|| KeyRotation {
+            heads,
+            base: c.rope_base,
+            scaling: c.rope_scaling,
+            factors: c.rope_factors.clone(),
+        })
+    }
 }
 
 impl Memory {
@@ -155,7 +197,20 @@ impl Memory {
                 Ok(LayerCache::Keys { k: cache("k cache")?, v: cache("v cache")?, window, saved })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Memory { layers, tokens: vec![Vec::new(); sequences], checkpoint: None })
+        Ok(Memory {
+            layers,
+            tokens: vec![Vec::new(); sequences],
+            checkpoint: None,
+            key_rotation: KeyRotation::of(c),
+            moves_allowed: false,
+        })
+    }
+
+    /// Lets `reuse_prefix` move cached tokens back past dropped ones (where every layer can);
+    /// returns whether they can move in this model.
+    pub fn allow_moves(&mut self, allowed: bool) -> bool {
+        self.moves_allowed = allowed;
+        self.key_rotation.is_some()
     }
 
     /// Layer `l`'s key and value caches.
@@ -269,8 +324,60 @@ impl Memory {
 
     /// Comes back to the longest start of `prompt` that sequence `seq` holds and can resume
     /// from (leaving at least its last token to feed, whose logits come next), restoring the
-    /// checkpoint where the layers alone cannot; returns how many of `prompt`'s tokens are kept.
+    /// checkpoint where the layers alone cannot, then (where moves are allowed) moves back the
+    /// longest cached run of the tokens that follow in `prompt`; returns how many of `prompt`'s
+    /// tokens are kept.
     pub fn reuse_prefix(&mut self, gpu: &Gpu, seq: usize, prompt: &[u32]) -> usize {
+        let held = self.tokens.get(seq).cloned().unwrap_or_default();
+        let keep = self.reuse_start(gpu, seq, prompt);
+        if !self.moves_allowed || self.key_rotation.is_none() {
+            return keep;
+        }
+        let Some((from, count)) = moved_run(&held, prompt, keep) else { return keep };
+        match self.move_back(gpu, Move { seq: seq as u32, from: from as u32, to: keep as u32, count: count as u32 }) {
+            Ok(()) => {
+                self.advance(seq, &prompt[keep..keep + count]);
+                keep + count
+            }
+            Err(e) => {
+                log::warn!(
+                    "the cache's tokens {from}..{} could not move back ({e}); computing them again",
+                    from + count
+                );
+                keep
+            }
+        }
+    }
+
+    /// Moves positions of every layer's keys and values back as `mv` says (through one scratch
+    /// texture, made for the move).
+    fn move_back(&self, gpu: &Gpu, mv: Move) -> Result<()> {
+        let Some(rotation) = &self.key_rotation else {
+            return Err(Error::Unsupported("this model's memory cannot lose tokens from its middle".into()));
+        };
+        let heads = &rotation.heads;
+        let delta = (mv.from - mv.to) as usize;
+        let table = rope_shift_table(delta, heads.rope_dims, rotation.base, rotation.scaling, &rotation.factors);
+        let table = gpu.buffer_with("rope shift", &table)?;
+        let mut scratch = None;
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        for l in 0..self.layers.len() {
+            let LayerCache::Keys { k, v, .. } = &self.layers[l] else { continue };
+            if scratch.is_none() {
+                let all = k.slots * self.sequences() as u32;
+                let made = gpu.kv_texture("kv move scratch", k.kind, heads.n_head_kv, heads.head_dim, all)?;
+                scratch = Some(KvTexture { slots: k.slots, ..made });
+            }
+            if let Some(scratch) = &scratch {
+                record_move(gpu, &mut encoder, heads, (k, v), scratch, &table, mv)?;
+            }
+        }
+        gpu.queue.submit([encoder.finish()]);
+        Ok(())
+    }
+
+    /// `reuse_prefix`'s shared start: how many of `prompt`'s first tokens are kept as they are.
+    fn reuse_start(&mut self, gpu: &Gpu, seq: usize, prompt: &[u32]) -> usize {
         let shared = self.held_prefix(seq, prompt);
         let longest = shared.min(prompt.len().saturating_sub(1));
         let live = (0..=longest).rev().find(|&q| self.reaches(q, self.position(seq))).unwrap_or(0);
@@ -328,5 +435,52 @@ impl Memory {
             )));
         }
         Ok(())
+    }
+}
+
+/// The fewest cached tokens worth moving: below it, computing them again costs less than the
+/// move's kernel and scratch texture (and a few tokens match by chance).
+const FEWEST_MOVED: usize = 16;
+
+/// The longest run of `held` (what a sequence holds) after its first `keep` tokens that
+/// `prompt` continues with at `keep`, leaving `prompt`'s last token to feed: where it starts
+/// in `held` and its length (none shorter than `FEWEST_MOVED`).
+fn moved_run(held: &[u32], prompt: &[u32], keep: usize) -> Option<(usize, usize)> {
+    let wanted = prompt.get(keep..prompt.len().saturating_sub(1)).unwrap_or(&[]);
+    let mut best: Option<(usize, usize)> = None;
+    for from in keep + 1..held.len() {
+        let count = held[from..].iter().zip(wanted).take_while(|(a, b)| a == b).count();
+        if count > best.map_or(0, |(_, n)| n) {
+            best = Some((from, count));
+            if count == wanted.len() {
+                break;
+            }
+        }
+    }
+    best.filter(|&(_, n)| n >= FEWEST_MOVED)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_kept_run_after_the_shared_start_moves() {
+        let held: Vec<u32> = (0..60).collect();
+        // Start 0..5 kept, 5..20 dropped, 20..50 kept, then new tokens.
+        let mut prompt: Vec<u32> = (0..5).chain(20..50).collect();
+        prompt.extend([100, 101]);
+        assert_eq!(moved_run(&held, &prompt, 5), Some((20, 30)));
+        // The prompt's last token is left to feed.
+        let ends: Vec<u32> = (0..5).chain(20..50).collect();
+        assert_eq!(moved_run(&held, &ends, 5), Some((20, 29)));
+        // Of two runs, the longer.
+        let two: Vec<u32> = (0..5).chain(10..27).chain([200]).chain(40..60).chain([201]).collect();
+        assert_eq!(moved_run(&held, &two, 5), Some((10, 17)));
+        // Too short a run is computed again; nothing held beyond the start, nothing moves.
+        let short: Vec<u32> = (0..5).chain(30..40).chain([7]).collect();
+        assert_eq!(moved_run(&held, &short, 5), None);
+        assert_eq!(moved_run(&held[..5], &prompt, 5), None);
+        assert_eq!(moved_run(&[], &prompt, 0), None);
     }
 }

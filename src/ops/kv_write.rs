@@ -80,6 +80,25 @@ pub fn rope_table(
     table
 }
 
+/// cos and sin of `delta` positions back for every rotated pair, one row of `rope_table`'s
+/// layout at unit magnitude: the rotation that moves a key cached at position p to p - delta
+/// (`ops::kv_shift`; YaRN's scale of cos and sin is in the cached key already).
+pub fn rope_shift_table(
+    delta: usize,
+    rope_dims: usize,
+    base: f32,
+    scaling: RopeScaling,
+    factors: &[f32],
+) -> Vec<[f32; 2]> {
+    factored(rope_dims, base, scaling, factors)
+        .into_iter()
+        .map(|(f, _)| {
+            let angle = -(delta as f64) * f;
+            [angle.cos() as f32, angle.sin() as f32]
+        })
+        .collect()
+}
+
 /// The defines the RoPE code (`shaders/rope.wgsl`) needs.
 pub(crate) fn rope_defines(d: Defines, heads: &Heads) -> Defines {
     d.u32("RD", heads.rope_dims as u32).flag("NEOX", heads.neox)

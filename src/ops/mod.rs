@@ -9,6 +9,7 @@ mod dispatch;
 pub mod embed;
 pub mod expert_sum;
 pub mod experts;
+pub mod kv_shift;
 pub mod kv_write;
 pub mod linear;
 pub mod per_layer;

@@ -53,6 +53,9 @@ pub struct ServeOptions {
     pub sampling: SamplerConfig,
     /// Control-token text in message contents stays text (`encode_chat_within`).
     pub plain_content: bool,
+    /// Cached tokens after dropped messages move back instead of being processed again
+    /// (`Session::allow_cache_moves`).
+    pub context_shift: bool,
     /// Connections open at once; more wait in the listen backlog.
     pub max_connections: usize,
     /// How long a connection may sit idle, or take to send a request's head or body.
@@ -100,7 +103,10 @@ pub fn serve(
         .enable_time()
         .build()
         .map_err(cannot_serve)?;
-    let session = Session::with_sequences(model.clone(), options.session, options.parallel)?;
+    let mut session = Session::with_sequences(model.clone(), options.session, options.parallel)?;
+    if !session.allow_cache_moves(options.context_shift) && options.context_shift {
+        log::warn!("--context-shift: this model's sliding-window or recurrent layers cannot move their memory");
+    }
     let (jobs, queue) = mpsc::sync_channel(options.queue);
     let counters = Arc::new(Counters::default());
     let worker = {
