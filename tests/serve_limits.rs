@@ -88,3 +88,34 @@ fn idle_stalled_and_endless_requests_are_cut_off() {
 
     assert_eq!(server.health()["status"], "ok");
 }
+
+#[test]
+fn with_web_the_page_is_served_beside_the_api_and_nothing_outside_it() {
+    let dir = std::env::temp_dir().join(format!("hearth-serve-web-{}", std::process::id()));
+    let page = dir.join("dist");
+    std::fs::create_dir_all(&page).expect("a page folder");
+    std::fs::write(page.join("index.html"), "<!doctype html><title>hearth</title>").expect("a page");
+    std::fs::write(page.join("app.js"), "export {};").expect("a script");
+    std::fs::write(dir.join("secret.txt"), "not for the web").expect("a file beside it");
+
+    let missing =
+        common::hearth_command(&["serve", "--web", dir.join("nothing").to_str().expect("UTF-8"), "--port", "0"])
+            .output()
+            .expect("hearth runs");
+    let said = String::from_utf8_lossy(&missing.stderr);
+    assert!(!missing.status.success() && said.contains("no index.html"), "{said}");
+
+    let server = Server::start(&["--web", page.to_str().expect("UTF-8")]);
+    let index = server.exchange("GET", "/", None, &[]);
+    assert_eq!((index.status, index.body.as_str()), (200, "<!doctype html><title>hearth</title>"));
+    assert_eq!(index.header("content-type"), Some("text/html; charset=utf-8"));
+    let script = server.exchange("GET", "/app.js", None, &[]);
+    assert_eq!((script.status, script.header("content-type")), (200, Some("text/javascript; charset=utf-8")));
+    let (status, models) = server.request("GET", "/v1/models", None, &[]);
+    assert!(status == 200 && models.contains("\"list\""), "{status} {models}");
+    for outside in ["/../secret.txt", "/%2e%2e/secret.txt", "/missing.css", "/v1/page"] {
+        let (status, body) = server.request("GET", outside, None, &[]);
+        assert!(status == 404 && !body.contains("not for the web"), "{outside}: {status} {body}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

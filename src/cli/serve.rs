@@ -55,6 +55,10 @@ pub struct ServeArgs {
     /// sliding-window or recurrent layers
     #[arg(long)]
     context_shift: bool,
+    /// Serve a built page (the folder web/build.sh writes, web/dist) at `/`, so a browser
+    /// opening this server gets the chat page
+    #[arg(long, value_name = "DIR")]
+    web: Option<std::path::PathBuf>,
     /// Defaults for requests that do not set temperature, top_p, seed or the penalties
     #[command(flatten)]
     sampling: SamplingArgs,
@@ -64,6 +68,12 @@ pub struct ServeArgs {
 
 pub fn run(args: ServeArgs) -> Result<()> {
     let sampling = args.sampling.config()?;
+    if let Some(dir) = args.web.as_ref().filter(|dir| !dir.join("index.html").is_file()) {
+        return Err(hearth::Error::Input(format!(
+            "--web {}: no index.html there; give the folder web/build.sh writes (web/dist)",
+            dir.display()
+        )));
+    }
     let model = super::load::load(&args.model, &args.gpu)?.model;
     let session = args.session.options(model.config.n_ctx_train);
     let shutdown = Arc::new(Shutdown::default());
@@ -82,6 +92,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         max_tokens: args.max_tokens,
         plain_content: args.plain_content,
         context_shift: args.context_shift,
+        web: args.web,
         max_connections: args.max_connections,
         timeout: std::time::Duration::from_secs(args.timeout as u64),
         sampling,

@@ -166,6 +166,11 @@ pub const DROPPED_MESSAGES: &str = "X-Hearth-Dropped-Messages";
 async fn respond(reply: Reply, headers: &[(&'static str, String)]) -> Response<AnswerBody> {
     match reply {
         Reply::Json(status, body) => json(status, &body, headers),
+        Reply::Page(file) => {
+            let response = Response::new(Either::Left(Full::new(Bytes::from(file.bytes))));
+            let page_headers = [("Content-Type", file.media_type.to_string()), ("Cache-Control", "no-cache".into())];
+            with_headers(response, 200, &[headers, &page_headers].concat())
+        }
         Reply::Unauthorized(body) => {
             let mut headers = headers.to_vec();
             headers.push(("WWW-Authenticate", "Bearer".to_string()));

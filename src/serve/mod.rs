@@ -14,6 +14,7 @@ mod running;
 mod status;
 mod stop_scan;
 mod tool_calls;
+mod web_page;
 mod worker;
 
 pub use status::Shutdown;
@@ -35,6 +36,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use tool_calls::{CallReading, ToolFormat};
+use web_page::page_file;
 use worker::{Choice, Job};
 
 pub struct ServeOptions {
@@ -53,6 +55,8 @@ pub struct ServeOptions {
     pub sampling: SamplerConfig,
     /// Control-token text in message contents stays text (`encode_chat_within`).
     pub plain_content: bool,
+    /// A built page (web/dist) served at `/`.
+    pub web: Option<std::path::PathBuf>,
     /// Cached tokens after dropped messages move back instead of being processed again
     /// (`Session::allow_cache_moves`).
     pub context_shift: bool,
@@ -131,6 +135,8 @@ pub fn serve(
 
 enum Reply {
     Json(u16, Value),
+    /// A file of the page `--web` serves.
+    Page(web_page::PageFile),
     /// 401, with the `WWW-Authenticate` challenge HTTP asks of it.
     Unauthorized(Value),
     Answer {
@@ -242,6 +248,11 @@ fn route(method: &str, path: &str, body: &[u8], shared: &Shared) -> Reply {
                 _ => bad("exactly one prompt per request"),
             },
             Err(reply) => reply,
+        },
+        ("GET", p) if !p.starts_with("/v1/") => match shared.options.web.as_deref().and_then(|root| page_file(root, p))
+        {
+            Some(file) => Reply::Page(file),
+            None => Reply::Json(404, error_body(&format!("no route for GET {path}"), "invalid_request_error")),
         },
         _ => Reply::Json(404, error_body(&format!("no route for {method} {path}"), "invalid_request_error")),
     }
