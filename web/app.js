@@ -133,6 +133,17 @@ async function send(event) {
 }
 
 async function start() {
+  const served = await hearth.server();
+  if (served) {
+    $('adapter').textContent = `This page runs on the hearth server it came from (${location.host}), on that machine's GPU.`;
+    $('load-url').hidden = true;
+    document.querySelector('#model-panel .hint').hidden = true;
+    $('model-status').textContent = `The server's model: ${served}.`;
+    $('prompt').disabled = false;
+    setBusy(false);
+    document.body.dataset.ready = 'true';
+    return;
+  }
   const problem = await hearth.webgpuProblem();
   if (problem) {
     $('no-webgpu-why').textContent = problem;

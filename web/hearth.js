@@ -9,6 +9,10 @@
 // seed, raw (no chat template), system, and for structured output jsonSchema (an object: the
 // answer is JSON valid under it) or grammar (llguidance's Lark syntax). A prompt is one user turn; an array of
 // {role, content} messages is a conversation, whose already-processed start is reused.
+//
+// Served by `hearth serve --web DIR`, the page runs on that server instead (`hearth.server()`
+// is then its model's name): generate goes through its OpenAI API, streamed, and no WebGPU is
+// needed; load and reset have nothing to do there.
 import init, { openEngine } from './pkg/hearth_web.js';
 
 let opening = null;
@@ -23,8 +27,28 @@ function exclusive(call) {
   return run;
 }
 
+let serverModel;
+
+/** The name of the model of the `hearth serve` this page came from, or null (the page runs its
+ * own engine). */
+function server() {
+  serverModel ??= (async () => {
+    try {
+      const health = await fetch('health', { cache: 'no-store' });
+      const body = health.ok ? await health.json() : null;
+      if (!body || typeof body.parallel !== 'number') return null;
+      const models = await (await fetch('v1/models', { cache: 'no-store' })).json();
+      return models.data?.[0]?.id ?? 'hearth';
+    } catch {
+      return null;
+    }
+  })();
+  return serverModel;
+}
+
 /** Why this browser cannot run hearth (a sentence saying what to do), or null. */
 export async function webgpuProblem() {
+  if (await server()) return null;
   if (!window.isSecureContext) {
     return 'WebGPU needs a secure page: open it from https:// or from localhost / 127.0.0.1.';
   }
@@ -130,6 +154,11 @@ async function load(source, onProgress = () => {}, { ctx = 0, kvType = 'f16' } =
  * loop (break, return, or a newer generate call) stops it; hearth.stats() then has its figures.
  */
 async function* generate(prompt, options = {}) {
+  const model = await server();
+  if (model) {
+    yield* generateOnServer(model, prompt, options);
+    return;
+  }
   const engine = await open();
   const request = { ...options, ...(Array.isArray(prompt) ? { messages: prompt } : { prompt: String(prompt) }) };
   const mine = ++generation;
@@ -152,6 +181,65 @@ async function* generate(prompt, options = {}) {
   }
 }
 
+/** `generate` through the server's API: a streamed chat (or, raw, text) completion. */
+async function* generateOnServer(model, prompt, options) {
+  const raw = options.raw || !Array.isArray(prompt);
+  const body = {
+    model, stream: true, max_tokens: options.maxTokens, temperature: options.temperature,
+    top_p: options.topP, seed: options.seed,
+  };
+  if (options.jsonSchema) body.response_format = { type: 'json_schema', json_schema: { name: 'answer', schema: options.jsonSchema } };
+  if (raw) {
+    body.prompt = Array.isArray(prompt) ? prompt.map((m) => m.content).join('\n') : String(prompt);
+  } else {
+    body.messages = options.system ? [{ role: 'system', content: options.system }, ...prompt] : prompt;
+  }
+  const mine = ++generation;
+  const abort = new AbortController();
+  const started = performance.now();
+  const response = await fetch(raw ? 'v1/completions' : 'v1/chat/completions', {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: abort.signal,
+  });
+  if (!response.ok) {
+    const error = await response.json().catch(() => null);
+    throw new Error(error?.error?.message ?? `the server answered HTTP ${response.status}`);
+  }
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let [buffered, pieces, first, usage, stop] = ['', 0, 0, null, 'stopped'];
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done || mine !== generation) break;
+      buffered += value;
+      const events = buffered.split('\n\n');
+      buffered = events.pop();
+      const lines = events.flatMap((e) => e.split('\n')).filter((l) => l.startsWith('data: ') && l !== 'data: [DONE]');
+      for (const line of lines) {
+        const chunk = JSON.parse(line.slice('data: '.length));
+        usage = chunk.usage ?? usage;
+        const choice = chunk.choices?.[0];
+        if (!choice) continue;
+        stop = choice.finish_reason ?? stop;
+        const delta = choice.delta ?? { content: choice.text };
+        for (const [text, reasoning] of [[delta.reasoning_content, true], [delta.content, false]]) {
+          if (!text) continue;
+          if (pieces++ === 0) first = performance.now();
+          yield reasoning ? { id: null, text, reasoning } : { id: null, text };
+        }
+      }
+    }
+  } finally {
+    abort.abort();
+    const now = performance.now();
+    const generated = usage?.completion_tokens ?? pieces;
+    lastStats = {
+      promptTokens: usage?.prompt_tokens ?? 0, generated, stop,
+      promptTokensPerSecond: (usage?.prompt_tokens ?? 0) / Math.max((first || now) - started, 1) * 1000,
+      decodeTokensPerSecond: Math.max(generated - 1, 0) / Math.max(now - (first || now), 1) * 1000,
+    };
+  }
+}
+
 /** Figures of the last generation: tokens, seconds, tokens/s, why it stopped. */
 function stats() {
   return lastStats;
@@ -159,10 +247,11 @@ function stats() {
 
 /** Forgets the conversation kept in the KV cache. */
 async function reset() {
+  if (await server()) return;
   const engine = await open();
   generation++;
   await exclusive(() => engine.reset());
 }
 
-window.hearth = { load, generate, adapterInfo, stats, reset, webgpuProblem };
+window.hearth = { load, generate, adapterInfo, stats, reset, webgpuProblem, server };
 export default window.hearth;

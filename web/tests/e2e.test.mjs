@@ -1,13 +1,14 @@
 // The page end to end in Debian's Chromium (playwright-core drives /usr/bin/chromium; nothing
 // is downloaded): greedy generation through window.hearth must give exactly the token ids the
 // native CLI gives on the same adapter (SwiftShader, which is also Chromium's WebGPU adapter
-// here), and the text must appear in the page. Run `hearth pull` and web/build.sh first.
+// here), and the text must appear in the page; served by `hearth serve --web`, the page runs
+// on that server, also in a browser without WebGPU. Run `hearth pull` and web/build.sh first.
 //
 // Environment: HEARTH_BIN (default target/debug/hearth), HEARTH_ARTIFACTS (screenshots and
 // figures; default web/test-results), CHROMIUM (default /usr/bin/chromium).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -200,5 +201,58 @@ test('without WebGPU the page says so and what to do', { timeout: 120e3 }, async
     await page.screenshot({ path: path.join(artifacts, 'no-webgpu.png'), fullPage: true });
   } finally {
     await browser.close();
+  }
+});
+
+/** `hearth serve --web web/dist` with the default model on a free port (the machine's own adapter). */
+async function hearthServe() {
+  const child = spawn(hearthBin, ['serve', '--web', dist, '--port', '0', '--model', model], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let said = '';
+  const url = await new Promise((resolve, reject) => {
+    child.stderr.on('data', (data) => {
+      said += data;
+      const found = /listening on (http:\/\/[^ ]+)/.exec(said);
+      if (found) resolve(`${found[1]}/`);
+    });
+    child.on('exit', (code) => reject(new Error(`hearth serve exited (${code}): ${said}`)));
+  });
+  return { url, close: () => child.kill('SIGINT') };
+}
+
+test('served by hearth serve, a browser without WebGPU chats through the server', { timeout: 10 * 60e3 }, async () => {
+  const hearth = await hearthServe();
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', headless: true, args: quiet,
+  });
+  const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
+  const log = [];
+  page.on('console', (m) => log.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => log.push(`page error: ${e.message}`));
+  try {
+    await page.goto(hearth.url);
+    await page.waitForSelector('body[data-ready]', { timeout: 120e3 });
+    assert.equal(await page.isVisible('#no-webgpu'), false, 'no WebGPU needed');
+    assert.match(await page.textContent('#model-status'), /SmolLM2|hearth/i);
+    const prompt = prompts[0];
+    await page.click('details summary');
+    await page.check('#raw');
+    await page.fill('#temperature', '0');
+    await page.fill('#max-tokens', String(TOKENS));
+    await page.fill('#prompt', prompt);
+    await page.click('#send');
+    const answer = await page.waitForSelector('.message.assistant[data-done]', { timeout: 5 * 60e3 });
+    // The server's greedy text is the CLI's on the same (default) adapter.
+    const out = spawnSync(hearthBin, ['run', '--raw', '--temp', '0', '-n', String(TOKENS), '--model', model, prompt], { encoding: 'utf8' });
+    assert.equal(out.status, 0, out.stderr);
+    assert.equal(await answer.textContent(), out.stdout.replace(/\n$/, ''));
+    assert.match(await page.textContent('#speed'), /t\/s/);
+    await page.screenshot({ path: path.join(artifacts, 'served-by-hearth.png'), fullPage: true });
+  } catch (e) {
+    await page.screenshot({ path: path.join(artifacts, 'served-by-hearth-failure.png'), fullPage: true }).catch(() => {});
+    console.log(`${hearth.url}\n${log.join('\n')}`);
+    throw e;
+  } finally {
+    await browser.close();
+    hearth.close();
   }
 });
