@@ -4,6 +4,9 @@
 //   await hearth.load(urlOrFile, ({phase, loaded, total}) => ...)   → the model's description
 //   for await (const {id, text, reasoning} of hearth.generate(promptOrMessages, options)) ...
 //   hearth.adapterInfo(), hearth.stats(), hearth.reset(), hearth.webgpuProblem()
+//   await hearth.chat.completions.create({messages, stream, temperature, max_tokens, ...})
+//     → OpenAI's chat.completion object, or (stream: true) an async iterator of its
+//       chat.completion.chunk objects, as the OpenAI JS client returns them
 //
 // generate's options: maxTokens, temperature (0: greedy), topP, topK, minP, repeatPenalty,
 // seed, raw (no chat template), system, and for structured output jsonSchema (an object: the
@@ -28,6 +31,8 @@ function exclusive(call) {
 }
 
 let serverModel;
+// The name completions report as their `model`.
+let loadedName = null;
 
 /** The name of the model of the `hearth serve` this page came from, or null (the page runs its
  * own engine). */
@@ -143,6 +148,7 @@ async function load(source, onProgress = () => {}, { ctx = 0, kvType = 'f16' } =
     // Let the page paint the new phase: the upload runs without yielding.
     await new Promise((resolve) => setTimeout(resolve, 30));
     const model = JSON.parse(engine.finishLoad(name, ctx, kvType));
+    loadedName = model.name ?? model.file ?? name;
     onProgress({ phase: 'done', loaded, total });
     return model;
   });
@@ -253,5 +259,56 @@ async function reset() {
   await exclusive(() => engine.reset());
 }
 
-window.hearth = { load, generate, adapterInfo, stats, reset, webgpuProblem, server };
+/**
+ * OpenAI's `chat.completions.create` over `generate`: the request's messages, temperature,
+ * top_p, max_tokens (or max_completion_tokens), seed and response_format (json_object,
+ * json_schema); the answer as a `chat.completion`, or with `stream: true` an async iterator of
+ * `chat.completion.chunk`s ending with the finish reason and the usage.
+ */
+async function createChatCompletion(request) {
+  const { messages, stream = false, temperature, top_p: topP, seed, response_format: format } = request ?? {};
+  if (!Array.isArray(messages) || messages.length === 0) {
+    throw new TypeError('messages must be a non-empty array of {role, content}');
+  }
+  if ((request.n ?? 1) !== 1) throw new TypeError('n: one choice per request here');
+  const options = { temperature, topP, seed, maxTokens: request.max_completion_tokens ?? request.max_tokens };
+  if (format?.type === 'json_schema') options.jsonSchema = format.json_schema?.schema ?? {};
+  else if (format?.type === 'json_object') options.jsonSchema = { type: 'object' };
+  const base = {
+    id: `chatcmpl-${crypto.randomUUID()}`, created: Math.floor(Date.now() / 1000),
+    model: (await server()) ?? loadedName ?? 'hearth',
+  };
+  const ending = () => {
+    const s = lastStats ?? {};
+    return {
+      finish_reason: s.stop === 'length' ? 'length' : 'stop',
+      usage: { prompt_tokens: s.promptTokens ?? 0, completion_tokens: s.generated ?? 0,
+        total_tokens: (s.promptTokens ?? 0) + (s.generated ?? 0) },
+    };
+  };
+  if (stream) {
+    return (async function* chunks() {
+      const chunk = (delta, finish = null) => ({ ...base, object: 'chat.completion.chunk',
+        choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] });
+      yield chunk({ role: 'assistant', content: '' });
+      for await (const { text, reasoning } of generate(messages, options)) {
+        if (text) yield chunk(reasoning ? { reasoning_content: text } : { content: text });
+      }
+      const { finish_reason: finish, usage } = ending();
+      yield { ...chunk({}, finish), usage };
+    })();
+  }
+  let [content, thinking] = ['', ''];
+  for await (const { text, reasoning } of generate(messages, options)) {
+    if (reasoning) thinking += text;
+    else content += text;
+  }
+  const message = { role: 'assistant', content, ...(thinking ? { reasoning_content: thinking } : {}) };
+  const { finish_reason: finish, usage } = ending();
+  return { ...base, object: 'chat.completion', choices: [{ index: 0, message, logprobs: null, finish_reason: finish }], usage };
+}
+
+const chat = { completions: { create: createChatCompletion } };
+
+window.hearth = { load, generate, adapterInfo, stats, reset, webgpuProblem, server, chat };
 export default window.hearth;

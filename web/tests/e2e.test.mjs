@@ -135,6 +135,30 @@ test('greedy ids in the browser equal the native CLI on SwiftShader, and the tex
     assert.ok(chat.reused.processed < chat.anew.processed,
       `the second turn processed only its new tokens (${chat.reused.processed} of ${chat.anew.processed})`);
 
+    // OpenAI's shape over the same engine: whole and streamed, the text generate gives.
+    const completions = await page.evaluate(async () => {
+      const messages = [{ role: 'user', content: 'Name a colour.' }];
+      let text = '';
+      for await (const t of window.hearth.generate(messages, { temperature: 0, maxTokens: 8 })) text += t.text;
+      const request = { model: 'any', messages, temperature: 0, max_tokens: 8 };
+      const whole = await window.hearth.chat.completions.create(request);
+      const chunks = [];
+      for await (const c of await window.hearth.chat.completions.create({ ...request, stream: true })) chunks.push(c);
+      return { text, whole, chunks };
+    });
+    const { whole, chunks } = completions;
+    assert.equal(whole.object, 'chat.completion');
+    assert.equal(whole.choices[0].message.role, 'assistant');
+    assert.equal(whole.choices[0].message.content, completions.text, 'create gives what generate gives');
+    assert.ok(['stop', 'length'].includes(whole.choices[0].finish_reason), whole.choices[0].finish_reason);
+    assert.ok(whole.usage.completion_tokens > 0 && whole.usage.completion_tokens <= 8, JSON.stringify(whole.usage));
+    assert.ok(chunks.every((c) => c.object === 'chat.completion.chunk' && c.id === chunks[0].id));
+    assert.equal(chunks[0].choices[0].delta.role, 'assistant');
+    assert.equal(chunks.map((c) => c.choices[0].delta.content ?? '').join(''), completions.text, 'streamed pieces');
+    const last = chunks.at(-1);
+    assert.equal(last.choices[0].finish_reason, whole.choices[0].finish_reason);
+    assert.deepEqual(last.usage, whole.usage);
+
     // Structured output: under a JSON schema the browser's answer is the CLI's, token for token,
     // and parses.
     const schema = { type: 'object', properties: { colour: { enum: ['red', 'green', 'blue'] },
@@ -246,6 +270,11 @@ test('served by hearth serve, a browser without WebGPU chats through the server'
     assert.equal(out.status, 0, out.stderr);
     assert.equal(await answer.textContent(), out.stdout.replace(/\n$/, ''));
     assert.match(await page.textContent('#speed'), /t\/s/);
+    // OpenAI's shape from the page, over the server's API.
+    const whole = await page.evaluate(() => window.hearth.chat.completions.create({
+      messages: [{ role: 'user', content: 'Name a colour.' }], temperature: 0, max_tokens: 8 }));
+    assert.ok(whole.choices[0].message.content.length > 0 && whole.usage.completion_tokens > 0, JSON.stringify(whole));
+    assert.equal(whole.model, await page.evaluate(() => window.hearth.server()));
     await page.screenshot({ path: path.join(artifacts, 'served-by-hearth.png'), fullPage: true });
   } catch (e) {
     await page.screenshot({ path: path.join(artifacts, 'served-by-hearth-failure.png'), fullPage: true }).catch(() => {});
