@@ -222,6 +222,11 @@ test('without WebGPU the page says so and what to do', { timeout: 120e3 }, async
     assert.equal(await page.isDisabled('#load-button'), true, 'nothing to load into');
     const error = await page.evaluate(() => window.hearth.adapterInfo().then(() => 'opened', (e) => e.message));
     assert.match(error, /WebGPU/);
+    // The TypeScript declarations the build ships name exactly what the module offers.
+    const declarations = fs.readFileSync(path.join(dist, 'hearth.d.ts'), 'utf8');
+    const body = /export interface Hearth \{\n([\s\S]*?)\n\}/.exec(declarations)[1];
+    const declared = [...body.matchAll(/^ {2}(\w+)[(:]/gm)].map((m) => m[1]).sort();
+    assert.deepEqual(declared, (await page.evaluate(() => Object.keys(window.hearth))).sort());
     await page.screenshot({ path: path.join(artifacts, 'no-webgpu.png'), fullPage: true });
   } finally {
     await browser.close();
