@@ -144,8 +144,9 @@ impl KeyRotation {
         if !own.clone().all(|l| c.layer_memory(l) == LayerMemory::Keys) {
             return None;
         }
-        let heads = own.map(|l| c.heads(l)).reduce(|a, b| if a == b { a } else { Heads { head_dim: 0, ..a } })?;
-        (heads.head_dim > 0).then(|| KeyRotation {
+        let mut all_heads = own.map(|l| c.heads(l));
+        let heads = all_heads.next()?;
+        all_heads.all(|h| h == heads).then(|| KeyRotation {
             heads,
             base: c.rope_base,
             scaling: c.rope_scaling,
@@ -328,11 +329,12 @@ impl Memory {
     /// longest cached run of the tokens that follow in `prompt`; returns how many of `prompt`'s
     /// tokens are kept.
     pub fn reuse_prefix(&mut self, gpu: &Gpu, seq: usize, prompt: &[u32]) -> usize {
+        if !self.moves_allowed || self.key_rotation.is_none() {
+            return self.reuse_start(gpu, seq, prompt);
+        }
+        // What the sequence held before the rewind: where the moved run comes from.
         let held = self.tokens.get(seq).cloned().unwrap_or_default();
         let keep = self.reuse_start(gpu, seq, prompt);
-        if !self.moves_allowed || self.key_rotation.is_none() {
-            return keep;
-        }
         let Some((from, count)) = moved_run(&held, prompt, keep) else { return keep };
         match self.move_back(gpu, Move { seq: seq as u32, from: from as u32, to: keep as u32, count: count as u32 }) {
             Ok(()) => {
@@ -359,18 +361,22 @@ impl Memory {
         let delta = (mv.from - mv.to) as usize;
         let table = rope_shift_table(delta, heads.rope_dims, rotation.base, rotation.scaling, &rotation.factors);
         let table = gpu.buffer_with("rope shift", &table)?;
-        let mut scratch = None;
+        let caches: Vec<_> = self
+            .layers
+            .iter()
+            .filter_map(|l| match l {
+                LayerCache::Keys { k, v, .. } => Some((k, v)),
+                _ => None,
+            })
+            .collect();
+        // Every cache has one shape (`KeyRotation::of`): one scratch texture serves them all.
+        let Some(&(first, _)) = caches.first() else { return Ok(()) };
+        let all = first.slots * self.sequences() as u32;
+        let made = gpu.kv_texture("kv move scratch", first.kind, heads.n_head_kv, heads.head_dim, all)?;
+        let scratch = KvTexture { slots: first.slots, ..made };
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        for l in 0..self.layers.len() {
-            let LayerCache::Keys { k, v, .. } = &self.layers[l] else { continue };
-            if scratch.is_none() {
-                let all = k.slots * self.sequences() as u32;
-                let made = gpu.kv_texture("kv move scratch", k.kind, heads.n_head_kv, heads.head_dim, all)?;
-                scratch = Some(KvTexture { slots: k.slots, ..made });
-            }
-            if let Some(scratch) = &scratch {
-                record_move(gpu, &mut encoder, heads, (k, v), scratch, &table, mv)?;
-            }
+        for kv in caches {
+            record_move(gpu, &mut encoder, heads, kv, &scratch, &table, mv)?;
         }
         gpu.queue.submit([encoder.finish()]);
         Ok(())

@@ -3,8 +3,8 @@
 //! them again. Keys are rotated back by as many positions as they move
 //! (`shaders/kv_shift.wgsl`, through a scratch texture, then copied back); values are copied.
 
-use super::Heads;
 use super::kv_write::rope_defines;
+use super::{Bound, Heads, Recorder};
 use crate::gpu::{Bind, Defines, Gpu, KvTexture, Slot};
 use crate::{Error, Result};
 
@@ -39,16 +39,11 @@ pub fn record_move(
     let mut binds = vec![(0, Slot::Uniform, Bind::Buffer(&params)), (1, Slot::Read, Bind::Buffer(rotation))];
     binds.extend(k.read_binds(2, 12));
     binds.extend(scratch.write_binds(4, 7));
-    let slots: Vec<(u32, Slot)> = binds.iter().map(|&(b, s, _)| (b, s)).collect();
-    let kernel = gpu.kernel("kv_shift.wgsl", &defines, &slots)?;
-    let resources: Vec<(u32, Bind)> = binds.iter().map(|&(b, _, r)| (b, r)).collect();
-    let bind_group = gpu.bind_group(&kernel, &resources);
+    let kernel = Bound::new(gpu, "kv_shift.wgsl", &defines, &binds)?;
     {
         let mut pass = encoder.begin_compute_pass(&Default::default());
-        pass.set_pipeline(&kernel.pipeline);
-        pass.set_bind_group(0, &bind_group, &[]);
         let rows = mv.count.min(gpu.limits.max_compute_workgroups_per_dimension);
-        pass.dispatch_workgroups(heads.n_head_kv as u32, rows, 1);
+        kernel.dispatch(&mut pass, &[], &mut Recorder::new(gpu.uniform_align()), [heads.n_head_kv as u32, rows, 1]);
     }
     let base = mv.seq * k.slots;
     scratch.copy_slots(encoder, base + mv.to, k, base + mv.to, mv.count);
@@ -61,21 +56,9 @@ pub fn record_move(
 mod tests {
     use super::*;
     use crate::gpu::KvType;
-    use crate::ops::kv_write::{RopeScaling, rope_shift_table, rotate};
+    use crate::ops::kv_write::{RopeScaling, rope_shift_table, rotate, rotate_back};
     use crate::ops::test_support::*;
     use crate::quant::testing::random_vec;
-
-    /// Rotates one head back by `delta` positions (f64, as `rotate`).
-    fn rotate_back(head: &mut [f32], delta: usize, heads: &Heads, base: f32) {
-        let half = heads.rope_dims / 2;
-        for (i, (f, _)) in RopeScaling::None.frequencies(heads.rope_dims, base).into_iter().enumerate() {
-            let (s, c) = (-(delta as f64) * f).sin_cos();
-            let (a, b) = if heads.neox { (i, i + half) } else { (2 * i, 2 * i + 1) };
-            let (x, y) = (head[a] as f64, head[b] as f64);
-            head[a] = (x * c - y * s) as f32;
-            head[b] = (x * s + y * c) as f32;
-        }
-    }
 
     #[test]
     fn moved_keys_turn_back_and_values_follow_within_their_sequence() {

@@ -202,10 +202,22 @@ pub fn rotate(head: &mut [f32], pos: usize, heads: &Heads, base: f32) {
 
 /// `rotate` with the model's RoPE scaling and frequency factors (`rope_table`).
 pub fn rotate_scaled(head: &mut [f32], pos: usize, heads: &Heads, base: f32, scaling: RopeScaling, factors: &[f32]) {
+    turn(head, pos as f64, heads, factored(heads.rope_dims, base, scaling, factors));
+}
+
+/// CPU reference of `rope_shift_table`: rotates one head back by `delta` positions at unit
+/// magnitude (plain RoPE frequencies).
+pub fn rotate_back(head: &mut [f32], delta: usize, heads: &Heads, base: f32) {
+    let unit = RopeScaling::None.frequencies(heads.rope_dims, base).into_iter().map(|(f, _)| (f, 1.0)).collect();
+    turn(head, -(delta as f64), heads, unit);
+}
+
+/// Rotates each pair of `head` by `positions` times its frequency, scaled by its magnitude
+/// (`freqs`: per pair, as `RopeScaling::frequencies`).
+fn turn(head: &mut [f32], positions: f64, heads: &Heads, freqs: Vec<(f64, f64)>) {
     let half = heads.rope_dims / 2;
-    for (i, (f, m)) in factored(heads.rope_dims, base, scaling, factors).into_iter().enumerate() {
-        let angle = pos as f64 * f;
-        let (s, c) = angle.sin_cos();
+    for (i, (f, m)) in freqs.into_iter().enumerate() {
+        let (s, c) = (positions * f).sin_cos();
         let (s, c) = (s * m, c * m);
         let (a, b) = if heads.neox { (i, i + half) } else { (2 * i, 2 * i + 1) };
         let (x, y) = (head[a] as f64, head[b] as f64);
