@@ -47,6 +47,18 @@ before(async () => {
 });
 after(() => server?.close());
 
+/** Asks `prompt` through the page's own controls (raw, greedy, TOKENS long); the answer's text. */
+async function askInThePage(page, prompt, timeout) {
+  await page.click('details summary');
+  await page.check('#raw');
+  await page.fill('#temperature', '0');
+  await page.fill('#max-tokens', String(TOKENS));
+  await page.fill('#prompt', prompt);
+  await page.click('#send');
+  const answer = await page.waitForSelector('.message.assistant[data-done]', { timeout });
+  return answer.textContent();
+}
+
 async function openPage(args) {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', headless: true, args: [...quiet, ...args],
@@ -59,10 +71,10 @@ async function openPage(args) {
   return { browser, page, log };
 }
 
-/** hearth run on SwiftShader with the shader paths the browser runs. */
-function native(prompt, extra) {
+/** hearth run on SwiftShader with the shader paths the browser runs (or on the adapter `env` picks). */
+function native(prompt, extra, env = { VK_ICD_FILENAMES: swiftshader, HEARTH_DEVICE: 'SwiftShader' }) {
   const out = spawnSync(hearthBin, ['run', '--raw', '--temp', '0', '-n', String(TOKENS), '--model', model, ...extra, prompt], {
-    env: { ...process.env, VK_ICD_FILENAMES: swiftshader, HEARTH_DEVICE: 'SwiftShader' },
+    env: { ...process.env, ...env },
     encoding: 'utf8',
   });
   assert.equal(out.status, 0, `hearth run failed: ${out.stderr}`);
@@ -185,14 +197,7 @@ test('greedy ids in the browser equal the native CLI on SwiftShader, and the tex
     await page.waitForFunction(() => /parameters/.test(document.getElementById('model-status').textContent),
       null, { timeout: 120e3 });
     const prompt = prompts[1];
-    await page.click('details summary');
-    await page.check('#raw');
-    await page.fill('#temperature', '0');
-    await page.fill('#max-tokens', String(TOKENS));
-    await page.fill('#prompt', prompt);
-    await page.click('#send');
-    const answer = await page.waitForSelector('.message.assistant[data-done]', { timeout: 10 * 60e3 });
-    const shown = await answer.textContent();
+    const shown = await askInThePage(page, prompt, 10 * 60e3);
     const want = native(prompt, paths).stdout.replace(/\n$/, '');
     assert.equal(shown, want, 'the page shows the text the CLI prints');
     assert.match(await page.textContent('#speed'), /t\/s/);
@@ -263,17 +268,9 @@ test('served by hearth serve, a browser without WebGPU chats through the server'
     assert.equal(await page.isVisible('#no-webgpu'), false, 'no WebGPU needed');
     assert.match(await page.textContent('#model-status'), /SmolLM2|hearth/i);
     const prompt = prompts[0];
-    await page.click('details summary');
-    await page.check('#raw');
-    await page.fill('#temperature', '0');
-    await page.fill('#max-tokens', String(TOKENS));
-    await page.fill('#prompt', prompt);
-    await page.click('#send');
-    const answer = await page.waitForSelector('.message.assistant[data-done]', { timeout: 5 * 60e3 });
+    const shown = await askInThePage(page, prompt, 5 * 60e3);
     // The server's greedy text is the CLI's on the same (default) adapter.
-    const out = spawnSync(hearthBin, ['run', '--raw', '--temp', '0', '-n', String(TOKENS), '--model', model, prompt], { encoding: 'utf8' });
-    assert.equal(out.status, 0, out.stderr);
-    assert.equal(await answer.textContent(), out.stdout.replace(/\n$/, ''));
+    assert.equal(shown, native(prompt, [], {}).stdout.replace(/\n$/, ''));
     assert.match(await page.textContent('#speed'), /t\/s/);
     // OpenAI's shape from the page, over the server's API.
     const whole = await page.evaluate(() => window.hearth.chat.completions.create({
