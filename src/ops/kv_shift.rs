@@ -61,6 +61,28 @@ mod tests {
     use crate::quant::testing::random_vec;
 
     #[test]
+    fn a_move_forward_out_of_the_cache_or_in_a_ring_is_refused() {
+        let heads = Heads { n_head: 2, n_head_kv: 1, head_dim: 32, rope_dims: 32, neox: false, gated: false };
+        let g = gpu();
+        let cache = || g.kv_texture("kv", KvType::F32, 1, 32, 8).unwrap();
+        let (k, v, scratch) = (cache(), cache(), cache());
+        let table = g.buffer_with("rope shift", &rope_shift_table(2, 32, 10000.0, RopeScaling::None, &[])).unwrap();
+        let mut encoder = g.device.create_command_encoder(&Default::default());
+        let mut attempt = |k: &KvTexture, mv: Move| record_move(g, &mut encoder, &heads, (k, &v), &scratch, &table, mv);
+        for refused in [
+            Move { seq: 0, from: 2, to: 4, count: 2 },
+            Move { seq: 0, from: 3, to: 3, count: 2 },
+            Move { seq: 0, from: 6, to: 4, count: 3 },
+        ] {
+            let err = attempt(&k, refused).unwrap_err().to_string();
+            assert!(err.contains("cannot move"), "{refused:?}: {err}");
+        }
+        let ring = KvTexture { ring: true, ..cache() };
+        assert!(attempt(&ring, Move { seq: 0, from: 4, to: 2, count: 2 }).is_err(), "a ring's positions wrap");
+        assert!(attempt(&k, Move { seq: 0, from: 4, to: 2, count: 2 }).is_ok());
+    }
+
+    #[test]
     fn moved_keys_turn_back_and_values_follow_within_their_sequence() {
         // Three sequences of 10 slots in a texture of 15 rows per array layer: sequence 1's
         // slots 10..20 cross from one layer into the next. Its positions 4..10 move to 1..7
