@@ -245,7 +245,8 @@ async function hearthServe() {
   const url = await new Promise((resolve, reject) => {
     child.stderr.on('data', (data) => {
       said += data;
-      const found = /listening on (http:\/\/[^ ]+)/.exec(said);
+      // A whole address: stderr may arrive cut anywhere (once as "http://127").
+      const found = /listening on (http:\/\/\S+)\s/.exec(said);
       if (found) resolve(`${found[1]}/`);
     });
     child.on('exit', (code) => reject(new Error(`hearth serve exited (${code}): ${said}`)));
