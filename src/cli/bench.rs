@@ -100,7 +100,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let gpu = model.gpu.clone();
     eprintln!("bench: {} on {}", path.display(), gpu.info.name);
     eprintln!("bench: hashing the model file and measuring the adapter's bandwidth");
-    let sha256 = sha256_hex_of_parts(&file.contents());
+    let sha256 = sha256_hex_of_parts(&file.contents()?);
     let roofline = roofline::measure(&gpu)?;
     let plan = Plan {
         prompts: args.prompts,
