@@ -1,6 +1,7 @@
 // The page: shows the adapter, loads a model (URL, file picker, or drop), and chats through
 // window.hearth, which tests drive the same way.
 import hearth from './hearth.js';
+import { megabytes } from './model-cache.js';
 
 const $ = (id) => document.getElementById(id);
 let messages = [];
@@ -24,20 +25,25 @@ function addMessage(role, text = '') {
   return div;
 }
 
-function megabytes(bytes) {
-  return `${(bytes / 1e6).toFixed(1)} MB`;
-}
+const reading = { network: 'Downloading', cache: 'Reading from this browser', file: 'Reading' };
+let readStarted = 0;
 
-function showProgress({ phase, loaded, total }) {
+function showProgress({ phase, loaded, total, from }) {
   const bar = $('progress');
   bar.hidden = phase === 'done';
   if (phase === 'read') {
     if (total) bar.value = loaded / total;
     else bar.removeAttribute('value');
-    $('model-status').textContent = `Reading ${megabytes(loaded)}${total ? ` of ${megabytes(total)}` : ''}…`;
+    readStarted ||= performance.now();
+    const seconds = (performance.now() - readStarted) / 1000;
+    const speed = seconds > 0.5 ? `, ${megabytes(loaded / seconds)}/s` : '';
+    $('model-status').textContent =
+      `${reading[from] ?? 'Reading'} ${megabytes(loaded)}${total ? ` of ${megabytes(total)}` : ''}${speed}…`;
   } else if (phase === 'upload') {
     bar.removeAttribute('value');
     $('model-status').textContent = 'Preparing the weights on the GPU…';
+  } else if (phase === 'keep') {
+    $('model-status').textContent = 'Keeping a copy in this browser for next time…';
   }
 }
 
@@ -45,14 +51,17 @@ async function loadModel(source) {
   if (busy) return;
   setBusy(true);
   $('stop').disabled = true;
+  readStarted = 0;
   try {
     const m = await hearth.load(source, showProgress, { ctx: Number($('ctx').value) || 0, kvType: $('kv-type').value });
     messages = [];
     $('transcript').replaceChildren();
+    const from = { network: 'downloaded', cache: 'from this browser', file: 'from the file' }[m.from];
     $('model-status').textContent =
       `${m.name ?? m.file} (${m.architecture}, ${(m.parameters / 1e6).toFixed(0)} M parameters, ` +
-      `${megabytes(m.fileBytes)}): ${megabytes(m.weightBytes)} of weights and ${megabytes(m.sessionBytes)} ` +
-      `for a ${m.context}-token context on the GPU${m.chatTemplate ? '' : '; no chat template, prompts go in raw'}.`;
+      `${megabytes(m.fileBytes)}, loaded ${from} in ${m.loadSeconds.toFixed(1)} s): ${megabytes(m.weightBytes)} ` +
+      `of weights and ${megabytes(m.sessionBytes)} for a ${m.context}-token context on the GPU` +
+      `${m.chatTemplate ? '' : '; no chat template, prompts go in raw'}.${m.notKept ? ` It was ${m.notKept}` : ''}`;
     $('prompt').disabled = false;
     $('prompt').focus();
   } catch (e) {
@@ -62,7 +71,32 @@ async function loadModel(source) {
     setBusy(false);
     $('send').disabled = $('prompt').disabled;
     $('reset').disabled = $('prompt').disabled;
+    showKeptModels();
   }
+}
+
+/** The models kept in this browser, each with Load and Delete, and the site's storage. */
+async function showKeptModels() {
+  const kept = await hearth.models.list();
+  const { usage, quota } = await hearth.models.storage();
+  $('kept').hidden = kept.length === 0;
+  $('kept-list').replaceChildren(...kept.map((m) => {
+    const item = document.createElement('li');
+    item.dataset.url = m.url;
+    const load = document.createElement('button');
+    load.textContent = 'Load';
+    load.addEventListener('click', () => loadModel(m.url));
+    const forget = document.createElement('button');
+    forget.textContent = 'Delete';
+    forget.addEventListener('click', async () => {
+      await hearth.models.delete(m.url);
+      showKeptModels();
+    });
+    item.append(`${m.name} (${megabytes(m.bytes)}) `, load, ' ', forget);
+    return item;
+  }));
+  $('storage').textContent = usage !== null && quota !== null
+    ? `This site stores ${megabytes(usage)} here and may store ${megabytes(Math.max(quota - usage, 0))} more.` : '';
 }
 
 function options() {
@@ -162,7 +196,13 @@ async function start() {
   } catch (e) {
     $('adapter').textContent = `The WebGPU adapter would not open: ${e.message ?? e}`;
   }
+  await showKeptModels().catch(() => {});
   document.body.dataset.ready = 'true';
+}
+
+// The page's own files are kept by a service worker, so it also opens with the network off.
+if ('serviceWorker' in navigator) {
+  navigator.serviceWorker.register('sw.js').catch((e) => console.warn(`no offline copy of the page: ${e.message ?? e}`));
 }
 
 $('load-url').addEventListener('submit', (e) => {

@@ -2,11 +2,15 @@
 // `window.hearth` once it has loaded.
 
 export interface LoadProgress {
-  phase: 'read' | 'upload' | 'done';
+  /** 'read': bytes arriving (a download); 'keep': the download is being written to this
+   * browser's copy, from which 'upload' then reads the model a tensor at a time. */
+  phase: 'read' | 'upload' | 'keep' | 'done';
   /** Bytes read so far. */
   loaded: number;
   /** Bytes of the file (0 when the server does not say). */
   total: number;
+  /** Where the bytes come from: a download, this browser's kept copy, or a picked file. */
+  from: 'network' | 'cache' | 'file';
 }
 
 export interface LoadOptions {
@@ -14,6 +18,8 @@ export interface LoadOptions {
   ctx?: number;
   /** How the KV cache stores keys and values. */
   kvType?: 'f16' | 'q8_0' | 'q4_0' | 'f32';
+  /** Keep a downloaded model in this browser for the next load (default true). */
+  keep?: boolean;
 }
 
 /** The loaded model, as the engine describes it. */
@@ -27,7 +33,26 @@ export interface ModelInfo {
   sessionBytes: number;
   context: number;
   chatTemplate: boolean;
+  from: 'network' | 'cache' | 'file';
+  /** The model is kept in this browser (it was, or now is). */
+  kept: boolean;
+  /** Why a download was not kept: the space it needs and what to free. */
+  notKept?: string;
+  /** Seconds from the call to the model being ready. */
+  loadSeconds: number;
+  /** The wasm heap's size after the load (its peak): a picked or kept file is read a tensor at
+   * a time and never held whole. */
+  heapBytes: number;
   [key: string]: unknown;
+}
+
+/** A model kept in this browser. */
+export interface KeptModel {
+  url: string;
+  name: string;
+  bytes: number;
+  /** When it was kept (ISO 8601). */
+  savedAt: string | null;
 }
 
 export interface Message {
@@ -110,7 +135,9 @@ export interface ChatCompletionChunk {
 }
 
 export interface Hearth {
-  /** Streams a GGUF (a URL or a File) into the engine; refused early when it cannot run here. */
+  /** Streams a GGUF into the engine: a URL (absolute or relative to the page), a Hugging Face
+   * file as `owner/repo/file.gguf` or `hf:owner/repo/file.gguf[@revision]`, or a File. A kept
+   * copy is read from disk; refused early when it cannot run here. */
   load(source: string | URL | Blob, onProgress?: (progress: LoadProgress) => void, options?: LoadOptions): Promise<ModelInfo>;
   /** Tokens after a prompt (one user turn) or a conversation; leaving the loop stops it. */
   generate(prompt: string | Message[], options?: GenerateOptions): AsyncGenerator<Token>;
@@ -123,6 +150,13 @@ export interface Hearth {
   webgpuProblem(): Promise<string | null>;
   /** The model's name where the page came from `hearth serve --web`, else null. */
   server(): Promise<string | null>;
+  /** The models kept in this browser (Cache Storage). */
+  models: {
+    list(): Promise<KeptModel[]>;
+    delete(url: string): Promise<boolean>;
+    /** What this site stores and may store here, in bytes (null where the browser does not say). */
+    storage(): Promise<{ usage: number | null; quota: number | null }>;
+  };
   chat: {
     completions: {
       create(request: ChatCompletionRequest & { stream: true }): Promise<AsyncIterable<ChatCompletionChunk>>;

@@ -1,7 +1,8 @@
 // window.hearth: hearth's engine (the Rust library compiled to wasm32) on this browser's
 // WebGPU adapter. The page uses it, and so can tests and other scripts:
 //
-//   await hearth.load(urlOrFile, ({phase, loaded, total}) => ...)   → the model's description
+//   await hearth.load(urlOrFile, ({phase, loaded, total, from}) => ...)   → the model's description
+//   await hearth.models.list(), hearth.models.delete(url), hearth.models.storage()
 //   for await (const {id, text, reasoning} of hearth.generate(promptOrMessages, options)) ...
 //   hearth.adapterInfo(), hearth.stats(), hearth.reset(), hearth.webgpuProblem()
 //   await hearth.chat.completions.create({messages, stream, temperature, max_tokens, ...})
@@ -16,19 +17,55 @@
 // Served by `hearth serve --web DIR`, the page runs on that server instead (`hearth.server()`
 // is then its model's name): generate goes through its OpenAI API, streamed, and no WebGPU is
 // needed; load and reset have nothing to do there.
-import init, { openEngine } from './pkg/hearth_web.js';
+//
+// The engine itself runs in a Web Worker (engine-worker.js): this module sends it calls and
+// receives their progress, tokens and results, so the page never waits on the engine.
+import { deleteModel, listModels, modelKey, storageUse } from './model-cache.js';
 
 let opening = null;
-// Calls into the engine run one at a time, in the order they were made.
-let queue = Promise.resolve();
 let generation = 0;
 let lastStats = null;
 
-function exclusive(call) {
-  const run = queue.then(call);
-  queue = run.catch(() => {});
-  return run;
+let worker = null;
+let lastCall = 0;
+// Each call in flight: its id → what to do with the worker's messages about it.
+const inFlight = new Map();
+
+function engineWorker() {
+  if (!worker) {
+    worker = new Worker(new URL('./engine-worker.js', import.meta.url), { type: 'module' });
+    worker.onmessage = ({ data }) => inFlight.get(data.id)?.(data);
+    worker.onerror = (e) => {
+      e.preventDefault();
+      for (const handle of inFlight.values()) handle({ error: `the engine's worker failed: ${e.message ?? 'no reason given'}` });
+      inFlight.clear();
+      worker?.terminate();
+      [worker, opening] = [null, null];
+    };
+  }
+  return worker;
 }
+
+/** Sends the call `name` to the engine's worker: {id, result}, the result a promise; its
+ * progress events and tokens go to `onEvent`. */
+function send(name, args, onEvent = () => {}) {
+  const id = ++lastCall;
+  const result = new Promise((resolve, reject) => {
+    inFlight.set(id, (message) => {
+      if ('event' in message) {
+        onEvent(message.event);
+        return;
+      }
+      inFlight.delete(id);
+      if ('error' in message) reject(new Error(message.error));
+      else resolve(message.result);
+    });
+  });
+  engineWorker().postMessage({ id, name, args });
+  return { id, result };
+}
+
+const call = (name, args, onEvent) => send(name, args, onEvent).result;
 
 let serverModel;
 // The name completions report as their `model`.
@@ -73,8 +110,7 @@ function open() {
   opening ??= (async () => {
     const problem = await webgpuProblem();
     if (problem) throw new Error(problem);
-    await init();
-    return openEngine();
+    await call('open');
   })().catch((e) => {
     opening = null;
     throw e;
@@ -84,8 +120,8 @@ function open() {
 
 /** The adapter: what the browser says of it and what hearth runs on it. */
 async function adapterInfo() {
-  const engine = await open();
-  const info = JSON.parse(await exclusive(() => engine.adapterInfo()));
+  await open();
+  const info = await call('adapterInfo');
   const adapter = await navigator.gpu.requestAdapter();
   const b = adapter?.info;
   if (b) {
@@ -97,62 +133,36 @@ async function adapterInfo() {
   return info;
 }
 
-function fileName(url) {
-  const last = new URL(url, location.href).pathname.split('/').pop();
-  return decodeURIComponent(last || 'model.gguf');
-}
-
 /**
- * Loads a GGUF from a URL or a File, streaming it into the engine chunk by chunk (the tab
- * holds it once). A model that cannot run here is refused as soon as its header is in. `ctx`:
- * the context in tokens (0: the model's, at most 4096); `kvType`: how the KV cache stores keys
- * and values ('f16', 'q8_0', 'q4_0' or 'f32').
+ * Loads a GGUF from a URL (or a Hugging Face file, see model-source.js) or a File, streaming it
+ * into the engine chunk by chunk (the tab holds it once). A model that cannot run here is
+ * refused as soon as its header is in. A URL's download is kept in this browser (`keep: false`
+ * not to), and a kept one loads from disk. `ctx`: the context in tokens (0: the model's, at
+ * most 4096); `kvType`: how the KV cache stores keys and values ('f16', 'q8_0', 'q4_0' or
+ * 'f32').
  */
-async function load(source, onProgress = () => {}, { ctx = 0, kvType = 'f16' } = {}) {
-  const engine = await open();
-  let stream, total, name;
-  if (source instanceof Blob) {
-    [stream, total, name] = [source.stream(), source.size, source.name ?? 'model.gguf'];
-  } else if (typeof source === 'string' || source instanceof URL) {
-    const response = await fetch(source);
-    if (!response.ok) throw new Error(`could not fetch ${source}: HTTP ${response.status} ${response.statusText}`);
-    // A compressed response's Content-Length counts compressed bytes: then the size is unknown.
-    const length = response.headers.get('content-encoding') ? 0 : Number(response.headers.get('content-length'));
-    [stream, total, name] = [response.body, length || 0, fileName(source)];
-  } else {
+async function load(source, onProgress = () => {}, { ctx = 0, kvType = 'f16', keep = true } = {}) {
+  if (!(source instanceof Blob) && typeof source !== 'string' && !(source instanceof URL)) {
     throw new TypeError('hearth.load takes a URL or a File');
   }
-  return exclusive(async () => {
-    generation++;
-    try {
-      engine.beginLoad(total);
-    } catch (e) {
-      stream.cancel().catch(() => {});
-      throw e;
-    }
-    const reader = stream.getReader();
-    let loaded = 0;
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        engine.push(value);
-        loaded += value.length;
-        onProgress({ phase: 'read', loaded, total });
-      }
-    } catch (e) {
-      reader.cancel().catch(() => {});
-      throw e;
-    }
-    onProgress({ phase: 'upload', loaded, total });
-    // Let the page paint the new phase: the upload runs without yielding.
-    await new Promise((resolve) => setTimeout(resolve, 30));
-    const model = JSON.parse(engine.finishLoad(name, ctx, kvType));
-    loadedName = model.name ?? model.file ?? name;
-    onProgress({ phase: 'done', loaded, total });
-    return model;
-  });
+  // Addresses are the page's, not the worker's: resolved here.
+  const from = source instanceof Blob ? source : modelKey(String(source));
+  await open();
+  generation++;
+  const model = await call('load', { source: from, ctx, kvType, keep }, onProgress);
+  loadedName = model.name ?? model.file ?? null;
+  return model;
 }
+
+/** The models kept in this browser, and forgetting one. */
+const models = {
+  /** [{url, name, bytes, savedAt}], newest first. */
+  list: listModels,
+  /** Forgets the model kept for `url`; whether there was one. */
+  delete: deleteModel,
+  /** What this site stores and may store here: {usage, quota} in bytes. */
+  storage: storageUse,
+};
 
 /**
  * Generates after a prompt (or a conversation), yielding {id, text, reasoning} per token
@@ -165,25 +175,37 @@ async function* generate(prompt, options = {}) {
     yield* generateOnServer(model, prompt, options);
     return;
   }
-  const engine = await open();
+  await open();
   const request = { ...options, ...(Array.isArray(prompt) ? { messages: prompt } : { prompt: String(prompt) }) };
-  const mine = ++generation;
-  await exclusive(() => engine.start(JSON.stringify(request)));
+  generation++;
+  const tokens = [];
+  let wake = () => {};
+  let outcome = null;
+  const { id, result } = send('generate', { request }, (token) => {
+    tokens.push(token);
+    wake();
+  });
+  result.then((stats) => { outcome = { stats }; }, (error) => { outcome = { error }; }).finally(() => wake());
   let ended = false;
   try {
     for (;;) {
-      const token = await exclusive(() => (mine === generation ? engine.next() : null));
-      if (token == null) break;
-      yield JSON.parse(token);
+      if (tokens.length) {
+        yield tokens.shift();
+        continue;
+      }
+      if (outcome) break;
+      await new Promise((resolve) => { wake = resolve; });
     }
     ended = true;
   } finally {
-    if (mine === generation) {
-      const stats = JSON.parse(await exclusive(() => engine.stop()));
-      lastStats = stats;
-      // The end of an incomplete UTF-8 sequence, held back until now.
-      if (ended && stats?.text) yield { id: null, text: stats.text };
-    }
+    if (!outcome) engineWorker().postMessage({ name: 'cancel', args: { target: id } });
+    const stats = await result.catch((e) => {
+      if (ended) throw e;
+      return null;
+    });
+    if (stats) lastStats = stats;
+    // The end of an incomplete UTF-8 sequence, held back until now.
+    if (ended && stats?.text) yield { id: null, text: stats.text };
   }
 }
 
@@ -254,9 +276,9 @@ function stats() {
 /** Forgets the conversation kept in the KV cache. */
 async function reset() {
   if (await server()) return;
-  const engine = await open();
+  await open();
   generation++;
-  await exclusive(() => engine.reset());
+  await call('reset');
 }
 
 /**
@@ -310,5 +332,5 @@ async function createChatCompletion(request) {
 
 const chat = { completions: { create: createChatCompletion } };
 
-window.hearth = { load, generate, adapterInfo, stats, reset, webgpuProblem, server, chat };
+window.hearth = { load, generate, adapterInfo, stats, reset, webgpuProblem, server, chat, models };
 export default window.hearth;

@@ -27,7 +27,8 @@ pub fn adapter(gpu: &Gpu) -> String {
     .to_string()
 }
 
-pub fn model(model: &Model, file_name: &str, file_bytes: u64, session: &Session) -> String {
+/// `heap_bytes`: the wasm heap's size, which after a load is its peak.
+pub fn model(model: &Model, file_name: &str, file_bytes: u64, session: &Session, heap_bytes: u64) -> String {
     let c = &model.config;
     json!({
         "file": file_name,
@@ -42,6 +43,7 @@ pub fn model(model: &Model, file_name: &str, file_bytes: u64, session: &Session)
         "chatTemplate": model.chat_template.is_some(),
         "weightBytes": model.weight_bytes,
         "sessionBytes": session.gpu_bytes(),
+        "heapBytes": heap_bytes,
     })
     .to_string()
 }

@@ -8,12 +8,13 @@ mod request;
 
 use hearth::generate::{Generation, Session, StopReason, room_after};
 use hearth::gpu::{AdapterChoice, Gpu, KvType};
+use hearth::model::file::ReadRange;
 use hearth::model::state::SessionOptions;
 use hearth::model::{Model, ModelFile};
 use hearth::reasoning::{Channel, ReasoningSplit};
 use hearth::sample::Sampler;
 use hearth::tokenizer::StreamDecoder;
-use incoming::Incoming;
+use incoming::{Holding, Incoming};
 use request::Request;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -52,6 +53,62 @@ fn js_error(e: hearth::Error) -> JsError {
     JsError::new(&e.to_string())
 }
 
+/// Opens a session of `ctx` tokens (0: the model's training length, at most 4096) on a loaded
+/// model; its description as JSON.
+fn open_session(
+    inner: &mut Inner,
+    model: Arc<Model>,
+    file_name: String,
+    file_bytes: u64,
+    ctx: u32,
+    kv: KvType,
+) -> Result<String, JsError> {
+    let ctx = match ctx {
+        0 => model.config.n_ctx_train.clamp(1, 4096),
+        c => c as usize,
+    };
+    let session = Session::new(model.clone(), SessionOptions { ctx, batch: BATCH.min(ctx), logit_rows: 1, kv })
+        .map_err(js_error)?;
+    let description = info::model(&model, &file_name, file_bytes, &session, heap_bytes());
+    inner.loaded = Some(Loaded { model, session, file_name, file_bytes, running: None });
+    Ok(description)
+}
+
+/// The wasm heap's size in bytes: it only grows, so after a load it is the load's peak.
+fn heap_bytes() -> u64 {
+    let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().unchecked_into();
+    memory.buffer().unchecked_into::<js_sys::ArrayBuffer>().byte_length() as u64
+}
+
+/// `len` bytes of `blob` from `offset`, read synchronously (a worker's FileReaderSync).
+fn read_blob(
+    blob: &web_sys::Blob,
+    reader: &web_sys::FileReaderSync,
+    offset: u64,
+    len: usize,
+) -> hearth::Result<Vec<u8>> {
+    let failed = |what: &str, e: JsValue| {
+        hearth::Error::Input(format!("{what} the model file at byte {offset} failed: {e:?} (was it moved or deleted?)"))
+    };
+    let part =
+        blob.slice_with_f64_and_f64(offset as f64, (offset + len as u64) as f64).map_err(|e| failed("slicing", e))?;
+    let buffer = reader.read_as_array_buffer(&part).map_err(|e| failed("reading", e))?;
+    let view = js_sys::Uint8Array::new(&buffer);
+    if view.length() as usize != len {
+        return Err(hearth::Error::Input(format!(
+            "the model file gave {} bytes at byte {offset} where {len} were asked for: it changed while it was read",
+            view.length()
+        )));
+    }
+    let mut bytes = Vec::new();
+    bytes.try_reserve_exact(len).map_err(|_| {
+        hearth::Error::Input(format!("the browser would not give this tab {:.0} MB for a tensor", len as f64 / 1e6))
+    })?;
+    bytes.resize(len, 0);
+    view.copy_to(&mut bytes);
+    Ok(bytes)
+}
+
 /// Opens the browser's WebGPU adapter with its own limits.
 #[wasm_bindgen(js_name = openEngine)]
 pub async fn open_engine() -> Result<Engine, JsError> {
@@ -73,14 +130,43 @@ impl Engine {
     }
 
     /// Starts receiving a model file of `total` bytes (0: unknown), dropping any loaded model.
+    /// `header_only`: the file is being kept on disk and will be loaded from there
+    /// (`loadBlob`); only its header is held, to check it.
     #[wasm_bindgen(js_name = beginLoad)]
-    pub fn begin_load(&self, total: f64) -> Result<(), JsError> {
+    pub fn begin_load(&self, total: f64, header_only: bool) -> Result<(), JsError> {
         let mut inner = self.inner()?;
         inner.loaded = None;
         inner.incoming = None;
         let total = (total > 0.0).then_some(total as u64);
-        inner.incoming = Some(Incoming::new(total).map_err(js_error)?);
+        let holding = if header_only { Holding::HeaderOnly } else { Holding::WholeFile };
+        inner.incoming = Some(Incoming::new(total, holding).map_err(js_error)?);
         Ok(())
+    }
+
+    /// Loads a model from a file that stays out of the heap (a picked File, or a download
+    /// kept in the browser), reading it a tensor at a time: the heap holds its header and the
+    /// tensor being uploaded. Needs a Web Worker (it reads synchronously). Otherwise as
+    /// `finishLoad`.
+    #[wasm_bindgen(js_name = loadBlob)]
+    pub fn load_blob(
+        &self,
+        blob: web_sys::Blob,
+        file_name: String,
+        ctx: u32,
+        kv_type: String,
+    ) -> Result<String, JsError> {
+        let kv = KvType::parse(&kv_type).map_err(js_error)?;
+        let mut inner = self.inner()?;
+        inner.loaded = None;
+        inner.incoming = None;
+        let reader = web_sys::FileReaderSync::new()
+            .map_err(|_| JsError::new("reading a model file a tensor at a time needs a Web Worker (FileReaderSync)"))?;
+        let file_bytes = blob.size() as u64;
+        let read: ReadRange = Box::new(move |offset, len| read_blob(&blob, &reader, offset, len));
+        let file = ModelFile::from_ranges(file_bytes, read).map_err(js_error)?;
+        incoming::check_tab_room(&file.header, file_bytes, false).map_err(js_error)?;
+        let model = Arc::new(Model::load(inner.gpu.clone(), &file).map_err(js_error)?);
+        open_session(&mut inner, model, file_name, file_bytes, ctx, kv)
     }
 
     /// The next chunk of the file. Fails (and forgets the file) as soon as its header shows a
@@ -108,26 +194,18 @@ impl Engine {
         let file = inner.incoming.take().ok_or_else(|| JsError::new("finishLoad before beginLoad"))?;
         let file = ModelFile::from_bytes(file.finish().map_err(js_error)?).map_err(js_error)?;
         let file_bytes = file.len();
-        incoming::check_tab_room(&file.header, file_bytes).map_err(js_error)?;
+        incoming::check_tab_room(&file.header, file_bytes, true).map_err(js_error)?;
         let model = Arc::new(Model::load(inner.gpu.clone(), &file).map_err(js_error)?);
         // The weights are on the GPU now: the file's bytes go back to the heap.
         drop(file);
-        let ctx = match ctx {
-            0 => model.config.n_ctx_train.clamp(1, 4096),
-            c => c as usize,
-        };
-        let session = Session::new(model.clone(), SessionOptions { ctx, batch: BATCH.min(ctx), logit_rows: 1, kv })
-            .map_err(js_error)?;
-        let description = info::model(&model, &file_name, file_bytes, &session);
-        inner.loaded = Some(Loaded { model, session, file_name, file_bytes, running: None });
-        Ok(description)
+        open_session(&mut inner, model, file_name, file_bytes, ctx, kv)
     }
 
     /// The loaded model's description as JSON (null when none is loaded).
     #[wasm_bindgen(js_name = modelInfo)]
     pub fn model_info(&self) -> Result<Option<String>, JsError> {
         let inner = self.inner()?;
-        Ok(inner.loaded.as_ref().map(|l| info::model(&l.model, &l.file_name, l.file_bytes, &l.session)))
+        Ok(inner.loaded.as_ref().map(|l| info::model(&l.model, &l.file_name, l.file_bytes, &l.session, heap_bytes())))
     }
 
     /// Starts generating for a request (JSON, see `request.rs`), ending any generation still
