@@ -31,9 +31,18 @@ let lastCall = 0;
 // Each call in flight: its id → what to do with the worker's messages about it.
 const inFlight = new Map();
 
+/** The worker's script. A worker must come from the page's own origin: where this module was
+ * imported from another site (served with CORS), a one-line module of the page's origin that
+ * imports the engine's script stands in for it. */
+function workerScript() {
+  const script = new URL('./engine-worker.js', import.meta.url);
+  if (script.origin === location.origin) return script;
+  return URL.createObjectURL(new Blob([`import ${JSON.stringify(script.href)};`], { type: 'text/javascript' }));
+}
+
 function engineWorker() {
   if (!worker) {
-    worker = new Worker(new URL('./engine-worker.js', import.meta.url), { type: 'module' });
+    worker = new Worker(workerScript(), { type: 'module' });
     worker.onmessage = ({ data }) => inFlight.get(data.id)?.(data);
     worker.onerror = (e) => {
       e.preventDefault();

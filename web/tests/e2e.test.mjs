@@ -329,6 +329,38 @@ test('a downloaded model is kept: with the site unreachable the page opens and l
   }
 });
 
+test('another site imports the module from where it is served and runs the engine', { timeout: 5 * 60e3 }, async () => {
+  // The module on 127.0.0.1 with CORS, the page on localhost: two origins.
+  const module = await serve(dist, {}, { cors: true });
+  const site = await serve(dist, {
+    '/elsewhere.html': (request, response) => {
+      response.writeHead(200, { 'content-type': 'text/html' });
+      response.end(`<!doctype html><script type="module">import hearth from '${module.url}hearth.js'; window.imported = hearth;</script>`);
+    },
+  });
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', headless: true, args: [...quiet, '--enable-unsafe-webgpu'],
+  });
+  try {
+    const page = await browser.newPage();
+    await page.goto(site.url.replace('127.0.0.1', 'localhost') + 'elsewhere.html');
+    await page.waitForFunction(() => window.imported === window.hearth && window.hearth !== undefined);
+    const run = await page.evaluate(async (url) => {
+      await window.hearth.load(url, undefined, { keep: false });
+      const ids = [];
+      for await (const t of window.hearth.generate('Once upon a time,', { raw: true, temperature: 0, maxTokens: 3 })) ids.push(t.id);
+      return { ids, origin: location.origin };
+    }, `${module.url}models/${modelName}`);
+    assert.notEqual(run.origin, new URL(module.url).origin);
+    const want = native('Once upon a time,', ['--ids', '--no-subgroups']).stdout.trim().split(/\s+/).map(Number).slice(0, 3);
+    assert.deepEqual(run.ids, want);
+  } finally {
+    await browser.close();
+    module.close();
+    site.close();
+  }
+});
+
 test('without WebGPU the page says so and what to do', { timeout: 120e3 }, async () => {
   const { browser, page } = await openPage([]);
   try {

@@ -9,8 +9,9 @@ const types = {
   '.wasm': 'application/wasm', '.json': 'application/json', '.gguf': 'application/octet-stream',
 };
 
-// `routes` maps a path to a handler of its own, for responses no file gives.
-export async function serve(root, routes = {}) {
+// `routes` maps a path to a handler of its own, for responses no file gives; `cors`: files may
+// be read by pages of any origin (as a CDN serves a module).
+export async function serve(root, routes = {}, { cors = false } = {}) {
   const server = http.createServer((request, response) => {
     const url = new URL(request.url, 'http://localhost');
     if (routes[url.pathname]) {
@@ -27,6 +28,7 @@ export async function serve(root, routes = {}) {
       response.writeHead(200, {
         'content-type': types[path.extname(target)] ?? 'application/octet-stream',
         'content-length': stat.size,
+        ...(cors ? { 'access-control-allow-origin': '*' } : {}),
       });
       fs.createReadStream(target).pipe(response);
     });
