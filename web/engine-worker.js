@@ -12,6 +12,7 @@
 // generation running before it at its next token.
 import init, { openEngine } from './pkg/hearth_web.js';
 import { keepWhileReading, keptModel } from './model-cache.js';
+import { fileName } from './model-source.js';
 
 let engine = null;
 let queue = Promise.resolve();
@@ -30,12 +31,12 @@ function opened() {
 }
 
 /** Where the model's bytes come from: a Blob to read a tensor at a time (a picked file, or a
- * kept copy), or a download's stream: {blob | stream, total, name, from, saved, abort}. A
- * download is kept in this browser while it is read (when `keep` and there is room). */
+ * kept copy), or a download's stream: {blob | stream, total, name, from, copying, saved, abort}.
+ * A download is kept in this browser while it is read (when `keep` and there is room). */
 async function openSource(source, keep) {
   if (source instanceof Blob) return { blob: source, total: source.size, name: source.name ?? 'model.gguf', from: 'file' };
   const url = source;
-  const name = decodeURIComponent(new URL(url).pathname.split('/').pop() || 'model.gguf');
+  const name = fileName(url);
   const kept = await keptModel(url);
   if (kept) {
     const blob = await kept.blob();
@@ -53,8 +54,8 @@ async function openSource(source, keep) {
   // A compressed response's Content-Length counts compressed bytes: then the size is unknown.
   const total = response.headers.get('content-encoding') ? 0 : Number(response.headers.get('content-length')) || 0;
   if (!keep) return { stream: response.body, total, name, from: 'network', abort };
-  const { body, saved } = await keepWhileReading(url, response, total);
-  return { stream: body, total, name, from: 'network', saved, abort };
+  const { body, copying, saved } = await keepWhileReading(url, response, total);
+  return { stream: body, total, name, from: 'network', copying, saved, abort };
 }
 
 /** Streams a download into the engine: the whole file, or (`headerOnly`) just enough to check
@@ -99,8 +100,9 @@ async function load({ source, ctx = 0, kvType = 'f16', keep = true }, progress) 
   let kept = { kept: from === 'cache' };
   let blob = input.blob;
   if (!blob) {
-    const loaded = await receive(engine, input, Boolean(input.saved), progress);
-    if (input.saved) {
+    // Held whole unless a copy is being written to load from.
+    const loaded = await receive(engine, input, Boolean(input.copying), progress);
+    if (input.copying) {
       // The copy is written behind the engine's reading; it may still be going.
       progress({ phase: 'keep', loaded, total, from });
       kept = await input.saved;
@@ -111,6 +113,8 @@ async function load({ source, ctx = 0, kvType = 'f16', keep = true }, progress) 
         // Not kept after all (the quota ran out while writing): fetched again, held whole.
         await receive(engine, await openSource(source, false), false, progress);
       }
+    } else if (input.saved) {
+      kept = await input.saved;
     }
   }
   progress({ phase: 'upload', loaded: total, total, from });

@@ -3,7 +3,7 @@
 // the computer is not kept (it is on disk already). A download is kept while it streams into
 // the engine, and when the site's storage cannot hold it the caller is told how much it needs
 // and what to free, instead of failing or keeping nothing silently.
-import { resolveModelUrl } from './model-source.js';
+import { fileName, resolveModelUrl } from './model-source.js';
 
 const CACHE = 'hearth-models';
 const BYTES = 'x-hearth-bytes';
@@ -33,8 +33,7 @@ export async function listModels() {
     const response = await cache.match(request);
     if (!response) continue;
     const bytes = Number(response.headers.get(BYTES)) || (await response.blob()).size;
-    const name = decodeURIComponent(new URL(request.url).pathname.split('/').pop() || request.url);
-    models.push({ url: request.url, name, bytes, savedAt: response.headers.get(SAVED_AT) });
+    models.push({ url: request.url, name: fileName(request.url), bytes, savedAt: response.headers.get(SAVED_AT) });
   }
   return models.sort((a, b) => String(b.savedAt).localeCompare(String(a.savedAt)));
 }
@@ -59,14 +58,14 @@ function notKept(needed, free) {
 
 /**
  * Keeps the download `response` of `total` bytes (0: unknown) under `url` while the engine reads
- * it. Returns the body for the engine and a promise of {kept, why}; `cancel()` stops keeping it.
+ * it. Returns the body for the engine, whether a copy is being written (`copying`: not where the
+ * browser keeps no files or the site has no room for this one), and a promise of {kept, why}.
  */
 export async function keepWhileReading(url, response, total) {
-  if (!available()) return { body: response.body, saved: Promise.resolve({ kept: false, why: 'this browser keeps no files for this page' }) };
+  const notCopied = (why) => ({ body: response.body, copying: false, saved: Promise.resolve({ kept: false, why }) });
+  if (!available()) return notCopied('this browser keeps no files for this page');
   const { usage, quota } = await storageUse();
-  if (total && quota !== null && usage !== null && total > quota - usage) {
-    return { body: response.body, saved: Promise.resolve({ kept: false, why: notKept(total, quota - usage) }) };
-  }
+  if (total && quota !== null && usage !== null && total > quota - usage) return notCopied(notKept(total, quota - usage));
   const [body, copy] = response.body.tee();
   const headers = { 'content-type': 'application/octet-stream', [SAVED_AT]: new Date().toISOString() };
   if (total) headers[BYTES] = String(total);
@@ -83,5 +82,5 @@ export async function keepWhileReading(url, response, total) {
       return { kept: false, why: notKept(total, (limit ?? 0) - (now ?? 0)) };
     },
   );
-  return { body, saved };
+  return { body, copying: true, saved };
 }

@@ -25,6 +25,11 @@ function huggingFaceUrl(text) {
   return `https://huggingface.co/${owner}/${repo}/resolve/${revision}/${parts}`;
 }
 
+/** The file name at the end of an absolute URL, as a person would read it. */
+export function fileName(url) {
+  return decodeURIComponent(new URL(url).pathname.split('/').pop() || 'model.gguf');
+}
+
 /** The absolute URL a model address means, `base` being the page's address. */
 export function resolveModelUrl(text, base) {
   const trimmed = String(text).trim();

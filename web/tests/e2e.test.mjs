@@ -45,6 +45,12 @@ before(async () => {
       response.write(Buffer.from('GGUF'));
       request.on('close', () => response.destroy());
     },
+    // One beyond what any browser lets a site store: not kept, so held whole, and refused as that.
+    '/vast.gguf': (request, response) => {
+      response.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': 1e13 });
+      response.write(Buffer.from('GGUF'));
+      request.on('close', () => response.destroy());
+    },
   });
 });
 after(() => server?.close());
@@ -99,6 +105,8 @@ test('greedy ids in the browser equal the native CLI on SwiftShader, and the tex
     const huge = await page.evaluate(() => window.hearth.load('huge.gguf', undefined, { keep: false })
       .then(() => 'loaded', (e) => e.message));
     assert.match(huge, /5\.00 GB.*4 GB/, 'a model beyond wasm32 is refused up front, with the sizes');
+    const vast = await page.evaluate(() => window.hearth.load('vast.gguf').then(() => 'loaded', (e) => e.message));
+    assert.match(vast, /10000\.00 GB.*4 GB/, 'a download there is no room to keep is held whole, so refused as one');
 
     const phases = await page.evaluate(async (url) => {
       const seen = new Set();
