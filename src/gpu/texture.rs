@@ -129,19 +129,44 @@ impl Gpu {
     }
 
     pub fn texels_in(&self, store: WeightStore, label: &str, words: &[u32]) -> Result<Texels> {
-        match store {
-            WeightStore::Texture => self.texels_in_layers_of(label, words, self.limits.max_texture_dimension_2d),
-            WeightStore::Buffer => self.buffer_with(label, words).map(Texels::Buffer),
-        }
+        let texels = self.empty_texels_in(store, label, words.len(), self.limits.max_texture_dimension_2d)?;
+        self.write_texels(&texels, 0, words)?;
+        Ok(texels)
     }
 
     /// As `texels`, with at most `max_rows` rows per layer (tests force several layers with it).
     pub fn texels_in_layers_of(&self, label: &str, words: &[u32], max_rows: u32) -> Result<Texels> {
-        let width = self.texel_row();
-        let (rows, height, layers) = self.texel_shape(label, words.len() as u64 * 4, max_rows)?;
+        let texels = self.empty_texels_in(WeightStore::Texture, label, words.len(), max_rows)?;
+        self.write_texels(&texels, 0, words)?;
+        Ok(texels)
+    }
+
+    /// Room for `words` words of weights, zeroed, in the store `texels` would choose; filled a
+    /// range at a time by `write_texels`, so a matrix never has to be on the host whole.
+    pub fn empty_texels(&self, label: &str, words: usize) -> Result<Texels> {
+        let store = self.store_for(self.weight_store(), label, words as u64 * 4)?;
+        self.empty_texels_in(store, label, words, self.limits.max_texture_dimension_2d)
+    }
+
+    fn empty_texels_in(&self, store: WeightStore, label: &str, words: usize, max_rows: u32) -> Result<Texels> {
+        let bytes = words as u64 * 4;
+        if store == WeightStore::Buffer {
+            self.check_size(label, bytes)?;
+            return Ok(Texels::Buffer(self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes.max(16).next_multiple_of(16),
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })));
+        }
+        let (_, height, layers) = self.texel_shape(label, bytes, max_rows)?;
         let texture = self.device.create_texture(&wgpu::TextureDescriptor {
             label: Some(label),
-            size: wgpu::Extent3d { width, height: height as u32, depth_or_array_layers: layers as u32 },
+            size: wgpu::Extent3d {
+                width: self.texel_row(),
+                height: height as u32,
+                depth_or_array_layers: layers as u32,
+            },
             mip_level_count: 1,
             sample_count: 1,
             dimension: wgpu::TextureDimension::D2,
@@ -149,37 +174,67 @@ impl Gpu {
             usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
             view_formats: &[],
         });
-        let row_words = width as usize * 4;
-        let mut padded = words.to_vec();
-        padded.resize(rows as usize * row_words, 0);
-        for layer in 0..layers {
-            let first_row = (layer * height) as usize;
-            let layer_rows = rows.saturating_sub(layer * height).min(height) as u32;
-            if layer_rows == 0 {
-                continue;
-            }
-            let data = &padded[first_row * row_words..][..layer_rows as usize * row_words];
-            self.queue.write_texture(
-                wgpu::TexelCopyTextureInfo {
-                    texture: &texture,
-                    mip_level: 0,
-                    origin: wgpu::Origin3d { x: 0, y: 0, z: layer as u32 },
-                    aspect: wgpu::TextureAspect::All,
-                },
-                bytemuck::cast_slice(data),
-                wgpu::TexelCopyBufferLayout {
-                    offset: 0,
-                    bytes_per_row: Some(width * 16),
-                    rows_per_image: Some(layer_rows),
-                },
-                wgpu::Extent3d { width, height: layer_rows, depth_or_array_layers: 1 },
-            );
-        }
         let view = texture.create_view(&wgpu::TextureViewDescriptor {
             dimension: Some(wgpu::TextureViewDimension::D2Array),
             ..Default::default()
         });
         Ok(Texels::Texture { texture, view, height: height as u32 })
+    }
+
+    /// Writes `words` into `texels` from word `first_word` (a texel's first word); a last
+    /// partial texel is zero-padded.
+    pub fn write_texels(&self, texels: &Texels, first_word: usize, words: &[u32]) -> Result<()> {
+        if !first_word.is_multiple_of(4) {
+            return Err(Error::Gpu(format!("weights written from word {first_word}, not a texel's first")));
+        }
+        match texels {
+            Texels::Buffer(buffer) => {
+                self.queue.write_buffer(buffer, first_word as u64 * 4, bytemuck::cast_slice(words))
+            }
+            Texels::Texture { texture, height, .. } => {
+                let whole = words.len() / 4 * 4;
+                self.write_texture_texels(texture, *height, first_word / 4, &words[..whole]);
+                if whole < words.len() {
+                    let mut last = [0u32; 4];
+                    last[..words.len() - whole].copy_from_slice(&words[whole..]);
+                    self.write_texture_texels(texture, *height, (first_word + whole) / 4, &last);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whole texels from texel `first` on: a partial texture row on its own, whole rows
+    /// together up to the end of their layer.
+    fn write_texture_texels(&self, texture: &wgpu::Texture, height: u32, first: usize, words: &[u32]) {
+        let (width, height) = (self.texel_row() as usize, height as usize);
+        let end = first + words.len() / 4;
+        let mut t = first;
+        while t < end {
+            let (row, x) = (t / width, t % width);
+            let (layer, y) = (row / height, row % height);
+            let (w, rows) = if x > 0 || end - t < width {
+                ((width - x).min(end - t), 1)
+            } else {
+                (width, ((end - t) / width).min(height - y))
+            };
+            self.queue.write_texture(
+                wgpu::TexelCopyTextureInfo {
+                    texture,
+                    mip_level: 0,
+                    origin: wgpu::Origin3d { x: x as u32, y: y as u32, z: layer as u32 },
+                    aspect: wgpu::TextureAspect::All,
+                },
+                bytemuck::cast_slice(&words[(t - first) * 4..][..w * rows * 4]),
+                wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(w as u32 * 16),
+                    rows_per_image: Some(rows as u32),
+                },
+                wgpu::Extent3d { width: w as u32, height: rows as u32, depth_or_array_layers: 1 },
+            );
+            t += w * rows;
+        }
     }
 }
 
@@ -189,14 +244,22 @@ mod tests {
     use crate::gpu::{Bind, Defines, Slot};
     use crate::ops::test_support::gpu;
 
-    /// Uploads `texels` texels (in a texture, in layers of `max_rows` rows, or in a buffer) and
-    /// reads them back through the shaders' addressing.
-    fn round_trip(texels: usize, store: WeightStore, max_rows: u32) {
+    /// Uploads `texels` texels (in a texture, in layers of `max_rows` rows, or in a buffer),
+    /// written `piece` words at a time (0: at once), and reads them back through the shaders'
+    /// addressing.
+    fn round_trip(texels: usize, store: WeightStore, max_rows: u32, piece: usize) {
         let g = gpu();
         let words: Vec<u32> = (0..4 * texels as u32).map(|i| i.wrapping_mul(2654435761)).collect();
-        let t = match store {
-            WeightStore::Texture => g.texels_in_layers_of("texels", &words, max_rows).unwrap(),
-            WeightStore::Buffer => g.texels_in(store, "texels", &words).unwrap(),
+        let t = match (store, piece) {
+            (WeightStore::Texture, 0) => g.texels_in_layers_of("texels", &words, max_rows).unwrap(),
+            (WeightStore::Buffer, 0) => g.texels_in(store, "texels", &words).unwrap(),
+            _ => {
+                let t = g.empty_texels_in(store, "texels", words.len(), max_rows).unwrap();
+                for (i, chunk) in words.chunks(piece).enumerate() {
+                    g.write_texels(&t, i * piece, chunk).unwrap();
+                }
+                t
+            }
         };
         let out = g.buffer("out", (words.len() * 4) as u64).unwrap();
         let defines = t
@@ -222,12 +285,26 @@ mod tests {
     #[test]
     fn texels_read_back_in_order_across_rows_and_layers() {
         for store in [WeightStore::Texture, WeightStore::Buffer] {
-            round_trip(100, store, 8192);
-            round_trip(2048 * 5 + 17, store, 8192);
+            round_trip(100, store, 8192, 0);
+            round_trip(2048 * 5 + 17, store, 8192, 0);
         }
         // Forced small layers: the same addressing spans several array layers.
-        round_trip(2048 * 5 + 17, WeightStore::Texture, 2);
-        round_trip(2048 * 7, WeightStore::Texture, 1);
+        round_trip(2048 * 5 + 17, WeightStore::Texture, 2, 0);
+        round_trip(2048 * 7, WeightStore::Texture, 1, 0);
+    }
+
+    #[test]
+    fn texels_written_a_range_at_a_time_read_back_as_written_whole() {
+        // Pieces that start mid-row, span rows and layers, and end mid-texel.
+        for piece in [4 * 1000, 4 * 2048 * 3 + 4 * 5, 4 * 7] {
+            round_trip(2048 * 5 + 17, WeightStore::Texture, 2, piece);
+            round_trip(2048 * 5 + 17, WeightStore::Buffer, 8192, piece);
+        }
+        // A last piece shorter than a texel is zero-padded, not refused.
+        let g = gpu();
+        let t = g.empty_texels_in(WeightStore::Texture, "texels", 6, 8192).unwrap();
+        g.write_texels(&t, 4, &[1, 2]).unwrap();
+        assert!(g.write_texels(&t, 2, &[1, 2]).is_err(), "a write that starts mid-texel is refused");
     }
 
     #[test]

@@ -324,6 +324,15 @@ impl WeightFormat {
         quants + scales
     }
 
+    /// Words of quants and of scales that `rows` rows of `cols` weights take packed, their
+    /// rows padded to whole tiles.
+    pub fn packed_words(self, rows: usize, cols: usize) -> [usize; 2] {
+        let padded_rows = rows.div_ceil(TILE_ROWS) * TILE_ROWS;
+        let blocks = cols / BLOCK;
+        let units = blocks.div_ceil(self.scales.unit_blocks());
+        [padded_rows * blocks * self.quants.words(), (padded_rows * units * self.scales.half_words()).div_ceil(2)]
+    }
+
     /// A row's bytes of quant words and of scale words, apart (they live in separate textures
     /// or buffers); saturating, for sizes taken from a file's header before they are checked.
     pub fn row_bytes_apart(self, cols: u64) -> [u64; 2] {

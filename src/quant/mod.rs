@@ -11,4 +11,4 @@ pub mod testing;
 pub use dequant::dequantize;
 pub use ggml_type::GgmlType;
 pub use layout::{PackedMatrix, WeightFormat};
-pub use pack::{RowOrder, SourceRows, pack, pack_parts};
+pub use pack::{RowOrder, SourceRows, pack, pack_as, pack_parts, plan_parts};

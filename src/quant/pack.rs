@@ -2,11 +2,10 @@
 
 use super::GgmlType;
 use super::dequant::{IQ4_NL_LEVELS, MXFP4_LEVELS, SUPERBLOCK_TYPES, decode_superblock, q5_quants};
-use super::layout::{
-    BLOCK, OCTET, PackedMatrix, Quants, SUPERBLOCK_BLOCKS, Scales, TILE_ROWS, WeightFormat, octet_of, unit,
-};
+use super::layout::{BLOCK, OCTET, PackedMatrix, Quants, SUPERBLOCK_BLOCKS, Scales, WeightFormat, octet_of, unit};
 use crate::{Error, Result};
 use half::f16;
+use std::ops::Range;
 
 /// One source tensor's bytes in GGUF row-major order (`rows` rows of `cols` elements).
 #[derive(Clone, Copy)]
@@ -26,25 +25,45 @@ pub enum RowOrder {
     Interleave,
 }
 
-/// Source tensors stacked into one matrix, as the parts it is stored in: where concatenated
-/// tensors differ in type, each run of one type is packed at its own size as a part of its own
-/// (when every part but the last is whole octets of rows, so each starts at an octet: the
-/// kernels dispatch once per part); otherwise one part (interleaved rows of different types
-/// meet in a widened format, `WeightFormat::for_types`).
+/// Source tensors stacked into one matrix, as the parts it is stored in (see `plan_parts`).
 pub fn pack_parts(sources: &[SourceRows], cols: usize, order: RowOrder) -> Result<Vec<PackedMatrix>> {
-    let runs: Vec<&[SourceRows]> = sources.chunk_by(|a, b| a.ty == b.ty).collect();
+    let shapes: Vec<(GgmlType, usize)> = sources.iter().map(|s| (s.ty, s.rows)).collect();
+    plan_parts(&shapes, order)?.into_iter().map(|(run, format)| pack_as(format, &sources[run], cols, order)).collect()
+}
+
+/// Which sources (their types and row counts) make each part of a matrix, and each part's
+/// format: where concatenated tensors differ in type, each run of one type is a part of its
+/// own packed at its own size (when every part but the last is whole octets of rows, so each
+/// starts at an octet: the kernels dispatch once per part); otherwise one part (interleaved
+/// rows of different types meet in a widened format, `WeightFormat::for_types`).
+pub fn plan_parts(sources: &[(GgmlType, usize)], order: RowOrder) -> Result<Vec<(Range<usize>, WeightFormat)>> {
+    let mut runs: Vec<Range<usize>> = Vec::new();
+    for (i, source) in sources.iter().enumerate() {
+        match runs.last_mut() {
+            Some(run) if sources[run.start].0 == source.0 => run.end = i + 1,
+            _ => runs.push(i..i + 1),
+        }
+    }
     let octet_aligned =
-        runs.iter().rev().skip(1).all(|r| r.iter().map(|s| s.rows).sum::<usize>().is_multiple_of(OCTET));
+        runs.iter().rev().skip(1).all(|r| sources[r.clone()].iter().map(|s| s.1).sum::<usize>().is_multiple_of(OCTET));
     if order == RowOrder::Concat && runs.len() > 1 && octet_aligned {
-        runs.into_iter().map(|run| pack(run, cols, order)).collect()
+        runs.into_iter().map(|run| Ok((run.clone(), WeightFormat::for_type(sources[run.start].0)?))).collect()
     } else {
-        Ok(vec![pack(sources, cols, order)?])
+        let types: Vec<GgmlType> = sources.iter().map(|s| s.0).collect();
+        Ok(vec![(0..sources.len(), WeightFormat::for_types(&types)?)])
     }
 }
 
+/// Source tensors as one part, in the format their types share.
 pub fn pack(sources: &[SourceRows], cols: usize, order: RowOrder) -> Result<PackedMatrix> {
     let types: Vec<GgmlType> = sources.iter().map(|s| s.ty).collect();
-    let format = WeightFormat::for_types(&types)?;
+    pack_as(WeightFormat::for_types(&types)?, sources, cols, order)
+}
+
+/// Source rows packed in `format`. Packing whole tiles of a matrix's rows on their own gives
+/// exactly the words those tiles take in the whole matrix (the layout is tile-major), which is
+/// how the weight loader packs a large matrix a range of rows at a time.
+pub fn pack_as(format: WeightFormat, sources: &[SourceRows], cols: usize, order: RowOrder) -> Result<PackedMatrix> {
     let mut row_bytes = Vec::with_capacity(sources.len());
     for src in sources {
         let per_row = src.ty.bytes_for(cols as u64).filter(|_| cols.is_multiple_of(BLOCK)).ok_or_else(|| {
@@ -78,15 +97,10 @@ pub fn pack(sources: &[SourceRows], cols: usize, order: RowOrder) -> Result<Pack
     };
 
     let nb = cols / BLOCK;
-    let padded_rows = total_rows.div_ceil(TILE_ROWS) * TILE_ROWS;
     let units_per_row = nb.div_ceil(format.scales.unit_blocks());
-    let mut packed = PackedMatrix {
-        format,
-        rows: total_rows,
-        cols,
-        quants: vec![0; padded_rows * nb * format.quants.words()],
-        scales: vec![0; (padded_rows * units_per_row * format.scales.half_words()).div_ceil(2)],
-    };
+    let [quant_words, scale_words] = format.packed_words(total_rows, cols);
+    let mut packed =
+        PackedMatrix { format, rows: total_rows, cols, quants: vec![0; quant_words], scales: vec![0; scale_words] };
     let mut blocks = Vec::with_capacity(SUPERBLOCK_BLOCKS);
     for out_row in 0..total_rows {
         let (k, r) = source_row(out_row);
