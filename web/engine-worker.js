@@ -30,7 +30,7 @@ function opened() {
   return engine;
 }
 
-/** Where the model's bytes come from: a Blob to read a tensor at a time (a picked file, or a
+/** Where the model's bytes come from: a Blob to read a range at a time (a picked file, or a
  * kept copy), or a download's stream: {blob | stream, total, name, from, copying, saved, abort}.
  * A download is kept in this browser while it is read (when `keep` and there is room). */
 async function openSource(source, keep) {
@@ -88,7 +88,7 @@ async function receive(engine, { stream, total, from, abort }, headerOnly, progr
 }
 
 /**
- * Loads a model. A picked file or a kept copy is read a tensor at a time, so the wasm heap never
+ * Loads a model. A picked file or a kept copy is read a range at a time, so the wasm heap never
  * holds the file; a download that is being kept is checked from its header as it arrives, then
  * loaded from the kept copy the same way; one that is not kept is held whole while it loads.
  */

@@ -3,7 +3,7 @@
 
 export interface LoadProgress {
   /** 'read': bytes arriving (a download); 'keep': the download is being written to this
-   * browser's copy, from which 'upload' then reads the model a tensor at a time. */
+   * browser's copy, from which 'upload' then reads the model a range at a time. */
   phase: 'read' | 'upload' | 'keep' | 'done';
   /** Bytes read so far. */
   loaded: number;
@@ -40,7 +40,7 @@ export interface ModelInfo {
   notKept?: string;
   /** Seconds from the call to the model being ready. */
   loadSeconds: number;
-  /** The wasm heap's size after the load (its peak): a picked or kept file is read a tensor at
+  /** The wasm heap's size after the load (its peak): a picked or kept file is read a range at
    * a time and never held whole. */
   heapBytes: number;
   [key: string]: unknown;

@@ -1,5 +1,5 @@
 //! A model held open: a GGUF file (memory-mapped natively; on the web a byte buffer, or a file
-//! read a tensor at a time by a callback, so the tab never holds all of it) or a Hugging Face
+//! read a range at a time by a callback, so the tab never holds all of it) or a Hugging Face
 //! folder read as one (its tensors converted when asked for).
 
 use super::gguf::{GgufHeader, TensorInfo};
@@ -9,6 +9,7 @@ use super::hf::HfFolder;
 use crate::quant::GgmlType;
 use crate::{Error, Result};
 use std::borrow::Cow;
+use std::ops::Range;
 #[cfg(not(target_arch = "wasm32"))]
 use std::path::Path;
 
@@ -78,8 +79,9 @@ impl ModelFile {
     }
 
     /// A GGUF file of `len` bytes that is not in memory: `read` gives any range of it. The
-    /// header is read first (a growing prefix until it parses), then each tensor when it is
-    /// asked for, so only the header and the tensor being loaded are held.
+    /// header is read first (a growing prefix until it parses), then each tensor, or each range
+    /// of a large one's rows, when it is asked for, so only the header and what is being
+    /// loaded are held.
     pub fn from_ranges(len: u64, read: ReadRange) -> Result<ModelFile> {
         let mut prefix = FIRST_HEADER_READ.min(len);
         let header = loop {
@@ -109,6 +111,27 @@ impl ModelFile {
             Source::Folder(f) => return f.data(info).map(Cow::Owned),
         };
         Ok(Cow::Borrowed(&bytes[info.offset as usize..][..info.n_bytes as usize]))
+    }
+
+    /// Bytes `range` of the tensor's bytes (within them): borrowed or read as `data` is; a
+    /// folder converts the whole tensor for any range, so read folders' tensors whole.
+    pub fn data_range(&self, info: &TensorInfo, range: Range<usize>) -> Result<Cow<'_, [u8]>> {
+        if range.start > range.end || range.end as u64 > info.n_bytes {
+            return Err(Error::Gguf(format!("bytes {range:?} of {}, which has {}", info.name, info.n_bytes)));
+        }
+        match &self.source {
+            Source::Ranges { read, .. } => read(info.offset + range.start as u64, range.len()).map(Cow::Owned),
+            _ => Ok(match self.data(info)? {
+                Cow::Borrowed(b) => Cow::Borrowed(&b[range]),
+                Cow::Owned(v) => Cow::Owned(v[range].to_vec()),
+            }),
+        }
+    }
+
+    /// Whether tensors are read from outside memory (`from_ranges`), where a loader reads a
+    /// large one a part at a time rather than whole.
+    pub fn reads_by_ranges(&self) -> bool {
+        matches!(self.source, Source::Ranges { .. })
     }
 
     /// The file's bytes (a folder's shards, in order), for fingerprinting; refused for a file

@@ -8,6 +8,7 @@ pub mod gguf;
 pub mod gguf_writer;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod hf;
+pub mod matrix_rows;
 pub mod memory;
 pub mod reference;
 pub mod requantize;
@@ -56,10 +57,16 @@ impl Model {
 
     /// Checks the hyperparameters, then repacks and uploads every weight.
     pub fn load(gpu: Arc<Gpu>, file: &ModelFile) -> Result<Model> {
+        Model::load_in_ranges_of(gpu, file, matrix_rows::RANGE_BYTES)
+    }
+
+    /// As `load`, packing and uploading matrices about `range_bytes` at a time (tests make the
+    /// ranges small to cross every boundary a large model's would).
+    pub fn load_in_ranges_of(gpu: Arc<Gpu>, file: &ModelFile, range_bytes: usize) -> Result<Model> {
         let config = Model::check_header(&gpu, &file.header)?.with_rope_factors(file)?;
         let tokenizer = vocab::tokenizer(&file.header)?;
         let chat_template = vocab::chat_template(&file.header, &tokenizer)?;
-        let loader = weights::WeightLoader::new(&gpu, file);
+        let loader = weights::WeightLoader { range_bytes, ..weights::WeightLoader::new(&gpu, file) };
         let arch = arch::load(&loader, &config)?;
         let weight_bytes = loader.uploaded.get();
         gpu.check().map_err(|e| {

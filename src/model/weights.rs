@@ -3,9 +3,10 @@
 
 use super::file::ModelFile;
 use super::gguf::{GgufHeader, TensorInfo};
+use super::matrix_rows::{RANGE_BYTES, RowReader, TensorRows, pack_by_ranges};
 use crate::gpu::Gpu;
-use crate::ops::linear::GpuMatrix;
-use crate::quant::{GgmlType, RowOrder, SourceRows, dequantize, pack_parts};
+use crate::ops::linear::{GpuMatrix, MatrixPart};
+use crate::quant::{GgmlType, RowOrder, dequantize, plan_parts};
 use crate::{Error, Result};
 use std::ops::Range;
 
@@ -17,6 +18,8 @@ pub struct WeightLoader<'a> {
     /// Of those, the bytes of mixture-of-experts matrices, of which a token reads only its
     /// experts' share.
     pub expert_bytes: std::cell::Cell<u64>,
+    /// Packed bytes a matrix is uploaded in at a time (`matrix_rows::RANGE_BYTES`).
+    pub range_bytes: usize,
 }
 
 /// Bytes a tensor takes on the GPU once repacked: for a matrix, its quant and scale words
@@ -52,7 +55,13 @@ pub fn check_textures(gpu: &Gpu, header: &GgufHeader) -> Result<()> {
 
 impl<'a> WeightLoader<'a> {
     pub fn new(gpu: &'a Gpu, file: &'a ModelFile) -> Self {
-        WeightLoader { gpu, file, uploaded: std::cell::Cell::new(0), expert_bytes: std::cell::Cell::new(0) }
+        WeightLoader {
+            gpu,
+            file,
+            uploaded: std::cell::Cell::new(0),
+            expert_bytes: std::cell::Cell::new(0),
+            range_bytes: RANGE_BYTES,
+        }
     }
 
     fn checked(&self, name: &str, dims: &[usize]) -> Result<&'a super::gguf::TensorInfo> {
@@ -124,24 +133,17 @@ impl<'a> WeightLoader<'a> {
         cols: usize,
         order: RowOrder,
     ) -> Result<GpuMatrix> {
-        // Each tensor's bytes once, however many runs are taken from it.
-        let mut tensors: Vec<(&str, GgmlType, std::borrow::Cow<[u8]>, usize)> = Vec::new();
-        for &(name, rows, _) in parts {
-            if !tensors.iter().any(|t| t.0 == name) {
-                let info = self.checked(name, &[cols, rows])?;
-                tensors.push((name, info.ty, self.file.data(info)?, rows));
+        let mut sources = Vec::with_capacity(parts.len());
+        for (name, rows, taken) in parts {
+            let info = self.checked(name, &[cols, *rows])?;
+            sources.push(TensorRows::run(info, taken.clone()));
+        }
+        let mut names: Vec<&str> = Vec::new();
+        for &(name, ..) in parts {
+            if !names.contains(&name) {
+                names.push(name);
             }
         }
-        let mut sources = Vec::with_capacity(parts.len());
-        for (name, _, taken) in parts {
-            let Some((_, ty, bytes, rows)) = tensors.iter().find(|t| t.0 == *name) else { continue };
-            let row_bytes = bytes.len() / (*rows).max(1);
-            let slice = bytes
-                .get(taken.start * row_bytes..taken.end * row_bytes)
-                .ok_or_else(|| Error::Unsupported(format!("rows {taken:?} of {name:?}, which has {rows}")))?;
-            sources.push(SourceRows { ty: *ty, bytes: slice, rows: taken.len() });
-        }
-        let names: Vec<&str> = tensors.iter().map(|t| t.0).collect();
         self.upload(&names.join("+"), &sources, cols, order)
     }
 
@@ -150,18 +152,13 @@ impl<'a> WeightLoader<'a> {
     /// together): with `Interleave`, each expert's gate and up rows alternate, since whole
     /// tensors interleave expert by expert.
     pub fn experts(&self, parts: &[(&str, usize)], count: usize, cols: usize, order: RowOrder) -> Result<GpuMatrix> {
-        let mut tensors = Vec::with_capacity(parts.len());
+        let mut sources = Vec::with_capacity(parts.len());
         for &(name, rows) in parts {
             let info = self.checked(name, &[cols, rows, count])?;
-            tensors.push((info.ty, self.file.data(info)?, rows * count));
+            sources.push(TensorRows::run(info, 0..rows * count));
         }
-        let sources: Vec<SourceRows> =
-            tensors.iter().map(|(ty, bytes, rows)| SourceRows { ty: *ty, bytes, rows: *rows }).collect();
         let label = parts.iter().map(|p| p.0).collect::<Vec<_>>().join("+");
-        let before = self.uploaded.get();
-        let matrix = self.upload(&label, &sources, cols, order)?;
-        self.expert_bytes.set(self.expert_bytes.get() + self.uploaded.get() - before);
-        Ok(matrix)
+        self.upload_experts(&label, &sources, cols, order)
     }
 
     /// A mixture-of-experts tensor whose every expert holds `parts` blocks of `rows_each` rows
@@ -177,21 +174,10 @@ impl<'a> WeightLoader<'a> {
         order: RowOrder,
     ) -> Result<GpuMatrix> {
         let info = self.checked(name, &[cols, parts * rows_each, count])?;
-        let bytes = self.file.data(info)?;
-        let blocks = parts * count;
-        if blocks == 0 || !bytes.len().is_multiple_of(blocks) {
-            return Err(Error::Gguf(format!("{name}: {} bytes are not {blocks} equal blocks", bytes.len())));
-        }
-        let mut split = vec![Vec::with_capacity(bytes.len() / parts); parts];
-        for (i, block) in bytes.chunks_exact(bytes.len() / blocks).enumerate() {
-            split[i % parts].extend_from_slice(block);
-        }
-        let sources: Vec<SourceRows> =
-            split.iter().map(|b| SourceRows { ty: info.ty, bytes: b, rows: rows_each * count }).collect();
-        let before = self.uploaded.get();
-        let matrix = self.upload(name, &sources, cols, order)?;
-        self.expert_bytes.set(self.expert_bytes.get() + self.uploaded.get() - before);
-        Ok(matrix)
+        let block = |e: usize, p: usize| (e * parts + p) * rows_each..(e * parts + p + 1) * rows_each;
+        let sources: Vec<TensorRows> =
+            (0..parts).map(|p| TensorRows { info, runs: (0..count).map(|e| block(e, p)).collect() }).collect();
+        self.upload_experts(name, &sources, cols, order)
     }
 
     /// One tensor of `parts * rows_each` rows cut into `parts` equal blocks of rows, packed as if
@@ -205,21 +191,49 @@ impl<'a> WeightLoader<'a> {
         order: RowOrder,
     ) -> Result<GpuMatrix> {
         let info = self.checked(name, &[cols, parts * rows_each])?;
-        let bytes = self.file.data(info)?;
-        let part_bytes = bytes.len() / parts.max(1);
-        let sources: Vec<SourceRows> = bytes
-            .chunks_exact(part_bytes.max(1))
-            .map(|chunk| SourceRows { ty: info.ty, bytes: chunk, rows: rows_each })
-            .collect();
+        let sources: Vec<TensorRows> =
+            (0..parts).map(|p| TensorRows::run(info, p * rows_each..(p + 1) * rows_each)).collect();
         self.upload(name, &sources, cols, order)
     }
 
-    fn upload(&self, label: &str, sources: &[SourceRows], cols: usize, order: RowOrder) -> Result<GpuMatrix> {
-        let parts = pack_parts(sources, cols, order).map_err(|e| match e {
+    fn upload_experts(&self, label: &str, sources: &[TensorRows], cols: usize, order: RowOrder) -> Result<GpuMatrix> {
+        let before = self.uploaded.get();
+        let matrix = self.upload(label, sources, cols, order)?;
+        self.expert_bytes.set(self.expert_bytes.get() + self.uploaded.get() - before);
+        Ok(matrix)
+    }
+
+    /// Packs the sources into GPU storage made for the whole matrix, a range of rows at a time
+    /// (`matrix_rows.rs`), so the host holds one range of the matrix, not all of it.
+    fn upload(&self, label: &str, sources: &[TensorRows], cols: usize, order: RowOrder) -> Result<GpuMatrix> {
+        let labelled = |e: Error| match e {
             Error::Unsupported(m) => Error::Unsupported(format!("{label}: {m}")),
             other => other,
-        })?;
-        self.uploaded.set(self.uploaded.get() + parts.iter().map(|p| p.gpu_bytes()).sum::<u64>());
-        GpuMatrix::upload_parts(self.gpu, label, &parts)
+        };
+        let reader = RowReader::new(self.file, sources, cols).map_err(labelled)?;
+        let shapes: Vec<(GgmlType, usize)> = sources.iter().map(|s| (s.info.ty, s.rows())).collect();
+        let mut parts = Vec::new();
+        let mut first_row = 0;
+        for (run, format) in plan_parts(&shapes, order).map_err(labelled)? {
+            let rows: usize = shapes[run.clone()].iter().map(|s| s.1).sum();
+            let [quant_words, scale_words] = format.packed_words(rows, cols);
+            let quants = self.gpu.empty_texels(label, quant_words)?;
+            let scales = if scale_words == 0 { None } else { Some(self.gpu.empty_texels(label, scale_words)?) };
+            pack_by_ranges(&reader, &sources[run], format, order, self.range_bytes, |qi, qw, si, sw| {
+                self.gpu.write_texels(&quants, qi, qw)?;
+                if let Some(s) = &scales {
+                    self.gpu.write_texels(s, si, sw)?;
+                }
+                // Hands the range to the GPU now: wgpu holds written bytes in staging memory
+                // until the next submission, which would otherwise be after the whole model.
+                self.gpu.queue.submit([]);
+                Ok(())
+            })
+            .map_err(labelled)?;
+            self.uploaded.set(self.uploaded.get() + (quant_words + scale_words) as u64 * 4);
+            parts.push(MatrixPart { first_row, rows, format, quants, scales });
+            first_row += rows;
+        }
+        Ok(GpuMatrix { rows: first_row, cols, parts })
     }
 }

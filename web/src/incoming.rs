@@ -1,7 +1,7 @@
 //! A model file arriving in chunks (a download streamed by the page), its header checked as
 //! soon as it is in, so a model that cannot run is refused before the rest of it is fetched.
 //! Either the whole file is held in the wasm heap (to be loaded from it), or only its header
-//! (the file is being kept on disk, and is loaded from there a tensor at a time).
+//! (the file is being kept on disk, and is loaded from there a range at a time).
 
 use hearth::gpu::Gpu;
 use hearth::model::Model;
@@ -9,7 +9,9 @@ use hearth::model::gguf::GgufHeader;
 use hearth::{Error, Result};
 
 /// A wasm32 tab addresses at most 4 GiB. What a load holds there: the file when it is loaded
-/// from memory, and the tensor being repacked, twice (read and repacked), plus working room.
+/// from memory, and working room for the header, the vocabulary and the range of a matrix's
+/// rows being repacked (`hearth::model::matrix_rows::RANGE_BYTES`, read and repacked). A file
+/// read from disk holds no more for being large.
 const WASM32_BYTES: u64 = 4 << 30;
 const WORKING_ROOM: u64 = 256 << 20;
 /// A header not parsed within this many bytes is refused (real ones take tens of MB).
@@ -41,7 +43,7 @@ impl Incoming {
     pub fn new(total: Option<u64>, holding: Holding) -> Result<Incoming> {
         let mut bytes = Vec::new();
         if let (Some(total), Holding::WholeFile) = (total, holding) {
-            refuse_beyond_wasm32(Some(total), 0)?;
+            check_tab_room(total)?;
             bytes.try_reserve_exact(total as usize).map_err(|_| {
                 Error::Input(format!(
                     "the browser would not give this tab {:.0} MB for the model file",
@@ -60,7 +62,7 @@ impl Incoming {
                 return Err(Error::Input(format!("the model file is longer than the {total} bytes announced")));
             }
             // A whole download of unknown length is refused once it outgrows what the tab can hold.
-            None if self.holding == Holding::WholeFile => refuse_beyond_wasm32(Some(end), 0)?,
+            None if self.holding == Holding::WholeFile => check_tab_room(end)?,
             _ => {}
         }
         self.received = end;
@@ -100,12 +102,11 @@ impl Incoming {
         };
         self.header_checked = true;
         Model::check_header(gpu, &header)?;
-        let largest = largest_tensor(&header);
         match self.holding {
-            Holding::WholeFile => refuse_beyond_wasm32(self.total, largest),
+            Holding::WholeFile => self.total.map_or(Ok(()), check_tab_room),
             Holding::HeaderOnly => {
                 self.bytes = Vec::new();
-                refuse_beyond_wasm32(None, largest)
+                Ok(())
             }
         }
     }
@@ -127,39 +128,21 @@ impl Incoming {
     }
 }
 
-fn largest_tensor(header: &GgufHeader) -> u64 {
-    header.tensors.iter().map(|t| t.n_bytes).max().unwrap_or(0)
-}
-
-/// Refuses a file whose repacking would not fit the tab (`Model::load` checks the rest):
-/// beside the file itself when it is held in memory (`in_memory`), or alone when it is read a
-/// tensor at a time.
-pub fn check_tab_room(header: &GgufHeader, file_bytes: u64, in_memory: bool) -> Result<()> {
-    refuse_beyond_wasm32(in_memory.then_some(file_bytes), largest_tensor(header))
-}
-
-fn refuse_beyond_wasm32(file_in_memory: Option<u64>, largest_tensor: u64) -> Result<()> {
-    let needed = file_in_memory.unwrap_or(0) + 2 * largest_tensor + WORKING_ROOM;
+/// Refuses a file of `file_bytes` that is to be held in the heap while it is loaded, where
+/// the tab could not also hold the working room.
+pub fn check_tab_room(file_bytes: u64) -> Result<()> {
+    let needed = file_bytes + WORKING_ROOM;
     if needed <= WASM32_BYTES {
         return Ok(());
     }
-    Err(Error::Input(match file_in_memory {
-        Some(file_bytes) => format!(
-            "this model is {:.2} GB; loading it in a browser tab from memory needs about {:.2} GB of \
-             its 4 GB (wasm32) address space, more than there is. Keep it in the browser (the \
-             default for a download) or pick the file, so that it loads a tensor at a time; or use \
-             a smaller quantization or the hearth CLI",
-            file_bytes as f64 / 1e9,
-            needed as f64 / 1e9
-        ),
-        None => format!(
-            "this model's largest tensor is {:.2} GB; repacking it needs about {:.2} GB of a browser \
-             tab's 4 GB (wasm32) address space, more than there is. Use a smaller quantization or \
-             the hearth CLI",
-            largest_tensor as f64 / 1e9,
-            needed as f64 / 1e9
-        ),
-    }))
+    Err(Error::Input(format!(
+        "this model is {:.2} GB; loading it in a browser tab from memory needs about {:.2} GB of \
+         its 4 GB (wasm32) address space, more than there is. Keep it in the browser (the \
+         default for a download) or pick the file, so that it is read from disk a part at a \
+         time; or use a smaller quantization or the hearth CLI",
+        file_bytes as f64 / 1e9,
+        needed as f64 / 1e9
+    )))
 }
 
 #[cfg(test)]

@@ -144,9 +144,9 @@ impl Engine {
     }
 
     /// Loads a model from a file that stays out of the heap (a picked File, or a download
-    /// kept in the browser), reading it a tensor at a time: the heap holds its header and the
-    /// tensor being uploaded. Needs a Web Worker (it reads synchronously). Otherwise as
-    /// `finishLoad`.
+    /// kept in the browser), reading it a range of rows at a time: the heap holds its header,
+    /// the vocabulary and the range being uploaded, whatever the model's size. Needs a Web
+    /// Worker (it reads synchronously). Otherwise as `finishLoad`.
     #[wasm_bindgen(js_name = loadBlob)]
     pub fn load_blob(
         &self,
@@ -160,11 +160,10 @@ impl Engine {
         inner.loaded = None;
         inner.incoming = None;
         let reader = web_sys::FileReaderSync::new()
-            .map_err(|_| JsError::new("reading a model file a tensor at a time needs a Web Worker (FileReaderSync)"))?;
+            .map_err(|_| JsError::new("reading a model file a range at a time needs a Web Worker (FileReaderSync)"))?;
         let file_bytes = blob.size() as u64;
         let read: ReadRange = Box::new(move |offset, len| read_blob(&blob, &reader, offset, len));
         let file = ModelFile::from_ranges(file_bytes, read).map_err(js_error)?;
-        incoming::check_tab_room(&file.header, file_bytes, false).map_err(js_error)?;
         let model = Arc::new(Model::load(inner.gpu.clone(), &file).map_err(js_error)?);
         open_session(&mut inner, model, file_name, file_bytes, ctx, kv)
     }
@@ -194,7 +193,7 @@ impl Engine {
         let file = inner.incoming.take().ok_or_else(|| JsError::new("finishLoad before beginLoad"))?;
         let file = ModelFile::from_bytes(file.finish().map_err(js_error)?).map_err(js_error)?;
         let file_bytes = file.len();
-        incoming::check_tab_room(&file.header, file_bytes, true).map_err(js_error)?;
+        incoming::check_tab_room(file_bytes).map_err(js_error)?;
         let model = Arc::new(Model::load(inner.gpu.clone(), &file).map_err(js_error)?);
         // The weights are on the GPU now: the file's bytes go back to the heap.
         drop(file);
