@@ -173,6 +173,11 @@ async function start() {
     $('load-url').hidden = true;
     document.querySelector('#model-panel .hint').hidden = true;
     $('model-status').textContent = `The server's model: ${served}.`;
+    $('api-key-label').hidden = false;
+    $('api-key').addEventListener('change', async () => {
+      hearth.setApiKey($('api-key').value.trim());
+      $('model-status').textContent = `The server's model: ${await hearth.server()}.`;
+    });
     $('prompt').disabled = false;
     setBusy(false);
     document.body.dataset.ready = 'true';

@@ -150,6 +150,9 @@ export interface Hearth {
   webgpuProblem(): Promise<string | null>;
   /** The model's name where the page came from `hearth serve --web`, else null. */
   server(): Promise<string | null>;
+  /** The key sent to that server where it was started with `--api-key` (kept in this browser;
+   * an empty key forgets it). */
+  setApiKey(key: string): void;
   /** The models kept in this browser (Cache Storage). */
   models: {
     list(): Promise<KeptModel[]>;

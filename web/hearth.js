@@ -77,6 +77,31 @@ function send(name, args, onEvent = () => {}) {
 const call = (name, args, onEvent) => send(name, args, onEvent).result;
 
 let serverModel;
+// The key `hearth serve --api-key` asks for, kept in this browser once given.
+const apiKeyStore = 'hearth-api-key';
+let apiKey = null;
+try {
+  apiKey = localStorage.getItem(apiKeyStore);
+} catch {
+  // Storage refused (a sandboxed frame): the key lasts as long as the page.
+}
+
+/** Sets the API key sent to the hearth server this page came from (`hearth serve --api-key`),
+ * kept in this browser for next time; an empty key forgets it. */
+function setApiKey(key) {
+  apiKey = key || null;
+  // The server's model list is read again with the key.
+  serverModel = undefined;
+  try {
+    if (apiKey) localStorage.setItem(apiKeyStore, apiKey);
+    else localStorage.removeItem(apiKeyStore);
+  } catch {
+    // As above.
+  }
+}
+
+const withKey = (headers = {}) => (apiKey ? { ...headers, authorization: `Bearer ${apiKey}` } : headers);
+
 // The name completions report as their `model`.
 let loadedName = null;
 
@@ -88,7 +113,7 @@ function server() {
       const health = await fetch('health', { cache: 'no-store' });
       const body = health.ok ? await health.json() : null;
       if (!body || typeof body.parallel !== 'number') return null;
-      const models = await (await fetch('v1/models', { cache: 'no-store' })).json();
+      const models = await (await fetch('v1/models', { cache: 'no-store', headers: withKey() })).json();
       return models.data?.[0]?.id ?? 'hearth';
     } catch {
       return null;
@@ -236,8 +261,12 @@ async function* generateOnServer(model, prompt, options) {
   const abort = new AbortController();
   const started = performance.now();
   const response = await fetch(raw ? 'v1/completions' : 'v1/chat/completions', {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: abort.signal,
+    method: 'POST', headers: withKey({ 'content-type': 'application/json' }), body: JSON.stringify(body), signal: abort.signal,
   });
+  if (response.status === 401) {
+    throw new Error(apiKey ? 'the server refused this API key: enter the one `hearth serve --api-key` was given, in Settings'
+      : 'this server needs an API key (`hearth serve --api-key`): enter it in Settings');
+  }
   if (!response.ok) {
     const error = await response.json().catch(() => null);
     throw new Error(error?.error?.message ?? `the server answered HTTP ${response.status}`);
@@ -342,5 +371,5 @@ async function createChatCompletion(request) {
 
 const chat = { completions: { create: createChatCompletion } };
 
-window.hearth = { load, generate, adapterInfo, stats, reset, webgpuProblem, server, chat, models };
+window.hearth = { load, generate, adapterInfo, stats, reset, webgpuProblem, server, setApiKey, chat, models };
 export default window.hearth;

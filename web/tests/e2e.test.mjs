@@ -431,8 +431,9 @@ test('without WebGPU the page says so and what to do', { timeout: 120e3 }, async
 });
 
 /** `hearth serve --web web/dist` with the default model on a free port (the machine's own adapter). */
-async function hearthServe() {
-  const child = spawn(hearthBin, ['serve', '--web', dist, '--port', '0', '--model', model], { stdio: ['ignore', 'ignore', 'pipe'] });
+async function hearthServe(extra = []) {
+  const child = spawn(hearthBin, ['serve', '--web', dist, '--port', '0', '--model', model, ...extra],
+    { stdio: ['ignore', 'ignore', 'pipe'] });
   let said = '';
   const url = await new Promise((resolve, reject) => {
     child.stderr.on('data', (data) => {
@@ -447,7 +448,8 @@ async function hearthServe() {
 }
 
 test('served by hearth serve, a browser without WebGPU chats through the server', { timeout: 10 * 60e3 }, async () => {
-  const hearth = await hearthServe();
+  const key = 'a-key-for-the-page';
+  const hearth = await hearthServe(['--api-key', key]);
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', headless: true, args: quiet,
   });
@@ -460,6 +462,16 @@ test('served by hearth serve, a browser without WebGPU chats through the server'
     await page.waitForSelector('body[data-ready]', { timeout: 120e3 });
     assert.equal(await page.isVisible('#no-webgpu'), false, 'no WebGPU needed');
     assert.match(await page.textContent('#model-status'), /SmolLM2|hearth/i);
+    // A server started with --api-key: without it the page says where to give it, then uses it.
+    const refused = await page.evaluate(() => window.hearth.chat.completions.create({
+      messages: [{ role: 'user', content: 'Hi' }], max_tokens: 1 }).then(() => 'answered', (e) => e.message));
+    assert.match(refused, /needs an API key.*Settings/);
+    await page.click('details summary');
+    await page.fill('#api-key', key);
+    await page.dispatchEvent('#api-key', 'change');
+    await page.click('details summary');
+    assert.equal(await page.evaluate(() => localStorage.getItem('hearth-api-key')), key, 'kept for next time');
+    await page.waitForFunction(() => /smollm2/i.test(document.getElementById('model-status').textContent));
     const prompt = prompts[0];
     const shown = await askInThePage(page, prompt, 5 * 60e3);
     // The server's greedy text is the CLI's on the same (default) adapter.
