@@ -11,7 +11,7 @@
 // Calls run one at a time in the order they came; a load, generate or reset arriving ends the
 // generation running before it at its next token.
 import init, { openEngine } from './pkg/hearth_web.js';
-import { keepWhileReading, keptModel } from './model-cache.js';
+import { deleteModel, keepWhileReading, keptModel } from './model-cache.js';
 import { fileName } from './model-source.js';
 
 let engine = null;
@@ -96,6 +96,20 @@ async function load({ source, ctx = 0, kvType = 'f16', keep = true }, progress) 
   const engine = opened();
   const started = performance.now();
   const input = await openSource(source, keep);
+  try {
+    const model = await loadFrom(engine, input, source, { ctx, kvType }, progress);
+    model.loadSeconds = (performance.now() - started) / 1000;
+    return model;
+  } catch (e) {
+    input.abort?.abort();
+    // A copy this load was writing is not kept when the model did not load (a small file,
+    // such as a page answered in place of a model, is written whole before it is refused).
+    if (input.copying) await input.saved.then((k) => (k.kept ? deleteModel(source) : null)).catch(() => {});
+    throw e;
+  }
+}
+
+async function loadFrom(engine, input, source, { ctx, kvType }, progress) {
   const { total, name, from } = input;
   let kept = { kept: from === 'cache' };
   let blob = input.blob;
@@ -118,15 +132,8 @@ async function load({ source, ctx = 0, kvType = 'f16', keep = true }, progress) 
     }
   }
   progress({ phase: 'upload', loaded: total, total, from });
-  let model;
-  try {
-    model = JSON.parse(blob ? engine.loadBlob(blob, name, ctx, kvType) : engine.finishLoad(name, ctx, kvType));
-  } catch (e) {
-    input.abort?.abort();
-    throw e;
-  }
-  Object.assign(model, { from, kept: kept.kept, ...(kept.why ? { notKept: kept.why } : {}),
-    loadSeconds: (performance.now() - started) / 1000 });
+  const model = JSON.parse(blob ? engine.loadBlob(blob, name, ctx, kvType) : engine.finishLoad(name, ctx, kvType));
+  Object.assign(model, { from, kept: kept.kept, ...(kept.why ? { notKept: kept.why } : {}) });
   progress({ phase: 'done', loaded: total, total, from });
   return model;
 }

@@ -101,6 +101,7 @@ test('greedy ids in the browser equal the native CLI on SwiftShader, and the tex
     // A file that is not a model gets a clear error and leaves the page working.
     const refused = await page.evaluate(() => window.hearth.load('index.html').then(() => 'loaded', (e) => e.message));
     assert.match(refused, /GGUF/i, 'a non-GGUF file is refused by name');
+    assert.deepEqual(await page.evaluate(() => window.hearth.models.list()), [], 'and is not kept');
     // (Not kept, it would be held whole: kept, it would be read a range at a time.)
     const huge = await page.evaluate(() => window.hearth.load('huge.gguf', undefined, { keep: false })
       .then(() => 'loaded', (e) => e.message));
