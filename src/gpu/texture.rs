@@ -151,13 +151,7 @@ impl Gpu {
     fn empty_texels_in(&self, store: WeightStore, label: &str, words: usize, max_rows: u32) -> Result<Texels> {
         let bytes = words as u64 * 4;
         if store == WeightStore::Buffer {
-            self.check_size(label, bytes)?;
-            return Ok(Texels::Buffer(self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: bytes.max(16).next_multiple_of(16),
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            })));
+            return self.buffer(label, bytes).map(Texels::Buffer);
         }
         let (_, height, layers) = self.texel_shape(label, bytes, max_rows)?;
         let texture = self.device.create_texture(&wgpu::TextureDescriptor {

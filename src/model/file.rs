@@ -128,12 +128,6 @@ impl ModelFile {
         }
     }
 
-    /// Whether tensors are read from outside memory (`from_ranges`), where a loader reads a
-    /// large one a part at a time rather than whole.
-    pub fn reads_by_ranges(&self) -> bool {
-        matches!(self.source, Source::Ranges { .. })
-    }
-
     /// The file's bytes (a folder's shards, in order), for fingerprinting; refused for a file
     /// that is not in memory.
     pub fn contents(&self) -> Result<Vec<&[u8]>> {

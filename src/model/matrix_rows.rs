@@ -5,6 +5,7 @@
 use super::file::ModelFile;
 use super::gguf::TensorInfo;
 use crate::quant::layout::TILE_ROWS;
+use crate::quant::pack::source_row_bytes;
 use crate::quant::{GgmlType, RowOrder, SourceRows, WeightFormat, pack_as};
 use crate::{Error, Result};
 use std::borrow::Cow;
@@ -32,8 +33,8 @@ impl<'f> TensorRows<'f> {
     }
 }
 
-/// Where the bytes of source rows come from: a file in memory (or a folder, converted once per
-/// tensor) lends each tensor whole; a file read by ranges is read a range at a time.
+/// Where the bytes of source rows come from: each range is borrowed from a file in memory or
+/// read from one that is not; a folder's tensor is converted whole, once.
 pub struct RowReader<'f> {
     file: &'f ModelFile,
     held: Vec<(&'f str, Cow<'f, [u8]>)>,
@@ -45,7 +46,7 @@ impl<'f> RowReader<'f> {
         let mut held: Vec<(&str, Cow<[u8]>)> = Vec::new();
         for s in sources {
             let rows = s.info.dims.iter().skip(1).product::<u64>();
-            let row_bytes = row_bytes(s.info.ty, cols)?;
+            let row_bytes = source_row_bytes(s.info.ty, cols)?;
             if s.runs.iter().any(|r| r.start > r.end || r.end as u64 > rows)
                 || row_bytes as u64 * rows != s.info.n_bytes
             {
@@ -54,7 +55,7 @@ impl<'f> RowReader<'f> {
                     s.runs, s.info.name
                 )));
             }
-            if !file.reads_by_ranges() && !held.iter().any(|h| h.0 == s.info.name) {
+            if file.is_folder() && !held.iter().any(|h| h.0 == s.info.name) {
                 held.push((&s.info.name, file.data(s.info)?));
             }
         }
@@ -63,7 +64,7 @@ impl<'f> RowReader<'f> {
 
     /// Bytes of rows `rows` of the source (counted across its runs), in one piece.
     fn bytes(&self, source: &TensorRows<'f>, rows: Range<usize>) -> Result<Cow<'_, [u8]>> {
-        let row_bytes = row_bytes(source.info.ty, self.cols)?;
+        let row_bytes = source_row_bytes(source.info.ty, self.cols)?;
         let mut pieces = Vec::new();
         let mut first = 0;
         for run in &source.runs {
@@ -87,13 +88,6 @@ impl<'f> RowReader<'f> {
             None => self.file.data_range(info, range),
         }
     }
-}
-
-fn row_bytes(ty: GgmlType, cols: usize) -> Result<usize> {
-    ty.bytes_for(cols as u64)
-        .filter(|_| cols.is_multiple_of(crate::quant::layout::BLOCK))
-        .map(|b| b as usize)
-        .ok_or_else(|| Error::Unsupported(format!("row length {cols} is not a whole number of {ty} blocks")))
 }
 
 /// Packs `sources` (one part of a matrix, in `format`) a range of whole tiles at a time, about

@@ -54,6 +54,15 @@ pub fn plan_parts(sources: &[(GgmlType, usize)], order: RowOrder) -> Result<Vec<
     }
 }
 
+/// Bytes of one GGUF row of `cols` weights of type `ty`; refused where the row is not whole
+/// 32-weight blocks of that type.
+pub fn source_row_bytes(ty: GgmlType, cols: usize) -> Result<usize> {
+    ty.bytes_for(cols as u64)
+        .filter(|_| cols.is_multiple_of(BLOCK))
+        .map(|b| b as usize)
+        .ok_or_else(|| Error::Unsupported(format!("row length {cols} is not a whole number of {ty} blocks")))
+}
+
 /// Source tensors as one part, in the format their types share.
 pub fn pack(sources: &[SourceRows], cols: usize, order: RowOrder) -> Result<PackedMatrix> {
     let types: Vec<GgmlType> = sources.iter().map(|s| s.ty).collect();
@@ -66,9 +75,7 @@ pub fn pack(sources: &[SourceRows], cols: usize, order: RowOrder) -> Result<Pack
 pub fn pack_as(format: WeightFormat, sources: &[SourceRows], cols: usize, order: RowOrder) -> Result<PackedMatrix> {
     let mut row_bytes = Vec::with_capacity(sources.len());
     for src in sources {
-        let per_row = src.ty.bytes_for(cols as u64).filter(|_| cols.is_multiple_of(BLOCK)).ok_or_else(|| {
-            Error::Unsupported(format!("row length {cols} is not a whole number of {} blocks", src.ty))
-        })? as usize;
+        let per_row = source_row_bytes(src.ty, cols)?;
         if src.bytes.len() != per_row * src.rows {
             return Err(Error::Gguf(format!(
                 "tensor holds {} bytes, expected {} rows of {per_row}",
