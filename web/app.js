@@ -172,11 +172,12 @@ async function start() {
     $('adapter').textContent = `This page runs on the hearth server it came from (${location.host}), on that machine's GPU.`;
     $('load-url').hidden = true;
     document.querySelector('#model-panel .hint').hidden = true;
-    $('model-status').textContent = `The server's model: ${served}.`;
+    const showModel = (name) => { $('model-status').textContent = `The server's model: ${name}.`; };
+    showModel(served);
     $('api-key-label').hidden = false;
     $('api-key').addEventListener('change', async () => {
       hearth.setApiKey($('api-key').value.trim());
-      $('model-status').textContent = `The server's model: ${await hearth.server()}.`;
+      showModel(await hearth.server());
     });
     $('prompt').disabled = false;
     setBusy(false);
