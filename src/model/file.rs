@@ -215,6 +215,21 @@ mod tests {
     }
 
     #[test]
+    fn a_range_of_a_tensor_is_its_bytes_from_memory_or_by_ranges_and_beyond_it_is_refused() {
+        let bytes = TinyLlama::default().to_gguf();
+        let whole = ModelFile::from_bytes(bytes.clone()).unwrap();
+        let (ranged, _) = by_ranges(bytes);
+        let ranged = ranged.unwrap();
+        let t = whole.header.tensors.iter().max_by_key(|t| t.n_bytes).unwrap();
+        let n = t.n_bytes as usize;
+        for file in [&whole, &ranged] {
+            assert_eq!(&file.data_range(t, 3..n / 2).unwrap()[..], &whole.data(t).unwrap()[3..n / 2]);
+            let err = file.data_range(t, n - 4..n + 1).unwrap_err().to_string();
+            assert!(err.contains(&format!("of {}, which has {n}", t.name)), "{err}");
+        }
+    }
+
+    #[test]
     fn a_header_longer_than_the_first_read_is_read_again_whole_and_a_file_that_is_not_gguf_once() {
         // A vocabulary of long tokens: a header past 1 MiB.
         let mut writer = crate::model::gguf_writer::GgufWriter::new();
