@@ -41,7 +41,7 @@ echo "== dist/" >&2
 rm -rf dist
 mkdir -p dist/pkg dist/models
 wasm-bindgen --target web --no-typescript --out-dir dist/pkg "$wasm"
-cp index.html style.css app.js hearth.js engine-worker.js model-cache.js model-source.js sw.js hearth.d.ts dist/
+cp index.html style.css app.js hearth.js engine-worker.js model-cache.js model-source.js range-reader.js sw.js hearth.d.ts dist/
 model="${HEARTH_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/hearth/models}/SmolLM2-135M-Instruct.Q4_1.gguf"
 if [ -f "$model" ]; then
   ln -sf "$model" dist/models/

@@ -11,8 +11,9 @@
 // Calls run one at a time in the order they came; a load, generate or reset arriving ends the
 // generation running before it at its next token.
 import init, { openEngine } from './pkg/hearth_web.js';
-import { deleteModel, keepWhileReading, keptModel } from './model-cache.js';
+import { deleteModel, keepWhileReading, keptModel, whyNotKept } from './model-cache.js';
 import { fileName } from './model-source.js';
+import { rangeReader } from './range-reader.js';
 
 let engine = null;
 let queue = Promise.resolve();
@@ -31,8 +32,9 @@ function opened() {
 }
 
 /** Where the model's bytes come from: a Blob to read a range at a time (a picked file, or a
- * kept copy), or a download's stream: {blob | stream, total, name, from, copying, saved, abort}.
- * A download is kept in this browser while it is read (when `keep` and there is room). */
+ * kept copy), a download's address to read a range at a time (`ranged`: a server that answers
+ * ranges, when the file is not being kept), or a download's stream (held whole, or kept while it
+ * is read: `copying`): {blob | ranged | stream, total, name, from, copying, saved, abort}. */
 async function openSource(source, keep) {
   if (source instanceof Blob) return { blob: source, total: source.size, name: source.name ?? 'model.gguf', from: 'file' };
   const url = source;
@@ -43,19 +45,102 @@ async function openSource(source, keep) {
     return { blob, total: blob.size, name, from: 'cache' };
   }
   const abort = new AbortController();
+  // Its first byte asked for: a server that answers ranges says the file's length with it.
+  let response = await download(url, abort, { range: 'bytes=0-0' });
+  const ranged = response.status === 206 ? rangedLength(response) : 0;
+  if (response.status === 206 && !ranged) response = await again(url, abort, response);
+  const total = ranged || downloadLength(response);
+  const why = keep ? await whyNotKept(total) : null;
+  const saved = Promise.resolve({ kept: false, ...(why ? { why } : {}) });
+  if (ranged && (!keep || why)) {
+    response.body?.cancel().catch(() => {});
+    return { ranged: url, total, name, from: 'network', saved, abort };
+  }
+  if (ranged) response = await again(url, abort, response);
+  if (keep && !why) {
+    const copy = await keepWhileReading(url, response, total);
+    return { stream: copy.body, total, name, from: 'network', copying: true, saved: copy.saved, abort };
+  }
+  return { stream: response.body, total, name, from: 'network', saved, abort };
+}
+
+async function download(url, abort, headers = {}) {
   let response;
   try {
-    response = await fetch(url, { signal: abort.signal });
+    response = await fetch(url, { signal: abort.signal, headers });
   } catch (e) {
     throw new Error(`could not fetch ${url} (${e.message ?? e}: offline, or a site that does not let other pages ` +
       'read its files), and it is not kept in this browser');
   }
   if (!response.ok) throw new Error(`could not fetch ${url}: HTTP ${response.status} ${response.statusText}`);
-  // A compressed response's Content-Length counts compressed bytes: then the size is unknown.
-  const total = response.headers.get('content-encoding') ? 0 : Number(response.headers.get('content-length')) || 0;
-  if (!keep) return { stream: response.body, total, name, from: 'network', abort };
-  const { body, copying, saved } = await keepWhileReading(url, response, total);
-  return { stream: body, total, name, from: 'network', copying, saved, abort };
+  return response;
+}
+
+/** The whole file, `first` (an answer to a range) dropped. */
+function again(url, abort, first) {
+  first.body?.cancel().catch(() => {});
+  return download(url, abort);
+}
+
+/** The file's length from an answer to a range ("bytes 0-0/LENGTH"), 0 when it does not say
+ * (a cross-origin server that does not expose Content-Range). */
+function rangedLength(response) {
+  return Number(/^bytes\s+\d+-\d+\/(\d+)\s*$/i.exec(response.headers.get('content-range') ?? '')?.[1]) || 0;
+}
+
+/** A whole download's length (0: unknown; a compressed response's Content-Length counts
+ * compressed bytes). */
+function downloadLength(response) {
+  return response.headers.get('content-encoding') ? 0 : Number(response.headers.get('content-length')) || 0;
+}
+
+/** What a range-at-a-time load tells `progress`: the bytes read so far. */
+function readProgress(total, from, progress) {
+  let loaded = 0;
+  return (bytes) => {
+    loaded = Math.min(total, loaded + bytes);
+    progress({ phase: 'read', loaded, total, from });
+  };
+}
+
+/** Reads `blob` a range at a time, synchronously (FileReaderSync: this is a worker). */
+function blobReader(blob, told) {
+  const reader = new FileReaderSync();
+  return (offset, len) => {
+    let bytes;
+    try {
+      bytes = new Uint8Array(reader.readAsArrayBuffer(blob.slice(offset, offset + len)));
+    } catch (e) {
+      throw new Error(`${e.message ?? e} (was the file moved or deleted?)`);
+    }
+    told(bytes.length);
+    return bytes;
+  };
+}
+
+/** Bytes `first..=last` of `url`, by a synchronous ranged request (this is a worker). */
+function fetchRange(url, first, last) {
+  const broke = (why) => new Error(`the download of ${url} broke at byte ${first}: ${why}`);
+  const request = new XMLHttpRequest();
+  request.open('GET', url, false);
+  request.responseType = 'arraybuffer';
+  request.setRequestHeader('range', `bytes=${first}-${last}`);
+  try {
+    request.send();
+  } catch (e) {
+    throw broke(e.message ?? e);
+  }
+  if (request.status !== 206) throw broke(`HTTP ${request.status} ${request.statusText}`.trim());
+  const bytes = new Uint8Array(request.response);
+  if (bytes.length !== last - first + 1) throw broke(`${bytes.length} bytes came where ${last - first + 1} were asked for`);
+  return bytes;
+}
+
+/** A range-at-a-time reader of `input`, or null for a stream. */
+function readerOf({ blob, ranged, total, from }, progress) {
+  if (blob) return blobReader(blob, readProgress(total, from, progress));
+  if (ranged) return rangeReader((first, last) => fetchRange(ranged, first, last), total, readProgress(total, from, progress));
+  return null;
 }
 
 /** Streams a download into the engine: the whole file, or (`headerOnly`) just enough to check
@@ -88,9 +173,10 @@ async function receive(engine, { stream, total, from, abort }, headerOnly, progr
 }
 
 /**
- * Loads a model. A picked file or a kept copy is read a range at a time, so the wasm heap never
- * holds the file; a download that is being kept is checked from its header as it arrives, then
- * loaded from the kept copy the same way; one that is not kept is held whole while it loads.
+ * Loads a model. A picked file, a kept copy and a download from a server that answers ranges
+ * are read a range at a time, so the wasm heap never holds the file; a download that is being
+ * kept is checked from its header as it arrives, then loaded from the kept copy the same way;
+ * only a download not kept from a server that ignores ranges is held whole while it loads.
  */
 async function load({ source, ctx = 0, kvType = 'f16', keep = true }, progress) {
   const engine = opened();
@@ -111,10 +197,9 @@ async function load({ source, ctx = 0, kvType = 'f16', keep = true }, progress) 
 
 async function loadFrom(engine, input, source, { ctx, kvType }, progress) {
   const { total, name, from } = input;
-  let kept = { kept: from === 'cache' };
-  let blob = input.blob;
-  if (!blob) {
-    // Held whole unless a copy is being written to load from.
+  let kept = input.copying ? null : await (input.saved ?? { kept: from === 'cache' });
+  let read = readerOf(input, progress);
+  if (!read) {
     const loaded = await receive(engine, input, Boolean(input.copying), progress);
     if (input.copying) {
       // The copy is written behind the engine's reading; it may still be going.
@@ -122,17 +207,17 @@ async function loadFrom(engine, input, source, { ctx, kvType }, progress) {
       kept = await input.saved;
       const copy = kept.kept ? await keptModel(source) : null;
       if (copy) {
-        blob = await copy.blob();
+        read = readerOf({ blob: await copy.blob(), total, from: 'cache' }, progress);
       } else {
-        // Not kept after all (the quota ran out while writing): fetched again, held whole.
-        await receive(engine, await openSource(source, false), false, progress);
+        // Not kept after all (the quota ran out while writing): fetched again.
+        const fetched = await openSource(source, false);
+        read = readerOf(fetched, progress);
+        if (!read) await receive(engine, fetched, false, progress);
       }
-    } else if (input.saved) {
-      kept = await input.saved;
     }
   }
-  progress({ phase: 'upload', loaded: total, total, from });
-  const model = JSON.parse(blob ? engine.loadBlob(blob, name, ctx, kvType) : engine.finishLoad(name, ctx, kvType));
+  if (!read) progress({ phase: 'upload', loaded: total, total, from });
+  const model = JSON.parse(read ? engine.loadRanges(total, read, name, ctx, kvType) : engine.finishLoad(name, ctx, kvType));
   Object.assign(model, { from, kept: kept.kept, ...(kept.why ? { notKept: kept.why } : {}) });
   progress({ phase: 'done', loaded: total, total, from });
   return model;

@@ -2,8 +2,10 @@
 // `window.hearth` once it has loaded.
 
 export interface LoadProgress {
-  /** 'read': bytes arriving (a download); 'keep': the download is being written to this
-   * browser's copy, from which 'upload' then reads the model a range at a time. */
+  /** 'read': bytes arriving (downloaded, or read from a file or this browser's copy; a file
+   * read a range at a time goes to the GPU as it is read); 'keep': the download is being
+   * written to this browser's copy, which is then read; 'upload': a download held whole (from a
+   * server that does not answer ranges, when not kept) goes to the GPU. */
   phase: 'read' | 'upload' | 'keep' | 'done';
   /** Bytes read so far. */
   loaded: number;
@@ -40,8 +42,8 @@ export interface ModelInfo {
   notKept?: string;
   /** Seconds from the call to the model being ready. */
   loadSeconds: number;
-  /** The wasm heap's size after the load (its peak): a picked or kept file is read a range at
-   * a time and never held whole. */
+  /** The wasm heap's size after the load (its peak): a file is read a range at a time and
+   * never held whole, unless it is a download not kept from a server that ignores ranges. */
   heapBytes: number;
   [key: string]: unknown;
 }

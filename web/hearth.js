@@ -169,10 +169,10 @@ async function adapterInfo() {
 
 /**
  * Loads a GGUF from a URL (or a Hugging Face file, see model-source.js) or a File, in the
- * engine's worker (engine-worker.js): a File or a kept copy is read a range at a time, a
- * download is streamed in and refused as soon as its header shows a model that cannot run
- * here. A URL's download is kept in this browser (`keep: false` not to), and a kept one loads
- * from disk. `ctx`: the context in tokens (0: the model's, at
+ * engine's worker (engine-worker.js), a range at a time (the file is never held in memory;
+ * only a download not kept, from a server that does not answer ranges, is held whole) and
+ * refused as soon as its header shows a model that cannot run here. A URL's download is kept
+ * in this browser (`keep: false` not to), and a kept one loads from disk. `ctx`: the context in tokens (0: the model's, at
  * most 4096); `kvType`: how the KV cache stores keys and values ('f16', 'q8_0', 'q4_0' or
  * 'f32').
  */

@@ -56,16 +56,21 @@ function notKept(needed, free) {
     'Delete kept models you no longer use, or free disk space, and load it again to keep it.';
 }
 
+/** Why a download of `total` bytes (0: unknown) cannot be kept in this browser, or null when
+ * there is room to try. */
+export async function whyNotKept(total) {
+  if (!available()) return 'this browser keeps no files for this page';
+  const { usage, quota } = await storageUse();
+  if (total && quota !== null && usage !== null && total > quota - usage) return notKept(total, quota - usage);
+  return null;
+}
+
 /**
  * Keeps the download `response` of `total` bytes (0: unknown) under `url` while the engine reads
- * it. Returns the body for the engine, whether a copy is being written (`copying`: not where the
- * browser keeps no files or the site has no room for this one), and a promise of {kept, why}.
+ * it (`whyNotKept` having found room). Returns the body for the engine and a promise of
+ * {kept, why}: the quota may still run out while the copy is written.
  */
 export async function keepWhileReading(url, response, total) {
-  const notCopied = (why) => ({ body: response.body, copying: false, saved: Promise.resolve({ kept: false, why }) });
-  if (!available()) return notCopied('this browser keeps no files for this page');
-  const { usage, quota } = await storageUse();
-  if (total && quota !== null && usage !== null && total > quota - usage) return notCopied(notKept(total, quota - usage));
   const [body, copy] = response.body.tee();
   const headers = { 'content-type': 'application/octet-stream', [SAVED_AT]: new Date().toISOString() };
   if (total) headers[BYTES] = String(total);
@@ -82,5 +87,5 @@ export async function keepWhileReading(url, response, total) {
       return { kept: false, why: notKept(total, (limit ?? 0) - (now ?? 0)) };
     },
   );
-  return { body, copying: true, saved };
+  return { body, saved };
 }

@@ -3,7 +3,7 @@
 // picked up whenever the server answers; the kept copy when it does not. Other requests (models,
 // a hearth server's API) are not touched.
 const CACHE = 'hearth-page';
-const FILES = ['./', 'index.html', 'style.css', 'app.js', 'hearth.js', 'engine-worker.js', 'model-cache.js', 'model-source.js',
+const FILES = ['./', 'index.html', 'style.css', 'app.js', 'hearth.js', 'engine-worker.js', 'model-cache.js', 'model-source.js', 'range-reader.js',
   'pkg/hearth_web.js', 'pkg/hearth_web_bg.wasm'];
 
 const scope = () => new URL(self.registration.scope);

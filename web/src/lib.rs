@@ -80,20 +80,24 @@ fn heap_bytes() -> u64 {
     memory.buffer().unchecked_into::<js_sys::ArrayBuffer>().byte_length() as u64
 }
 
-/// `len` bytes of `blob` from `offset`, read synchronously (a worker's FileReaderSync).
-fn read_blob(
-    blob: &web_sys::Blob,
-    reader: &web_sys::FileReaderSync,
-    offset: u64,
-    len: usize,
-) -> hearth::Result<Vec<u8>> {
-    let failed = |what: &str, e: JsValue| {
-        hearth::Error::Input(format!("{what} the model file at byte {offset} failed: {e:?} (was it moved or deleted?)"))
-    };
-    let part =
-        blob.slice_with_f64_and_f64(offset as f64, (offset + len as u64) as f64).map_err(|e| failed("slicing", e))?;
-    let buffer = reader.read_as_array_buffer(&part).map_err(|e| failed("reading", e))?;
-    let view = js_sys::Uint8Array::new(&buffer);
+/// What a JavaScript exception says.
+fn js_message(e: &JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| format!("{e:?}"))
+}
+
+/// `len` bytes of the model file from `offset`, from the page's synchronous reader
+/// `read(offset, len)` (a Uint8Array).
+fn read_through(read: &js_sys::Function, offset: u64, len: usize) -> hearth::Result<Vec<u8>> {
+    let got =
+        read.call2(&JsValue::NULL, &JsValue::from_f64(offset as f64), &JsValue::from_f64(len as f64)).map_err(|e| {
+            hearth::Error::Input(format!("reading the model file at byte {offset} failed: {}", js_message(&e)))
+        })?;
+    let view: js_sys::Uint8Array = got.dyn_into().map_err(|_| {
+        hearth::Error::Input(format!("the model file's reader gave no bytes at byte {offset} (a Uint8Array is needed)"))
+    })?;
     if view.length() as usize != len {
         return Err(hearth::Error::Input(format!(
             "the model file gave {} bytes at byte {offset} where {len} were asked for: it changed while it was read",
@@ -143,14 +147,16 @@ impl Engine {
         Ok(())
     }
 
-    /// Loads a model from a file that stays out of the heap (a picked File, or a download
-    /// kept in the browser), reading it a range of rows at a time: the heap holds its header,
-    /// the vocabulary and the range being uploaded, whatever the model's size. Needs a Web
-    /// Worker (it reads synchronously). Otherwise as `finishLoad`.
-    #[wasm_bindgen(js_name = loadBlob)]
-    pub fn load_blob(
+    /// Loads a model from a file of `total` bytes that stays out of the heap, reading it a range
+    /// of rows at a time through `read(offset, len)`, which returns a Uint8Array synchronously
+    /// (in the worker: FileReaderSync over a picked File or a kept copy, ranged requests over a
+    /// download): the heap holds the header, the vocabulary and the range being uploaded,
+    /// whatever the model's size. Otherwise as `finishLoad`.
+    #[wasm_bindgen(js_name = loadRanges)]
+    pub fn load_ranges(
         &self,
-        blob: web_sys::Blob,
+        total: f64,
+        read: js_sys::Function,
         file_name: String,
         ctx: u32,
         kv_type: String,
@@ -159,11 +165,12 @@ impl Engine {
         let mut inner = self.inner()?;
         inner.loaded = None;
         inner.incoming = None;
-        let reader = web_sys::FileReaderSync::new()
-            .map_err(|_| JsError::new("reading a model file a range at a time needs a Web Worker (FileReaderSync)"))?;
-        let file_bytes = blob.size() as u64;
-        let read: ReadRange = Box::new(move |offset, len| read_blob(&blob, &reader, offset, len));
-        let file = ModelFile::from_ranges(file_bytes, read).map_err(js_error)?;
+        if !(total.is_finite() && total > 0.0) {
+            return Err(JsError::new(&format!("a model file of {total} bytes cannot be read by ranges")));
+        }
+        let file_bytes = total as u64;
+        let reader: ReadRange = Box::new(move |offset, len| read_through(&read, offset, len));
+        let file = ModelFile::from_ranges(file_bytes, reader).map_err(js_error)?;
         let model = Arc::new(Model::load(inner.gpu.clone(), &file).map_err(js_error)?);
         open_session(&mut inner, model, file_name, file_bytes, ctx, kv)
     }
