@@ -1,15 +1,16 @@
 // The Q|K|V kernels' cache epilogue (CACHE): rows Q_ROWS.. of their output are this token's
 // keys and then its values (KV_ROWS each); besides y, each octet of them goes into the layer's
-// cache textures as two texels of its token's position (kv_write.wgsl's layout: texel x of position p
-// at kv_slot.wgsl's place), keys rotated on the way. Only for neighbour-pair RoPE
-// (not NEOX), where an octet holds whole pairs (src/ops/linear.rs checks).
+// cache textures at its token's position (kv_write.wgsl's layout: texel x of position p at
+// kv_slot.wgsl's place; an octet is two f32 texels or one f16 texel), keys rotated on the
+// way. Only for neighbour-pair RoPE (not NEOX), where an octet holds whole pairs
+// (src/ops/linear.rs checks).
 // Constants: Q_ROWS, KV_ROWS, HD (head size), RD (rotated dimensions), KV_SLOTS, KV_H.
 
 #include "step.wgsl"
 
 #if KV_F16
-@group(0) @binding(8) var k_cache: texture_storage_2d_array<rgba16float, write>;
-@group(0) @binding(9) var v_cache: texture_storage_2d_array<rgba16float, write>;
+@group(0) @binding(8) var k_cache: texture_storage_2d_array<rgba32uint, write>;
+@group(0) @binding(9) var v_cache: texture_storage_2d_array<rgba32uint, write>;
 #else
 @group(0) @binding(8) var k_cache: texture_storage_2d_array<rgba32float, write>;
 @group(0) @binding(9) var v_cache: texture_storage_2d_array<rgba32float, write>;
@@ -21,12 +22,26 @@
 #include "kv_slot.wgsl"
 #include "f16_round.wgsl"
 
-// What the cache stores of `v`: f16 rounding to nearest itself (f16_round.wgsl).
-fn cached4(v: vec4<f32>) -> vec4<f32> {
+// Stores elements a then b (an octet) at texel column `x` of an f32 cache, x / 2 of an f16
+// one (f16_round.wgsl rounds them to nearest itself).
+fn store_octet(is_value: bool, x: u32, slot: KvAt, a: vec4<f32>, b: vec4<f32>) {
 #if KV_F16
-    return f16_round(v);
+    let at = vec2<u32>(x / 2u, slot.texel_row);
+    if is_value {
+        textureStore(v_cache, at, slot.layer, f16_texel(a, b));
+    } else {
+        textureStore(k_cache, at, slot.layer, f16_texel(a, b));
+    }
 #else
-    return v;
+    let at = vec2<u32>(x, slot.texel_row);
+    let next = at + vec2<u32>(1u, 0u);
+    if is_value {
+        textureStore(v_cache, at, slot.layer, a);
+        textureStore(v_cache, next, slot.layer, b);
+    } else {
+        textureStore(k_cache, at, slot.layer, a);
+        textureStore(k_cache, next, slot.layer, b);
+    }
 #endif
 }
 
@@ -56,13 +71,9 @@ fn cache_store(row0: u32, t: u32, sums_a: vec4<f32>, sums_b: vec4<f32>) {
     let pos = row_pos(t);
     let slot = kv_at(row_seq(t), pos);
     if r >= KV_ROWS {
-        let at = vec2<u32>((r - KV_ROWS) / 4u, slot.texel_row);
-        textureStore(v_cache, at, slot.layer, cached4(a));
-        textureStore(v_cache, at + vec2<u32>(1u, 0u), slot.layer, cached4(b));
+        store_octet(true, (r - KV_ROWS) / 4u, slot, a, b);
         return;
     }
-    let at = vec2<u32>(r / 4u, slot.texel_row);
     let d0 = r % HD;
-    textureStore(k_cache, at, slot.layer, cached4(rotated4(a, d0, pos)));
-    textureStore(k_cache, at + vec2<u32>(1u, 0u), slot.layer, cached4(rotated4(b, d0 + 4u, pos)));
+    store_octet(false, r / 4u, slot, rotated4(a, d0, pos), rotated4(b, d0 + 4u, pos));
 }

@@ -1,8 +1,8 @@
 // Reading a layer's key and value caches in their type's layout (src/gpu/kv_type.rs), sixteen
 // elements at a time: `key_chunk(at, kv_head, c)` is elements 16c..16c+15 of head `kv_head`
-// of the key row at `at` (kv_slot.wgsl), as four vec4 columns; `value_chunk` likewise. Float
-// types take four texel fetches per chunk; q8_0 one, q4_0 half of one, plus a scale word.
-// Constants: HD, KV_F16 / KV_Q8 / KV_Q4 / KV_QUANT (float textures when none is set).
+// of the key row at `at` (kv_slot.wgsl), as four vec4 columns; `value_chunk` likewise. f32
+// takes four texel fetches per chunk, f16 two, q8_0 one, q4_0 half of one, plus a scale word.
+// Constants: HD, KV_F16 / KV_Q8 / KV_Q4 / KV_QUANT / KV_UINT (f32 textures when none is set).
 
 #if KV_QUANT
 @group(0) @binding(2) var k_cache: texture_2d_array<u32>;
@@ -59,6 +59,30 @@ fn value_chunk(at: KvAt, kv_head: u32, c: u32) -> mat4x4<f32> {
     return decoded(q, c, d);
 }
 #else
+#if KV_F16
+@group(0) @binding(2) var k_cache: texture_2d_array<u32>;
+@group(0) @binding(3) var v_cache: texture_2d_array<u32>;
+
+// Sixteen f16 elements from the two texels holding them.
+fn halves(a: vec4<u32>, b: vec4<u32>) -> mat4x4<f32> {
+    return mat4x4<f32>(vec4<f32>(unpack2x16float(a.x), unpack2x16float(a.y)),
+                       vec4<f32>(unpack2x16float(a.z), unpack2x16float(a.w)),
+                       vec4<f32>(unpack2x16float(b.x), unpack2x16float(b.y)),
+                       vec4<f32>(unpack2x16float(b.z), unpack2x16float(b.w)));
+}
+
+fn key_chunk(at: KvAt, kv_head: u32, c: u32) -> mat4x4<f32> {
+    let x = kv_head * (HD / 8u) + c * 2u;
+    return halves(textureLoad(k_cache, vec2<u32>(x, at.texel_row), at.layer, 0),
+                  textureLoad(k_cache, vec2<u32>(x + 1u, at.texel_row), at.layer, 0));
+}
+
+fn value_chunk(at: KvAt, kv_head: u32, c: u32) -> mat4x4<f32> {
+    let x = kv_head * (HD / 8u) + c * 2u;
+    return halves(textureLoad(v_cache, vec2<u32>(x, at.texel_row), at.layer, 0),
+                  textureLoad(v_cache, vec2<u32>(x + 1u, at.texel_row), at.layer, 0));
+}
+#else
 @group(0) @binding(2) var k_cache: texture_2d_array<f32>;
 @group(0) @binding(3) var v_cache: texture_2d_array<f32>;
 
@@ -77,4 +101,5 @@ fn value_chunk(at: KvAt, kv_head: u32, c: u32) -> mat4x4<f32> {
                        textureLoad(v_cache, vec2<u32>(x + 2u, at.texel_row), at.layer, 0),
                        textureLoad(v_cache, vec2<u32>(x + 3u, at.texel_row), at.layer, 0));
 }
+#endif
 #endif

@@ -15,15 +15,13 @@ struct Shift {
 
 @group(0) @binding(0) var<uniform> shift: Shift;
 @group(0) @binding(1) var<storage, read> rope_cs: array<vec2<f32>>;
-#if KV_QUANT
+#if KV_UINT
 @group(0) @binding(4) var shifted: texture_storage_2d_array<rgba32uint, write>;
-@group(0) @binding(7) var shifted_scales: texture_storage_2d_array<r32uint, write>;
-#else
-#if KV_F16
-@group(0) @binding(4) var shifted: texture_storage_2d_array<rgba16float, write>;
 #else
 @group(0) @binding(4) var shifted: texture_storage_2d_array<rgba32float, write>;
 #endif
+#if KV_QUANT
+@group(0) @binding(7) var shifted_scales: texture_storage_2d_array<r32uint, write>;
 #endif
 
 #include "kv_slot.wgsl"
@@ -38,17 +36,19 @@ fn cached(base: u32, d: u32, pos: u32, inv: f32, is_value: bool) -> f32 {
     return head[d] * r.c + head[r.partner] * r.s;
 }
 
-#if KV_QUANT
+#if KV_UINT
 fn store_texel(is_value: bool, x: u32, slot: KvAt, q: vec4<u32>) {
     textureStore(shifted, vec2<u32>(x, slot.texel_row), slot.layer, q);
-}
-
-fn store_scales(is_value: bool, x: u32, slot: KvAt, word: vec4<u32>) {
-    textureStore(shifted_scales, vec2<u32>(x, slot.texel_row), slot.layer, word);
 }
 #else
 fn store_texel(is_value: bool, x: u32, slot: KvAt, v: vec4<f32>) {
     textureStore(shifted, vec2<u32>(x, slot.texel_row), slot.layer, v);
+}
+#endif
+
+#if KV_QUANT
+fn store_scales(is_value: bool, x: u32, slot: KvAt, word: vec4<u32>) {
+    textureStore(shifted_scales, vec2<u32>(x, slot.texel_row), slot.layer, word);
 }
 #endif
 

@@ -2,11 +2,11 @@
 // (src/gpu/kv_type.rs): `store_head`, called by the 64 lanes of a workgroup. A quantized
 // type's blocks go two per invocation (they share a scale word), scaled so the largest
 // magnitude maps to 127 (q8_0) or the element of largest magnitude to -8 (q4_0), as
-// `quantize_block` does; a float type's elements four per texel (f16 rounded to nearest).
+// `quantize_block` does; f32 elements four per texel, f16 ones eight (rounded to nearest).
 // The includer says what the elements are, `cached(base, d, pos, inv, is_value) -> f32`, and
-// where they go: `store_texel(is_value, x, slot, texel)` (a vec4<u32> of a quantized type,
-// else vec4<f32>) and, for a quantized type, `store_scales(is_value, x, slot, word)`.
-// Constants: HD, the type's flags (KV_F16, KV_Q8, KV_Q4, KV_QUANT).
+// where they go: `store_texel(is_value, x, slot, texel)` (a vec4<u32> where KV_UINT, else
+// vec4<f32>) and, for a quantized type, `store_scales(is_value, x, slot, word)`.
+// Constants: HD, the type's flags (KV_F16, KV_Q8, KV_Q4, KV_QUANT, KV_UINT).
 
 #if KV_QUANT
 // Quantizes elements first..first+31 of head `kv_head` into its cache row; returns the
@@ -67,15 +67,24 @@ fn store_head(base: u32, pos: u32, inv: f32, is_value: bool, kv_head: u32, slot:
         store_scales(is_value, kv_head * SCALE_WORDS + pair, slot, vec4<u32>(pack2x16float(scales), 0u, 0u, 0u));
     }
 #else
+#if KV_F16
+    for (var j = lane; j < HD / 8u; j += 64u) {
+        var a: vec4<f32>;
+        var b: vec4<f32>;
+        for (var k = 0u; k < 4u; k++) {
+            a[k] = cached(base, 8u * j + k, pos, inv, is_value);
+            b[k] = cached(base, 8u * j + 4u + k, pos, inv, is_value);
+        }
+        store_texel(is_value, kv_head * (HD / 8u) + j, slot, f16_texel(a, b));
+    }
+#else
     for (var j = lane; j < HD / 4u; j += 64u) {
         var v: vec4<f32>;
         for (var k = 0u; k < 4u; k++) {
             v[k] = cached(base, 4u * j + k, pos, inv, is_value);
         }
-#if KV_F16
-        v = f16_round(v);
-#endif
         store_texel(is_value, kv_head * (HD / 4u) + j, slot, v);
     }
+#endif
 #endif
 }

@@ -16,19 +16,16 @@
 @group(0) @binding(1) var<storage, read_write> qkv: array<f32>;
 #if !QUERIES_ONLY
 @group(0) @binding(2) var<storage, read> rope_cs: array<vec2<f32>>;
-#if KV_QUANT
+#if KV_UINT
 @group(0) @binding(3) var k_cache: texture_storage_2d_array<rgba32uint, write>;
 @group(0) @binding(4) var v_cache: texture_storage_2d_array<rgba32uint, write>;
-@group(0) @binding(7) var k_scales: texture_storage_2d_array<r32uint, write>;
-@group(0) @binding(8) var v_scales: texture_storage_2d_array<r32uint, write>;
-#else
-#if KV_F16
-@group(0) @binding(3) var k_cache: texture_storage_2d_array<rgba16float, write>;
-@group(0) @binding(4) var v_cache: texture_storage_2d_array<rgba16float, write>;
 #else
 @group(0) @binding(3) var k_cache: texture_storage_2d_array<rgba32float, write>;
 @group(0) @binding(4) var v_cache: texture_storage_2d_array<rgba32float, write>;
 #endif
+#if KV_QUANT
+@group(0) @binding(7) var k_scales: texture_storage_2d_array<r32uint, write>;
+@group(0) @binding(8) var v_scales: texture_storage_2d_array<r32uint, write>;
 #endif
 #endif
 #if QK_NORM
@@ -82,20 +79,12 @@ fn cached(base: u32, d: u32, pos: u32, inv: f32, is_value: bool) -> f32 {
 
 #if !QUERIES_ONLY
 // Where kv_store.wgsl puts a head: the key or the value cache.
-#if KV_QUANT
+#if KV_UINT
 fn store_texel(is_value: bool, x: u32, slot: KvAt, q: vec4<u32>) {
     if is_value {
         textureStore(v_cache, vec2<u32>(x, slot.texel_row), slot.layer, q);
     } else {
         textureStore(k_cache, vec2<u32>(x, slot.texel_row), slot.layer, q);
-    }
-}
-
-fn store_scales(is_value: bool, x: u32, slot: KvAt, word: vec4<u32>) {
-    if is_value {
-        textureStore(v_scales, vec2<u32>(x, slot.texel_row), slot.layer, word);
-    } else {
-        textureStore(k_scales, vec2<u32>(x, slot.texel_row), slot.layer, word);
     }
 }
 #else
@@ -104,6 +93,16 @@ fn store_texel(is_value: bool, x: u32, slot: KvAt, v: vec4<f32>) {
         textureStore(v_cache, vec2<u32>(x, slot.texel_row), slot.layer, v);
     } else {
         textureStore(k_cache, vec2<u32>(x, slot.texel_row), slot.layer, v);
+    }
+}
+#endif
+
+#if KV_QUANT
+fn store_scales(is_value: bool, x: u32, slot: KvAt, word: vec4<u32>) {
+    if is_value {
+        textureStore(v_scales, vec2<u32>(x, slot.texel_row), slot.layer, word);
+    } else {
+        textureStore(k_scales, vec2<u32>(x, slot.texel_row), slot.layer, word);
     }
 }
 #endif

@@ -39,7 +39,7 @@ impl KvTexture {
 
     /// This cache bound for reading at `binding`, its scales (if any) at `scale_binding`.
     pub fn read_binds(&self, binding: u32, scale_binding: u32) -> Vec<(u32, Slot, Bind<'_>)> {
-        let slot = if self.kind.is_quantized() { Slot::Texels } else { Slot::TextureF32 };
+        let slot = if self.kind.in_words() { Slot::Texels } else { Slot::TextureF32 };
         let mut binds = vec![(binding, slot, Bind::Texture(&self.view))];
         if let Some((_, view)) = &self.scales {
             binds.push((scale_binding, Slot::Texels, Bind::Texture(view)));

@@ -1,6 +1,10 @@
 //! How the KV cache stores its keys and values (`--kv-type`). Every type keeps one texture row
 //! per position (src/gpu/texture.rs, `KvTexture`):
-//! - `f32`, `f16`: `rgba32float` / `rgba16float`, texel x holding elements 4x..4x+3;
+//! - `f32`: `rgba32float`, texel x holding elements 4x..4x+3;
+//! - `f16`: `rgba32uint`, texel x holding elements 8x..8x+7 as f16 pairs, word w elements
+//!   8x+2w (low half) and 8x+2w+1, so a row's bytes are its f16 values in order: a software
+//!   adapter fetches a texel at a time, and half the fetches of `rgba16float` made attention
+//!   over a long context 1.5x faster on lavapipe (benches/kernels.rs attention);
 //! - `q8_0`, `q4_0`: blocks of 32 elements with one scale each, as in GGUF: the quants in an
 //!   `rgba32uint` texture (q8_0: texel x holds elements 16x..16x+15, a byte each, 4 per word
 //!   from the low byte up; q4_0: texel x holds block x, word w elements 8w..8w+7, a nibble each
@@ -69,15 +73,15 @@ impl KvType {
     pub fn format(self) -> wgpu::TextureFormat {
         match self {
             KvType::F32 => wgpu::TextureFormat::Rgba32Float,
-            KvType::F16 => wgpu::TextureFormat::Rgba16Float,
-            KvType::Q8_0 | KvType::Q4_0 => wgpu::TextureFormat::Rgba32Uint,
+            KvType::F16 | KvType::Q8_0 | KvType::Q4_0 => wgpu::TextureFormat::Rgba32Uint,
         }
     }
 
     /// Texels of one row of `width` elements.
     pub fn texels(self, width: usize) -> u32 {
         (match self {
-            KvType::F32 | KvType::F16 => width / 4,
+            KvType::F32 => width / 4,
+            KvType::F16 => width / 8,
             KvType::Q8_0 => width / 16,
             KvType::Q4_0 => width / 32,
         }) as u32
@@ -90,8 +94,7 @@ impl KvType {
 
     /// Bytes of one row of `n_heads` heads of `head_dim`, scales included.
     pub fn row_bytes(self, n_heads: usize, head_dim: usize) -> u64 {
-        let texel: u64 = if self == KvType::F16 { 8 } else { 16 };
-        self.texels(n_heads * head_dim) as u64 * texel + self.scale_words(n_heads, head_dim) as u64 * 4
+        self.texels(n_heads * head_dim) as u64 * 16 + self.scale_words(n_heads, head_dim) as u64 * 4
     }
 
     /// The flags shaders/kv_read.wgsl and shaders/kv_write.wgsl select the type by.
@@ -100,6 +103,12 @@ impl KvType {
             .flag("KV_Q8", self == KvType::Q8_0)
             .flag("KV_Q4", self == KvType::Q4_0)
             .flag("KV_QUANT", self.is_quantized())
+            .flag("KV_UINT", self.in_words())
+    }
+
+    /// Whether the value texture holds u32 words (every type but f32).
+    pub fn in_words(self) -> bool {
+        self != KvType::F32
     }
 
     /// `row` (heads of `head_dim`) as this type stores it and reads it back.
