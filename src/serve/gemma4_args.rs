@@ -36,7 +36,10 @@ struct Rules<'a> {
     any: bool,
 }
 
-const INTEGER: &str = r"/-?(0|[1-9][0-9]*)/";
+/// At most 15 digits: the call is read back through serde_json, which would turn a longer
+/// integer into a float (3.3e30 where a random model wrote 31 digits), and every client's
+/// JSON (JavaScript's numbers included) holds these exactly.
+const INTEGER: &str = r"/-?(0|[1-9][0-9]{0,14})/";
 const NUMBER: &str = r"/-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/";
 /// A string's text: anything but the delimiter token (which no text can spell).
 const TEXT: &str = r"/[^\x00]+/";
